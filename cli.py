@@ -1,0 +1,216 @@
+"""stressgrid command line: parse, call the library, map errors to one line and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from core import StressGridError
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+DEMO_BATCH = EXAMPLES / "demo_batch.yaml"
+#: exit code for a batch whose limits are breached (with --fail-on-breach)
+EXIT_USER_ERROR = 2
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """Map stressgrid errors to ``error: ...`` on stderr and the error's exit code (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StressGridError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; outputs written so far are kept", 130)
+
+    return wrapper
+
+
+def run_options(fn):
+    """Options shared by the commands that run a batch."""
+    fn = click.option("--history", type=click.Path(dir_okay=False), default=None,
+                      help="Factor history (CSV or Parquet: a 'date' column and one column per factor) instead of the bundled data.")(fn)
+    fn = click.option("--address", default=None,
+                      help="Join an existing Ray cluster: auto, HOST:PORT or ray://HOST:10001. Default: start an embedded local instance.")(fn)
+    fn = click.option("--workers", type=click.IntRange(min=1), default=None,
+                      help="Tasks in flight at once (default: the cluster's CPUs). Results do not depend on it.")(fn)
+    fn = click.option("--serial", is_flag=True, help="Run every task in this process, without Ray.")(fn)
+    fn = click.option("--quiet", "-q", is_flag=True, help="Print no progress or summary, only errors.")(fn)
+    return fn
+
+
+def _console(quiet: bool):
+    from rich.console import Console
+
+    console = Console(quiet=quiet, highlight=False)
+    if not console.is_terminal:
+        console = Console(quiet=quiet, highlight=False, width=140)
+    return console
+
+
+@contextlib.contextmanager
+def progress_bar(console, total: int):
+    """A progress bar of scenarios done (tasks done, elapsed, ETA); yields the per-task callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks {task.fields[tasks]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
+    with bar:
+        tid = bar.add_task("run", total=total, tasks=0)
+
+        def advance(result) -> None:
+            bar.update(tid, advance=len(result.pnl), tasks=bar.tasks[0].fields["tasks"] + 1)
+
+        yield advance
+
+
+def _money(x: float) -> str:
+    return f"{x / 1e6:,.2f}m"
+
+
+def print_summary(console, result, manifest: dict, out: Path) -> None:
+    """The terminal summary: risk per family, crisis P&L by asset class, caveats, where the time went."""
+    from rich.table import Table
+
+    rm = result.tables["risk_metrics"]
+    ccy = manifest["base_currency"]
+    t = Table(title=f"Risk by scenario family ({ccy}, losses positive)", title_justify="left")
+    t.add_column("family")
+    t.add_column("scenarios", justify="right")
+    confs = sorted(rm["confidence"].dropna().unique())
+    for a in confs:
+        t.add_column(f"VaR {a:.0%}", justify="right")
+        t.add_column(f"CVaR {a:.0%}", justify="right")
+    t.add_column("worst scenario")
+    t.add_column("worst loss", justify="right")
+    for fam, g in rm.groupby("family", sort=False):
+        cells = [fam, f"{int(g.loc[g.metric == 'scenarios', 'value'].iloc[0])}"]
+        for a in confs:
+            for m in ("VaR", "CVaR"):
+                cells.append(_money(g[(g.metric == m) & (g.confidence == a)]["value"].iloc[0]))
+        worst = g[g.metric == "worst"].iloc[0]
+        cells += [str(worst["scenario"]), _money(worst["value"])]
+        t.add_row(*cells)
+    console.print(t)
+
+    sc = result.tables["scenarios"]
+    small = [f for f, g in sc.groupby("family", sort=False) if len(g) <= 12]
+    if small:
+        bd = result.tables["breakdown"]
+        bd = bd[(bd.level == "asset_class") & bd.family.isin(small)]
+        wide = bd.pivot_table(index="scenario", columns="group", values="pnl", sort=False)
+        t2 = Table(title=f"Scenario P&L by asset class ({ccy})", title_justify="left")
+        t2.add_column("scenario")
+        for c in wide.columns:
+            t2.add_column(str(c), justify="right")
+        t2.add_column("total", justify="right")
+        for name, row in wide.iterrows():
+            t2.add_row(str(name), *[_money(v) for v in row], _money(row.sum()))
+        console.print(t2)
+
+    counts = manifest["counts"]
+    if manifest["unpriced_types"]:
+        pos = result.tables["positions"]
+        n_un = int((~pos.priced).sum())
+        console.print(f"[yellow]note:[/] {n_un} of {counts['positions']} positions are not priced yet "
+                      f"(types: {', '.join(manifest['unpriced_types'])}) and are excluded from every figure above.")
+    if manifest["uncovered_factors"]:
+        for name, facs in manifest["uncovered_factors"].items():
+            console.print(f"[yellow]note:[/] scenario {name}: no history for {facs}; those factors are held flat.")
+    tm = manifest["timings_seconds"]
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items() if k not in ("total",))
+    console.print(f"time: {tm.get('total', 0):.1f}s total ({parts})")
+    console.print(f"{counts['scenarios']} scenarios x {counts['positions']} positions in {counts['tasks']} tasks "
+                  f"of {counts['chunk_size']}; outputs in {out}/")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="stressgrid")
+def main() -> None:
+    """stressgrid: scenario and stress testing for multi-asset portfolios, on a laptop or a Ray cluster."""
+
+
+def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet) -> None:
+    from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
+    from cluster import connect
+
+    console = _console(quiet)
+    t_start = time.perf_counter()
+    batch, digest = load_batch(batch_path)
+    inputs = prepare_inputs(batch, digest, history_path=history)
+    use_serial = serial or batch.execution.executor == "serial"
+    n_workers = workers or batch.execution.workers
+    with progress_bar(console, len(inputs.scenarios)) as advance:
+        if use_serial:
+            result = execute(inputs, SerialExecutor(), advance)
+            ray_start = 0.0
+        else:
+            t0 = time.perf_counter()
+            with connect(address, num_cpus=n_workers) as _:
+                ray_start = time.perf_counter() - t0
+                result = execute(inputs, RayExecutor(workers=n_workers), advance)
+    result.timings["start_ray"] = ray_start
+    manifest = write_outputs(result, out)
+    result.timings["total"] = time.perf_counter() - t_start
+    manifest["timings_seconds"]["total"] = round(result.timings["total"], 4)
+    print_summary(console, result, manifest, out)
+
+
+@main.command()
+@click.argument("batch", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Directory for the Parquet tables and manifest.json.")
+@run_options
+@handle_errors
+def run(batch: Path, out: Path, history, address, workers, serial, quiet) -> None:
+    """Run the stress batch in BATCH (a YAML file) and write the results to --out."""
+    _run(batch, out, history, address, workers, serial, quiet)
+
+
+@main.command()
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
+              help="Directory for the Parquet tables and manifest.json.")
+@run_options
+@handle_errors
+def demo(out: Path, history, address, workers, serial, quiet) -> None:
+    """Run the bundled demo batch (examples/demo_batch.yaml) on the bundled market history."""
+    from core import ConfigError
+
+    if not DEMO_BATCH.exists():
+        raise ConfigError(f"demo batch {DEMO_BATCH} not found: install stressgrid from a clone with 'pip install -e .'")
+    _run(DEMO_BATCH, out, history, address, workers, serial, quiet)
+
+
+@main.command()
+@click.argument("batch", type=click.Path(path_type=Path))
+@click.option("--history", type=click.Path(dir_okay=False), default=None, help="Factor history to validate against instead of the bundled data.")
+@handle_errors
+def validate(batch: Path, history) -> None:
+    """Check BATCH, its book, market data and scenarios without running it."""
+    from grid import load_batch, prepare_inputs
+
+    b, digest = load_batch(batch)
+    inputs = prepare_inputs(b, digest, history_path=history)
+    p = inputs.prepared
+    click.echo(
+        f"ok: batch {b.name!r}: {p.n} positions ({int(p.priced.sum())} priced), "
+        f"{len(inputs.scenarios)} scenarios in {len(b.scenarios)} families, {len(inputs.market.factors)} factors, "
+        f"as of {inputs.market.as_of.date()}"
+    )
+    if p.unpriced_types:
+        click.echo(f"note: instrument types not priced yet: {', '.join(p.unpriced_types)}")
+
+
+if __name__ == "__main__":
+    main()

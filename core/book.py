@@ -1,0 +1,278 @@
+"""The book: positions read from a portfolio file and validated once, at load.
+
+A portfolio file is a CSV (or Parquet) with one row per position.  Columns common to every type:
+
+``id`` (unique), ``type``, ``underlying`` (a factor name), ``quantity``, ``multiplier`` (default 1),
+``currency``, ``asset_class``, ``sleeve``, ``adv`` (average daily volume, in units of ``quantity``),
+``bid_ask_bps`` (quoted bid-ask spread in basis points of price), ``description`` (optional).
+
+Type-specific columns (empty where they do not apply): ``strike``, ``expiry``, ``option_type``
+(call/put), ``coupon`` (decimal), ``frequency`` (coupons a year), ``maturity``, ``recovery``
+(decimal), ``spread_factor`` (a ``CR.*`` factor for a bond's issuer spread), ``curve`` (currency of
+the discount curve when not ``currency``), ``forward_rate`` (the contracted rate of an FX forward).
+
+Signs: ``quantity`` > 0 is long the instrument's risk: shares or contracts bought, face value of bonds
+held, foreign currency bought forward, protection *sold* on a CDS (long credit), options bought.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+from .factors import factor_spec
+
+__all__ = ["INSTRUMENT_TYPES", "ASSET_CLASSES", "Position", "Book", "load_book", "book_from_records"]
+
+#: instrument types and the fields each needs beyond the common ones
+INSTRUMENT_TYPES: dict[str, tuple[str, ...]] = {
+    "equity": (),
+    "equity_future": (),
+    "commodity_future": ("maturity",),
+    "fx_forward": ("maturity",),
+    "bond": ("coupon", "frequency", "maturity"),
+    "rate_future": ("maturity",),
+    "swap": ("coupon", "frequency", "maturity"),
+    "cds": ("coupon", "maturity", "recovery"),
+    "option": ("strike", "expiry", "option_type"),
+}
+#: the prefix the underlying factor of each type must have
+_UNDERLYING_PREFIX: dict[str, tuple[str, ...]] = {
+    "equity": ("EQ",),
+    "equity_future": ("EQ",),
+    "commodity_future": ("CMD",),
+    "fx_forward": ("FX",),
+    "bond": ("IR",),
+    "rate_future": ("IR",),
+    "swap": ("IR",),
+    "cds": ("CR",),
+    "option": ("EQ", "FX", "CMD"),
+}
+ASSET_CLASSES = ("equity", "rates", "credit", "fx", "commodity")
+_CCY = re.compile(r"^[A-Z]{3}$")
+
+
+class Position(BaseModel):
+    """One row of a portfolio file."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str
+    type: Literal[tuple(INSTRUMENT_TYPES)]  # type: ignore[valid-type]
+    underlying: str
+    quantity: float
+    multiplier: float = 1.0
+    currency: str
+    asset_class: Literal[ASSET_CLASSES]  # type: ignore[valid-type]
+    sleeve: str
+    adv: float
+    bid_ask_bps: float
+    description: Optional[str] = None
+    strike: Optional[float] = None
+    expiry: Optional[date] = None
+    option_type: Optional[Literal["call", "put"]] = None
+    coupon: Optional[float] = None
+    frequency: Optional[int] = None
+    maturity: Optional[date] = None
+    recovery: Optional[float] = None
+    spread_factor: Optional[str] = None
+    curve: Optional[str] = None
+    forward_rate: Optional[float] = None
+
+    @field_validator("id", "sleeve")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("quantity", "multiplier")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError(f"{v!r} is not finite")
+        return v
+
+    @field_validator("multiplier")
+    @classmethod
+    def _positive_mult(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError(f"{v!r} must be > 0")
+        return v
+
+    @field_validator("adv")
+    @classmethod
+    def _adv(cls, v: float) -> float:
+        if not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{v!r} must be a positive number (average daily volume in units of quantity)")
+        return v
+
+    @field_validator("bid_ask_bps")
+    @classmethod
+    def _spread(cls, v: float) -> float:
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{v!r} must be >= 0 (quoted bid-ask spread in basis points)")
+        return v
+
+    @field_validator("currency", "curve")
+    @classmethod
+    def _ccy(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not _CCY.match(v):
+            raise ValueError(f"{v!r} is not a three-letter upper-case currency code")
+        return v
+
+    @field_validator("underlying", "spread_factor")
+    @classmethod
+    def _factor(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None:
+            try:
+                factor_spec(v)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("strike")
+    @classmethod
+    def _strike(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and (not math.isfinite(v) or v <= 0):
+            raise ValueError(f"{v!r} must be > 0")
+        return v
+
+    @field_validator("recovery")
+    @classmethod
+    def _recovery(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and not (0.0 <= v < 1.0):
+            raise ValueError(f"{v!r} must be in [0, 1)")
+        return v
+
+    @field_validator("frequency")
+    @classmethod
+    def _freq(cls, v: Optional[int]) -> Optional[int]:
+        if v is not None and v not in (1, 2, 4, 12):
+            raise ValueError(f"{v!r} must be one of 1, 2, 4, 12 coupons a year")
+        return v
+
+    @field_validator("coupon")
+    @classmethod
+    def _coupon(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and (not math.isfinite(v) or v < 0 or v > 1):
+            raise ValueError(f"{v!r} must be a decimal rate in [0, 1] (0.05 = 5%)")
+        return v
+
+    @model_validator(mode="after")
+    def _by_type(self) -> "Position":
+        for name in INSTRUMENT_TYPES[self.type]:
+            if getattr(self, name) is None:
+                raise ValueError(f"field '{name}' is required for type {self.type}")
+        prefix = self.underlying.split(".", 1)[0]
+        allowed = _UNDERLYING_PREFIX[self.type]
+        if prefix not in allowed:
+            raise ValueError(
+                f"field 'underlying': {self.underlying!r} cannot underlie a {self.type}; "
+                f"expected a {' or '.join(p + '.*' for p in allowed)} factor"
+            )
+        if self.spread_factor is not None and not self.spread_factor.startswith("CR."):
+            raise ValueError(f"field 'spread_factor': {self.spread_factor!r} must be a CR.* factor")
+        return self
+
+
+_COLUMNS = list(Position.model_fields)
+
+
+@dataclass(frozen=True)
+class Book:
+    """Validated positions.
+
+    Attributes
+    ----------
+    positions : DataFrame
+        One row per position, columns as in the module docstring, in file order; ``N`` rows.
+    source : str
+    """
+
+    positions: pd.DataFrame
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.positions["id"].to_numpy()
+
+    def check_dates(self, as_of: pd.Timestamp) -> None:
+        """Reject options that have expired and instruments that have matured by ``as_of``."""
+        for col in ("expiry", "maturity"):
+            vals = pd.to_datetime(self.positions[col])
+            past = self.positions.index[vals.notna() & (vals <= as_of)]
+            if len(past):
+                row = self.positions.loc[past[0]]
+                raise ConfigError(
+                    f"portfolio file {self.source}, position {row['id']!r}, field '{col}': "
+                    f"{pd.Timestamp(row[col]).date()} is not after the as-of date {as_of.date()}"
+                )
+
+    def scaled(self, factor: float) -> "Book":
+        """The same book with every quantity multiplied by ``factor`` (e.g. AUM scaling)."""
+        df = self.positions.copy()
+        df["quantity"] = df["quantity"] * factor
+        return Book(df, self.source)
+
+
+def _format_error(source: str, row: int, pid: object, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    where = f"portfolio file {source}, position {pid!r} (row {row})"
+    msg = err["msg"].removeprefix("Value error, ")
+    if loc:
+        value = err.get("input")
+        if err["type"] == "missing":
+            return f"{where}, field '{loc}': missing"
+        if err["type"] == "extra_forbidden":
+            return f"{where}: unknown column '{loc}' (known: {', '.join(_COLUMNS)})"
+        return f"{where}, field '{loc}': {msg} (got {value!r})"
+    return f"{where}: {msg}"
+
+
+def book_from_records(records: list[dict], source: str = "<records>") -> Book:
+    """Validate position records (dicts of column -> value) into a :class:`Book`."""
+    if not records:
+        raise ConfigError(f"portfolio file {source}: no positions")
+    rows = []
+    seen: dict[str, int] = {}
+    for i, rec in enumerate(records, start=1):
+        clean = {k: v for k, v in rec.items() if not (v is None or (isinstance(v, float) and math.isnan(v)) or v == "")}
+        try:
+            pos = Position.model_validate(clean)
+        except ValidationError as exc:
+            raise ConfigError(_format_error(source, i, rec.get("id"), exc)) from None
+        if pos.id in seen:
+            raise ConfigError(f"portfolio file {source}, position {pos.id!r} (row {i}), field 'id': duplicate of row {seen[pos.id]}")
+        seen[pos.id] = i
+        rows.append(pos.model_dump())
+    df = pd.DataFrame(rows, columns=_COLUMNS)
+    return Book(positions=df, source=source)
+
+
+def load_book(path: str | Path) -> Book:
+    """Read and validate a portfolio file (CSV or Parquet)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"portfolio file {p}: not found")
+    try:
+        if p.suffix.lower() == ".parquet":
+            raw = pd.read_parquet(p)
+        else:
+            raw = pd.read_csv(p, dtype=str, keep_default_na=False, comment="#")
+    except Exception as exc:
+        raise ConfigError(f"portfolio file {p}: cannot be read ({type(exc).__name__}: {exc})") from None
+    return book_from_records(raw.to_dict(orient="records"), source=str(p))

@@ -1,0 +1,145 @@
+"""Daily factor history: the bundled default and user files, validated once at load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataError
+from .factors import factor_spec
+
+__all__ = ["History", "load_history", "BUNDLED_HISTORY"]
+
+BUNDLED_HISTORY = Path(__file__).resolve().parent / "data" / "market_history.parquet"
+
+
+@dataclass(frozen=True)
+class History:
+    """Daily factor levels.
+
+    Attributes
+    ----------
+    levels : DataFrame
+        Index: sorted unique ``DatetimeIndex`` named ``date``; one float64 column per factor; NaN
+        where a factor has no observation that day.
+    source : str
+        Where the data came from (file path or ``"bundled"``).
+    """
+
+    levels: pd.DataFrame
+    source: str
+    mapping: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def factors(self) -> list[str]:
+        return list(self.levels.columns)
+
+    def span(self, factor: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """First and last date with an observation of ``factor`` (None if never observed)."""
+        s = self.levels[factor].dropna()
+        return (s.index[0], s.index[-1]) if len(s) else None
+
+    def require(self, factors: list[str], what: str) -> None:
+        missing = [f for f in factors if f not in self.levels.columns]
+        if missing:
+            raise DataError(f"{what}: factor(s) {', '.join(missing)} not in history {self.source}")
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"history file {path}: not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt"):
+            return pd.read_csv(path)
+    except Exception as exc:  # the reader's own message names the problem
+        raise DataError(f"history file {path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    raise DataError(f"history file {path}: unsupported extension {suffix!r}; expected .csv or .parquet")
+
+
+def load_history(
+    path: str | Path | None = None,
+    mapping: Mapping[str, str] | None = None,
+    date_column: str = "date",
+) -> History:
+    """Load and validate a daily factor history.
+
+    Parameters
+    ----------
+    path : path to a CSV or Parquet file, or None for the bundled history
+    mapping : optional ``{column name in the file: factor name}`` for columns not named as factors
+    date_column : name of the date column
+
+    Raises
+    ------
+    DataError
+        Naming the file, the column and the row (1-based data row; for CSV, line = row + 1) of the first
+        problem: unparseable or unsorted or duplicate dates, non-numeric values, non-positive prices.
+    ConfigError
+        If a column is neither a valid factor name nor mapped to one.
+    """
+    p = BUNDLED_HISTORY if path is None else Path(path)
+    source = "bundled" if path is None else str(p)
+    raw = _read(p)
+    mapping = dict(mapping or {})
+    if date_column not in raw.columns:
+        raise DataError(f"history file {source}: no {date_column!r} column (columns: {', '.join(map(str, raw.columns[:8]))})")
+    dates = pd.to_datetime(raw[date_column], errors="coerce")
+    bad = np.flatnonzero(dates.isna().to_numpy())
+    if len(bad):
+        i = bad[0]
+        raise DataError(f"history file {source}, column {date_column!r}, row {i + 1}: {raw[date_column].iloc[i]!r} is not a date")
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    dates = dates.dt.normalize()
+    d = dates.to_numpy()
+    dup = np.flatnonzero(d[1:] == d[:-1])
+    if len(dup):
+        i = dup[0] + 1
+        raise DataError(f"history file {source}, column {date_column!r}, row {i + 1}: duplicate date {dates.iloc[i].date()}")
+    down = np.flatnonzero(d[1:] < d[:-1])
+    if len(down):
+        i = down[0] + 1
+        raise DataError(
+            f"history file {source}, column {date_column!r}, row {i + 1}: date {dates.iloc[i].date()} "
+            f"comes after {dates.iloc[i - 1].date()}; dates must be sorted ascending"
+        )
+    columns = {}
+    for col in raw.columns:
+        if col == date_column:
+            continue
+        name = mapping.get(col, col)
+        try:
+            spec = factor_spec(str(name))
+        except ConfigError as exc:
+            raise ConfigError(f"history file {source}, column {col!r}: {exc} (map it with a column mapping)") from None
+        if name in columns:
+            raise DataError(f"history file {source}, column {col!r}: factor {name} appears twice")
+        values = pd.to_numeric(raw[col], errors="coerce")
+        nonnum = np.flatnonzero(values.isna().to_numpy() & raw[col].notna().to_numpy())
+        if len(nonnum):
+            i = nonnum[0]
+            raise DataError(f"history file {source}, column {col!r}, row {i + 1}: {raw[col].iloc[i]!r} is not a number")
+        v = values.to_numpy(dtype=float)
+        inf = np.flatnonzero(np.isinf(v))
+        if len(inf):
+            raise DataError(f"history file {source}, column {col!r}, row {inf[0] + 1}: value is infinite")
+        if spec.is_log:
+            nonpos = np.flatnonzero(v <= 0)
+            if len(nonpos):
+                i = nonpos[0]
+                raise DataError(
+                    f"history file {source}, column {col!r}, row {i + 1} ({dates.iloc[i].date()}): "
+                    f"price {v[i]!r} is not positive"
+                )
+        columns[name] = v
+    if not columns:
+        raise DataError(f"history file {source}: no factor columns besides {date_column!r}")
+    levels = pd.DataFrame(columns, index=pd.DatetimeIndex(dates, name="date"))
+    return History(levels=levels, source=source, mapping=mapping)

@@ -1,0 +1,92 @@
+"""Tail risk measures on weighted scenario P&L, and their Euler allocation.
+
+Definitions (Rockafellar and Uryasev, "Conditional value-at-risk for general loss distributions",
+J. Banking & Finance 26 (2002)), with losses ``L = -PnL`` and scenario probabilities ``w``:
+
+* ``VaR_a = min { l : P(L <= l) >= a }`` (the a-quantile of the loss, lower-continuous),
+* ``CVaR_a = VaR_a + E[(L - VaR_a)^+] / (1 - a)`` (expected shortfall; equals the mean of the worst
+  ``1 - a`` probability mass, with a fractional weight on the scenario at the VaR).
+
+``CVaR_a >= VaR_a`` always.  The Euler contribution of position ``j`` to CVaR is its mean loss over the
+same tail mass (Tasche 1999); the contributions add up to CVaR exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["var_cvar", "tail_weights", "cvar_contributions"]
+
+_TOL = 1e-12
+
+
+def _check(pnl: np.ndarray, weights: np.ndarray | None, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    pnl = np.asarray(pnl, dtype=float)
+    if pnl.ndim != 1 or len(pnl) == 0:
+        raise ValueError("pnl must be a non-empty 1-d array")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"confidence level {alpha!r} must be in (0, 1)")
+    w = np.full(len(pnl), 1.0 / len(pnl)) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != pnl.shape or np.any(w < 0) or not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-9):
+        raise ValueError("weights must be non-negative, one per scenario, summing to 1")
+    return pnl, w
+
+
+def tail_weights(pnl: np.ndarray, alpha: float, weights: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """VaR and the tail probability mass on each scenario.
+
+    Returns
+    -------
+    var : float
+    t : array ``[S]`` with ``sum(t) == 1 - alpha``: ``w`` on scenarios with loss above VaR, and the
+        remaining mass on the scenario(s) at VaR (split in proportion to weight).
+    """
+    pnl, w = _check(pnl, weights, alpha)
+    loss = -pnl
+    order = np.argsort(loss, kind="stable")
+    cum = np.cumsum(w[order])
+    k = int(np.searchsorted(cum, alpha - _TOL, side="left"))
+    k = min(k, len(loss) - 1)
+    var = float(loss[order[k]])
+    above = loss > var
+    at = loss == var
+    t = np.where(above, w, 0.0)
+    rest = max((1.0 - alpha) - t.sum(), 0.0)
+    w_at = w[at].sum()
+    if w_at > 0:
+        t = t + np.where(at, w * rest / w_at, 0.0)
+    return var, t
+
+
+def var_cvar(pnl: np.ndarray, alpha: float, weights: np.ndarray | None = None) -> tuple[float, float]:
+    """VaR and CVaR (expected shortfall) of the loss ``-pnl`` at confidence ``alpha``.
+
+    Parameters
+    ----------
+    pnl : array ``[S]`` of scenario P&L (currency)
+    alpha : confidence level, e.g. 0.99
+    weights : array ``[S]`` of scenario probabilities (default equal)
+
+    Returns
+    -------
+    (VaR, CVaR) as positive numbers for losses, in the currency of ``pnl``.
+    """
+    var, t = tail_weights(pnl, alpha, weights)
+    cvar = float(t @ (-np.asarray(pnl, dtype=float)) / (1.0 - alpha))
+    return var, cvar
+
+
+def cvar_contributions(pnl_matrix: np.ndarray, alpha: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Euler contributions of each column to the CVaR of the row sums.
+
+    Parameters
+    ----------
+    pnl_matrix : array ``[S, N]``, position (or group) P&L per scenario
+
+    Returns
+    -------
+    array ``[N]`` summing to ``var_cvar(pnl_matrix.sum(1), alpha, weights)[1]``.
+    """
+    pnl_matrix = np.asarray(pnl_matrix, dtype=float)
+    _, t = tail_weights(pnl_matrix.sum(axis=1), alpha, weights)
+    return -(t @ pnl_matrix) / (1.0 - alpha)

@@ -1,0 +1,34 @@
+"""The grid: a batch planned into chunk tasks, run serially or on Ray, and reduced into tables."""
+
+from ._batch import Batch, ExecutionSettings, HistorySettings, MarketSettings, RiskSettings, load_batch
+from ._executor import Executor, RayExecutor, SerialExecutor
+from ._plan import Task, auto_chunk_size, plan_tasks
+from ._reduce import breakdown, contributions, risk_metrics
+from ._run import RunInputs, RunResult, execute, prepare_inputs, write_outputs
+from ._worker import ChunkResult, Payload, run_chunk
+
+__all__ = [
+    "Batch",
+    "ChunkResult",
+    "ExecutionSettings",
+    "Executor",
+    "HistorySettings",
+    "MarketSettings",
+    "Payload",
+    "RayExecutor",
+    "RiskSettings",
+    "RunInputs",
+    "RunResult",
+    "SerialExecutor",
+    "Task",
+    "auto_chunk_size",
+    "breakdown",
+    "contributions",
+    "execute",
+    "load_batch",
+    "plan_tasks",
+    "prepare_inputs",
+    "risk_metrics",
+    "run_chunk",
+    "write_outputs",
+]

@@ -1,0 +1,1 @@
+"""Portfolio re-optimisation under stress (estimator-style optimisers)."""
