@@ -127,8 +127,10 @@ def print_summary(console, result, manifest: dict, out: Path) -> None:
         console.print(f"[yellow]note:[/] {n_un} of {counts['positions']} positions are not priced yet "
                       f"(types: {', '.join(manifest['unpriced_types'])}) and are excluded from every figure above.")
     if manifest["uncovered_factors"]:
-        for name, facs in manifest["uncovered_factors"].items():
-            console.print(f"[yellow]note:[/] scenario {name}: no history for {facs}; those factors are held flat.")
+        sizes = sc.groupby("family").size()
+        for fam, facs in manifest["uncovered_factors"].items():
+            detail = ", ".join(f"{f} ({n} of {sizes[fam]})" for f, n in facs.items())
+            console.print(f"[yellow]note:[/] family {fam}: no data for {detail} scenarios; held flat there.")
     tm = manifest["timings_seconds"]
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items() if k not in ("total",))
     console.print(f"time: {tm.get('total', 0):.1f}s total ({parts})")

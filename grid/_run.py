@@ -193,7 +193,12 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
         _atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
     inputs = result.inputs
     scen = inputs.scenarios
-    uncovered = {n: info for n, info in zip(scen.names, scen.info.get("uncovered", [""] * len(scen))) if info}
+    uncovered: dict[str, dict[str, int]] = {}
+    fam = np.asarray(scen.family)
+    for f in dict.fromkeys(scen.family):
+        miss = (~scen.covered[fam == f]).sum(axis=0)
+        if miss.any():
+            uncovered[f] = {scen.factors[j]: int(miss[j]) for j in np.flatnonzero(miss)}
     result.timings["write"] = time.perf_counter() - t0
     manifest = {
         "schema_version": 1,
@@ -211,7 +216,7 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
                    "scenarios": len(scen), "factors": len(scen.factors), "tasks": len(result.tasks),
                    "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers},
         "unpriced_types": list(inputs.prepared.unpriced_types),
-        "uncovered_factors": uncovered,
+        "uncovered_factors": uncovered,  # family -> factor -> scenarios in which it had no data
         "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},
         "files": sorted(f"{n}.parquet" for n in result.tables),
     }

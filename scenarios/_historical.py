@@ -115,8 +115,8 @@ def replay_events(events: Sequence[CrisisEvent], history: History, factors: Sequ
     covered: their shock is 0 and ``covered`` is False.
     """
     factors = list(factors)
-    history.require(factors, f"scenario family {family!r}")
-    lv = history.levels[factors]
+    # factors the history does not have at all (e.g. set by a market override) are not covered
+    lv = history.levels.reindex(columns=factors)
     is_log = log_mask(factors)
     shocks, paths, covered, info = [], [], [], []
     for ev in events:
@@ -157,17 +157,20 @@ def replay_events(events: Sequence[CrisisEvent], history: History, factors: Sequ
 def rolling_windows(spec: RollingSpec, history: History, factors: Sequence[str]) -> ScenarioSet:
     """Overlapping ``horizon_days`` moves of ``factors`` on dates where all of them are observed."""
     factors = list(factors)
-    history.require(factors, f"scenario family {spec.name!r}")
-    lv = history.levels[factors]
+    lv = history.levels.reindex(columns=factors)
     lv = lv.loc[pd.Timestamp(spec.start) if spec.start else None : pd.Timestamp(spec.end) if spec.end else None]
-    lv = lv.dropna(how="any")
+    # a factor observed on fewer than half the dates of the window is not covered (held flat, flagged)
+    ok = (lv.notna().mean() >= 0.5).to_numpy() if len(lv) else np.zeros(len(factors), bool)
+    lv = lv.loc[:, ok].dropna(how="any")
     h = spec.horizon_days
     if len(lv) <= h:
         raise ConfigError(
-            f"scenario family {spec.name!r}: only {len(lv)} dates on which all {len(factors)} book factors are "
+            f"scenario family {spec.name!r}: only {len(lv)} dates on which the book's factors are "
             f"observed{' in the window' if spec.start or spec.end else ''}, need more than horizon_days={h}"
         )
-    x = lv.to_numpy()
+    x = np.zeros((len(lv), len(factors)))
+    x[:, ok] = lv.to_numpy()
+    x[:, ~ok] = 1.0  # placeholder level: no move
     is_log = log_mask(factors)
     starts = np.arange(0, len(x) - h, spec.step)
     shocks = factor_moves(x[starts], x[starts + h], is_log)
@@ -175,8 +178,9 @@ def rolling_windows(spec: RollingSpec, history: History, factors: Sequence[str])
     dates = lv.index
     names = tuple(f"{spec.name}:{dates[i].date()}" for i in starts)
     S = len(starts)
+    uncovered = ",".join(f for f, c in zip(factors, ok) if not c)
     info = pd.DataFrame(dict(scenario=names, family=spec.name, kind="rolling", start=dates[starts],
                              end=dates[starts + h], days=h, description=f"{h}-day historical window",
-                             source=history.source, uncovered=""))
+                             source=history.source, uncovered=uncovered))
     return ScenarioSet(names, tuple(factors), shocks, np.full(S, 1.0 / S), (spec.name,) * S,
-                       np.ones((S, len(factors)), bool), paths, info)
+                       np.repeat(ok[None, :], S, axis=0), paths, info)
