@@ -87,7 +87,7 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
         history, factors, batch.market.as_of, batch.market.max_stale_days, batch.market.overrides
     )
     book.check_dates(market.as_of)
-    prepared = kernels.prepare(book.positions, market.factors, base)
+    prepared = kernels.prepare(book.positions, market.factors, base, market.as_of)
     timings["load_inputs"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

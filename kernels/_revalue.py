@@ -21,14 +21,14 @@ class Pricer:
     """How one instrument family is priced.
 
     factors : positions DataFrame, base currency -> list of factor names per position
-    build : positions DataFrame, factor index, base currency -> struct-of-arrays (NamedTuple)
+    build : positions DataFrame, factor index, base currency, as-of date -> struct-of-arrays (NamedTuple)
     pnl : (arrays, base[F], new[S, F]) -> P&L ``[S, n]`` (jitted JAX)
     pnl_numpy : the plain numpy twin of ``pnl``
     """
 
     types: tuple[str, ...]
     factors: Callable[[pd.DataFrame, str], list[list[str]]]
-    build: Callable[[pd.DataFrame, dict[str, int], str], NamedTuple]
+    build: Callable[[pd.DataFrame, dict[str, int], str, pd.Timestamp], NamedTuple]
     pnl: Callable
     pnl_numpy: Callable
 
@@ -42,7 +42,7 @@ def _linear_factors(df: pd.DataFrame, base_ccy: str) -> list[list[str]]:
     return out
 
 
-def _linear_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str) -> LinearBook:
+def _linear_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp) -> LinearBook:
     fx_idx = []
     for ccy, typ, und in zip(df["currency"], df["type"], df["underlying"]):
         if typ == "fx_forward":
@@ -103,7 +103,7 @@ def required_factors(positions: pd.DataFrame, base_ccy: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def prepare(positions: pd.DataFrame, factors: tuple[str, ...], base_ccy: str) -> PreparedBook:
+def prepare(positions: pd.DataFrame, factors: tuple[str, ...], base_ccy: str, as_of: pd.Timestamp) -> PreparedBook:
     """Group positions by pricer and build their arrays against the factor order ``factors``."""
     idx = {f: i for i, f in enumerate(factors)}
     missing = [f for f in required_factors(positions, base_ccy) if f not in idx]
@@ -116,7 +116,7 @@ def prepare(positions: pd.DataFrame, factors: tuple[str, ...], base_ccy: str) ->
         mask = positions["type"].isin(pricer.types).to_numpy()
         if mask.any():
             cols = np.flatnonzero(mask)
-            groups.append(_Group(pricer, cols, pricer.build(positions.iloc[cols], idx, base_ccy)))
+            groups.append(_Group(pricer, cols, pricer.build(positions.iloc[cols], idx, base_ccy, pd.Timestamp(as_of))))
             priced |= mask
     unpriced = tuple(sorted(set(positions.loc[~priced, "type"])))
     return PreparedBook(len(positions), tuple(factors), tuple(groups), priced, unpriced)
