@@ -1,0 +1,50 @@
+"""Shared fixtures: one small local Ray instance for the whole session, demo inputs, paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+os.environ.setdefault("JAX_ENABLE_X64", "1")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray instance with 2 CPUs, started once and stopped at the end of the session.
+
+    An instance that is already running in this process is reused and left alone.
+    """
+    import ray
+
+    from cluster import runtime_env
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env(), logging_level="ERROR")
+        started = True
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def history():
+    from core import load_history
+
+    return load_history()
+
+
+@pytest.fixture(scope="session")
+def demo_batch_path() -> Path:
+    return EXAMPLES / "demo_batch.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_book_path() -> Path:
+    return EXAMPLES / "demo_book.csv"
