@@ -136,7 +136,7 @@ def load_history(
                 i = nonpos[0]
                 raise DataError(
                     f"history file {source}, column {col!r}, row {i + 1} ({dates.iloc[i].date()}): "
-                    f"price {v[i]!r} is not positive"
+                    f"price {float(v[i])!r} is not positive"
                 )
         columns[name] = v
     if not columns:

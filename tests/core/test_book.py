@@ -1,0 +1,67 @@
+import pandas as pd
+import pytest
+
+from core import ConfigError, book_from_records, load_book
+
+GOOD = dict(id="ES", type="equity_future", underlying="EQ.SPX", quantity=10, multiplier=50, currency="USD",
+            asset_class="equity", sleeve="trend", adv=1e6, bid_ask_bps=1.0)
+
+
+def test_demo_book_loads(demo_book_path):
+    book = load_book(demo_book_path)
+    assert 30 <= len(book) <= 60
+    pos = book.positions
+    assert pos["id"].is_unique
+    assert {"equity", "equity_future", "bond", "fx_forward", "commodity_future", "cds", "option"} <= set(pos["type"])
+    assert {"trend", "carry", "value", "defensive", "short_vol"} <= set(pos["sleeve"])
+    assert (pos["adv"] > 0).all() and (pos["bid_ask_bps"] >= 0).all()
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(adv=-5), r"position 'ES' \(row 1\), field 'adv': .*positive.*\(got -5\)"),
+        (dict(adv=0), r"field 'adv'"),
+        (dict(bid_ask_bps=-1), r"field 'bid_ask_bps'"),
+        (dict(type="warrant"), r"field 'type'"),
+        (dict(underlying="SPX"), r"field 'underlying'"),
+        (dict(underlying="IR.USD.10Y"), r"cannot underlie a equity_future"),
+        (dict(currency="usd"), r"field 'currency'"),
+        (dict(asset_class="crypto"), r"field 'asset_class'"),
+        (dict(quantity="lots"), r"field 'quantity'"),
+        (dict(multiplier=0), r"field 'multiplier'"),
+        (dict(sleeve=""), r"field 'sleeve'"),
+        (dict(colour="red"), r"unknown column 'colour'"),
+    ],
+)
+def test_bad_position_names_id_and_field(change, match):
+    with pytest.raises(ConfigError, match=match):
+        book_from_records([{**GOOD, **change}], source="b.csv")
+
+
+def test_missing_and_type_specific_fields():
+    rec = dict(GOOD)
+    del rec["adv"]
+    with pytest.raises(ConfigError, match=r"field 'adv': missing"):
+        book_from_records([rec])
+    opt = {**GOOD, "id": "P1", "type": "option", "strike": 2000, "option_type": "put"}
+    with pytest.raises(ConfigError, match=r"'expiry' is required for type option"):
+        book_from_records([opt])
+
+
+def test_duplicate_id_and_expired_instrument(tmp_path):
+    with pytest.raises(ConfigError, match=r"position 'ES' \(row 2\), field 'id': duplicate of row 1"):
+        book_from_records([GOOD, GOOD])
+    opt = {**GOOD, "id": "P1", "type": "option", "strike": 2000, "option_type": "put", "expiry": "2017-01-20"}
+    book = book_from_records([opt])
+    with pytest.raises(ConfigError, match=r"position 'P1', field 'expiry': 2017-01-20 is not after the as-of date 2017-03-29"):
+        book.check_dates(pd.Timestamp("2017-03-29"))
+
+
+def test_csv_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_book(tmp_path / "none.csv")
+    p = tmp_path / "empty.csv"
+    p.write_text(",".join(GOOD) + "\n")
+    with pytest.raises(ConfigError, match="no positions"):
+        load_book(p)

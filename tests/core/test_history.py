@@ -1,0 +1,68 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import ConfigError, DataError, load_history
+
+
+def test_bundled_history_loads_and_is_valid(history):
+    lv = history.levels
+    assert lv.index.is_monotonic_increasing and lv.index.is_unique
+    assert lv.dtypes.eq("float64").all()
+    assert {"EQ.SPX", "FX.EURUSD", "IR.USD.10Y", "CMD.WTI", "CMD.GOLD", "VOL.SPX.ATM"} <= set(lv.columns)
+    prices = [c for c in lv.columns if c.split(".")[0] in ("EQ", "CMD", "FX")]
+    assert (lv[prices].min() > 0).all()
+
+
+def test_bundled_sp500_matches_public_closes(history):
+    # S&P 500 closes from the crisis-facts reference (^GSPC): an outside check on the bundled data
+    spx = history.levels["EQ.SPX"]
+    assert spx.loc["2007-10-09"] == pytest.approx(1565.15)
+    assert spx.loc["2009-03-09"] == pytest.approx(676.53)
+    assert spx.loc["2020-02-19"] == pytest.approx(3386.15)
+    assert spx.loc["2020-03-23"] == pytest.approx(2237.40)
+
+
+def _write(tmp_path, text, name="h.csv"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("date,EQ.SPX\n2020-01-02,100\nnot-a-date,101\n", r"column 'date', row 2: 'not-a-date' is not a date"),
+        ("date,EQ.SPX\n2020-01-03,100\n2020-01-02,101\n", r"row 2: date 2020-01-02 comes after 2020-01-03"),
+        ("date,EQ.SPX\n2020-01-02,100\n2020-01-02,101\n", r"row 2: duplicate date 2020-01-02"),
+        ("date,EQ.SPX\n2020-01-02,100\n2020-01-03,abc\n", r"column 'EQ.SPX', row 2: 'abc' is not a number"),
+        ("date,EQ.SPX\n2020-01-02,100\n2020-01-03,-5\n", r"column 'EQ.SPX', row 2 \(2020-01-03\): price -5.0 is not positive"),
+        ("day,EQ.SPX\n2020-01-02,100\n", r"no 'date' column"),
+    ],
+)
+def test_bad_history_names_file_column_row(tmp_path, text, match):
+    p = _write(tmp_path, text)
+    with pytest.raises(DataError, match=match) as exc:
+        load_history(p)
+    assert str(p) in str(exc.value)
+
+
+def test_unknown_column_needs_a_mapping(tmp_path):
+    p = _write(tmp_path, "date,SP500,US10Y\n2020-01-02,3250,0.018\n2020-01-03,3230,0.017\n")
+    with pytest.raises(ConfigError, match="column 'SP500'"):
+        load_history(p)
+    h = load_history(p, mapping={"SP500": "EQ.SPX", "US10Y": "IR.USD.10Y"})
+    assert h.factors == ["EQ.SPX", "IR.USD.10Y"]
+    # a rate may be negative; it is not a price
+    p2 = _write(tmp_path, "date,IR.EUR.2Y\n2020-01-02,-0.006\n", "r.csv")
+    assert load_history(p2).levels.iloc[0, 0] == -0.006
+
+
+def test_parquet_and_missing_file(tmp_path):
+    df = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=3), "EQ.SPX": [1.0, 2.0, 3.0]})
+    df.to_parquet(tmp_path / "h.parquet")
+    assert load_history(tmp_path / "h.parquet").levels["EQ.SPX"].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(DataError, match="not found"):
+        load_history(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="unsupported extension"):
+        load_history(_write(tmp_path, "x", "h.xlsx"))

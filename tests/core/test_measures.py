@@ -1,0 +1,63 @@
+"""VaR/CVaR against skfolio (a peer library) and against identities."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from core import cvar_contributions, var_cvar
+
+
+@pytest.mark.parametrize("alpha", [0.9, 0.95, 0.975, 0.99])
+@pytest.mark.parametrize("n", [100, 250, 1001])
+def test_cvar_matches_skfolio(alpha, n):
+    from skfolio.measures import cvar as sk_cvar
+
+    rng = np.random.default_rng(n)
+    pnl = rng.standard_t(4, size=n)
+    _, cvar = var_cvar(pnl, alpha)
+    # skfolio's cvar takes returns and beta (the confidence level) and returns the loss
+    assert cvar == pytest.approx(sk_cvar(pnl, beta=alpha), rel=1e-12)
+
+
+def test_var_is_the_order_statistic():
+    # 100 equally weighted scenarios with losses 1..100: the 95% VaR is the 95th smallest loss
+    pnl = -np.arange(1.0, 101.0)
+    var, cvar = var_cvar(pnl, 0.95)
+    assert var == 95.0
+    # mean of the 5 worst losses 96..100
+    assert cvar == pytest.approx(98.0)
+
+
+def test_weights_equal_duplicated_scenarios():
+    rng = np.random.default_rng(1)
+    pnl = rng.normal(size=40)
+    w = rng.integers(1, 4, size=40).astype(float)
+    dup = np.repeat(pnl, w.astype(int))
+    for a in (0.9, 0.95):
+        got = var_cvar(pnl, a, w / w.sum())
+        ref = var_cvar(dup, a)
+        assert got[0] == pytest.approx(ref[0], abs=1e-12)
+        assert got[1] == pytest.approx(ref[1], rel=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=300), st.sampled_from([0.5, 0.9, 0.95, 0.99]))
+def test_cvar_at_least_var(values, alpha):
+    var, cvar = var_cvar(np.array(values), alpha)
+    assert cvar >= var - 1e-9 * max(1.0, abs(var))
+    assert var <= -min(values) + 1e-9
+
+
+def test_euler_contributions_add_up():
+    rng = np.random.default_rng(7)
+    m = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6))
+    for a in (0.95, 0.99):
+        c = cvar_contributions(m, a)
+        assert c.sum() == pytest.approx(var_cvar(m.sum(axis=1), a)[1], rel=1e-12)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="confidence"):
+        var_cvar(np.ones(3), 1.0)
+    with pytest.raises(ValueError, match="weights"):
+        var_cvar(np.ones(3), 0.9, np.array([0.5, 0.5, 0.5]))
