@@ -1,0 +1,59 @@
+import textwrap
+
+import pytest
+
+from core import ConfigError
+from grid import load_batch
+
+
+def _batch(tmp_path, body: str):
+    p = tmp_path / "b.yaml"
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+BASE = """
+name: t
+book: book.csv
+scenarios:
+  - kind: historical
+    events: [gfc_2008]
+"""
+
+
+def test_demo_batch_validates(demo_batch_path):
+    batch, digest = load_batch(demo_batch_path)
+    assert batch.name == "demo" and len(digest) == 64
+    assert batch.book.is_absolute() and batch.book.exists()
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        (BASE.replace("gfc_2008", "gfc_2099"), r"field 'scenarios\[0\].events': .*unknown event 'gfc_2099'"),
+        (BASE.replace("historical", "astrology"), r"field 'scenarios\[0\].kind'"),
+        (BASE + "risk:\n  confidence: [0.95, 1.5]\n", r"field 'risk.confidence': .*1.5"),
+        (BASE + "colour: red\n", r"field 'colour': unknown key"),
+        (BASE.replace("name: t\n", ""), r"field 'name': missing"),
+        (BASE + "seed: -1\n", r"field 'seed'"),
+        (BASE + "base_currency: usd\n", r"field 'base_currency'"),
+        (BASE + "market:\n  overrides: {SPX: 1}\n", r"factor 'SPX'"),
+        (BASE + "execution:\n  workers: 0\n", r"field 'execution.workers'"),
+        ("name: [unclosed\n", r"line \d+, column \d+: malformed YAML"),
+        ("- just\n- a list\n", r"expected a mapping"),
+    ],
+)
+def test_bad_batch_is_one_clear_error(tmp_path, body, match):
+    with pytest.raises(ConfigError, match=match):
+        load_batch(_batch(tmp_path, body))
+
+
+def test_missing_batch_file(tmp_path):
+    with pytest.raises(ConfigError, match="batch file .* not found"):
+        load_batch(tmp_path / "nope.yaml")
+
+
+def test_duplicate_family_names(tmp_path):
+    body = BASE + "  - kind: historical\n    events: [lehman_2008]\n"
+    with pytest.raises(ConfigError, match="family name 'historical' is used twice"):
+        load_batch(_batch(tmp_path, body))

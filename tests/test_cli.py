@@ -1,0 +1,126 @@
+"""The command line: help everywhere, one-line errors with exit code 2, and the demo as a user runs it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands():
+    return sorted(main.commands)
+
+
+@pytest.mark.parametrize("cmd", [[]] + [[c] for c in ["run", "demo", "validate"]])
+def test_every_command_has_help(cmd):
+    res = CliRunner().invoke(main, cmd + ["--help"])
+    assert res.exit_code == 0
+    assert "Usage:" in res.output and len(res.output.splitlines()) > 3
+
+
+def test_all_commands_are_covered_by_the_help_test():
+    assert set(_commands()) <= {"run", "demo", "validate"}
+
+
+def test_validate_the_demo(demo_batch_path):
+    res = CliRunner().invoke(main, ["validate", str(demo_batch_path)])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("ok: batch 'demo': 44 positions")
+
+
+@pytest.fixture
+def workdir(tmp_path, demo_book_path):
+    shutil.copy(demo_book_path, tmp_path / "book.csv")
+    return tmp_path
+
+
+def _write_batch(d: Path, extra: str = "", events: str = "[gfc_2008, euro_debt_2011]") -> Path:
+    p = d / "batch.yaml"
+    p.write_text(textwrap.dedent(f"""
+        name: t
+        book: book.csv
+        market:
+          as_of: 2017-03-29
+        scenarios:
+          - kind: historical
+            name: crisis
+            events: {events}
+        """) + extra)
+    return p
+
+
+def _error(res) -> str:
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    lines = [l for l in res.output.splitlines() if l.strip()]
+    assert len(lines) == 1, res.output
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in res.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "setup, match",
+    [
+        (lambda d: d / "missing.yaml", "batch file .*missing.yaml: not found"),
+        (lambda d: (d / "b.yaml").write_text("name: [x\n") and d / "b.yaml", "malformed YAML"),
+        (lambda d: _write_batch(d, events="[no_such_event]"), "unknown event 'no_such_event'"),
+        (lambda d: _write_batch(d, extra="history:\n  path: nope.csv\n"), "history file .*nope.csv: not found"),
+        (lambda d: _write_batch(d, extra="market:\n  as_of: 2021-01-04\n"), "factor .* last observed .* stale"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(workdir, setup, match):
+    path = setup(workdir)
+    res = CliRunner().invoke(main, ["run", str(path), "--out", str(workdir / "out"), "--serial"])
+    assert res.exit_code == 2, res.output
+    import re
+
+    assert re.search(match, _error(res)), res.output
+
+
+def test_negative_adv_in_the_book(workdir):
+    book = pd.read_csv(workdir / "book.csv")
+    book.loc[3, "adv"] = -100
+    book.to_csv(workdir / "book.csv", index=False)
+    res = CliRunner().invoke(main, ["validate", str(_write_batch(workdir))])
+    assert res.exit_code == 2
+    assert f"position '{book.loc[3, 'id']}' (row 4), field 'adv'" in _error(res)
+
+
+def test_unknown_factor_in_a_history_file(workdir):
+    (workdir / "h.csv").write_text("date,SPX\n2017-03-28,2358\n2017-03-29,2361\n")
+    res = CliRunner().invoke(main, ["validate", str(_write_batch(workdir)), "--history", str(workdir / "h.csv")])
+    assert res.exit_code == 2
+    assert "column 'SPX'" in _error(res)
+
+
+def test_run_serial_writes_outputs(workdir):
+    out = workdir / "out"
+    res = CliRunner().invoke(main, ["run", str(_write_batch(workdir)), "--out", str(out), "--serial"])
+    assert res.exit_code == 0, res.output
+    assert "gfc_2008" in res.output and "VaR 99%" in res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["scenarios"] == 2
+    assert pd.read_parquet(out / "risk_metrics.parquet")["value"].notna().all()
+
+
+@pytest.mark.slow
+def test_demo_command_as_a_user_runs_it(tmp_path):
+    """`stressgrid demo` in a fresh process: embedded Ray, summary, outputs, timings."""
+    exe = Path(sys.executable).with_name("stressgrid")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cli"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    proc = subprocess.run(cmd + ["demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Risk by scenario family" in proc.stdout and "time:" in proc.stdout
+    manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
+    assert manifest["counts"]["tasks"] >= 1 and manifest["timings_seconds"]["start_ray"] > 0
