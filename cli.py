@@ -144,7 +144,7 @@ def main() -> None:
     """stressgrid: scenario and stress testing for multi-asset portfolios, on a laptop or a Ray cluster."""
 
 
-def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet) -> None:
+def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, resume: bool = False) -> None:
     from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
     from cluster import connect
 
@@ -156,13 +156,13 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet) 
     n_workers = workers or batch.execution.workers
     with progress_bar(console, len(inputs.scenarios)) as advance:
         if use_serial:
-            result = execute(inputs, SerialExecutor(), advance)
+            result = execute(inputs, SerialExecutor(), advance, run_dir=out, resume=resume)
             ray_start = 0.0
         else:
             t0 = time.perf_counter()
             with connect(address, num_cpus=n_workers) as _:
                 ray_start = time.perf_counter() - t0
-                result = execute(inputs, RayExecutor(workers=n_workers), advance)
+                result = execute(inputs, RayExecutor(workers=n_workers), advance, run_dir=out, resume=resume)
     result.timings["start_ray"] = ray_start
     manifest = write_outputs(result, out)
     result.timings["total"] = time.perf_counter() - t_start
@@ -173,11 +173,16 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet) 
 @main.command()
 @click.argument("batch", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Directory for the Parquet tables and manifest.json.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out: only the tasks without a checkpoint run.")
 @run_options
 @handle_errors
-def run(batch: Path, out: Path, history, address, workers, serial, quiet) -> None:
-    """Run the stress batch in BATCH (a YAML file) and write the results to --out."""
-    _run(batch, out, history, address, workers, serial, quiet)
+def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume) -> None:
+    """Run the stress batch in BATCH (a YAML file) and write the results to --out.
+
+    Each finished task is checkpointed in --out/tasks as it completes, so an interrupted run can be
+    continued with --resume and gives the same numbers as an uninterrupted one.
+    """
+    _run(batch, out, history, address, workers, serial, quiet, resume)
 
 
 @main.command()

@@ -1,9 +1,11 @@
 """The grid: a batch planned into chunk tasks, run serially or on Ray, and reduced into tables."""
 
 from ._batch import Batch, ExecutionSettings, HistorySettings, MarketSettings, RiskSettings, load_batch
-from ._executor import Executor, RayExecutor, SerialExecutor
+from ._executor import Executor, RayExecutor, SerialExecutor, TaskFailure
 from ._plan import Task, auto_chunk_size, plan_tasks
-from ._reduce import breakdown, contributions, risk_metrics
+from ._reduce import reduce_results
+from ._store import TaskStore
+from ._summary import FamilyPartial, merge_partials, summarise, tail_metrics
 from ._run import RunInputs, RunResult, execute, prepare_inputs, write_outputs
 from ._worker import ChunkResult, Payload, run_chunk
 
@@ -22,13 +24,17 @@ __all__ = [
     "SerialExecutor",
     "Task",
     "auto_chunk_size",
-    "breakdown",
-    "contributions",
+    "FamilyPartial",
+    "TaskFailure",
+    "TaskStore",
+    "merge_partials",
+    "reduce_results",
+    "summarise",
+    "tail_metrics",
     "execute",
     "load_batch",
     "plan_tasks",
     "prepare_inputs",
-    "risk_metrics",
     "run_chunk",
     "write_outputs",
 ]

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Protocol
-
-from core import TaskError
+from typing import Callable, Protocol
 
 from ._plan import Task
 from ._worker import ChunkResult, Payload, run_chunk
 
-__all__ = ["Executor", "SerialExecutor", "RayExecutor"]
+__all__ = ["Executor", "SerialExecutor", "RayExecutor", "TaskFailure"]
 
-Progress = Callable[[ChunkResult], None]
+OnResult = Callable[[ChunkResult], None]
+WorkerFn = Callable[[Payload, Task], ChunkResult]
+
+
+class TaskFailure(Exception):
+    """A task raised (bad data, a bug): it is not retried; ``task`` and ``reason`` say which and why."""
+
+    def __init__(self, task: Task, reason: str):
+        super().__init__(reason)
+        self.task = task
+        self.reason = reason
 
 
 class Executor(Protocol):
-    def map(self, payload: Payload, tasks: list[Task], progress: Progress | None = None) -> list[ChunkResult]: ...
+    workers: int | None
+
+    def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None) -> list[ChunkResult]: ...
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}".strip()
 
 
 class SerialExecutor:
@@ -23,13 +38,19 @@ class SerialExecutor:
 
     workers = 1
 
-    def map(self, payload: Payload, tasks: list[Task], progress: Progress | None = None) -> list[ChunkResult]:
+    def __init__(self, fn: WorkerFn = run_chunk):
+        self.fn = fn
+
+    def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None) -> list[ChunkResult]:
         out = []
         for t in tasks:
-            r = run_chunk(payload, t)
+            try:
+                r = self.fn(payload, t)
+            except Exception as exc:
+                raise TaskFailure(t, _reason(exc)) from exc
             out.append(r)
-            if progress:
-                progress(r)
+            if on_result:
+                on_result(r)
         return out
 
 
@@ -37,20 +58,28 @@ class RayExecutor:
     """Runs tasks on Ray with at most ``workers`` in flight (default: the cluster's CPUs).
 
     The payload is put into the object store once; results are collected with ``ray.wait`` as they
-    complete and returned in task order.  A task whose worker process dies is retried up to
-    ``max_retries`` times.
+    complete (``on_result`` is called for each, e.g. to checkpoint it) and returned in task order.  A task
+    whose worker process dies is retried up to ``max_retries`` times by Ray; a task that raises is not
+    retried and fails the batch with :class:`TaskFailure`, after cancelling the tasks in flight.
+
+    ``num_gpus`` > 0 asks for that share of a GPU per task (for clusters with GPU workers).
     """
 
-    def __init__(self, workers: int | None = None, max_retries: int = 3):
+    def __init__(self, workers: int | None = None, max_retries: int = 3, num_gpus: float = 0.0, fn: WorkerFn = run_chunk):
         self.workers = workers
         self.max_retries = max_retries
+        self.num_gpus = num_gpus
+        self.fn = fn
 
-    def map(self, payload: Payload, tasks: list[Task], progress: Progress | None = None) -> list[ChunkResult]:
+    def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None) -> list[ChunkResult]:
         import ray
 
         from cluster import ray_available_cpus
 
-        remote = ray.remote(num_cpus=1, max_retries=self.max_retries)(run_chunk)
+        opts = dict(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)
+        if self.num_gpus:
+            opts["num_gpus"] = self.num_gpus
+        remote = ray.remote(**opts)(self.fn)
         ref = ray.put(payload)
         limit = self.workers or max(ray_available_cpus(), 1)
         queue = list(tasks)
@@ -69,11 +98,8 @@ class RayExecutor:
                     for other in pending:
                         ray.cancel(other)
                     cause = getattr(exc, "cause", None) or exc
-                    raise TaskError(
-                        f"task {task.task_id} (scenarios {task.start}..{task.stop - 1}) failed: "
-                        f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
-                    ) from None
+                    raise TaskFailure(task, _reason(cause)) from None
                 done[r.task_id] = r
-                if progress:
-                    progress(r)
+                if on_result:
+                    on_result(r)
         return [done[t.task_id] for t in tasks]

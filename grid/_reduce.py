@@ -1,74 +1,80 @@
-"""Reductions of position-level P&L ``[S, N]`` into risk metrics, contributions and breakdowns."""
+"""Reductions: chunk summaries merged into risk metrics, contributions and breakdowns.
+
+Everything here reads :class:`ChunkResult` summaries, never the whole ``[S, N]`` P&L matrix, so the driver's
+memory does not grow with the book times the scenario count; the numbers equal a single in-memory
+computation (see :mod:`grid._summary`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from core import cvar_contributions, var_cvar
+from ._summary import merge_partials, tail_metrics
+from ._worker import ChunkResult
 
-__all__ = ["risk_metrics", "contributions", "breakdown", "GROUP_LEVELS"]
+__all__ = ["reduce_results", "GROUP_LEVELS"]
 
 #: the levels every breakdown and contribution table is given at
 GROUP_LEVELS = ("position", "asset_class", "sleeve")
 
 
-def _families(family: tuple[str, ...]) -> dict[str, np.ndarray]:
-    fam = np.asarray(family)
-    return {f: np.flatnonzero(fam == f) for f in dict.fromkeys(family)}
-
-
-def _group_matrix(pnl: np.ndarray, labels: np.ndarray) -> tuple[list[str], np.ndarray]:
-    groups = list(dict.fromkeys(labels))
-    return groups, np.stack([pnl[:, labels == g].sum(axis=1) for g in groups], axis=1)
-
-
-def risk_metrics(pnl: np.ndarray, weights: np.ndarray, family: tuple[str, ...], names: tuple[str, ...], confidence: list[float]) -> pd.DataFrame:
-    """Long table: family, metric, confidence, value (base currency; losses positive for VaR/CVaR).
-
-    Metrics per family: ``VaR`` and ``CVaR`` at each confidence, ``mean`` and ``vol`` of the P&L
-    (weighted), ``worst`` loss and the scenario it came from.
-    """
-    rows = []
-    total = pnl.sum(axis=1)
-    for fam, idx in _families(family).items():
-        x, w = total[idx], weights[idx]
+def reduce_results(
+    results: list[ChunkResult],
+    names: tuple[str, ...],
+    families: list[str],
+    family_codes: np.ndarray,
+    weights: np.ndarray,
+    positions: pd.DataFrame,
+    group_names: dict[str, list[str]],
+    confidence: list[float],
+) -> dict[str, pd.DataFrame]:
+    """Tables of a run: risk_metrics, contributions, breakdown, scenarios (and scenario_pnl when kept)."""
+    results = sorted(results, key=lambda r: r.start)
+    totals = np.concatenate([r.totals for r in results])
+    rm, ct = [], []
+    ids = positions["id"].to_numpy()
+    for code, fam in enumerate(families):
+        parts = [r.families[code] for r in results if code in r.families]
+        if not parts:
+            continue
+        p = merge_partials(parts)
+        n = int(np.sum(family_codes == code))
         for a in confidence:
-            var, cvar = var_cvar(x, a, w)
-            rows.append(dict(family=fam, metric="VaR", confidence=a, value=var, scenario=None))
-            rows.append(dict(family=fam, metric="CVaR", confidence=a, value=cvar, scenario=None))
-        mean = float(w @ x)
-        rows.append(dict(family=fam, metric="mean", confidence=np.nan, value=mean, scenario=None))
-        rows.append(dict(family=fam, metric="vol", confidence=np.nan, value=float(np.sqrt(w @ (x - mean) ** 2)), scenario=None))
-        k = int(np.argmin(x))
-        rows.append(dict(family=fam, metric="worst", confidence=np.nan, value=float(-x[k]), scenario=names[idx[k]]))
-        rows.append(dict(family=fam, metric="scenarios", confidence=np.nan, value=float(len(idx)), scenario=None))
-    return pd.DataFrame(rows)
-
-
-def contributions(pnl: np.ndarray, weights: np.ndarray, family: tuple[str, ...], positions: pd.DataFrame, confidence: list[float]) -> pd.DataFrame:
-    """Euler contributions to CVaR per family and confidence, by position, asset class and sleeve
-    (each level sums to the family's CVaR)."""
-    rows = []
-    for fam, idx in _families(family).items():
-        for a in confidence:
-            c = cvar_contributions(pnl[idx], a, weights[idx])
+            var, cvar, contrib = tail_metrics(p, a)
+            rm.append(dict(family=fam, metric="VaR", confidence=a, value=var, scenario=None))
+            rm.append(dict(family=fam, metric="CVaR", confidence=a, value=cvar, scenario=None))
             for level in GROUP_LEVELS:
                 key = "id" if level == "position" else level
-                s = pd.Series(c).groupby(positions[key].to_numpy(), sort=False).sum()
-                rows += [dict(family=fam, confidence=a, level=level, group=g, cvar_contribution=float(v)) for g, v in s.items()]
-    return pd.DataFrame(rows)
-
-
-def breakdown(pnl: np.ndarray, names: tuple[str, ...], family: tuple[str, ...], positions: pd.DataFrame) -> pd.DataFrame:
-    """Long table of scenario P&L by asset class and sleeve: scenario, family, level, group, pnl."""
+                s = pd.Series(contrib).groupby(positions[key].to_numpy(), sort=False).sum()
+                ct += [dict(family=fam, confidence=a, level=level, group=g, cvar_contribution=float(v)) for g, v in s.items()]
+        rm.append(dict(family=fam, metric="mean", confidence=np.nan, value=p.mean, scenario=None))
+        rm.append(dict(family=fam, metric="vol", confidence=np.nan, value=float(np.sqrt(p.m2 / p.weight)), scenario=None))
+        rm.append(dict(family=fam, metric="worst", confidence=np.nan, value=p.worst_loss, scenario=names[p.worst_index]))
+        rm.append(dict(family=fam, metric="scenarios", confidence=np.nan, value=float(n), scenario=None))
+    fam_of = np.asarray(families, dtype=object)[family_codes]
     frames = []
-    for level in ("asset_class", "sleeve"):
-        groups, m = _group_matrix(pnl, positions[level].to_numpy())
+    for level, groups in group_names.items():
+        m = np.concatenate([r.groups[level] for r in results])
         df = pd.DataFrame(m, columns=groups)
         df.insert(0, "scenario", names)
-        df.insert(1, "family", family)
+        df.insert(1, "family", fam_of)
         long = df.melt(id_vars=["scenario", "family"], var_name="group", value_name="pnl")
         long.insert(2, "level", level)
         frames.append(long)
-    return pd.concat(frames, ignore_index=True)
+    tables = {
+        "risk_metrics": pd.DataFrame(rm),
+        "contributions": pd.DataFrame(ct),
+        "breakdown": pd.concat(frames, ignore_index=True),
+        "scenarios": pd.DataFrame({"scenario": names, "family": fam_of, "weight": weights, "pnl": totals}),
+    }
+    if all(r.pnl is not None for r in results):
+        pnl = np.concatenate([r.pnl for r in results])
+        S, N = pnl.shape
+        tables["scenario_pnl"] = pd.DataFrame({
+            "scenario": np.repeat(np.asarray(names, dtype=object), N),
+            "family": np.repeat(fam_of, N),
+            "position_id": np.tile(ids.astype(object), S),
+            "pnl": pnl.reshape(-1),
+        })
+    return tables

@@ -20,6 +20,7 @@ import scenarios
 from core import (
     Book,
     ConfigError,
+    TaskError,
     History,
     MarketSnapshot,
     ScenarioSet,
@@ -30,9 +31,10 @@ from core import (
 )
 
 from ._batch import Batch
-from ._executor import Executor
+from ._executor import Executor, TaskFailure
 from ._plan import Task, auto_chunk_size, plan_tasks
-from ._reduce import breakdown, contributions, risk_metrics
+from ._reduce import reduce_results
+from ._store import TaskStore
 from ._worker import ChunkResult, Payload
 
 __all__ = ["RunInputs", "RunResult", "prepare_inputs", "execute", "write_outputs"]
@@ -53,7 +55,7 @@ class RunInputs:
 @dataclass
 class RunResult:
     inputs: RunInputs
-    pnl: np.ndarray  # [S, N]
+    pnl: np.ndarray | None  # [S, N], kept when scenarios x positions <= MAX_POSITION_CELLS
     tasks: list[Task]
     results: list[ChunkResult]
     tables: dict[str, pd.DataFrame]
@@ -61,6 +63,7 @@ class RunResult:
     started: datetime
     finished: datetime
     workers: int
+    resumed_tasks: int = 0
 
 
 def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None) -> RunInputs:
@@ -101,19 +104,82 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings)
 
 
-def execute(inputs: RunInputs, executor: Executor, progress: Callable[[ChunkResult], None] | None = None) -> RunResult:
-    """Plan the scenarios into chunk tasks, run them, and reduce the P&L into tables."""
+#: keep the position-level P&L table when scenarios x positions is at most this many cells
+MAX_POSITION_CELLS = 20_000_000
+
+
+def _fingerprint(inputs: RunInputs, chunk: int) -> dict:
+    h = inputs.history.levels
+    return {
+        "batch_sha256": inputs.batch_hash,
+        "history": [inputs.history.source, h.shape, str(h.index[-1].date()), float(np.nansum(h.to_numpy()))],
+        "book": inputs.book.positions.to_json(),
+        "as_of": str(inputs.market.as_of.date()),
+        "scenarios": [len(inputs.scenarios), float(inputs.scenarios.shocks.sum())],
+        "chunk_size": chunk,
+        "code": _versions().get("stressgrid", "dev"),
+    }
+
+
+def execute(
+    inputs: RunInputs,
+    executor: Executor,
+    progress: Callable[[ChunkResult], None] | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+) -> RunResult:
+    """Plan the scenarios into chunk tasks, run them, and reduce their summaries into tables.
+
+    With ``run_dir``, every finished task is checkpointed there as it completes; ``resume=True`` loads
+    the checkpoints of an interrupted run of the same plan and runs only the missing tasks.  A task that
+    fails raises :class:`core.TaskError` naming it, its scenarios and the reason; finished tasks stay
+    checkpointed.
+    """
     started = datetime.now(timezone.utc)
     timings = dict(inputs.timings)
     batch, scen, prepared = inputs.batch, inputs.scenarios, inputs.prepared
     chunk = batch.execution.chunk_size or auto_chunk_size(prepared.n, len(scen.factors))
     chunk = min(chunk, len(scen))
     tasks = plan_tasks(len(scen), chunk, batch.seed)
-    payload = Payload(prepared, inputs.market.levels, inputs.market.is_log, scen.shocks, chunk)
+    families = list(dict.fromkeys(scen.family))
+    family_codes = np.array([families.index(f) for f in scen.family], dtype=np.int64)
+    pos = inputs.book.positions
+    group_names, group_codes = {}, {}
+    for level in ("asset_class", "sleeve"):
+        labels = list(dict.fromkeys(pos[level]))
+        group_names[level] = labels
+        group_codes[level] = np.array([labels.index(v) for v in pos[level]], dtype=np.int64)
+    conf = batch.risk.confidence
+    payload = Payload(
+        prepared, inputs.market.levels, inputs.market.is_log, scen.shocks, chunk, family_codes, scen.weights,
+        group_codes, 1.0 - min(conf), len(scen) * prepared.n <= MAX_POSITION_CELLS,
+    )
 
+    store = TaskStore(run_dir, _fingerprint(inputs, chunk), resume) if run_dir is not None else None
+    done = store.load() if (store and resume) else {}
+    todo = [t for t in tasks if t.task_id not in done]
+
+    def on_result(r: ChunkResult) -> None:
+        if store:
+            store.save(r)
+        if progress:
+            progress(r)
+
+    if progress:
+        for r in done.values():
+            progress(r)
     t0 = time.perf_counter()
-    results = executor.map(payload, tasks, progress)
+    try:
+        fresh = executor.map(payload, todo, on_result) if todo else []
+    except TaskFailure as exc:
+        t = exc.task
+        kept = f"; {len(store.load())} finished task(s) are kept: rerun with --resume after fixing it" if store else ""
+        raise TaskError(
+            f"task {t.task_id} (scenarios {t.start}..{t.stop - 1}: {scen.names[t.start]} .. {scen.names[t.stop - 1]}) "
+            f"failed: {exc.reason}{kept}"
+        ) from None
     timings["run_tasks"] = time.perf_counter() - t0
+    results = sorted(list(done.values()) + fresh, key=lambda r: r.start)
     timings["kernel_seconds_total"] = float(sum(r.seconds for r in results))
     # the first call in each worker process compiles the kernels for the chunk shape
     timings["compile_seconds_max"] = float(max(r.compile_seconds for r in results))
@@ -121,38 +187,15 @@ def execute(inputs: RunInputs, executor: Executor, progress: Callable[[ChunkResu
         raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
 
     t0 = time.perf_counter()
-    pnl = np.concatenate([r.pnl for r in sorted(results, key=lambda r: r.start)])
-    pos = inputs.book.positions
-    conf = batch.risk.confidence
-    tables = {
-        "risk_metrics": risk_metrics(pnl, scen.weights, scen.family, scen.names, conf),
-        "contributions": contributions(pnl, scen.weights, scen.family, pos, conf),
-        "breakdown": breakdown(pnl, scen.names, scen.family, pos),
-        "scenario_pnl": _scenario_pnl(pnl, scen, pos),
-        "scenarios": _scenario_table(pnl, scen),
-        "positions": _position_table(inputs),
-    }
-    timings["reduce"] = time.perf_counter() - t0
-    return RunResult(inputs, pnl, tasks, results, tables, timings, started, datetime.now(timezone.utc),
-                     getattr(executor, "workers", None) or 0)
-
-
-def _scenario_pnl(pnl: np.ndarray, scen: ScenarioSet, pos: pd.DataFrame) -> pd.DataFrame:
-    S, N = pnl.shape
-    return pd.DataFrame({
-        "scenario": np.repeat(np.asarray(scen.names, dtype=object), N),
-        "family": np.repeat(np.asarray(scen.family, dtype=object), N),
-        "position_id": np.tile(pos["id"].to_numpy(dtype=object), S),
-        "pnl": pnl.reshape(-1),
-    })
-
-
-def _scenario_table(pnl: np.ndarray, scen: ScenarioSet) -> pd.DataFrame:
-    df = pd.DataFrame({"scenario": scen.names, "family": scen.family, "weight": scen.weights, "pnl": pnl.sum(axis=1)})
+    tables = reduce_results(results, scen.names, families, family_codes, scen.weights, pos, group_names, conf)
     if len(scen.info):
         extra = scen.info.drop(columns=[c for c in ("family",) if c in scen.info.columns]).set_index("scenario")
-        df = df.join(extra, on="scenario")
-    return df
+        tables["scenarios"] = tables["scenarios"].join(extra, on="scenario")
+    tables["positions"] = _position_table(inputs)
+    timings["reduce"] = time.perf_counter() - t0
+    pnl = np.concatenate([r.pnl for r in results]) if payload.keep_positions else None
+    return RunResult(inputs, pnl, tasks, results, tables, timings, started, datetime.now(timezone.utc),
+                     getattr(executor, "workers", None) or 0, len(done))
 
 
 def _position_table(inputs: RunInputs) -> pd.DataFrame:
@@ -214,7 +257,8 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
         "base_currency": inputs.batch.base_currency,
         "counts": {"positions": int(inputs.prepared.n), "priced": int(inputs.prepared.priced.sum()),
                    "scenarios": len(scen), "factors": len(scen.factors), "tasks": len(result.tasks),
-                   "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers},
+                   "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers,
+                   "tasks_resumed": result.resumed_tasks},
         "unpriced_types": list(inputs.prepared.unpriced_types),
         "uncovered_factors": uncovered,  # family -> factor -> scenarios in which it had no data
         "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},

@@ -1,5 +1,5 @@
-"""The worker function: revalue the book under one chunk of scenarios.  Ray runs it as a task; the
-serial executor calls it directly, so tests exercise the identical code."""
+"""The worker function: revalue the book under one chunk of scenarios and summarise it.  Ray runs it as
+a task; the serial executor calls it directly, so tests exercise the identical code."""
 
 from __future__ import annotations
 
@@ -12,26 +12,49 @@ import kernels
 from kernels import PreparedBook
 
 from ._plan import Task
+from ._summary import FamilyPartial, summarise
 
 __all__ = ["Payload", "ChunkResult", "run_chunk"]
 
 
 @dataclass(frozen=True)
 class Payload:
-    """What every task reads: put into the object store once per batch."""
+    """What every task reads: put into the object store once per batch.
+
+    shocks : ``[S, F]`` all scenarios of the batch
+    family_codes : int ``[S]``; weights : ``[S]``
+    group_codes : level -> int ``[N]`` (asset class, sleeve) for the per-scenario breakdown
+    keep_mass : ``1 - min(confidence)``, the tail mass each task keeps
+    keep_positions : return the position-level P&L ``[s, N]`` too (for the scenario_pnl table)
+    """
 
     book: PreparedBook
-    base_levels: np.ndarray  # [F]
-    is_log: np.ndarray  # [F]
-    shocks: np.ndarray  # [S, F], all scenarios of the batch
+    base_levels: np.ndarray
+    is_log: np.ndarray
+    shocks: np.ndarray
     chunk_size: int
+    family_codes: np.ndarray
+    weights: np.ndarray
+    group_codes: dict[str, np.ndarray]
+    keep_mass: float
+    keep_positions: bool
 
 
-@dataclass(frozen=True)
+@dataclass
 class ChunkResult:
+    """A task's result: small and exact to merge.
+
+    totals : ``[s]`` total P&L per scenario; groups : level -> ``[s, G]`` P&L per group;
+    families : family code -> :class:`FamilyPartial`; pnl : ``[s, N]`` or None.
+    """
+
     task_id: int
     start: int
-    pnl: np.ndarray  # [stop - start, N]
+    stop: int
+    totals: np.ndarray
+    groups: dict[str, np.ndarray]
+    families: dict[int, FamilyPartial]
+    pnl: np.ndarray | None
     seconds: float  # kernel time of this chunk, compilation excluded
     compile_seconds: float  # first call for this chunk shape in this process (trace + compile), else 0
     float64: bool
@@ -42,7 +65,7 @@ _WARM: set[tuple] = set()
 
 
 def run_chunk(payload: Payload, task: Task) -> ChunkResult:
-    """P&L of every position under scenarios ``task.start:task.stop``.
+    """Revalue scenarios ``task.start:task.stop`` and summarise them.
 
     The chunk is padded to ``payload.chunk_size`` rows with zero shocks, so the kernels compile once
     per chunk shape, not once per batch size.
@@ -60,4 +83,12 @@ def run_chunk(payload: Payload, task: Task) -> ChunkResult:
         _WARM.add(key)
     t0 = time.perf_counter()
     pnl = kernels.revalue(payload.book, payload.base_levels, shocks, payload.is_log)[: task.size]
-    return ChunkResult(task.task_id, task.start, pnl, time.perf_counter() - t0, compile_s, kernels.x64_enabled())
+    seconds = time.perf_counter() - t0
+    sl = slice(task.start, task.stop)
+    groups = {
+        level: np.stack([pnl[:, codes == g].sum(axis=1) for g in range(int(codes.max()) + 1)], axis=1)
+        for level, codes in payload.group_codes.items()
+    }
+    families = summarise(pnl, task.start, payload.family_codes[sl], payload.weights[sl], payload.keep_mass)
+    return ChunkResult(task.task_id, task.start, task.stop, pnl.sum(axis=1), groups, families,
+                       pnl if payload.keep_positions else None, seconds, compile_s, kernels.x64_enabled())
