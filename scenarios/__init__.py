@@ -2,44 +2,189 @@
 
 Generators take plain inputs (a spec, a :class:`core.History`, the factor order, a seed) and know
 nothing of Ray or files.
+
+Kinds (the ``kind`` key of a batch file's ``scenarios`` entry):
+
+* ``historical``: crisis library and custom events, replayed from data, calibrated from public facts
+  and filled by conditional propagation where the history lacks a factor;
+* ``rolling``: overlapping windows of the history;
+* ``bootstrap``: stationary block bootstrap (arch);
+* ``montecarlo``: Gaussian, Student-t, GARCH(1,1)-t (constant or DCC correlation) and filtered
+  historical simulation;
+* ``predictive``: conditional stress on a few core factors with a plausibility measure.
+
+Every kind takes an optional ``amplify`` block (correlation, volatility and liquidity stress).
+Random kinds draw in blocks of :data:`BLOCK_SIZE` scenarios with one child seed per block
+(:func:`generate_range` makes any sub-range bit-identical to the same rows of a full run).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Sequence, Union
+from typing import Annotated, Mapping, Sequence, Union
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from core import ConfigError, History, ScenarioSet
 
+from ._amplify import (
+    Amplifier,
+    AmplifySpec,
+    CorrelationStress,
+    CorrelationTarget,
+    LiquidityStress,
+    VolStress,
+    build_amplifier,
+    stressed_covariance,
+)
+from ._bootstrap import BootstrapSpec, bootstrap_block, bootstrap_scenarios, fit_bootstrap
+from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves, n_blocks, parse_shock
+from ._correlation import EstimatorSpec, estimate_covariance, nearest_correlation, pairwise_covariance
 from ._historical import CustomEvent, HistoricalSpec, RollingSpec, replay_events, rolling_windows
-from ._library import CRISIS_LIBRARY, CrisisEvent
+from ._library import CRISIS_LIBRARY, CrisisEvent, CrisisFacts
+from ._montecarlo import (
+    MonteCarloSpec,
+    fit_garch,
+    fit_montecarlo,
+    montecarlo_block,
+    montecarlo_scenarios,
+)
+from ._predictive import PredictiveSpec, StressDef, conditional_stress, predictive_scenarios
 
 __all__ = [
+    "BLOCK_SIZE",
     "CRISIS_LIBRARY",
+    "AmplifySpec",
+    "BootstrapSpec",
+    "CorrelationStress",
+    "CorrelationTarget",
     "CrisisEvent",
+    "CrisisFacts",
     "CustomEvent",
+    "EstimatorSpec",
     "HistoricalSpec",
+    "LiquidityStress",
+    "MonteCarloSpec",
+    "PredictiveSpec",
     "RollingSpec",
     "ScenarioSpec",
+    "StressDef",
+    "VolStress",
+    "WindowSpec",
+    "block_seed",
+    "conditional_stress",
+    "daily_moves",
+    "estimate_covariance",
+    "fit",
+    "fit_garch",
     "generate",
+    "generate_block",
+    "generate_range",
+    "n_blocks",
+    "nearest_correlation",
+    "pairwise_covariance",
+    "parse_shock",
     "replay_events",
     "rolling_windows",
 ]
 
 #: one entry of the batch file's ``scenarios`` list, chosen by its ``kind`` key
-ScenarioSpec = Annotated[Union[HistoricalSpec, RollingSpec], Field(discriminator="kind")]
+ScenarioSpec = Annotated[
+    Union[HistoricalSpec, RollingSpec, BootstrapSpec, MonteCarloSpec, PredictiveSpec], Field(discriminator="kind")
+]
+
+RANDOM_KINDS = (BootstrapSpec, MonteCarloSpec)
 
 
-def generate(spec: ScenarioSpec, history: History, factors: Sequence[str], seed: np.random.SeedSequence | int | None = None) -> ScenarioSet:
+def _market(market) -> tuple[pd.Timestamp | None, dict[str, float] | None]:
+    """(as_of, levels) of a :class:`core.MarketSnapshot`, or of a plain mapping of levels."""
+    if market is None:
+        return None, None
+    if isinstance(market, Mapping):
+        return None, dict(market)
+    return market.as_of, {f: float(v) for f, v in zip(market.factors, market.levels)}
+
+
+def _amplify(scen: ScenarioSet, spec: AmplifySpec, history: History, factors: Sequence[str], family: str,
+             as_of, levels) -> ScenarioSet:
+    cov, index = None, np.array([], int)
+    if spec.moves_factors:
+        moves, ok = daily_moves(history, factors, spec.window, as_of, family)
+        cov = estimate_covariance(moves.to_numpy(), spec.estimator)[0]
+        index = np.flatnonzero(ok)
+    return build_amplifier(spec, factors, cov, index, family, levels).apply(scen)
+
+
+def fit(spec, history: History, factors: Sequence[str], market=None):
+    """The deterministic part of a random family (the window's moves, the fitted model, the stress),
+    for :func:`generate_block`; None for the other kinds."""
+    as_of, levels = _market(market)
+    if isinstance(spec, BootstrapSpec):
+        return fit_bootstrap(spec, history, factors, as_of, levels)
+    if isinstance(spec, MonteCarloSpec):
+        return fit_montecarlo(spec, history, factors, as_of, levels)
+    return None
+
+
+def generate_block(spec, fitted, block_index: int, seed: np.random.SeedSequence | int | None):
+    """Block ``block_index`` (scenarios ``[b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE)``) of a random family:
+    ``(shocks [BLOCK_SIZE, F], paths [BLOCK_SIZE, H, F] or None)`` on ``fitted.factors``, bit-identical
+    to the same rows of :func:`generate` with the same ``seed``."""
+    if isinstance(spec, BootstrapSpec):
+        return bootstrap_block(spec, fitted, block_index, seed)
+    if isinstance(spec, MonteCarloSpec):
+        return montecarlo_block(spec, fitted, block_index, seed)
+    raise ConfigError(f"scenario kind {getattr(spec, 'kind', spec)!r} is not random; use generate()")
+
+
+def generate_range(spec, history: History, factors: Sequence[str], seed, start: int, stop: int,
+                   market=None, fitted=None) -> ScenarioSet:
+    """Scenarios ``[start, stop)`` of a random family (what a grid worker would generate for its chunk);
+    equal, row for row, to ``generate(...).subset(slice(start, stop))``."""
+    as_of, levels = _market(market)
+    if isinstance(spec, BootstrapSpec):
+        return bootstrap_scenarios(spec, history, factors, seed, as_of, levels, start, stop)
+    if isinstance(spec, MonteCarloSpec):
+        return montecarlo_scenarios(spec, history, factors, seed, as_of, levels, start, stop, fitted)
+    return generate(spec, history, factors, seed, market).subset(slice(start, stop))
+
+
+def generate(
+    spec: ScenarioSpec,
+    history: History,
+    factors: Sequence[str],
+    seed: np.random.SeedSequence | int | None = None,
+    market=None,
+) -> ScenarioSet:
     """Scenarios of one batch entry on ``factors``.
 
-    ``seed`` feeds the random generators (unused by the historical kinds); equal seeds give
-    bit-identical scenarios.
+    Parameters
+    ----------
+    spec : one validated entry of the batch file's ``scenarios``
+    history : the factor history
+    factors : ``[F]`` factor order (the book's factors)
+    seed : feeds the random kinds (unused by historical and rolling); equal seeds give bit-identical
+        scenarios
+    market : optional :class:`core.MarketSnapshot` (or a mapping factor -> level): its ``as_of`` is the
+        default end of estimation windows (no look-ahead) and its levels turn level targets (a crisis's
+        VIX high, ``iv_level``) into shocks; without it windows end at the history's last date and the
+        VIX level is taken from the history's last VOL.SPX.ATM close
     """
+    as_of, levels = _market(market)
+    factors = list(factors)
     if isinstance(spec, HistoricalSpec):
-        return replay_events(spec.windows(), history, factors, spec.name)
-    if isinstance(spec, RollingSpec):
-        return rolling_windows(spec, history, factors)
-    raise ConfigError(f"scenario kind {getattr(spec, 'kind', spec)!r} is not supported")
+        scen = replay_events(spec.windows(), history, factors, spec.name, fill=spec.fill, levels=levels)
+    elif isinstance(spec, RollingSpec):
+        scen = rolling_windows(spec, history, factors)
+    elif isinstance(spec, BootstrapSpec):
+        return bootstrap_scenarios(spec, history, factors, seed, as_of, levels)
+    elif isinstance(spec, MonteCarloSpec):
+        return montecarlo_scenarios(spec, history, factors, seed, as_of, levels)
+    elif isinstance(spec, PredictiveSpec):
+        return predictive_scenarios(spec, history, factors, seed, as_of)
+    else:
+        raise ConfigError(f"scenario kind {getattr(spec, 'kind', spec)!r} is not supported")
+    if spec.amplify is not None:
+        scen = _amplify(scen, spec.amplify, history, factors, spec.name, as_of, levels)
+    return scen

@@ -1,9 +1,10 @@
-"""Historical scenarios: crisis replays and rolling windows of the factor history."""
+"""Historical scenarios: crisis replays (calibrated and propagated where the history lacks a factor)
+and rolling windows of the factor history."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal, Optional, Sequence
+from typing import Literal, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -11,35 +12,46 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from core import ConfigError, History, ScenarioSet, factor_moves, log_mask
 
+from ._amplify import AmplifySpec
+from ._common import parse_shock
+from ._correlation import pairwise_covariance
 from ._library import CRISIS_LIBRARY, CrisisEvent
 
-__all__ = ["CustomEvent", "HistoricalSpec", "RollingSpec", "replay_events", "rolling_windows"]
+__all__ = ["CustomEvent", "HistoricalSpec", "RollingSpec", "replay_events", "rolling_windows", "propagation_model"]
 
 #: an observation older than this many calendar days before a window date does not count
 MAX_STALE_DAYS = 7
 
 
 class CustomEvent(BaseModel):
-    """A user's own event: a name and a window of the history."""
+    """A user's own event: a name, a window of the history and optional factor overrides
+    (``{factor: shock}``: ``"-30%"``, ``"+100bp"`` or a number in the factor's convention) that win
+    over the data."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
     start: date
     end: date
     description: str = ""
+    overrides: dict[str, Union[float, str]] = {}
 
     @model_validator(mode="after")
     def _order(self) -> "CustomEvent":
         if self.end <= self.start:
             raise ValueError(f"event {self.name!r}: end {self.end} must be after start {self.start}")
+        for k, v in self.overrides.items():
+            parse_shock(v, k)
         return self
 
 
 class HistoricalSpec(BaseModel):
-    """Replay named crisis windows: each factor's move from the window's start to its end.
+    """Replay named crisis windows: each factor's move from the window's start to its end, as a daily
+    path and as the instantaneous shock.
 
     Batch-file keys: ``kind: historical``, ``name`` (the family), ``events`` (names from the crisis
-    library), ``custom`` (a list of ``{name, start, end}``).
+    library), ``custom`` (a list of ``{name, start, end, description, overrides}``), ``fill`` (default
+    true: calibrate factors the history lacks in a window from public facts and fill the rest by
+    conditional propagation; false: leave them uncovered), ``amplify``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -47,6 +59,8 @@ class HistoricalSpec(BaseModel):
     name: str = "historical"
     events: list[str] = []
     custom: list[CustomEvent] = []
+    fill: bool = True
+    amplify: Optional[AmplifySpec] = None
 
     @field_validator("events")
     @classmethod
@@ -60,11 +74,16 @@ class HistoricalSpec(BaseModel):
     def _some(self) -> "HistoricalSpec":
         if not self.events and not self.custom:
             raise ValueError("give at least one of 'events' or 'custom'")
+        names = self.events + [c.name for c in self.custom]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"event {sorted(dup)[0]!r} appears twice")
         return self
 
     def windows(self) -> list[CrisisEvent]:
         out = [CRISIS_LIBRARY[e] for e in self.events]
-        out += [CrisisEvent(c.name, pd.Timestamp(c.start), pd.Timestamp(c.end), c.description or "user event", "user") for c in self.custom]
+        out += [CrisisEvent(c.name, pd.Timestamp(c.start), pd.Timestamp(c.end), c.description or "user event", "user",
+                            None, {k: parse_shock(v, k) for k, v in c.overrides.items()}) for c in self.custom]
         return out
 
 
@@ -73,7 +92,8 @@ class RollingSpec(BaseModel):
     (historical simulation), each one scenario of equal weight.
 
     Batch-file keys: ``kind: rolling``, ``name``, ``horizon_days`` (trading days), ``start``, ``end``
-    (default: the whole history of the book's factors), ``step`` (days between window starts, default 1).
+    (default: the whole history of the book's factors), ``step`` (days between window starts, default 1),
+    ``amplify``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -83,6 +103,7 @@ class RollingSpec(BaseModel):
     start: Optional[date] = None
     end: Optional[date] = None
     step: int = Field(default=1, ge=1)
+    amplify: Optional[AmplifySpec] = None
 
 
 def _window_levels(levels: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -92,7 +113,6 @@ def _window_levels(levels: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp)
     if before.empty:
         return levels.iloc[0:0], np.zeros(levels.shape[1], bool), np.zeros(levels.shape[1], bool)
     first = before.index[-1]
-    window = levels.loc[first:end]
     last_obs_start = before.apply(lambda s: s.last_valid_index())
     last_obs_end = levels.loc[:end].apply(lambda s: s.last_valid_index())
 
@@ -106,19 +126,78 @@ def _window_levels(levels: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp)
     return filled, ok_start, ok_end
 
 
-def replay_events(events: Sequence[CrisisEvent], history: History, factors: Sequence[str], family: str) -> ScenarioSet:
+def propagation_model(history: History, factors: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Daily covariance ``[F, F]`` of ``factors`` for filling, from pairwise-complete moves over the
+    whole history, repaired to a valid correlation (:func:`pairwise_covariance`); a factor the history
+    lacks has NaN rows.  Returns (cov, has history ``[F]``, repair distance)."""
+    lv = history.levels.reindex(columns=list(factors))
+    return pairwise_covariance(lv, log_mask(factors))
+
+
+def _propagate(cov: np.ndarray, known: np.ndarray, target: np.ndarray, known_paths: np.ndarray) -> np.ndarray:
+    """Conditional expectation of ``target`` factors given the ``known`` ones, day by day of a path.
+
+    ``E[x_t | x_k] = S_tk S_kk^+ x_k`` (zero-mean Gaussian conditioning, [MFE15, Prop. 6.2]); the
+    coefficient matrix does not depend on the horizon, so it maps daily covariances onto crisis-sized
+    moves.  ``known_paths`` is ``[H, K]``; returns ``[H, T]``.
+    """
+    s_kk = cov[np.ix_(known, known)]
+    s_tk = cov[np.ix_(target, known)]
+    beta = s_tk @ np.linalg.pinv(s_kk, rcond=1e-10, hermitian=True)
+    return known_paths @ beta.T
+
+
+def replay_events(
+    events: Sequence[CrisisEvent],
+    history: History,
+    factors: Sequence[str],
+    family: str,
+    fill: bool = True,
+    levels: Mapping[str, float] | None = None,
+) -> ScenarioSet:
     """Replay each event on ``factors``.
 
     The shock is the move from the last close on or before ``start`` to the last close on or before
     ``end`` (log-return for prices, difference otherwise); the path is the cumulative move after each
-    trading day of the window.  Factors without an observation within a week of both ends are not
-    covered: their shock is 0 and ``covered`` is False.
+    trading day of the window.  A factor observed within a week of both ends is *replayed*.
+
+    With ``fill`` (the default), for the other factors:
+
+    1. *calibrated*: an event's public facts (:class:`CrisisFacts`) and a custom event's overrides set the
+       shock (overrides win over data too); the path ramps linearly to it over the window's days;
+    2. *propagated*: a factor with history elsewhere moves by its conditional expectation given the
+       replayed and calibrated factors, day by day of the path (:func:`_propagate`, covariance of
+       :func:`propagation_model`).
+
+    Filled factors are covered and ``filled``; the info columns ``calibrated`` and ``propagated`` name
+    them.  The rest (no data, no fact, no history at all) have shock 0 and are not covered.
+
+    Parameters
+    ----------
+    levels : current factor levels (the market snapshot): the VIX figure is a level, and its shock is
+        taken from ``levels['VOL.SPX.ATM']`` (or the history's last VOL.SPX.ATM close if absent)
+
+    Raises
+    ------
+    ConfigError
+        If an event's window starts outside the history or has no trading day.
     """
     factors = list(factors)
-    # factors the history does not have at all (e.g. set by a market override) are not covered
-    lv = history.levels.reindex(columns=factors)
-    is_log = log_mask(factors)
-    shocks, paths, covered, info = [], [], [], []
+    F = len(factors)
+    lv_all = history.levels
+    extra = []
+    for ev in events:
+        extra += list(ev.overrides)
+        if fill and ev.facts is not None:
+            extra += ev.facts.factors
+    universe = factors + [f for f in dict.fromkeys(extra) if f not in factors]
+    lv = lv_all.reindex(columns=universe)
+    is_log = log_mask(universe)
+    lev = dict(levels or {})
+    if "VOL.SPX.ATM" not in lev and "VOL.SPX.ATM" in lv_all.columns and lv_all["VOL.SPX.ATM"].notna().any():
+        lev["VOL.SPX.ATM"] = float(lv_all["VOL.SPX.ATM"].dropna().iloc[-1])
+    model = None
+    shocks, paths, covered, filled, info = [], [], [], [], []
     for ev in events:
         if ev.start < lv.index[0] or ev.start > lv.index[-1]:
             raise ConfigError(
@@ -130,14 +209,51 @@ def replay_events(events: Sequence[CrisisEvent], history: History, factors: Sequ
         moves = factor_moves(base[None, :], window.to_numpy()[1:], is_log)
         if len(moves) == 0:
             raise ConfigError(f"scenario family {family!r}, event {ev.name!r}: no trading day inside the window")
+        H = len(moves)
         moves = np.where(ok_end[None, :], np.nan_to_num(moves, nan=0.0), 0.0)
-        shocks.append(moves[-1])
-        paths.append(moves)
-        covered.append(ok_end)
+        replayed = ok_end.copy()
+        calibrated = np.zeros(len(universe), bool)
+        propagated = np.zeros(len(universe), bool)
+        ramp = np.arange(1, H + 1, dtype=float)[:, None] / H
+        if fill:
+            cal: dict[str, float] = {}
+            if ev.facts is not None:
+                cal.update({f: v for f, v in ev.facts.shocks(lev).items() if not replayed[universe.index(f)]})
+            cal.update(ev.overrides)
+            for f, v in cal.items():
+                j = universe.index(f)
+                moves[:, j] = v * ramp[:, 0]
+                calibrated[j] = True
+                replayed[j] = False
+            if model is None:
+                model = propagation_model(history, universe)
+            cov, has, _ = model
+            known = np.flatnonzero((replayed | calibrated) & has)
+            target = np.flatnonzero(~(replayed | calibrated) & has)
+            if len(known) and len(target):
+                moves[:, target] = _propagate(cov, known, target, moves[:, known])
+                propagated[target] = True
+        else:
+            for f, v in ev.overrides.items():
+                j = universe.index(f)
+                moves[:, j] = v * ramp[:, 0]
+                calibrated[j] = True
+                replayed[j] = False
+        cov_mask = replayed | calibrated | propagated
+        shocks.append(moves[-1, :F])
+        paths.append(moves[:, :F])
+        covered.append(cov_mask[:F])
+        filled.append((calibrated | propagated)[:F])
+        names = np.array(universe)
+        src = ev.source
+        if calibrated.any() and ev.facts is not None:
+            src += f"; calibrated: {ev.facts.note}" if ev.facts.note else ""
         info.append(
             dict(scenario=ev.name, family=family, kind="historical", start=ev.start, end=ev.end,
-                 days=len(moves), description=ev.description, source=ev.source,
-                 uncovered=",".join(f for f, c in zip(factors, ok_end) if not c))
+                 days=H, description=ev.description, source=src,
+                 uncovered=",".join(f for f, c in zip(factors, cov_mask[:F]) if not c),
+                 calibrated=",".join(names[:F][calibrated[:F]]),
+                 propagated=",".join(names[:F][propagated[:F]]))
         )
     H = max(len(p) for p in paths)
     padded = np.stack([np.concatenate([p, np.repeat(p[-1:], H - len(p), axis=0)]) for p in paths])
@@ -151,6 +267,7 @@ def replay_events(events: Sequence[CrisisEvent], history: History, factors: Sequ
         covered=np.stack(covered),
         paths=padded,
         info=pd.DataFrame(info),
+        filled=np.stack(filled),
     )
 
 

@@ -1,0 +1,84 @@
+"""Assembling seeded random families block by block.
+
+A random family of ``n`` scenarios is ``ceil(n / BLOCK_SIZE)`` blocks; block ``b`` draws only from
+``block_seed(seed, b)`` and always draws a full block (the last one is cut after drawing), so the
+scenarios of any range ``[start, stop)`` do not depend on how a run splits the family.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from core import ScenarioSet
+
+from ._common import BLOCK_SIZE
+
+__all__ = ["assemble_range"]
+
+BlockFn = Callable[[int], tuple[np.ndarray, np.ndarray | None]]
+
+
+def assemble_range(
+    family: str,
+    n_scenarios: int,
+    factors: tuple[str, ...],
+    covered: np.ndarray,
+    block: BlockFn,
+    info: dict,
+    start: int = 0,
+    stop: int | None = None,
+    amplifier=None,
+) -> ScenarioSet:
+    """Scenarios ``[start, stop)`` of a random family.
+
+    Parameters
+    ----------
+    block : ``b -> (shocks [BLOCK_SIZE, F], paths [BLOCK_SIZE, H, F] or None)``, already amplified
+    covered : bool ``[F]``
+    info : constant info columns of the family
+    amplifier : adds liquidity multipliers (and its report) when given
+    """
+    stop = n_scenarios if stop is None else min(stop, n_scenarios)
+    if not 0 <= start < stop:
+        raise ValueError(f"scenario range [{start}, {stop}) of family {family!r} (size {n_scenarios}) is empty")
+    b0, b1 = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
+    shocks, paths = [], []
+    for b in range(b0, b1 + 1):
+        s, p = block(b)
+        lo = max(start - b * BLOCK_SIZE, 0)
+        hi = min(stop - b * BLOCK_SIZE, BLOCK_SIZE)
+        shocks.append(s[lo:hi])
+        if p is not None:
+            paths.append(p[lo:hi])
+    S = stop - start
+    F = len(factors)
+    names = tuple(f"{family}:{i}" for i in range(start, stop))
+    row = dict(info)
+    if amplifier is not None:
+        row.update(amplifier.report)
+    df = pd.DataFrame({"scenario": names})
+    for k, v in {"family": family, **row}.items():
+        df[k] = v
+    spread = adv = None
+    if amplifier is not None and amplifier.spread_mult is not None:
+        spread = np.repeat(amplifier.spread_mult[None, :], S, axis=0)
+        adv = np.repeat(amplifier.adv_mult[None, :], S, axis=0)
+    cov = np.repeat(np.asarray(covered, bool)[None, :], S, axis=0)
+    if amplifier is not None:
+        cov |= ((amplifier.shift != 0) | np.isfinite(amplifier.level_shock))[None, :]
+    return ScenarioSet(
+        names=names,
+        factors=factors,
+        shocks=np.concatenate(shocks).reshape(S, F),
+        weights=np.full(S, 1.0 / n_scenarios),
+        family=(family,) * S,
+        covered=cov,
+        paths=np.concatenate(paths) if paths else None,
+        info=df,
+        filled=None,
+        spread_mult=spread,
+        adv_mult=adv,
+    )
