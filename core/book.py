@@ -9,7 +9,21 @@ A portfolio file is a CSV (or Parquet) with one row per position.  Columns commo
 Type-specific columns (empty where they do not apply): ``strike``, ``expiry``, ``option_type``
 (call/put), ``coupon`` (decimal), ``frequency`` (coupons a year), ``maturity``, ``recovery``
 (decimal), ``spread_factor`` (a ``CR.*`` factor for a bond's issuer spread), ``curve`` (currency of
-the discount curve when not ``currency``), ``forward_rate`` (the contracted rate of an FX forward).
+the discount curve when not ``currency``), ``forward_rate`` (the contracted rate of an FX forward),
+``dividend_yield`` (continuous dividend yield of an equity option's underlying, decimal, default 0),
+``constituents`` (names in a credit index, for its jump-to-default; default 1, a single name).
+
+What ``underlying`` means per type (``docs/kernels.md`` has the models):
+
+* equity, equity_future: the ``EQ.*`` price; option: the ``EQ.*``, ``FX.AAABBB`` or ``CMD.*`` spot,
+  with vol surface ``VOL.<name>.{ATM,SKEW,CURV,TERM}``; an FX option's ``currency`` is BBB;
+* fx_forward: ``FX.AAABBB`` with ``currency`` AAA (the currency bought for ``quantity > 0``);
+* commodity_future: the ``CMD.X`` spot, with basis factor ``BASIS.X``;
+* bond, swap, rate_future: any ``IR.CCY.*`` factor; it names the discount curve (CCY must be the
+  position's ``currency``), and the instrument is priced off that currency's whole tenor grid;
+* cds: the ``CR.*`` spread of the reference name or index.
+
+Currencies must be ISO 4217 codes (:data:`CURRENCIES`).
 
 Signs: ``quantity`` > 0 is long the instrument's risk: shares or contracts bought, face value of bonds
 held, foreign currency bought forward, protection *sold* on a CDS (long credit), options bought.
@@ -31,14 +45,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from .errors import ConfigError
 from .factors import factor_spec
 
-__all__ = ["INSTRUMENT_TYPES", "ASSET_CLASSES", "Position", "Book", "load_book", "book_from_records"]
+__all__ = ["INSTRUMENT_TYPES", "ASSET_CLASSES", "CURRENCIES", "Position", "Book", "load_book", "book_from_records"]
 
 #: instrument types and the fields each needs beyond the common ones
 INSTRUMENT_TYPES: dict[str, tuple[str, ...]] = {
     "equity": (),
     "equity_future": (),
     "commodity_future": ("maturity",),
-    "fx_forward": ("maturity",),
+    "fx_forward": ("maturity", "forward_rate"),
     "bond": ("coupon", "frequency", "maturity"),
     "rate_future": ("maturity",),
     "swap": ("coupon", "frequency", "maturity"),
@@ -59,6 +73,16 @@ _UNDERLYING_PREFIX: dict[str, tuple[str, ...]] = {
 }
 ASSET_CLASSES = ("equity", "rates", "credit", "fx", "commodity")
 _CCY = re.compile(r"^[A-Z]{3}$")
+#: ISO 4217 currency codes in use (plus XAU/XAG, precious metals quoted as currencies)
+CURRENCIES = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
+    BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP
+    GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD
+    KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK
+    NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD
+    SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD
+    XOF XPF YER ZAR ZMW ZWL XAU XAG""".split()
+)
 
 
 class Position(BaseModel):
@@ -87,6 +111,8 @@ class Position(BaseModel):
     spread_factor: Optional[str] = None
     curve: Optional[str] = None
     forward_rate: Optional[float] = None
+    dividend_yield: Optional[float] = None
+    constituents: Optional[int] = None
 
     @field_validator("id", "sleeve")
     @classmethod
@@ -128,6 +154,29 @@ class Position(BaseModel):
     def _ccy(cls, v: Optional[str]) -> Optional[str]:
         if v is not None and not _CCY.match(v):
             raise ValueError(f"{v!r} is not a three-letter upper-case currency code")
+        if v is not None and v not in CURRENCIES:
+            raise ValueError(f"{v!r} is not a known ISO 4217 currency code")
+        return v
+
+    @field_validator("forward_rate")
+    @classmethod
+    def _fwd(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and (not math.isfinite(v) or v <= 0):
+            raise ValueError(f"{v!r} must be > 0 (units of the quote currency per unit of the base currency)")
+        return v
+
+    @field_validator("dividend_yield")
+    @classmethod
+    def _div(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and (not math.isfinite(v) or not -0.5 <= v <= 0.5):
+            raise ValueError(f"{v!r} must be a decimal yield in [-0.5, 0.5] (0.02 = 2%)")
+        return v
+
+    @field_validator("constituents")
+    @classmethod
+    def _names(cls, v: Optional[int]) -> Optional[int]:
+        if v is not None and v < 1:
+            raise ValueError(f"{v!r} must be >= 1 (names in the credit index)")
         return v
 
     @field_validator("underlying", "spread_factor")
@@ -182,6 +231,38 @@ class Position(BaseModel):
             )
         if self.spread_factor is not None and not self.spread_factor.startswith("CR."):
             raise ValueError(f"field 'spread_factor': {self.spread_factor!r} must be a CR.* factor")
+        spec = factor_spec(self.underlying)
+        if prefix == "FX":
+            for ccy in (self.underlying[3:6], self.underlying[6:9]):
+                if ccy not in CURRENCIES:
+                    raise ValueError(f"field 'underlying': {ccy!r} in {self.underlying!r} is not a known ISO 4217 currency code")
+        if prefix == "IR" and spec.currency not in CURRENCIES:
+            raise ValueError(f"field 'underlying': {spec.currency!r} in {self.underlying!r} is not a known ISO 4217 currency code")
+        if self.type == "fx_forward" and self.currency != self.underlying[3:6]:
+            raise ValueError(
+                f"field 'currency': an fx_forward on {self.underlying} buys {self.underlying[3:6]} for quantity > 0; "
+                f"currency must be {self.underlying[3:6]}, got {self.currency!r}"
+            )
+        if self.type == "option" and prefix == "FX" and self.currency != self.underlying[6:9]:
+            raise ValueError(
+                f"field 'currency': an option on {self.underlying} is priced in {self.underlying[6:9]}; "
+                f"currency must be {self.underlying[6:9]}, got {self.currency!r}"
+            )
+        if self.type in ("bond", "swap", "rate_future") and spec.currency != self.currency:
+            raise ValueError(
+                f"field 'underlying': {self.underlying} names the {spec.currency} curve but the position's "
+                f"currency is {self.currency}; use an IR.{self.currency}.* factor"
+            )
+        if self.dividend_yield is not None and not (self.type == "option" and prefix == "EQ"):
+            raise ValueError("field 'dividend_yield': only options on EQ.* underlyings take a dividend yield")
+        if self.constituents is not None and self.type != "cds":
+            raise ValueError("field 'constituents': only cds positions (credit indices) take constituents")
+        if self.type == "option" and self.maturity is not None and self.expiry is not None and self.maturity < self.expiry:
+            raise ValueError(
+                f"field 'maturity': the underlying future matures {self.maturity} before the option expires {self.expiry}"
+            )
+        if self.type == "rate_future" and self.frequency is not None and self.frequency not in (4, 12):
+            raise ValueError(f"field 'frequency': a rate future's period is 3M (4) or 1M (12), got {self.frequency}")
         return self
 
 

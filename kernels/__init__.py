@@ -1,18 +1,59 @@
 """Revaluation kernels in JAX (float64), each with a plain numpy twin.
 
-Importing this package turns on float64 for JAX in the importing process.
+Importing this package turns on float64 for JAX in the importing process and registers a pricer for
+every instrument type: linear (equity, equity_future), CIP (fx_forward), spot and basis
+(commodity_future), zero curve (bond, swap, rate_future), flat hazard (cds) and Black on a
+parametric vol surface (option).  ``docs/kernels.md`` describes the models.
 """
 
 from . import _x64  # noqa: F401  (must come before any jax computation)
+from . import _pricers  # noqa: F401  (registers the pricers)
+from ._common import CURVE_TENORS, DEFAULT_TENORS, curve_factors, curve_tenors
+from ._credit import CdsBook, jump_to_default_pnl
 from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
-from ._revalue import PRICERS, PreparedBook, Pricer, prepare, register, required_factors, revalue, revalue_numpy, shocked_levels
+from ._options import T0_YEARS, VOL_FLOOR, VOL_PARAMS, OptionBook, black, black_numpy, surface_vol
+from ._rates import CashflowBook, RateFutureBook, bond_cashflows, coupon_schedule
+from ._revalue import (
+    PRICERS,
+    PreparedBook,
+    Pricer,
+    check_levels,
+    prepare,
+    register,
+    required_factors,
+    revalue,
+    revalue_numpy,
+    shocked_levels,
+)
+from ._sensitivity import Sensitivities, revalue_sensitivity, sensitivities, sensitivity_pnl
+from ._stream import StreamResult, revalue_stream
 from ._x64 import x64_enabled
 
 __all__ = [
+    "CURVE_TENORS",
+    "CashflowBook",
+    "CdsBook",
+    "DEFAULT_TENORS",
     "LinearBook",
+    "OptionBook",
     "PRICERS",
     "PreparedBook",
     "Pricer",
+    "RateFutureBook",
+    "Sensitivities",
+    "StreamResult",
+    "T0_YEARS",
+    "VOL_FLOOR",
+    "VOL_PARAMS",
+    "black",
+    "black_numpy",
+    "bond_cashflows",
+    "check_levels",
+    "coupon_schedule",
+    "curve_factors",
+    "curve_tenors",
+    "jump_to_default",
+    "jump_to_default_pnl",
     "linear_pnl",
     "linear_pnl_numpy",
     "linear_pnl_one",
@@ -21,6 +62,24 @@ __all__ = [
     "required_factors",
     "revalue",
     "revalue_numpy",
+    "revalue_sensitivity",
+    "revalue_stream",
+    "sensitivities",
+    "sensitivity_pnl",
     "shocked_levels",
+    "surface_vol",
     "x64_enabled",
 ]
+
+
+def jump_to_default(book: PreparedBook, base):
+    """Jump-to-default P&L ``[n]`` (base currency): each CDS position's P&L if its reference name, or
+    one of the names of a credit index (the ``constituents`` column), defaults now; 0 for every other
+    position.  See :func:`kernels._credit.jump_to_default_pnl`."""
+    import numpy as np
+
+    out = np.zeros(book.n)
+    for g in book.groups:
+        if isinstance(g.arrays, CdsBook):
+            out[g.columns] = jump_to_default_pnl(g.arrays, np.asarray(base, float))
+    return out

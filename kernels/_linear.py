@@ -1,20 +1,23 @@
-"""Linear instruments: equities and ETFs, equity index futures, and (spot-only) commodity futures and FX forwards.
+"""Linear instruments: equities and ETFs, equity index futures.
 
 One instrument under one scenario; :func:`linear_pnl` batches over instruments and scenarios.
 
 Funded positions (stocks, ETFs) hold the asset: ``PnL = u * (P' X' - P X)``.  Unfunded ones
-(futures, forwards) settle the price change: ``PnL = u * (P' - P) * X'``.  ``u`` is quantity times
-multiplier, ``P`` the underlying factor level in the position's currency and ``X`` the FX factor
-that converts that currency into the base currency (1 for base-currency positions).
+(futures) settle the price change: ``PnL = u * (P' - P) * X'``.  ``u`` is quantity times multiplier,
+``P`` the underlying factor level in the position's currency and ``X`` the FX factor that converts
+that currency into the base currency (1 for base-currency positions).  FX forwards and commodity
+futures have their own pricers (``_forwards.py``).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ._common import fx_level
+from ._edge import make_kernel, numpy_pnl
 
 __all__ = ["LinearBook", "linear_pnl_one", "linear_pnl", "linear_pnl_numpy"]
 
@@ -34,29 +37,22 @@ class LinearBook(NamedTuple):
     funded: np.ndarray
 
 
-def _fx(levels: jnp.ndarray, idx: jnp.ndarray) -> jnp.ndarray:
-    return jnp.where(idx >= 0, levels[jnp.maximum(idx, 0)], 1.0)
+def _state(pos: LinearBook, L):
+    """Price and FX translation at levels ``L[..., F]``."""
+    return L[..., pos.price_idx], fx_level(L, pos.fx_idx)
 
 
-def linear_pnl_one(pos: LinearBook, base: jnp.ndarray, new: jnp.ndarray) -> jnp.ndarray:
-    """P&L in base currency of one position (scalar fields) from factor levels ``base[F]`` to ``new[F]``."""
-    p0, p1 = base[pos.price_idx], new[pos.price_idx]
-    x0, x1 = _fx(base, pos.fx_idx), _fx(new, pos.fx_idx)
-    return pos.units * jnp.where(pos.funded, p1 * x1 - p0 * x0, (p1 - p0) * x1)
+def _combine(pos: LinearBook, s0, s1):
+    (p0, x0), (p1, x1) = s0, s1
+    xp = np if isinstance(p1, np.ndarray) else jnp
+    return pos.units * xp.where(pos.funded, p1 * x1 - p0 * x0, (p1 - p0) * x1)
 
 
-@jax.jit
-def linear_pnl(book: LinearBook, base: jnp.ndarray, new: jnp.ndarray) -> jnp.ndarray:
-    """P&L ``[S, n]`` of all positions under shocked levels ``new[S, F]`` from ``base[F]``."""
-    per_pos = jax.vmap(linear_pnl_one, in_axes=(0, None, None))
-    return jax.vmap(per_pos, in_axes=(None, None, 0))(book, base, new)
+#: ``linear_pnl_one(pos, base[F], new[F])``: P&L in base currency of one position;
+#: ``linear_pnl(book, base[F], new[S, F]) -> [S, n]``: the jitted batch
+linear_pnl_one, linear_pnl = make_kernel(_state, _combine)
 
 
 def linear_pnl_numpy(book: LinearBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Plain numpy twin of :func:`linear_pnl`."""
-    p0, p1 = base[book.price_idx], new[:, book.price_idx]
-    has_fx = book.fx_idx >= 0
-    fxi = np.where(has_fx, book.fx_idx, 0)
-    x0 = np.where(has_fx, base[fxi], 1.0)
-    x1 = np.where(has_fx, new[:, fxi], 1.0)
-    return book.units * np.where(book.funded, p1 * x1 - p0 * x0, (p1 - p0) * x1)
+    return numpy_pnl(_state, _combine, book, base, new)

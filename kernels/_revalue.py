@@ -11,9 +11,9 @@ import pandas as pd
 
 from core import ConfigError, DataError, fx_factor
 
-from ._linear import LinearBook, linear_pnl, linear_pnl_numpy
+from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
 
-__all__ = ["PreparedBook", "Pricer", "PRICERS", "register", "required_factors", "prepare", "revalue", "revalue_numpy", "shocked_levels"]
+__all__ = ["PreparedBook", "Pricer", "PRICERS", "register", "required_factors", "prepare", "check_levels", "revalue", "revalue_numpy", "shocked_levels"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,10 @@ class Pricer:
     build : positions DataFrame, factor index, base currency, as-of date -> struct-of-arrays (NamedTuple)
     pnl : (arrays, base[F], new[S, F]) -> P&L ``[S, n]`` (jitted JAX)
     pnl_numpy : the plain numpy twin of ``pnl``
+    pnl_one : (one row of arrays, base[F], new[F]) -> scalar P&L, the unbatched kernel that ``pnl``
+        vmaps (used for sensitivities by automatic differentiation); None if not available
+    check : (arrays, base[F], ids[n], factors[F]) -> None, raises :class:`core.DataError` for market
+        levels the instruments cannot be priced at (e.g. a non-positive implied vol); optional
     """
 
     types: tuple[str, ...]
@@ -31,27 +35,23 @@ class Pricer:
     build: Callable[[pd.DataFrame, dict[str, int], str, pd.Timestamp], NamedTuple]
     pnl: Callable
     pnl_numpy: Callable
+    pnl_one: Callable | None = None
+    check: Callable | None = None
 
 
 def _linear_factors(df: pd.DataFrame, base_ccy: str) -> list[list[str]]:
     out = []
-    for und, ccy, typ in zip(df["underlying"], df["currency"], df["type"]):
+    for und, ccy in zip(df["underlying"], df["currency"]):
         fx = fx_factor(ccy, base_ccy)
-        # an FX forward's underlying already quotes in its currency pair
-        out.append([und] + ([fx] if fx and typ != "fx_forward" else []))
+        out.append([und] + ([fx] if fx else []))
     return out
 
 
 def _linear_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp) -> LinearBook:
     fx_idx = []
-    for ccy, typ, und in zip(df["currency"], df["type"], df["underlying"]):
-        if typ == "fx_forward":
-            if not und.endswith(base_ccy):
-                raise ConfigError(f"position type fx_forward, underlying {und}: must quote in the base currency {base_ccy} (FX.CCY{base_ccy})")
-            fx_idx.append(-1)
-        else:
-            fx = fx_factor(ccy, base_ccy)
-            fx_idx.append(-1 if fx is None else idx[fx])
+    for ccy in df["currency"]:
+        fx = fx_factor(ccy, base_ccy)
+        fx_idx.append(-1 if fx is None else idx[fx])
     return LinearBook(
         price_idx=np.array([idx[u] for u in df["underlying"]], dtype=np.int64),
         fx_idx=np.array(fx_idx, dtype=np.int64),
@@ -69,7 +69,7 @@ def register(pricer: Pricer) -> None:
         PRICERS[t] = pricer
 
 
-register(Pricer(("equity", "equity_future", "commodity_future", "fx_forward"), _linear_factors, _linear_build, linear_pnl, linear_pnl_numpy))
+register(Pricer(("equity", "equity_future"), _linear_factors, _linear_build, linear_pnl, linear_pnl_numpy, linear_pnl_one))
 
 
 class _Group(NamedTuple):
@@ -82,7 +82,8 @@ class _Group(NamedTuple):
 class PreparedBook:
     """A book turned into per-pricer struct-of-arrays on a fixed factor order.
 
-    n : number of positions; priced : bool ``[n]``; unpriced_types : types without a pricer.
+    n : number of positions; priced : bool ``[n]``; unpriced_types : types without a pricer;
+    ids : position ids ``[n]`` (for messages).
     """
 
     n: int
@@ -90,6 +91,7 @@ class PreparedBook:
     groups: tuple[_Group, ...]
     priced: np.ndarray
     unpriced_types: tuple[str, ...] = field(default=())
+    ids: tuple[str, ...] = field(default=())
 
 
 def required_factors(positions: pd.DataFrame, base_ccy: str) -> list[str]:
@@ -103,8 +105,18 @@ def required_factors(positions: pd.DataFrame, base_ccy: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def prepare(positions: pd.DataFrame, factors: tuple[str, ...], base_ccy: str, as_of: pd.Timestamp) -> PreparedBook:
-    """Group positions by pricer and build their arrays against the factor order ``factors``."""
+def prepare(
+    positions: pd.DataFrame,
+    factors: tuple[str, ...],
+    base_ccy: str,
+    as_of: pd.Timestamp,
+    levels: np.ndarray | None = None,
+) -> PreparedBook:
+    """Group positions by pricer and build their arrays against the factor order ``factors``.
+
+    With the snapshot's ``levels[F]``, also check that every instrument can be priced at them (e.g.
+    that the vol surface gives each option a positive implied vol); see :func:`check_levels`.
+    """
     idx = {f: i for i, f in enumerate(factors)}
     missing = [f for f in required_factors(positions, base_ccy) if f not in idx]
     if missing:
@@ -119,7 +131,20 @@ def prepare(positions: pd.DataFrame, factors: tuple[str, ...], base_ccy: str, as
             groups.append(_Group(pricer, cols, pricer.build(positions.iloc[cols], idx, base_ccy, pd.Timestamp(as_of))))
             priced |= mask
     unpriced = tuple(sorted(set(positions.loc[~priced, "type"])))
-    return PreparedBook(len(positions), tuple(factors), tuple(groups), priced, unpriced)
+    book = PreparedBook(len(positions), tuple(factors), tuple(groups), priced, unpriced, tuple(positions["id"]))
+    if levels is not None:
+        check_levels(book, levels)
+    return book
+
+
+def check_levels(book: PreparedBook, levels: np.ndarray) -> None:
+    """Raise :class:`core.DataError` naming the position and field if an instrument cannot be
+    priced at the market levels ``levels[F]`` (e.g. a non-positive implied vol)."""
+    levels = np.asarray(levels, dtype=float)
+    for g in book.groups:
+        if g.pricer.check is not None:
+            ids = [book.ids[i] for i in g.columns] if book.ids else [str(i) for i in g.columns]
+            g.pricer.check(g.arrays, levels, ids, book.factors)
 
 
 def shocked_levels(base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray) -> np.ndarray:

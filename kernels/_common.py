@@ -1,0 +1,128 @@
+"""Helpers the pricers share: curve grids, interpolation weights, FX translation, the normal CDF.
+
+Curve grids
+-----------
+A currency's zero curve is the set of its ``IR.<CCY>.<TENOR>`` factors on a fixed tenor grid,
+:func:`curve_tenors`: the eleven bundled US Treasury tenors for USD and a three-point grid (3M, 2Y,
+10Y) for every other currency unless :data:`CURVE_TENORS` names another (the bundled history has no
+foreign curves, so their levels come from the batch file's ``market.overrides``).  Zero yields are
+interpolated linearly in time between tenors and held flat outside them
+(:func:`core.curves.interp_zero`); a kernel receives the interpolation as fixed weights per time
+point (:func:`core.curves.interp_weights`), so a shocked curve costs two gathers per cash flow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.scipy.special import erfc
+from scipy.special import ndtr
+
+from core import ConfigError, curve_factor, fx_factor, tenor_years
+from core.curves import interp_weights
+
+__all__ = [
+    "CURVE_TENORS",
+    "DEFAULT_TENORS",
+    "CurvePoints",
+    "curve_tenors",
+    "curve_factors",
+    "curve_points",
+    "year_fraction",
+    "fx_index",
+    "fx_level",
+    "norm_cdf",
+    "norm_cdf_numpy",
+]
+
+#: the bundled USD curve
+_USD = ("1M", "3M", "6M", "1Y", "2Y", "3Y", "5Y", "7Y", "10Y", "20Y", "30Y")
+#: tenor grid of a currency without an entry in :data:`CURVE_TENORS`
+DEFAULT_TENORS: tuple[str, ...] = ("3M", "2Y", "10Y")
+#: currency -> tenor grid of its zero curve (edit before preparing a book to use another grid)
+CURVE_TENORS: dict[str, tuple[str, ...]] = {"USD": _USD}
+
+#: days in the year of the Actual/365 Fixed convention used for every time on a curve
+DAYS_PER_YEAR = 365.0
+
+
+def curve_tenors(currency: str) -> tuple[str, ...]:
+    """Tenor strings of ``currency``'s curve grid, increasing."""
+    ten = CURVE_TENORS.get(currency, DEFAULT_TENORS)
+    return tuple(sorted(ten, key=tenor_years))
+
+
+def curve_factors(currency: str) -> list[str]:
+    """Factor names of ``currency``'s curve grid, ``IR.<CCY>.<TENOR>``."""
+    return [curve_factor(currency, t) for t in curve_tenors(currency)]
+
+
+class CurvePoints(NamedTuple):
+    """Interpolation of a curve at fixed times, as factor columns and weights (all ``[...]``)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    w_lo: np.ndarray
+    w_hi: np.ndarray
+
+
+def curve_points(currency: str, t: np.ndarray, idx: dict[str, int]) -> CurvePoints:
+    """Factor columns and weights that interpolate ``currency``'s zero yield at times ``t`` (years)."""
+    names = curve_factors(currency)
+    years = np.array([tenor_years(n.split(".")[2]) for n in names])
+    lo, hi, w_lo, w_hi = interp_weights(years, t)
+    cols = np.array([idx[n] for n in names], dtype=np.int64)
+    return CurvePoints(cols[lo], cols[hi], w_lo, w_hi)
+
+
+def stack_points(points: list[CurvePoints]) -> CurvePoints:
+    return CurvePoints(*(np.stack([getattr(p, f) for p in points]) for f in CurvePoints._fields))
+
+
+def zero_at(levels, pts: CurvePoints):
+    """Interpolated zero yield: ``w_lo * L[lo] + w_hi * L[hi]`` (works for jax and numpy arrays)."""
+    return pts.w_lo * levels[..., pts.lo] + pts.w_hi * levels[..., pts.hi]
+
+
+def year_fraction(as_of: pd.Timestamp, when) -> np.ndarray:
+    """Actual/365 Fixed year fraction from ``as_of`` to ``when`` (a date or array of dates)."""
+    d = pd.to_datetime(pd.Series(np.atleast_1d(when))).to_numpy()
+    return ((d - np.datetime64(pd.Timestamp(as_of).normalize())) / np.timedelta64(1, "D")).astype(float) / DAYS_PER_YEAR
+
+
+def fx_index(currency: str, base_ccy: str, idx: dict[str, int]) -> int:
+    """Column of the factor converting ``currency`` into ``base_ccy``; -1 when they are equal."""
+    f = fx_factor(currency, base_ccy)
+    return -1 if f is None else idx[f]
+
+
+def fx_level(levels, i):
+    """FX translation factor (1 where ``i < 0``); jax or numpy ``levels[..., F]``."""
+    xp = jnp if not isinstance(levels, np.ndarray) else np
+    return xp.where(i >= 0, levels[..., xp.maximum(i, 0)], 1.0)
+
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+
+
+def norm_cdf(x):
+    """Standard normal CDF in JAX, ``N(x) = erfc(-x / sqrt 2) / 2`` (Abramowitz & Stegun 26.2.29).
+
+    Written with ``erfc`` rather than ``jax.scipy.stats.norm.cdf``: accurate in both tails and cheaper
+    to compile and run on CPU.
+    """
+    return 0.5 * erfc(-x * _SQRT1_2)
+
+
+def norm_cdf_numpy(x):
+    """Standard normal CDF in numpy (``scipy.special.ndtr``)."""
+    return ndtr(x)
+
+
+def require_ccy_curve(kind: str, pid: str, field: str, ccy: str) -> None:
+    if not ccy or len(ccy) != 3:
+        raise ConfigError(f"position {pid!r}, field '{field}': {kind} needs a currency, got {ccy!r}")

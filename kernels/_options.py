@@ -1,0 +1,310 @@
+"""European options on equity indices, FX rates and commodity futures, on a parametric vol surface.
+
+Models (all in the Black form, ``price = DF * omega * (F N(omega d1) - K N(omega d2))``,
+``d1 = ln(F/K) / (sigma sqrt T) + sigma sqrt T / 2``, ``d2 = d1 - sigma sqrt T``, ``omega = +1`` for a
+call and ``-1`` for a put; Hull, *Options, Futures and Other Derivatives*, 10th ed., ch. 15, 17, 18):
+
+=================  =========================================  ===========================
+underlying         forward ``F``                              model
+=================  =========================================  ===========================
+``EQ.X``           ``S exp((r_d - q) T)``                     Black-Scholes-Merton with a
+                                                              continuous dividend yield ``q``
+``FX.AAABBB``      ``S exp((r_BBB - r_AAA) T)``               Garman-Kohlhagen (1983)
+``CMD.X``          ``S exp(b T_f)``, the futures price        Black (1976) on the future
+=================  =========================================  ===========================
+
+``DF = exp(-r_d T)`` with ``r_d`` the zero yield of the premium currency's curve at the expiry ``T``
+(``r_AAA`` the foreign curve, ``b`` the commodity's annualised basis ``BASIS.X``, ``T_f`` the
+futures maturity, defaulting to the expiry).  Times are Actual/365 Fixed from the as-of date.
+
+Implied-vol surface
+-------------------
+Four factors per underlying ``U`` (``U`` is the underlying's name without its prefix, e.g. ``SPX``,
+``EURUSD``, ``WTI``), all absolute decimals::
+
+    sigma(k, T) = ATM + TERM * ln(T / T0) + SKEW * x + CURV * x**2,    x = k / sqrt(T),  k = ln(K / F)
+
+``VOL.U.ATM`` is the at-the-money vol at ``T0 = 30/365`` (one month, like the VIX), ``VOL.U.TERM``
+the slope of the ATM term structure per unit of log-maturity (negative: inverted), ``VOL.U.SKEW`` the
+slope in standardised log-moneyness ``x`` (negative: puts richer than calls), ``VOL.U.CURV`` the
+curvature (smile).  Standardising by ``sqrt(T)`` keeps one skew number meaningful across expiries
+(the moneyness scaling of e.g. Natenberg, *Option Volatility and Pricing*, 2nd ed., ch. 24).  The
+forward in ``k`` is the shocked forward, so the smile moves with the underlying (sticky moneyness).
+Vols below :data:`VOL_FLOOR` are floored there.  Shocking ATM, TERM, SKEW and CURV separately moves
+the level, inverts the term structure, steepens the skew or deepens the smile.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from core import ConfigError, DataError, fx_factor
+
+from ._common import (
+    CurvePoints,
+    curve_factors,
+    curve_points,
+    fx_index,
+    fx_level,
+    norm_cdf,
+    norm_cdf_numpy,
+    stack_points,
+    year_fraction,
+    zero_at,
+)
+from ._edge import make_kernel, numpy_pnl, value_diff
+
+__all__ = [
+    "OptionBook",
+    "VOL_PARAMS",
+    "VOL_FLOOR",
+    "T0_YEARS",
+    "black",
+    "black_numpy",
+    "surface_vol",
+    "surface_vol_numpy",
+    "option_value_one",
+    "option_pnl_one",
+    "option_pnl",
+    "option_pnl_numpy",
+    "option_factors",
+    "option_build",
+    "option_model",
+]
+
+#: vol-surface parameters, in the order of the factor columns
+VOL_PARAMS = ("ATM", "SKEW", "CURV", "TERM")
+#: reference maturity of ``VOL.U.ATM`` (years)
+T0_YEARS = 30.0 / 365.0
+#: smallest implied vol the surface returns (decimal)
+VOL_FLOOR = 0.01
+
+
+class OptionBook(NamedTuple):
+    """Struct-of-arrays of ``n`` European options (every field ``[n]``, curve points ``[n]``).
+
+    spot_idx : column of the underlying's level ``S``
+    fx_idx : column of the factor converting the premium currency to the base currency (-1: none)
+    strike : ``K``, in units of the underlying's quote
+    expiry : ``T``, years to expiry
+    fwd_time : ``T_f``, years to the underlying future's maturity (commodities; ``T`` otherwise)
+    omega : +1 call, -1 put
+    units : quantity x multiplier
+    dom : interpolation of the premium currency's zero yield at ``T``
+    rd_in_fwd : 1 where ``r_d`` enters the forward (equity, FX), 0 for Black-76
+    forn : interpolation of the foreign zero yield at ``T`` (FX; weight 0 otherwise)
+    basis_idx : column of ``BASIS.X`` (commodities; 0 with ``basis_time`` 0 otherwise)
+    basis_time : ``T_f`` for commodities, 0 otherwise
+    div_yield : continuous dividend yield ``q`` (equity; 0 otherwise)
+    vol_idx : ``[n, 4]`` columns of ``VOL.U.{ATM,SKEW,CURV,TERM}``
+    """
+
+    spot_idx: np.ndarray
+    fx_idx: np.ndarray
+    strike: np.ndarray
+    expiry: np.ndarray
+    fwd_time: np.ndarray
+    omega: np.ndarray
+    units: np.ndarray
+    dom: CurvePoints
+    rd_in_fwd: np.ndarray
+    forn: CurvePoints
+    basis_idx: np.ndarray
+    basis_time: np.ndarray
+    div_yield: np.ndarray
+    vol_idx: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------------
+# formulas (one option; jax and numpy)
+# ---------------------------------------------------------------------------------------------------
+
+
+def black(F, K, sd, omega):
+    """Undiscounted Black price ``omega (F N(omega d1) - K N(omega d2))`` (Black 1976; Hull eq. 18.9).
+
+    ``sd = sigma sqrt(T)``; all arguments broadcast.  Units of ``F`` and ``K``.
+    """
+    d1 = jnp.log(F / K) / sd + 0.5 * sd
+    d2 = d1 - sd
+    return omega * (F * norm_cdf(omega * d1) - K * norm_cdf(omega * d2))
+
+
+def black_numpy(F, K, sd, omega):
+    """Numpy twin of :func:`black` (``scipy.special.ndtr``)."""
+    d1 = np.log(F / K) / sd + 0.5 * sd
+    d2 = d1 - sd
+    return omega * (F * norm_cdf_numpy(omega * d1) - K * norm_cdf_numpy(omega * d2))
+
+
+def surface_vol(atm, skew, curv, term, k, T):
+    """Implied vol of the module's surface at log-moneyness ``k = ln(K/F)`` and expiry ``T`` (years)."""
+    x = k / jnp.sqrt(T)
+    v = atm + term * jnp.log(T / T0_YEARS) + skew * x + curv * x * x
+    return jnp.maximum(v, VOL_FLOOR)
+
+
+def surface_vol_numpy(atm, skew, curv, term, k, T):
+    """Numpy twin of :func:`surface_vol`."""
+    x = k / np.sqrt(T)
+    v = atm + term * np.log(T / T0_YEARS) + skew * x + curv * x * x
+    return np.maximum(v, VOL_FLOOR)
+
+
+def option_model(o: OptionBook, L):
+    """Forward, discount factor and vol of one option (or a numpy batch) at levels ``L[..., F]``.
+
+    Returns ``(F, DF, sigma)`` in the premium currency.
+    """
+    xp = np if isinstance(L, np.ndarray) else jnp
+    S = L[..., o.spot_idx]
+    T = o.expiry
+    rd = zero_at(L, o.dom)
+    rf = zero_at(L, o.forn)
+    b = L[..., o.basis_idx]
+    log_carry = (o.rd_in_fwd * rd - rf - o.div_yield) * T + b * o.basis_time
+    F = S * xp.exp(log_carry)
+    DF = xp.exp(-rd * T)
+    vol = L[..., o.vol_idx[..., 0]], L[..., o.vol_idx[..., 1]], L[..., o.vol_idx[..., 2]], L[..., o.vol_idx[..., 3]]
+    k = xp.log(o.strike / F)
+    sig = (surface_vol if xp is jnp else surface_vol_numpy)(*vol, k, T)
+    return F, DF, sig
+
+
+def option_value_one(o: OptionBook, L: jnp.ndarray) -> jnp.ndarray:
+    """Value in base currency of one option position at factor levels ``L[F]``."""
+    F, DF, sig = option_model(o, L)
+    px = DF * black(F, o.strike, sig * jnp.sqrt(o.expiry), o.omega)
+    return o.units * px * fx_level(L, o.fx_idx)
+
+
+#: ``option_pnl_one(o, base[F], new[F])``: full-revaluation P&L of one option (base currency);
+#: ``option_pnl(book, base[F], new[S, F]) -> [S, n]`` its jitted batch
+option_pnl_one, option_pnl = make_kernel(option_value_one)
+
+
+def _value_numpy(o: OptionBook, L: np.ndarray) -> np.ndarray:
+    F, DF, sig = option_model(o, L)
+    return o.units * DF * black_numpy(F, o.strike, sig * np.sqrt(o.expiry), o.omega) * fx_level(L, o.fx_idx)
+
+
+def option_pnl_numpy(o: OptionBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Plain numpy/scipy twin of :func:`option_pnl`, ``[S, n]``."""
+    return numpy_pnl(_value_numpy, value_diff, o, base, new)
+
+
+# ---------------------------------------------------------------------------------------------------
+# book -> arrays
+# ---------------------------------------------------------------------------------------------------
+
+
+def vol_factors(underlying: str) -> list[str]:
+    name = underlying.split(".", 1)[1]
+    return [f"VOL.{name}.{p}" for p in VOL_PARAMS]
+
+
+def _currencies(row) -> tuple[str, str | None]:
+    """(premium currency, foreign currency or None) of an option row."""
+    und = row["underlying"]
+    if und.startswith("FX."):
+        return und[6:9], und[3:6]
+    return row["currency"], None
+
+
+def _get(row, col):
+    v = row.get(col) if hasattr(row, "get") else None
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT else v
+
+
+def option_factors(df: pd.DataFrame, base_ccy: str) -> list[list[str]]:
+    out = []
+    for _, row in df.iterrows():
+        dom, forn = _currencies(row)
+        disc = _get(row, "curve") or dom
+        fs = [row["underlying"]]
+        fx = fx_factor(dom, base_ccy)
+        fs += [fx] if fx else []
+        fs += curve_factors(disc)
+        if forn:
+            fs += curve_factors(forn)
+        if row["underlying"].startswith("CMD."):
+            fs.append("BASIS." + row["underlying"].split(".", 1)[1])
+        fs += vol_factors(row["underlying"])
+        out.append(fs)
+    return out
+
+
+def option_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp) -> OptionBook:
+    n = len(df)
+    T = year_fraction(as_of, df["expiry"].to_numpy())
+    mat = df["maturity"] if "maturity" in df else pd.Series([None] * n)
+    dom_pts, for_pts, fx_i, basis_i, basis_t, rd_in, q, fwd_t, vol_i = [], [], [], [], [], [], [], [], []
+    for j, (_, row) in enumerate(df.iterrows()):
+        dom, forn = _currencies(row)
+        disc = _get(row, "curve") or dom
+        und = row["underlying"]
+        dom_pts.append(curve_points(disc, T[j : j + 1], idx))
+        if forn:
+            p = curve_points(forn, T[j : j + 1], idx)
+        else:  # no foreign rate: weight 0 on an arbitrary column
+            p = CurvePoints(np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1), np.zeros(1))
+        for_pts.append(p)
+        fx_i.append(fx_index(dom, base_ccy, idx))
+        m = mat.iloc[j]
+        tf = T[j] if m is None or pd.isna(m) else float(year_fraction(as_of, m)[0])
+        if und.startswith("CMD."):
+            if tf < T[j]:
+                raise ConfigError(f"position {row['id']!r}, field 'maturity': the future matures before the option expires")
+            basis_i.append(idx["BASIS." + und.split(".", 1)[1]])
+            basis_t.append(tf)
+            rd_in.append(0.0)
+        else:
+            basis_i.append(0)
+            basis_t.append(0.0)
+            rd_in.append(1.0)
+        fwd_t.append(tf)
+        dy = _get(row, "dividend_yield")
+        q.append(float(dy) if dy is not None and und.startswith("EQ.") else 0.0)
+        vol_i.append([idx[f] for f in vol_factors(und)])
+    dom_p = stack_points(dom_pts)
+    for_p = stack_points(for_pts)
+    squeeze = lambda p: CurvePoints(*(a[:, 0] for a in p))  # noqa: E731
+    return OptionBook(
+        spot_idx=np.array([idx[u] for u in df["underlying"]], dtype=np.int64),
+        fx_idx=np.array(fx_i, dtype=np.int64),
+        strike=df["strike"].to_numpy(dtype=float),
+        expiry=T,
+        fwd_time=np.array(fwd_t, dtype=float),
+        omega=np.where(df["option_type"].to_numpy() == "call", 1.0, -1.0),
+        units=(df["quantity"] * df["multiplier"]).to_numpy(dtype=float),
+        dom=squeeze(dom_p),
+        rd_in_fwd=np.array(rd_in, dtype=float),
+        forn=squeeze(for_p),
+        basis_idx=np.array(basis_i, dtype=np.int64),
+        basis_time=np.array(basis_t, dtype=float),
+        div_yield=np.array(q, dtype=float),
+        vol_idx=np.array(vol_i, dtype=np.int64).reshape(n, len(VOL_PARAMS)),
+    )
+
+
+def check_option_vols(o: OptionBook, base: np.ndarray, ids, factors) -> None:
+    """Reject a surface whose vol at an option's strike and expiry is not positive before the floor."""
+    F, DF, _ = option_model(o, base)
+    k = np.log(o.strike / F)
+    x = k / np.sqrt(o.expiry)
+    atm, skew, curv, term = (base[o.vol_idx[:, i]] for i in range(4))
+    raw = atm + term * np.log(o.expiry / T0_YEARS) + skew * x + curv * x * x
+    bad = np.flatnonzero(~(raw > 0) | ~(atm > 0))
+    if len(bad):
+        j = bad[0]
+        names = ", ".join(factors[c] for c in o.vol_idx[j])
+        raise DataError(
+            f"position {ids[j]!r}, field 'strike': implied vol from {names} at strike {o.strike[j]:g}, "
+            f"expiry {o.expiry[j]:.4f}y is {raw[j]:.6f} (ATM {atm[j]:.6f}); vols must be > 0"
+        )

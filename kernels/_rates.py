@@ -1,0 +1,262 @@
+"""Rates instruments off a zero curve: fixed-coupon bonds, interest-rate swaps, short-rate futures.
+
+The ``underlying`` of a rates position is any ``IR.<CCY>.*`` factor; it names the curve (currency
+``CCY``), and the position is discounted off that currency's whole tenor grid
+(:func:`kernels._common.curve_tenors`), interpolated linearly in zero yield over time and flat outside
+(``core.curves``).  Times are Actual/365 Fixed from the as-of date.
+
+Bond (per unit of face, dirty price; Fabozzi, *Bond Markets, Analysis and Strategies*, ch. 2)::
+
+    P = sum_j a_j exp(-(z(t_j) + s) t_j)
+
+with coupons ``a_j = c / f`` on dates stepped back from ``maturity`` by ``12 / f`` months (unadjusted),
+the face (1) added at maturity, ``z`` the zero yield (continuously compounded) and ``s`` the issuer
+spread, the level of the optional ``spread_factor`` (``CR.*``, continuously compounded, 0 if none).
+Flows on or before the as-of date are excluded.  Position value: ``quantity x multiplier x P``.
+
+Swap (receiver of the fixed ``coupon`` for ``quantity > 0``): the fixed leg as above without issuer
+spread minus a floating leg valued at par at the as-of date (a floating-rate note is worth par on a
+reset date; Hull, ch. 7), ``V = P_fixed - 1``.  The fixing already set for the current floating period
+is not modelled.
+
+Short-rate future (e.g. a 3M SOFR or Eurodollar future; ``maturity`` is the start of the rate period,
+``frequency`` the periods a year, 4 by default)::
+
+    price = 100 (1 - f),   f = (DF(T1) / DF(T2) - 1) / (T2 - T1)
+
+the simply compounded forward rate over ``[T1, T2]`` (Hull, ch. 4), without a futures convexity
+adjustment; P&L ``quantity x multiplier x (price' - price)`` (a Eurodollar contract has multiplier
+2,500 per price point).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from core import ConfigError, factor_spec, fx_factor
+
+from ._common import CurvePoints, curve_factors, curve_points, fx_index, fx_level, year_fraction, zero_at
+from ._edge import make_kernel, numpy_pnl, value_diff
+
+__all__ = [
+    "CashflowBook",
+    "RateFutureBook",
+    "coupon_schedule",
+    "bond_cashflows",
+    "cashflow_value_one",
+    "cashflow_pnl",
+    "cashflow_pnl_numpy",
+    "rate_future_pnl",
+    "rate_future_pnl_numpy",
+]
+
+
+class CashflowBook(NamedTuple):
+    """Struct-of-arrays of ``n`` cash-flow instruments (bonds, swaps) padded to ``J`` flows.
+
+    times : ``[n, J]`` years (padding: 0)
+    amounts : ``[n, J]`` per unit of face (padding: 0)
+    pts : curve interpolation at ``times``, fields ``[n, J]``
+    spread_idx : ``[n]`` column of the issuer spread factor (0 with ``spread_w`` 0 if none)
+    spread_w : ``[n]`` 1 or 0
+    const : ``[n]`` value added at time 0 (-1 for a swap's floating leg, 0 for bonds)
+    units : ``[n]`` quantity x multiplier
+    fx_idx : ``[n]`` column converting the position currency to the base (-1: none)
+    """
+
+    times: np.ndarray
+    amounts: np.ndarray
+    pts: CurvePoints
+    spread_idx: np.ndarray
+    spread_w: np.ndarray
+    const: np.ndarray
+    units: np.ndarray
+    fx_idx: np.ndarray
+
+
+class RateFutureBook(NamedTuple):
+    """Struct-of-arrays of ``n`` short-rate futures (all ``[n]``).
+
+    t1, t2 : start and end of the rate period (years); p1, p2 : curve interpolation at them
+    """
+
+    t1: np.ndarray
+    t2: np.ndarray
+    p1: CurvePoints
+    p2: CurvePoints
+    units: np.ndarray
+    fx_idx: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------------
+# schedules
+# ---------------------------------------------------------------------------------------------------
+
+
+def coupon_schedule(as_of: pd.Timestamp, maturity, frequency: int) -> list[pd.Timestamp]:
+    """Coupon dates after ``as_of``, stepped back from ``maturity`` by ``12/frequency`` months.
+
+    Each date is ``maturity - k * 12/frequency months`` (unadjusted, the day clipped to the month's
+    end as in QuantLib's backward ``Schedule``), increasing.
+    """
+    mat = pd.Timestamp(maturity)
+    step = 12 // int(frequency)
+    out = []
+    k = 0
+    while True:
+        d = mat - pd.DateOffset(months=k * step)
+        if d <= as_of:
+            break
+        out.append(d)
+        k += 1
+    return out[::-1]
+
+
+def bond_cashflows(as_of: pd.Timestamp, maturity, coupon: float, frequency: int) -> tuple[np.ndarray, np.ndarray]:
+    """Times (years, Actual/365F) and amounts per unit face of a fixed-coupon bond's remaining flows."""
+    dates = coupon_schedule(pd.Timestamp(as_of), maturity, frequency)
+    t = year_fraction(as_of, dates)
+    a = np.full(len(dates), coupon / frequency)
+    a[-1] += 1.0
+    return t, a
+
+
+# ---------------------------------------------------------------------------------------------------
+# kernels
+# ---------------------------------------------------------------------------------------------------
+
+
+def cashflow_value_one(b: CashflowBook, L):
+    """Value in base currency of one cash-flow position at levels ``L[F]`` (jax)."""
+    z = zero_at(L, b.pts) + b.spread_w * L[b.spread_idx]
+    pv = jnp.sum(b.amounts * jnp.exp(-z * b.times)) + b.const
+    return b.units * pv * fx_level(L, b.fx_idx)
+
+
+#: one bond or swap's full-revaluation P&L from ``base[F]`` to ``new[F]``, and the jitted batch ``[S, n]``
+cashflow_pnl_one, cashflow_pnl = make_kernel(cashflow_value_one)
+
+
+def _cf_value_numpy(b: CashflowBook, L: np.ndarray) -> np.ndarray:
+    # L [S, F] -> [S, n]
+    z = b.pts.w_lo * L[:, b.pts.lo] + b.pts.w_hi * L[:, b.pts.hi] + (b.spread_w * L[:, b.spread_idx])[:, :, None]
+    pv = np.einsum("snj,nj->sn", np.exp(-z * b.times), b.amounts) + b.const
+    return b.units * pv * fx_level(L, b.fx_idx)
+
+
+def cashflow_pnl_numpy(b: CashflowBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Plain numpy twin of :func:`cashflow_pnl`, ``[S, n]``."""
+    return numpy_pnl(_cf_value_numpy, value_diff, b, base, new)
+
+
+def rate_future_price(r: RateFutureBook, L):
+    """``100 (1 - f)`` with ``f`` the simple forward rate over ``[t1, t2]`` (jax or numpy)."""
+    xp = np if isinstance(L, np.ndarray) else jnp
+    z1, z2 = zero_at(L, r.p1), zero_at(L, r.p2)
+    growth = xp.exp(z2 * r.t2 - z1 * r.t1)  # DF(t1) / DF(t2)
+    return 100.0 * (1.0 - (growth - 1.0) / (r.t2 - r.t1))
+
+
+def _rf_state(r: RateFutureBook, L):
+    return rate_future_price(r, L), fx_level(L, r.fx_idx)
+
+
+def _rf_combine(r: RateFutureBook, s0, s1):
+    """Daily settled: ``units * (price' - price) * X'``."""
+    return r.units * (s1[0] - s0[0]) * s1[1]
+
+
+rate_future_pnl_one, rate_future_pnl = make_kernel(_rf_state, _rf_combine)
+
+
+def rate_future_pnl_numpy(r: RateFutureBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Numpy twin of :func:`rate_future_pnl`, ``[S, n]``."""
+    return numpy_pnl(_rf_state, _rf_combine, r, base, new)
+
+
+# ---------------------------------------------------------------------------------------------------
+# book -> arrays
+# ---------------------------------------------------------------------------------------------------
+
+
+def _curve_ccy(und: str) -> str:
+    return factor_spec(und).currency
+
+
+def _opt(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def rates_factors(df: pd.DataFrame, base_ccy: str) -> list[list[str]]:
+    out = []
+    for _, row in df.iterrows():
+        ccy = _curve_ccy(row["underlying"])
+        fs = curve_factors(ccy)
+        sf = _opt(row.get("spread_factor"))
+        if sf and row["type"] == "bond":
+            fs.append(sf)
+        fx = fx_factor(row["currency"], base_ccy)
+        out.append(fs + ([fx] if fx else []))
+    return out
+
+
+def cashflow_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp) -> CashflowBook:
+    flows = []
+    for _, row in df.iterrows():
+        t, a = bond_cashflows(as_of, row["maturity"], float(row["coupon"]), int(row["frequency"]))
+        flows.append((t, a))
+    n = len(flows)
+    J = max(len(t) for t, _ in flows)
+    times = np.zeros((n, J))
+    amounts = np.zeros((n, J))
+    for i, (t, a) in enumerate(flows):
+        times[i, : len(t)] = t
+        amounts[i, : len(a)] = a
+    pts = [curve_points(_curve_ccy(u), times[i], idx) for i, u in enumerate(df["underlying"])]
+    pts = CurvePoints(*(np.stack([getattr(p, f) for p in pts]) for f in CurvePoints._fields))
+    sp_idx, sp_w = [], []
+    for sf, typ in zip(df["spread_factor"] if "spread_factor" in df else [None] * n, df["type"]):
+        sf = _opt(sf)
+        use = bool(sf) and typ == "bond"
+        sp_idx.append(idx[sf] if use else 0)
+        sp_w.append(1.0 if use else 0.0)
+    return CashflowBook(
+        times=times,
+        amounts=amounts,
+        pts=pts,
+        spread_idx=np.array(sp_idx, dtype=np.int64),
+        spread_w=np.array(sp_w),
+        const=np.where(df["type"].to_numpy() == "swap", -1.0, 0.0),
+        units=(df["quantity"] * df["multiplier"]).to_numpy(dtype=float),
+        fx_idx=np.array([fx_index(c, base_ccy, idx) for c in df["currency"]], dtype=np.int64),
+    )
+
+
+def rate_future_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp) -> RateFutureBook:
+    t1, t2, p1, p2 = [], [], [], []
+    for _, row in df.iterrows():
+        f = _opt(row.get("frequency")) or 4
+        start = pd.Timestamp(row["maturity"])
+        end = start + pd.DateOffset(months=12 // int(f))
+        a, b = year_fraction(as_of, [start, end])
+        ccy = _curve_ccy(row["underlying"])
+        t1.append(a)
+        t2.append(b)
+        p1.append(curve_points(ccy, np.array(a), idx))
+        p2.append(curve_points(ccy, np.array(b), idx))
+    stack = lambda ps: CurvePoints(*(np.array([getattr(p, f) for p in ps]) for f in CurvePoints._fields))  # noqa: E731
+    if not len(df):
+        raise ConfigError("no rate futures")
+    return RateFutureBook(
+        t1=np.array(t1),
+        t2=np.array(t2),
+        p1=stack(p1),
+        p2=stack(p2),
+        units=(df["quantity"] * df["multiplier"]).to_numpy(dtype=float),
+        fx_idx=np.array([fx_index(c, base_ccy, idx) for c in df["currency"]], dtype=np.int64),
+    )

@@ -1,0 +1,106 @@
+"""Revalue many scenarios in fixed-shape chunks, spread over the local JAX devices, in bounded memory.
+
+A ``[S, n]`` P&L matrix of a large run does not fit in memory (10,000 positions x 1,000,000 scenarios
+is 80 GB), so :func:`revalue_stream` evaluates one chunk at a time and hands each chunk's P&L to a
+``reduce`` callback (portfolio P&L, the k worst losses, ...), never holding more than a few chunks.
+
+Every chunk has the same shape (the last is padded with zero shocks), so each kernel compiles once
+per instrument type and chunk shape, whatever the number of scenarios.  A chunk is split evenly over
+``devices`` (default: every local JAX device: the GPUs when JAX sees any, else the CPU devices), one
+thread per device; JAX releases the GIL while a computation runs, so the devices work in parallel.
+On a CPU, JAX shows one device unless the process starts with
+``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` (what ``benchmarks/kernels.py`` does).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+
+from ._revalue import PreparedBook, revalue
+
+__all__ = ["StreamResult", "revalue_stream"]
+
+
+class StreamResult(NamedTuple):
+    """What :func:`revalue_stream` returns.
+
+    results : list of ``reduce(start, pnl)`` per chunk, in scenario order
+    compile_seconds : time of the first (warm-up) call per device, trace and compile included
+    run_seconds : wall time of all chunks after compilation
+    chunks : number of chunks
+    """
+
+    results: list[Any]
+    compile_seconds: float
+    run_seconds: float
+    chunks: int
+
+
+def revalue_stream(
+    book: PreparedBook,
+    base: np.ndarray,
+    shocks: np.ndarray | Callable[[int, int], np.ndarray],
+    is_log: np.ndarray,
+    n_scenarios: int | None = None,
+    chunk_size: int = 4096,
+    reduce: Callable[[int, np.ndarray], Any] | None = None,
+    devices: list | None = None,
+) -> StreamResult:
+    """Full-revaluation P&L of ``n_scenarios`` scenarios, chunk by chunk.
+
+    Parameters
+    ----------
+    book, base, is_log : as for :func:`kernels.revalue`
+    shocks : array ``[S, F]``, or a function ``(start, stop) -> [stop - start, F]`` that makes each
+        chunk's shocks on demand (so that not even the shocks need to be held in memory)
+    n_scenarios : ``S`` (required when ``shocks`` is a function)
+    chunk_size : scenarios per chunk; a multiple of the number of devices
+    reduce : ``(start, pnl[m, n]) -> anything``; default keeps the P&L chunk itself
+    devices : JAX devices to spread each chunk over (default ``jax.local_devices()``)
+    """
+    if callable(shocks):
+        if n_scenarios is None:
+            raise ValueError("n_scenarios is required when shocks is a function")
+        make = shocks
+    else:
+        arr = np.asarray(shocks, dtype=float)
+        n_scenarios = len(arr) if n_scenarios is None else n_scenarios
+        make = lambda a, b: arr[a:b]  # noqa: E731
+    devices = list(devices or jax.local_devices())
+    k = len(devices)
+    if chunk_size % k:
+        raise ValueError(f"chunk_size {chunk_size} must be a multiple of the {k} devices")
+    sub = chunk_size // k
+    reduce = reduce or (lambda start, pnl: pnl)
+    F = len(base)
+    pool = ThreadPoolExecutor(max_workers=k)
+
+    def run_on(dev, block):
+        with jax.default_device(dev):
+            return revalue(book, base, block, is_log)
+
+    def run_chunk(block: np.ndarray) -> np.ndarray:
+        parts = [block[i * sub : (i + 1) * sub] for i in range(k)]
+        return np.concatenate(list(pool.map(run_on, devices, parts)))
+
+    try:
+        t0 = time.perf_counter()
+        run_chunk(np.zeros((chunk_size, F)))
+        compile_s = time.perf_counter() - t0
+        out = []
+        t0 = time.perf_counter()
+        for start in range(0, n_scenarios, chunk_size):
+            stop = min(start + chunk_size, n_scenarios)
+            block = np.asarray(make(start, stop), dtype=float)
+            if stop - start < chunk_size:
+                block = np.concatenate([block, np.zeros((chunk_size - (stop - start), F))])
+            out.append(reduce(start, run_chunk(block)[: stop - start]))
+        run_s = time.perf_counter() - t0
+    finally:
+        pool.shutdown()
+    return StreamResult(out, compile_s, run_s, len(out))
