@@ -28,6 +28,11 @@ class Executor(Protocol):
     def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None) -> list[ChunkResult]: ...
 
 
+def _apply(fn: WorkerFn, payload: Payload, task: Task) -> ChunkResult:
+    """The Ray task body: the worker function travels as an argument, so any callable works."""
+    return fn(payload, task)
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}".strip()
@@ -79,7 +84,7 @@ class RayExecutor:
         opts = dict(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)
         if self.num_gpus:
             opts["num_gpus"] = self.num_gpus
-        remote = ray.remote(**opts)(self.fn)
+        remote = ray.remote(**opts)(_apply)
         ref = ray.put(payload)
         limit = self.workers or max(ray_available_cpus(), 1)
         queue = list(tasks)
@@ -88,7 +93,7 @@ class RayExecutor:
         while queue or pending:
             while queue and len(pending) < limit:
                 t = queue.pop(0)
-                pending[remote.remote(ref, t)] = t
+                pending[remote.remote(self.fn, ref, t)] = t
             ready, _ = ray.wait(list(pending), num_returns=1)
             for obj in ready:
                 task = pending.pop(obj)

@@ -48,3 +48,9 @@ def demo_batch_path() -> Path:
 @pytest.fixture(scope="session")
 def demo_book_path() -> Path:
     return EXAMPLES / "demo_book.csv"
+
+
+@pytest.fixture(scope="session")
+def linear_batch_path() -> Path:
+    """A batch over a linear-only book: grid tests that must not depend on the non-linear kernels."""
+    return ROOT / "tests" / "data" / "linear_batch.yaml"

@@ -1,0 +1,199 @@
+"""Interrupted runs resume to the same numbers; dead workers are retried; a failing task is named."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import TaskError
+from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, run_chunk
+
+
+@pytest.fixture(scope="module")
+def inputs(linear_batch_path):
+    batch, digest = load_batch(linear_batch_path)
+    batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": 256})})
+    return prepare_inputs(batch, digest)
+
+
+@pytest.fixture(scope="module")
+def reference(inputs):
+    return execute(inputs, SerialExecutor())
+
+
+def _same_tables(a, b):
+    assert a.tables.keys() == b.tables.keys()
+    for k in a.tables:
+        if k != "positions":
+            pd.testing.assert_frame_equal(a.tables[k], b.tables[k], check_exact=True)
+
+
+class _Interrupt:
+    """A worker function that is interrupted (as by Ctrl-C) when it reaches task ``at``."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def __call__(self, payload, task):
+        if task.task_id == self.at:
+            raise KeyboardInterrupt
+        return run_chunk(payload, task)
+
+
+def test_interrupted_run_resumes_to_identical_results(inputs, reference, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        execute(inputs, SerialExecutor(fn=_Interrupt(at=4)), run_dir=tmp_path)
+    assert len(list((tmp_path / "tasks").glob("task-*.pkl"))) == 4
+    ran = []
+    res = execute(inputs, SerialExecutor(fn=lambda p, t: ran.append(t.task_id) or run_chunk(p, t)), run_dir=tmp_path, resume=True)
+    assert ran == list(range(4, len(res.tasks)))  # only the missing tasks ran
+    assert res.resumed_tasks == 4
+    _same_tables(res, reference)
+
+
+_KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from grid import SerialExecutor, execute, load_batch, prepare_inputs, run_chunk
+    batch, digest = load_batch(sys.argv[1])
+    batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": 256})})
+    def slow(payload, task):
+        time.sleep(0.3)
+        return run_chunk(payload, task)
+    execute(prepare_inputs(batch, digest), SerialExecutor(fn=slow), run_dir=sys.argv[2])
+""")
+
+
+@pytest.mark.slow
+def test_killed_process_resumes_to_identical_results(inputs, reference, linear_batch_path, tmp_path):
+    """SIGKILL a real run mid-way, then resume it in this process."""
+    script = tmp_path / "run.py"
+    script.write_text(_KILL_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(linear_batch_path), str(tmp_path / "run")],
+                            cwd=Path(__file__).resolve().parents[2])
+    deadline = time.time() + 120
+    tasks = tmp_path / "run" / "tasks"
+    while time.time() < deadline and len(list(tasks.glob("task-*.pkl"))) < 3:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(tasks.glob("task-*.pkl")))
+    assert 3 <= done < len(reference.tasks), "the run was not killed mid-way"
+    res = execute(inputs, SerialExecutor(), run_dir=tmp_path / "run", resume=True)
+    assert res.resumed_tasks == done
+    _same_tables(res, reference)
+
+
+def test_resume_refuses_another_plan(inputs, tmp_path):
+    execute(inputs, SerialExecutor(), run_dir=tmp_path)
+    other = inputs.batch.model_copy(update={"execution": inputs.batch.execution.model_copy(update={"chunk_size": 128})})
+    from dataclasses import replace
+
+    from core import ConfigError
+
+    with pytest.raises(ConfigError, match="different plan"):
+        execute(replace(inputs, batch=other), SerialExecutor(), run_dir=tmp_path, resume=True)
+    with pytest.raises(ConfigError, match="no interrupted run"):
+        execute(inputs, SerialExecutor(), run_dir=tmp_path / "empty", resume=True)
+
+
+class _Fails:
+    def __init__(self, at):
+        self.at = at
+
+    def __call__(self, payload, task):
+        if task.task_id == self.at:
+            raise ValueError("strike of position X is NaN")
+        return run_chunk(payload, task)
+
+
+def test_failing_task_is_named_and_finished_tasks_are_kept(inputs, tmp_path):
+    with pytest.raises(TaskError) as exc:
+        execute(inputs, SerialExecutor(fn=_Fails(at=2)), run_dir=tmp_path)
+    msg = str(exc.value)
+    assert "task 2 (scenarios 512..767: hist_10d:" in msg
+    assert "ValueError: strike of position X is NaN" in msg
+    assert "2 finished task(s) are kept" in msg
+    assert len(list((tmp_path / "tasks").glob("task-*.pkl"))) == 2
+
+
+class _CrashOnce:
+    """Kills its worker process the first time it sees each of the first two tasks."""
+
+    def __init__(self, marker_dir):
+        self.marker_dir = str(marker_dir)
+
+    def __call__(self, payload, task):
+        marker = os.path.join(self.marker_dir, f"crashed-{task.task_id}")
+        if task.task_id < 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the worker process dies mid-task
+        return run_chunk(payload, task)
+
+
+@pytest.fixture
+def by_value(ray_session):
+    """Ship this module's worker wrappers to Ray workers by value (the workers cannot import tests/)."""
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.mark.ray
+def test_dead_worker_is_retried_with_identical_results(by_value, inputs, reference, tmp_path):
+    res = execute(inputs, RayExecutor(workers=2, fn=_CrashOnce(tmp_path)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crashed-0", "crashed-1"]
+    _same_tables(res, reference)
+
+
+@pytest.mark.ray
+def test_failing_ray_task_is_named(by_value, inputs):
+    with pytest.raises(TaskError, match=r"task 3 \(scenarios 768..1023.*ValueError: strike of position X is NaN"):
+        execute(inputs, RayExecutor(workers=2, fn=_Fails(at=3)))
+
+
+_CLUSTER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np, ray
+    from ray.cluster_utils import Cluster
+    from cluster import runtime_env
+    from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs
+    batch, digest = load_batch(sys.argv[1])
+    batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": 256})})
+    inputs = prepare_inputs(batch, digest)
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    c.add_node(num_cpus=1)
+    c.add_node(num_cpus=1)
+    ray.init(address=c.address, runtime_env=runtime_env())
+    c.wait_for_nodes()
+    nodes = len([n for n in ray.nodes() if n["Alive"]])
+    res = execute(inputs, RayExecutor())
+    ref = execute(inputs, SerialExecutor())
+    same = all(res.tables[k].equals(ref.tables[k]) for k in res.tables if k != "positions")
+    print(json.dumps({"nodes": nodes, "same": bool(same and np.array_equal(res.pnl, ref.pnl)), "tasks": len(res.tasks)}))
+    ray.shutdown(); c.shutdown()
+""")
+
+
+@pytest.mark.slow
+def test_three_node_cluster_equals_single_node(linear_batch_path, tmp_path):
+    script = tmp_path / "cluster_run.py"
+    script.write_text(_CLUSTER_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, str(script), str(linear_batch_path)], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).resolve().parents[2], env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"nodes": 3, "same": True, "tasks": out["tasks"]} and out["tasks"] > 3
