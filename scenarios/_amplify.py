@@ -53,8 +53,10 @@ def _positive_map(v, what: str, allow_zero: bool = False):
     items = v.items() if isinstance(v, dict) else [("all", v)]
     for k, x in items:
         if x is None or not np.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
+            # a scalar's value is shown by the batch loader ("(got -1)"); a mapping's entry is named here
             key = "" if k == "all" else f" for {k!r}"
-            raise ValueError(f"{what}{key} must be {'non-negative' if allow_zero else 'positive'}, got {x!r}")
+            got = "" if k == "all" else f", got {x!r}"
+            raise ValueError(f"{what}{key} must be {'non-negative' if allow_zero else 'positive'}{got}")
     return v
 
 
@@ -77,21 +79,21 @@ class CorrelationTarget(_Strict):
     @classmethod
     def _in_range(cls, v):
         if v is not None and not -1.0 <= v <= 1.0:
-            raise ValueError(f"correlation target {v!r} is outside [-1, 1]")
+            raise ValueError("correlation target must be in [-1, 1]")
         return v
 
     @field_validator("shift")
     @classmethod
     def _shift(cls, v):
         if v is not None and not -2.0 <= v <= 2.0:
-            raise ValueError(f"correlation shift {v!r} is outside [-2, 2]")
+            raise ValueError("correlation shift must be in [-2, 2]")
         return v
 
     @field_validator("scale")
     @classmethod
     def _scale(cls, v):
         if v is not None and (not np.isfinite(v) or v < 0):
-            raise ValueError(f"correlation scale {v!r} must be non-negative")
+            raise ValueError("correlation scale must be non-negative")
         return v
 
     @model_validator(mode="after")

@@ -76,7 +76,7 @@ class PredictiveSpec(BaseModel):
     @classmethod
     def _dof(cls, v):
         if v is not None and not v > 2.0:
-            raise ValueError(f"Student-t degrees of freedom must be above 2 (finite variance), got {v!r}")
+            raise ValueError("Student-t degrees of freedom must be above 2 (finite variance)")
         return v
 
     @model_validator(mode="after")

@@ -1,0 +1,109 @@
+"""Crisis replays: exact moves of the bundled history, public facts, calibration and propagation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scenarios
+from scenarios import CRISIS_LIBRARY
+
+
+def test_replay_reproduces_history_exactly(spec, history, factors):
+    s = spec(dict(kind="historical", name="c", events=["gfc_2008", "cny_2015"], fill=False))
+    out = scenarios.generate(s, history, factors)
+    for k, ev in enumerate(["gfc_2008", "cny_2015"]):
+        e = CRISIS_LIBRARY[ev]
+        for j, f in enumerate(factors):
+            col = history.levels[f]
+            a, b = col.loc[: e.start].dropna(), col.loc[: e.end].dropna()
+            if a.empty or (e.start - a.index[-1]).days > 7 or (e.end - b.index[-1]).days > 7:
+                assert not out.covered[k, j]
+                continue
+            want = np.log(b.iloc[-1] / a.iloc[-1]) if f.startswith(("EQ", "FX", "CMD")) else b.iloc[-1] - a.iloc[-1]
+            assert out.shocks[k, j] == want  # bit for bit
+            assert out.paths[k, -1, j] == want
+            # each path day is the move from the start close to that day's close
+            days = col.loc[a.index[-1]: e.end].ffill().iloc[1:]
+            ref = np.log(days / a.iloc[-1]) if f.startswith(("EQ", "FX", "CMD")) else days - a.iloc[-1]
+            assert np.array_equal(out.paths[k, : len(ref), j], ref.to_numpy())
+
+
+def test_facts_agree_with_bundled_history(history):
+    # where the history covers an event, the public S&P 500 closes of the facts file match it
+    spx = history.levels["EQ.SPX"]
+    checked = 0
+    for ev in CRISIS_LIBRARY.values():
+        if ev.facts is None or ev.facts.spx is None or ev.end > spx.last_valid_index():
+            continue
+        assert spx.loc[ev.start] == pytest.approx(ev.facts.spx[0], abs=0.005)
+        assert spx.loc[ev.end] == pytest.approx(ev.facts.spx[1], abs=0.005)
+        checked += 1
+    assert checked >= 4
+
+
+def test_data_windows_are_the_named_extremes(history):
+    # the windows of events not in the facts file are extremes of the bundled history, as documented
+    spx = history.levels["EQ.SPX"].dropna()
+    for ev, lo, hi in [("ltcm_1998", "1998-07-01", "1998-10-31"), ("cny_2015", "2015-07-01", "2015-09-30"),
+                       ("vol_spike_2018", "2018-01-01", "2018-03-31")]:
+        w = spx.loc[lo:hi]
+        peak = w.idxmax()
+        assert CRISIS_LIBRARY[ev].start == peak
+        assert CRISIS_LIBRARY[ev].end == w.loc[peak:].idxmin()
+    y = history.levels["IR.USD.10Y"].dropna().loc["2013-04-15":"2013-09-30"]
+    low = y.loc[:"2013-06-30"].idxmin()
+    assert CRISIS_LIBRARY["taper_2013"].start == low
+    assert CRISIS_LIBRARY["taper_2013"].end == y.loc[low:].idxmax()
+
+
+def test_calibration_and_propagation(spec, history, factors, market):
+    s = spec(dict(kind="historical", name="c", events=["covid_2020", "tariff_2025", "gfc_2008"]))
+    out = scenarios.generate(s, history, factors, market=market)
+    i = {n: k for k, n in enumerate(out.names)}
+    j = {f: k for k, f in enumerate(factors)}
+    vix0 = market.level("VOL.SPX.ATM")
+    # COVID: the S&P 500 is replayed from data; the 10y (curve ends 2017) and the VIX come from the facts
+    c = i["covid_2020"]
+    assert not out.filled[c, j["EQ.SPX"]]
+    assert out.shocks[c, j["IR.USD.10Y"]] == pytest.approx((0.76 - 1.56) / 100)
+    assert out.shocks[c, j["VOL.SPX.ATM"]] == pytest.approx(0.8269 - vix0)
+    assert out.filled[c, j["IR.USD.10Y"]] and out.covered[c, j["IR.USD.10Y"]]
+    # the 2y is propagated, and flagged
+    assert out.filled[c, j["IR.USD.2Y"]] and "IR.USD.2Y" in out.info.loc[c, "propagated"]
+    # 2025: the S&P 500 from the facts (-12.14%), FX replayed from data
+    t = i["tariff_2025"]
+    assert out.shocks[t, j["EQ.SPX"]] == pytest.approx(np.log(4982.77 / 5670.97))
+    assert not out.filled[t, j["FX.EURUSD"]] and out.covered[t, j["FX.EURUSD"]]
+    assert out.filled[t, j["EQ.AAPL"]]
+    # GFC: everything but the VIX replayed; the VIX goes to its closing high of 80.86
+    g = i["gfc_2008"]
+    assert out.shocks[g, j["VOL.SPX.ATM"]] == pytest.approx(0.8086 - vix0)
+    assert out.filled[g].sum() == 1
+
+
+def test_propagation_is_the_gaussian_conditional_mean(spec, history, factors, market):
+    # the propagated shocks equal conditional_stress on the propagation covariance given the known ones
+    from scenarios._historical import propagation_model
+
+    s = spec(dict(kind="historical", name="c", events=["covid_2020"]))
+    out = scenarios.generate(s, history, factors, market=market)
+    cov, has, _ = propagation_model(history, factors)
+    known = np.flatnonzero(~out.filled[0] | np.isin(factors, ["IR.USD.10Y", "VOL.SPX.ATM"]))
+    target = np.setdiff1d(np.arange(len(factors)), known)
+    res = scenarios.conditional_stress(cov, known, out.shocks[0, known])
+    assert np.allclose(out.shocks[0, target], res.mean, rtol=1e-8, atol=1e-12)
+
+
+def test_custom_event_overrides(spec, history, factors):
+    s = spec(dict(kind="historical", name="c",
+                  custom=[{"name": "mine", "start": "2016-06-22", "end": "2016-06-27",
+                           "overrides": {"EQ.SPX": "-10%", "CR.CDX_IG": "+50bp"}}]))
+    out = scenarios.generate(s, history, factors + ["CR.CDX_IG"])
+    assert out.shocks[0, 0] == pytest.approx(np.log(0.9))
+    assert out.shocks[0, -1] == pytest.approx(0.005)
+    assert out.covered[0, -1] and out.filled[0, -1]
+    # the path ramps linearly to the override
+    H = out.paths.shape[1]
+    assert np.allclose(out.paths[0, :, -1], 0.005 * np.arange(1, H + 1) / H)

@@ -1,0 +1,53 @@
+"""The same seed gives identical scenarios however the family is split into blocks or tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scenarios
+from scenarios import BLOCK_SIZE
+
+W = {"end": "2017-03-29", "lookback_days": 300}
+CASES = [
+    dict(kind="montecarlo", model="student_t", n_scenarios=2 * BLOCK_SIZE + 123),
+    dict(kind="montecarlo", model="gaussian", n_scenarios=BLOCK_SIZE + 5, horizon_days=3, paths=True),
+    dict(kind="montecarlo", model="garch_t", correlation="dcc", n_scenarios=BLOCK_SIZE + 7, horizon_days=2),
+    dict(kind="montecarlo", model="fhs", n_scenarios=BLOCK_SIZE + 7, horizon_days=2,
+         amplify={"correlation": {"targets": [{"a": "equity", "b": "rates", "value": 0.5}]}, "liquidity": {"spread_mult": 2}}),
+    dict(kind="bootstrap", n_scenarios=BLOCK_SIZE + 11, horizon_days=4),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.get("model", c["kind"]))
+def test_blocks_and_ranges_equal_the_whole(spec, history, factors, market, case):
+    s = spec(dict(case, name="f", window=W))
+    seed = np.random.SeedSequence(2024).spawn(3)[1]  # a child seed, as the grid passes it
+    whole = scenarios.generate(s, history, factors, seed, market)
+    assert len(whole) == s.n_scenarios and np.isclose(whole.weights.sum(), 1.0)
+    fitted = scenarios.fit(s, history, factors, market)
+    # block by block, in reverse order (a worker may generate any block first)
+    blocks = {b: scenarios.generate_block(s, fitted, b, seed) for b in reversed(range(scenarios.n_blocks(s.n_scenarios)))}
+    stacked = np.concatenate([blocks[b][0] for b in sorted(blocks)])[: s.n_scenarios]
+    assert np.array_equal(stacked, whole.shocks)
+    # arbitrary task ranges crossing block edges
+    edges = [0, 17, BLOCK_SIZE - 1, BLOCK_SIZE + 3, s.n_scenarios]
+    parts = [scenarios.generate_range(s, history, factors, seed, a, b, market) for a, b in zip(edges[:-1], edges[1:])]
+    assert np.array_equal(np.concatenate([p.shocks for p in parts]), whole.shocks)
+    if whole.paths is not None:
+        assert np.array_equal(np.concatenate([p.paths for p in parts]), whole.paths)
+    assert sum(p.weights.sum() for p in parts) == pytest.approx(1.0)
+    assert tuple(n for p in parts for n in p.names) == whole.names
+    # another seed gives other numbers; the same seed (a fresh SeedSequence object) the same
+    again = scenarios.generate(s, history, factors, np.random.SeedSequence(2024).spawn(3)[1], market)
+    assert np.array_equal(again.shocks, whole.shocks)
+    other = scenarios.generate(s, history, factors, np.random.SeedSequence(2025).spawn(3)[1], market)
+    assert not np.array_equal(other.shocks, whole.shocks)
+
+
+def test_predictive_draws_reproducible(spec, history, factors, market):
+    s = spec(dict(kind="predictive", name="p", n_draws=50, distribution="student_t", dof=5,
+                  stresses=[{"name": "a", "shocks": {"EQ.SPX": "-10%"}}, {"name": "b", "shocks": {"CMD.WTI": "-40%"}}]))
+    one = scenarios.generate(s, history, factors, np.random.SeedSequence(7), market)
+    two = scenarios.generate(s, history, factors, np.random.SeedSequence(7), market)
+    assert np.array_equal(one.shocks, two.shocks)
