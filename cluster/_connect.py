@@ -38,7 +38,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Iterator
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     logging.getLogger("ray").setLevel(logging.ERROR)
-    kwargs = dict(runtime_env=runtime_env(), logging_level=logging.WARNING, log_to_driver=True)
+    kwargs = dict(runtime_env=runtime_env(), logging_level=logging.ERROR, log_to_driver=True)
     try:
         if address:
             ray.init(address=address, **kwargs)

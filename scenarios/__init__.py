@@ -106,6 +106,14 @@ def _market(market) -> tuple[pd.Timestamp | None, dict[str, float] | None]:
     return market.as_of, {f: float(v) for f, v in zip(market.factors, market.levels)}
 
 
+def _random_levels(spec, history: History, as_of, levels):
+    """Levels for a random family's ``iv_level`` targets, falling back to the history at the window's end."""
+    amp = getattr(spec, "amplify", None)
+    if amp is None or amp.vol is None or not amp.vol.iv_level:
+        return levels
+    return _levels_fallback(levels, list(amp.vol.iv_level), history, as_of if as_of is not None else spec.window.end)
+
+
 def _amplify(scen: ScenarioSet, spec: AmplifySpec, history: History, factors: Sequence[str], family: str,
              as_of, levels) -> ScenarioSet:
     cov, index = None, np.array([], int)
@@ -113,13 +121,29 @@ def _amplify(scen: ScenarioSet, spec: AmplifySpec, history: History, factors: Se
         moves, ok = daily_moves(history, factors, spec.window, as_of, family)
         cov = estimate_covariance(moves.to_numpy(), spec.estimator)[0]
         index = np.flatnonzero(ok)
+    if spec.vol is not None and spec.vol.iv_level:
+        levels = _levels_fallback(levels, list(spec.vol.iv_level), history,
+                                  as_of if as_of is not None else spec.window.end)
     return build_amplifier(spec, factors, cov, index, family, levels).apply(scen)
+
+
+def _levels_fallback(levels, names, history: History, at) -> dict[str, float]:
+    """``levels`` completed, for ``names`` it lacks, by the history's last observation on or before
+    ``at`` (the as-of date or the window's end; the history's last date when None)."""
+    out = dict(levels or {})
+    for f in names:
+        if f not in out and f in history.levels.columns:
+            s = history.levels[f].loc[: pd.Timestamp(at) if at is not None else None].dropna()
+            if len(s):
+                out[f] = float(s.iloc[-1])
+    return out
 
 
 def fit(spec, history: History, factors: Sequence[str], market=None):
     """The deterministic part of a random family (the window's moves, the fitted model, the stress),
     for :func:`generate_block`; None for the other kinds."""
     as_of, levels = _market(market)
+    levels = _random_levels(spec, history, as_of, levels)
     if isinstance(spec, BootstrapSpec):
         return fit_bootstrap(spec, history, factors, as_of, levels)
     if isinstance(spec, MonteCarloSpec):
@@ -143,6 +167,7 @@ def generate_range(spec, history: History, factors: Sequence[str], seed, start: 
     """Scenarios ``[start, stop)`` of a random family (what a grid worker would generate for its chunk);
     equal, row for row, to ``generate(...).subset(slice(start, stop))``."""
     as_of, levels = _market(market)
+    levels = _random_levels(spec, history, as_of, levels)
     if isinstance(spec, BootstrapSpec):
         return bootstrap_scenarios(spec, history, factors, seed, as_of, levels, start, stop)
     if isinstance(spec, MonteCarloSpec):
@@ -169,7 +194,8 @@ def generate(
     market : optional :class:`core.MarketSnapshot` (or a mapping factor -> level): its ``as_of`` is the
         default end of estimation windows (no look-ahead) and its levels turn level targets (a crisis's
         VIX high, ``iv_level``) into shocks; without it windows end at the history's last date and the
-        VIX level is taken from the history's last VOL.SPX.ATM close
+        VIX level and ``iv_level`` bases are taken from the history's last close on or before the
+        window's end (the history's last close for crisis replays)
     """
     as_of, levels = _market(market)
     factors = list(factors)
@@ -177,9 +203,10 @@ def generate(
         scen = replay_events(spec.windows(), history, factors, spec.name, fill=spec.fill, levels=levels)
     elif isinstance(spec, RollingSpec):
         scen = rolling_windows(spec, history, factors)
-    elif isinstance(spec, BootstrapSpec):
-        return bootstrap_scenarios(spec, history, factors, seed, as_of, levels)
-    elif isinstance(spec, MonteCarloSpec):
+    elif isinstance(spec, (BootstrapSpec, MonteCarloSpec)):
+        levels = _random_levels(spec, history, as_of, levels)
+        if isinstance(spec, BootstrapSpec):
+            return bootstrap_scenarios(spec, history, factors, seed, as_of, levels)
         return montecarlo_scenarios(spec, history, factors, seed, as_of, levels)
     elif isinstance(spec, PredictiveSpec):
         return predictive_scenarios(spec, history, factors, seed, as_of)

@@ -173,7 +173,8 @@ def predictive_scenarios(
     """Scenarios of a :class:`PredictiveSpec` on ``factors``.
 
     For each stress: one scenario at the conditional mean (``name``), then ``n_draws`` conditional draws
-    (``name:i``), all of equal weight within the family.  Core shocks are set exactly; other factors
+    (``name:i``), all of equal weight within the family.  Paths ``[S, horizon_days, F]`` ramp linearly
+    to the shock (the conditional model says where the move ends, not how it gets there).  Core shocks are set exactly; other factors
     with history in the window are propagated (``filled``); factors without history are not covered.
     A core factor without history in the window is shocked but cannot inform the others (info column
     ``not_in_model``).  Draws of stress ``j`` come in :data:`BLOCK_SIZE` blocks with seeds
@@ -263,8 +264,12 @@ def predictive_scenarios(
         filled += [fm] * n
         info += [dict(row, scenario=s, description=f"conditional draw around {name}") for s in dn]
     S = len(names)
-    return ScenarioSet(tuple(names), tuple(factors), np.array(shocks).reshape(S, F), np.full(S, 1.0 / S),
-                       (family,) * S, np.array(covered).reshape(S, F), None, pd.DataFrame(info),
+    sh = np.array(shocks).reshape(S, F)
+    # the stress unfolds linearly over the horizon: day t of the path is t / H of the shock
+    ramp = np.arange(1, spec.horizon_days + 1, dtype=float) / spec.horizon_days
+    paths = sh[:, None, :] * ramp[None, :, None]
+    return ScenarioSet(tuple(names), tuple(factors), sh, np.full(S, 1.0 / S),
+                       (family,) * S, np.array(covered).reshape(S, F), paths, pd.DataFrame(info),
                        np.array(filled).reshape(S, F))
 
 
