@@ -214,4 +214,10 @@ def generate(
         raise ConfigError(f"scenario kind {getattr(spec, 'kind', spec)!r} is not supported")
     if spec.amplify is not None:
         scen = _amplify(scen, spec.amplify, history, factors, spec.name, as_of, levels)
+        if isinstance(spec, HistoricalSpec):
+            # the same event may be replayed plain in another family: amplified ones are "family:event"
+            names = tuple(f"{spec.name}:{n}" for n in scen.names)
+            info = scen.info.assign(scenario=list(names))
+            scen = ScenarioSet(names, scen.factors, scen.shocks, scen.weights, scen.family, scen.covered, scen.paths,
+                               info, scen.filled, scen.spread_mult, scen.adv_mult)
     return scen

@@ -6,7 +6,8 @@ References
    IMA Journal of Numerical Analysis 22 (2002) 329-343.
 .. [RM96] J.P. Morgan/Reuters, "RiskMetrics - Technical Document", 4th ed. (1996), section 5.2.
 .. [LW04] O. Ledoit and M. Wolf, "A well-conditioned estimator for large-dimensional covariance
-   matrices", Journal of Multivariate Analysis 88 (2004) 365-411 (scikit-learn's ``LedoitWolf``).
+   matrices", Journal of Multivariate Analysis 88 (2004) 365-411 (scikit-learn's ``LedoitWolf``,
+   applied to the standardised moves, i.e. shrinking the correlation matrix toward the identity).
 .. [L00] L. Laloux, P. Cizeau, M. Potters and J.-P. Bouchaud, "Random matrix theory and financial
    correlations", International Journal of Theoretical and Applied Finance 3 (2000) 391-397.
 .. [LdP20] M. Lopez de Prado, "Machine Learning for Asset Managers", Cambridge (2020), section 2.5
@@ -212,9 +213,15 @@ def estimate_covariance(moves: np.ndarray, spec: EstimatorSpec | None = None) ->
     if spec.method == "ledoit_wolf":
         from sklearn.covariance import LedoitWolf
 
-        lw = LedoitWolf().fit(x)
+        # factors come in different units (a daily equity log-return's variance is ~1e-4, a rate's
+        # change ~1e-8): shrinking the raw covariance toward mu I would inflate the rates' variance a
+        # hundredfold.  Shrink the correlation instead: Ledoit-Wolf on the standardised moves (unit
+        # variances, target the identity), rescaled by the vols (biased, as Ledoit-Wolf's own).
+        sd = x.std(axis=0, ddof=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        lw = LedoitWolf().fit(x / sd)
         details["shrinkage"] = float(lw.shrinkage_)
-        return np.asarray(lw.covariance_), details
+        return np.asarray(lw.covariance_) * sd[:, None] * sd[None, :], details
     s = np.cov(x, rowvar=False, ddof=1).reshape(F, F)
     if spec.method == "sample":
         return s, details

@@ -53,19 +53,22 @@ def test_higham_identity_on_valid_matrix():
     assert np.array_equal(x, c) and dist == 0.0
 
 
-def test_ledoit_wolf_is_sklearns_and_shrinks_to_scaled_identity():
+def test_ledoit_wolf_is_sklearns_on_standardised_moves():
     from sklearn.covariance import ledoit_wolf
 
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((120, 15)) @ rng.standard_normal((15, 15)) * 0.01
+    # mixed units: equity-like (1%) and rate-like (5bp) daily moves
+    x = rng.standard_normal((120, 15)) @ rng.standard_normal((15, 15)) * np.r_[np.full(8, 0.01), np.full(7, 0.0005)]
     cov, det = estimate_covariance(x, EstimatorSpec(method="ledoit_wolf"))
-    ref, shrink = ledoit_wolf(x)
-    assert np.allclose(cov, ref, rtol=1e-12, atol=0)
-    # identity of the estimator: (1 - d) S + d mu I, S the biased sample covariance, mu = tr(S)/p
-    s = np.cov(x, rowvar=False, ddof=0)
-    mu = np.trace(s) / s.shape[0]
-    assert np.allclose(cov, (1 - shrink) * s + shrink * mu * np.eye(15), rtol=1e-10, atol=1e-18)
+    sd = x.std(axis=0)
+    ref, shrink = ledoit_wolf(x / sd)
+    assert np.allclose(cov, ref * np.outer(sd, sd), rtol=1e-12, atol=0)
     assert det["shrinkage"] == pytest.approx(shrink)
+    # variances are the sample ones (the shrinkage acts on the correlation only)
+    assert np.allclose(np.diag(cov), sd ** 2, rtol=1e-12)
+    # identity of the estimator: correlation = (1 - d) R + d I, R the sample correlation
+    r = np.corrcoef(x, rowvar=False)
+    assert np.allclose(cov / np.outer(sd, sd), (1 - shrink) * r + shrink * np.eye(15), rtol=1e-10, atol=1e-12)
 
 
 def test_ewma_matches_pandas():
