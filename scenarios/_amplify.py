@@ -205,13 +205,23 @@ class AmplifySpec(_Strict):
             self.vol.multiplier != 1.0 or self.vol.vol_of_vol != 1.0))
 
 
-def select_factors(sel: Selector, factors: Sequence[str], family: str, field: str) -> list[int]:
-    """Indices of ``factors`` matched by a selector (name, glob or asset class, or a list of these)."""
+def _match(s: str, factors: Sequence[str]) -> list[int]:
+    return [i for i, f in enumerate(factors)
+            if f == s or (any(ch in s for ch in "*?[") and fnmatch.fnmatchcase(f, s))
+            or factor_spec(f).asset_class == s]
+
+
+def select_factors(sel: Selector, factors: Sequence[str], family: str, field: str,
+                   known: Sequence[str] = ()) -> list[int]:
+    """Indices of ``factors`` matched by a selector (name, glob or asset class, or a list of these).
+
+    A selector that matches none of ``factors`` (the modelled ones) is an error unless it matches one of
+    ``known`` (the book's factors without history, which the stress cannot move)."""
     out: list[int] = []
     for s in [sel] if isinstance(sel, str) else sel:
-        hit = [i for i, f in enumerate(factors)
-               if f == s or (any(ch in s for ch in "*?[") and fnmatch.fnmatchcase(f, s))
-               or factor_spec(f).asset_class == s]
+        hit = _match(s, factors)
+        if not hit and _match(s, known):
+            continue
         if not hit:
             raise ConfigError(
                 f"scenario family {family!r}, field '{field}': {s!r} matches no factor of the model "
@@ -221,7 +231,7 @@ def select_factors(sel: Selector, factors: Sequence[str], family: str, field: st
     return sorted(set(out))
 
 
-def _multipliers(vol: VolStress | None, factors: Sequence[str], family: str) -> np.ndarray:
+def _multipliers(vol: VolStress | None, factors: Sequence[str], family: str, known: Sequence[str] = ()) -> np.ndarray:
     m = np.ones(len(factors))
     if vol is None:
         return m
@@ -230,7 +240,7 @@ def _multipliers(vol: VolStress | None, factors: Sequence[str], family: str) -> 
         m[:] = float(v.get("default", 1.0))
         # broad selectors first, exact names last, so a name wins over its class
         for key in sorted((k for k in v if k != "default"), key=lambda k: (k in factors, k)):
-            for i in select_factors(key, factors, family, f"amplify.vol.multiplier.{key}"):
+            for i in select_factors(key, factors, family, f"amplify.vol.multiplier.{key}", known):
                 m[i] = float(v[key])
     else:
         m[:] = float(v)
@@ -238,12 +248,14 @@ def _multipliers(vol: VolStress | None, factors: Sequence[str], family: str) -> 
     return np.where(is_vol, m * vol.vol_of_vol, m)
 
 
-def stressed_covariance(cov: np.ndarray, factors: Sequence[str], spec: AmplifySpec, family: str) -> tuple[np.ndarray, dict]:
+def stressed_covariance(cov: np.ndarray, factors: Sequence[str], spec: AmplifySpec, family: str,
+                        known: Sequence[str] = ()) -> tuple[np.ndarray, dict]:
     """The target covariance ``S' = D' C' D'`` of the module docstring.
 
     Parameters
     ----------
     cov : ``[F, F]`` base daily covariance on ``factors``
+    known : other factors of the book (no history): selectors that match only these are ignored
 
     Returns
     -------
@@ -256,8 +268,8 @@ def stressed_covariance(cov: np.ndarray, factors: Sequence[str], spec: AmplifySp
     if spec.correlation is not None:
         target = corr.copy()
         for k, t in enumerate(spec.correlation.targets):
-            ia = select_factors(t.a, factors, family, f"amplify.correlation.targets[{k}].a")
-            ib = select_factors(t.b, factors, family, f"amplify.correlation.targets[{k}].b")
+            ia = select_factors(t.a, factors, family, f"amplify.correlation.targets[{k}].a", known)
+            ib = select_factors(t.b, factors, family, f"amplify.correlation.targets[{k}].b", known)
             for i in ia:
                 for j in ib:
                     if i == j:
@@ -276,7 +288,7 @@ def stressed_covariance(cov: np.ndarray, factors: Sequence[str], spec: AmplifySp
         corr_new = new
     else:
         corr_new = corr
-    m = _multipliers(spec.vol, factors, family)
+    m = _multipliers(spec.vol, factors, family, known)
     return corr_to_cov(corr_new, sd * m), report
 
 
@@ -361,7 +373,7 @@ def build_amplifier(
         if cov is None or not len(cov_index):
             raise ConfigError(f"scenario family {family!r}, field 'amplify': no factor has history to stress")
         sub = [factors[i] for i in cov_index]
-        new_cov, report = stressed_covariance(cov, sub, spec, family)
+        new_cov, report = stressed_covariance(cov, sub, spec, family, [f for f in factors if f not in sub])
         corr, sd = cov_to_corr(cov)
         corr_new, sd_new = cov_to_corr(new_cov)
         dinv = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 0.0)

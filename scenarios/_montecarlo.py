@@ -272,7 +272,8 @@ def fit_montecarlo(spec: MonteCarloSpec, history: History, factors: Sequence[str
     if spec.model in ("gaussian", "student_t"):
         if amp_spec is not None and amp_spec.moves_factors:
             # simulate from the stressed covariance directly (same law as mapping the base draws)
-            cov_s, rep = stressed_covariance(cov, [factors[i] for i in index], amp_spec, spec.name)
+            cov_s, rep = stressed_covariance(cov, [factors[i] for i in index], amp_spec, spec.name,
+                                             [f for f, c in zip(factors, ok) if not c])
             fitted.cov, fitted.chol = cov_s, _psd_factor(cov_s)
             fitted.amplifier = build_amplifier(amp_spec.model_copy(update={"correlation": None, "vol": _no_scaling(amp_spec)}),
                                                factors, None, index, spec.name, levels) if _has_extras(amp_spec) else None

@@ -199,7 +199,7 @@ def predictive_scenarios(
     cov, details = estimate_covariance(moves.to_numpy(), spec.estimator)
     report: dict = {}
     if spec.amplify is not None and spec.amplify.moves_factors:
-        cov, report = stressed_covariance(cov, model_f, spec.amplify, family)
+        cov, report = stressed_covariance(cov, model_f, spec.amplify, family, [f for f in universe if f not in model_f])
     dof = None
     if spec.distribution == "student_t":
         dof = spec.dof if spec.dof is not None else fit_t_dof(moves.to_numpy() - moves.to_numpy().mean(0), cov)

@@ -87,3 +87,11 @@ def test_batch_file_correlation_message(tmp_path):
     with pytest.raises(ConfigError, match=r"field 'scenarios\[0\]\.amplify\.correlation\.targets\[0\]\.value': "
                                           r"correlation target must be in \[-1, 1\] \(got 1.3\)$"):
         grid_batch.load_batch(p)
+
+
+def test_selector_on_factor_without_history_is_ignored(spec, history, factors):
+    # CR.CDX_IG is a book factor without history: a credit block cannot be stressed but is no error
+    s = spec(dict(kind="bootstrap", name="b", n_scenarios=10, window={"end": "2017-03-29"},
+                  amplify={"correlation": {"targets": [{"a": "equity", "b": "credit", "scale": 1.3}]}}))
+    out = scenarios.generate(s, history, factors + ["CR.CDX_IG"], 0)
+    assert not out.covered[:, -1].any()
