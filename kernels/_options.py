@@ -126,19 +126,20 @@ class OptionBook(NamedTuple):
 # ---------------------------------------------------------------------------------------------------
 
 
-def black(F, K, sd, omega):
+def black(F, K, sd, omega, log_fk=None):
     """Undiscounted Black price ``omega (F N(omega d1) - K N(omega d2))`` (Black 1976; Hull eq. 18.9).
 
-    ``sd = sigma sqrt(T)``; all arguments broadcast.  Units of ``F`` and ``K``.
+    ``sd = sigma sqrt(T)``; all arguments broadcast.  Units of ``F`` and ``K``.  ``log_fk``, if
+    given, is ``ln(F / K)`` (saves a logarithm when the caller has it).
     """
-    d1 = jnp.log(F / K) / sd + 0.5 * sd
+    d1 = (jnp.log(F / K) if log_fk is None else log_fk) / sd + 0.5 * sd
     d2 = d1 - sd
     return omega * (F * norm_cdf(omega * d1) - K * norm_cdf(omega * d2))
 
 
-def black_numpy(F, K, sd, omega):
+def black_numpy(F, K, sd, omega, log_fk=None):
     """Numpy twin of :func:`black` (``scipy.special.ndtr``)."""
-    d1 = np.log(F / K) / sd + 0.5 * sd
+    d1 = (np.log(F / K) if log_fk is None else log_fk) / sd + 0.5 * sd
     d2 = d1 - sd
     return omega * (F * norm_cdf_numpy(omega * d1) - K * norm_cdf_numpy(omega * d2))
 
@@ -160,7 +161,7 @@ def surface_vol_numpy(atm, skew, curv, term, k, T):
 def option_model(o: OptionBook, L):
     """Forward, discount factor and vol of one option (or a numpy batch) at levels ``L[..., F]``.
 
-    Returns ``(F, DF, sigma)`` in the premium currency.
+    Returns ``(F, DF, sigma, k)`` in the premium currency, ``k = ln(K / F)``.
     """
     xp = np if isinstance(L, np.ndarray) else jnp
     S = L[..., o.spot_idx]
@@ -174,13 +175,13 @@ def option_model(o: OptionBook, L):
     vol = L[..., o.vol_idx[..., 0]], L[..., o.vol_idx[..., 1]], L[..., o.vol_idx[..., 2]], L[..., o.vol_idx[..., 3]]
     k = xp.log(o.strike / F)
     sig = (surface_vol if xp is jnp else surface_vol_numpy)(*vol, k, T)
-    return F, DF, sig
+    return F, DF, sig, k
 
 
 def option_value_one(o: OptionBook, L: jnp.ndarray) -> jnp.ndarray:
     """Value in base currency of one option position at factor levels ``L[F]``."""
-    F, DF, sig = option_model(o, L)
-    px = DF * black(F, o.strike, sig * jnp.sqrt(o.expiry), o.omega)
+    F, DF, sig, k = option_model(o, L)
+    px = DF * black(F, o.strike, sig * jnp.sqrt(o.expiry), o.omega, -k)
     return o.units * px * fx_level(L, o.fx_idx)
 
 
@@ -190,8 +191,8 @@ option_pnl_one, option_pnl = make_kernel(option_value_one)
 
 
 def _value_numpy(o: OptionBook, L: np.ndarray) -> np.ndarray:
-    F, DF, sig = option_model(o, L)
-    return o.units * DF * black_numpy(F, o.strike, sig * np.sqrt(o.expiry), o.omega) * fx_level(L, o.fx_idx)
+    F, DF, sig, k = option_model(o, L)
+    return o.units * DF * black_numpy(F, o.strike, sig * np.sqrt(o.expiry), o.omega, -k) * fx_level(L, o.fx_idx)
 
 
 def option_pnl_numpy(o: OptionBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -295,7 +296,7 @@ def option_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd
 
 def check_option_vols(o: OptionBook, base: np.ndarray, ids, factors) -> None:
     """Reject a surface whose vol at an option's strike and expiry is not positive before the floor."""
-    F, DF, _ = option_model(o, base)
+    F, DF, _, _ = option_model(o, base)
     k = np.log(o.strike / F)
     x = k / np.sqrt(o.expiry)
     atm, skew, curv, term = (base[o.vol_idx[:, i]] for i in range(4))

@@ -1,0 +1,325 @@
+"""Benchmark of the revaluation kernels: JAX against their numpy twins and a QuantLib loop.
+
+Usage::
+
+    python benchmarks/kernels.py                      # modest size, about a minute on 2 cores
+    python benchmarks/kernels.py --options 10000 --bonds 2000 --scenarios 200000
+    python benchmarks/kernels.py --memory-check       # 10,000 options x 1,000,000 scenarios, chunked
+
+Each measurement runs in a fresh subprocess, so that its peak memory (max RSS) is its own.  For each
+book (options on a vol surface; fixed-coupon bonds off the USD curve with issuer spreads) it reports
+the throughput in instrument-scenario evaluations per second of
+
+* ``jax``: :func:`kernels.revalue_stream`, fixed-shape chunks spread over every local device (on a CPU,
+  one XLA host device per core: the script sets ``--xla_force_host_platform_device_count``);
+  compilation is timed separately (once per instrument type and chunk shape);
+* ``numpy``: the same chunks through the numpy/scipy twins (:func:`kernels.revalue_numpy`), one core;
+* ``quantlib``: a per-scenario QuantLib repricing loop, timed on a sample of instruments and
+  scenarios and extrapolated linearly to the whole book (for bonds the per-scenario curve rebuild
+  is timed and counted once per scenario).
+
+The table (instrument type, instruments, scenarios, evaluations per second, ratio to numpy, compile
+seconds, peak memory) is printed and written as JSON (``--out``).  No assertion on timings: the
+numbers are for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# this file is called kernels.py: keep its own folder off the path so that ``import kernels`` finds the package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+AS_OF = "2017-03-29"
+USD = {"1M": 0.0076, "3M": 0.0078, "6M": 0.0092, "1Y": 0.0104, "2Y": 0.0126, "3Y": 0.0153, "5Y": 0.0194, "7Y": 0.0223,
+       "10Y": 0.0242, "20Y": 0.0281, "30Y": 0.0314}
+
+
+# --------------------------------------------------------------------------------------------------
+# synthetic books
+# --------------------------------------------------------------------------------------------------
+
+
+def option_records(n: int, seed: int = 0) -> list[dict]:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    und = rng.integers(0, 20, n)
+    days = rng.integers(7, 730, n)
+    return [
+        dict(id=f"O{i}", type="option", underlying=f"EQ.U{und[i]}", quantity=float(rng.uniform(-100, 100)), multiplier=100.0,
+             currency="USD", asset_class="equity", sleeve="b", adv=1e6, bid_ask_bps=10.0,
+             strike=float(100 * np.exp(rng.uniform(-0.3, 0.3))),
+             expiry=(pd.Timestamp(AS_OF) + pd.Timedelta(days=int(days[i]))).date().isoformat(),
+             option_type="call" if rng.random() < 0.5 else "put", dividend_yield=0.015)
+        for i in range(n)
+    ]
+
+
+def bond_records(n: int, seed: int = 1) -> list[dict]:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    days = rng.integers(90, 30 * 365, n)
+    return [
+        dict(id=f"B{i}", type="bond", underlying="IR.USD.10Y", quantity=float(rng.uniform(1e5, 1e7)), multiplier=1.0,
+             currency="USD", asset_class="rates", sleeve="b", adv=1e9, bid_ask_bps=1.0,
+             coupon=float(np.round(rng.uniform(0.0, 0.06), 4)), frequency=int(rng.choice([1, 2, 4])),
+             maturity=(pd.Timestamp(AS_OF) + pd.Timedelta(days=int(days[i]))).date().isoformat(),
+             spread_factor=f"CR.I{rng.integers(0, 50)}" if rng.random() < 0.5 else None)
+        for i in range(n)
+    ]
+
+
+def levels_for(factors):
+    import numpy as np
+
+    out = []
+    for f in factors:
+        p = f.split(".")
+        if p[0] == "EQ":
+            out.append(100.0)
+        elif p[0] == "IR":
+            out.append(USD[p[2]])
+        elif p[0] == "CR":
+            out.append(0.01)
+        elif p[0] == "VOL":
+            out.append({"ATM": 0.2, "SKEW": -0.1, "CURV": 0.02, "TERM": 0.01}[p[2]])
+        else:
+            raise ValueError(f)
+    return np.array(out)
+
+
+def prepared_book(kind: str, n: int):
+    import pandas as pd
+
+    import kernels
+    from core import book_from_records, log_mask
+
+    recs = option_records(n) if kind == "option" else bond_records(n)
+    book = book_from_records(recs, source=f"synthetic {kind} book")
+    factors = tuple(kernels.required_factors(book.positions, "USD"))
+    base = levels_for(factors)
+    prepared = kernels.prepare(book.positions, factors, "USD", pd.Timestamp(AS_OF), levels=base)
+    return book, prepared, base, log_mask(factors)
+
+
+def shock_maker(is_log, seed: int = 7):
+    import numpy as np
+
+    sd = np.where(is_log, 0.02, 0.001)
+
+    def make(start: int, stop: int):
+        rng = np.random.default_rng([seed, start])
+        return rng.normal(0.0, 1.0, (stop - start, len(is_log))) * sd
+
+    return make
+
+
+# --------------------------------------------------------------------------------------------------
+# measurements (each in its own process)
+# --------------------------------------------------------------------------------------------------
+
+
+def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
+    import numpy as np
+
+    t0 = time.perf_counter()
+    book, prepared, base, is_log = prepared_book(kind, n)
+    build_s = time.perf_counter() - t0
+    make = shock_maker(is_log)
+    out = dict(type=kind, engine=engine, instruments=n, scenarios=scenarios, chunk=chunk, build_seconds=round(build_s, 3))
+    if engine == "jax":
+        import jax
+
+        import kernels
+
+        res = kernels.revalue_stream(prepared, base, make, is_log, n_scenarios=scenarios, chunk_size=chunk,
+                                     reduce=lambda s, pnl: pnl.sum(axis=1))
+        total = np.concatenate(res.results)
+        out.update(compile_seconds=round(res.compile_seconds, 3), run_seconds=round(res.run_seconds, 3),
+                   evals_per_second=n * scenarios / res.run_seconds, devices=[str(d) for d in jax.local_devices()],
+                   checksum=float(total[:16].sum()))
+    elif engine == "numpy":
+        import kernels
+
+        run = 0.0
+        first = None
+        for start in range(0, scenarios, chunk):
+            stop = min(start + chunk, scenarios)
+            sh = make(start, stop)
+            t0 = time.perf_counter()
+            pnl = kernels.revalue_numpy(prepared, base, sh, is_log)
+            run += time.perf_counter() - t0
+            first = pnl.sum(axis=1) if first is None else first
+        out.update(compile_seconds=0.0, run_seconds=round(run, 3), evals_per_second=n * scenarios / run,
+                   checksum=float(first[:16].sum()))
+    elif engine == "quantlib":
+        out.update(quantlib_loop(kind, book, prepared, base, is_log, make, scenarios=scenarios, sample=n))
+        out["compile_seconds"] = 0.0
+    out["peak_memory_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    return out
+
+
+def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, sample: int) -> dict:
+    """Per-scenario QuantLib repricing of a sample; seconds per evaluation, extrapolated."""
+    import numpy as np
+    import QuantLib as ql
+
+    from core import apply_shocks
+    from kernels._options import surface_vol_numpy
+
+    today = ql.Date(29, 3, 2017)
+    ql.Settings.instance().evaluationDate = today
+    dc = ql.Actual365Fixed()
+    pos = book.positions.reset_index(drop=True)
+    idx = {f: i for i, f in enumerate(prepared.factors)}
+    shocks = make(0, scenarios)
+    new = apply_shocks(base, shocks, is_log)
+    tenors = [k for k in USD]
+    node_days = [int(round(__import__("core").tenor_years(t) * 365)) for t in tenors]
+    if kind == "option":
+        o = prepared.groups[0].arrays
+        objs = []
+        for j in range(len(pos)):
+            s, r, v = ql.SimpleQuote(100.0), ql.SimpleQuote(0.01), ql.SimpleQuote(0.2)
+            proc = ql.BlackScholesMertonProcess(
+                ql.QuoteHandle(s), ql.YieldTermStructureHandle(ql.FlatForward(today, 0.015, dc)),
+                ql.YieldTermStructureHandle(ql.FlatForward(today, ql.QuoteHandle(r), dc)),
+                ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), ql.QuoteHandle(v), dc)))
+            opt = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call if o.omega[j] > 0 else ql.Option.Put, float(o.strike[j])),
+                                   ql.EuropeanExercise(today + int(round(o.expiry[j] * 365))))
+            opt.setPricingEngine(ql.AnalyticEuropeanEngine(proc))
+            objs.append((s, r, v, opt))
+        t0 = time.perf_counter()
+        acc = 0.0
+        for k in range(scenarios):
+            # market inputs of every sampled option, vectorised (the fair way to drive QuantLib)
+            L = new[k]
+            S = L[o.spot_idx]
+            rd = o.dom.w_lo * L[o.dom.lo] + o.dom.w_hi * L[o.dom.hi]
+            F = S * np.exp((rd - o.div_yield) * o.expiry)
+            sig = surface_vol_numpy(*(L[o.vol_idx[:, c]] for c in range(4)), np.log(o.strike / F), o.expiry)
+            for j, (s, r, v, opt) in enumerate(objs):
+                s.setValue(float(S[j]))
+                r.setValue(float(rd[j]))
+                v.setValue(float(sig[j]))
+                acc += opt.NPV()
+        dt = time.perf_counter() - t0
+        per_eval = dt / (scenarios * len(objs))
+        return dict(run_seconds=round(dt, 3), evals_per_second=1.0 / per_eval, sample_instruments=len(objs), sample_scenarios=scenarios,
+                    extrapolation="seconds per option-scenario x instruments x scenarios")
+    # bonds: one curve rebuild per scenario, then every bond
+    handle = ql.RelinkableYieldTermStructureHandle()
+    bonds = []
+    for _, row in pos.iterrows():
+        mat = ql.Date(row["maturity"].day, row["maturity"].month, row["maturity"].year)
+        per = ql.Period(12 // int(row["frequency"]), ql.Months)
+        sched = ql.Schedule(mat - ql.Period(12 // int(row["frequency"]) * int(row["frequency"]) * 50, ql.Months), mat, per, ql.NullCalendar(),
+                            ql.Unadjusted, ql.Unadjusted, ql.DateGeneration.Backward, False)
+        b = ql.FixedRateBond(0, 100.0, sched, [float(row["coupon"])], ql.ActualActual(ql.ActualActual.ISMA), ql.Unadjusted)
+        sp = ql.SimpleQuote(0.0)
+        b.setPricingEngine(ql.DiscountingBondEngine(ql.YieldTermStructureHandle(
+            ql.ZeroSpreadedTermStructure(handle, ql.QuoteHandle(sp), ql.Continuous))))
+        bonds.append((sp, row["spread_factor"], b))
+    ir_cols = [idx[f"IR.USD.{t}"] for t in tenors]
+    dates = [today] + [today + d for d in node_days] + [today + 36500]
+    t_curve = t_bonds = 0.0
+    for k in range(scenarios):
+        L = new[k]
+        t0 = time.perf_counter()
+        z = [float(L[c]) for c in ir_cols]
+        handle.linkTo(ql.ZeroCurve(dates, [z[0]] + z + [z[-1]], dc, ql.NullCalendar(), ql.Linear(), ql.Continuous))
+        t1 = time.perf_counter()
+        for sp, sf, b in bonds:
+            sp.setValue(float(L[idx[sf]]) if isinstance(sf, str) else 0.0)
+            b.NPV()
+        t2 = time.perf_counter()
+        t_curve += t1 - t0
+        t_bonds += t2 - t1
+    per_curve = t_curve / scenarios
+    per_bond = t_bonds / (scenarios * len(bonds))
+    return dict(run_seconds=round(t_curve + t_bonds, 3), sample_instruments=len(bonds), sample_scenarios=scenarios,
+                curve_seconds_per_scenario=per_curve, seconds_per_bond_eval=per_bond, evals_per_second=1.0 / per_bond,
+                extrapolation="per scenario: curve rebuild + instruments x seconds per bond")
+
+
+def run_sub(args: list[str], env: dict) -> dict:
+    cmd = [sys.executable, __file__, "--worker", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--options", type=int, default=2000, help="options in the option book")
+    ap.add_argument("--bonds", type=int, default=500, help="bonds in the bond book")
+    ap.add_argument("--scenarios", type=int, default=20000)
+    ap.add_argument("--chunk", type=int, default=2048, help="scenarios per chunk (a multiple of the device count)")
+    ap.add_argument("--devices", type=int, default=os.cpu_count(), help="XLA host devices on a CPU (default: cores)")
+    ap.add_argument("--ql-sample", type=int, default=200, help="instruments in the QuantLib sample")
+    ap.add_argument("--ql-scenarios", type=int, default=10, help="scenarios in the QuantLib sample")
+    ap.add_argument("--memory-check", action="store_true", help="only the 10,000 x 1,000,000 chunked run of the option book")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kernels.json")
+    ap.add_argument("--worker", nargs=5, metavar=("KIND", "ENGINE", "N", "S", "CHUNK"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        kind, engine, n, s, c = a.worker
+        print(json.dumps(measure(kind, engine, int(n), int(s), int(c))))
+        return
+
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={a.devices}").strip()
+    env["JAX_ENABLE_X64"] = "1"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    rows = []
+    if a.memory_check:
+        rows.append(run_sub(["option", "jax", "10000", "1000000", str(a.chunk)], env))
+    else:
+        for kind, n in (("option", a.options), ("bond", a.bonds)):
+            jx = run_sub([kind, "jax", str(n), str(a.scenarios), str(a.chunk)], env)
+            npy = run_sub([kind, "numpy", str(n), str(a.scenarios), str(a.chunk)], env)
+            qls = run_sub([kind, "quantlib", str(min(a.ql_sample, n)), str(a.ql_scenarios), str(a.chunk)], env)
+            # QuantLib time for the whole book, extrapolated from the sample
+            if kind == "bond":
+                ql_book_s = a.scenarios * (qls["curve_seconds_per_scenario"] + n * qls["seconds_per_bond_eval"])
+            else:
+                ql_book_s = n * a.scenarios / qls["evals_per_second"]
+            qls["evals_per_second"] = n * a.scenarios / ql_book_s
+            qls["extrapolated_seconds"] = ql_book_s
+            for r in (jx, npy, qls):
+                r["ratio_to_numpy"] = r["evals_per_second"] / npy["evals_per_second"]
+                r["ratio_to_quantlib"] = r["evals_per_second"] / qls["evals_per_second"]
+            if abs(jx["checksum"] - npy["checksum"]) > 1e-8 * (1 + abs(npy["checksum"])):
+                raise SystemExit(f"{kind}: jax and numpy disagree ({jx['checksum']} vs {npy['checksum']})")
+            rows += [jx, npy, qls]
+    header = f"{'type':8} {'engine':9} {'instruments':>11} {'scenarios':>10} {'evals/s':>12} {'x numpy':>8} {'x QuantLib':>10} {'compile s':>9} {'peak MiB':>9}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['type']:8} {r['engine']:9} {r['instruments']:>11,} {r['scenarios']:>10,} {r['evals_per_second']:>12,.0f} "
+              f"{r.get('ratio_to_numpy', float('nan')):>8.2f} {r.get('ratio_to_quantlib', float('nan')):>10.0f} "
+              f"{r['compile_seconds']:>9.2f} {r['peak_memory_mib']:>9,.0f}")
+    meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(), python=platform.python_version(),
+                xla_flags=env["XLA_FLAGS"], args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "worker"},
+                note="QuantLib rows: a sample timed and extrapolated to the full book (see each row's fields).")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
+    print(f"written {a.out}")
+
+
+if __name__ == "__main__":
+    main()
