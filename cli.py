@@ -76,6 +76,10 @@ def progress_bar(console, total: int):
         yield advance
 
 
+def _shorten(items: list[str], n: int = 6) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more (manifest.json)" if len(items) > n else "")
+
+
 def _money(x: float) -> str:
     return f"{x / 1e6:,.2f}m"
 
@@ -128,9 +132,23 @@ def print_summary(console, result, manifest: dict, out: Path) -> None:
                       f"(types: {', '.join(manifest['unpriced_types'])}) and are excluded from every figure above.")
     if manifest["uncovered_factors"]:
         sizes = sc.groupby("family").size()
-        for fam, facs in manifest["uncovered_factors"].items():
-            detail = ", ".join(f"{f} ({n} of {sizes[fam]})" for f, n in facs.items())
-            console.print(f"[yellow]note:[/] family {fam}: no data for {detail} scenarios; held flat there.")
+        unc = manifest["uncovered_factors"]
+        # factors without data in every scenario of every family (typically set by market overrides)
+        always = set.intersection(*[
+            {f for f, n in unc.get(fam, {}).items() if n == size} for fam, size in sizes.items()
+        ]) if len(unc) == len(sizes) else set()
+        if always:
+            names = sorted(always)
+            console.print(f"[yellow]note:[/] {len(names)} factors have no history and are held flat in every scenario "
+                          f"(market overrides): {_shorten(names)}.")
+        for fam, facs in unc.items():
+            rest = {f: n for f, n in facs.items() if f not in always}
+            if rest:
+                detail = _shorten([f"{f} ({n} of {sizes[fam]})" for f, n in rest.items()])
+                console.print(f"[yellow]note:[/] family {fam}: no data, held flat, for {detail}.")
+        for fam, facs in manifest.get("filled_factors", {}).items():
+            console.print(f"[yellow]note:[/] family {fam}: {len(facs)} factors calibrated from public facts or propagated, "
+                          f"not replayed: {_shorten(sorted(facs))}.")
     tm = manifest["timings_seconds"]
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items() if k not in ("total",))
     console.print(f"time: {tm.get('total', 0):.1f}s total ({parts})")

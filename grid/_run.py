@@ -95,7 +95,7 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
 
     t0 = time.perf_counter()
     children = np.random.SeedSequence(batch.seed).spawn(len(batch.scenarios))
-    sets = [scenarios.generate(spec, history, market.factors, seed=child) for spec, child in zip(batch.scenarios, children)]
+    sets = [scenarios.generate(spec, history, market.factors, seed=child, market=market) for spec, child in zip(batch.scenarios, children)]
     try:
         scen = concat_scenarios(sets).reorder(market.factors)
     except ValueError as exc:
@@ -192,6 +192,7 @@ def execute(
         extra = scen.info.drop(columns=[c for c in ("family",) if c in scen.info.columns]).set_index("scenario")
         tables["scenarios"] = tables["scenarios"].join(extra, on="scenario")
     tables["positions"] = _position_table(inputs)
+    tables["liquidity"] = scen.liquidity_table()
     timings["reduce"] = time.perf_counter() - t0
     pnl = np.concatenate([r.pnl for r in results]) if payload.keep_positions else None
     return RunResult(inputs, pnl, tasks, results, tables, timings, started, datetime.now(timezone.utc),
@@ -237,11 +238,16 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
     inputs = result.inputs
     scen = inputs.scenarios
     uncovered: dict[str, dict[str, int]] = {}
+    filled: dict[str, dict[str, int]] = {}
     fam = np.asarray(scen.family)
+    filled_mask = scen.filled_mask
     for f in dict.fromkeys(scen.family):
         miss = (~scen.covered[fam == f]).sum(axis=0)
         if miss.any():
             uncovered[f] = {scen.factors[j]: int(miss[j]) for j in np.flatnonzero(miss)}
+        fill = filled_mask[fam == f].sum(axis=0)
+        if fill.any():
+            filled[f] = {scen.factors[j]: int(fill[j]) for j in np.flatnonzero(fill)}
     result.timings["write"] = time.perf_counter() - t0
     manifest = {
         "schema_version": 1,
@@ -260,7 +266,8 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
                    "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers,
                    "tasks_resumed": result.resumed_tasks},
         "unpriced_types": list(inputs.prepared.unpriced_types),
-        "uncovered_factors": uncovered,  # family -> factor -> scenarios in which it had no data
+        "uncovered_factors": uncovered,
+        "filled_factors": filled,  # family -> factor -> scenarios in which it was calibrated or propagated, not replayed  # family -> factor -> scenarios in which it had no data
         "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},
         "files": sorted(f"{n}.parquet" for n in result.tables),
     }

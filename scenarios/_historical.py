@@ -134,17 +134,36 @@ def propagation_model(history: History, factors: Sequence[str]) -> tuple[np.ndar
     return pairwise_covariance(lv, log_mask(factors))
 
 
-def _propagate(cov: np.ndarray, known: np.ndarray, target: np.ndarray, known_paths: np.ndarray) -> np.ndarray:
-    """Conditional expectation of ``target`` factors given the ``known`` ones, day by day of a path.
+#: each propagated factor is conditioned on this many known factors, those most correlated with it
+PROPAGATION_NEIGHBOURS = 5
+
+
+def _propagate(cov: np.ndarray, known: np.ndarray, target: np.ndarray, known_paths: np.ndarray,
+               neighbours: int = PROPAGATION_NEIGHBOURS) -> np.ndarray:
+    """Conditional expectation of ``target`` factors given known ones, day by day of a path.
 
     ``E[x_t | x_k] = S_tk S_kk^+ x_k`` (zero-mean Gaussian conditioning, [MFE15, Prop. 6.2]); the
     coefficient matrix does not depend on the horizon, so it maps daily covariances onto crisis-sized
-    moves.  ``known_paths`` is ``[H, K]``; returns ``[H, T]``.
+    moves.  Each target is conditioned only on the ``neighbours`` known factors with the largest absolute
+    correlation to it: conditioning on every known factor at once (dozens, collinear, some calibrated to
+    moves of tens of daily standard deviations) over-fits the estimated covariance, and in the GFC window
+    moved the Mexican peso by -82% where the market moved about -30%.  With five neighbours, hiding a
+    replayed factor and propagating it recovers its realised crisis move in sign and size (tested).
+    ``known_paths`` is ``[H, K]`` (columns in the order of ``known``); returns ``[H, T]``.
     """
-    s_kk = cov[np.ix_(known, known)]
-    s_tk = cov[np.ix_(target, known)]
-    beta = s_tk @ np.linalg.pinv(s_kk, rcond=1e-10, hermitian=True)
-    return known_paths @ beta.T
+    sd = np.sqrt(np.diag(cov))
+    out = np.zeros((known_paths.shape[0], len(target)))
+    for j, t in enumerate(target):
+        corr = np.abs(cov[t, known]) / (sd[t] * sd[known])
+        corr = np.where(np.isfinite(corr), corr, -1.0)
+        pick = np.argsort(-corr, kind="stable")[:neighbours]
+        pick = pick[corr[pick] >= 0]
+        if len(pick) == 0:
+            continue
+        k = known[pick]
+        beta = cov[t, k] @ np.linalg.pinv(cov[np.ix_(k, k)], rcond=1e-10, hermitian=True)
+        out[:, j] = known_paths[:, pick] @ beta
+    return out
 
 
 def replay_events(
