@@ -147,7 +147,7 @@ def _propagate(cov: np.ndarray, known: np.ndarray, target: np.ndarray, known_pat
     moves.  Each target is conditioned only on the ``neighbours`` known factors with the largest absolute
     correlation to it: conditioning on every known factor at once (dozens, collinear, some calibrated to
     moves of tens of daily standard deviations) over-fits the estimated covariance, and in the GFC window
-    moved the Mexican peso by -82% where the market moved about -30%.  With five neighbours, hiding a
+    moved the Mexican peso by -82% where the market moved about -35%.  With five neighbours, hiding a
     replayed factor and propagating it recovers its realised crisis move in sign and size (tested).
     ``known_paths`` is ``[H, K]`` (columns in the order of ``known``); returns ``[H, T]``.
     """
