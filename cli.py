@@ -124,6 +124,18 @@ def print_summary(console, result, manifest: dict, out: Path) -> None:
             t2.add_row(str(name), *[_money(v) for v in row], _money(row.sum()))
         console.print(t2)
 
+    if "sensitivity" in result.tables and small:
+        st = result.tables["sensitivity"]
+        fam = small[0]
+        worst = sc[sc.family == fam].sort_values("pnl").iloc[0]["scenario"]
+        rows = st[st.scenario == worst]
+        t3 = Table(title=f"Full revaluation vs delta-gamma-vega approximation, {worst} ({ccy})", title_justify="left")
+        for c in ("type", "full", "approximation", "error"):
+            t3.add_column(c, justify="left" if c == "type" else "right")
+        for _, r in rows.iterrows():
+            t3.add_row(str(r["type"]), _money(r["pnl_full"]), _money(r["pnl_sensitivity"]), _money(r["error"]))
+        console.print(t3)
+
     counts = manifest["counts"]
     if manifest["unpriced_types"]:
         pos = result.tables["positions"]

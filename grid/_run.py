@@ -50,6 +50,7 @@ class RunInputs:
     scenarios: ScenarioSet
     prepared: kernels.PreparedBook
     timings: dict[str, float] = field(default_factory=dict)
+    sens: object = None  # kernels.Sensitivities at the snapshot, for the delta-gamma-vega comparison
 
 
 @dataclass
@@ -90,8 +91,11 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
         history, factors, batch.market.as_of, batch.market.max_stale_days, batch.market.overrides
     )
     book.check_dates(market.as_of)
-    prepared = kernels.prepare(book.positions, market.factors, base, market.as_of)
+    prepared = kernels.prepare(book.positions, market.factors, base, market.as_of, levels=market.levels)
     timings["load_inputs"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sens = kernels.sensitivities(prepared, market.levels)
+    timings["sensitivities"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     children = np.random.SeedSequence(batch.seed).spawn(len(batch.scenarios))
@@ -101,7 +105,7 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     except ValueError as exc:
         raise ConfigError(f"batch {batch.name!r}, scenarios: {exc}") from None
     timings["generate_scenarios"] = time.perf_counter() - t0
-    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings)
+    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens)
 
 
 #: keep the position-level P&L table when scenarios x positions is at most this many cells
@@ -145,14 +149,14 @@ def execute(
     family_codes = np.array([families.index(f) for f in scen.family], dtype=np.int64)
     pos = inputs.book.positions
     group_names, group_codes = {}, {}
-    for level in ("asset_class", "sleeve"):
+    for level in ("asset_class", "sleeve", "type"):
         labels = list(dict.fromkeys(pos[level]))
         group_names[level] = labels
         group_codes[level] = np.array([labels.index(v) for v in pos[level]], dtype=np.int64)
     conf = batch.risk.confidence
     payload = Payload(
         prepared, inputs.market.levels, inputs.market.is_log, scen.shocks, chunk, family_codes, scen.weights,
-        group_codes, 1.0 - min(conf), len(scen) * prepared.n <= MAX_POSITION_CELLS,
+        group_codes, 1.0 - min(conf), len(scen) * prepared.n <= MAX_POSITION_CELLS, inputs.sens,
     )
 
     store = TaskStore(run_dir, _fingerprint(inputs, chunk), resume) if run_dir is not None else None
@@ -193,10 +197,48 @@ def execute(
         tables["scenarios"] = tables["scenarios"].join(extra, on="scenario")
     tables["positions"] = _position_table(inputs)
     tables["liquidity"] = scen.liquidity_table()
+    if all(r.sens_groups is not None for r in results):
+        tables["sensitivity"] = _sensitivity_table(results, scen, group_names["type"])
+        tables["risk_metrics"] = pd.concat([tables["risk_metrics"], _sensitivity_metrics(tables["sensitivity"], scen, conf)],
+                                           ignore_index=True)
+    if inputs.sens is not None:
+        tables["jump_to_default"] = pd.DataFrame({"position_id": pos["id"], "type": pos["type"],
+                                                  "pnl": kernels.jump_to_default(prepared, inputs.market.levels)})
     timings["reduce"] = time.perf_counter() - t0
     pnl = np.concatenate([r.pnl for r in results]) if payload.keep_positions else None
     return RunResult(inputs, pnl, tasks, results, tables, timings, started, datetime.now(timezone.utc),
                      getattr(executor, "workers", None) or 0, len(done))
+
+
+def _sensitivity_table(results: list[ChunkResult], scen: ScenarioSet, types: list[str]) -> pd.DataFrame:
+    """Full revaluation next to the delta-gamma-vega approximation, per scenario and instrument type."""
+    full = np.concatenate([r.groups["type"] for r in results])
+    approx = np.concatenate([r.sens_groups["type"] for r in results])
+    S, T = full.shape
+    return pd.DataFrame({
+        "scenario": np.repeat(np.asarray(scen.names, dtype=object), T),
+        "family": np.repeat(np.asarray(scen.family, dtype=object), T),
+        "type": np.tile(np.asarray(types, dtype=object), S),
+        "pnl_full": full.reshape(-1),
+        "pnl_sensitivity": approx.reshape(-1),
+        "error": (approx - full).reshape(-1),
+    })
+
+
+def _sensitivity_metrics(table: pd.DataFrame, scen: ScenarioSet, conf: list[float]) -> pd.DataFrame:
+    """VaR and CVaR of the sensitivity-based P&L (metrics ``VaR_sensitivity``, ``CVaR_sensitivity``)."""
+    from core import var_cvar
+
+    totals = table.groupby("scenario", sort=False)["pnl_sensitivity"].sum().reindex(list(scen.names)).to_numpy()
+    fam = np.asarray(scen.family)
+    rows = []
+    for f in dict.fromkeys(scen.family):
+        idx = fam == f
+        for a in conf:
+            var, cvar = var_cvar(totals[idx], a, scen.weights[idx])
+            rows.append(dict(family=f, metric="VaR_sensitivity", confidence=a, value=var, scenario=None))
+            rows.append(dict(family=f, metric="CVaR_sensitivity", confidence=a, value=cvar, scenario=None))
+    return pd.DataFrame(rows)
 
 
 def _position_table(inputs: RunInputs) -> pd.DataFrame:

@@ -38,6 +38,7 @@ class Payload:
     group_codes: dict[str, np.ndarray]
     keep_mass: float
     keep_positions: bool
+    sens: object = None  # kernels.Sensitivities: delta-gamma-vega P&L next to full revaluation
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ChunkResult:
     groups: dict[str, np.ndarray]
     families: dict[int, FamilyPartial]
     pnl: np.ndarray | None
+    sens_groups: dict[str, np.ndarray] | None  # level -> [s, G] of the sensitivity-based P&L
     seconds: float  # kernel time of this chunk, compilation excluded
     compile_seconds: float  # first call for this chunk shape in this process (trace + compile), else 0
     float64: bool
@@ -85,10 +87,18 @@ def run_chunk(payload: Payload, task: Task) -> ChunkResult:
     pnl = kernels.revalue(payload.book, payload.base_levels, shocks, payload.is_log)[: task.size]
     seconds = time.perf_counter() - t0
     sl = slice(task.start, task.stop)
-    groups = {
-        level: np.stack([pnl[:, codes == g].sum(axis=1) for g in range(int(codes.max()) + 1)], axis=1)
-        for level, codes in payload.group_codes.items()
-    }
+    groups = _group_sums(pnl, payload.group_codes)
     families = summarise(pnl, task.start, payload.family_codes[sl], payload.weights[sl], payload.keep_mass)
+    sens_groups = None
+    if payload.sens is not None:
+        approx = kernels.sensitivity_pnl(payload.sens, payload.base_levels, shocks[: task.size], payload.is_log)
+        sens_groups = _group_sums(approx, payload.group_codes)
     return ChunkResult(task.task_id, task.start, task.stop, pnl.sum(axis=1), groups, families,
-                       pnl if payload.keep_positions else None, seconds, compile_s, kernels.x64_enabled())
+                       pnl if payload.keep_positions else None, sens_groups, seconds, compile_s, kernels.x64_enabled())
+
+
+def _group_sums(pnl: np.ndarray, group_codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {
+        level: np.stack([pnl[:, codes == g].sum(axis=1) for g in range(int(codes.max()) + 1)], axis=1)
+        for level, codes in group_codes.items()
+    }

@@ -28,7 +28,14 @@ def test_gfc_replay_moves_spx_by_the_published_closes(demo_inputs):
     i, j = scen.names.index("gfc_2008"), scen.factors.index("EQ.SPX")
     # S&P 500 close 1565.15 on 2007-10-09 and 676.53 on 2009-03-09 (crisis-facts reference, ^GSPC)
     assert scen.shocks[i, j] == pytest.approx(np.log(676.53 / 1565.15), abs=1e-12)
-    assert scen.paths[i, -1, j] == pytest.approx(np.log(676.53 / 1565.15), abs=1e-12)
+    # the crisis family on its own keeps its daily paths; the last day is the shock
+    import scenarios
+
+    crisis = next(sp for sp in demo_inputs.batch.scenarios if sp.name == "crisis")
+    fam = scenarios.generate(crisis, demo_inputs.history, scen.factors, seed=0, market=demo_inputs.market)
+    k = fam.names.index("gfc_2008")
+    assert fam.paths[k, -1, j] == pytest.approx(np.log(676.53 / 1565.15), abs=1e-12)
+    assert fam.paths.shape[1] >= 300  # trading days from 2007-10-09 to 2009-03-09
     assert np.exp(scen.shocks[i, j]) - 1 == pytest.approx(-0.5678, abs=5e-5)
 
 
@@ -60,8 +67,11 @@ def test_var_at_most_cvar_and_contributions_add_up(serial_result):
         assert var <= cvar + 1e-9 * abs(cvar)
         for level, c in ct[(ct.family == fam) & (ct.confidence == a)].groupby("level"):
             assert c["cvar_contribution"].sum() == pytest.approx(cvar, rel=1e-10)
-    worst = rm[(rm.family == "crisis") & (rm.metric == "worst")].iloc[0]
-    assert worst["scenario"] == "gfc_2008"
+    sc = serial_result.tables["scenarios"]
+    for fam, g in sc.groupby("family"):
+        worst = rm[(rm.family == fam) & (rm.metric == "worst")].iloc[0]
+        k = g["pnl"].idxmin()
+        assert worst["scenario"] == g.loc[k, "scenario"] and worst["value"] == pytest.approx(-g.loc[k, "pnl"])
 
 
 def test_zero_shock_gives_zero_pnl(demo_inputs):
@@ -101,3 +111,19 @@ def test_outputs_and_manifest(serial_result, tmp_path):
     assert manifest["as_of"] == "2017-03-29"
     assert {"numpy", "jax", "ray"} <= set(manifest["versions"])
     assert not list((tmp_path / "run").glob(".*.tmp"))
+
+
+def test_sensitivity_table_sits_next_to_full_revaluation(serial_result):
+    st = serial_result.tables["sensitivity"]
+    total = st.groupby("scenario", sort=False)["pnl_full"].sum()
+    names = list(serial_result.inputs.scenarios.names)
+    np.testing.assert_allclose(total.loc[names].to_numpy(), serial_result.pnl.sum(axis=1), rtol=1e-12, atol=1e-6)
+    assert np.allclose(st["error"], st["pnl_sensitivity"] - st["pnl_full"])
+    # linear base-currency instruments have no approximation error; options do, in a crash
+    gfc = st[st.scenario == "gfc_2008"].set_index("type")
+    assert abs(gfc.loc["equity_future", "error"]) < 1e-6 * abs(gfc.loc["equity_future", "pnl_full"])
+    assert abs(gfc.loc["option", "error"]) > 0.05 * abs(gfc.loc["option", "pnl_full"])
+    rm = serial_result.tables["risk_metrics"]
+    assert {"VaR_sensitivity", "CVaR_sensitivity"} <= set(rm["metric"])
+    jtd = serial_result.tables["jump_to_default"]
+    assert (jtd.loc[jtd["type"] != "cds", "pnl"] == 0).all() and (jtd.loc[jtd["type"] == "cds", "pnl"] < 0).all()
