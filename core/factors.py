@@ -11,7 +11,8 @@ prefix    meaning                                    kind        shock
 ``IR``    ``IR.CCY.TENOR``: zero yield, cont. comp.  rate        absolute (decimal)
 ``CR``    credit spread of an index or issuer        spread      absolute (decimal)
 ``VOL``   ``VOL.UND.PARAM``: implied-vol parameter   vol         absolute (decimal)
-``BASIS`` ``BASIS.CMD``: futures basis (log F/S)     basis       absolute (decimal)
+``BASIS`` ``BASIS.CMD``: annualised log basis b,     basis       absolute (decimal)
+          ``F(T) = S exp(b T)``
 ========  =========================================  ==========  =========================
 
 Shocks of a price factor are log-returns, ``L' = L * exp(s)``; every other factor moves by an absolute
@@ -48,7 +49,7 @@ KINDS = {
     "rate": "zero yield, continuously compounded, decimal",
     "spread": "credit spread, decimal",
     "vol": "implied volatility parameter, decimal",
-    "basis": "log futures basis, decimal",
+    "basis": "annualised log futures basis b with F(T) = S exp(b T), decimal",
 }
 #: kinds shocked by log-return; all others by absolute change
 LOG_KINDS = frozenset({"price"})

@@ -97,7 +97,13 @@ def snapshot_from_history(
         if not np.isfinite(value) or (spec.is_log and value <= 0):
             raise DataError(f"market override {name}: level {value!r} must be finite{' and positive' if spec.is_log else ''}")
     from_hist = [f for f in factors if f not in overrides]
-    history.require(from_hist, "market snapshot")
+    missing = [f for f in from_hist if f not in history.levels.columns]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise DataError(
+            f"market snapshot: the book needs factor(s) {shown} that history {history.source} does not have; "
+            "give their levels under market.overrides in the batch file"
+        )
     as_of = latest_common_date(history, from_hist) if as_of is None else pd.Timestamp(as_of)
     levels = []
     observed = {}
