@@ -30,6 +30,11 @@ def value_diff(inst, s0, s1):
     return s1 - s0
 
 
+def settled_diff(inst, s0, s1):
+    """Daily-settled futures: ``units * (F' - F) * X'`` from states ``(price, fx)``."""
+    return inst.units * (s1[0] - s0[0]) * s1[1]
+
+
 def make_kernel(state: Callable, combine: Callable = value_diff) -> tuple[Callable, Callable]:
     """``(pnl_one, pnl)``: the one-instrument P&L ``pnl_one(inst, base[F], new[F])`` and its batch
     ``pnl(book, base[F], new[S, F]) -> [S, n]`` (two jitted programs: states, then combine)."""

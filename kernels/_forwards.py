@@ -27,7 +27,7 @@ import pandas as pd
 from core import ConfigError, fx_factor
 
 from ._common import CurvePoints, curve_factors, curve_points, fx_index, fx_level, year_fraction, zero_at
-from ._edge import make_kernel, numpy_pnl, value_diff
+from ._edge import make_kernel, numpy_pnl, value_diff, settled_diff
 
 __all__ = [
     "FxForwardBook",
@@ -89,17 +89,12 @@ def _cf_state(c: CommodityFutureBook, L):
     return futures_price(c, L), fx_level(L, c.fx_idx)
 
 
-def _cf_combine(c: CommodityFutureBook, s0, s1):
-    """Daily settled: ``units * (F' - F) * X'``."""
-    return c.units * (s1[0] - s0[0]) * s1[1]
-
-
-commodity_future_pnl_one, commodity_future_pnl = make_kernel(_cf_state, _cf_combine)
+commodity_future_pnl_one, commodity_future_pnl = make_kernel(_cf_state, settled_diff)
 
 
 def commodity_future_pnl_numpy(c: CommodityFutureBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Numpy twin of :func:`commodity_future_pnl`, ``[S, n]``."""
-    return numpy_pnl(_cf_state, _cf_combine, c, base, new)
+    return numpy_pnl(_cf_state, settled_diff, c, base, new)
 
 
 def _pair(und: str) -> tuple[str, str]:

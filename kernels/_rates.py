@@ -41,7 +41,7 @@ import pandas as pd
 from core import ConfigError, factor_spec, fx_factor
 
 from ._common import CurvePoints, curve_factors, curve_points, fx_index, fx_level, year_fraction, zero_at
-from ._edge import make_kernel, numpy_pnl, value_diff
+from ._edge import make_kernel, numpy_pnl, value_diff, settled_diff
 
 __all__ = [
     "CashflowBook",
@@ -166,17 +166,12 @@ def _rf_state(r: RateFutureBook, L):
     return rate_future_price(r, L), fx_level(L, r.fx_idx)
 
 
-def _rf_combine(r: RateFutureBook, s0, s1):
-    """Daily settled: ``units * (price' - price) * X'``."""
-    return r.units * (s1[0] - s0[0]) * s1[1]
-
-
-rate_future_pnl_one, rate_future_pnl = make_kernel(_rf_state, _rf_combine)
+rate_future_pnl_one, rate_future_pnl = make_kernel(_rf_state, settled_diff)
 
 
 def rate_future_pnl_numpy(r: RateFutureBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Numpy twin of :func:`rate_future_pnl`, ``[S, n]``."""
-    return numpy_pnl(_rf_state, _rf_combine, r, base, new)
+    return numpy_pnl(_rf_state, settled_diff, r, base, new)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from ._amplify import Amplifier, AmplifySpec, build_amplifier, stressed_covarian
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves
 from ._correlation import EstimatorSpec, cov_to_corr, estimate_covariance, nearest_correlation
 from ._random import assemble_range
-from ._tdist import fit_t_dof, mvt_scale_draws
+from ._tdist import fit_t_dof, mvt_scale_draws, check_dof
 
 __all__ = [
     "MonteCarloSpec",
@@ -77,9 +77,7 @@ class MonteCarloSpec(BaseModel):
     @field_validator("dof")
     @classmethod
     def _dof(cls, v):
-        if v is not None and not v > 2.0:
-            raise ValueError("Student-t degrees of freedom must be above 2 (finite variance)")
-        return v
+        return check_dof(v)
 
     @model_validator(mode="after")
     def _combos(self) -> "MonteCarloSpec":

@@ -26,7 +26,7 @@ from core import ConfigError, History, ScenarioSet
 from ._amplify import AmplifySpec, stressed_covariance
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves, n_blocks, parse_shock
 from ._correlation import EstimatorSpec, estimate_covariance
-from ._tdist import fit_t_dof
+from ._tdist import fit_t_dof, check_dof
 
 __all__ = ["PredictiveSpec", "StressDef", "ConditionalResult", "conditional_stress", "predictive_scenarios"]
 
@@ -75,9 +75,7 @@ class PredictiveSpec(BaseModel):
     @field_validator("dof")
     @classmethod
     def _dof(cls, v):
-        if v is not None and not v > 2.0:
-            raise ValueError("Student-t degrees of freedom must be above 2 (finite variance)")
-        return v
+        return check_dof(v)
 
     @model_validator(mode="after")
     def _names(self) -> "PredictiveSpec":

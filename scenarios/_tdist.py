@@ -76,3 +76,10 @@ def mvt_scale_draws(rng: np.random.Generator, n: int, nu: float | None) -> np.nd
     if nu is None:
         return np.ones(n)
     return np.sqrt((nu - 2.0) / rng.chisquare(nu, size=n))
+
+
+def check_dof(v: float | None) -> float | None:
+    """Validator of a Student-t degrees-of-freedom setting: None (estimate it) or above 2 (finite variance)."""
+    if v is not None and not v > 2.0:
+        raise ValueError("Student-t degrees of freedom must be above 2 (finite variance)")
+    return v
