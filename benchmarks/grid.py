@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,9 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+# this file is named like the package it measures: import the package, not this script
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
 
 
 def build_inputs(copies: int, n_scenarios: int, chunk: int | None):
@@ -34,13 +38,14 @@ def build_inputs(copies: int, n_scenarios: int, chunk: int | None):
     inputs = prepare_inputs(batch, digest)
     pos = inputs.book.positions
     book = pd.concat([pos.assign(id=pos["id"] + f"_{k}") for k in range(copies)], ignore_index=True)
-    prepared = kernels.prepare(book, inputs.market.factors, batch.base_currency, inputs.market.as_of)
+    prepared = kernels.prepare(book, inputs.market.factors, batch.base_currency, inputs.market.as_of, levels=inputs.market.levels)
     base = inputs.scenarios
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(base), size=n_scenarios)
     scen = ScenarioSet(tuple(f"s{i}" for i in range(n_scenarios)), base.factors, base.shocks[rows],
                        np.full(n_scenarios, 1.0 / n_scenarios), ("bench",) * n_scenarios, base.covered[rows])
-    return replace(inputs, book=Book(book, "bench"), prepared=prepared, scenarios=scen)
+    sens = kernels.sensitivities(prepared, inputs.market.levels)
+    return replace(inputs, book=Book(book, "bench"), prepared=prepared, scenarios=scen, sens=sens)
 
 
 def main() -> None:

@@ -16,6 +16,13 @@ from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
 __all__ = ["PreparedBook", "Pricer", "PRICERS", "register", "required_factors", "prepare", "check_levels", "revalue", "revalue_numpy", "shocked_levels"]
 
 
+def _registered_pricer(types: tuple[str, ...]) -> "Pricer":
+    pricer = PRICERS.get(types[0])
+    if pricer is None or pricer.types != types:
+        raise KeyError(f"no registered pricer for instrument types {types}")
+    return pricer
+
+
 @dataclass(frozen=True)
 class Pricer:
     """How one instrument family is priced.
@@ -37,6 +44,12 @@ class Pricer:
     pnl_numpy: Callable
     pnl_one: Callable | None = None
     check: Callable | None = None
+
+    def __reduce__(self):
+        # Pickle a registered pricer as a reference to the registry of the process that loads it.  Its
+        # functions are closures over jitted programs; shipped by value (as Ray would), every task
+        # would get fresh jit objects with empty caches and recompile its kernels on every chunk.
+        return (_registered_pricer, (self.types,))
 
 
 def _linear_factors(df: pd.DataFrame, base_ccy: str) -> list[list[str]]:
