@@ -33,7 +33,8 @@ def handle_errors(fn):
         except StressGridError as exc:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted; outputs written so far are kept", 130)
+            _fail("interrupted; finished tasks are checkpointed in --out/tasks: "
+                  "continue with 'stressgrid run BATCH --out DIR --resume'", 130)
 
     return wrapper
 

@@ -125,3 +125,15 @@ def test_demo_command_as_a_user_runs_it(tmp_path):
     assert "Risk by scenario family" in proc.stdout and "time:" in proc.stdout
     manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
     assert manifest["counts"]["tasks"] >= 1 and manifest["timings_seconds"]["start_ray"] > 0
+
+
+def test_interrupt_says_how_to_resume(workdir, monkeypatch):
+    import grid
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(grid, "execute", interrupted)
+    res = CliRunner().invoke(main, ["run", str(_write_batch(workdir)), "--out", str(workdir / "out"), "--serial"])
+    assert res.exit_code == 130
+    assert "--resume" in _error(res)
