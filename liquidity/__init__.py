@@ -1,0 +1,1 @@
+"""Liquidity, trading costs and capacity."""

@@ -1,0 +1,1 @@
+"""Model monitoring and validation: forecasters, walk-forward evaluation, regime triggers, VaR backtests."""

@@ -1,0 +1,1 @@
+"""Risk reports: results schema, HTML report, limits and breaches, the results store."""
