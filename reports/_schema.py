@@ -1,0 +1,240 @@
+"""The results schema: one JSON file (``reports/schema.json``) that documents and checks a run directory.
+
+The schema file is the single source of truth: ``docs/schema.md`` is generated from it
+(:func:`schema_markdown`, ``python -m reports._schema docs/schema.md``) and :func:`check_run_dir` compares
+a run directory's Parquet files (column names and Arrow types) and ``manifest.json`` (keys and JSON types)
+against it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core import DataError
+
+__all__ = [
+    "SCHEMA_PATH",
+    "SCHEMA_VERSION",
+    "load_schema",
+    "table_names",
+    "check_table_schema",
+    "check_manifest",
+    "check_run_dir",
+    "validate_run_dir",
+    "schema_markdown",
+]
+
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
+
+_PRESENCE = {
+    "always": "always",
+    "conditional": "conditional",
+    "on_request": "present when the batch asks for it",
+}
+_JSON_TYPES = {
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "object": (dict,),
+    "array": (list,),
+    "boolean": (bool,),
+}
+
+
+@functools.cache
+def load_schema() -> dict[str, Any]:
+    """The parsed schema file (cached; do not modify the returned dict)."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+SCHEMA_VERSION: int = load_schema()["schema_version"]
+
+
+def table_names() -> list[str]:
+    """Names of every table the schema documents, in schema order (file ``<name>.parquet``)."""
+    return list(load_schema()["tables"])
+
+
+def _type_matches(declared: str, actual: pa.DataType, nullable: bool) -> bool:
+    """Whether an Arrow type conforms to a declared type (see the schema's ``conventions``)."""
+    if nullable and pa.types.is_null(actual):
+        return True
+    if declared == "string":
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual) or (
+            hasattr(pa.types, "is_string_view") and pa.types.is_string_view(actual))
+    if declared.startswith("timestamp"):
+        return pa.types.is_timestamp(actual) and actual.tz is None
+    return str(actual) == declared
+
+
+def _column_spec(table: dict, name: str) -> dict | None:
+    for col in table.get("columns", []):
+        if col["name"] == name:
+            return col
+    for pat in table.get("patterns", []):
+        if re.match(pat["regex"], name):
+            return pat
+    return None
+
+
+def check_table_schema(name: str, schema: pa.Schema) -> list[str]:
+    """Problems of one table's Arrow schema against the results schema (empty when it conforms).
+
+    Every required column must be present with its declared type, and every column present must be
+    declared (by name or by pattern); the order of the columns does not matter.
+    """
+    spec = load_schema()["tables"].get(name)
+    if spec is None:
+        return [f"{name}.parquet: table not in the results schema (reports/schema.json)"]
+    if spec.get("open"):
+        return []
+    problems = []
+    present = {f.name: f.type for f in schema}
+    for col in spec.get("columns", []):
+        if col.get("required", True) and col["name"] not in present:
+            problems.append(f"{name}.parquet: column {col['name']!r} is missing")
+    for col, typ in present.items():
+        cs = _column_spec(spec, col)
+        if cs is None:
+            problems.append(f"{name}.parquet: column {col!r} ({typ}) is not in the results schema")
+        elif not _type_matches(cs["type"], typ, cs.get("nullable", False)):
+            problems.append(f"{name}.parquet: column {col!r} has type {typ}, the schema says {cs['type']}")
+    return problems
+
+
+def _lookup(obj: dict, dotted: str) -> tuple[bool, Any]:
+    cur: Any = obj
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return False, None
+        cur = cur[part]
+    return True, cur
+
+
+def check_manifest(manifest: dict) -> list[str]:
+    """Problems of a manifest (parsed ``manifest.json``) against the schema's ``manifest.keys``."""
+    spec = load_schema()["manifest"]["keys"]
+    problems = []
+    declared = {k["name"] for k in spec}
+    for key in spec:
+        found, value = _lookup(manifest, key["name"])
+        if not found:
+            if key.get("required", True):
+                problems.append(f"manifest.json: key {key['name']!r} is missing")
+            continue
+        types = _JSON_TYPES[key["type"]]
+        bad_bool = isinstance(value, bool) and key["type"] in ("integer", "number")
+        if not isinstance(value, types) or bad_bool:
+            problems.append(f"manifest.json: key {key['name']!r} is {type(value).__name__}, the schema says {key['type']}")
+    # keys of the top level and of the objects whose sub-keys are listed must all be declared
+    parents = {k["name"].rsplit(".", 1)[0] for k in spec if "." in k["name"]}
+    for k in manifest:
+        if k not in declared:
+            problems.append(f"manifest.json: key {k!r} is not in the results schema")
+    for parent in parents:
+        found, value = _lookup(manifest, parent)
+        if found and isinstance(value, dict):
+            for k in value:
+                if f"{parent}.{k}" not in declared:
+                    problems.append(f"manifest.json: key '{parent}.{k}' is not in the results schema")
+    version = manifest.get("schema_version")
+    if isinstance(version, int) and version != SCHEMA_VERSION:
+        problems.append(f"manifest.json: schema_version is {version}, this stressgrid reads version {SCHEMA_VERSION}")
+    return problems
+
+
+def check_run_dir(run_dir: str | Path) -> list[str]:
+    """Problems of a run directory against the results schema (empty when it conforms).
+
+    Checks every ``*.parquet`` file at the top of the directory (names, columns, Arrow types), that
+    every table the schema marks ``always`` is present, and the manifest's keys and types.
+    """
+    run = Path(run_dir)
+    problems = []
+    manifest_path = run / "manifest.json"
+    if not manifest_path.is_file():
+        return [f"{run}: no manifest.json (not a run directory)"]
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        return [f"{manifest_path}: not valid JSON ({exc})"]
+    problems += check_manifest(manifest)
+    tables = load_schema()["tables"]
+    for name, spec in tables.items():
+        if spec["presence"] == "always" and not (run / f"{name}.parquet").is_file():
+            problems.append(f"{name}.parquet: missing (the schema says it is always written)")
+    for path in sorted(run.glob("*.parquet")):
+        try:
+            schema = pq.read_schema(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            problems.append(f"{path.name}: not a readable Parquet file ({exc})")
+            continue
+        problems += check_table_schema(path.stem, schema)
+    return problems
+
+
+def validate_run_dir(run_dir: str | Path) -> None:
+    """Raise :class:`core.DataError` listing every problem when ``run_dir`` does not follow the schema."""
+    problems = check_run_dir(run_dir)
+    if problems:
+        raise DataError(f"run directory {run_dir}: does not follow results schema version {SCHEMA_VERSION}: "
+                        + "; ".join(problems))
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def schema_markdown() -> str:
+    """The tables and manifest keys of the schema as Markdown (the generated part of ``docs/schema.md``)."""
+    s = load_schema()
+    out = [f"Schema version: **{s['schema_version']}** (`manifest.json` key `schema_version`).", ""]
+    out += ["Conventions:", ""] + [f"- {_md_escape(c)}" for c in s["conventions"]] + [""]
+    out += ["| type | meaning |", "|---|---|"] + [f"| `{k}` | {_md_escape(v)} |" for k, v in s["types"].items()]
+    for name, t in s["tables"].items():
+        presence = _PRESENCE[t["presence"]]
+        if t.get("presence_note"):
+            presence += f": {t['presence_note']}"
+        out += ["", f"### `{name}.parquet`", "", f"{t['description']}", "", f"Presence: {presence}."]
+        if t.get("key"):
+            out += ["", "One row per " + ", ".join(f"`{k}`" for k in t["key"]) + "."]
+        if t.get("open"):
+            out += ["", "Columns: defined by the module that writes it (not checked)."]
+            continue
+        out += ["", "| column | type | nullable | required | unit | description |", "|---|---|---|---|---|---|"]
+        for c in t.get("columns", []) + t.get("patterns", []):
+            name_cell = f"`{c['name']}`" if "name" in c else f"`{c['pattern']}` (pattern)"
+            out.append(
+                f"| {name_cell} | `{c['type']}` | {'yes' if c.get('nullable') else 'no'} | "
+                f"{'yes' if c.get('required', True) else 'no'} | {_md_escape(c.get('unit', ''))} | "
+                f"{_md_escape(c['description'])} |"
+            )
+    m = s["manifest"]
+    out += ["", "### `manifest.json`", "", m["description"], "",
+            "| key | JSON type | required | description |", "|---|---|---|---|"]
+    for k in m["keys"]:
+        out.append(f"| `{k['name']}` | {k['type']} | {'yes' if k.get('required', True) else 'no'} | "
+                   f"{_md_escape(k['description'])} |")
+    return "\n".join(out) + "\n"
+
+
+BEGIN_MARK = "<!-- BEGIN GENERATED FROM reports/schema.json -->"
+END_MARK = "<!-- END GENERATED -->"
+
+
+def _update_doc(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN_MARK) + len(BEGIN_MARK), text.index(END_MARK)
+    path.write_text(text[:start] + "\n" + schema_markdown() + text[end:], encoding="utf-8")
+
+
+if __name__ == "__main__":  # python -m reports._schema docs/schema.md
+    _update_doc(Path(sys.argv[1]))
