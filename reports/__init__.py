@@ -1,1 +1,69 @@
-"""Risk reports: results schema, HTML report, limits and breaches, the results store."""
+"""Risk reports: results schema, HTML report, limits and breaches, the results store.
+
+Everything here reads a run directory (the Parquet tables and ``manifest.json`` that ``stressgrid run``
+writes); nothing here runs scenarios.  ``reports/schema.json`` documents and versions those files.
+"""
+
+from ._cli import BREACH_EXIT_CODE, COMMANDS, DEFAULT_STORE, compare_command, finish_run, report_command, runs_command, store_command
+from ._charts import SMALL_FAMILY, scenario_bar_data
+from ._html import MONITORING_TABLES, REPORT_SECTIONS, headline, render_report, write_report
+from ._limits import BREACH_COLUMNS, METRICS, Limit, Limits, evaluate_limits, load_limits, parse_limits, write_breaches
+from ._rundir import RunDir, open_run
+from ._schema import (
+    SCHEMA_PATH,
+    SCHEMA_VERSION,
+    check_manifest,
+    check_run_dir,
+    check_table_schema,
+    load_schema,
+    schema_markdown,
+    table_names,
+    validate_run_dir,
+)
+from ._store import RunComparison, compare_runs, list_runs, run_id_of, store_run
+from ._terminal import caveats, print_breaches, print_summary
+
+__all__ = [
+    "BREACH_COLUMNS",
+    "BREACH_EXIT_CODE",
+    "COMMANDS",
+    "DEFAULT_STORE",
+    "RunComparison",
+    "compare_command",
+    "compare_runs",
+    "finish_run",
+    "list_runs",
+    "report_command",
+    "run_id_of",
+    "runs_command",
+    "store_command",
+    "store_run",
+    "Limit",
+    "Limits",
+    "METRICS",
+    "MONITORING_TABLES",
+    "REPORT_SECTIONS",
+    "RunDir",
+    "SCHEMA_PATH",
+    "SCHEMA_VERSION",
+    "SMALL_FAMILY",
+    "caveats",
+    "check_manifest",
+    "check_run_dir",
+    "check_table_schema",
+    "evaluate_limits",
+    "headline",
+    "load_limits",
+    "load_schema",
+    "open_run",
+    "parse_limits",
+    "print_breaches",
+    "print_summary",
+    "render_report",
+    "scenario_bar_data",
+    "schema_markdown",
+    "table_names",
+    "validate_run_dir",
+    "write_breaches",
+    "write_report",
+]

@@ -1,0 +1,268 @@
+"""Charts of a run as inline SVG (matplotlib's SVG backend, glyphs as paths: no fonts or files needed).
+
+Each ``chart_*`` function takes a :class:`reports.RunDir` and returns an SVG string, or None when the run
+has nothing to draw.  The ``*_data`` helpers return the numbers a chart draws, so they can be tested.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+
+import numpy as np
+import pandas as pd
+
+from ._rundir import RunDir
+
+__all__ = [
+    "chart_scenario_pnl",
+    "chart_distributions",
+    "chart_contributions",
+    "chart_drawdown_paths",
+    "chart_capacity",
+    "chart_reoptimisation",
+    "scenario_bar_data",
+    "SMALL_FAMILY",
+]
+
+#: a family with at most this many scenarios is drawn scenario by scenario (bars); larger ones as a distribution
+SMALL_FAMILY = 40
+_RC = {
+    "svg.fonttype": "path",  # text as glyph paths: renders the same without any font installed
+    "svg.hashsalt": "stressgrid",  # deterministic ids
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "legend.fontsize": 8,
+    "legend.frameon": True,
+    "legend.framealpha": 0.85,
+    "legend.edgecolor": "none",
+}
+_GAIN, _LOSS = "#2e7d32", "#c62828"
+_counter = itertools.count()
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _svg(fig) -> str:
+    """The figure as an inline ``<svg>`` element, its ids prefixed so several can share one page."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]  # drop the XML declaration and DOCTYPE (inline SVG needs neither)
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    prefix = f"c{next(_counter)}-"
+    ids = set(re.findall(r'\bid="([^"]+)"', text))
+    for i in sorted(ids, key=len, reverse=True):
+        text = text.replace(f'id="{i}"', f'id="{prefix}{i}"').replace(f'"#{i}"', f'"#{prefix}{i}"')
+        text = text.replace(f"url(#{i})", f"url(#{prefix}{i})")
+    return text
+
+
+def _with_rc(fn):
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(_RC):
+            return fn(*args, **kwargs)
+
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+def _m(x):
+    return np.asarray(x, dtype=float) / 1e6
+
+
+def scenario_bar_data(run: RunDir) -> pd.DataFrame:
+    """Scenarios drawn as bars: every scenario of the families with at most :data:`SMALL_FAMILY` scenarios,
+    or the 20 worst scenarios of the run when every family is larger.  Columns scenario, family, pnl."""
+    sc = run.table("scenarios")[["scenario", "family", "pnl"]]
+    sizes = sc.groupby("family", sort=False).size()
+    small = sizes[sizes <= SMALL_FAMILY].index
+    if len(small):
+        return sc[sc["family"].isin(small)].reset_index(drop=True)
+    return sc.nsmallest(20, "pnl").reset_index(drop=True)
+
+
+@_with_rc
+def chart_scenario_pnl(run: RunDir) -> str | None:
+    """Horizontal bars of the book P&L per scenario (see :func:`scenario_bar_data`)."""
+    d = scenario_bar_data(run)
+    if d.empty:
+        return None
+    d = d.iloc[::-1]
+    labels = [f"{s}  [{f}]" if s.partition(":")[0] != f else s for s, f in zip(d["scenario"], d["family"])]
+    fig = _figure(10, 0.8 + 0.2 * len(d))
+    ax = fig.add_subplot()
+    v = _m(d["pnl"])
+    ax.barh(np.arange(len(d)), v, color=np.where(v < 0, _LOSS, _GAIN))
+    ax.set_yticks(np.arange(len(d)), labels)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"book P&L (millions {run.base_currency})")
+    ax.grid(axis="y", visible=False)
+    for y, x in zip(np.arange(len(d)), v):
+        ax.annotate(f"{x:,.1f}", (x, y), xytext=(3 if x >= 0 else -3, 0), textcoords="offset points",
+                    ha="left" if x >= 0 else "right", va="center", fontsize=7)
+    ax.margins(x=0.12)
+    return _svg(fig)
+
+
+@_with_rc
+def chart_distributions(run: RunDir) -> str | None:
+    """Weighted P&L histogram of each family with more than :data:`SMALL_FAMILY` scenarios, with -VaR and
+    -CVaR of every confidence level marked (losses are on the left)."""
+    sc = run.table("scenarios")
+    rm = run.table("risk_metrics")
+    fams = [f for f, g in sc.groupby("family", sort=False) if len(g) > SMALL_FAMILY]
+    if not fams:
+        return None
+    ncol = 2 if len(fams) > 1 else 1
+    nrow = -(-len(fams) // ncol)
+    fig = _figure(10, 2.6 * nrow + 0.3)
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    colors = ["#ef6c00", "#6a1b9a", "#1565c0", "#00838f"]
+    for ax, fam in zip(axes, fams):
+        g = sc[sc["family"] == fam]
+        ax.hist(_m(g["pnl"]), bins=60, weights=g["weight"].to_numpy(float), color="#90a4ae")
+        r = rm[rm["family"] == fam]
+        for a, col in zip(run.confidences, colors):
+            for metric, ls in (("VaR", "--"), ("CVaR", "-")):
+                v = r.loc[(r["metric"] == metric) & np.isclose(r["confidence"].astype(float), a), "value"]
+                if len(v):
+                    x = -float(v.iloc[0]) / 1e6
+                    ax.axvline(x, color=col, ls=ls, lw=1.2, label=f"{metric} {a:.0%}: {-x:,.1f}m")
+        ax.set_title(f"{fam} ({len(g)} scenarios)", loc="left")
+        ax.set_xlabel(f"book P&L (millions {run.base_currency})")
+        ax.set_ylabel("probability")
+        ax.legend(loc="upper left")
+    for ax in axes[len(fams):]:
+        ax.set_visible(False)
+    return _svg(fig)
+
+
+@_with_rc
+def chart_contributions(run: RunDir) -> str | None:
+    """Euler contributions to CVaR at the highest confidence level, by asset class and by sleeve, one bar per family."""
+    ct = run.table("contributions")
+    if ct.empty:
+        return None
+    a = max(run.confidences)
+    ct = ct[np.isclose(ct["confidence"], a)]
+    fams = run.families
+    fig = _figure(10, 0.6 + 0.18 * len(fams) * max(ct[ct["level"] == lv]["group"].nunique() for lv in ("asset_class", "sleeve")))
+    axes = fig.subplots(1, 2)
+    cmap = _palette(len(fams))
+    for ax, level in zip(axes, ("asset_class", "sleeve")):
+        c = ct[ct["level"] == level]
+        wide = c.pivot_table(index="group", columns="family", values="cvar_contribution", sort=False).reindex(columns=fams)
+        groups = list(wide.index)[::-1]
+        h = 0.8 / len(fams)
+        for j, fam in enumerate(fams):
+            ax.barh(np.arange(len(groups)) + (j - (len(fams) - 1) / 2) * h, _m(wide.loc[groups, fam].fillna(0.0)),
+                    height=h, color=cmap[j], label=fam)
+        ax.set_yticks(np.arange(len(groups)), groups)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.grid(axis="y", visible=False)
+        ax.set_title(f"by {level.replace('_', ' ')}", loc="left")
+        ax.set_xlabel(f"CVaR {a:.0%} contribution (millions {run.base_currency})")
+    axes[1].legend(loc="lower right")
+    return _svg(fig)
+
+
+def _palette(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return [cmap(i % 10) for i in range(n)]
+
+
+@_with_rc
+def chart_drawdown_paths(run: RunDir) -> str | None:
+    """Cumulative P&L paths of the worst scenarios of each family, with and without unwind costs."""
+    dp = run.get("drawdown_paths")
+    if dp is None or dp.empty:
+        return None
+    fams = list(dict.fromkeys(dp["family"]))
+    ncol = 2 if len(fams) > 1 else 1
+    nrow = -(-len(fams) // ncol)
+    fig = _figure(10, 2.8 * nrow + 0.3)
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax, fam in zip(axes, fams):
+        g = dp[dp["family"] == fam]
+        for (scen, p), col in zip(g.groupby("scenario", sort=False), _palette(g["scenario"].nunique())):
+            p = p.sort_values("day")
+            ax.plot(p["day"], _m(p["pnl"]), color=col, lw=1.3, label=str(scen))
+            if "la_pnl" in p and p["la_pnl"].notna().any():
+                ax.plot(p["day"], _m(p["la_pnl"]), color=col, lw=1.0, ls="--")
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(f"{fam} (dashed: net of unwind costs)", loc="left")
+        ax.set_xlabel("day")
+        ax.set_ylabel(f"cumulative P&L (m {run.base_currency})")
+        ax.legend(loc="lower left")
+    for ax in axes[len(fams):]:
+        ax.set_visible(False)
+    return _svg(fig)
+
+
+@_with_rc
+def chart_capacity(run: RunDir) -> str | None:
+    """Capacity curve of the book: days to liquidate, liquidation cost and liquidity-adjusted risk against
+    the AUM multiple."""
+    cap = run.get("capacity")
+    if cap is None or cap.empty:
+        return None
+    book = cap[cap["level"] == "book"].sort_values("aum_multiple")
+    if book.empty:
+        return None
+    panels = [("days_to_liquidate", "days to liquidate", 1.0), ("cost_bps", "liquidation cost (bp)", 1.0)]
+    panels += [(c, f"{c.replace('la_', 'LA ').replace('_', ' ')} (m {run.base_currency})", 1e-6)
+               for c in ("la_cvar", "la_drawdown") if c in book and book[c].notna().any()]
+    fig = _figure(10, 2.8)
+    axes = fig.subplots(1, len(panels), squeeze=False).ravel()
+    for ax, (col, label, scale) in zip(axes, panels):
+        ax.plot(book["aum_multiple"], book[col].astype(float) * scale, marker="o", color="#1565c0")
+        ax.set_xlabel("AUM multiple of the current book")
+        ax.set_title(label, loc="left")
+        ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+    return _svg(fig)
+
+
+@_with_rc
+def chart_reoptimisation(run: RunDir, max_positions: int = 30) -> str | None:
+    """Weights before and after re-optimisation, per family and method (the positions with the largest
+    trades, at most ``max_positions`` per panel)."""
+    rw = run.get("reoptimisation_weights")
+    if rw is None or rw.empty:
+        return None
+    pairs = list(dict.fromkeys(zip(rw["family"], rw["method"])))[:4]
+    n_pos = min(max_positions, int(rw.groupby(["family", "method"]).size().max()))
+    fig = _figure(10, 0.9 + 0.2 * n_pos * (-(-len(pairs) // 2)))
+    axes = fig.subplots(-(-len(pairs) // 2), 2 if len(pairs) > 1 else 1, squeeze=False).ravel()
+    for ax, (fam, method) in zip(axes, pairs):
+        g = rw[(rw["family"] == fam) & (rw["method"] == method)]
+        g = g.reindex(g["trade"].abs().sort_values(ascending=False).index).head(max_positions).iloc[::-1]
+        y = np.arange(len(g))
+        ax.barh(y + 0.2, g["weight_current"] * 100, height=0.4, color="#90a4ae", label="current")
+        ax.barh(y - 0.2, g["weight_new"] * 100, height=0.4, color="#1565c0", label="re-optimised")
+        ax.set_yticks(y, g["position"].astype(str))
+        ax.axvline(0, color="black", lw=0.8)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("weight (% of NAV)")
+        ax.set_title(f"{fam}, {method}", loc="left")
+        ax.legend(loc="lower right")
+    for ax in axes[len(pairs):]:
+        ax.set_visible(False)
+    return _svg(fig)

@@ -1,0 +1,453 @@
+"""The HTML report of a run: one self-contained file (inline CSS and SVG; no script, font or URL to fetch)."""
+
+from __future__ import annotations
+
+import html
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import _charts
+from ._limits import Limits, evaluate_limits
+from ._rundir import RunDir, open_run
+from ._schema import SCHEMA_VERSION
+from ._terminal import caveats
+
+__all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
+
+#: monitoring tables, rendered as plain tables when present
+MONITORING_TABLES = ("var_backtest", "signals", "rules_fired", "walk_forward", "champion_challenger")
+#: section id -> title, in page order (a section whose tables are absent is left out)
+REPORT_SECTIONS = {
+    "headline": "Headline",
+    "breaches": "Limits and breaches",
+    "risk": "Risk by scenario family",
+    "scenario-pnl": "P&L per scenario",
+    "distribution": "P&L distributions",
+    "contributions": "Where the tail loss comes from",
+    "liquidity": "Liquidity",
+    "capacity": "Capacity",
+    "reoptimisation": "Re-optimisation",
+    "monitoring": "Monitoring",
+    "sensitivity": "Full revaluation and approximation",
+    "caveats": "Caveats",
+    "run": "Run",
+}
+_MAX_ROWS = 60
+
+_CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;color:#212121;margin:0;background:#fafafa}
+main{max-width:1180px;margin:0 auto;padding:16px 28px 48px;background:#fff}
+h1{font-size:22px;margin:8px 0 2px}h2{font-size:17px;border-bottom:2px solid #1565c0;padding-bottom:3px;margin-top:30px}
+h3{font-size:14px;margin:16px 0 6px}.sub{color:#616161;font-size:13px;margin:0 0 10px}
+nav{font-size:12px;margin:8px 0 4px}nav a{margin-right:10px;color:#1565c0;text-decoration:none}
+table{border-collapse:collapse;font-size:12px;margin:6px 0 10px}
+th,td{padding:3px 8px;border-bottom:1px solid #e0e0e0;text-align:right;white-space:nowrap}
+th{background:#eceff1;font-weight:600}td.l,th.l{text-align:left}
+tr.breach td{background:#ffebee;color:#b71c1c;font-weight:600}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}
+.card{border:1px solid #cfd8dc;border-radius:6px;padding:8px 12px;min-width:170px;background:#f5f7f8}
+.card .k{font-size:11px;color:#546e7a;text-transform:uppercase;letter-spacing:.03em}
+.card .v{font-size:19px;font-weight:600;margin:2px 0}.card .d{font-size:11px;color:#616161}
+.card.bad{border-color:#e57373;background:#ffebee}.card.good{border-color:#81c784;background:#f1f8e9}
+figure.chart{margin:8px 0 16px}figure.chart svg{width:100%;height:auto;display:block}
+figcaption{font-size:12px;color:#616161;margin-top:2px}
+.note{font-size:12px;color:#6d4c41;background:#fff8e1;border-left:3px solid #ffb300;padding:4px 8px;margin:4px 0}
+footer{font-size:11px;color:#757575;margin-top:30px}
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _money(x) -> str:
+    return "" if x is None or pd.isna(x) else f"{float(x) / 1e6:,.2f}m"
+
+
+def _num(x, fmt: str = "{:,.2f}") -> str:
+    return "" if x is None or (isinstance(x, float) and np.isnan(x)) or x is pd.NA else fmt.format(x)
+
+
+def _table(df: pd.DataFrame, fmt: dict[str, Callable] | None = None, left: tuple[str, ...] = (),
+           row_class: Callable[[pd.Series], str] | None = None, max_rows: int = _MAX_ROWS) -> str:
+    """An HTML table of ``df``; columns formatted by ``fmt`` (else numbers to 4 significant digits)."""
+    fmt = fmt or {}
+    shown = df.head(max_rows)
+    cols = list(shown.columns)
+    lefts = set(left) | {c for c in cols if not pd.api.types.is_numeric_dtype(shown[c]) or pd.api.types.is_bool_dtype(shown[c])}
+    out = ["<table><thead><tr>"] + [f'<th class="{"l" if c in lefts else ""}">{_e(c)}</th>' for c in cols] + ["</tr></thead><tbody>"]
+    for _, r in shown.iterrows():
+        cls = row_class(r) if row_class else ""
+        out.append(f'<tr class="{cls}">' if cls else "<tr>")
+        for c in cols:
+            v = r[c]
+            if c in fmt:
+                s = fmt[c](v)
+            elif v is None or (not isinstance(v, str) and pd.isna(v)):
+                s = ""
+            elif isinstance(v, (float, np.floating)):
+                s = f"{v:,.4g}"
+            else:
+                s = str(v)
+            out.append(f'<td class="{"l" if c in lefts else ""}">{_e(s)}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    if len(df) > max_rows:
+        out.append(f'<p class="sub">first {max_rows} of {len(df)} rows; the full table is in the run directory.</p>')
+    return "".join(out)
+
+
+def _figure(chart_id: str, svg: str | None, caption: str) -> str:
+    if svg is None:
+        return ""
+    return f'<figure class="chart" id="chart-{chart_id}">{svg}<figcaption>{_e(caption)}</figcaption></figure>'
+
+
+# --- headline --------------------------------------------------------------------------------------------
+
+
+def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
+             limits: Limits | None = None) -> list[dict]:
+    """The headline figures of a run, each a dict ``key, label, value (float or None), text, detail``.
+
+    * ``stressed_var``: the largest VaR at the highest confidence level over the scenario families (the
+      family whose VaR it is in ``detail``);
+    * ``worst_scenario``: the largest loss of any scenario of the run;
+    * ``la_cvar`` (when ``la_risk`` is present): the largest liquidity-adjusted CVaR at the highest alpha;
+    * ``la_drawdown`` (when ``la_drawdown`` is present): the largest liquidity-adjusted drawdown;
+    * ``days_to_liquidate`` (when ``capacity`` or ``liquidation`` is present): of the book at its current size;
+    * ``capacity`` (when ``capacity`` is present): the largest AUM multiple tested at which every book-level
+      ``days_to_liquidate`` and ``cost_bps`` limit holds (needs such limits; otherwise the days to
+      liquidate at the largest multiple tested);
+    * ``breaches`` (when limits were evaluated): the number of breached checks.
+    """
+    run = open_run(run_dir)
+    rm = run.table("risk_metrics")
+    ccy = run.base_currency
+    out: list[dict] = []
+    a = max(run.confidences)
+    var = rm[(rm["metric"] == "VaR") & np.isclose(rm["confidence"].astype(float), a)]
+    if len(var):
+        top = var.loc[var["value"].idxmax()]
+        out.append(dict(key="stressed_var", label=f"Stressed VaR {a:.0%}", value=float(top["value"]),
+                        text=_money(top["value"]), detail=f"largest over families: {top['family']}"))
+    worst = rm[rm["metric"] == "worst"]
+    if len(worst):
+        w = worst.loc[worst["value"].idxmax()]
+        out.append(dict(key="worst_scenario", label="Worst scenario", value=float(w["value"]), text=_money(w["value"]),
+                        detail=f"{w['scenario']} ({w['family']})"))
+    la = run.get("la_risk")
+    if la is not None and len(la):
+        top_a = la["alpha"].max()
+        r = la[la["alpha"] == top_a]
+        r = r.loc[r["la_cvar"].idxmax()]
+        out.append(dict(key="la_cvar", label=f"LA CVaR {top_a:.0%}", value=float(r["la_cvar"]), text=_money(r["la_cvar"]),
+                        detail=f"{r['family']}; CVaR without costs {_money(r['cvar'])}"))
+    dd = run.get("la_drawdown")
+    if dd is not None and len(dd):
+        r = dd.loc[dd["la_drawdown"].idxmax()]
+        out.append(dict(key="la_drawdown", label="LA drawdown", value=float(r["la_drawdown"]), text=_money(r["la_drawdown"]),
+                        detail=f"{r['scenario']} ({r['family']}); without costs {_money(r['drawdown'])}"))
+    cap = run.get("capacity")
+    lq = run.get("liquidation")
+    book_cap = None if cap is None else cap[cap["level"] == "book"].sort_values("aum_multiple")
+    if book_cap is not None and np.isclose(book_cap["aum_multiple"], 1.0).any():
+        d = float(book_cap.loc[np.isclose(book_cap["aum_multiple"], 1.0), "days_to_liquidate"].iloc[0])
+        out.append(dict(key="days_to_liquidate", label="Days to liquidate", value=d, text=f"{d:,.1f}", detail="book at its current size"))
+    elif lq is not None and len(lq):
+        g = lq.groupby("scope", sort=False)["days"].max()
+        out.append(dict(key="days_to_liquidate", label="Days to liquidate", value=float(g.max()), text=f"{g.max():,.1f}",
+                        detail=f"slowest position, {g.idxmax()}"))
+    if book_cap is not None and len(book_cap):
+        out.append(_capacity(book_cap, limits))
+    if breaches is not None:
+        n = int(breaches["breached"].sum())
+        out.append(dict(key="breaches", label="Limit breaches", value=float(n), text=str(n),
+                        detail=f"of {len(breaches)} checks"))
+    for item in out:
+        item.setdefault("currency", ccy)
+    return out
+
+
+def _capacity(book_cap: pd.DataFrame, limits: Limits | None) -> dict:
+    checks = [lim for lim in (limits.limits if limits else []) if lim.scope == "book" and lim.metric in ("days_to_liquidate", "cost_bps")]
+    if not checks:
+        last = book_cap.iloc[-1]
+        return dict(key="capacity", label="Capacity", value=None, text=f"{last['days_to_liquidate']:,.1f} days",
+                    detail=f"to liquidate at {last['aum_multiple']:g}x AUM (no book liquidity limit given)")
+    ok = np.ones(len(book_cap), bool)
+    for lim in checks:
+        ok &= book_cap[lim.metric].to_numpy(float) <= lim.max
+    # capacity: the largest multiple such that every multiple up to it is within the limits
+    within = book_cap["aum_multiple"].to_numpy(float)[np.cumprod(ok).astype(bool)]
+    names = ", ".join(lim.name for lim in checks)
+    if not len(within):
+        return dict(key="capacity", label="Capacity", value=0.0, text="below tested",
+                    detail=f"{names}: breached at {book_cap['aum_multiple'].iloc[0]:g}x already")
+    return dict(key="capacity", label="Capacity", value=float(within[-1]), text=f"{within[-1]:g}x AUM",
+                detail=f"largest multiple tested within {names}")
+
+
+# --- sections --------------------------------------------------------------------------------------------
+
+
+def _sec_headline(run: RunDir, breaches, limits) -> str:
+    cards = []
+    for h in headline(run, breaches, limits):
+        cls = " bad" if h["key"] == "breaches" and h["value"] else (" good" if h["key"] == "breaches" else "")
+        cards.append(f'<div class="card{cls}" id="headline-{h["key"]}"><div class="k">{_e(h["label"])}</div>'
+                     f'<div class="v">{_e(h["text"])}</div><div class="d">{_e(h["detail"])}</div></div>')
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def _risk_table(run: RunDir) -> str:
+    rm = run.table("risk_metrics")
+    rows = []
+    for fam, g in rm.groupby("family", sort=False):
+        row = {"family": fam, "scenarios": int(g.loc[g.metric == "scenarios", "value"].iloc[0]) if (g.metric == "scenarios").any() else None}
+        for a in run.confidences:
+            for m in ("VaR", "CVaR"):
+                v = g.loc[(g.metric == m) & np.isclose(g.confidence.astype(float), a), "value"]
+                row[f"{m} {a:.0%}"] = float(v.iloc[0]) if len(v) else np.nan
+        w = g[g.metric == "worst"]
+        row["worst scenario"] = str(w["scenario"].iloc[0]) if len(w) else ""
+        row["worst loss"] = float(w["value"].iloc[0]) if len(w) else np.nan
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    fmt = {c: _money for c in df.columns if c.startswith(("VaR", "CVaR")) or c == "worst loss"}
+    return (f'<p class="sub">VaR and CVaR (Rockafellar and Uryasev 2002) per scenario family, {_e(run.base_currency)}, '
+            'losses positive.</p>' + _table(df, fmt, left=("family", "worst scenario")))
+
+
+def _sec_breaches(run: RunDir, breaches: pd.DataFrame | None) -> str:
+    if breaches is None:
+        return ""
+    from ._terminal import _fmt_limit_value
+
+    df = breaches.sort_values("breached", ascending=False, kind="stable")
+    view = pd.DataFrame({
+        "limit": df["limit"], "family": df["family"].fillna(""), "group": df["group"],
+        "value": [_fmt_limit_value(v, u) for v, u in zip(df["value"], df["units"])],
+        "limit value": [_fmt_limit_value(v, u) for v, u in zip(df["threshold"], df["units"])],
+        "headroom": [_fmt_limit_value(v, u) for v, u in zip(df["headroom"], df["units"])],
+        "status": np.where(df["breached"], "BREACH", "ok"),
+    })
+    n = int(breaches["breached"].sum())
+    lead = (f'<p class="note">{n} of {len(breaches)} checks breached.</p>' if n
+            else f'<p class="sub">All {len(breaches)} checks within their limits.</p>')
+    return lead + _table(view, left=tuple(view.columns[:3]) + ("status",),
+                         row_class=lambda r: "breach" if r["status"] == "BREACH" else "", max_rows=200)
+
+
+def _sec_scenario_pnl(run: RunDir) -> str:
+    d = _charts.scenario_bar_data(run)
+    small = d["family"].nunique()
+    cap = (f"Book P&L of every scenario in the {small} families of at most {_charts.SMALL_FAMILY} scenarios"
+           if len(d) and (run.table("scenarios").groupby("family").size() <= _charts.SMALL_FAMILY).any()
+           else "The 20 worst scenarios of the run")
+    out = _figure("scenario-pnl", _charts.chart_scenario_pnl(run), f"{cap} (millions {run.base_currency}; gains right, losses left).")
+    bd = run.table("breakdown")
+    sel = bd[(bd["level"] == "asset_class") & bd["scenario"].isin(d["scenario"])]
+    if len(sel):
+        wide = sel.pivot_table(index="scenario", columns="group", values="pnl", sort=False).reindex(d["scenario"])
+        wide["total"] = wide.sum(axis=1)
+        wide = wide.reset_index()
+        out += f"<h3>By asset class ({_e(run.base_currency)})</h3>" + _table(wide, {c: _money for c in wide.columns[1:]}, left=("scenario",))
+    return out
+
+
+def _sec_distribution(run: RunDir) -> str:
+    return _figure("distribution", _charts.chart_distributions(run),
+                   "Weighted P&L distribution of each simulated family; dashed: -VaR, solid: -CVaR (losses to the left).")
+
+
+def _sec_contributions(run: RunDir) -> str:
+    a = max(run.confidences)
+    out = _figure("contributions", _charts.chart_contributions(run),
+                  f"Euler contributions to CVaR {a:.0%} (each family's bars add up to its CVaR; negative: a hedge).")
+    ct = run.table("contributions")
+    ct = ct[np.isclose(ct["confidence"], a) & ct["level"].isin(["asset_class", "sleeve"])]
+    for level in ("asset_class", "sleeve"):
+        wide = ct[ct["level"] == level].pivot_table(index="group", columns="family", values="cvar_contribution", sort=False)
+        wide = wide.reindex(columns=[f for f in run.families if f in wide.columns]).reset_index()
+        out += (f"<h3>CVaR {a:.0%} contribution by {level.replace('_', ' ')} ({_e(run.base_currency)})</h3>"
+                + _table(wide, {c: _money for c in wide.columns[1:]}, left=("group",)))
+    return out
+
+
+def _sec_liquidity(run: RunDir) -> str:
+    out = ""
+    la = run.get("la_risk")
+    if la is not None:
+        out += "<h3>Liquidity-adjusted VaR and CVaR</h3>" + _table(la, {c: _money for c in ("var", "cvar", "la_var", "la_cvar")},
+                                                                 left=("family",))
+    dd = run.get("la_drawdown")
+    if dd is not None:
+        top = dd.sort_values("la_drawdown", ascending=False).groupby("family", sort=False).head(3)
+        out += ("<h3>Largest liquidity-adjusted drawdowns (3 per family)</h3>"
+                + _table(top, {c: _money for c in ("drawdown", "la_drawdown", "unwind_cost")}, left=("family", "scenario")))
+    out += _figure("drawdown-paths", _charts.chart_drawdown_paths(run),
+                   f"Cumulative P&L of the worst scenarios per family (millions {run.base_currency}); dashed: net of unwind costs.")
+    lq = run.get("liquidation")
+    if lq is not None:
+        s = (lq.groupby(["scope", "asset_class"], sort=False)
+             .agg(positions=("position", "size"), max_days=("days", "max"), cost=("cost", "sum")).reset_index())
+        out += ("<h3>Liquidation by regime and asset class</h3>"
+                + _table(s, {"cost": _money, "max_days": lambda v: _num(v, "{:,.2f}")}, left=("scope", "asset_class")))
+        slow = lq.sort_values("days", ascending=False).head(10)
+        out += "<h3>Slowest positions to liquidate</h3>" + _table(slow, {"cost": _money}, left=("scope", "position", "asset_class", "sleeve"))
+    return out
+
+
+def _sec_capacity(run: RunDir) -> str:
+    cap = run.get("capacity")
+    if cap is None:
+        return ""
+    out = _figure("capacity", _charts.chart_capacity(run), "The book scaled by the AUM multiple (dotted line: current size).")
+    book = cap[cap["level"] == "book"].drop(columns=["level", "group"])
+    return out + "<h3>Book</h3>" + _table(book, {"la_cvar": _money, "la_drawdown": _money})
+
+
+def _sec_reoptimisation(run: RunDir) -> str:
+    ro = run.get("reoptimisation")
+    out = ""
+    if ro is not None:
+        money_cols = [c for c in ro.columns if c.startswith(("cvar", "var", "base_cvar")) or c == "cost"]
+        out += "<h3>Tail risk before and after</h3>" + _table(
+            ro, {**{c: _money for c in money_cols}, "turnover": lambda v: _num(v, "{:.1%}")},
+            left=("family", "method", "status", "message"))
+    out += _figure("reoptimisation", _charts.chart_reoptimisation(run),
+                   "Weights before (grey) and after (blue) re-optimisation, positions with the largest trades.")
+    return out
+
+
+def _sec_monitoring(run: RunDir) -> str:
+    out = ""
+    for name in MONITORING_TABLES:
+        df = run.get(name)
+        if df is not None:
+            out += f'<h3 id="monitoring-{name}">{_e(name.replace("_", " "))}</h3>' + _table(df)
+    return out
+
+
+def _sec_sensitivity(run: RunDir) -> str:
+    st = run.get("sensitivity")
+    sc = run.table("scenarios")
+    if st is None:
+        return ""
+    small = [f for f, g in sc.groupby("family", sort=False) if len(g) <= 12]
+    if not small:
+        return ""
+    worst = sc[sc.family == small[0]].sort_values("pnl").iloc[0]["scenario"]
+    rows = st[st.scenario == worst][["type", "pnl_full", "pnl_sensitivity", "error"]]
+    return (f"<p class='sub'>Scenario {_e(worst)}, by instrument type ({_e(run.base_currency)}).</p>"
+            + _table(rows, {c: _money for c in ("pnl_full", "pnl_sensitivity", "error")}, left=("type",)))
+
+
+def _sec_caveats(run: RunDir) -> str:
+    lines = caveats(run)
+    return "".join(f'<p class="note">{_e(x)}</p>' for x in lines)
+
+
+def _sec_run(run: RunDir) -> str:
+    m = run.manifest
+    b = m.get("batch", {})
+    counts = m.get("counts", {})
+    hist = m.get("history", {})
+    items = [
+        ("batch", b.get("name")), ("batch SHA-256", b.get("sha256")), ("book", b.get("book")),
+        ("as of", m.get("as_of")), ("base currency", m.get("base_currency")),
+        ("history", f"{hist.get('source')} {hist.get('first')} .. {hist.get('last')}"),
+        ("root seed", m.get("seeds", {}).get("root")),
+        ("started", m.get("started")), ("finished", m.get("finished")),
+        ("scenarios x positions", f"{counts.get('scenarios')} x {counts.get('positions')} ({counts.get('priced')} priced)"),
+        ("tasks", f"{counts.get('tasks')} of {counts.get('chunk_size')} scenarios, {counts.get('workers')} workers"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())),
+        ("timings (s)", ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in m.get("timings_seconds", {}).items())),
+        ("schema version", m.get("schema_version")),
+    ]
+    df = pd.DataFrame(items, columns=["", "value"])
+    return _table(df, left=("", "value"))
+
+
+def render_report(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
+                  limits: Limits | None = None) -> str:
+    """The report of a run as one HTML string (see :func:`write_report`)."""
+    run = open_run(run_dir)
+    sections = {
+        "headline": lambda: _sec_headline(run, breaches, limits),
+        "breaches": lambda: _sec_breaches(run, breaches),
+        "risk": lambda: _risk_table(run),
+        "scenario-pnl": lambda: _sec_scenario_pnl(run),
+        "distribution": lambda: _sec_distribution(run),
+        "contributions": lambda: _sec_contributions(run),
+        "liquidity": lambda: _sec_liquidity(run),
+        "capacity": lambda: _sec_capacity(run),
+        "reoptimisation": lambda: _sec_reoptimisation(run),
+        "monitoring": lambda: _sec_monitoring(run),
+        "sensitivity": lambda: _sec_sensitivity(run),
+        "caveats": lambda: _sec_caveats(run),
+        "run": lambda: _sec_run(run),
+    }
+    body, nav = [], []
+    for sid, title in REPORT_SECTIONS.items():
+        content = sections[sid]()
+        if not content:
+            continue
+        nav.append(f'<a href="#{sid}">{_e(title)}</a>')
+        body.append(f'<section id="{sid}"><h2>{_e(title)}</h2>{content}</section>')
+    m = run.manifest
+    title = f"stressgrid report: {run.batch_name}"
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
+        f"<style>{_CSS}</style></head><body><main>"
+        f"<h1>{_e(title)}</h1><p class=\"sub\">as of {_e(m.get('as_of'))}, base currency {_e(run.base_currency)}, "
+        f"{_e(m.get('counts', {}).get('scenarios'))} scenarios, run {_e(m.get('started', ''))[:19]}; losses positive "
+        "in every risk figure</p>"
+        f"<nav>{''.join(nav)}</nav>{''.join(body)}"
+        f"<footer>Written by stressgrid {_e(m.get('versions', {}).get('stressgrid', ''))} on {now} from {_e(run.path.name)}/ "
+        f"(results schema version {SCHEMA_VERSION}).</footer></main></body></html>\n"
+    )
+
+
+def write_report(run_dir: str | Path | RunDir, out: str | Path | None = None, limits: Limits | None = None,
+                 breaches: pd.DataFrame | None = None) -> Path:
+    """Write the HTML report of a run: one file that opens offline (inline CSS and SVG charts).
+
+    Sections (each only when the run has its tables): headline figures and VaR/CVaR per family, limits
+    and breaches, P&L per scenario, P&L distributions with VaR and CVaR marked, CVaR contributions by
+    asset class and sleeve, liquidity (liquidity-adjusted risk, drawdown paths, liquidation), capacity
+    curve, re-optimisation (risk before and after, weights), monitoring tables, full revaluation against
+    the approximation, caveats and the run's provenance.
+
+    Parameters
+    ----------
+    run_dir : a run directory (or :class:`reports.RunDir`)
+    out : the HTML file (default ``run_dir/report.html``)
+    limits : evaluated on the run when given (and ``breaches`` is not)
+    breaches : an evaluated limits table (:func:`reports.evaluate_limits`); default: ``limits`` evaluated,
+        else the run's ``breaches.parquet`` when present
+
+    Returns
+    -------
+    The path of the report.
+    """
+    run = open_run(run_dir)
+    if breaches is None and limits is not None:
+        breaches = evaluate_limits(run, limits)
+    if breaches is None and run.has("breaches"):
+        breaches = run.table("breaches")
+    text = render_report(run, breaches, limits)
+    path = Path(out) if out is not None else run.path / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

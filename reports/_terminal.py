@@ -1,0 +1,175 @@
+"""The terminal summary of a run directory (rich tables), and its breaches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ._rundir import RunDir, open_run
+
+__all__ = ["print_summary", "print_breaches", "money"]
+
+
+def money(x: float) -> str:
+    """An amount in millions, e.g. ``12.35m`` (base currency)."""
+    return f"{x / 1e6:,.2f}m"
+
+
+def _shorten(items: list[str], n: int = 6) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more (manifest.json)" if len(items) > n else "")
+
+
+def _console(console):
+    if console is not None:
+        return console
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=140)
+
+
+def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
+    """Print the summary of a run: risk per family, scenario P&L by asset class for the small families,
+    full revaluation against the delta-gamma-vega approximation in the worst scenario of the first small
+    family, every caveat (unpriced positions, factors held flat or filled), and where the time went.
+
+    Parameters
+    ----------
+    run_dir : a run directory (or :class:`reports.RunDir`)
+    console : a ``rich.console.Console`` (default: a new one on standard output)
+    """
+    from rich.table import Table
+
+    run = open_run(run_dir)
+    console = _console(console)
+    manifest = run.manifest
+    rm = run.table("risk_metrics")
+    ccy = manifest.get("base_currency", "")
+    t = Table(title=f"Risk by scenario family ({ccy}, losses positive)", title_justify="left")
+    t.add_column("family")
+    t.add_column("scenarios", justify="right")
+    confs = run.confidences
+    for a in confs:
+        t.add_column(f"VaR {a:.0%}", justify="right")
+        t.add_column(f"CVaR {a:.0%}", justify="right")
+    t.add_column("worst scenario")
+    t.add_column("worst loss", justify="right")
+    for fam, g in rm.groupby("family", sort=False):
+        cells = [str(fam), f"{int(g.loc[g.metric == 'scenarios', 'value'].iloc[0])}"]
+        for a in confs:
+            for m in ("VaR", "CVaR"):
+                v = g[(g.metric == m) & (g.confidence == a)]["value"]
+                cells.append(money(v.iloc[0]) if len(v) else "")
+        worst = g[g.metric == "worst"].iloc[0]
+        cells += [str(worst["scenario"]), money(worst["value"])]
+        t.add_row(*cells)
+    console.print(t)
+
+    sc = run.table("scenarios")
+    small = [f for f, g in sc.groupby("family", sort=False) if len(g) <= 12]
+    if small:
+        bd = run.table("breakdown")
+        bd = bd[(bd.level == "asset_class") & bd.family.isin(small)]
+        wide = bd.pivot_table(index="scenario", columns="group", values="pnl", sort=False)
+        t2 = Table(title=f"Scenario P&L by asset class ({ccy})", title_justify="left")
+        t2.add_column("scenario")
+        for c in wide.columns:
+            t2.add_column(str(c), justify="right")
+        t2.add_column("total", justify="right")
+        for name, row in wide.iterrows():
+            t2.add_row(str(name), *[money(v) for v in row], money(row.sum()))
+        console.print(t2)
+
+    st = run.get("sensitivity")
+    if st is not None and small:
+        fam = small[0]
+        worst = sc[sc.family == fam].sort_values("pnl").iloc[0]["scenario"]
+        rows = st[st.scenario == worst]
+        t3 = Table(title=f"Full revaluation vs delta-gamma-vega approximation, {worst} ({ccy})", title_justify="left")
+        for c in ("type", "full", "approximation", "error"):
+            t3.add_column(c, justify="left" if c == "type" else "right")
+        for _, r in rows.iterrows():
+            t3.add_row(str(r["type"]), money(r["pnl_full"]), money(r["pnl_sensitivity"]), money(r["error"]))
+        console.print(t3)
+
+    for line in caveats(run):
+        console.print(f"[yellow]note:[/] {line}")
+    tm = manifest.get("timings_seconds", {})
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items() if k != "total")
+    if "total" in tm:
+        console.print(f"time: {tm['total']:.1f}s total ({parts})")
+    else:
+        console.print(f"time: {parts}")
+    counts = manifest.get("counts", {})
+    console.print(f"{counts.get('scenarios')} scenarios x {counts.get('positions')} positions in {counts.get('tasks')} tasks "
+                  f"of {counts.get('chunk_size')}; outputs in {run.path}/")
+
+
+def caveats(run_dir: str | Path | RunDir) -> list[str]:
+    """The caveats of a run, one sentence each: unpriced positions, factors held flat, factors filled."""
+    run = open_run(run_dir)
+    manifest = run.manifest
+    out = []
+    counts = manifest.get("counts", {})
+    if manifest.get("unpriced_types"):
+        pos = run.table("positions")
+        n_un = int((~pos.priced.astype(bool)).sum())
+        out.append(f"{n_un} of {counts.get('positions')} positions are not priced yet "
+                   f"(types: {', '.join(manifest['unpriced_types'])}) and are excluded from every figure.")
+    unc = manifest.get("uncovered_factors") or {}
+    if unc:
+        sizes = run.table("scenarios").groupby("family").size()
+        # factors without data in every scenario of every family (typically set by market overrides)
+        always = set.intersection(*[
+            {f for f, n in unc.get(fam, {}).items() if n == size} for fam, size in sizes.items()
+        ]) if len(unc) == len(sizes) else set()
+        if always:
+            names = sorted(always)
+            out.append(f"{len(names)} factors have no history and are held flat in every scenario "
+                       f"(market overrides): {_shorten(names)}.")
+        for fam, facs in unc.items():
+            rest = {f: n for f, n in facs.items() if f not in always}
+            if rest:
+                detail = _shorten([f"{f} ({n} of {sizes.get(fam, '?')})" for f, n in rest.items()])
+                out.append(f"family {fam}: no data, held flat, for {detail}.")
+    for fam, facs in (manifest.get("filled_factors") or {}).items():
+        out.append(f"family {fam}: {len(facs)} factors calibrated from public facts or propagated, "
+                   f"not replayed: {_shorten(sorted(facs))}.")
+    return out
+
+
+def _fmt_limit_value(value: float, units: str) -> str:
+    if pd.isna(value):
+        return ""
+    if units == "nav":
+        return f"{value:.2%}"
+    if units == "currency":
+        return money(value)
+    if units == "days":
+        return f"{value:,.2f}d"
+    return f"{value:,.1f}bp"
+
+
+def print_breaches(table: pd.DataFrame, console=None, all_limits: bool = False) -> None:
+    """Print the breached limits of an evaluated limits table (:func:`reports.evaluate_limits`).
+
+    With ``all_limits``, every row is printed, breached or not.  Prints one line when nothing is breached.
+    """
+    from rich.table import Table
+
+    console = _console(console)
+    rows = table if all_limits else table[table["breached"]]
+    n = int(table["breached"].sum())
+    if rows.empty:
+        console.print(f"limits: {len(table)} checks, no breach")
+        return
+    t = Table(title=f"Limit breaches: {n} of {len(table)} checks" if not all_limits else f"Limits ({n} breached)",
+              title_justify="left")
+    for c in ("limit", "family", "group", "value", "limit value", "headroom", ""):
+        t.add_column(c, justify="right" if c in ("value", "limit value", "headroom") else "left")
+    for _, r in rows.iterrows():
+        t.add_row(str(r["limit"]), "" if r["family"] is None or pd.isna(r["family"]) else str(r["family"]), str(r["group"]),
+                  _fmt_limit_value(r["value"], r["units"]), _fmt_limit_value(r["threshold"], r["units"]),
+                  _fmt_limit_value(r["headroom"], r["units"]), "[red]BREACH[/]" if r["breached"] else "ok")
+    console.print(t)
