@@ -177,7 +177,7 @@ def main() -> None:
 
 def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, resume: bool = False) -> None:
     from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
-    from cluster import connect
+    from cluster import connect, gpu_request
 
     console = _console(quiet)
     t_start = time.perf_counter()
@@ -193,7 +193,8 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
             t0 = time.perf_counter()
             with connect(address, num_cpus=n_workers) as _:
                 ray_start = time.perf_counter() - t0
-                result = execute(inputs, RayExecutor(workers=n_workers), advance, run_dir=out, resume=resume)
+                gpus = gpu_request(batch.execution.gpu, batch.execution.gpu_per_task)
+                result = execute(inputs, RayExecutor(workers=n_workers, num_gpus=gpus), advance, run_dir=out, resume=resume)
     result.timings["start_ray"] = ray_start
     manifest = write_outputs(result, out)
     result.timings["total"] = time.perf_counter() - t_start

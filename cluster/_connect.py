@@ -9,12 +9,29 @@ from typing import Iterator
 
 from core import ConfigError
 
-__all__ = ["connect", "runtime_env", "ray_available_cpus"]
+__all__ = ["connect", "runtime_env", "ray_available_cpus", "gpu_request", "WORKER_XLA_FLAGS"]
 
 
-def runtime_env() -> dict:
-    """The runtime environment every worker gets: float64 JAX on every worker process."""
-    return {"env_vars": {"JAX_ENABLE_X64": "1"}}
+#: XLA settings of a worker process: one intra-op thread, because Ray schedules one task per CPU and
+#: a worker that also spread its kernels over every core would oversubscribe the machine
+WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
+
+
+def runtime_env(working_dir: str | None = None, pip: list[str] | None = None) -> dict:
+    """The runtime environment every worker gets.
+
+    Always: float64 JAX (``JAX_ENABLE_X64``) and one XLA thread per worker process (Ray runs one task per
+    CPU).  ``working_dir`` ships a source tree to the workers of a cluster that does not have stressgrid
+    installed (Ray uploads it and puts it on the workers' path); ``pip`` installs packages there.
+    """
+    flags = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), WORKER_XLA_FLAGS) if f)
+    env: dict = {"env_vars": {"JAX_ENABLE_X64": "1", "XLA_FLAGS": flags}}
+    if working_dir:
+        env["working_dir"] = working_dir
+        env["excludes"] = [".git", ".venv*", "runs", "benchmarks/results", "**/__pycache__", "*.egg-info"]
+    if pip:
+        env["pip"] = list(pip)
+    return env
 
 
 @contextlib.contextmanager
@@ -60,3 +77,22 @@ def ray_available_cpus() -> int:
     import ray
 
     return int(ray.available_resources().get("CPU", ray.cluster_resources().get("CPU", 1)))
+
+
+def gpu_request(setting: bool | str = "auto", per_task: float = 1.0) -> float:
+    """GPUs each kernel task asks Ray for, from the batch's ``execution.gpu`` and ``gpu_per_task``.
+
+    ``auto``: ``per_task`` when the cluster has GPUs, else 0 (CPU workers); ``True``: ``per_task``, and a
+    :class:`ConfigError` when the cluster has none; ``False``: 0.
+    """
+    import ray
+
+    if setting is False:
+        return 0.0
+    gpus = float(ray.cluster_resources().get("GPU", 0.0))
+    if gpus <= 0:
+        if setting is True:
+            raise ConfigError("execution.gpu: true, but the Ray cluster has no GPU (set it to auto or false, "
+                              "or start workers with GPUs)")
+        return 0.0
+    return float(per_task)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import itertools
 import typing
 from datetime import date
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from core import ConfigError
 from core.factors import factor_spec
 from scenarios import ScenarioSpec
 
-__all__ = ["Batch", "load_batch", "RiskSettings", "ExecutionSettings", "MarketSettings", "HistorySettings"]
+__all__ = ["Batch", "load_batch", "RiskSettings", "ExecutionSettings", "MarketSettings", "HistorySettings",
+           "SweepPoint", "expand_sweeps"]
 
 
 class _Strict(BaseModel):
@@ -67,6 +70,20 @@ class ExecutionSettings(_Strict):
     executor: Literal["ray", "serial"] = "ray"
     workers: Optional[int] = Field(default=None, ge=1)
     chunk_size: Optional[int] = Field(default=None, ge=1)
+    #: ``auto``: kernel tasks ask Ray for a GPU when the cluster has one; ``true``: require one (an error
+    #: if the cluster has none); ``false``: CPU only
+    gpu: Union[bool, Literal["auto"]] = "auto"
+    #: share of a GPU per task when tasks run on GPUs (several tasks can share one device)
+    gpu_per_task: float = Field(default=1.0, gt=0.0, le=1.0)
+
+
+class SweepPoint(BaseModel):
+    """One point of a parameter sweep: the family it generates and the values it sets."""
+
+    family: str
+    base: str  # the ``name`` of the batch-file entry that declared the sweep
+    entry: int  # index of that entry in the batch file's ``scenarios`` list
+    values: dict[str, typing.Any]
 
 
 class Batch(_Strict):
@@ -81,6 +98,18 @@ class Batch(_Strict):
     scenarios: list[ScenarioSpec] = Field(min_length=1)
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()
+    #: for each entry of ``scenarios`` (after sweep expansion), the index of the batch-file entry it came
+    #: from: every point of a sweep draws from that entry's seed (common random numbers)
+    _origins: list[int] = PrivateAttr(default_factory=list)
+    _sweeps: list[SweepPoint] = PrivateAttr(default_factory=list)
+
+    @property
+    def origins(self) -> list[int]:
+        return self._origins or list(range(len(self.scenarios)))
+
+    @property
+    def sweep_points(self) -> list[SweepPoint]:
+        return list(self._sweeps)
 
     @field_validator("base_currency")
     @classmethod
@@ -117,6 +146,71 @@ def _loc(loc: tuple) -> str:
     return "".join(parts)
 
 
+def _short_labels(paths: list[str]) -> list[str]:
+    """The last dotted component of each path, or the whole path where two would clash."""
+    last = [p.rsplit(".", 1)[-1] for p in paths]
+    return [lp if last.count(lp) == 1 else p for p, lp in zip(paths, last)]
+
+
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _set_path(entry: dict, path: str, value, where: str) -> None:
+    node = entry
+    keys = path.split(".")
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{where}: '{k}' in {path!r} is a {type(nxt).__name__}, not a section of keys")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def expand_sweeps(entries: list, where: str = "batch file") -> tuple[list, list[int], list[SweepPoint]]:
+    """Expand each scenario entry's ``sweep`` into one entry per point of the grid of values.
+
+    ``sweep`` maps dotted keys of the entry (``amplify.vol.multiplier``) to lists of values; the grid is
+    their Cartesian product, in the order written.  Point families are named
+    ``NAME[key=value,...]`` with the last component of each key.  Returns the expanded entries, the
+    index of each one's original entry and the sweep points.
+    """
+    out, origins, points = [], [], []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "sweep" not in entry:
+            out.append(entry)
+            origins.append(i)
+            continue
+        sweep = entry["sweep"]
+        at = f"scenarios[{i}].sweep"
+        field = f"{where}, field '{at}'"
+        if not isinstance(sweep, dict) or not sweep:
+            raise ConfigError(f"{field}: expected a mapping from dotted keys to lists of values, got {sweep!r}")
+        for key, values in sweep.items():
+            if not isinstance(key, str) or not key or key.split(".")[0] in ("name", "kind", "sweep"):
+                raise ConfigError(f"{field}: {key!r} cannot be swept (name, kind and sweep are fixed per entry)")
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{where}, field '{at}.{key}': expected a non-empty list of values, got {values!r}")
+            if len(set(map(repr, values))) != len(values):
+                raise ConfigError(f"{where}, field '{at}.{key}': a value is listed twice ({values!r})")
+        keys = list(sweep)
+        labels = _short_labels(keys)
+        base = {k: v for k, v in entry.items() if k != "sweep"}
+        name = base.get("name", f"entry{i}")
+        for combo in itertools.product(*(sweep[k] for k in keys)):
+            e = copy.deepcopy(base)
+            for k, v in zip(keys, combo):
+                _set_path(e, k, v, f"{where}, field '{at}.{k}'")
+            family = f"{name}[" + ",".join(f"{lab}={_fmt(v)}" for lab, v in zip(labels, combo)) + "]"
+            e["name"] = family
+            out.append(e)
+            origins.append(i)
+            points.append(SweepPoint(family=family, base=str(name), entry=i, values=dict(zip(keys, combo))))
+    return out, origins, points
+
+
 def load_batch(path: str | Path) -> tuple[Batch, str]:
     """Read and validate a batch file.
 
@@ -136,11 +230,22 @@ def load_batch(path: str | Path) -> tuple[Batch, str]:
         raise ConfigError(f"batch file {p}{where}: malformed YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"batch file {p}: expected a mapping of keys (name, book, scenarios, ...), got {type(raw).__name__}")
+    origins: list[int] = []
+    points: list[SweepPoint] = []
+    if isinstance(raw.get("scenarios"), list):
+        expanded, origins, points = expand_sweeps(raw["scenarios"], f"batch file {p}")
+        raw = {**raw, "scenarios": expanded}
     try:
         batch = Batch.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = _loc(err["loc"])
+        if points and len(err["loc"]) > 1 and err["loc"][0] == "scenarios" and isinstance(err["loc"][1], int):
+            j = err["loc"][1]
+            fam = raw["scenarios"][j].get("name") if isinstance(raw["scenarios"][j], dict) else None
+            point = next((pt for pt in points if pt.family == fam), None)
+            if point is not None:  # name the batch-file entry and the sweep point, not the expanded index
+                loc = loc.replace(f"scenarios[{j}]", f"scenarios[{point.entry}] (sweep point {fam})", 1)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             raise ConfigError(f"batch file {p}, field '{loc}': missing") from None
@@ -157,4 +262,7 @@ def load_batch(path: str | Path) -> tuple[Batch, str]:
     updates = {"book": (base / batch.book)}
     if batch.history is not None:
         updates["history"] = batch.history.model_copy(update={"path": base / batch.history.path})
-    return batch.model_copy(update=updates), hashlib.sha256(data).hexdigest()
+    out = batch.model_copy(update=updates)
+    out._origins = origins
+    out._sweeps = points
+    return out, hashlib.sha256(data).hexdigest()

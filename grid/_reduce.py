@@ -53,28 +53,46 @@ def reduce_results(
         rm.append(dict(family=fam, metric="worst", confidence=np.nan, value=p.worst_loss, scenario=names[p.worst_index]))
         rm.append(dict(family=fam, metric="scenarios", confidence=np.nan, value=float(n), scenario=None))
     fam_of = np.asarray(families, dtype=object)[family_codes]
+    S = len(names)
     frames = []
-    for level, groups in group_names.items():
+    for li, (level, groups) in enumerate(group_names.items()):
         m = np.concatenate([r.groups[level] for r in results])
-        df = pd.DataFrame(m, columns=groups)
-        df.insert(0, "scenario", names)
-        df.insert(1, "family", fam_of)
-        long = df.melt(id_vars=["scenario", "family"], var_name="group", value_name="pnl")
-        long.insert(2, "level", level)
-        frames.append(long)
+        G = m.shape[1]
+        frames.append(pd.DataFrame({
+            "scenario": _repeat_labels(names, np.arange(S), G),
+            "family": _repeat_labels(families, family_codes, G),
+            "level": pd.Categorical.from_codes(np.full(S * G, li, dtype=np.int64), categories=list(group_names)),
+            "group": _tile_labels(groups, S),
+            "pnl": m.reshape(-1),
+        }))
+    breakdown = pd.concat(frames, ignore_index=True)
+    # concat of categoricals with different categories falls back to object: keep them categorical
+    for col in ("level", "group"):
+        breakdown[col] = breakdown[col].astype("category")
     tables = {
         "risk_metrics": pd.DataFrame(rm),
         "contributions": pd.DataFrame(ct),
-        "breakdown": pd.concat(frames, ignore_index=True),
-        "scenarios": pd.DataFrame({"scenario": names, "family": fam_of, "weight": weights, "pnl": totals}),
+        "breakdown": breakdown,
+        "scenarios": pd.DataFrame({"scenario": list(names), "family": fam_of, "weight": weights, "pnl": totals}),
     }
     if all(r.pnl is not None for r in results):
         pnl = np.concatenate([r.pnl for r in results])
         S, N = pnl.shape
         tables["scenario_pnl"] = pd.DataFrame({
-            "scenario": np.repeat(np.asarray(names, dtype=object), N),
-            "family": np.repeat(fam_of, N),
-            "position_id": np.tile(ids.astype(object), S),
+            "scenario": _repeat_labels(names, np.arange(S), N),
+            "family": _repeat_labels(families, family_codes, N),
+            "position_id": _tile_labels(list(ids), S),
             "pnl": pnl.reshape(-1),
         })
     return tables
+
+
+def _repeat_labels(labels, codes: np.ndarray, times: int) -> pd.Categorical:
+    """``labels[codes]`` with each element repeated ``times`` times, as a categorical (built from codes:
+    long tables of scenario x position rows cost no per-row string work)."""
+    return pd.Categorical.from_codes(np.repeat(np.asarray(codes, dtype=np.int64), times), categories=list(labels))
+
+
+def _tile_labels(labels, times: int) -> pd.Categorical:
+    """``labels`` tiled ``times`` times, as a categorical."""
+    return pd.Categorical.from_codes(np.tile(np.arange(len(labels), dtype=np.int64), times), categories=list(labels))

@@ -33,7 +33,7 @@ from core import (
 from ._batch import Batch
 from ._executor import Executor, TaskFailure
 from ._plan import Task, auto_chunk_size, plan_tasks
-from ._reduce import reduce_results
+from ._reduce import _repeat_labels, _tile_labels, reduce_results
 from ._store import TaskStore
 from ._worker import ChunkResult, Payload
 
@@ -65,6 +65,7 @@ class RunResult:
     finished: datetime
     workers: int
     resumed_tasks: int = 0
+    gpus_per_task: float = 0.0
 
 
 def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None) -> RunInputs:
@@ -98,8 +99,12 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     timings["sensitivities"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    children = np.random.SeedSequence(batch.seed).spawn(len(batch.scenarios))
-    sets = [scenarios.generate(spec, history, market.factors, seed=child, market=market) for spec, child in zip(batch.scenarios, children)]
+    # one child seed per batch-file entry; every point of a sweep shares its entry's seed, so the points
+    # differ by their parameters only (common random numbers)
+    origins = batch.origins
+    children = np.random.SeedSequence(batch.seed).spawn(max(origins) + 1)
+    sets = [scenarios.generate(spec, history, market.factors, seed=children[o], market=market)
+            for spec, o in zip(batch.scenarios, origins)]
     try:
         scen = concat_scenarios(sets).reorder(market.factors)
     except ValueError as exc:
@@ -204,10 +209,12 @@ def execute(
     if inputs.sens is not None:
         tables["jump_to_default"] = pd.DataFrame({"position_id": pos["id"], "type": pos["type"],
                                                   "pnl": kernels.jump_to_default(prepared, inputs.market.levels)})
+    if batch.sweep_points:
+        tables["sweeps"] = _sweep_table(batch)
     timings["reduce"] = time.perf_counter() - t0
     pnl = np.concatenate([r.pnl for r in results]) if payload.keep_positions else None
     return RunResult(inputs, pnl, tasks, results, tables, timings, started, datetime.now(timezone.utc),
-                     getattr(executor, "workers", None) or 0, len(done))
+                     getattr(executor, "workers", None) or 0, len(done), float(getattr(executor, "num_gpus", 0.0) or 0.0))
 
 
 def _sensitivity_table(results: list[ChunkResult], scen: ScenarioSet, types: list[str]) -> pd.DataFrame:
@@ -215,10 +222,12 @@ def _sensitivity_table(results: list[ChunkResult], scen: ScenarioSet, types: lis
     full = np.concatenate([r.groups["type"] for r in results])
     approx = np.concatenate([r.sens_groups["type"] for r in results])
     S, T = full.shape
+    families = list(dict.fromkeys(scen.family))
+    fam_codes = pd.Categorical(list(scen.family), categories=families).codes
     return pd.DataFrame({
-        "scenario": np.repeat(np.asarray(scen.names, dtype=object), T),
-        "family": np.repeat(np.asarray(scen.family, dtype=object), T),
-        "type": np.tile(np.asarray(types, dtype=object), S),
+        "scenario": _repeat_labels(scen.names, np.arange(S), T),
+        "family": _repeat_labels(families, fam_codes, T),
+        "type": _tile_labels(types, S),
         "pnl_full": full.reshape(-1),
         "pnl_sensitivity": approx.reshape(-1),
         "error": (approx - full).reshape(-1),
@@ -239,6 +248,17 @@ def _sensitivity_metrics(table: pd.DataFrame, scen: ScenarioSet, conf: list[floa
             rows.append(dict(family=f, metric="VaR_sensitivity", confidence=a, value=var, scenario=None))
             rows.append(dict(family=f, metric="CVaR_sensitivity", confidence=a, value=cvar, scenario=None))
     return pd.DataFrame(rows)
+
+
+def _sweep_table(batch: Batch) -> pd.DataFrame:
+    """One row per sweep point and parameter: ``family``, ``base``, ``parameter``, ``value`` (text) and
+    ``value_number`` (the value when it is a number, else NaN)."""
+    rows = []
+    for pt in batch.sweep_points:
+        for k, v in pt.values.items():
+            num = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+            rows.append(dict(family=pt.family, base=pt.base, parameter=k, value=str(v), value_number=num))
+    return pd.DataFrame(rows, columns=["family", "base", "parameter", "value", "value_number"])
 
 
 def _position_table(inputs: RunInputs) -> pd.DataFrame:
@@ -306,10 +326,10 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
         "counts": {"positions": int(inputs.prepared.n), "priced": int(inputs.prepared.priced.sum()),
                    "scenarios": len(scen), "factors": len(scen.factors), "tasks": len(result.tasks),
                    "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers,
-                   "tasks_resumed": result.resumed_tasks},
+                   "tasks_resumed": result.resumed_tasks, "gpus_per_task": result.gpus_per_task},
         "unpriced_types": list(inputs.prepared.unpriced_types),
-        "uncovered_factors": uncovered,
-        "filled_factors": filled,  # family -> factor -> scenarios in which it was calibrated or propagated, not replayed  # family -> factor -> scenarios in which it had no data
+        "uncovered_factors": uncovered,  # family -> factor -> scenarios in which it had no data
+        "filled_factors": filled,  # family -> factor -> scenarios in which it was calibrated or propagated, not replayed
         "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},
         "files": sorted(f"{n}.parquet" for n in result.tables),
     }

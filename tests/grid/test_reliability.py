@@ -171,16 +171,29 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
     batch, digest = load_batch(sys.argv[1])
     batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": 256})})
     inputs = prepare_inputs(batch, digest)
+    from cluster import gpu_request
+    from grid._worker import run_chunk
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     c.add_node(num_cpus=1)
-    c.add_node(num_cpus=1)
+    gpu_node = c.add_node(num_cpus=1, num_gpus=1)  # a GPU as Ray sees it: a resource on that node
     ray.init(address=c.address, runtime_env=runtime_env())
     c.wait_for_nodes()
     nodes = len([n for n in ray.nodes() if n["Alive"]])
     res = execute(inputs, RayExecutor())
     ref = execute(inputs, SerialExecutor())
     same = all(res.tables[k].equals(ref.tables[k]) for k in res.tables if k != "positions")
-    print(json.dumps({"nodes": nodes, "same": bool(same and np.array_equal(res.pnl, ref.pnl)), "tasks": len(res.tasks)}))
+
+    def on_node(payload, task):
+        r = run_chunk(payload, task)
+        r.node = ray.get_runtime_context().get_node_id()
+        return r
+
+    gpus = gpu_request("auto", 0.5)
+    g = execute(inputs, RayExecutor(num_gpus=gpus, fn=on_node))
+    same_gpu = all(g.tables[k].equals(ref.tables[k]) for k in g.tables if k != "positions")
+    on_gpu = sorted({r.node == gpu_node.node_id for r in g.results})
+    print(json.dumps({"nodes": nodes, "same": bool(same and np.array_equal(res.pnl, ref.pnl)), "tasks": len(res.tasks),
+                      "gpus_per_task": gpus, "gpu_tasks_on_gpu_node": on_gpu, "same_gpu": bool(same_gpu)}))
     ray.shutdown(); c.shutdown()
 """)
 
@@ -196,4 +209,7 @@ def test_three_node_cluster_equals_single_node(linear_batch_path, tmp_path):
     import json
 
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out == {"nodes": 3, "same": True, "tasks": out["tasks"]} and out["tasks"] > 3
+    assert out["nodes"] == 3 and out["same"] is True and out["tasks"] > 3
+    # execution.gpu: auto on a cluster with a GPU node: every kernel task asked for the GPU share and ran
+    # on that node, with the same numbers
+    assert out["gpus_per_task"] == 0.5 and out["gpu_tasks_on_gpu_node"] == [True] and out["same_gpu"] is True
