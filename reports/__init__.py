@@ -18,6 +18,7 @@ from ._schema import (
     load_schema,
     schema_markdown,
     table_names,
+    update_schema_doc,
     validate_run_dir,
 )
 from ._store import RunComparison, compare_runs, list_runs, run_id_of, store_run
@@ -63,6 +64,7 @@ __all__ = [
     "scenario_bar_data",
     "schema_markdown",
     "table_names",
+    "update_schema_doc",
     "validate_run_dir",
     "write_breaches",
     "write_report",

@@ -224,7 +224,10 @@ def chart_capacity(run: RunDir) -> str | None:
     cap = run.get("capacity")
     if cap is None or cap.empty:
         return None
-    book = cap[cap["level"] == "book"].sort_values("aum_multiple")
+    from ._tables import NO_SCOPE, capacity_scopes
+
+    book = capacity_scopes(cap)
+    book = book[book["level"] == "book"]
     if book.empty:
         return None
     panels = [("days_to_liquidate", "days to liquidate", 1.0), ("cost_bps", "liquidation cost (bp)", 1.0)]
@@ -232,11 +235,18 @@ def chart_capacity(run: RunDir) -> str | None:
                for c in ("la_cvar", "la_drawdown") if c in book and book[c].notna().any()]
     fig = _figure(10, 2.8)
     axes = fig.subplots(1, len(panels), squeeze=False).ravel()
+    scopes = list(dict.fromkeys(book["scope"]))
     for ax, (col, label, scale) in zip(axes, panels):
-        ax.plot(book["aum_multiple"], book[col].astype(float) * scale, marker="o", color="#1565c0")
+        for scope, color in zip(scopes, _palette(len(scopes))):
+            b = book[book["scope"] == scope].sort_values("aum_multiple")
+            ax.plot(b["aum_multiple"], b[col].astype(float) * scale, marker="o", ms=3, color=color,
+                    label=None if scope == NO_SCOPE else str(scope))
+        ax.set_xscale("log")
         ax.set_xlabel("AUM multiple of the current book")
         ax.set_title(label, loc="left")
         ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+    if scopes != [NO_SCOPE]:
+        axes[0].legend(loc="upper left")
     return _svg(fig)
 
 

@@ -15,6 +15,7 @@ from . import _charts
 from ._limits import Limits, evaluate_limits
 from ._rundir import RunDir, open_run
 from ._schema import SCHEMA_VERSION
+from ._tables import NO_SCOPE, capacity_scopes, liquidation_groups, liquidation_positions
 from ._terminal import caveats
 
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
@@ -121,9 +122,9 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     * ``la_cvar`` (when ``la_risk`` is present): the largest liquidity-adjusted CVaR at the highest alpha;
     * ``la_drawdown`` (when ``la_drawdown`` is present): the largest liquidity-adjusted drawdown;
     * ``days_to_liquidate`` (when ``capacity`` or ``liquidation`` is present): of the book at its current size;
-    * ``capacity`` (when ``capacity`` is present): the largest AUM multiple tested at which every book-level
-      ``days_to_liquidate`` and ``cost_bps`` limit holds (needs such limits; otherwise the days to
-      liquidate at the largest multiple tested);
+    * ``capacity`` (when ``capacity`` is present): the largest AUM multiple tested below the first multiple at
+      which a book-level ``days_to_liquidate`` or ``cost_bps`` limit is breached (needs such limits;
+      otherwise the days to liquidate at the largest multiple tested);
     * ``breaches`` (when limits were evaluated): the number of breached checks.
     """
     run = open_run(run_dir)
@@ -155,16 +156,23 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
                         detail=f"{r['scenario']} ({r['family']}); without costs {_money(r['drawdown'])}"))
     cap = run.get("capacity")
     lq = run.get("liquidation")
-    book_cap = None if cap is None else cap[cap["level"] == "book"].sort_values("aum_multiple")
-    if book_cap is not None and np.isclose(book_cap["aum_multiple"], 1.0).any():
-        d = float(book_cap.loc[np.isclose(book_cap["aum_multiple"], 1.0), "days_to_liquidate"].iloc[0])
-        out.append(dict(key="days_to_liquidate", label="Days to liquidate", value=d, text=f"{d:,.1f}", detail="book at its current size"))
+    book = None
+    if cap is not None:
+        c = capacity_scopes(cap)
+        book = c[(c["level"] == "book")].sort_values(["scope", "aum_multiple"], kind="stable")
+    one = None if book is None else book[np.isclose(book["aum_multiple"], 1.0)]
+    if one is not None and len(one):
+        days, src = one.set_index("scope")["days_to_liquidate"].astype(float), "book at its current size"
     elif lq is not None and len(lq):
-        g = lq.groupby("scope", sort=False)["days"].max()
-        out.append(dict(key="days_to_liquidate", label="Days to liquidate", value=float(g.max()), text=f"{g.max():,.1f}",
-                        detail=f"slowest position, {g.idxmax()}"))
-    if book_cap is not None and len(book_cap):
-        out.append(_capacity(book_cap, limits))
+        days, src = liquidation_groups(lq, "book").set_index("scope")["days"].astype(float), "slowest position"
+    else:
+        days = None
+    if days is not None:
+        detail = src if days.index.tolist() == [NO_SCOPE] else src + "; " + ", ".join(f"{k} {v:,.1f}" for k, v in days.items())
+        out.append(dict(key="days_to_liquidate", label="Days to liquidate", value=float(days.max()),
+                        text=f"{days.max():,.1f}", detail=detail))
+    if book is not None and len(book):
+        out.append(_capacity(book, limits))
     if breaches is not None:
         n = int(breaches["breached"].sum())
         out.append(dict(key="breaches", label="Limit breaches", value=float(n), text=str(n),
@@ -174,21 +182,29 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     return out
 
 
-def _capacity(book_cap: pd.DataFrame, limits: Limits | None) -> dict:
-    checks = [lim for lim in (limits.limits if limits else []) if lim.scope == "book" and lim.metric in ("days_to_liquidate", "cost_bps")]
+def _capacity(book: pd.DataFrame, limits: Limits | None) -> dict:
+    """Capacity from the book rows of the capacity table (with a ``scope`` column)."""
+    checks = [lim for lim in (limits.limits if limits else [])
+              if lim.scope == "book" and lim.metric in ("days_to_liquidate", "cost_bps")]
+    mults = np.sort(book["aum_multiple"].unique())
     if not checks:
-        last = book_cap.iloc[-1]
-        return dict(key="capacity", label="Capacity", value=None, text=f"{last['days_to_liquidate']:,.1f} days",
-                    detail=f"to liquidate at {last['aum_multiple']:g}x AUM (no book liquidity limit given)")
-    ok = np.ones(len(book_cap), bool)
+        last = book[book["aum_multiple"] == mults[-1]]
+        worst = last.loc[last["days_to_liquidate"].idxmax()]
+        where = "" if worst["scope"] == NO_SCOPE else f", {worst['scope']}"
+        return dict(key="capacity", label="Capacity", value=None, text=f"{float(worst['days_to_liquidate']):,.1f} days",
+                    detail=f"to liquidate at {mults[-1]:g}x AUM{where} (no book liquidity limit given)")
+    first_bad = np.inf
     for lim in checks:
-        ok &= book_cap[lim.metric].to_numpy(float) <= lim.max
-    # capacity: the largest multiple such that every multiple up to it is within the limits
-    within = book_cap["aum_multiple"].to_numpy(float)[np.cumprod(ok).astype(bool)]
+        sel = book if lim.family == "*" else book[book["scope"] == lim.family]
+        bad = sel.loc[sel[lim.metric].astype(float) > lim.max, "aum_multiple"]
+        if len(bad):
+            first_bad = min(first_bad, float(bad.min()))
+    # capacity: the largest multiple tested below the first one at which a limit is breached
+    within = mults[mults < first_bad]
     names = ", ".join(lim.name for lim in checks)
     if not len(within):
-        return dict(key="capacity", label="Capacity", value=0.0, text="below tested",
-                    detail=f"{names}: breached at {book_cap['aum_multiple'].iloc[0]:g}x already")
+        return dict(key="capacity", label="Capacity", value=0.0, text=f"below {mults[0]:g}x",
+                    detail=f"{names}: breached at the smallest multiple tested")
     return dict(key="capacity", label="Capacity", value=float(within[-1]), text=f"{within[-1]:g}x AUM",
                 detail=f"largest multiple tested within {names}")
 
@@ -295,12 +311,12 @@ def _sec_liquidity(run: RunDir) -> str:
                    f"Cumulative P&L of the worst scenarios per family (millions {run.base_currency}); dashed: net of unwind costs.")
     lq = run.get("liquidation")
     if lq is not None:
-        s = (lq.groupby(["scope", "asset_class"], sort=False)
-             .agg(positions=("position", "size"), max_days=("days", "max"), cost=("cost", "sum")).reset_index())
+        g = liquidation_groups(lq, "asset_class")
         out += ("<h3>Liquidation by regime and asset class</h3>"
-                + _table(s, {"cost": _money, "max_days": lambda v: _num(v, "{:,.2f}")}, left=("scope", "asset_class")))
-        slow = lq.sort_values("days", ascending=False).head(10)
-        out += "<h3>Slowest positions to liquidate</h3>" + _table(slow, {"cost": _money}, left=("scope", "position", "asset_class", "sleeve"))
+                + _table(g, {"cost": _money, "cost_bps": lambda v: _num(v, "{:,.1f}")}, left=("scope", "group")))
+        slow = liquidation_positions(lq).sort_values("days", ascending=False, kind="stable").head(10)
+        out += "<h3>Slowest positions to liquidate</h3>" + _table(
+            slow, {"cost": _money, "cost_bps": lambda v: _num(v, "{:,.1f}")}, left=("scope", "position", "asset_class", "sleeve"))
     return out
 
 
@@ -310,7 +326,9 @@ def _sec_capacity(run: RunDir) -> str:
         return ""
     out = _figure("capacity", _charts.chart_capacity(run), "The book scaled by the AUM multiple (dotted line: current size).")
     book = cap[cap["level"] == "book"].drop(columns=["level", "group"])
-    return out + "<h3>Book</h3>" + _table(book, {"la_cvar": _money, "la_drawdown": _money})
+    money_cols = [c for c in ("nav", "cost", "cvar", "la_cvar", "drawdown", "la_drawdown") if c in book.columns]
+    pct = {c: (lambda v: _num(v, "{:.2%}")) for c in ("la_cvar_nav", "la_drawdown_nav") if c in book.columns}
+    return out + "<h3>Book</h3>" + _table(book, {**{c: _money for c in money_cols}, **pct}, left=("scope",))
 
 
 def _sec_reoptimisation(run: RunDir) -> str:

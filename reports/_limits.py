@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core import ConfigError, DataError
 
 from ._rundir import RunDir, open_run
+from ._tables import capacity_scopes, liquidation_groups, liquidation_positions
 
 __all__ = [
     "Limit",
@@ -56,7 +57,6 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cost_bps": (("book", "asset_class", "sleeve", "position"), ("bps",)),
 }
 _WITH_CONFIDENCE = {"var", "cvar", "la_var", "la_cvar"}
-_LIQUIDATION = {"liquidation_cost", "days_to_liquidate", "cost_bps"}
 
 BREACH_COLUMNS = ["limit", "metric", "confidence", "scope", "family", "group", "value", "threshold", "units",
                   "value_currency", "breached", "headroom"]
@@ -75,8 +75,9 @@ class Limit(_Strict):
     confidence : confidence level, e.g. 0.99; required for var, cvar, la_var and la_cvar only
     scope : ``book``, ``asset_class:NAME``, ``sleeve:NAME`` or ``position:ID``; ``NAME`` may be ``*``
         (every asset class, sleeve or position, each checked on its own)
-    family : a scenario family, or ``*`` (default) for each family on its own; for liquidation metrics,
-        the ``scope`` column of ``liquidation.parquet`` (a liquidity regime)
+    family : a scenario family, or ``*`` (default) for each family on its own; for liquidation metrics
+        (days_to_liquidate, cost_bps, liquidation_cost), a liquidity regime: the ``scope`` column of
+        ``liquidation.parquet`` or ``capacity.parquet``
     max : the threshold, in ``units``; for units ``nav`` a fraction (0.08) or a percentage ("8%"); for
         units ``bps`` a number or "25bp"
     units : ``nav`` (fraction of the book's NAV; default for money metrics), ``currency`` (base currency),
@@ -324,45 +325,50 @@ def _money_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.Serie
             out.append((f, pd.Series({"book": float(dd.loc[dd["family"] == f, m].max())})))
     elif m == "liquidation_cost":
         lq = _need(run, "liquidation", lim)
-        for f in _families(list(dict.fromkeys(lq["scope"])), lim, "liquidity regime"):
-            g = lq[lq["scope"] == f]
-            if level == "book":
-                s = pd.Series({"book": float(g["cost"].sum())})
-            else:
-                s = g.groupby(level, sort=False)["cost"].sum()
-            out.append((f, s.astype(float)))
+        rows = (liquidation_positions(lq).rename(columns={"position": "group"}) if level == "position"
+                else liquidation_groups(lq, level))
+        for f in _families(list(dict.fromkeys(rows["scope"])), lim, "liquidity regime"):
+            g = rows[rows["scope"] == f]
+            out.append((f, pd.Series(g["cost"].to_numpy(float), index=g["group"].to_numpy())))
     return out
 
 
 def _liquidity_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.Series]]:
-    """(regime or None, Series group -> days or bps) for days_to_liquidate and cost_bps."""
+    """(regime or None, Series group -> days or bps) for days_to_liquidate and cost_bps.
+
+    Groups (book, asset class, sleeve) come from ``capacity`` at AUM multiple 1 when the run has it, else
+    from ``liquidation``; positions from ``liquidation``.
+    """
     level = lim.scope.partition(":")[0]
     col = "days_to_liquidate" if lim.metric == "days_to_liquidate" else "cost_bps"
     cap = run.get("capacity")
     if level != "position" and cap is not None and np.isclose(cap["aum_multiple"], 1.0).any():
-        if lim.family != "*":
-            raise ConfigError(f"limit {lim.name!r}, field 'family': {lim.metric} of a {level} comes from capacity.parquet "
-                              f"at the current size, which has no families (got {lim.family!r})")
-        c = cap[np.isclose(cap["aum_multiple"], 1.0) & (cap["level"] == level)]
-        return [(None, pd.Series(c[col].to_numpy(float), index=c["group"].to_numpy()))]
+        c = capacity_scopes(cap)
+        c = c[np.isclose(c["aum_multiple"], 1.0) & (c["level"] == level)]
+        has_scope = "scope" in cap.columns
+        if not has_scope and lim.family != "*":
+            raise ConfigError(f"limit {lim.name!r}, field 'family': capacity.parquet has no liquidity regimes "
+                              f"(got {lim.family!r}; leave family out)")
+        out = []
+        for f in _families(list(dict.fromkeys(c["scope"])), lim, "liquidity regime"):
+            g = c[c["scope"] == f]
+            out.append((f if has_scope else None, pd.Series(g[col].to_numpy(float), index=g["group"].to_numpy())))
+        return out
     lq = run.get("liquidation")
-    if lq is None or (lim.metric == "cost_bps" and level != "position"):
-        need = "liquidation.parquet" if level == "position" else (
-            "capacity.parquet (at aum_multiple 1)" if lim.metric == "cost_bps" else
-            "capacity.parquet (at aum_multiple 1) or liquidation.parquet")
+    if lq is None:
+        need = "liquidation.parquet" if level == "position" else "capacity.parquet (at aum_multiple 1) or liquidation.parquet"
         raise DataError(f"limit {lim.name!r}: metric {lim.metric} of a {level} needs {need}, which run directory "
                         f"{run.path} does not have (the batch did not ask for it)")
-    out = []
     src = "days" if lim.metric == "days_to_liquidate" else "cost_bps"
-    for f in _families(list(dict.fromkeys(lq["scope"])), lim, "liquidity regime"):
-        g = lq[lq["scope"] == f]
-        if level == "position":
-            s = g.set_index("position")[src]
-        elif level == "book":  # positions are sold in parallel: the book is liquid when its slowest position is
-            s = pd.Series({"book": float(g["days"].max())})
-        else:
-            s = g.groupby(level, sort=False)["days"].max()
-        out.append((f, s.astype(float)))
+    rows = (liquidation_positions(lq).rename(columns={"position": "group"}) if level == "position"
+            else liquidation_groups(lq, level))
+    if rows[src].isna().any():
+        raise DataError(f"limit {lim.name!r}: metric {lim.metric} of a {level} needs the {level} rows of liquidation.parquet "
+                        f"or capacity.parquet, which run directory {run.path} does not have")
+    out = []
+    for f in _families(list(dict.fromkeys(rows["scope"])), lim, "liquidity regime"):
+        g = rows[rows["scope"] == f]
+        out.append((f, pd.Series(g[src].to_numpy(float), index=g["group"].to_numpy())))
     return out
 
 

@@ -1,7 +1,7 @@
 """The results schema: one JSON file (``reports/schema.json``) that documents and checks a run directory.
 
 The schema file is the single source of truth: ``docs/schema.md`` is generated from it
-(:func:`schema_markdown`, ``python -m reports._schema docs/schema.md``) and :func:`check_run_dir` compares
+(:func:`update_schema_doc`) and :func:`check_run_dir` compares
 a run directory's Parquet files (column names and Arrow types) and ``manifest.json`` (keys and JSON types)
 against it.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ __all__ = [
     "check_run_dir",
     "validate_run_dir",
     "schema_markdown",
+    "update_schema_doc",
 ]
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -67,6 +67,8 @@ def _type_matches(declared: str, actual: pa.DataType, nullable: bool) -> bool:
     """Whether an Arrow type conforms to a declared type (see the schema's ``conventions``)."""
     if nullable and pa.types.is_null(actual):
         return True
+    if declared == "string" and pa.types.is_dictionary(actual):
+        actual = actual.value_type  # dictionary encoding is storage, the values are text
     if declared == "string":
         return pa.types.is_string(actual) or pa.types.is_large_string(actual) or (
             hasattr(pa.types, "is_string_view") and pa.types.is_string_view(actual))
@@ -230,11 +232,10 @@ BEGIN_MARK = "<!-- BEGIN GENERATED FROM reports/schema.json -->"
 END_MARK = "<!-- END GENERATED -->"
 
 
-def _update_doc(path: Path) -> None:
-    text = path.read_text(encoding="utf-8")
+def update_schema_doc(path: str | Path) -> None:
+    """Rewrite the generated part of a Markdown file (between :data:`BEGIN_MARK` and :data:`END_MARK`) from
+    the schema: ``python -c "import reports; reports.update_schema_doc('docs/schema.md')"``."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
     start, end = text.index(BEGIN_MARK) + len(BEGIN_MARK), text.index(END_MARK)
-    path.write_text(text[:start] + "\n" + schema_markdown() + text[end:], encoding="utf-8")
-
-
-if __name__ == "__main__":  # python -m reports._schema docs/schema.md
-    _update_doc(Path(sys.argv[1]))
+    p.write_text(text[:start] + "\n" + schema_markdown() + text[end:], encoding="utf-8")
