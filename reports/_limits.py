@@ -125,6 +125,11 @@ class Limit(_Strict):
                 raise ValueError(f"max: expected a number, a percentage such as 8% or basis points such as 25bp (got {m!r})")
             x, suffix = float(match.group(1)), match.group(2)
             units = data.get("units")
+            allowed = METRICS.get(data.get("metric"), ((), ("nav", "currency", "days", "bps")))[1]
+            wanted = {"%": "nav", "bp": "bps", "bps": "bps", "d": "days", "days": "days"}.get(suffix)
+            if wanted and wanted not in allowed:
+                raise ValueError(f"max: metric {data.get('metric')} is in units {' or '.join(allowed)}, "
+                                 f"not {wanted} (got {m!r})")
             if suffix == "%":
                 if units not in (None, "nav"):
                     raise ValueError(f"max: a percentage is a share of NAV, but units is {units!r} (got {m!r})")
