@@ -65,10 +65,11 @@ def _svg(fig) -> str:
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
     prefix = f"c{next(_counter)}-"
     ids = set(re.findall(r'\bid="([^"]+)"', text))
-    for i in sorted(ids, key=len, reverse=True):
-        text = text.replace(f'id="{i}"', f'id="{prefix}{i}"').replace(f'"#{i}"', f'"#{prefix}{i}"')
-        text = text.replace(f"url(#{i})", f"url(#{prefix}{i})")
-    return text
+
+    def sub(m: re.Match) -> str:
+        return f"{m.group(1)}{prefix}{m.group(2)}{m.group(3)}" if m.group(2) in ids else m.group(0)
+
+    return re.sub(r'(\bid="|"#|url\(#)([^")]+)([")])', sub, text)
 
 
 def _with_rc(fn):

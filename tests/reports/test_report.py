@@ -1,0 +1,183 @@
+"""The HTML report: sections, charts, self-containment, escaping, and the headline figures."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import reports
+from report_helpers import copy_run
+
+CHARTS = ("scenario-pnl", "distribution", "contributions", "drawdown-paths", "capacity", "reoptimisation")
+LIMITS = {"nav": 5e8, "limits": [
+    {"metric": "cvar", "confidence": 0.99, "max": "4%"},
+    {"metric": "stressed_loss", "scope": "sleeve:*", "family": "crisis", "max": "3%"},
+    {"metric": "days_to_liquidate", "max": 5},
+]}
+
+
+@pytest.fixture(scope="module")
+def full_report(full_run_src, tmp_path_factory):
+    """The report of the run with every optional table, and limits (written once; read only)."""
+    run = copy_run(full_run_src, tmp_path_factory.mktemp("report") / "full")
+    path = reports.write_report(run, limits=reports.parse_limits(LIMITS))
+    return run, path, path.read_text(encoding="utf-8")
+
+
+def _svgs(text: str) -> list[str]:
+    return re.findall(r"<svg\b.*?</svg>", text, flags=re.S)
+
+
+def test_every_section_and_chart_of_a_full_run(full_report):
+    run, path, text = full_report
+    assert path == run / "report.html"
+    for sid in reports.REPORT_SECTIONS:
+        if sid == "caveats":  # the linear run has none (test_caveats_are_listed)
+            continue
+        assert f'<section id="{sid}">' in text, sid
+        assert f'href="#{sid}"' in text  # listed in the navigation
+    for cid in CHARTS:
+        m = re.search(rf'<figure class="chart" id="chart-{cid}"><svg\b', text)
+        assert m, cid
+    assert len(_svgs(text)) == len(CHARTS)
+    for name in reports.MONITORING_TABLES:
+        assert f'id="monitoring-{name}"' in text
+    for key in ("stressed_var", "worst_scenario", "la_cvar", "la_drawdown", "days_to_liquidate", "capacity", "breaches"):
+        assert f'id="headline-{key}"' in text
+
+
+def test_the_report_fetches_nothing(full_report):
+    _, _, text = full_report
+    refs = re.findall(r'\b(?:src|href|xlink:href)\s*=\s*"([^"]*)"', text)
+    assert refs and all(r.startswith("#") for r in refs), [r for r in refs if not r.startswith("#")]
+    for tag in ("<script", "<link", "<iframe", "<img", "@import", "url(http", "url('http", 'url("http'):
+        assert tag not in text.lower()
+    # the only URLs are XML namespace names, which are never fetched
+    no_ns = re.sub(r'\sxmlns(?::\w+)?="[^"]*"', "", text)
+    assert "http://" not in no_ns and "https://" not in no_ns
+
+
+def test_charts_are_well_formed_svg_with_unique_ids(full_report):
+    _, _, text = full_report
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    dup = [i for i, n in Counter(ids).items() if n > 1]
+    assert not dup
+    for svg in _svgs(text):
+        root = ET.fromstring(svg)
+        assert root.tag.endswith("svg")
+        assert len(root.findall(".//{http://www.w3.org/2000/svg}path")) > 20  # drawn, not empty
+        for ref in re.findall(r'"#([^"]+)"', svg) + re.findall(r"url\(#([^)]+)\)", svg):
+            assert f'id="{ref}"' in svg  # every internal reference resolves inside its own chart
+
+
+def test_a_run_without_optional_tables_gets_only_its_sections(linear_run):
+    text = reports.write_report(linear_run, out=linear_run / "r" / "out.html").read_text()
+    present = set(re.findall(r'<section id="([^"]+)">', text))
+    assert present == {"headline", "risk", "scenario-pnl", "distribution", "contributions", "sensitivity", "run"}
+    assert 'id="chart-capacity"' not in text and 'id="headline-breaches"' not in text
+
+
+def test_the_report_uses_the_runs_breaches_table_when_no_limits_are_given(linear_run):
+    lim = reports.parse_limits({"nav": 5e8, "limits": LIMITS["limits"][:2]})
+    table = reports.evaluate_limits(linear_run, lim)
+    reports.write_breaches(table, linear_run)
+    text = reports.write_report(linear_run).read_text()
+    assert '<section id="breaches">' in text
+    n = int(table["breached"].sum())
+    assert n >= 1
+    assert text.count('<tr class="breach">') == n
+    assert f"{n} of {len(table)} checks breached" in text
+
+
+def test_caveats_are_listed(linear_run):
+    m = json.loads((linear_run / "manifest.json").read_text())
+    sizes = pd.read_parquet(linear_run / "scenarios.parquet").groupby("family").size()
+    m["uncovered_factors"] = {f: {"CR.X": int(n)} for f, n in sizes.items()} | {"crisis": {"CR.X": 3, "EQ.AMD": 1}}
+    m["filled_factors"] = {"crisis": {"EQ.SPX": 1, "EQ.AAPL": 2}}
+    (linear_run / "manifest.json").write_text(json.dumps(m))
+    text = reports.render_report(linear_run)
+    assert '<section id="caveats">' in text
+    assert "1 factors have no history and are held flat in every scenario (market overrides): CR.X." in text
+    assert "family crisis: no data, held flat, for EQ.AMD (1 of 3)." in text
+    assert "family crisis: 2 factors calibrated from public facts or propagated, not replayed: EQ.AAPL, EQ.SPX." in text
+
+
+def test_names_are_escaped(linear_run):
+    m = json.loads((linear_run / "manifest.json").read_text())
+    m["batch"]["name"] = "<script>alert(1)</script>"
+    (linear_run / "manifest.json").write_text(json.dumps(m))
+    text = reports.render_report(linear_run)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def _lower_quantile(loss: np.ndarray, a: float) -> float:
+    return float(np.quantile(loss, a, method="inverted_cdf"))
+
+
+def test_headline_figures_against_the_scenarios_table(linear_run_src):
+    """Stressed VaR: the largest 99% VaR over the families, recomputed from the scenario P&L as the lower
+    0.99-quantile of the loss (equal weights); the worst scenario: the smallest P&L of the run."""
+    sc = pd.read_parquet(linear_run_src / "scenarios.parquet")
+    vars_ = {f: _lower_quantile(-g["pnl"].to_numpy(), 0.99) for f, g in sc.groupby("family")}
+    h = {x["key"]: x for x in reports.headline(linear_run_src)}
+    fam = max(vars_, key=vars_.get)
+    assert h["stressed_var"]["value"] == pytest.approx(vars_[fam], rel=1e-12)
+    assert fam in h["stressed_var"]["detail"] and h["stressed_var"]["label"] == "Stressed VaR 99%"
+    worst = sc.loc[sc["pnl"].idxmin()]
+    assert h["worst_scenario"]["value"] == pytest.approx(-worst["pnl"], rel=1e-12)
+    assert h["worst_scenario"]["detail"] == f"{worst['scenario']} ({worst['family']})"
+    assert set(h) == {"stressed_var", "worst_scenario"}
+
+
+@pytest.mark.parametrize("limits, text, value", [
+    # synthetic capacity (report_helpers): days = ceil(1.5 m s), cost = 8 sqrt(m) s bp, s = 1 (base) or 2 (stress)
+    ([{"metric": "days_to_liquidate", "family": "base", "max": 5}], "2x AUM", 2.0),  # base: 6 days at 4x
+    ([{"metric": "days_to_liquidate", "max": 5}], "1x AUM", 1.0),  # stress: 6 days at 2x
+    ([{"metric": "cost_bps", "family": "base", "max": 20}], "4x AUM", 4.0),  # base: 22.6bp at 8x
+    ([{"metric": "cost_bps", "max": 20}, {"metric": "days_to_liquidate", "family": "base", "max": 5}], "1x AUM", 1.0),
+    ([{"metric": "days_to_liquidate", "max": 1}], "below 0.5x", 0.0),  # stress: 2 days at 0.5x
+    ([{"metric": "days_to_liquidate", "max": 100}], "8x AUM", 8.0),
+])
+def test_capacity_is_the_largest_multiple_before_a_limit_breaks(full_run_src, limits, text, value):
+    h = {x["key"]: x for x in reports.headline(full_run_src, limits=reports.parse_limits({"limits": limits}))}
+    assert h["capacity"]["text"] == text and h["capacity"]["value"] == value
+
+
+def test_liquidity_headline_figures(full_run_src):
+    h = {x["key"]: x for x in reports.headline(full_run_src)}
+    cap = pd.read_parquet(full_run_src / "capacity.parquet")
+    one = cap[(cap.aum_multiple == 1.0) & (cap.level == "book")]
+    assert h["days_to_liquidate"]["value"] == one["days_to_liquidate"].max() == 3
+    la = pd.read_parquet(full_run_src / "la_risk.parquet")
+    assert h["la_cvar"]["value"] == la.loc[la.alpha == 0.99, "la_cvar"].max()
+    dd = pd.read_parquet(full_run_src / "la_drawdown.parquet")
+    assert h["la_drawdown"]["value"] == dd["la_drawdown"].max()
+    assert h["capacity"]["value"] is None and "no book liquidity limit" in h["capacity"]["detail"]
+
+
+def test_scenario_bars_are_the_small_families_or_the_worst_twenty(linear_run_src, linear_run):
+    d = reports.scenario_bar_data(reports.open_run(linear_run_src))
+    sc = pd.read_parquet(linear_run_src / "scenarios.parquet")
+    crisis = sc[sc.family == "crisis"]
+    assert d["scenario"].tolist() == crisis["scenario"].tolist()
+    np.testing.assert_array_equal(d["pnl"], crisis["pnl"])
+    # with no small family, the 20 worst scenarios
+    sc[sc.family != "crisis"].to_parquet(linear_run / "scenarios.parquet", index=False)
+    d = reports.scenario_bar_data(reports.open_run(linear_run))
+    assert d["pnl"].tolist() == sorted(sc[sc.family != "crisis"]["pnl"])[:20]
+
+
+def test_a_missing_run_directory_is_a_data_error(tmp_path):
+    from core import DataError
+
+    with pytest.raises(DataError, match="not found"):
+        reports.write_report(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="has no manifest.json"):
+        reports.write_report(tmp_path / "empty")
