@@ -92,8 +92,38 @@ def min_variance_weights(cov: np.ndarray) -> np.ndarray:
     if w.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
         raise InfeasibleError(f"long-only minimum variance: the solver returned {prob.status!r}; check the covariance forecast")
     x = np.asarray(w.value, dtype=float)
+    exact = _polish(s, x)
+    if exact is not None:
+        return exact
     x = np.where(x > 1e-9, x, 0.0)  # the interior-point solver leaves ~1e-10 on the bound
     return x / x.sum()
+
+
+def _polish(s: np.ndarray, x: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
+    """The exact solution on the solver's support ``S`` (weights above 1e-6): ``w_S = S_SS^-1 1 / 1' S_SS^-1 1``,
+    ``w = 0`` elsewhere, returned if it satisfies the KKT conditions of the long-only problem
+    (``w_S > 0``; ``(S w)_i >= (S w)_S`` off the support), else None.  The result does not depend on the
+    solver's last digits, so it is the same in every process."""
+    support = x > 1e-6
+    if not support.any():
+        return None
+    sub = s[np.ix_(support, support)]
+    try:
+        y = np.linalg.solve(sub, np.ones(int(support.sum())))
+    except np.linalg.LinAlgError:
+        return None
+    if y.sum() <= 0:
+        return None
+    ws = y / y.sum()
+    if np.any(ws <= 0):
+        return None
+    w = np.zeros(len(s))
+    w[support] = ws
+    grad = s @ w
+    lam = float(w @ grad)  # (S w)_i = lam on the support
+    if np.any(grad[~support] < lam * (1.0 - tol) - tol):
+        return None
+    return w
 
 
 def risk_parity_weights(cov: np.ndarray, budgets: np.ndarray | None = None, tol: float = 1e-12,
