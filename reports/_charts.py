@@ -106,7 +106,7 @@ def chart_scenario_pnl(run: RunDir) -> str | None:
         return None
     d = d.iloc[::-1]
     labels = [f"{s}  [{f}]" if s.partition(":")[0] != f else s for s, f in zip(d["scenario"], d["family"])]
-    fig = _figure(10, 0.8 + 0.2 * len(d))
+    fig = _figure(10, max(2.0, 0.8 + 0.2 * len(d)))
     ax = fig.add_subplot()
     v = _m(d["pnl"])
     ax.barh(np.arange(len(d)), v, color=np.where(v < 0, _LOSS, _GAIN))
@@ -163,7 +163,8 @@ def chart_contributions(run: RunDir) -> str | None:
     a = max(run.confidences)
     ct = ct[np.isclose(ct["confidence"], a)]
     fams = run.families
-    fig = _figure(10, 0.6 + 0.18 * len(fams) * max(ct[ct["level"] == lv]["group"].nunique() for lv in ("asset_class", "sleeve")))
+    n_bars = len(fams) * max(ct[ct["level"] == lv]["group"].nunique() for lv in ("asset_class", "sleeve"))
+    fig = _figure(10, max(2.4, 0.6 + 0.18 * n_bars))
     axes = fig.subplots(1, 2)
     cmap = _palette(len(fams))
     for ax, level in zip(axes, ("asset_class", "sleeve")):

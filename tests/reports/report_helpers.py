@@ -134,3 +134,19 @@ def add_synthetic_tables(run_dir: Path, seed: int = 3) -> None:
     m = json.loads((run_dir / "manifest.json").read_text())
     m["files"] = sorted(p.name for p in run_dir.glob("*.parquet"))
     (run_dir / "manifest.json").write_text(json.dumps(m, indent=2))
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium(url: str, *args: str, user_data_dir: Path, timeout: float = 60.0) -> str:
+    """Run headless Chromium on ``url`` (no network, no profile of its own) and return its standard output."""
+    import subprocess
+
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-dev-shm-usage", f"--user-data-dir={user_data_dir}", *args, url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"chromium exited with {done.returncode}: {done.stderr[-2000:]}")
+    return done.stdout
