@@ -1,0 +1,135 @@
+"""The report commands through click (as the lead registers them on the stressgrid group) and the
+terminal summary."""
+
+from __future__ import annotations
+
+import io
+
+import click
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import reports
+from core.errors import ConfigError, DataError, InfeasibleError, TaskError
+
+
+@pytest.fixture(scope="module")
+def main():
+    @click.group()
+    def group() -> None:
+        """stand-in for cli.main"""
+
+    for cmd in reports.COMMANDS:
+        group.add_command(cmd)
+    return group
+
+
+def _invoke(main, *args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _limits(tmp_path, body: str):
+    f = tmp_path / "limits.yaml"
+    f.write_text(body)
+    return f
+
+
+def test_every_command_has_help(main):
+    for name in ("report", "store", "runs", "compare"):
+        r = _invoke(main, name, "--help")
+        assert r.exit_code == 0 and "Usage:" in r.output and len(r.output) > 200, name
+
+
+def test_breach_exit_code_is_distinct():
+    codes = {ConfigError.exit_code, DataError.exit_code, InfeasibleError.exit_code, TaskError.exit_code, 0, 1, 130}
+    assert reports.BREACH_EXIT_CODE not in codes
+
+
+def test_report_with_a_breach_and_fail_on_breach_exits_with_the_breach_code(main, linear_run, tmp_path):
+    f = _limits(tmp_path, "nav: 500_000_000\nlimits:\n  - {metric: cvar, confidence: 0.99, max: 5%}\n")
+    r = _invoke(main, "report", linear_run, "--limits", f, "--fail-on-breach")
+    assert r.exit_code == reports.BREACH_EXIT_CODE
+    rm = pd.read_parquet(linear_run / "risk_metrics.parquet")
+    cvar = rm[(rm.metric == "CVaR") & (rm.confidence == 0.99)].set_index("family")["value"] / 5e8
+    n = int((cvar > 0.05).sum())
+    assert n == 1  # crisis CVaR99 69.2m = 13.8% of NAV; hist_10d 20.0m = 4.0%
+    assert f"breach: {n} of 2 limit checks breached" in r.stderr
+    assert "Limit breaches: 1 of 2 checks" in r.stdout and "BREACH" in r.stdout
+    assert f"report: {linear_run / 'report.html'}" in r.stdout
+    assert (linear_run / "report.html").is_file() and (linear_run / "breaches.parquet").is_file()
+    # without --fail-on-breach the same breach exits 0
+    assert _invoke(main, "report", linear_run, "--limits", f, "-q").exit_code == 0
+
+
+def test_report_within_limits_exits_zero(main, linear_run, tmp_path):
+    f = _limits(tmp_path, "nav: 500_000_000\nlimits:\n  - {metric: worst_loss, max: 20%}\n")
+    r = _invoke(main, "report", linear_run, "--limits", f, "--fail-on-breach", "--out", tmp_path / "r.html")
+    assert r.exit_code == 0, r.output
+    assert "limits: 2 checks, no breach" in r.stdout and (tmp_path / "r.html").is_file()
+
+
+def test_report_errors_are_one_line_with_the_error_code(main, linear_run, tmp_path):
+    r = _invoke(main, "report", tmp_path / "nowhere")
+    assert r.exit_code == 2 and r.stderr.startswith("error: run directory") and "Traceback" not in r.output
+    r = _invoke(main, "report", linear_run, "--fail-on-breach")
+    assert r.exit_code == 2 and "--fail-on-breach: no limits to check" in r.stderr
+    bad = _limits(tmp_path, "limits:\n  - {metric: cvar, confidence: 0.99, max: 8%, scope: 'desk:x'}\n")
+    r = _invoke(main, "report", linear_run, "--limits", bad)
+    assert r.exit_code == 2 and "field 'limits[0].scope': scope must be book" in r.stderr
+
+
+def test_store_runs_and_compare_commands(main, linear_run, tmp_path):
+    store = tmp_path / "store"
+    r = _invoke(main, "store", linear_run, store)
+    assert r.exit_code == 0 and r.stdout.startswith("stored: ")
+    r = _invoke(main, "runs", store)
+    assert r.exit_code == 0 and "linear" in r.stdout and "2512" in r.stdout
+    assert _invoke(main, "store", linear_run, store).exit_code == 2
+    r = _invoke(main, "runs", tmp_path / "missing")
+    assert r.exit_code == 2 and "not found" in r.stderr
+
+    same = _invoke(main, "compare", linear_run, linear_run)
+    assert same.exit_code == 0 and "risk metrics: no change" in same.stdout and "positions: no change" in same.stdout
+    b = tmp_path / "b"
+    b.mkdir()
+    for p in linear_run.iterdir():
+        if p.is_file():
+            (b / p.name).write_bytes(p.read_bytes())
+    rm = pd.read_parquet(b / "risk_metrics.parquet")
+    rm.loc[(rm.metric == "CVaR") & (rm.confidence == 0.99) & (rm.family == "crisis"), "value"] *= 1.1
+    rm.to_parquet(b / "risk_metrics.parquet", index=False)
+    r = _invoke(main, "compare", linear_run, b)
+    assert r.exit_code == 0 and "+10.0%" in r.stdout and "crisis" in r.stdout
+
+
+def test_summary_shows_each_familys_var_recomputed_from_the_scenarios(linear_run_src):
+    """The summary prints VaR and CVaR per family; the figures are checked against the lower quantile of
+    the scenario losses and Rockafellar-Uryasev's CVaR computed here from scenarios.parquet."""
+    from rich.console import Console
+
+    buf = io.StringIO()
+    reports.print_summary(linear_run_src, Console(file=buf, width=200, highlight=False))
+    out = buf.getvalue()
+    sc = pd.read_parquet(linear_run_src / "scenarios.parquet")
+    for fam, g in sc.groupby("family"):
+        loss = -g["pnl"].to_numpy()
+        var = np.quantile(loss, 0.99, method="inverted_cdf")
+        cvar = var + np.mean(np.maximum(loss - var, 0)) / 0.01
+        line = next(x for x in out.splitlines() if x.strip("│ ").startswith(fam))
+        assert f"{var / 1e6:,.2f}m" in line and f"{cvar / 1e6:,.2f}m" in line and str(len(g)) in line
+    assert "Scenario P&L by asset class" in out and "gfc_2008" in out
+    assert "Full revaluation vs delta-gamma-vega approximation," in out  # of the crisis family's worst scenario
+    assert "gfc_2008 (USD)" in out
+    assert f"outputs in {linear_run_src}/" in out
+
+
+def test_finish_run_returns_the_breach_code_after_writing_everything(linear_run, tmp_path):
+    from rich.console import Console
+
+    lim = reports.parse_limits({"nav": 1e8, "limits": [{"metric": "worst_loss", "max": "1%"}]})
+    code = reports.finish_run(linear_run, Console(file=io.StringIO()), lim, fail_on_breach=True)
+    assert code == reports.BREACH_EXIT_CODE
+    assert (linear_run / "report.html").is_file()
+    assert pd.read_parquet(linear_run / "breaches.parquet")["breached"].all()
