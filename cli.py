@@ -251,5 +251,83 @@ def validate(batch: Path, history) -> None:
         click.echo(f"note: instrument types not priced yet: {', '.join(p.unpriced_types)}")
 
 
+def jobs_address(fn):
+    return click.option("--address", envvar="STRESSGRID_JOBS_ADDRESS", default="http://127.0.0.1:8265", show_default=True,
+                        help="The cluster's Ray Jobs API (its dashboard address); or set STRESSGRID_JOBS_ADDRESS.")(fn)
+
+
+@main.command()
+@click.argument("batch", type=click.Path(path_type=Path))
+@jobs_address
+@click.option("--out", "remote_out", default=None,
+              help="Run directory on the cluster (a path on the head node or shared storage). Default: /tmp/stressgrid/runs/JOB.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Tasks in flight at once (default: the cluster's CPUs).")
+@click.option("--ship-code", is_flag=True, help="Send this checkout's source with the job (for a cluster that has the dependencies but not stressgrid).")
+@click.option("--pip", "pip", multiple=True, help="A package the cluster installs for this job (repeatable).")
+@click.option("--wait", is_flag=True, help="Stream the job's log and wait until it ends; exit non-zero if it fails.")
+@handle_errors
+def submit(batch: Path, address: str, remote_out, workers, ship_code: bool, pip, wait: bool) -> None:
+    """Submit BATCH to a Ray cluster through its Jobs API and print the job id.
+
+    The batch is validated here first; its book and history file travel with it.  Follow it with
+    'stressgrid status JOB', 'stressgrid logs JOB' and bring the results back with 'stressgrid fetch JOB'.
+    """
+    from cluster import follow_logs, job_status, submit_batch, wait_for_job
+
+    job = submit_batch(batch, address, out=remote_out, ship_code=ship_code, workers=workers, pip=list(pip) or None)
+    click.echo(job)
+    if wait:
+        follow_logs(address, job, lambda text: click.echo(text, nl=False, err=True))
+        wait_for_job(address, job)  # the log stream can close a moment before the status is final
+        st = job_status(address, job)
+        if st["status"] != "SUCCEEDED":
+            from core import TaskError
+
+            raise TaskError(f"job {job}: {st['status']}: {st['message']}")
+
+
+@main.command()
+@click.argument("job")
+@jobs_address
+@handle_errors
+def status(job: str, address: str) -> None:
+    """Status of JOB: PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED, with its run directory."""
+    from cluster import job_status
+
+    st = job_status(address, job)
+    click.echo(f"{st['job']}: {st['status']}")
+    for key in ("batch", "out", "start", "end", "message"):
+        if st.get(key):
+            click.echo(f"  {key}: {st[key]}")
+
+
+@main.command()
+@click.argument("job")
+@jobs_address
+@click.option("--follow", "-f", is_flag=True, help="Keep streaming until the job ends.")
+@handle_errors
+def logs(job: str, address: str, follow: bool) -> None:
+    """Print the log of JOB."""
+    from cluster import follow_logs, job_logs
+
+    if follow:
+        follow_logs(address, job, lambda text: click.echo(text, nl=False))
+    else:
+        click.echo(job_logs(address, job), nl=False)
+
+
+@main.command()
+@click.argument("job")
+@jobs_address
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Local directory for the run's tables and manifest.")
+@handle_errors
+def fetch(job: str, address: str, out: Path) -> None:
+    """Copy the run directory of a finished JOB from the cluster into --out."""
+    from cluster import fetch_run
+
+    path = fetch_run(address, job, out)
+    click.echo(f"fetched {job} into {path}")
+
+
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ def runtime_env(working_dir: str | None = None, pip: list[str] | None = None) ->
     CPU).  ``working_dir`` ships a source tree to the workers of a cluster that does not have stressgrid
     installed (Ray uploads it and puts it on the workers' path); ``pip`` installs packages there.
     """
-    flags = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), WORKER_XLA_FLAGS) if f)
+    flags = " ".join(dict.fromkeys(os.environ.get("XLA_FLAGS", "").split() + WORKER_XLA_FLAGS.split()))
     env: dict = {"env_vars": {"JAX_ENABLE_X64": "1", "XLA_FLAGS": flags}}
     if working_dir:
         env["working_dir"] = working_dir
@@ -53,9 +53,13 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Iterator
     if ray.is_initialized():
         yield False
         return
+    if address is None and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]  # inside a Ray job: the cluster that runs it
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     logging.getLogger("ray").setLevel(logging.ERROR)
     kwargs = dict(runtime_env=runtime_env(), logging_level=logging.ERROR, log_to_driver=True)
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        del kwargs["runtime_env"]  # a driver started by the Jobs API: the job's runtime env (set by submit) applies
     try:
         if address:
             ray.init(address=address, **kwargs)

@@ -1,0 +1,220 @@
+"""Batches on a remote Ray cluster through the Ray Jobs API: submit, status, logs, fetch.
+
+``submit`` validates the batch here, stages it (the batch file, its book and its history file, with the
+paths rewritten to the staged names) as the job's working directory and runs ``python -m cli run`` on the
+cluster, writing the run directory on the head node (or on storage the head node mounts).  ``fetch``
+brings a finished run directory back over the same HTTP endpoint: a short job packs it, streams it through
+its log as base64 between markers with its SHA-256, and the client checks and unpacks it.  That needs no
+port beyond the dashboard's (8265) and suits run directories up to a few hundred MiB; for larger runs
+write ``--out`` to shared storage and read it from there.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import secrets
+import shutil
+import tarfile
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from core import ConfigError, StressGridError, TaskError
+
+__all__ = ["submit_batch", "job_status", "job_logs", "follow_logs", "fetch_run", "wait_for_job",
+           "DEFAULT_REMOTE_ROOT", "FETCH_BEGIN", "FETCH_END"]
+
+#: where a submitted run writes on the head node unless ``--out`` says otherwise
+DEFAULT_REMOTE_ROOT = "/tmp/stressgrid/runs"
+FETCH_BEGIN = "STRESSGRID-FETCH-BEGIN"
+FETCH_END = "STRESSGRID-FETCH-END"
+#: largest run directory ``fetch`` moves through a job log
+MAX_FETCH_BYTES = 512 * 2**20
+#: the project's source, shipped with ``--ship-code`` to a cluster that has the dependencies but not stressgrid
+_CODE = ("core", "grid", "scenarios", "portfolios", "kernels", "cluster", "liquidity", "monitoring", "reports", "cli.py")
+_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+def _client(address: str):
+    import logging
+
+    from ray.job_submission import JobSubmissionClient
+
+    logging.getLogger("ray").setLevel(logging.WARNING)  # not Ray's upload and socket notices
+
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # ConnectionError, ValueError for a malformed address, ...
+        raise ConfigError(f"--address {address!r}: no Ray Jobs API there ({type(exc).__name__}: {exc})") from None
+
+
+def _source_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def _stage(batch_path: Path, ship_code: bool) -> tuple[Path, str, str]:
+    """Copy the batch, its book and history into a fresh folder; returns (folder, batch name, sha256)."""
+    from grid import load_batch
+
+    batch, digest = load_batch(batch_path)  # fail here, not on the cluster
+    raw = yaml.safe_load(Path(batch_path).read_bytes())
+    stage = Path(tempfile.mkdtemp(prefix="stressgrid-job-"))
+    shutil.copy(batch.book, stage / Path(batch.book).name)
+    raw["book"] = Path(batch.book).name
+    if batch.history is not None:
+        shutil.copy(batch.history.path, stage / Path(batch.history.path).name)
+        raw["history"]["path"] = Path(batch.history.path).name
+    (stage / "batch.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    if ship_code:
+        root = _source_root()
+        for name in _CODE:
+            src = root / name
+            if src.is_dir():
+                shutil.copytree(src, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            elif src.exists():
+                shutil.copy(src, stage / name)
+    return stage, batch.name, digest
+
+
+def _fetch_stage(ship_code: bool) -> Path:
+    stage = Path(tempfile.mkdtemp(prefix="stressgrid-fetch-"))
+    if ship_code:
+        root = _source_root()
+        for name in ("core", "cluster"):
+            shutil.copytree(root / name, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return stage
+
+
+def submit_batch(batch_path: str | Path, address: str, out: str | None = None, ship_code: bool = False,
+                 workers: int | None = None, pip: list[str] | None = None) -> str:
+    """Submit a batch as a Ray job; returns its submission id.
+
+    ``out``: the run directory on the cluster (default ``DEFAULT_REMOTE_ROOT/<id>``); ``ship_code``: send
+    this checkout's source with the job; ``pip``: packages the cluster installs for the job.
+    """
+    from ._connect import runtime_env
+
+    stage, name, digest = _stage(Path(batch_path), ship_code)
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]
+    job_id = f"stressgrid-{safe}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    remote_out = out or f"{DEFAULT_REMOTE_ROOT}/{job_id}"
+    cmd = f"python -m cli run batch.yaml --out {remote_out} --quiet"
+    if workers:
+        cmd += f" --workers {int(workers)}"
+    client = _client(address)
+    try:
+        return client.submit_job(
+            entrypoint=cmd, submission_id=job_id, runtime_env=runtime_env(working_dir=str(stage), pip=pip),
+            metadata={"stressgrid_batch": name, "stressgrid_batch_sha256": digest, "stressgrid_out": remote_out,
+                      "stressgrid_ship_code": "1" if ship_code else "0"},
+        )
+    except Exception as exc:
+        raise ConfigError(f"--address {address!r}: the cluster refused the job ({type(exc).__name__}: {exc})") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _info(client, job_id: str):
+    try:
+        return client.get_job_info(job_id)
+    except Exception as exc:
+        raise ConfigError(f"job {job_id!r}: not found on this cluster ({type(exc).__name__}: {exc})") from None
+
+
+def job_status(address: str, job_id: str) -> dict:
+    """Status of a job: ``status``, ``message``, ``start``, ``end``, ``out`` (its run directory), ``batch``."""
+    info = _info(_client(address), job_id)
+    meta = info.metadata or {}
+
+    def ts(ms):
+        return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds") if ms else None
+
+    return {"job": job_id, "status": str(info.status.value if hasattr(info.status, "value") else info.status),
+            "message": info.message, "start": ts(info.start_time), "end": ts(info.end_time),
+            "batch": meta.get("stressgrid_batch"), "out": meta.get("stressgrid_out"), "entrypoint": info.entrypoint}
+
+
+def job_logs(address: str, job_id: str) -> str:
+    """The job's whole log so far."""
+    client = _client(address)
+    _info(client, job_id)
+    return client.get_job_logs(job_id)
+
+
+def follow_logs(address: str, job_id: str, write) -> None:
+    """Stream the job's log to ``write`` until the job ends."""
+    import asyncio
+
+    client = _client(address)
+    _info(client, job_id)
+
+    async def tail():
+        async for lines in client.tail_job_logs(job_id):
+            write(lines)
+
+    asyncio.run(tail())
+
+
+def wait_for_job(address: str, job_id: str, timeout: float = 3600.0, poll: float = 1.0) -> str:
+    """Block until the job ends; returns its final status."""
+    client = _client(address)
+    t0 = time.monotonic()
+    while True:
+        status = str(client.get_job_status(job_id).value)
+        if status in _TERMINAL:
+            return status
+        if time.monotonic() - t0 > timeout:
+            raise TaskError(f"job {job_id}: still {status} after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def fetch_run(address: str, job_id: str, out_dir: str | Path, timeout: float = 600.0) -> Path:
+    """Copy a finished job's run directory from the cluster into ``out_dir``; returns ``out_dir``."""
+    from ._connect import runtime_env
+
+    client = _client(address)
+    info = _info(client, job_id)
+    status = str(info.status.value)
+    meta = info.metadata or {}
+    if "stressgrid_out" not in meta:
+        raise ConfigError(f"job {job_id!r} was not submitted by 'stressgrid submit' (no run directory recorded)")
+    if status != "SUCCEEDED":
+        raise TaskError(f"job {job_id}: {status}, nothing to fetch (see 'stressgrid logs {job_id}')")
+    stage = _fetch_stage(meta.get("stressgrid_ship_code") == "1")
+    fetch_id = f"{job_id}-fetch-{secrets.token_hex(2)}"
+    try:
+        client.submit_job(entrypoint=f"python -m cluster._fetch_job {meta['stressgrid_out']} {MAX_FETCH_BYTES}",
+                          submission_id=fetch_id, runtime_env=runtime_env(working_dir=str(stage)))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    final = wait_for_job(address, fetch_id, timeout=timeout, poll=0.5)
+    log = client.get_job_logs(fetch_id)
+    try:
+        client.delete_job(fetch_id)
+    except Exception:
+        pass
+    if final != "SUCCEEDED" or FETCH_BEGIN not in log:
+        tail = "\n".join(log.strip().splitlines()[-3:])
+        raise TaskError(f"job {job_id}: could not read its run directory {meta['stressgrid_out']} on the cluster: {tail}")
+    data = _unpack_log(log, job_id)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(out, filter="data")  # refuses absolute paths, '..' and links out of the folder
+    return out
+
+
+def _unpack_log(log: str, job_id: str) -> bytes:
+    head, _, rest = log.partition(FETCH_BEGIN)
+    header, _, rest = rest.partition("\n")
+    body, _, _ = rest.partition(FETCH_END)
+    digest, _, size = header.strip().partition(" ")
+    data = base64.b64decode("".join(body.split()))
+    if len(data) != int(size or -1) or hashlib.sha256(data).hexdigest() != digest:
+        raise StressGridError(f"job {job_id}: the fetched run directory is incomplete (size or SHA-256 mismatch); fetch again")
+    return data
