@@ -1,0 +1,62 @@
+"""The deployment files in cluster/deploy: the launcher YAML against Ray's own schema, the KubeRay
+manifests for what stressgrid relies on (image, float64, entrypoint, head without kernel tasks)."""
+
+import json
+import shlex
+from importlib import metadata
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+import ray
+
+DEPLOY = Path(__file__).resolve().parents[2] / "cluster" / "deploy"
+
+
+def _load(name):
+    return yaml.safe_load((DEPLOY / name).read_text())
+
+
+def test_launcher_yaml_is_valid_for_ray():
+    cfg = _load("ray-cluster-aws.yaml")
+    schema = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
+    jsonschema.validate(cfg, schema)
+    assert cfg["available_node_types"]["head"]["resources"] == {"CPU": 0}
+    assert any("pip install" in c and "stressgrid" in c for c in cfg["setup_commands"])
+    assert cfg["max_workers"] == 100
+
+
+def _containers(spec):
+    yield from spec["headGroupSpec"]["template"]["spec"]["containers"]
+    for g in spec["workerGroupSpecs"]:
+        yield from g["template"]["spec"]["containers"]
+
+
+def test_kuberay_raycluster():
+    m = _load("kuberay-raycluster.yaml")
+    assert m["apiVersion"] == "ray.io/v1" and m["kind"] == "RayCluster"
+    spec = m["spec"]
+    major_minor = ".".join(metadata.version("ray").split(".")[:2])
+    assert spec["rayVersion"].startswith(major_minor)
+    assert spec["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    for c in _containers(spec):
+        assert {"name": "JAX_ENABLE_X64", "value": "1"} in c["env"]
+        assert "stressgrid" in c["image"]
+    gpu = next(g for g in spec["workerGroupSpecs"] if g["groupName"] == "gpu")
+    assert gpu["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_kuberay_rayjob_runs_the_cli():
+    m = _load("kuberay-rayjob.yaml")
+    assert m["apiVersion"] == "ray.io/v1" and m["kind"] == "RayJob"
+    args = shlex.split(m["spec"]["entrypoint"])
+    assert args[:4] == ["python", "-m", "cli", "run"] and "--out" in args
+    env = yaml.safe_load(m["spec"]["runtimeEnvYAML"])["env_vars"]
+    assert env["JAX_ENABLE_X64"] == "1"
+    # the entrypoint parses with the real command line
+    from click.testing import CliRunner
+    import cli
+
+    res = CliRunner().invoke(cli.main, args[3:4] + ["--help"])
+    assert res.exit_code == 0 and "--out" in res.output
