@@ -1,0 +1,190 @@
+"""Per-position inputs of the cost model from the book, the market snapshot and the history.
+
+Unit value (base currency per unit of ``quantity``; the price that ``bid_ask_bps`` refers to):
+
+==================================  ==============================================================
+type                                unit value
+==================================  ==============================================================
+equity, equity_future               ``multiplier x S x X`` (the linear kernel's price)
+commodity_future                    ``multiplier x S exp(b T_f) x X`` (the futures price)
+fx_forward                          ``multiplier x S x X_BBB``: one unit of the bought currency
+option                              ``multiplier x premium x X`` (the option kernel's value)
+bond                                ``multiplier x dirty price per unit face x X`` (the bond kernel)
+rate_future                         ``multiplier x (100 - 100 f) x X`` (the futures price)
+swap, cds                           ``multiplier x X``: notional
+==================================  ==============================================================
+
+``S`` the underlying's level, ``X`` the factor converting the position's currency into the base
+currency.  Values come from the same pricing functions the kernels revalue with, at the snapshot.
+
+Daily volatility: the root mean square of the position's one-day full-revaluation P&L over the last
+``vol_window`` days of the history up to the as-of date (zero-mean, as in RiskMetrics, J.P. Morgan 1996),
+divided by its gross value.  A position whose ``underlying`` factor has no history in the window (held
+flat: e.g. a CDS whose spread is a market override) gets its asset class's ``default_daily_vol``;
+``vol_source`` says which.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+import kernels
+from core import Book, History, MarketSnapshot, factor_moves, fx_factor, log_mask
+
+# The value functions of the pricers (kernels exports their P&L only).
+from kernels._forwards import futures_price
+from kernels._options import _value_numpy as _option_values
+from kernels._rates import _cf_value_numpy as _cashflow_values
+from kernels._rates import rate_future_price
+
+from ._model import LiquidityModel
+from ._params import LiquidityParams
+
+__all__ = ["unit_values", "daily_vols", "underlying_covered", "market_inputs", "model_from_market", "revalue_paths", "path_vol_multiplier"]
+
+
+def _fx(market: MarketSnapshot, ccy: str, base: str) -> float:
+    f = fx_factor(ccy, base)
+    return 1.0 if f is None else market.level(f)
+
+
+def unit_values(book: Book | pd.DataFrame, market: MarketSnapshot, prepared: kernels.PreparedBook, base_ccy: str) -> np.ndarray:
+    """Base-currency value of one unit of each position ``[N]`` (see the module docstring)."""
+    pos = getattr(book, "positions", book).reset_index(drop=True)
+    n = len(pos)
+    L = np.asarray(market.levels, dtype=float)
+    out = np.full(n, np.nan)
+    mult = pos["multiplier"].to_numpy(float)
+    for i, row in pos.iterrows():
+        t = row["type"]
+        if t in ("equity", "equity_future"):
+            out[i] = mult[i] * market.level(row["underlying"]) * _fx(market, row["currency"], base_ccy)
+        elif t == "fx_forward":
+            und = row["underlying"]
+            out[i] = mult[i] * market.level(und) * _fx(market, und[6:9], base_ccy)
+        elif t in ("swap", "cds"):
+            out[i] = mult[i] * _fx(market, row["currency"], base_ccy)
+    for g in prepared.groups:
+        cols = np.asarray(g.columns)
+        a = g.arrays
+        if isinstance(a, kernels.OptionBook):
+            out[cols] = mult[cols] * _option_values(a._replace(units=np.ones(len(cols))), L[None, :])[0]
+        elif isinstance(a, kernels.CashflowBook):
+            bonds = pos.loc[cols, "type"].to_numpy() == "bond"
+            vals = _cashflow_values(a._replace(units=np.ones(len(cols))), L[None, :])[0]
+            out[cols[bonds]] = mult[cols[bonds]] * vals[bonds]
+        elif isinstance(a, kernels.RateFutureBook):
+            fx = np.where(a.fx_idx >= 0, L[np.maximum(a.fx_idx, 0)], 1.0)
+            out[cols] = mult[cols] * rate_future_price(a, L) * fx
+        elif type(a).__name__ == "CommodityFutureBook":
+            fx = np.where(a.fx_idx >= 0, L[np.maximum(a.fx_idx, 0)], 1.0)
+            out[cols] = mult[cols] * futures_price(a, L) * fx
+    return np.abs(out)
+
+
+def daily_vols(
+    prepared: kernels.PreparedBook,
+    market: MarketSnapshot,
+    history: History,
+    window: int = 60,
+) -> np.ndarray:
+    """Daily P&L volatility of each whole position ``[N]`` (base currency) from the history.
+
+    The root mean square of the one-day full-revaluation P&L (:func:`kernels.revalue_numpy`) under each
+    of the last ``window`` daily moves up to ``market.as_of``; a factor not observed on both days of a
+    move (or absent from the history) is held flat that day.
+    """
+    factors = list(market.factors)
+    lv = history.levels.reindex(columns=factors).loc[: market.as_of].tail(window + 1)
+    x = lv.to_numpy(float)
+    moves = factor_moves(x[:-1], x[1:], log_mask(factors))
+    moves = np.where(np.isfinite(moves), moves, 0.0)
+    if not len(moves):
+        return np.zeros(prepared.n)
+    pnl = kernels.revalue_numpy(prepared, np.asarray(market.levels, float), moves, market.is_log)
+    return np.sqrt(np.mean(pnl * pnl, axis=0))
+
+
+def underlying_covered(book: Book, market: MarketSnapshot, history: History, window: int = 60) -> np.ndarray:
+    """True ``[N]`` where the position's ``underlying`` factor moves on at least half of the last ``window``
+    days of the history up to the as-of date (otherwise its volatility would come only from secondary
+    factors, e.g. a CDS's discount curve while its spread is held flat)."""
+    pos = getattr(book, "positions", book)
+    und = list(dict.fromkeys(pos["underlying"]))
+    lv = history.levels.reindex(columns=und).loc[: market.as_of].tail(window + 1)
+    x = lv.to_numpy(float)
+    good = (np.isfinite(x[1:]) & np.isfinite(x[:-1])).sum(axis=0) if len(x) > 1 else np.zeros(len(und))
+    ok = dict(zip(und, good >= max(window // 2, 1)))
+    return np.array([bool(ok[u]) for u in pos["underlying"]])
+
+
+def market_inputs(
+    book: Book,
+    market: MarketSnapshot,
+    prepared: kernels.PreparedBook,
+    history: History,
+    base_ccy: str,
+    params: LiquidityParams | None = None,
+) -> pd.DataFrame:
+    """Unit value, daily volatility and its source per position: a DataFrame with ``id``,
+    ``unit_value``, ``daily_vol`` (decimal, NaN where the history gives none) and ``vol_source``."""
+    params = params or LiquidityParams.default()
+    uv = unit_values(book, market, prepared, base_ccy)
+    pnl_vol = daily_vols(prepared, market, history, params.vol_window)
+    value = np.abs(book.positions["quantity"].to_numpy(float)) * uv
+    covered = underlying_covered(book, market, history, params.vol_window)
+    ok = (pnl_vol > 0) & (value > 0) & covered
+    vol = np.where(ok, pnl_vol / np.where(value > 0, value, 1.0), np.nan)
+    return pd.DataFrame({"id": book.positions["id"].to_numpy(), "unit_value": uv, "daily_vol": vol,
+                         "vol_source": np.where(ok, "history", "default")})
+
+
+def model_from_market(
+    book: Book,
+    market: MarketSnapshot,
+    prepared: kernels.PreparedBook,
+    history: History,
+    base_ccy: str,
+    params: LiquidityParams | None = None,
+    nav: float | None = None,
+    caps=None,
+) -> LiquidityModel:
+    """:class:`LiquidityModel` of a book at a market snapshot: :func:`market_inputs` then
+    :meth:`LiquidityModel.from_book` (what the grid calls once per batch)."""
+    params = params or LiquidityParams.default()
+    mi = market_inputs(book, market, prepared, history, base_ccy, params)
+    return LiquidityModel.from_book(book.positions, mi["unit_value"].to_numpy(), mi["daily_vol"].to_numpy(),
+                                    params=params, nav=nav, caps=caps, vol_source=mi["vol_source"].to_numpy())
+
+
+def revalue_paths(
+    prepared: kernels.PreparedBook,
+    market: MarketSnapshot,
+    paths: np.ndarray,
+    chunk: int = 20_000,
+) -> np.ndarray:
+    """Cumulative P&L paths ``[S, H, N]`` (base currency) of every position under factor paths
+    ``[S, H, F]`` (cumulative shocks on ``market.factors``), with :func:`kernels.revalue` in chunks."""
+    S, H, F = paths.shape
+    flat = paths.reshape(S * H, F)
+    out = np.empty((S * H, prepared.n))
+    base = np.asarray(market.levels, dtype=float)
+    for a in range(0, S * H, chunk):
+        out[a: a + chunk] = kernels.revalue(prepared, base, flat[a: a + chunk], market.is_log)
+    return out.reshape(S, H, prepared.n)
+
+
+def path_vol_multiplier(model: LiquidityModel, pnl_paths: np.ndarray, floor: float | None = None) -> np.ndarray:
+    """Each scenario's volatility multiplier per position ``[S, N]``: the root mean square of the
+    position's daily P&L along the path over its base daily P&L volatility, floored at ``floor``
+    (default ``model.vol_floor``; 1 means a path never makes trading cheaper than the base).
+
+    A position with no base volatility (zero quantity) gets the floor (or 1 if the floor is 0).
+    """
+    floor = model.vol_floor if floor is None else float(floor)
+    dp = np.diff(pnl_paths, axis=1, prepend=0.0)
+    rms = np.sqrt(np.mean(dp * dp, axis=1))
+    base = model.pnl_vol
+    ratio = np.where(base > 0, rms / np.where(base > 0, base, 1.0), max(floor, 1.0) if floor == 0 else floor)
+    return np.maximum(ratio, floor)
