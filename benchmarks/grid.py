@@ -1,13 +1,16 @@
 """Grid benchmark: scheduling overhead and scaling from 1 to 2 Ray workers.
 
 The baseline is the same worker function run serially in this process (no Ray), measured in the same
-run.  Overhead = (Ray wall time with 1 worker - serial wall time) / Ray wall time.  Scaling = wall time
-with 1 worker / wall time with 2 workers.
+run, with the same XLA settings as a Ray worker (one intra-op thread, ``cluster.WORKER_XLA_FLAGS``).
+Overhead = (Ray wall time with 1 worker - serial wall time) / Ray wall time.  Scaling = wall time with 1
+worker / wall time with 2 workers.  Two configurations by default: the demo-sized batch (the demo book,
+10,696 scenarios like the demo) and a CPU-bound one (10 copies of the demo book, 20,000 scenarios).
 
-    python benchmarks/grid.py                      # demo book, 20,000 scenarios
-    python benchmarks/grid.py --copies 20 --scenarios 40000
+    python benchmarks/grid.py
+    python benchmarks/grid.py --config 20:40000     # copies:scenarios, repeatable
 
-Writes ``benchmarks/results/grid.json``.
+Wall times cover the whole ``execute`` (planning, tasks, transfers, reduction into tables); the
+``tasks`` columns cover the task phase only.  Writes ``benchmarks/results/grid.json``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import os
+
 ROOT = Path(__file__).resolve().parents[1]
+# the serial baseline computes like a Ray worker: one XLA thread (set before JAX is imported)
+os.environ["XLA_FLAGS"] = " ".join(dict.fromkeys(os.environ.get("XLA_FLAGS", "").split() + ["--xla_cpu_multi_thread_eigen=false"]))
 # this file is named like the package it measures: import the package, not this script
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
@@ -48,41 +55,35 @@ def build_inputs(copies: int, n_scenarios: int, chunk: int | None):
     return replace(inputs, book=Book(book, "bench"), prepared=prepared, scenarios=scen, sens=sens)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--copies", type=int, default=10, help="copies of the demo book (positions = 44 x copies)")
-    ap.add_argument("--scenarios", type=int, default=20_000)
-    ap.add_argument("--chunk", type=int, default=None, help="scenarios per task (default: automatic)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each configuration; the best is kept")
-    args = ap.parse_args()
-
+def measure(copies: int, n_scenarios: int, chunk: int | None, repeat: int) -> dict:
     import ray
 
     from cluster import runtime_env
     from grid import RayExecutor, SerialExecutor, execute
 
-    inputs = build_inputs(args.copies, args.scenarios, args.chunk)
+    inputs = build_inputs(copies, n_scenarios, chunk)
     execute(inputs, SerialExecutor())  # compile in this process first
 
     def best(executor):
-        times, res = [], None
-        for _ in range(args.repeat):
+        times, tasks, res = [], [], None
+        for _ in range(repeat):
             t0 = time.perf_counter()
             res = execute(inputs, executor)
             times.append(time.perf_counter() - t0)
-        return min(times), res
+            tasks.append(res.timings["run_tasks"])
+        return min(times), min(tasks), res
 
-    serial_s, ref = best(SerialExecutor())
+    serial_s, serial_t, ref = best(SerialExecutor())
     ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env(), logging_level="ERROR")
     try:
         execute(inputs, RayExecutor(workers=2))  # warm both worker processes (imports, compilation)
-        one_s, r1 = best(RayExecutor(workers=1))
-        two_s, r2 = best(RayExecutor(workers=2))
+        one_s, one_t, r1 = best(RayExecutor(workers=1))
+        two_s, two_t, r2 = best(RayExecutor(workers=2))
     finally:
         ray.shutdown()
     same = all(r1.tables[k].equals(ref.tables[k]) and r2.tables[k].equals(ref.tables[k]) for k in ref.tables if k != "positions")
     n_tasks = len(ref.tasks)
-    out = {
+    return {
         "positions": inputs.prepared.n,
         "scenarios": len(inputs.scenarios),
         "tasks": n_tasks,
@@ -90,18 +91,36 @@ def main() -> None:
         "serial_seconds": serial_s,
         "ray_1_worker_seconds": one_s,
         "ray_2_workers_seconds": two_s,
+        "serial_task_seconds": serial_t,
+        "ray_1_worker_task_seconds": one_t,
+        "ray_2_workers_task_seconds": two_t,
         "overhead_fraction_1_worker": (one_s - serial_s) / one_s,
         "speedup_2_vs_1": one_s / two_s,
-        "tasks_per_second_2_workers": n_tasks / two_s,
+        "speedup_2_vs_1_tasks": one_t / two_t,
+        "tasks_per_second_2_workers": n_tasks / two_t,
         "identical_results": bool(same),
     }
-    print(f"{'positions':>10} {'scenarios':>10} {'tasks':>6} {'chunk':>6} {'serial s':>9} {'ray 1w s':>9} {'ray 2w s':>9} {'overhead':>9} {'2w/1w':>6} {'tasks/s':>8}")
-    print(f"{out['positions']:>10} {out['scenarios']:>10} {n_tasks:>6} {out['chunk_size']:>6} {serial_s:>9.2f} {one_s:>9.2f} {two_s:>9.2f} "
-          f"{out['overhead_fraction_1_worker']:>8.1%} {out['speedup_2_vs_1']:>6.2f} {out['tasks_per_second_2_workers']:>8.1f}")
-    print(f"identical results serial / 1 worker / 2 workers: {same}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", action="append", default=None,
+                    help="COPIES:SCENARIOS (positions = 49 x copies); default 1:10696 and 10:20000")
+    ap.add_argument("--chunk", type=int, default=None, help="scenarios per task (default: automatic)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each configuration; the best is kept")
+    args = ap.parse_args()
+    configs = [tuple(int(x) for x in c.split(":")) for c in (args.config or ["1:10696", "10:20000"])]
+    rows = [measure(c, n, args.chunk, args.repeat) for c, n in configs]
+    print(f"{'positions':>9} {'scenarios':>9} {'tasks':>5} {'chunk':>5} {'serial s':>8} {'ray 1w s':>8} {'ray 2w s':>8} "
+          f"{'overhead':>8} {'2w/1w':>6} {'2w/1w tasks':>11} {'tasks/s':>8} {'identical':>9}")
+    for o in rows:
+        print(f"{o['positions']:>9} {o['scenarios']:>9} {o['tasks']:>5} {o['chunk_size']:>5} {o['serial_seconds']:>8.2f} "
+              f"{o['ray_1_worker_seconds']:>8.2f} {o['ray_2_workers_seconds']:>8.2f} {o['overhead_fraction_1_worker']:>8.1%} "
+              f"{o['speedup_2_vs_1']:>6.2f} {o['speedup_2_vs_1_tasks']:>11.2f} {o['tasks_per_second_2_workers']:>8.1f} "
+              f"{str(o['identical_results']):>9}")
     path = ROOT / "benchmarks" / "results" / "grid.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    path.write_text(json.dumps({"rows": rows, "cpus": os.cpu_count()}, indent=2))
     print(f"wrote {path}")
 
 
