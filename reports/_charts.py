@@ -244,6 +244,11 @@ def chart_capacity(run: RunDir) -> str | None:
             ax.plot(b["aum_multiple"], b[col].astype(float) * scale, marker="o", ms=3, color=color,
                     label=None if scope == NO_SCOPE else str(scope))
         ax.set_xscale("log")
+        ticks = np.sort(book["aum_multiple"].unique())
+        if len(ticks) > 8:  # every other multiple, keeping the last
+            ticks = ticks[::-1][::2][::-1]
+        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("AUM multiple of the current book")
         ax.set_title(label, loc="left")
         ax.axvline(1.0, color="grey", lw=0.8, ls=":")

@@ -91,6 +91,8 @@ def _table(df: pd.DataFrame, fmt: dict[str, Callable] | None = None, left: tuple
                 s = fmt[c](v)
             elif v is None or (not isinstance(v, str) and pd.isna(v)):
                 s = ""
+            elif isinstance(v, pd.Timestamp):
+                s = str(v.date()) if v == v.normalize() else str(v)
             elif isinstance(v, (float, np.floating)):
                 s = f"{v:,.4g}"
             else:
@@ -300,20 +302,21 @@ def _sec_liquidity(run: RunDir) -> str:
     out = ""
     la = run.get("la_risk")
     if la is not None:
-        out += "<h3>Liquidity-adjusted VaR and CVaR</h3>" + _table(la, {c: _money for c in ("var", "cvar", "la_var", "la_cvar")},
-                                                                 left=("family",))
+        out += "<h3>Liquidity-adjusted VaR and CVaR</h3>" + _table(
+            la, {c: _money for c in ("var", "cvar", "la_var", "la_cvar", "exit_cost_mean", "exit_cost_tail")}, left=("family",))
     dd = run.get("la_drawdown")
     if dd is not None:
         top = dd.sort_values("la_drawdown", ascending=False).groupby("family", sort=False).head(3)
         out += ("<h3>Largest liquidity-adjusted drawdowns (3 per family)</h3>"
-                + _table(top, {c: _money for c in ("drawdown", "la_drawdown", "unwind_cost")}, left=("family", "scenario")))
+                + _table(top, {**{c: _money for c in ("drawdown", "la_drawdown", "static_drawdown", "unwind_cost", "pending_cost")},
+                               "holding_end": lambda v: _num(v, "{:.1%}")}, left=("family", "scenario")))
     out += _figure("drawdown-paths", _charts.chart_drawdown_paths(run),
                    f"Cumulative P&L of the worst scenarios per family (millions {run.base_currency}); dashed: net of unwind costs.")
     lq = run.get("liquidation")
     if lq is not None:
-        g = liquidation_groups(lq, "asset_class")
+        g = liquidation_groups(lq, "asset_class").rename(columns={"group": "asset class"})
         out += ("<h3>Liquidation by regime and asset class</h3>"
-                + _table(g, {"cost": _money, "cost_bps": lambda v: _num(v, "{:,.1f}")}, left=("scope", "group")))
+                + _table(g, {"cost": _money, "cost_bps": lambda v: _num(v, "{:,.1f}")}, left=("scope", "asset class")))
         slow = liquidation_positions(lq).sort_values("days", ascending=False, kind="stable").head(10)
         out += "<h3>Slowest positions to liquidate</h3>" + _table(
             slow, {"cost": _money, "cost_bps": lambda v: _num(v, "{:,.1f}")}, left=("scope", "position", "asset_class", "sleeve"))

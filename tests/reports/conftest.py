@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from report_helpers import add_synthetic_tables, copy_run, run_batch
+from report_helpers import LIMITS, add_synthetic_tables, copy_run, run_batch
+
+import reports
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +36,10 @@ def full_run_src(linear_run_src, tmp_path_factory) -> Path:
 def full_run(full_run_src, tmp_path) -> Path:
     """A private copy of the run with every optional table."""
     return copy_run(full_run_src, tmp_path / "full")
+
+
+@pytest.fixture(scope="session")
+def full_report_src(full_run_src, tmp_path_factory) -> Path:
+    """The HTML report of the run with every optional table, with :data:`LIMITS` (written once; read only)."""
+    run = copy_run(full_run_src, tmp_path_factory.mktemp("report") / "full")
+    return reports.write_report(run, limits=reports.parse_limits(LIMITS))

@@ -10,6 +10,14 @@ import numpy as np
 import pandas as pd
 
 
+#: limits used by the report tests: a book CVaR limit, any sleeve's loss in the crisis family, days to liquidate
+LIMITS = {"nav": 5e8, "limits": [
+    {"metric": "cvar", "confidence": 0.99, "max": "4%"},
+    {"metric": "stressed_loss", "scope": "sleeve:*", "family": "crisis", "max": "3%"},
+    {"metric": "days_to_liquidate", "max": 5},
+]}
+
+
 def run_batch(batch_path: Path, out: Path) -> Path:
     """Run a batch serially (no Ray) and write its run directory."""
     from grid import SerialExecutor, execute, load_batch, prepare_inputs, write_outputs

@@ -11,7 +11,7 @@ import os
 import re
 
 import pytest
-from report_helpers import CHROMIUM, chromium, copy_run
+from report_helpers import CHROMIUM, chromium
 
 import reports
 
@@ -44,11 +44,8 @@ CHARTS = {"chart-scenario-pnl", "chart-distribution", "chart-contributions", "ch
 
 
 @pytest.fixture(scope="module")
-def report(full_run_src, tmp_path_factory):
-    run = copy_run(full_run_src, tmp_path_factory.mktemp("browser") / "run")
-    lim = reports.parse_limits({"nav": 5e8, "limits": [{"metric": "cvar", "confidence": 0.99, "max": "4%"},
-                                                       {"metric": "days_to_liquidate", "max": 5}]})
-    return reports.write_report(run, limits=lim)
+def report(full_report_src):
+    return full_report_src
 
 
 def _probe(page, html: str, tmp_path) -> dict:
@@ -68,7 +65,7 @@ def test_the_probe_sees_a_fetch_and_a_broken_image(tmp_path):
 
 
 def test_chromium_renders_every_chart_and_fetches_nothing(report, tmp_path):
-    out = _probe(report.with_name("probe.html"), report.read_text(encoding="utf-8"), tmp_path)
+    out = _probe(tmp_path / "probe.html", report.read_text(encoding="utf-8"), tmp_path)
     assert out["resources"] == []  # nothing was fetched: no network, no file besides the page
     assert out["images"] == []  # charts are inline SVG
     assert {f["id"] for f in out["figures"]} == CHARTS

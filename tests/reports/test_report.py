@@ -12,22 +12,12 @@ import pandas as pd
 import pytest
 
 import reports
-from report_helpers import copy_run
+from report_helpers import LIMITS
 
 CHARTS = ("scenario-pnl", "distribution", "contributions", "drawdown-paths", "capacity", "reoptimisation")
-LIMITS = {"nav": 5e8, "limits": [
-    {"metric": "cvar", "confidence": 0.99, "max": "4%"},
-    {"metric": "stressed_loss", "scope": "sleeve:*", "family": "crisis", "max": "3%"},
-    {"metric": "days_to_liquidate", "max": 5},
-]}
-
-
 @pytest.fixture(scope="module")
-def full_report(full_run_src, tmp_path_factory):
-    """The report of the run with every optional table, and limits (written once; read only)."""
-    run = copy_run(full_run_src, tmp_path_factory.mktemp("report") / "full")
-    path = reports.write_report(run, limits=reports.parse_limits(LIMITS))
-    return run, path, path.read_text(encoding="utf-8")
+def full_report(full_report_src):
+    return full_report_src.parent, full_report_src, full_report_src.read_text(encoding="utf-8")
 
 
 def _svgs(text: str) -> list[str]:
