@@ -247,6 +247,10 @@ def validate(batch: Path, history) -> None:
         f"{len(inputs.scenarios)} scenarios in {len(b.scenarios)} families, {len(inputs.market.factors)} factors, "
         f"as of {inputs.market.as_of.date()}"
     )
+    bases = list(dict.fromkeys(pt.base for pt in b.sweep_points))
+    for base in bases:
+        n = sum(pt.base == base for pt in b.sweep_points)
+        click.echo(f"sweep: {base!r} expands into {n} families")
     if p.unpriced_types:
         click.echo(f"note: instrument types not priced yet: {', '.join(p.unpriced_types)}")
 
