@@ -393,7 +393,11 @@ def _sec_run(run: RunDir) -> str:
         ("schema version", m.get("schema_version")),
     ]
     df = pd.DataFrame(items, columns=["", "value"])
-    return _table(df, left=("", "value"))
+    out = _table(df, left=("", "value"))
+    sw = run.get("sweeps")
+    if sw is not None:
+        out += "<h3>Parameter sweeps</h3>" + _table(sw.drop(columns=["value_number"], errors="ignore"))
+    return out
 
 
 def render_report(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,

@@ -139,6 +139,9 @@ def add_synthetic_tables(run_dir: Path, seed: int = 3) -> None:
     pd.DataFrame({"forecaster": ["ewma", "garch"], "role": ["champion", "challenger"], "metric": ["qlike", "qlike"],
                   "value": [0.21, 0.24]}).to_parquet(run_dir / "champion_challenger.parquet", index=False)
 
+    pd.DataFrame({"family": fams, "base": fams[0], "parameter": "horizon_days", "value": ["10"] * len(fams),
+                  "value_number": [10.0] * len(fams)}).to_parquet(run_dir / "sweeps.parquet", index=False)
+
     m = json.loads((run_dir / "manifest.json").read_text())
     m["files"] = sorted(p.name for p in run_dir.glob("*.parquet"))
     (run_dir / "manifest.json").write_text(json.dumps(m, indent=2))

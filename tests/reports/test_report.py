@@ -38,6 +38,7 @@ def test_every_section_and_chart_of_a_full_run(full_report):
     assert len(_svgs(text)) == len(CHARTS)
     for name in reports.MONITORING_TABLES:
         assert f'id="monitoring-{name}"' in text
+    assert "<h3>Parameter sweeps</h3>" in text
     for key in ("stressed_var", "worst_scenario", "la_cvar", "la_drawdown", "days_to_liquidate", "capacity", "breaches"):
         assert f'id="headline-{key}"' in text
 
