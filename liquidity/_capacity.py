@@ -116,7 +116,7 @@ def capacity_curve(
         path_vol = path_vol_multiplier(model, paths)
         pp = _prepare_paths(paths, model.signed_value, member)
         plain = _simulate(pp, model.signed_value, absq, np.zeros(model.n), np.zeros(model.n), np.full(model.n, np.inf),
-                          model.nav, rule, None, 1.0, model.resolve(BASE), model.unit_value)
+                          model.nav, rule, None, 1.0)
         plain_dd = _cvar_of_losses(plain.group_dd, alpha, weights)
 
     rows = []
@@ -136,7 +136,7 @@ def capacity_curve(
                 v = path_vol if c.vol_mult is None else np.maximum(path_vol, c.vol_mult)
                 r = model.resolve(Conditions(c.spread_mult, c.adv_mult, v, c.stressed))
                 la = _simulate(pp, model.signed_value, absq, r.spread, r.impact, r.cap_units, model.nav, rule, budget,
-                               float(m), r, model.unit_value)
+                               float(m))
                 la_dd = _cvar_of_losses(la.group_dd, alpha, weights)
             for g, (level, group) in enumerate(labels):
                 rows.append((m, mm.nav, scope, level, group, int(days[g]), cost[g],

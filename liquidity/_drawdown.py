@@ -7,12 +7,15 @@ a fraction ``h_i(t)`` of each position (1 at the start).  Each day ``t = 1..H``:
 2. the rule (:class:`DeleverageRule`) sets a target fraction ``x`` of the book (it never rises again);
 3. each position is sold toward ``x`` by at most its daily cap, ``cap m_a ADV`` units (and, with a
    turnover cap, pro rata within the day's value budget), at the day's marked value
-   ``|q p_0 + P_i(t)|``; the cost of :class:`liquidity.LiquidityModel` is paid: ``E -= cost``;
+   ``V_i(t) = |q_i p_i + P_i(t)|``, paying the spread on the slice and the impact the square-root law
+   adds for it: the whole forced sale on a path is one order, so after a fraction ``F`` of the position
+   has been sold its impact is ``k m_v sigma V sqrt(|q|)`` x ``F**1.5 / sqrt(m_a ADV)`` and a day's slice
+   pays the increase (:mod:`liquidity._model`); ``E -= cost``;
 4. the drawdown is ``max_t (max_{s <= t} E(s) - E(t))`` with ``E(0) = 0``.
 
 A redemption or a leverage above the cap can force trades at ``t = 0`` (before any move).  What is left
-to sell at the horizon is sold after it at the caps (prices frozen at the last day) and its cost charged
-to the final equity (``pending_cost``).
+to sell at the horizon is sold after it (prices frozen at the last day's marks) and its cost charged to
+the final equity (``pending_cost``).
 
 ``drawdown`` (plain, liquidity-blind) is the same path and rule with every trade done at once and free;
 ``la_drawdown`` is the liquidity-adjusted one; ``static_drawdown`` holds the book unchanged.  With zero
@@ -32,8 +35,7 @@ import pandas as pd
 from core import ConfigError
 
 from ._inputs import path_vol_multiplier
-from ._model import Conditions, LiquidityModel, Resolved
-from ._schedule import _execute
+from ._model import Conditions, LiquidityModel
 
 __all__ = ["DeleverageRule", "DrawdownResult", "liquidity_adjusted_drawdown", "drawdown_table"]
 
@@ -189,8 +191,6 @@ def _simulate(
     rule: DeleverageRule,
     budget: float | None,
     scale: float,
-    tail: Resolved,
-    unit_value: np.ndarray,
 ) -> _Sim:
     """One pass along every path at AUM ``scale`` (the model's quantities, NAV and P&L times ``scale``).
 
@@ -207,7 +207,7 @@ def _simulate(
     qm = m * absq
     tradable = absq > 0
     spread, impact, cap_units = (_rows(a, slice(None)) for a in (spread, impact, cap_units))
-    Bs_all = impact * np.sqrt(qm)  # cost of selling a fraction f of a position: f V (spread + Bs sqrt f)
+    Bs_all = impact * np.sqrt(qm)  # impact of having sold a fraction F of a position: Bs V F**1.5
     capf_all = np.where(tradable, cap_units / np.where(tradable, qm, 1.0), 0.0)
     As_all = np.broadcast_to(spread, np.broadcast_shapes(np.shape(spread), (N,)))
     has_cost = bool(np.any(As_all) or np.any(Bs_all))
@@ -268,7 +268,8 @@ def _simulate(
             target = np.minimum(target, x)
             rows = np.flatnonzero((target < x) | lag)
             if rows.size:
-                want = e[rows] + (x[rows] - target[rows])[:, None]
+                er = e[rows]
+                want = er + (x[rows] - target[rows])[:, None]
                 want *= tradable
                 tr = np.minimum(want, _rows(capf, rows))
                 V = np.abs(sv + cum[rows, t - 1]) if t > 0 else np.broadcast_to(np.abs(sv), (rows.size, N))
@@ -283,7 +284,9 @@ def _simulate(
                 lag[rows] = np.any(left > 0, axis=1)
                 days[rows] += np.any(tr > 0, axis=1)
                 if has_cost:
-                    c = tr * V * (_rows(As, rows) + _rows(Bs, rows) * np.sqrt(tr))
+                    sold = 1.0 - (x[rows, None] + er)  # fraction of the position sold so far on this path
+                    now = sold + tr
+                    c = V * (_rows(As, rows) * tr + _rows(Bs, rows) * (now * np.sqrt(now) - sold * np.sqrt(sold)))
                     ct = c.sum(axis=1)
                     E[rows] -= ct
                     cost[rows] += ct
@@ -301,12 +304,11 @@ def _simulate(
         pend = np.zeros(k)
         rows = np.flatnonzero(lag)
         if has_cost and rows.size:
-            units = e[rows] * qm
-            Vr = V[rows]
-            price = np.where(tradable, Vr / np.where(tradable, qm, 1.0), unit_value)
-            r = Resolved(*(np.broadcast_to(_rows(_rows(q, blk), rows) if np.ndim(q) == 2 else q, (rows.size, N)) for q in tail))
-            _, sp, im, _ = _execute(units, price, r, lim, False)
-            pc = sp + im
+            # what is left is sold after the horizon at the last day's marks, as the rest of the same order
+            er = e[rows]
+            sold = 1.0 - (x[rows, None] + er)
+            now = sold + er
+            pc = V[rows] * (_rows(As, rows) * er + _rows(Bs, rows) * (now * np.sqrt(now) - sold * np.sqrt(sold)))
             pend[rows] = pc.sum(axis=1)
             E = E - pend
             dd = np.maximum(dd, peak - E)
@@ -375,8 +377,7 @@ def liquidity_adjusted_drawdown(
     labels, member = model.groups() if groups else (None, None)
     pp = _prepare_paths(p, model.signed_value, member)
     plain = _simulate(pp, model.signed_value, absq, np.zeros(model.n), np.zeros(model.n), np.full(model.n, np.inf),
-                      model.nav, rule, None, scale, r, model.unit_value)
-    la = _simulate(pp, model.signed_value, absq, r.spread, r.impact, r.cap_units, model.nav, rule, budget, scale, r,
-                   model.unit_value)
+                      model.nav, rule, None, scale)
+    la = _simulate(pp, model.signed_value, absq, r.spread, r.impact, r.cap_units, model.nav, rule, budget, scale)
     return DrawdownResult(plain.dd, la.dd, _static_drawdown(p, scale), la.cost, la.pending, la.days, la.held,
                           labels, plain.group_dd, la.group_dd)

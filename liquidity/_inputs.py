@@ -18,10 +18,10 @@ swap, cds                           ``multiplier x X``: notional
 currency.  Values come from the same pricing functions the kernels revalue with, at the snapshot.
 
 Daily volatility: the root mean square of the position's one-day full-revaluation P&L over the last
-``vol_window`` days of the history up to the as-of date (zero-mean, as in RiskMetrics, J.P. Morgan 1996),
-divided by its gross value.  A position whose ``underlying`` factor has no history in the window (held
-flat: e.g. a CDS whose spread is a market override) gets its asset class's ``default_daily_vol``;
-``vol_source`` says which.
+``vol_window`` moves of its underlying factor up to the as-of date (between consecutive dates on which
+that factor is observed; zero-mean, as in RiskMetrics, J.P. Morgan 1996), divided by its gross value.  A
+position whose ``underlying`` factor has no history in the window (held flat: e.g. a CDS whose spread is
+a market override) gets its asset class's ``default_daily_vol``; ``vol_source`` says which.
 """
 
 from __future__ import annotations
@@ -88,22 +88,49 @@ def daily_vols(
     market: MarketSnapshot,
     history: History,
     window: int = 60,
+    underlying=None,
 ) -> np.ndarray:
     """Daily P&L volatility of each whole position ``[N]`` (base currency) from the history.
 
-    The root mean square of the one-day full-revaluation P&L (:func:`kernels.revalue_numpy`) under each
-    of the last ``window`` daily moves up to ``market.as_of``; a factor not observed on both days of a
-    move (or absent from the history) is held flat that day.
+    For each position, the root mean square of its one-day full-revaluation P&L
+    (:func:`kernels.revalue_numpy`) under each of the last ``window`` moves of the history up to
+    ``market.as_of`` between consecutive dates on which its ``underlying`` factor is observed (every
+    factor's level carried forward over its own gaps; a factor absent from the history is held flat).
+    A position whose underlying has fewer than two observations gets 0.
+
+    ``underlying`` ``[N]`` names each position's main factor (default: every position uses the union
+    of all dates, e.g. for a book without an ``underlying`` column).
     """
     factors = list(market.factors)
-    lv = history.levels.reindex(columns=factors).loc[: market.as_of].tail(window + 1)
-    x = lv.to_numpy(float)
-    moves = factor_moves(x[:-1], x[1:], log_mask(factors))
-    moves = np.where(np.isfinite(moves), moves, 0.0)
-    if not len(moves):
-        return np.zeros(prepared.n)
-    pnl = kernels.revalue_numpy(prepared, np.asarray(market.levels, float), moves, market.is_log)
-    return np.sqrt(np.mean(pnl * pnl, axis=0))
+    lv = history.levels.reindex(columns=factors).loc[: market.as_of]
+    filled = lv.ffill()
+    is_log = log_mask(factors)
+    n = prepared.n
+    und = np.asarray(["" for _ in range(n)] if underlying is None else list(underlying), dtype=object)
+    blocks, owners = [], []
+    for u in dict.fromkeys(und):
+        if u == "":
+            x = filled.tail(window + 1).to_numpy(float)
+        elif u in history.levels.columns:
+            dates = history.levels[u].loc[: market.as_of].dropna().index[-(window + 1):]
+            x = filled.loc[dates].to_numpy(float)
+        else:
+            continue
+        if len(x) < 2:
+            continue
+        mv = factor_moves(x[:-1], x[1:], is_log)
+        blocks.append(np.where(np.isfinite(mv), mv, 0.0))
+        owners.append(u)
+    out = np.zeros(n)
+    if not blocks:
+        return out
+    pnl = kernels.revalue_numpy(prepared, np.asarray(market.levels, float), np.concatenate(blocks), market.is_log)
+    start = 0
+    for u, b in zip(owners, blocks):
+        cols = und == u
+        out[cols] = np.sqrt(np.mean(pnl[start: start + len(b), cols] ** 2, axis=0))
+        start += len(b)
+    return out
 
 
 def underlying_covered(book: Book, market: MarketSnapshot, history: History, window: int = 60) -> np.ndarray:
@@ -131,7 +158,7 @@ def market_inputs(
     ``unit_value``, ``daily_vol`` (decimal, NaN where the history gives none) and ``vol_source``."""
     params = params or LiquidityParams.default()
     uv = unit_values(book, market, prepared, base_ccy)
-    pnl_vol = daily_vols(prepared, market, history, params.vol_window)
+    pnl_vol = daily_vols(prepared, market, history, params.vol_window, book.positions["underlying"].to_numpy())
     value = np.abs(book.positions["quantity"].to_numpy(float)) * uv
     covered = underlying_covered(book, market, history, params.vol_window)
     ok = (pnl_vol > 0) & (value > 0) & covered

@@ -1,6 +1,7 @@
 """The state-dependent trading-cost model: half the bid-ask spread plus square-root market impact.
 
-Trading ``u`` units of position ``i`` in one day, at unit value ``p`` (base currency), costs
+Trading ``u`` units of position ``i`` (one order, however many days it takes), at unit value ``p`` (base
+currency), costs
 
     c_i(u) = h_i m_s u p  +  k_i m_v sigma_i u p sqrt(u / (m_a ADV_i))
 
@@ -9,12 +10,16 @@ the square-root law (Toth et al. 2011; Bouchaud et al., *Trades, Quotes and Pric
 ``sigma_i`` the daily return volatility, ``ADV_i`` the average daily volume in units, and the state
 multipliers ``m_s`` (spread widening), ``m_a`` (ADV cut) and ``m_v`` (volatility) of the conditions the
 trade happens in (:class:`Conditions`).  The first term is linear in size, the second grows as
-``size**1.5``.  A day's trade is at most ``cap_i m_a ADV_i`` units, ``cap_i`` the participation cap of
-the position's asset class, multiplied by ``stress_cap_mult`` in stressed conditions.
+``size**1.5``.
 
-A trade larger than a day's cap is split into equal capped days and a remainder (each day a separate
-order, impact not carried from one day to the next; the temporary-impact view of Almgren and Chriss,
-"Optimal execution of portfolio transactions", J. Risk 3 (2000)); see :mod:`liquidity._schedule`.
+The square-root law gives the impact of a whole metaorder (a large order executed as many child orders)
+from its total size relative to the *daily* volume, with the *daily* volatility, to first order whatever
+the time ``T`` it is executed over (Toth et al. 2011; Bouchaud et al. 2018, ch. 12): spreading a sale over
+more days does not make it cheaper in this model.  A day's trade is at most ``cap_i m_a ADV_i`` units, ``cap_i`` the participation cap of the
+position's asset class (multiplied by ``stress_cap_mult`` in stressed conditions), so the caps set how
+many days an unwind takes, during which prices keep moving (:mod:`liquidity._schedule`,
+:mod:`liquidity._drawdown`).  With spread and volatility multipliers >= 1 and an ADV multiplier <= 1,
+the same trade never costs less in stress than in the base.
 """
 
 from __future__ import annotations
@@ -346,7 +351,11 @@ class LiquidityModel:
         spread = self.half_spread * s
         impact = self.impact_k * v * self.daily_vol / np.sqrt(a * self.adv)
         cap_units = cap * a * self.adv
-        shape = np.broadcast_shapes(np.shape(spread), np.shape(impact), np.shape(cap_units))
+        try:
+            shape = np.broadcast_shapes(np.shape(spread), np.shape(impact), np.shape(cap_units))
+        except ValueError:
+            raise ConfigError(f"conditions: the scenario axes differ (spread and ADV multipliers {np.shape(s)}, "
+                              f"vol_mult {np.shape(v)}); give the same number of scenarios") from None
         return Resolved(np.broadcast_to(spread, shape), np.broadcast_to(impact, shape), np.broadcast_to(cap_units, shape))
 
     def stress_conditions(self, params: LiquidityParams | None = None) -> Conditions:
@@ -362,7 +371,7 @@ class LiquidityModel:
 
     def cost_terms(self, trade_value, conditions: Conditions | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Spread and impact cost (base currency) of trading ``trade_value[..., N]`` (signed, base
-        currency at the current unit values) within one day, ignoring the caps.
+        currency at the current unit values) as one order; the caps set only how long it takes.
 
         ``spread = h m_s |x|``; ``impact = k m_v sigma |x| sqrt(|x| / (p m_a ADV))``, ``p`` the unit value.
         """
@@ -372,9 +381,9 @@ class LiquidityModel:
         return r.spread * x, r.impact * x * np.sqrt(units)
 
     def cost(self, trade_value, conditions: Conditions | None = None) -> np.ndarray:
-        """Cost (base currency, ``[..., N]``) of trading ``trade_value`` in one day; see :meth:`cost_terms`.
+        """Cost (base currency, ``[..., N]``) of trading ``trade_value``; see :meth:`cost_terms`.
 
-        For a trade split over the days the caps require use :func:`liquidity.execution_schedule`.
+        :func:`liquidity.execution_schedule` gives the same cost with the days the caps require.
         """
         s, i = self.cost_terms(trade_value, conditions)
         return s + i

@@ -1,15 +1,16 @@
 """Execution and liquidation schedules under participation caps and a daily turnover cap.
 
 A trade of ``U`` units in a position whose daily cap is ``c = cap m_a ADV`` units takes
-``D = ceil(U / c)`` days: ``D - 1`` full days of ``c`` units and a last day of ``r = U - (D - 1) c``.
-Each day is a separate order (temporary impact, Almgren and Chriss 2000), so the cost is
+``D = ceil(U / c)`` days: ``D - 1`` full days of ``c`` units and a last day of ``r = U - (D - 1) c``.  A
+ratio ``U / c`` within a relative 1e-9 of an integer counts as that integer (no extra day for rounding
+dust).  With a daily turnover cap (a value per day for the whole book, a fraction of NAV), each day every
+unfinished position trades its capped amount scaled down pro rata until the day's value fits the cap; the
+closed form is then replaced by a day-by-day loop.
 
-    spread: h m_s U p        impact: k m_v sigma p ((D - 1) c**1.5 + r**1.5) / sqrt(m_a ADV)
-
-with ``p`` the unit value.  A ratio ``U / c`` within a relative 1e-9 of an integer counts as that integer
-(no extra day for rounding dust).  With a daily turnover cap (a value per day for the whole book), each
-day every unfinished position trades its capped amount scaled down pro rata until the day's value fits
-the cap; the closed form is then replaced by a day-by-day loop.
+The cost is that of the whole order (:mod:`liquidity._model`): ``h m_s U p`` for the spread and
+``k m_v sigma p U sqrt(U / (m_a ADV))`` for the impact, whatever ``D``; the cumulative impact after ``Q``
+units is the law's impact of ``Q``, so day ``d`` adds ``k m_v sigma p (Q_d**1.5 - Q_(d-1)**1.5) /
+sqrt(m_a ADV)``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ._model import Conditions, LiquidityModel, Resolved
 __all__ = ["Schedule", "execution_schedule", "liquidation_schedule", "liquidation_table", "family_conditions"]
 
 _RTOL = 1e-9
-#: a schedule that needs more days than this is reported as an error (check ADV and caps)
+#: a turnover-capped schedule that needs more days than this is reported as an error
 MAX_DAYS = 1_000_000
 
 
@@ -84,15 +85,13 @@ def _execute(units: np.ndarray, price: np.ndarray, r: Resolved, budget: float | 
     """Days, spread and impact cost (and optionally the daily trades) of trading ``units[..., N]``."""
     c = np.broadcast_to(r.cap_units, units.shape)
     spread = r.spread * units * price
+    impact = r.impact * price * units * np.sqrt(units)
     if budget is None:
         days = _ceil_days(units, c)
-        if np.any(days > MAX_DAYS):
-            raise ConfigError(f"liquidation needs more than {MAX_DAYS} days at the caps; check ADV and participation caps")
-        full = np.maximum(days - 1.0, 0.0)
-        rem = np.maximum(units - full * c, 0.0)
-        impact = r.impact * price * (full * c * np.sqrt(c) + rem * np.sqrt(rem))
         trades = None
         if keep:
+            full = np.maximum(days - 1.0, 0.0)
+            rem = np.maximum(units - full * c, 0.0)
             D = int(days.max()) if days.size else 0
             d = np.arange(D).reshape((D,) + (1,) * units.ndim)
             trades = np.where(d < full, c, np.where((d == full) & (days > 0), rem, 0.0))
@@ -100,7 +99,6 @@ def _execute(units: np.ndarray, price: np.ndarray, r: Resolved, budget: float | 
     remaining = np.array(units, dtype=float, copy=True)
     dust = 1e-12 * np.maximum(units, 0.0)
     days = np.zeros(units.shape, dtype=np.int64)
-    impact = np.zeros(units.shape)
     out = []
     d = 0
     while np.any(remaining > 0):
@@ -108,7 +106,6 @@ def _execute(units: np.ndarray, price: np.ndarray, r: Resolved, budget: float | 
         val = (t * price).sum(axis=-1, keepdims=True)
         scale = np.where(val > budget, budget / np.where(val > 0, val, 1.0), 1.0)
         t = np.where(scale < 1.0, t * scale, t)
-        impact += r.impact * price * t * np.sqrt(t)
         d += 1
         days = np.where(t > 0, d, days)
         remaining = np.where(t >= remaining, 0.0, remaining - t)
@@ -128,7 +125,8 @@ def execution_schedule(
     unit_value: np.ndarray | None = None,
     trades: bool = False,
 ) -> Schedule:
-    """Execute ``trade_value[..., N]`` (signed, base currency) at the caps, in ``conditions``.
+    """Execute ``trade_value[..., N]`` (signed, base currency) at the caps, in ``conditions``: the days it
+    takes and its cost (the cost of the whole order, :meth:`LiquidityModel.cost`).
 
     Parameters
     ----------

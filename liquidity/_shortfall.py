@@ -3,15 +3,15 @@ for the optimisers.
 
 The expected implementation shortfall of a trade (Perold, "The implementation shortfall: paper versus
 reality", J. Portfolio Management 14(3), 1988) is, under the cost model, the spread and impact paid to
-execute it at the caps (:func:`liquidity.execution_schedule`); price drift while trading has zero
-expectation and is not included.
+execute it (:func:`liquidity.execution_schedule`, which also gives the days the caps require); price
+drift while trading has zero expectation and is not included.
 
-:func:`cost_fn` gives the optimisers a one-day cost of a trade in weights,
+:func:`cost_fn` gives the optimisers the same cost of a trade in weights of NAV,
 
     cost(w) = sum_i h_i m_s |w_i| + k_i m_v sigma_i |w_i|**1.5 sqrt(NAV / (p_i m_a ADV_i))
 
-(a fraction of NAV), the convex ``a|x| + b sigma |x|**1.5 / V**0.5`` form of Boyd et al., "Multi-Period
-Trading via Convex Optimization", Found. Trends Optim. 3(1), 2017, sec. 2.3; it accepts a numpy array or
+(a fraction of NAV): the convex ``a|x| + b sigma |x|**1.5 / V**0.5`` form of Boyd et al., "Multi-Period
+Trading via Convex Optimization", Found. Trends Optim. 3(1), 2017, sec. 2.3.  It accepts a numpy array or
 a cvxpy expression.
 """
 
@@ -93,17 +93,12 @@ def implementation_shortfall(
                                        "impact_cost", "cost", "cost_bps", "cost_nav"])
 
 
-def cost_fn(
-    model: LiquidityModel,
-    conditions: Conditions | None = None,
-    schedule: bool = False,
-) -> Callable:
+def cost_fn(model: LiquidityModel, conditions: Conditions | None = None) -> Callable:
     """A callable ``cost(trade_weights[N]) -> cost as a fraction of NAV`` for the optimisers.
 
-    ``trade_weights`` are signed trades as fractions of ``model.nav``.  With ``schedule=False`` (default)
-    the one-day convex cost of the module docstring, which also takes a cvxpy expression (it returns a
-    convex cvxpy expression); with ``schedule=True`` the cost of executing at the caps over the days they
-    require (numpy input only; piecewise, not convex).
+    ``trade_weights`` are signed trades as fractions of ``model.nav`` (a numpy array ``[..., N]``, or a
+    cvxpy expression of shape ``[N]``, for which it returns a convex cvxpy expression).  The value equals
+    ``model.cost(trade_weights * nav).sum() / nav`` in ``conditions`` (uniform; default base).
     """
     r = model.resolve(conditions)
     if any(np.ndim(a) > 1 for a in r):
@@ -116,15 +111,11 @@ def cost_fn(
         if type(trade_weights).__module__.startswith("cvxpy"):
             import cvxpy as cp
 
-            if schedule:
-                raise ConfigError("cost_fn: schedule=True takes numpy trade weights only (not a cvxpy expression)")
             aw = cp.abs(trade_weights)
             return a @ aw + b @ cp.power(aw, 1.5)
         w = np.asarray(trade_weights, dtype=float)
         if w.shape[-1:] != (model.n,):
             raise ConfigError(f"cost_fn: trade weights must have {model.n} entries, one per position (got shape {w.shape})")
-        if schedule:
-            return execution_schedule(model, w * model.nav, conditions).total_cost / model.nav
         aw = np.abs(w)
         return aw @ a + (aw * np.sqrt(aw)) @ b
 

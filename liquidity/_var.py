@@ -1,11 +1,11 @@
 """Liquidity-adjusted VaR and CVaR: each scenario's loss plus the cost of getting out in that scenario.
 
 For scenario ``s`` with position P&L ``P_si`` the exit cost ``C_s`` is the cost of unwinding ``fraction``
-of every position after the shock, at the caps, in the scenario's liquidity state: the exogenous part
-(half the quoted spread times the scenario's spread multiplier, Bangia, Diebold, Schuermann and
-Stroughair 1999) plus the endogenous part (square-root impact of the unwind, split over the days the caps
-require, Almgren and Chriss 2000); see :func:`liquidity.liquidation_schedule`.  The unwind is marked at
-the shocked value of each position, ``|q p_0 + P_si|``.  Then
+of every position after the shock, in the scenario's liquidity state: the exogenous part (half the quoted
+spread times the scenario's spread multiplier, Bangia, Diebold, Schuermann and Stroughair 1999) plus the
+endogenous part (the square-root impact of the unwind, with the scenario's volatility and ADV); see
+:func:`liquidity.liquidation_schedule`, which also gives the days the caps require.  The unwind is marked
+at the shocked value of each position, ``|q p_0 + P_si|``.  Then
 
     LA-VaR_a = VaR_a(P - C),   LA-CVaR_a = CVaR_a(P - C)
 
