@@ -166,7 +166,18 @@ def _qlike(f: np.ndarray, r: np.ndarray) -> float:
 
 
 def walk_forward_step(payload: WalkForwardPayload, task: WalkForwardTask) -> WalkForwardStep:
-    """The grid worker function of one walk-forward step (see the module docstring)."""
+    """The grid worker function of one walk-forward step (see the module docstring).
+
+    Linear algebra runs on one BLAS thread, as in a Ray worker (Ray sets ``OMP_NUM_THREADS=1``): the
+    GARCH and DCC optimisers follow a different path when a multi-threaded BLAS sums in another order,
+    and a step must give the same numbers in this process and on any worker."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _step(payload, task)
+
+
+def _step(payload: WalkForwardPayload, task: WalkForwardTask) -> WalkForwardStep:
     t0 = time.perf_counter()
     t = task.row
     p = payload
