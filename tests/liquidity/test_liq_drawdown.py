@@ -13,9 +13,10 @@ from liquidity import (
     LiquidityParams,
     liquidation_schedule,
     liquidity_adjusted_drawdown,
+    path_vol_multiplier,
 )
 
-from liquidity_helpers import one_position, random_paths, small_book
+from liquidity_helpers import dense_drawdown, one_position, random_paths, small_book
 
 # one long position of 1,000 units at 100 (NAV 100,000) sold at 250 units (25%) a day once the drawdown
 # reaches 5% of NAV; prices 90, 80, 85, 70 on days 1-4
@@ -192,3 +193,27 @@ def test_bad_paths_are_rejected():
         liquidity_adjusted_drawdown(m, np.zeros((2, 3)))
     with pytest.raises(ConfigError, match="scenarios"):
         liquidity_adjusted_drawdown(m, np.zeros((2, 3, m.n)), STOP, Conditions(spread_mult=np.ones((5, 5))))
+
+
+TWIN_RULES = RULES + [DeleverageRule(drawdown_steps=((0.01, 0.6),), max_leverage=0.5, vol_target=0.08, redemption=0.1)]
+
+
+@pytest.mark.parametrize("rule", TWIN_RULES)
+@pytest.mark.parametrize("turnover", [None, 0.03])
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+def test_the_simulation_matches_its_dense_twin(rule, turnover, scale):
+    params = LiquidityParams.from_dict({"default": {"impact_k": 0.7}, "turnover_cap": turnover})
+    m = small_book(params=params, adv_scale=0.1)
+    paths = random_paths(m, S=200, H=12, drift=-0.2, seed=7)
+    cond = Conditions(spread_mult=np.where(np.arange(200)[:, None] % 2, 3.0, 1.0) * np.ones((200, 5)), adv_mult=0.5)
+    r = liquidity_adjusted_drawdown(m, paths, rule, cond, scale=scale)
+    c = Conditions(cond.spread_mult, cond.adv_mult, path_vol_multiplier(m, paths), None)
+    res = m.resolve(c)
+    dd, cost, held = dense_drawdown(m, paths, rule, res.spread, res.impact, res.cap_units, scale)
+    assert np.any(cost > 0)
+    np.testing.assert_allclose(r.la_drawdown, dd, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(r.unwind_cost, cost, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(r.holding_end, held, rtol=1e-9, atol=1e-12)
+    z = np.zeros(m.n)
+    pdd, _, _ = dense_drawdown(m, paths, rule, z, z, np.full(m.n, np.inf), scale, turnover=False)
+    np.testing.assert_allclose(r.drawdown, pdd, rtol=1e-9, atol=1e-6)
