@@ -5,7 +5,7 @@ writes); nothing here runs scenarios.  ``reports/schema.json`` documents and ver
 """
 
 from ._cli import BREACH_EXIT_CODE, COMMANDS, DEFAULT_STORE, compare_command, finish_run, report_command, runs_command, store_command
-from ._charts import SMALL_FAMILY, scenario_bar_data
+from ._charts import MAX_BAR_FAMILIES, SMALL_FAMILY, scenario_bar_data
 from ._html import MONITORING_TABLES, REPORT_SECTIONS, headline, render_report, write_report
 from ._limits import BREACH_COLUMNS, METRICS, Limit, Limits, evaluate_limits, load_limits, parse_limits, write_breaches
 from ._rundir import RunDir, open_run
@@ -41,6 +41,7 @@ __all__ = [
     "store_run",
     "Limit",
     "Limits",
+    "MAX_BAR_FAMILIES",
     "METRICS",
     "MONITORING_TABLES",
     "REPORT_SECTIONS",

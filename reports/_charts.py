@@ -24,6 +24,7 @@ __all__ = [
     "chart_reoptimisation",
     "scenario_bar_data",
     "SMALL_FAMILY",
+    "MAX_BAR_FAMILIES",
 ]
 
 #: a family with at most this many scenarios is drawn scenario by scenario (bars); larger ones as a distribution
@@ -148,7 +149,8 @@ def chart_distributions(run: RunDir) -> str | None:
         ax.set_title(f"{fam} ({len(g)} scenarios)", loc="left")
         ax.set_xlabel(f"book P&L (millions {run.base_currency})")
         ax.set_ylabel("probability")
-        ax.legend(loc="upper left")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left")
     for ax in axes[len(fams):]:
         ax.set_visible(False)
     return _svg(fig)
@@ -156,20 +158,26 @@ def chart_distributions(run: RunDir) -> str | None:
 
 @_with_rc
 def chart_contributions(run: RunDir) -> str | None:
-    """Euler contributions to CVaR at the highest confidence level, by asset class and by sleeve, one bar per family."""
+    """Euler contributions to CVaR at the highest confidence level, by asset class and by sleeve: one bar
+    per family (grouped bars), or a heat map of groups by families when there are more than
+    :data:`MAX_BAR_FAMILIES` families."""
     ct = run.table("contributions")
     if ct.empty:
         return None
     a = max(run.confidences)
     ct = ct[np.isclose(ct["confidence"], a)]
     fams = run.families
-    n_bars = len(fams) * max(ct[ct["level"] == lv]["group"].nunique() for lv in ("asset_class", "sleeve"))
-    fig = _figure(10, max(2.4, 0.6 + 0.18 * n_bars))
+    levels = ("asset_class", "sleeve")
+    wides = {lv: ct[ct["level"] == lv].pivot_table(index="group", columns="family", values="cvar_contribution", sort=False)
+             .reindex(columns=fams) for lv in levels}
+    n_groups = max(len(w) for w in wides.values())
+    if len(fams) > MAX_BAR_FAMILIES:
+        return _contribution_heatmap(run, wides, fams, a, n_groups)
+    fig = _figure(10, max(2.4, 0.6 + 0.18 * len(fams) * n_groups))
     axes = fig.subplots(1, 2)
     cmap = _palette(len(fams))
-    for ax, level in zip(axes, ("asset_class", "sleeve")):
-        c = ct[ct["level"] == level]
-        wide = c.pivot_table(index="group", columns="family", values="cvar_contribution", sort=False).reindex(columns=fams)
+    for ax, level in zip(axes, levels):
+        wide = wides[level]
         groups = list(wide.index)[::-1]
         h = 0.8 / len(fams)
         for j, fam in enumerate(fams):
@@ -181,6 +189,35 @@ def chart_contributions(run: RunDir) -> str | None:
         ax.set_title(f"by {level.replace('_', ' ')}", loc="left")
         ax.set_xlabel(f"CVaR {a:.0%} contribution (millions {run.base_currency})")
     axes[1].legend(loc="lower right")
+    return _svg(fig)
+
+
+#: above this many families, contributions are drawn as a heat map rather than grouped bars
+MAX_BAR_FAMILIES = 6
+
+
+def _contribution_heatmap(run: RunDir, wides: dict, fams: list[str], a: float, n_groups: int) -> str:
+    fig = _figure(10, 1.2 + 0.32 * len(fams) * 2)
+    axes = fig.subplots(2, 1)
+    vmax = max(float(np.nanmax(np.abs(w.to_numpy()))) for w in wides.values()) / 1e6 or 1.0
+    for ax, (level, wide) in zip(axes, wides.items()):
+        z = _m(wide.T.to_numpy())  # families x groups
+        # pcolormesh, not imshow: vector cells rather than an embedded raster image
+        im = ax.pcolormesh(np.arange(z.shape[1] + 1) - 0.5, np.arange(z.shape[0] + 1) - 0.5, z, cmap="RdBu_r",
+                           vmin=-vmax, vmax=vmax)
+        ax.set_xlim(-0.5, z.shape[1] - 0.5)
+        ax.set_ylim(z.shape[0] - 0.5, -0.5)
+        ax.set_xticks(np.arange(wide.shape[0]), list(wide.index))
+        ax.set_yticks(np.arange(len(fams)), fams)
+        ax.grid(False)
+        ax.tick_params(length=0)
+        for (i, j), v in np.ndenumerate(z):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:,.1f}", ha="center", va="center", fontsize=7,
+                        color="white" if abs(v) > 0.6 * vmax else "black")
+        ax.set_title(f"by {level.replace('_', ' ')}", loc="left")
+        cb = fig.colorbar(im, ax=ax, label=f"CVaR {a:.0%} contribution (m {run.base_currency})", shrink=0.9)
+        cb.solids.set_rasterized(False)  # matplotlib rasterizes long colour bars; keep the SVG pure vector
     return _svg(fig)
 
 

@@ -46,7 +46,7 @@ main{max-width:1180px;margin:0 auto;padding:16px 28px 48px;background:#fff}
 h1{font-size:22px;margin:8px 0 2px}h2{font-size:17px;border-bottom:2px solid #1565c0;padding-bottom:3px;margin-top:30px}
 h3{font-size:14px;margin:16px 0 6px}.sub{color:#616161;font-size:13px;margin:0 0 10px}
 nav{font-size:12px;margin:8px 0 4px}nav a{margin-right:10px;color:#1565c0;text-decoration:none}
-table{border-collapse:collapse;font-size:12px;margin:6px 0 10px}
+.tw{overflow-x:auto;max-width:100%}table{border-collapse:collapse;font-size:12px;margin:6px 0 10px}
 th,td{padding:3px 8px;border-bottom:1px solid #e0e0e0;text-align:right;white-space:nowrap}
 th{background:#eceff1;font-weight:600}td.l,th.l{text-align:left}
 tr.breach td{background:#ffebee;color:#b71c1c;font-weight:600}
@@ -81,7 +81,7 @@ def _table(df: pd.DataFrame, fmt: dict[str, Callable] | None = None, left: tuple
     shown = df.head(max_rows)
     cols = list(shown.columns)
     lefts = set(left) | {c for c in cols if not pd.api.types.is_numeric_dtype(shown[c]) or pd.api.types.is_bool_dtype(shown[c])}
-    out = ["<table><thead><tr>"] + [f'<th class="{"l" if c in lefts else ""}">{_e(c)}</th>' for c in cols] + ["</tr></thead><tbody>"]
+    out = ['<div class="tw"><table><thead><tr>'] + [f'<th class="{"l" if c in lefts else ""}">{_e(c)}</th>' for c in cols] + ["</tr></thead><tbody>"]
     for _, r in shown.iterrows():
         cls = row_class(r) if row_class else ""
         out.append(f'<tr class="{cls}">' if cls else "<tr>")
@@ -99,7 +99,7 @@ def _table(df: pd.DataFrame, fmt: dict[str, Callable] | None = None, left: tuple
                 s = str(v)
             out.append(f'<td class="{"l" if c in lefts else ""}">{_e(s)}</td>')
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     if len(df) > max_rows:
         out.append(f'<p class="sub">first {max_rows} of {len(df)} rows; the full table is in the run directory.</p>')
     return "".join(out)
@@ -287,14 +287,17 @@ def _sec_distribution(run: RunDir) -> str:
 def _sec_contributions(run: RunDir) -> str:
     a = max(run.confidences)
     out = _figure("contributions", _charts.chart_contributions(run),
-                  f"Euler contributions to CVaR {a:.0%} (each family's bars add up to its CVaR; negative: a hedge).")
+                  f"Euler contributions to CVaR {a:.0%} (Tasche 1999): the contributions of a family add up to its CVaR; "
+                  "negative: a hedge.")
     ct = run.table("contributions")
     ct = ct[np.isclose(ct["confidence"], a) & ct["level"].isin(["asset_class", "sleeve"])]
     for level in ("asset_class", "sleeve"):
-        wide = ct[ct["level"] == level].pivot_table(index="group", columns="family", values="cvar_contribution", sort=False)
-        wide = wide.reindex(columns=[f for f in run.families if f in wide.columns]).reset_index()
+        wide = ct[ct["level"] == level].pivot_table(index="family", columns="group", values="cvar_contribution", sort=False)
+        wide = wide.reindex([f for f in run.families if f in wide.index])
+        wide["CVaR"] = wide.sum(axis=1)
+        wide = wide.reset_index()
         out += (f"<h3>CVaR {a:.0%} contribution by {level.replace('_', ' ')} ({_e(run.base_currency)})</h3>"
-                + _table(wide, {c: _money for c in wide.columns[1:]}, left=("group",)))
+                + _table(wide, {c: _money for c in wide.columns[1:]}, left=("family",)))
     return out
 
 

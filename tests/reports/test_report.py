@@ -172,3 +172,24 @@ def test_a_missing_run_directory_is_a_data_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="has no manifest.json"):
         reports.write_report(tmp_path / "empty")
+
+
+def test_many_families_get_a_vector_heat_map_of_contributions(linear_run):
+    """Above MAX_BAR_FAMILIES families the contributions are a heat map, drawn as vector cells (no raster
+    image inside the SVG), one annotated cell per family and group."""
+    rm = pd.read_parquet(linear_run / "risk_metrics.parquet")
+    ct = pd.read_parquet(linear_run / "contributions.parquet")
+    n = reports.MAX_BAR_FAMILIES // 2 + 1  # copies of each of the 2 families
+    pd.concat([rm.assign(family=rm["family"] + f"_{i}") for i in range(n)]).to_parquet(linear_run / "risk_metrics.parquet", index=False)
+    pd.concat([ct.assign(family=ct["family"] + f"_{i}", cvar_contribution=ct["cvar_contribution"] * (i + 1)) for i in range(n)]
+              ).to_parquet(linear_run / "contributions.parquet", index=False)
+    assert len(reports.open_run(linear_run).families) > reports.MAX_BAR_FAMILIES
+    text = reports.render_report(linear_run)
+    fig = re.search(r'<figure class="chart" id="chart-contributions">(.*?)</figure>', text, flags=re.S).group(1)
+    assert "<image" not in fig and "data:" not in fig
+    # the CVaR column of the tables is the sum of the family's contributions (Euler): here (i + 1) x its CVaR
+    cvar = rm[(rm.metric == "CVaR") & (rm.confidence == 0.99)].set_index("family")["value"]
+    for fam in ("crisis", "hist_10d"):
+        section = text[text.index('<section id="contributions">'):text.index('<section id="sensitivity">')]
+        row = re.search(rf"<td class=\"l\">{fam}_{n - 1}</td>(.*?)</tr>", section).group(1)
+        assert row.endswith(f">{cvar[fam] * n / 1e6:,.2f}m</td>")
