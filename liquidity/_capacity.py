@@ -21,14 +21,14 @@ import pandas as pd
 
 from core import ConfigError
 
-from ._drawdown import DeleverageRule, _check_paths, _prepare_paths, _simulate
+from ._drawdown import DeleverageRule, _check_paths, _prepare_paths, _simulate, _single_blas_thread
 from ._inputs import path_vol_multiplier
 from ._model import BASE, Conditions, LiquidityModel
 from ._params import LiquidityParams
 from ._schedule import liquidation_schedule
 from ._var import _check_pnl, marked_unit_value
 
-__all__ = ["capacity_curve", "Limit", "binding_aum", "CAPACITY_METRICS"]
+__all__ = ["capacity_curve", "Limit", "binding_aum", "days_capacity", "CAPACITY_METRICS"]
 
 #: metrics of the capacity table that a :class:`Limit` can bound
 CAPACITY_METRICS = ("days_to_liquidate", "cost_bps", "la_cvar", "la_cvar_nav", "la_drawdown", "la_drawdown_nav")
@@ -85,6 +85,11 @@ def capacity_curve(
     NAV), ``drawdown``, ``la_drawdown``, ``la_drawdown_nav``; the last six NaN without ``pnl`` /
     ``pnl_paths``.  Group CVaRs and drawdowns are of the group's own P&L (standalone).
     """
+    with _single_blas_thread():
+        return _capacity_curve(model, aum_multiples, conditions, fraction, pnl, pnl_paths, weights, rule, alpha, params)
+
+
+def _capacity_curve(model, aum_multiples, conditions, fraction, pnl, pnl_paths, weights, rule, alpha, params):
     mult = np.asarray(np.geomspace(0.25, 20.0, 20) if aum_multiples is None else aum_multiples, dtype=float)
     if mult.ndim != 1 or not len(mult) or not np.all(np.isfinite(mult) & (mult > 0)) or np.any(np.diff(mult) <= 0):
         raise ConfigError(f"aum_multiples: expected increasing positive numbers (got {mult.tolist()})")
@@ -177,18 +182,61 @@ class Limit:
         return self.name or f"{self.metric} <= {self.max:g} ({self.scope})"
 
 
-def binding_aum(curve: pd.DataFrame, limits: Sequence[Limit]) -> pd.DataFrame:
+def days_capacity(
+    model: LiquidityModel,
+    max_days: float,
+    fraction: float = 1.0,
+    conditions: Conditions | None = None,
+) -> pd.DataFrame:
+    """The largest AUM multiple at which each group is liquidated within ``max_days`` at the caps, exactly.
+
+    Position ``i`` takes ``ceil(m U_i / c_i)`` days at multiple ``m`` (``U_i = fraction |q_i|``, ``c_i``
+    its daily cap in ``conditions``), which is at most ``max_days`` while ``m <= max_days c_i / U_i``; a
+    group's multiple is its smallest position's (inf for a group with nothing to sell).  Only without a
+    turnover cap (which spreads days across positions).
+
+    Returns a DataFrame with ``level``, ``group``, ``max_multiple``, ``max_nav`` (= ``max_multiple`` x NAV).
+    """
+    if model.turnover_cap is not None:
+        raise ConfigError("days_capacity: exact only without a turnover cap (use the capacity curve's grid)")
+    r = model.resolve(conditions)
+    if r.cap_units.ndim > 1:
+        raise ConfigError("days_capacity: conditions must be uniform (no scenario axis)")
+    U = float(fraction) * np.abs(model.quantity)
+    per = np.where(U > 0, max_days * r.cap_units / np.where(U > 0, U, 1.0), np.inf)
+    labels, member = model.groups()
+    mult = [float(per[member[:, g] > 0].min()) for g in range(len(labels))]
+    return pd.DataFrame({"level": [l for l, _ in labels], "group": [g for _, g in labels], "max_multiple": mult,
+                         "max_nav": np.asarray(mult) * model.nav})
+
+
+def binding_aum(
+    curve: pd.DataFrame,
+    limits: Sequence[Limit],
+    model: LiquidityModel | None = None,
+    conditions: Mapping[str, Conditions] | None = None,
+    fraction: float = 1.0,
+    params: LiquidityParams | None = None,
+) -> pd.DataFrame:
     """Where each limit binds, per group, on a :func:`capacity_curve` table.
 
-    For each limit and group: ``max_ok_multiple``, the largest grid multiple at which the metric is within
-    the limit (NaN if none is); ``binding_multiple``, the multiple at which it crosses the limit,
-    interpolated linearly between the last grid point within and the first beyond (NaN if it never
-    crosses on the grid; for ``days_to_liquidate``, a step function, the interpolation is only a guide);
-    ``binding_nav`` = ``binding_multiple`` x the NAV at multiple 1; ``status`` (``binds``, ``within``: never
-    exceeded on the grid, ``exceeded``: already beyond the limit at the smallest multiple); ``first``: True
-    on the group whose limit binds at the smallest multiple, per limit and level (the binding asset class,
-    the binding sleeve).
+    For each limit and group: ``status`` (``binds``; ``within``: never beyond the limit on the grid;
+    ``exceeded``: already beyond it at the smallest multiple); ``max_ok_multiple``, the largest grid
+    multiple within the limit, and ``next_multiple``, the first beyond it (NaN where there is none);
+    ``binding_multiple``, where the metric crosses the limit: interpolated linearly between those two grid
+    points for the continuous metrics; for ``days_to_liquidate`` (a step function) exact from
+    :func:`days_capacity` when ``model`` is given (with the ``conditions`` and ``fraction`` the curve used;
+    default ``base`` and ``stress`` from ``params``), else NaN; ``binding_nav`` = ``binding_multiple`` x
+    the NAV at multiple 1.  ``first`` is True on the group that binds at the smallest multiple, per limit
+    and level (the binding asset class, the binding sleeve).
     """
+    exact: dict = {}
+    if model is not None and model.turnover_cap is None:
+        conditions = conditions or {"base": BASE, "stress": model.stress_conditions(params)}
+        for lim in limits:
+            if lim.metric == "days_to_liquidate" and lim.scope in conditions:
+                d = days_capacity(model, lim.max, fraction, conditions[lim.scope])
+                exact[lim.label] = {(l, g): v for l, g, v in zip(d["level"], d["group"], d["max_multiple"])}
     rows = []
     for lim in limits:
         sub = curve[curve["scope"] == lim.scope]
@@ -202,23 +250,27 @@ def binding_aum(curve: pd.DataFrame, limits: Sequence[Limit]) -> pd.DataFrame:
             m = g["aum_multiple"].to_numpy()
             v = g[lim.metric].to_numpy(float)
             nav1 = float(g["nav"].iloc[0] / m[0])
-            ok = v <= lim.max
-            bad = np.flatnonzero(~ok)
+            bad = np.flatnonzero(~(v <= lim.max))
             if not len(bad):
-                status, max_ok, bind = "within", m[-1], np.nan
+                status, max_ok, nxt, bind = "within", m[-1], np.nan, np.nan
             elif bad[0] == 0:
-                status, max_ok, bind = "exceeded", np.nan, np.nan
+                status, max_ok, nxt, bind = "exceeded", np.nan, m[0], np.nan
             else:
                 k = bad[0]
-                status, max_ok = "binds", m[k - 1]
+                status, max_ok, nxt = "binds", m[k - 1], m[k]
                 v0, v1 = v[k - 1], v[k]
                 bind = m[k - 1] + (m[k] - m[k - 1]) * ((lim.max - v0) / (v1 - v0) if v1 != v0 else 0.0)
+            if lim.metric == "days_to_liquidate":
+                bind = exact.get(lim.label, {}).get((level, group), np.nan)
             rows.append(dict(limit=lim.label, metric=lim.metric, max=lim.max, scope=lim.scope, level=level, group=group,
-                             status=status, max_ok_multiple=max_ok, binding_multiple=bind, binding_nav=bind * nav1))
+                             status=status, max_ok_multiple=max_ok, next_multiple=nxt, binding_multiple=bind,
+                             binding_nav=bind * nav1))
     out = pd.DataFrame(rows)
     if out.empty:
         return out
-    key = np.where(out["status"] == "exceeded", -np.inf, out["binding_multiple"].fillna(np.inf))
+    ordered = np.where(np.isfinite(out["binding_multiple"]), out["binding_multiple"],
+                       np.where(out["status"] == "binds", out["next_multiple"], np.inf))
+    key = np.where(out["status"] == "exceeded", -np.inf, ordered)
     out["first"] = False
     pairs = out["limit"] + "\0" + out["level"]
     for pair in dict.fromkeys(pairs):

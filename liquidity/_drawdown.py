@@ -25,6 +25,7 @@ arithmetic).  Drawdowns are positive numbers in base currency.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -164,6 +165,15 @@ def _prepare_paths(pnl_paths: np.ndarray, sv: np.ndarray, member: np.ndarray | N
     dG = None if member is None else dP @ member
     gross = np.concatenate([np.full((pnl_paths.shape[0], 1), np.abs(sv).sum()), np.abs(sv + pnl_paths).sum(axis=2)], axis=1)
     return _Paths(pnl_paths, dP, dB, dG, gross, member)
+
+
+def _single_blas_thread():
+    """Run the small per-day matrix products on one BLAS thread (threads only contend at these sizes)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _rows(a, rows):
@@ -375,9 +385,10 @@ def liquidity_adjusted_drawdown(
     absq = np.abs(model.quantity)
     budget = None if model.turnover_cap is None else model.turnover_cap * model.nav
     labels, member = model.groups() if groups else (None, None)
-    pp = _prepare_paths(p, model.signed_value, member)
-    plain = _simulate(pp, model.signed_value, absq, np.zeros(model.n), np.zeros(model.n), np.full(model.n, np.inf),
-                      model.nav, rule, None, scale)
-    la = _simulate(pp, model.signed_value, absq, r.spread, r.impact, r.cap_units, model.nav, rule, budget, scale)
+    with _single_blas_thread():
+        pp = _prepare_paths(p, model.signed_value, member)
+        plain = _simulate(pp, model.signed_value, absq, np.zeros(model.n), np.zeros(model.n), np.full(model.n, np.inf),
+                          model.nav, rule, None, scale)
+        la = _simulate(pp, model.signed_value, absq, r.spread, r.impact, r.cap_units, model.nav, rule, budget, scale)
     return DrawdownResult(plain.dd, la.dd, _static_drawdown(p, scale), la.cost, la.pending, la.days, la.held,
                           labels, plain.group_dd, la.group_dd)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import ConfigError, var_cvar
-from liquidity import CAPACITY_METRICS, DeleverageRule, Limit, LiquidityModel, binding_aum, capacity_curve
+from liquidity import BASE, CAPACITY_METRICS, DeleverageRule, Limit, LiquidityModel, binding_aum, capacity_curve, days_capacity
 from liquidity._capacity import _cvar_of_losses
 
 from liquidity_helpers import one_position, random_paths, small_book
@@ -57,15 +57,34 @@ def test_days_grow_with_aum_and_impact_bps_with_its_square_root():
 
 
 def test_the_days_limit_binds_where_the_closed_form_says():
-    # days = ceil(m |q| / (cap ADV)) <= 5  <=>  m <= 5 x 0.1 x 1m / 400k = 1.25 (base)
+    # days = ceil(m |q| / (cap ADV)) <= 5  <=>  m <= 5 x 0.1 x 1m / 400k = 1.25 (base);
+    # in stress (cap x 0.5, ADV x 0.5 by default for equities): m <= 5 x 0.025 x 1m / 400k = 0.3125
     m = one_position(quantity=4e5, adv=1e6, cap=0.1)
     curve = capacity_curve(m, GRID)
-    b = binding_aum(curve, [Limit("days_to_liquidate", 5, "base")])
-    row = b[b["level"] == "book"].iloc[0]
-    assert row["status"] == "binds"
-    assert row["max_ok_multiple"] <= 1.25 < GRID[GRID > row["max_ok_multiple"]][0]
-    assert row["max_ok_multiple"] == GRID[GRID <= 1.25].max()
-    assert row["binding_nav"] == pytest.approx(row["binding_multiple"] * m.nav, rel=1e-12)
+    lims = [Limit("days_to_liquidate", 5, "base"), Limit("days_to_liquidate", 5, "stress")]
+    b = binding_aum(curve, lims, model=m)
+    base = b[(b["level"] == "book") & (b["scope"] == "base")].iloc[0]
+    assert base["status"] == "binds"
+    assert base["binding_multiple"] == pytest.approx(1.25, rel=1e-12)
+    assert base["max_ok_multiple"] == GRID[GRID <= 1.25].max() and base["next_multiple"] == GRID[GRID > 1.25].min()
+    assert base["binding_nav"] == pytest.approx(1.25 * m.nav, rel=1e-12)
+    stress = b[(b["level"] == "book") & (b["scope"] == "stress")].iloc[0]
+    assert stress["binding_multiple"] == pytest.approx(0.3125, rel=1e-12)
+    # the curve itself agrees on both sides of the exact multiple
+    for mult, ok in ((1.25 * (1 - 1e-6), True), (1.25 * (1 + 1e-6), False)):
+        d = capacity_curve(m, [mult], conditions={"base": BASE})
+        assert (d["days_to_liquidate"].iloc[0] <= 5) == ok
+    # without the model the step function's crossing is only bracketed by the grid
+    assert np.isnan(binding_aum(curve, lims[:1])["binding_multiple"]).all()
+
+
+def test_days_capacity_per_group_is_the_slowest_position():
+    m = LiquidityModel.from_arrays(["A", "B", "C"], ["equity", "equity", "rates"], [1e6, 2e5, 1e6], [10.0, 10.0, 100.0],
+                                   [1e6, 1e6, 1e7], [1.0, 1.0, 1.0], [0.01, 0.01, 0.005], sleeve=["x", "y", "y"])
+    d = days_capacity(m, 10).set_index(["level", "group"])["max_multiple"]
+    # A: 10 x 0.1 x 1m / 1m = 1; B: 10 x 0.1 x 1m / 200k = 5; C: 10 x 0.2 x 10m / 1m = 20
+    assert d[("asset_class", "equity")] == pytest.approx(1.0) and d[("asset_class", "rates")] == pytest.approx(20.0)
+    assert d[("sleeve", "y")] == pytest.approx(5.0) and d[("book", "book")] == pytest.approx(1.0)
 
 
 def test_binding_aum_names_the_group_that_binds_first():
@@ -73,13 +92,14 @@ def test_binding_aum_names_the_group_that_binds_first():
     m = LiquidityModel.from_arrays(["EQ", "UST"], ["equity", "rates"], [1e6, 1e6], [10.0, 100.0], [1e6, 1e7],
                                    [1.0, 1.0], [0.01, 0.005], sleeve=["trend", "carry"])
     curve = capacity_curve(m, GRID)
-    b = binding_aum(curve, [Limit("days_to_liquidate", 20, "base"), Limit("cost_bps", 1e9, "base")])
+    b = binding_aum(curve, [Limit("days_to_liquidate", 20, "base"), Limit("cost_bps", 1e9, "base")], model=m)
     days = b[b["metric"] == "days_to_liquidate"].set_index(["level", "group"])
     assert days.loc[("asset_class", "equity"), "status"] == "binds"
     assert days.loc[("asset_class", "rates"), "status"] == "within"
     assert days.loc[("asset_class", "equity"), "first"] and not days.loc[("asset_class", "rates"), "first"]
     assert days.loc[("sleeve", "trend"), "first"] and days.loc[("book", "book"), "first"]
     assert days.loc[("asset_class", "equity"), "max_ok_multiple"] == GRID[GRID <= 2.0].max()
+    assert days.loc[("asset_class", "equity"), "binding_multiple"] == pytest.approx(2.0, rel=1e-12)
     huge = b[b["metric"] == "cost_bps"]
     assert set(huge["status"]) == {"within"} and not huge["first"].any()
 
