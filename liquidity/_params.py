@@ -6,10 +6,11 @@ any desk's fills.  ``docs/liquidity.md`` lists each one with its source; a user 
 
 Sources
 -------
-* Square-root impact law, cost per unit traded ``Y sigma sqrt(Q / V)`` with ``Y`` "of order one":
+* Square-root impact law, cost per unit traded ``Y sigma sqrt(Q / V)`` with ``Y`` of order one:
   Toth, Lemperiere, Deremble, de Lataillade, Kockelkoren and Bouchaud, "Anomalous price impact and the
   critical nature of liquidity in financial markets", Phys. Rev. X 1, 021006 (2011); Bouchaud, Bonart,
-  Donier and Gould, *Trades, Quotes and Prices* (Cambridge University Press, 2018), ch. 12.  Almgren,
+  Donier and Gould, *Trades, Quotes and Prices* (Cambridge University Press, 2018), ch. 12 ("The impact
+  of metaorders").  The defaults stay within the 0.5-1 range named in issue #7.  Almgren,
   Thum, Hauptmann and Li, "Direct estimation of equity market impact", Risk 18(7) (2005) estimate a
   power of 0.6 rather than 0.5 on US equities; we use 0.5.
 * Paying half the quoted bid-ask spread per trade, and a spread that widens in stress: Bangia, Diebold,
