@@ -182,3 +182,16 @@ def test_parameter_overrides_apply_per_class_over_default():
 def test_bad_conditions_are_rejected(kw, match):
     with pytest.raises(ConfigError, match=match):
         Conditions(**kw)
+
+
+def test_conditions_subset_picks_scenario_rows_and_keeps_uniform_parts():
+    m = small_book()
+    spread = np.arange(1, 4, dtype=float)[:, None] * np.ones((3, len(LIQUIDITY_CLASSES)))
+    vol = np.ones((3, m.n)) * np.array([[1.0], [2.0], [3.0]])
+    c = Conditions(spread_mult=spread, adv_mult=0.5, vol_mult=vol)
+    sub = c.subset(np.array([2, 0]))
+    np.testing.assert_array_equal(sub.spread_mult, spread[[2, 0]])
+    np.testing.assert_array_equal(sub.vol_mult, vol[[2, 0]])
+    assert sub.adv_mult == 0.5
+    x = np.tile(m.signed_value, (3, 1)) * 0.2
+    np.testing.assert_array_equal(m.cost(x[[2, 0]], sub), m.cost(x, c)[[2, 0]])
