@@ -14,8 +14,6 @@ from core import StressGridError
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 DEMO_BATCH = EXAMPLES / "demo_batch.yaml"
-#: exit code for a batch whose limits are breached (with --fail-on-breach)
-EXIT_USER_ERROR = 2
 
 
 def _fail(message: str, code: int) -> None:
@@ -49,6 +47,11 @@ def run_options(fn):
                       help="Tasks in flight at once (default: the cluster's CPUs). Results do not depend on it.")(fn)
     fn = click.option("--serial", is_flag=True, help="Run every task in this process, without Ray.")(fn)
     fn = click.option("--quiet", "-q", is_flag=True, help="Print no progress or summary, only errors.")(fn)
+    fn = click.option("--limits", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                      help="Limits file (YAML; overrides the batch's limits section): breaches are listed and written to breaches.parquet.")(fn)
+    fn = click.option("--fail-on-breach", is_flag=True,
+                      help="Exit with code 5 when a limit is breached (after writing every output), so a scheduler can alert.")(fn)
+    fn = click.option("--no-report", is_flag=True, help="Do not write the HTML report.")(fn)
     return fn
 
 
@@ -77,111 +80,25 @@ def progress_bar(console, total: int):
         yield advance
 
 
-def _shorten(items: list[str], n: int = 6) -> str:
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more (manifest.json)" if len(items) > n else "")
-
-
-def _money(x: float) -> str:
-    return f"{x / 1e6:,.2f}m"
-
-
-def print_summary(console, result, manifest: dict, out: Path) -> None:
-    """The terminal summary: risk per family, crisis P&L by asset class, caveats, where the time went."""
-    from rich.table import Table
-
-    rm = result.tables["risk_metrics"]
-    ccy = manifest["base_currency"]
-    t = Table(title=f"Risk by scenario family ({ccy}, losses positive)", title_justify="left")
-    t.add_column("family")
-    t.add_column("scenarios", justify="right")
-    confs = sorted(rm["confidence"].dropna().unique())
-    for a in confs:
-        t.add_column(f"VaR {a:.0%}", justify="right")
-        t.add_column(f"CVaR {a:.0%}", justify="right")
-    t.add_column("worst scenario")
-    t.add_column("worst loss", justify="right")
-    for fam, g in rm.groupby("family", sort=False):
-        cells = [fam, f"{int(g.loc[g.metric == 'scenarios', 'value'].iloc[0])}"]
-        for a in confs:
-            for m in ("VaR", "CVaR"):
-                cells.append(_money(g[(g.metric == m) & (g.confidence == a)]["value"].iloc[0]))
-        worst = g[g.metric == "worst"].iloc[0]
-        cells += [str(worst["scenario"]), _money(worst["value"])]
-        t.add_row(*cells)
-    console.print(t)
-
-    sc = result.tables["scenarios"]
-    small = [f for f, g in sc.groupby("family", sort=False) if len(g) <= 12]
-    if small:
-        bd = result.tables["breakdown"]
-        bd = bd[(bd.level == "asset_class") & bd.family.isin(small)]
-        wide = bd.pivot_table(index="scenario", columns="group", values="pnl", sort=False)
-        t2 = Table(title=f"Scenario P&L by asset class ({ccy})", title_justify="left")
-        t2.add_column("scenario")
-        for c in wide.columns:
-            t2.add_column(str(c), justify="right")
-        t2.add_column("total", justify="right")
-        for name, row in wide.iterrows():
-            t2.add_row(str(name), *[_money(v) for v in row], _money(row.sum()))
-        console.print(t2)
-
-    if "sensitivity" in result.tables and small:
-        st = result.tables["sensitivity"]
-        fam = small[0]
-        worst = sc[sc.family == fam].sort_values("pnl").iloc[0]["scenario"]
-        rows = st[st.scenario == worst]
-        t3 = Table(title=f"Full revaluation vs delta-gamma-vega approximation, {worst} ({ccy})", title_justify="left")
-        for c in ("type", "full", "approximation", "error"):
-            t3.add_column(c, justify="left" if c == "type" else "right")
-        for _, r in rows.iterrows():
-            t3.add_row(str(r["type"]), _money(r["pnl_full"]), _money(r["pnl_sensitivity"]), _money(r["error"]))
-        console.print(t3)
-
-    counts = manifest["counts"]
-    if manifest["unpriced_types"]:
-        pos = result.tables["positions"]
-        n_un = int((~pos.priced).sum())
-        console.print(f"[yellow]note:[/] {n_un} of {counts['positions']} positions are not priced yet "
-                      f"(types: {', '.join(manifest['unpriced_types'])}) and are excluded from every figure above.")
-    if manifest["uncovered_factors"]:
-        sizes = sc.groupby("family").size()
-        unc = manifest["uncovered_factors"]
-        # factors without data in every scenario of every family (typically set by market overrides)
-        always = set.intersection(*[
-            {f for f, n in unc.get(fam, {}).items() if n == size} for fam, size in sizes.items()
-        ]) if len(unc) == len(sizes) else set()
-        if always:
-            names = sorted(always)
-            console.print(f"[yellow]note:[/] {len(names)} factors have no history and are held flat in every scenario "
-                          f"(market overrides): {_shorten(names)}.")
-        for fam, facs in unc.items():
-            rest = {f: n for f, n in facs.items() if f not in always}
-            if rest:
-                detail = _shorten([f"{f} ({n} of {sizes[fam]})" for f, n in rest.items()])
-                console.print(f"[yellow]note:[/] family {fam}: no data, held flat, for {detail}.")
-        for fam, facs in manifest.get("filled_factors", {}).items():
-            console.print(f"[yellow]note:[/] family {fam}: {len(facs)} factors calibrated from public facts or propagated, "
-                          f"not replayed: {_shorten(sorted(facs))}.")
-    tm = manifest["timings_seconds"]
-    parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items() if k not in ("total",))
-    console.print(f"time: {tm.get('total', 0):.1f}s total ({parts})")
-    console.print(f"{counts['scenarios']} scenarios x {counts['positions']} positions in {counts['tasks']} tasks "
-                  f"of {counts['chunk_size']}; outputs in {out}/")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="stressgrid")
 def main() -> None:
     """stressgrid: scenario and stress testing for multi-asset portfolios, on a laptop or a Ray cluster."""
 
 
-def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, resume: bool = False) -> None:
+def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, resume: bool = False,
+         limits: Path | None = None, fail_on_breach: bool = False, no_report: bool = False) -> None:
+    import json
+
+    import reports
     from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
     from cluster import connect, gpu_request
 
     console = _console(quiet)
     t_start = time.perf_counter()
     batch, digest = load_batch(batch_path)
+    lim = reports.load_limits(limits) if limits is not None else (
+        reports.parse_limits(batch.limits, f"batch file {batch_path}, limits") if batch.limits is not None else None)
     inputs = prepare_inputs(batch, digest, history_path=history)
     use_serial = serial or batch.execution.executor == "serial"
     n_workers = workers or batch.execution.workers
@@ -199,7 +116,10 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
     manifest = write_outputs(result, out)
     result.timings["total"] = time.perf_counter() - t_start
     manifest["timings_seconds"]["total"] = round(result.timings["total"], 4)
-    print_summary(console, result, manifest, out)
+    (Path(out) / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    code = reports.finish_run(out, console, limits=lim, fail_on_breach=fail_on_breach, html=not no_report)
+    if code:
+        sys.exit(code)
 
 
 @main.command()
@@ -208,13 +128,13 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out: only the tasks without a checkpoint run.")
 @run_options
 @handle_errors
-def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume) -> None:
+def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report) -> None:
     """Run the stress batch in BATCH (a YAML file) and write the results to --out.
 
     Each finished task is checkpointed in --out/tasks as it completes, so an interrupted run can be
     continued with --resume and gives the same numbers as an uninterrupted one.
     """
-    _run(batch, out, history, address, workers, serial, quiet, resume)
+    _run(batch, out, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report)
 
 
 @main.command()
@@ -222,13 +142,13 @@ def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume
               help="Directory for the Parquet tables and manifest.json.")
 @run_options
 @handle_errors
-def demo(out: Path, history, address, workers, serial, quiet) -> None:
+def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_breach, no_report) -> None:
     """Run the bundled demo batch (examples/demo_batch.yaml) on the bundled market history."""
     from core import ConfigError
 
     if not DEMO_BATCH.exists():
         raise ConfigError(f"demo batch {DEMO_BATCH} not found: install stressgrid from a clone with 'pip install -e .'")
-    _run(DEMO_BATCH, out, history, address, workers, serial, quiet)
+    _run(DEMO_BATCH, out, history, address, workers, serial, quiet, False, limits, fail_on_breach, no_report)
 
 
 @main.command()
@@ -332,6 +252,15 @@ def fetch(job: str, address: str, out: Path) -> None:
     path = fetch_run(address, job, out)
     click.echo(f"fetched {job} into {path}")
 
+
+def _register_report_commands() -> None:
+    from reports import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_report_commands()
 
 if __name__ == "__main__":
     main()

@@ -92,12 +92,17 @@ class Batch(_Strict):
     name: str = Field(min_length=1)
     book: Path
     base_currency: str = "USD"
+    #: the book's net asset value in base currency: the unit of limits and re-optimisation weights
+    #: (default: the book's gross exposure, with a note in the manifest)
+    nav: Optional[float] = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0)
     history: Optional[HistorySettings] = None
     market: MarketSettings = MarketSettings()
     scenarios: list[ScenarioSpec] = Field(min_length=1)
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()
+    #: risk limits (the limits-file format, docs/reporting.md), checked after the run
+    limits: Optional[dict] = None
     #: for each entry of ``scenarios`` (after sweep expansion), the index of the batch-file entry it came
     #: from: every point of a sweep draws from that entry's seed (common random numbers)
     _origins: list[int] = PrivateAttr(default_factory=list)
@@ -262,6 +267,10 @@ def load_batch(path: str | Path) -> tuple[Batch, str]:
     updates = {"book": (base / batch.book)}
     if batch.history is not None:
         updates["history"] = batch.history.model_copy(update={"path": base / batch.history.path})
+    if batch.limits is not None:
+        from reports import parse_limits
+
+        parse_limits(batch.limits, f"batch file {p}, limits")  # validated here, used after the run
     out = batch.model_copy(update=updates)
     out._origins = origins
     out._sweeps = points

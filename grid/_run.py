@@ -323,6 +323,7 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
         "history": {"source": inputs.history.source, "first": str(inputs.history.levels.index[0].date()),
                     "last": str(inputs.history.levels.index[-1].date())},
         "base_currency": inputs.batch.base_currency,
+        **({"nav": inputs.batch.nav} if inputs.batch.nav is not None else {}),
         "counts": {"positions": int(inputs.prepared.n), "priced": int(inputs.prepared.priced.sum()),
                    "scenarios": len(scen), "factors": len(scen.factors), "tasks": len(result.tasks),
                    "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers,

@@ -21,7 +21,10 @@ def _commands():
     return sorted(main.commands)
 
 
-@pytest.mark.parametrize("cmd", [[]] + [[c] for c in ["run", "demo", "validate"]])
+COMMANDS = ["run", "demo", "validate", "submit", "status", "logs", "fetch", "report", "store", "runs", "compare"]
+
+
+@pytest.mark.parametrize("cmd", [[]] + [[c] for c in COMMANDS])
 def test_every_command_has_help(cmd):
     res = CliRunner().invoke(main, cmd + ["--help"])
     assert res.exit_code == 0
@@ -29,7 +32,7 @@ def test_every_command_has_help(cmd):
 
 
 def test_all_commands_are_covered_by_the_help_test():
-    assert set(_commands()) <= {"run", "demo", "validate"}
+    assert set(_commands()) <= set(COMMANDS)
 
 
 def test_validate_the_demo(demo_batch_path):
