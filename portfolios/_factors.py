@@ -1,0 +1,214 @@
+"""Factor exposures by Lasso regression, and an allocation that targets factor exposures.
+
+:class:`FactorExposureModel` regresses each asset's returns on the factor returns with an L1 penalty
+(Tibshirani, "Regression shrinkage and selection via the lasso", JRSS B 58 (1996); scikit-learn's
+``Lasso``, objective ``1/(2T) |r - a - F b|^2 + lambda |b|_1``), which keeps each asset's loadings on the
+few factors that explain it.
+
+:class:`FactorTargeting` finds weights whose exposures ``B^T w`` come closest (least squares) to target
+exposures under weight bounds and the desk constraints; when the target is reachable it is hit exactly,
+and among the weights that reach the closest exposures it picks the one nearest the current book (or
+the smallest book).  The four allocation cases of a Lasso factor-exposure study - target exposures with
+weights in [-100%, 100%], long-only, long-only with illiquid assets excluded, and equal exposure to every
+factor with weights in [-50%, 50%] - are this problem with different bounds (``docs/portfolios.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cvxpy as cp
+import numpy as np
+from sklearn.linear_model import Lasso, LassoCV
+
+from core.errors import ConfigError, InfeasibleError
+
+from ._constraints import Constraints, compile_constraints
+from ._diagnose import diagnose_infeasibility
+from ._validate import check_returns
+
+__all__ = ["FactorExposureModel", "FactorTargeting"]
+
+
+class FactorExposureModel:
+    """Loadings of assets on factors by Lasso regression (one regression per asset).
+
+    Parameters
+    ----------
+    alpha : Lasso penalty ``lambda`` (on returns in their own units), or ``"cv"`` to choose it per asset
+        by ``cv``-fold cross-validation (``LassoCV``, contiguous folds).
+    fit_intercept : estimate an intercept per asset.
+    positive : constrain loadings to be >= 0.
+
+    Attributes
+    ----------
+    loadings_ : ``[N, K]``.  intercept_ : ``[N]``.  r2_ : ``[N]`` in-sample R^2.  alpha_ : ``[N]`` penalties.
+    """
+
+    def __init__(self, alpha: float | str = 1e-5, fit_intercept: bool = True, positive: bool = False,
+                 cv: int = 5, max_iter: int = 100_000, tol: float = 1e-10):
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.positive = positive
+        self.cv = cv
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, asset_returns, factor_returns, asset_names: Sequence[str] | None = None,
+            factor_names: Sequence[str] | None = None) -> "FactorExposureModel":
+        """Fit on aligned histories ``asset_returns [T, N]`` and ``factor_returns [T, K]``."""
+        Y = check_returns(asset_returns, "asset_returns")
+        X = check_returns(factor_returns, "factor_returns")
+        if X.shape[0] != Y.shape[0]:
+            raise ConfigError(
+                f"factor_returns: needs one row per row of asset_returns ({Y.shape[0]}) (got {X.shape[0]})"
+            )
+        T, n = Y.shape
+        k = X.shape[1]
+        if isinstance(self.alpha, str):
+            if self.alpha != "cv":
+                raise ConfigError(f"alpha: expected a number >= 0 or 'cv' (got {self.alpha!r})")
+        elif not np.isfinite(float(self.alpha)) or float(self.alpha) < 0:
+            raise ConfigError(f"alpha: expected a number >= 0 or 'cv' (got {self.alpha!r})")
+        B = np.zeros((n, k))
+        a = np.zeros(n)
+        lam = np.zeros(n)
+        if self.alpha == "cv":
+            for i in range(n):
+                m = LassoCV(cv=self.cv, fit_intercept=self.fit_intercept, positive=self.positive,
+                            max_iter=self.max_iter, tol=self.tol).fit(X, Y[:, i])
+                B[i], a[i], lam[i] = m.coef_, m.intercept_, m.alpha_
+        else:
+            m = Lasso(alpha=float(self.alpha), fit_intercept=self.fit_intercept, positive=self.positive,
+                      max_iter=self.max_iter, tol=self.tol).fit(X, Y)
+            B = np.atleast_2d(m.coef_).reshape(n, k)
+            a = np.atleast_1d(m.intercept_) * np.ones(n)
+            lam[:] = float(self.alpha)
+        fitted = X @ B.T + a
+        ss_res = ((Y - fitted) ** 2).sum(axis=0)
+        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+        self.loadings_ = B
+        self.intercept_ = a
+        self.alpha_ = lam
+        self.r2_ = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), 0.0)
+        self.asset_names_ = None if asset_names is None else list(asset_names)
+        self.factor_names_ = [f"factor_{j}" for j in range(k)] if factor_names is None else list(factor_names)
+        return self
+
+    def predict(self, factor_returns) -> np.ndarray:
+        """Asset returns ``[T, N]`` implied by factor returns ``[T, K]``."""
+        X = check_returns(factor_returns, "factor_returns")
+        return X @ self.loadings_.T + self.intercept_
+
+
+class FactorTargeting:
+    """Weights whose factor exposures come closest to a target, under weight bounds and constraints.
+
+    Stage 1: ``e* = argmin |B^T w - target|_2^2`` over the constraint set (unique in exposure space);
+    stage 2: ``min |w - w_ref|_2^2`` subject to ``B^T w = e*`` and the constraints, with ``w_ref`` the
+    current book (or zero).  Both are QPs in cvxpy (CLARABEL), built once per shape with the target and
+    the current book as parameters.
+
+    Parameters
+    ----------
+    target_exposures : ``[K]`` target of ``B^T w``.
+    constraints : :class:`portfolios.Constraints` (default here: no budget, weights in [-1, 1]).
+    exclude : indices of assets held at zero (illiquid or excluded names).
+
+    Attributes
+    ----------
+    weights_ : ``[N]``.  exposures_ : ``B^T weights_``.  exposure_error_ : ``|exposures_ - target|_2``.
+    hit_ : whether the target is reached (error <= 1e-7).  status_ : ``"optimal"``.
+    """
+
+    def __init__(self, target_exposures, constraints: Constraints | None = None,
+                 exclude: Sequence[int] | None = None, solver: str | None = None):
+        self.target_exposures = target_exposures
+        self.constraints = constraints
+        self.exclude = exclude
+        self.solver = solver
+        self._built = None
+
+    def _constraints(self, n: int) -> Constraints:
+        cs = self.constraints if self.constraints is not None else Constraints(budget=None, lower=-1.0, upper=1.0)
+        if self.exclude is not None and len(self.exclude):
+            ex = np.asarray(self.exclude)
+            if not np.issubdtype(ex.dtype, np.integer) or np.any((ex < 0) | (ex >= n)):
+                raise ConfigError(f"exclude: expected position indices in 0..{n - 1} (got {self.exclude!r})")
+            lo = np.broadcast_to(np.asarray(cs.lower, float), (n,)).copy()
+            hi = np.broadcast_to(np.asarray(cs.upper, float), (n,)).copy()
+            lo[ex] = 0.0
+            hi[ex] = 0.0
+            from dataclasses import replace
+
+            cs = replace(cs, lower=lo, upper=hi)
+        return cs
+
+    def fit(self, loadings, current_weights=None) -> "FactorTargeting":
+        """Allocate for loadings ``B [N, K]`` (e.g. ``FactorExposureModel().fit(...).loadings_``)."""
+        B = np.asarray(loadings, float)
+        if B.ndim != 2 or not np.all(np.isfinite(B)):
+            raise ConfigError(f"loadings: expected a finite [N, K] array (got shape {B.shape})")
+        n, k = B.shape
+        t = np.asarray(self.target_exposures, float)
+        if t.shape != (k,) or not np.all(np.isfinite(t)):
+            raise ConfigError(f"target_exposures: expected {k} finite numbers, one per factor (got {self.target_exposures!r})")
+        cs = self._constraints(n)
+        system = compile_constraints(cs, n, current_weights)
+        key = (n, k, system.A.shape, system.n_x)
+        if self._built is None or self._built[0] != key:
+            self._built = (key, _TargetingProblem(system, k))
+        P = self._built[1]
+        P.load(system, B, t)
+        solver = self.solver or "CLARABEL"
+        opts = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12} if solver == "CLARABEL" else {}
+        P.stage1.solve(solver=solver, **opts)
+        if P.stage1.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            diag = diagnose_infeasibility(cs, n, current_weights)
+            raise InfeasibleError(
+                diag.message if not diag.feasible else f"factor targeting: the solver failed (status {P.stage1.status})"
+            )
+        w1 = np.asarray(P.x.value[:n], float)
+        P.e.value = B.T @ w1
+        P.stage2.solve(solver=solver, **opts)
+        ok = P.stage2.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and P.x.value is not None
+        self.weights_ = np.asarray(P.x.value[:n], float) if ok else w1
+        self.exposures_ = B.T @ self.weights_
+        self.exposure_error_ = float(np.linalg.norm(self.exposures_ - t))
+        self.hit_ = self.exposure_error_ <= 1e-7
+        self.status_ = "optimal"
+        return self
+
+
+class _TargetingProblem:
+    """The two QPs of :class:`FactorTargeting`, with loadings, target, current book and bounds as parameters."""
+
+    def __init__(self, system, k: int):
+        n = system.n
+        self.x = cp.Variable(system.n_x)
+        w = self.x[:n]
+        self.B = cp.Parameter((n, k))
+        self.t = cp.Parameter(k)
+        self.e = cp.Parameter(k)
+        self.wref = cp.Parameter(n)
+        self.idx = {}
+        self.par = {}
+        cons = []
+        for name in ("row_lo", "row_hi", "col_lo", "col_hi"):
+            idx = np.flatnonzero(np.isfinite(getattr(system, name)))
+            self.idx[name] = idx
+            self.par[name] = cp.Parameter(len(idx))
+            if not len(idx):
+                continue
+            expr = system.A[idx] @ self.x if name.startswith("row") else self.x[idx]
+            cons.append(expr >= self.par[name] if name.endswith("lo") else expr <= self.par[name])
+        expo = self.B.T @ w
+        self.stage1 = cp.Problem(cp.Minimize(cp.sum_squares(expo - self.t)), cons)
+        self.stage2 = cp.Problem(cp.Minimize(cp.sum_squares(w - self.wref)), cons + [expo == self.e])
+
+    def load(self, system, B, t) -> None:
+        self.B.value = B
+        self.t.value = t
+        self.wref.value = np.zeros(system.n) if system.current is None else system.current
+        for name, idx in self.idx.items():
+            self.par[name].value = getattr(system, name)[idx]
