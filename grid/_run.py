@@ -51,6 +51,9 @@ class RunInputs:
     prepared: kernels.PreparedBook
     timings: dict[str, float] = field(default_factory=dict)
     sens: object = None  # kernels.Sensitivities at the snapshot, for the delta-gamma-vega comparison
+    #: family -> (rows in ``scenarios``, daily cumulative factor paths ``[s, H, F]`` on the market's
+    #: factors), for the families whose kind keeps paths
+    family_paths: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +69,7 @@ class RunResult:
     workers: int
     resumed_tasks: int = 0
     gpus_per_task: float = 0.0
+    notes: dict = field(default_factory=dict)  # section -> notes for the manifest (e.g. liquidity's NAV)
 
 
 def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None) -> RunInputs:
@@ -109,8 +113,14 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
         scen = concat_scenarios(sets).reorder(market.factors)
     except ValueError as exc:
         raise ConfigError(f"batch {batch.name!r}, scenarios: {exc}") from None
+    fam = np.asarray(scen.family)
+    family_paths = {}
+    for s in sets:
+        if s.paths is not None and len(s):
+            r = s.reorder(market.factors)
+            family_paths[s.family[0]] = (np.flatnonzero(fam == s.family[0]), r.paths)
     timings["generate_scenarios"] = time.perf_counter() - t0
-    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens)
+    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths)
 
 
 #: keep the position-level P&L table when scenarios x positions is at most this many cells
@@ -213,8 +223,17 @@ def execute(
         tables["sweeps"] = _sweep_table(batch)
     timings["reduce"] = time.perf_counter() - t0
     pnl = np.concatenate([r.pnl for r in results]) if payload.keep_positions else None
+    notes: dict = {}
+    if batch.liquidity is not None:
+        from ._liquidity import liquidity_tables
+
+        t0 = time.perf_counter()
+        liq, notes["liquidity"] = liquidity_tables(batch.liquidity, inputs, pnl, f"batch {batch.name!r}")
+        tables.update(liq)
+        timings["liquidity"] = time.perf_counter() - t0
     return RunResult(inputs, pnl, tasks, results, tables, timings, started, datetime.now(timezone.utc),
-                     getattr(executor, "workers", None) or 0, len(done), float(getattr(executor, "num_gpus", 0.0) or 0.0))
+                     getattr(executor, "workers", None) or 0, len(done), float(getattr(executor, "num_gpus", 0.0) or 0.0),
+                     notes)
 
 
 def _sensitivity_table(results: list[ChunkResult], scen: ScenarioSet, types: list[str]) -> pd.DataFrame:
@@ -324,6 +343,8 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
                     "last": str(inputs.history.levels.index[-1].date())},
         "base_currency": inputs.batch.base_currency,
         **({"nav": inputs.batch.nav} if inputs.batch.nav is not None else {}),
+        **({"nav": result.notes["liquidity"]["nav"]} if "liquidity" in result.notes and inputs.batch.nav is None else {}),
+        **({"notes": result.notes} if result.notes else {}),
         "counts": {"positions": int(inputs.prepared.n), "priced": int(inputs.prepared.priced.sum()),
                    "scenarios": len(scen), "factors": len(scen.factors), "tasks": len(result.tasks),
                    "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers,

@@ -117,6 +117,8 @@ class DrawdownResult:
     groups: list[tuple[str, str]] | None = None
     group_drawdown: np.ndarray | None = None
     group_la_drawdown: np.ndarray | None = None
+    equity: np.ndarray | None = None
+    la_equity: np.ndarray | None = None
 
     def table(self, names, family) -> pd.DataFrame:
         """One row per scenario: ``scenario``, ``family``, ``drawdown``, ``la_drawdown``,
@@ -141,6 +143,7 @@ class _Sim:
     days: np.ndarray
     held: np.ndarray
     group_dd: np.ndarray | None = field(default=None)
+    equity: np.ndarray | None = field(default=None)
 
 
 class _Paths(NamedTuple):
@@ -201,6 +204,7 @@ def _simulate(
     rule: DeleverageRule,
     budget: float | None,
     scale: float,
+    record: bool = False,
 ) -> _Sim:
     """One pass along every path at AUM ``scale`` (the model's quantities, NAV and P&L times ``scale``).
 
@@ -227,6 +231,7 @@ def _simulate(
     out_dd, out_cost, out_pend = np.zeros(S), np.zeros(S), np.zeros(S)
     out_days, out_held = np.zeros(S, dtype=np.int64), np.zeros(S)
     out_gdd = np.zeros((S, G)) if G else None
+    out_eq = np.zeros((S, H + 1)) if record else None
     lam = rule.ewma_lambda
     lim = None if budget is None else budget * m
     for a in range(0, S, CHUNK):
@@ -303,6 +308,8 @@ def _simulate(
                     if G:
                         Eg[rows] -= c @ member
             x = target
+            if record:
+                out_eq[blk, t] = E
             peak = np.maximum(peak, E)
             dd = np.maximum(dd, peak - E)
             if G:
@@ -328,7 +335,7 @@ def _simulate(
         out_dd[blk], out_cost[blk], out_pend[blk], out_days[blk], out_held[blk] = dd, cost + pend, pend, days, held
         if G:
             out_gdd[blk] = dd_g
-    return _Sim(out_dd, out_cost, out_pend, out_days, out_held, out_gdd)
+    return _Sim(out_dd, out_cost, out_pend, out_days, out_held, out_gdd, out_eq)
 
 
 def _static_drawdown(pnl_paths: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -353,6 +360,7 @@ def liquidity_adjusted_drawdown(
     conditions: Conditions | None = None,
     groups: bool = False,
     scale: float = 1.0,
+    equity: bool = False,
 ) -> DrawdownResult:
     """Plain and liquidity-adjusted drawdowns of every scenario path.
 
@@ -367,6 +375,8 @@ def liquidity_adjusted_drawdown(
         (:func:`liquidity.path_vol_multiplier`)
     groups : also give each asset class's and sleeve's drawdown contribution
     scale : AUM multiple (quantities, NAV and P&L scaled; used by the capacity curve)
+    equity : also return the cumulative P&L after each day ``[S, H + 1]`` (day 0 is the start) of the
+        plain pass (``equity``) and of the liquidity-adjusted pass, costs paid (``la_equity``)
 
     Returns
     -------
@@ -388,7 +398,7 @@ def liquidity_adjusted_drawdown(
     with _single_blas_thread():
         pp = _prepare_paths(p, model.signed_value, member)
         plain = _simulate(pp, model.signed_value, absq, np.zeros(model.n), np.zeros(model.n), np.full(model.n, np.inf),
-                          model.nav, rule, None, scale)
-        la = _simulate(pp, model.signed_value, absq, r.spread, r.impact, r.cap_units, model.nav, rule, budget, scale)
+                          model.nav, rule, None, scale, equity)
+        la = _simulate(pp, model.signed_value, absq, r.spread, r.impact, r.cap_units, model.nav, rule, budget, scale, equity)
     return DrawdownResult(plain.dd, la.dd, _static_drawdown(p, scale), la.cost, la.pending, la.days, la.held,
-                          labels, plain.group_dd, la.group_dd)
+                          labels, plain.group_dd, la.group_dd, plain.equity, la.equity)

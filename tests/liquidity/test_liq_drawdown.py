@@ -217,3 +217,20 @@ def test_the_simulation_matches_its_dense_twin(rule, turnover, scale):
     z = np.zeros(m.n)
     pdd, _, _ = dense_drawdown(m, paths, rule, z, z, np.full(m.n, np.inf), scale, turnover=False)
     np.testing.assert_allclose(r.drawdown, pdd, rtol=1e-9, atol=1e-6)
+
+
+def test_recorded_equity_paths_match_the_drawdowns():
+    model = small_book()
+    pp = random_paths(model, S=50, H=12)
+    rule = DeleverageRule(drawdown_steps=((0.002, 0.5), (0.004, 0.0)))
+    res = liquidity_adjusted_drawdown(model, pp, rule, equity=True)
+    assert res.equity.shape == res.la_equity.shape == (50, 13)
+    assert np.all(res.equity[:, 0] == 0) and np.all(res.la_equity[:, 0] <= 0)
+    # peak-to-trough of each recorded path is the reported drawdown (the plain pass has no pending cost)
+    dd = lambda E: (np.maximum.accumulate(np.maximum(E, 0), axis=1) - E).max(axis=1)
+    assert np.allclose(dd(res.equity), res.drawdown, rtol=0, atol=1e-6)
+    done = res.pending_cost == 0
+    assert np.allclose(dd(res.la_equity)[done], res.la_drawdown[done], rtol=0, atol=1e-6)
+    # without a rule nothing trades: the plain equity is the book's cumulative P&L
+    held = liquidity_adjusted_drawdown(model, pp, None, equity=True)
+    assert np.allclose(held.equity[:, 1:], pp.sum(axis=2), rtol=0, atol=1e-6)
