@@ -99,31 +99,39 @@ def min_variance_weights(cov: np.ndarray) -> np.ndarray:
     return x / x.sum()
 
 
-def _polish(s: np.ndarray, x: np.ndarray, tol: float = 1e-10) -> np.ndarray | None:
-    """The exact solution on the solver's support ``S`` (weights above 1e-6): ``w_S = S_SS^-1 1 / 1' S_SS^-1 1``,
-    ``w = 0`` elsewhere, returned if it satisfies the KKT conditions of the long-only problem
-    (``w_S > 0``; ``(S w)_i >= (S w)_S`` off the support), else None.  The result does not depend on the
-    solver's last digits, so it is the same in every process."""
+def _polish(s: np.ndarray, x: np.ndarray, tol: float = 1e-12) -> np.ndarray | None:
+    """The exact solution from the solver's support (weights above 1e-6), by active-set steps: on a
+    support ``S`` the equality-constrained optimum is ``w_S = S_SS^-1 1 / 1' S_SS^-1 1``; a non-positive
+    weight leaves the support, an asset with ``(S w)_i < w' S w`` off it joins, until the KKT conditions
+    of the long-only problem hold.  The result depends on the covariance alone, not on the solver's
+    last digits, so it is the same in every process.  None if the steps do not settle."""
+    k = len(s)
     support = x > 1e-6
     if not support.any():
-        return None
-    sub = s[np.ix_(support, support)]
-    try:
-        y = np.linalg.solve(sub, np.ones(int(support.sum())))
-    except np.linalg.LinAlgError:
-        return None
-    if y.sum() <= 0:
-        return None
-    ws = y / y.sum()
-    if np.any(ws <= 0):
-        return None
-    w = np.zeros(len(s))
-    w[support] = ws
-    grad = s @ w
-    lam = float(w @ grad)  # (S w)_i = lam on the support
-    if np.any(grad[~support] < lam * (1.0 - tol) - tol):
-        return None
-    return w
+        support[np.argmax(x)] = True
+    for _ in range(4 * k):
+        idx = np.flatnonzero(support)
+        try:
+            y = np.linalg.solve(s[np.ix_(idx, idx)], np.ones(len(idx)))
+        except np.linalg.LinAlgError:
+            return None
+        if y.sum() <= 0:
+            return None
+        ws = y / y.sum()
+        if np.any(ws <= 0):
+            support[idx[np.argmin(ws)]] = False
+            continue
+        w = np.zeros(k)
+        w[idx] = ws
+        grad = s @ w
+        lam = float(w @ grad)  # (S w)_i = lam on the support
+        viol = ~support & (grad < lam * (1.0 - tol))
+        if viol.any():
+            cand = np.flatnonzero(viol)
+            support[cand[np.argmin(grad[cand])]] = True
+            continue
+        return w
+    return None
 
 
 def risk_parity_weights(cov: np.ndarray, budgets: np.ndarray | None = None, tol: float = 1e-12,

@@ -57,6 +57,16 @@ def test_long_only_min_variance_is_the_gmv_when_that_is_long_and_kkt_otherwise()
     assert binding >= 1
 
 
+def test_min_variance_does_not_depend_on_earlier_solves():
+    # the cvxpy problem is built once per size and re-solved; the answer is polished to the exact
+    # solution on its support, so it is bit-identical whatever was solved before (as on a Ray worker)
+    s = _cov(7, k=10)
+    first = min_variance_weights(s)
+    for seed in range(30):
+        min_variance_weights(_cov(100 + seed, k=10))
+    assert np.array_equal(min_variance_weights(s), first)
+
+
 def test_risk_parity_closed_forms_and_equal_contributions():
     # two assets: w_i ~ 1/sigma_i whatever the correlation (Maillard, Roncalli and Teiletche 2010)
     for rho in (-0.5, 0.0, 0.7):
