@@ -160,6 +160,7 @@ def run_monitoring(
     nav: float | None = None,
     scenario_specs: list | None = None,
     as_of=None,
+    cost_fn=None,
 ) -> MonitoringResult:
     """Run every part of the monitoring section.
 
@@ -172,6 +173,8 @@ def run_monitoring(
     executor : a grid executor for the walk-forward steps (None: serial in this process)
     positions, nav, scenario_specs : the book, its NAV and the batch's scenario entries, for the rules
     as_of : the market date (``settings.as_of`` wins; default the history's last date)
+    cost_fn : ``cost_fn(trade_weights [K]) -> fraction of NAV`` for the rebalancing backtest (the
+        liquidity model's); default: ``backtest.cost_bps`` proportional costs
 
     Returns
     -------
@@ -203,7 +206,7 @@ def run_monitoring(
     out["walk_forward"] = res.errors
     out["champion_challenger"] = champion_challenger(res.errors, s.champion, s.margin, s.metric)
     if s.backtest.enabled:
-        costs = proportional_costs(s.backtest.cost_bps, list(returns.columns))
+        costs = cost_fn or proportional_costs(s.backtest.cost_bps, list(returns.columns))
         out["rebalance_backtest"] = rebalance_backtest(returns, res.weights, costs, s.backtest.benchmark).summary
 
     out["signals"] = evaluate_signals(history, s.signals, as_of_ts)

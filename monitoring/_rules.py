@@ -113,16 +113,17 @@ Rule = Annotated[Union[DeleverCluster, TightenAdvCaps, StressedCorrelation, VolT
 
 
 class RuleOutcome(tuple):
-    """``(positions, log, scenario_specs)``: the adapted book, one log row per rule (``rule``, ``kind``,
-    ``signals``, ``fired``, ``action``, ``detail``) and the adapted scenario specs (None when none were
-    given)."""
+    """``(positions, log)``: the adapted book and one log row per rule (``rule``, ``kind``, ``signal``
+    (the signals that triggered it, or the ones it waits for), ``fired``, ``action``, ``detail``); the
+    adapted scenario specs are the attribute ``scenario_specs`` (None when none were given)."""
 
     def __new__(cls, positions: pd.DataFrame, log: pd.DataFrame, scenario_specs):
-        return super().__new__(cls, (positions, log, scenario_specs))
+        out = super().__new__(cls, (positions, log))
+        out.scenario_specs = scenario_specs
+        return out
 
     positions = property(lambda self: self[0])
     log = property(lambda self: self[1])
-    scenario_specs = property(lambda self: self[2])
 
 
 _NEGATIVE_TYPES = {"bond", "swap", "rate_future", "cds"}
@@ -261,7 +262,7 @@ def apply_rules(
 
     Returns
     -------
-    :class:`RuleOutcome` ``(positions, log, scenario_specs)``.
+    :class:`RuleOutcome` ``(positions, log)`` with ``.scenario_specs``.
     """
     from pydantic import TypeAdapter, ValidationError
 
@@ -284,10 +285,10 @@ def apply_rules(
     log = []
     for k, rule in enumerate(parsed):
         hit = rule.triggered(fired)
-        row = {"rule": k, "kind": rule.kind, "signals": ", ".join(rule.when), "fired": bool(hit),
+        row = {"rule": k, "kind": rule.kind, "signal": ", ".join(rule.when), "fired": bool(hit),
                "action": "none", "detail": "" if hit else f"no trigger ({rule.mode} of {', '.join(rule.when)})"}
         if hit:
-            row["signals"] = ", ".join(hit)
+            row["signal"] = ", ".join(hit)
             if isinstance(rule, DeleverCluster):
                 corr, how = _position_corr(pos, rule.window, history, as_of, position_pnl if isinstance(position_pnl, pd.DataFrame) else None)
                 idx, mc = correlated_cluster(corr, rule.min_corr)
@@ -342,4 +343,4 @@ def apply_rules(
                 row["action"] = f"scaled the book by {f:.4g}"
                 row["detail"] = f"vol {vol:.2%} over {len(pnl)} days, target {rule.target_vol:.2%}, max scale {rule.max_scale:g}"
         log.append(row)
-    return RuleOutcome(pos, pd.DataFrame(log, columns=["rule", "kind", "signals", "fired", "action", "detail"]), specs)
+    return RuleOutcome(pos, pd.DataFrame(log, columns=["rule", "kind", "signal", "fired", "action", "detail"]), specs)

@@ -35,9 +35,9 @@ def _pnl(n=120, seed=0):
 def test_delever_cluster_scales_the_correlated_cluster_only():
     book, pnl = _book(), _pnl()
     rules = [{"kind": "delever_cluster", "when": ["avg_corr"], "factor": 0.4, "min_corr": 0.6}]
-    out = apply_rules(book, ["avg_corr"], rules, position_pnl=pnl)
-    assert np.allclose(out.positions.quantity, [40.0, 4.0, 20.0, 1e6, 2e5])
-    row = out.log.iloc[0]
+    positions, log = apply_rules(book, ["avg_corr"], rules, position_pnl=pnl)
+    assert np.allclose(positions.quantity, [40.0, 4.0, 20.0, 1e6, 2e5])
+    row = log.iloc[0]
     assert row.fired and row.action == "scaled 3 positions by 0.4" and "A, B, C" in row.detail
     assert np.array_equal(book.quantity, [100.0, 10.0, 50.0, 1e6, 2e5])  # the input is not modified
     # not fired: nothing changes, and the log says so
