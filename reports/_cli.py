@@ -23,7 +23,7 @@ from ._limits import Limits, evaluate_limits, load_limits, write_breaches
 from ._rundir import open_run
 from ._schema import check_run_dir
 from ._store import compare_runs, list_runs, store_run
-from ._terminal import money, print_breaches, print_summary
+from ._terminal import money, print_breaches, print_summary, _esc
 
 __all__ = ["BREACH_EXIT_CODE", "DEFAULT_STORE", "report_command", "store_command", "runs_command", "compare_command",
            "COMMANDS", "finish_run"]
@@ -95,13 +95,13 @@ def finish_run(run_dir: str | Path, console=None, limits: str | Path | Limits | 
         print_summary(run, console)
     if problems:
         shown = "; ".join(problems[:3]) + (f" and {len(problems) - 3} more" if len(problems) > 3 else "")
-        console.print(f"[yellow]note:[/] the run directory does not follow the results schema: {shown}")
+        console.print(f"[yellow]note:[/] the run directory does not follow the results schema: {_esc(shown)}")
     if breaches is not None:
         print_breaches(breaches, console)
     if html:
         with console.status("writing the HTML report"):
             path = write_report(run, out, limits=lim, breaches=breaches)
-        console.print(f"report: {path}")
+        console.print(f"report: {_esc(path)}")
     n = 0 if breaches is None else int(breaches["breached"].sum())
     if fail_on_breach and n:
         click.echo(f"breach: {n} of {len(breaches)} limit checks breached (breaches.parquet in {run.path})", err=True)
@@ -199,7 +199,7 @@ def compare_command(run_a: Path, run_b: Path, show_all: bool) -> None:
             t.add_column(c, justify="left" if c in ("family", "metric") else "right")
         for _, r in changed.iterrows():
             fmt = (lambda v: "" if pd.isna(v) else f"{v:,.0f}") if r["metric"] == "scenarios" else (lambda v: "" if pd.isna(v) else money(v))
-            t.add_row(str(r["family"]), str(r["metric"]), "" if pd.isna(r["confidence"]) else f"{r['confidence']:.0%}",
+            t.add_row(_esc(r["family"]), _esc(r["metric"]), "" if pd.isna(r["confidence"]) else f"{r['confidence']:.0%}",
                       fmt(r["value_a"]), fmt(r["value_b"]), fmt(r["change"]),
                       "" if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1%}")
         console.print(t)

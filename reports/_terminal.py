@@ -11,6 +11,14 @@ from ._rundir import RunDir, open_run
 __all__ = ["print_summary", "print_breaches", "money"]
 
 
+
+def _esc(x) -> str:
+    """User text (family names like ``mc[multiplier=2]``, scenario names, paths) shown as written, not as
+    rich markup."""
+    from rich.markup import escape
+
+    return escape(str(x))
+
 def money(x: float) -> str:
     """An amount in millions, e.g. ``12.35m`` (base currency)."""
     return f"{x / 1e6:,.2f}m"
@@ -56,13 +64,13 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     t.add_column("worst scenario")
     t.add_column("worst loss", justify="right")
     for fam, g in rm.groupby("family", sort=False):
-        cells = [str(fam), f"{int(g.loc[g.metric == 'scenarios', 'value'].iloc[0])}"]
+        cells = [_esc(fam), f"{int(g.loc[g.metric == 'scenarios', 'value'].iloc[0])}"]
         for a in confs:
             for m in ("VaR", "CVaR"):
                 v = g[(g.metric == m) & (g.confidence == a)]["value"]
                 cells.append(money(v.iloc[0]) if len(v) else "")
         worst = g[g.metric == "worst"].iloc[0]
-        cells += [str(worst["scenario"]), money(worst["value"])]
+        cells += [_esc(worst["scenario"]), money(worst["value"])]
         t.add_row(*cells)
     console.print(t)
 
@@ -75,10 +83,10 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
         t2 = Table(title=f"Scenario P&L by asset class ({ccy})", title_justify="left")
         t2.add_column("scenario")
         for c in wide.columns:
-            t2.add_column(str(c), justify="right")
+            t2.add_column(_esc(c), justify="right")
         t2.add_column("total", justify="right")
         for name, row in wide.iterrows():
-            t2.add_row(str(name), *[money(v) for v in row], money(row.sum()))
+            t2.add_row(_esc(name), *[money(v) for v in row], money(row.sum()))
         console.print(t2)
 
     st = run.get("sensitivity")
@@ -86,15 +94,15 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
         fam = small[0]
         worst = sc[sc.family == fam].sort_values("pnl").iloc[0]["scenario"]
         rows = st[st.scenario == worst]
-        t3 = Table(title=f"Full revaluation vs delta-gamma-vega approximation, {worst} ({ccy})", title_justify="left")
+        t3 = Table(title=f"Full revaluation vs delta-gamma-vega approximation, {_esc(worst)} ({ccy})", title_justify="left")
         for c in ("type", "full", "approximation", "error"):
             t3.add_column(c, justify="left" if c == "type" else "right")
         for _, r in rows.iterrows():
-            t3.add_row(str(r["type"]), money(r["pnl_full"]), money(r["pnl_sensitivity"]), money(r["error"]))
+            t3.add_row(_esc(r["type"]), money(r["pnl_full"]), money(r["pnl_sensitivity"]), money(r["error"]))
         console.print(t3)
 
     for line in caveats(run):
-        console.print(f"[yellow]note:[/] {line}")
+        console.print(f"[yellow]note:[/] {_esc(line)}")
     tm = manifest.get("timings_seconds", {})
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items() if k != "total")
     if "total" in tm:
@@ -103,7 +111,7 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
         console.print(f"time: {parts}")
     counts = manifest.get("counts", {})
     console.print(f"{counts.get('scenarios')} scenarios x {counts.get('positions')} positions in {counts.get('tasks')} tasks "
-                  f"of {counts.get('chunk_size')}; outputs in {run.path}/")
+                  f"of {counts.get('chunk_size')}; outputs in {_esc(run.path)}/")
 
 
 def caveats(run_dir: str | Path | RunDir) -> list[str]:
@@ -169,7 +177,7 @@ def print_breaches(table: pd.DataFrame, console=None, all_limits: bool = False) 
     for c in ("limit", "family", "group", "value", "limit value", "headroom", ""):
         t.add_column(c, justify="right" if c in ("value", "limit value", "headroom") else "left")
     for _, r in rows.iterrows():
-        t.add_row(str(r["limit"]), "" if r["family"] is None or pd.isna(r["family"]) else str(r["family"]), str(r["group"]),
+        t.add_row(_esc(r["limit"]), "" if r["family"] is None or pd.isna(r["family"]) else _esc(r["family"]), _esc(r["group"]),
                   _fmt_limit_value(r["value"], r["units"]), _fmt_limit_value(r["threshold"], r["units"]),
                   _fmt_limit_value(r["headroom"], r["units"]), "[red]BREACH[/]" if r["breached"] else "ok")
     console.print(t)

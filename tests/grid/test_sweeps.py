@@ -82,6 +82,15 @@ def test_each_point_is_its_own_family_with_common_random_numbers(tmp_path, histo
     sw = result.tables["sweeps"]
     assert list(sw.columns) == ["family", "base", "parameter", "value", "value_number"]
     assert sw.value_number.tolist() == [1.5, 2.0, 3.0]
+    # the terminal summary shows the point names as written (not eaten as markup)
+    import reports
+    from grid import write_outputs
+    from rich.console import Console
+
+    write_outputs(result, tmp_path / "run")
+    console = Console(record=True, width=200)
+    reports.print_summary(tmp_path / "run", console)
+    assert "mc[multiplier=1.5]" in console.export_text()
     # the point with multiplier 1.5 equals generating that spec on its own with the entry's seed
     child = np.random.SeedSequence(batch.seed).spawn(2)[1]
     alone = scenarios.generate(batch.scenarios[1], inputs.history, inputs.market.factors, seed=child,
