@@ -39,17 +39,21 @@ class FactorExposureModel:
         by ``cv``-fold cross-validation (``LassoCV``, contiguous folds).
     fit_intercept : estimate an intercept per asset.
     positive : constrain loadings to be >= 0.
+    standardize : fit on factors scaled to unit variance (so one penalty suits factors of different
+        scales, e.g. equity returns and yield changes), then express the loadings per unit of the raw
+        factor (default True).
 
     Attributes
     ----------
     loadings_ : ``[N, K]``.  intercept_ : ``[N]``.  r2_ : ``[N]`` in-sample R^2.  alpha_ : ``[N]`` penalties.
     """
 
-    def __init__(self, alpha: float | str = 1e-5, fit_intercept: bool = True, positive: bool = False,
-                 cv: int = 5, max_iter: int = 100_000, tol: float = 1e-10):
+    def __init__(self, alpha: float | str = 1e-4, fit_intercept: bool = True, positive: bool = False,
+                 standardize: bool = True, cv: int = 5, max_iter: int = 100_000, tol: float = 1e-10):
         self.alpha = alpha
         self.fit_intercept = fit_intercept
         self.positive = positive
+        self.standardize = standardize
         self.cv = cv
         self.max_iter = max_iter
         self.tol = tol
@@ -73,6 +77,13 @@ class FactorExposureModel:
         B = np.zeros((n, k))
         a = np.zeros(n)
         lam = np.zeros(n)
+        X_raw = X
+        if self.standardize:
+            sd = X.std(axis=0)
+            if np.any(sd == 0):
+                j = int(np.flatnonzero(sd == 0)[0])
+                raise ConfigError(f"factor_returns[:, {j}]: a constant factor cannot be standardised (got sd 0)")
+            X = X / sd
         if self.alpha == "cv":
             for i in range(n):
                 m = LassoCV(cv=self.cv, fit_intercept=self.fit_intercept, positive=self.positive,
@@ -84,6 +95,9 @@ class FactorExposureModel:
             B = np.atleast_2d(m.coef_).reshape(n, k)
             a = np.atleast_1d(m.intercept_) * np.ones(n)
             lam[:] = float(self.alpha)
+        if self.standardize:
+            B = B / sd          # the intercept is unchanged: only the scale of X changed
+        X = X_raw
         fitted = X @ B.T + a
         ss_res = ((Y - fitted) ** 2).sum(axis=0)
         ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
