@@ -9,6 +9,10 @@
 
   which is ``y dt`` (carry) for an unchanged yield and ``-T dy`` (duration) for a move over a day.
 * spreads, vols and bases are not asset prices: they have no return and are refused.
+
+A "daily" return is taken only between consecutive common dates at most :data:`MAX_GAP_DAYS` calendar
+days apart: a series that stops for years (the 30-year Treasury between 2002 and 2006 in the bundled
+history) must not turn its gap into one day's move.
 """
 
 from __future__ import annotations
@@ -20,11 +24,21 @@ import pandas as pd
 
 from core import ConfigError, DataError, History, factor_spec
 
-__all__ = ["DEFAULT_FACTORS", "asset_returns", "default_factors"]
+__all__ = ["DEFAULT_FACTORS", "MAX_GAP_DAYS", "asset_returns", "default_factors", "gap_mask"]
 
 #: a small cross-asset universe of the bundled history (equity, FX, commodities, the Treasury curve)
 DEFAULT_FACTORS = ("EQ.SPX", "FX.EURUSD", "FX.JPYUSD", "FX.GBPUSD", "FX.AUDUSD", "CMD.WTI", "CMD.GOLD",
-                   "IR.USD.2Y", "IR.USD.10Y", "IR.USD.30Y")
+                   "IR.USD.2Y", "IR.USD.5Y", "IR.USD.10Y")
+
+#: longest calendar gap between two dates whose move still counts as one day's (a long weekend with
+#: holidays, an exchange closure such as September 2001)
+MAX_GAP_DAYS = 10
+
+
+def gap_mask(index: pd.DatetimeIndex, max_gap_days: int = MAX_GAP_DAYS) -> np.ndarray:
+    """True ``[T - 1]`` for the moves between consecutive dates of ``index`` at most ``max_gap_days`` apart."""
+    d = np.diff(index.to_numpy()).astype("timedelta64[D]").astype(int)
+    return d <= max_gap_days
 
 
 def default_factors(history: History) -> list[str]:
@@ -36,10 +50,12 @@ def default_factors(history: History) -> list[str]:
     return [f for f in history.levels.columns if factor_spec(f).kind in ("price", "rate")]
 
 
-def asset_returns(history: History, factors: Sequence[str], start=None, end=None) -> pd.DataFrame:
+def asset_returns(history: History, factors: Sequence[str], start=None, end=None,
+                  max_gap_days: int = MAX_GAP_DAYS) -> pd.DataFrame:
     """Daily simple returns ``[T, K]`` of the assets behind ``factors`` (module docstring), on the
     dates every one of them is observed, between ``start`` and ``end`` (inclusive; the first date
-    on or after ``start`` is the base of the first return).
+    on or after ``start`` is the base of the first return); a move across more than ``max_gap_days``
+    calendar days is left out.
 
     Raises
     ------
@@ -80,4 +96,5 @@ def asset_returns(history: History, factors: Sequence[str], start=None, end=None
         else:
             T = s.tenor_years
             out[:, j] = np.expm1(x[:-1, j] * T - x[1:, j] * np.maximum(T - dt, 0.0))
-    return pd.DataFrame(out, index=lv.index[1:], columns=factors)
+    keep = gap_mask(lv.index, max_gap_days)
+    return pd.DataFrame(out[keep], index=lv.index[1:][keep], columns=factors)

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core import ConfigError, DataError, History, factor_moves, log_mask
 from scenarios import CorrelationStress
 
+from ._returns import gap_mask
 from ._signals import SIGNALS
 
 __all__ = [
@@ -164,15 +165,16 @@ def _position_corr(positions: pd.DataFrame, window: int, history: History | None
     if missing:
         raise DataError(f"rule delever_cluster: underlying factor(s) {', '.join(missing[:5])} not in the history")
     lv = history.levels[uniq].loc[:pd.Timestamp(as_of) if as_of is not None else None].dropna(how="any")
-    x = lv.to_numpy(dtype=float)[-(window + 1):]
+    lv = lv.iloc[-(window + 1):]
+    x = lv.to_numpy(dtype=float)
     if len(x) < 11:
         raise DataError(f"rule delever_cluster: the underlyings are observed together on {len(x)} recent days; need 11")
-    m = factor_moves(x[:-1], x[1:], log_mask(uniq))
+    m = factor_moves(x[:-1], x[1:], log_mask(uniq))[gap_mask(lv.index)]
     c = pd.DataFrame(m).corr().to_numpy() if len(uniq) > 1 else np.ones((1, 1))
     c = np.nan_to_num(c, nan=0.0)
     j = np.array([uniq.index(u) for u in und])
     s = exposure_signs(positions)
-    return c[np.ix_(j, j)] * np.outer(s, s), f"signed factor correlation over {len(x) - 1} days"
+    return c[np.ix_(j, j)] * np.outer(s, s), f"signed factor correlation over {len(m)} days"
 
 
 def correlated_cluster(corr: np.ndarray, min_corr: float) -> tuple[np.ndarray, float]:

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core import ConfigError, History, factor_moves, factor_spec, log_mask
 
+from ._returns import gap_mask
 from ._var_backtest import ewma_vol
 
 __all__ = [
@@ -190,11 +191,13 @@ def _match(globs: list[str], names: list[str]) -> list[str]:
 
 
 def _moves(levels: pd.DataFrame) -> pd.DataFrame:
-    """Daily moves between consecutive rows (all columns observed) of ``levels``."""
+    """Daily moves between consecutive rows (all columns observed) of ``levels``, leaving out moves across
+    a gap longer than ``MAX_GAP_DAYS`` calendar days."""
     lv = levels.dropna(how="any")
     x = lv.to_numpy(dtype=float)
     m = factor_moves(x[:-1], x[1:], log_mask(list(lv.columns)))
-    return pd.DataFrame(m, index=lv.index[1:], columns=lv.columns)
+    keep = gap_mask(lv.index)
+    return pd.DataFrame(m[keep], index=lv.index[1:][keep], columns=lv.columns)
 
 
 def _fresh(history: History, names: list[str], end: pd.Timestamp, stale: int) -> tuple[list[str], list[str]]:

@@ -111,6 +111,11 @@ def test_asset_returns_prices_and_zero_coupon_bonds():
     assert r["IR.USD.10Y"].iloc[0] == pytest.approx(np.expm1(0.02 / 365), rel=1e-12)
     assert r["IR.USD.10Y"].iloc[1] == pytest.approx(np.expm1(0.02 * 10 - 0.03 * (10 - 3 / 365)), rel=1e-12)
     assert r["IR.USD.10Y"].iloc[2] == pytest.approx(np.expm1(0.03 * 3 / 365), rel=1e-12)
+    # a series that stops for weeks: the move across the gap is not a day's return
+    gap = _history({"EQ.X": [100.0, 101.0, 150.0, 151.0]}, pd.to_datetime(["2020-01-06", "2020-01-07", "2020-03-02", "2020-03-03"]))
+    g = asset_returns(gap, ["EQ.X"])
+    assert list(g.index) == [pd.Timestamp("2020-01-07"), pd.Timestamp("2020-03-03")]
+    assert np.allclose(g["EQ.X"], [0.01, 151 / 150 - 1])
     with pytest.raises(ConfigError, match="CR.Y have no asset return"):
         asset_returns(h, ["EQ.X", "CR.Y"])
     with pytest.raises(ConfigError, match="EQ.Z not in the history"):
