@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core import ConfigError, DataError, History
+from core import ConfigError, History
 
 from ._backtest import proportional_costs, rebalance_backtest
 from ._forecast import ForecasterSpec
@@ -36,7 +36,7 @@ from ._returns import asset_returns, default_factors
 from ._rules import Rule, apply_rules
 from ._signals import SignalThresholds, evaluate_signals, signal_history
 from ._var_backtest import model_var_series, var_backtest
-from ._walkforward import LOSSES, champion_challenger, run_walk_forward
+from ._walkforward import champion_challenger, run_walk_forward
 
 __all__ = [
     "WalkForwardSettings",

@@ -27,7 +27,7 @@ The grid re-runs the stress batch on the resulting book and scenario specs.
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Literal, Optional, Sequence, Union
+from typing import Annotated, Literal, Sequence, Union
 
 import numpy as np
 import pandas as pd

@@ -41,7 +41,6 @@ window than ``avg_corr``.
 from __future__ import annotations
 
 import fnmatch
-from datetime import date
 from typing import Optional
 
 import numpy as np

@@ -15,7 +15,6 @@ from monitoring import (
     run_walk_forward,
     walk_forward,
 )
-from monitoring_helpers import synthetic_returns
 
 CHEAP = ["sample", "ewma", "ledoit_wolf", "denoised", "hierarchical"]
 
