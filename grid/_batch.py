@@ -17,6 +17,8 @@ from core import ConfigError
 from core.factors import factor_spec
 from scenarios import ScenarioSpec
 
+from monitoring import MonitoringSettings
+
 from ._liquidity import LiquiditySettings
 
 __all__ = ["Batch", "load_batch", "RiskSettings", "ExecutionSettings", "MarketSettings", "HistorySettings",
@@ -107,6 +109,8 @@ class Batch(_Strict):
     limits: Optional[dict] = None
     #: liquidity-aware tables: liquidation, LA VaR/CVaR, LA drawdowns, capacity (docs/liquidity.md)
     liquidity: Optional[LiquiditySettings] = None
+    #: model monitoring: forecasters walk-forward, regime signals and rules, VaR backtests (docs/monitoring.md)
+    monitoring: Optional[MonitoringSettings] = None
     #: for each entry of ``scenarios`` (after sweep expansion), the index of the batch-file entry it came
     #: from: every point of a sweep draws from that entry's seed (common random numbers)
     _origins: list[int] = PrivateAttr(default_factory=list)

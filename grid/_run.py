@@ -231,6 +231,17 @@ def execute(
         liq, notes["liquidity"] = liquidity_tables(batch.liquidity, inputs, pnl, f"batch {batch.name!r}")
         tables.update(liq)
         timings["liquidity"] = time.perf_counter() - t0
+    if batch.monitoring is not None:
+        from ._monitoring import monitoring_tables, rerun_adapted
+
+        t0 = time.perf_counter()
+        mon, notes["monitoring"], adapted = monitoring_tables(batch.monitoring, inputs, executor, f"batch {batch.name!r}")
+        tables.update(mon)
+        timings["monitoring"] = time.perf_counter() - t0
+        if adapted is not None:
+            t0 = time.perf_counter()
+            tables.update(rerun_adapted(inputs, adapted, executor))
+            timings["rerun_adapted_book"] = time.perf_counter() - t0
     return RunResult(inputs, pnl, tasks, results, tables, timings, started, datetime.now(timezone.utc),
                      getattr(executor, "workers", None) or 0, len(done), float(getattr(executor, "num_gpus", 0.0) or 0.0),
                      notes)
