@@ -123,7 +123,11 @@ class CutPlaneCVaR:
     band : scenarios kept individual on each side of VaR in the first aggregated LP, as a multiple of
         the number of positions (default 4).
     phase1_tol, phase1_max_iter : stopping rule of the cutting-plane phase (relative predicted decrease
-        and iteration cap).
+        and iteration cap; the cap is 30 when the band already holds an eighth of the scenarios, where
+        the aggregated LP is small anyway).
+    warm_phase1_iter : cutting-plane iterations when re-solving from the previous solution (None: the
+        usual cap).  0 goes straight to the exact phase from the previous optimum, which pays when the
+        scenario rows correspond from one solve to the next (stressed versions of the same draws).
     """
 
     def __init__(
@@ -134,8 +138,9 @@ class CutPlaneCVaR:
         tol: float = 1e-9,
         band: float = 4.0,
         phase1_tol: float = 1e-5,
-        phase1_max_iter: int = 400,
+        phase1_max_iter: int = 150,
         max_rounds: int = 200,
+        warm_phase1_iter: int | None = None,
     ):
         self.system = system
         self.alpha = float(alpha)
@@ -145,22 +150,28 @@ class CutPlaneCVaR:
         self.phase1_tol = phase1_tol
         self.phase1_max_iter = phase1_max_iter
         self.max_rounds = max_rounds
+        self.warm_phase1_iter = warm_phase1_iter
         self._last_x: np.ndarray | None = None
 
     # ------------------------------------------------------------------ helpers
-    def _start(self, target: np.ndarray | None) -> np.ndarray:
-        """A feasible ``x``: the previous solution if still feasible, else the L1 projection of target."""
+    def _start(self, target: np.ndarray | None) -> tuple[np.ndarray, bool]:
+        """A feasible ``x`` and whether it is a warm start: the previous solution if still feasible,
+        else the L1 projection of ``target`` (default equal weights)."""
         sysm = self.system
         if self._last_x is not None and len(self._last_x) == sysm.n_x:
             viol = sysm.check(self._last_x[: sysm.n])
             if max(viol.values(), default=0.0) <= 1e-9:
-                return sysm.complete(self._last_x[: sysm.n])
+                return sysm.complete(self._last_x[: sysm.n]), True
         n = sysm.n
         tgt = np.full(n, 1.0 / n) if target is None else np.asarray(target, float)
         status, x = hx.project(sysm, tgt)
         if status != "optimal":
             raise _Infeasible(status)
-        return x
+        return x, False
+
+    def _phase1_cap(self, S: int) -> int:
+        band = 2 * np.ceil(self.band * (self.system.n + 1))
+        return min(self.phase1_max_iter, 30) if S <= 8 * band else self.phase1_max_iter
 
     # ------------------------------------------------------------------ phase 1
     def _phase1_min(self, Rs, p, cost, x0, max_iter) -> tuple[np.ndarray, int]:
@@ -424,7 +435,8 @@ class CutPlaneCVaR:
             scale = 1.0
         Rs = R / scale
         cost_s = sysm.cost / scale
-        x0 = self._start(start)
+        x0, warm = self._start(start)
+        cap = self.warm_phase1_iter if (warm and self.warm_phase1_iter is not None) else self._phase1_cap(S)
         maximise = objective == "max_return"
         mu = None
         if maximise:
@@ -434,7 +446,7 @@ class CutPlaneCVaR:
             mu_s = mu / scale
             budget_s = float(cvar_budget) / scale
             if groups is None:
-                x1, n_cuts = self._phase1_max(Rs, p, mu_s, cost_s, budget_s, x0, self.phase1_max_iter)
+                x1, n_cuts = self._phase1_max(Rs, p, mu_s, cost_s, budget_s, x0, cap)
             else:
                 x1, n_cuts = x0, 0
             status, x, zval, lp_obj, groups, rounds = self._phase2(
@@ -442,7 +454,7 @@ class CutPlaneCVaR:
             )
         else:
             if groups is None:
-                x1, n_cuts = self._phase1_min(Rs, p, cost_s, x0, self.phase1_max_iter)
+                x1, n_cuts = self._phase1_min(Rs, p, cost_s, x0, cap)
             else:
                 x1, n_cuts = x0, 0
             status, x, zval, lp_obj, groups, rounds = self._phase2(
