@@ -20,6 +20,7 @@ from scenarios import ScenarioSpec
 from monitoring import MonitoringSettings
 
 from ._liquidity import LiquiditySettings
+from ._optimise import OptimiseSettings
 
 __all__ = ["Batch", "load_batch", "RiskSettings", "ExecutionSettings", "MarketSettings", "HistorySettings",
            "SweepPoint", "expand_sweeps"]
@@ -109,6 +110,8 @@ class Batch(_Strict):
     limits: Optional[dict] = None
     #: liquidity-aware tables: liquidation, LA VaR/CVaR, LA drawdowns, capacity (docs/liquidity.md)
     liquidity: Optional[LiquiditySettings] = None
+    #: the book re-optimised under each scenario family (docs/portfolios.md)
+    optimise: Optional[OptimiseSettings] = None
     #: model monitoring: forecasters walk-forward, regime signals and rules, VaR backtests (docs/monitoring.md)
     monitoring: Optional[MonitoringSettings] = None
     #: for each entry of ``scenarios`` (after sweep expansion), the index of the batch-file entry it came

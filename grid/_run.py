@@ -231,6 +231,13 @@ def execute(
         liq, notes["liquidity"] = liquidity_tables(batch.liquidity, inputs, pnl, f"batch {batch.name!r}")
         tables.update(liq)
         timings["liquidity"] = time.perf_counter() - t0
+    if batch.optimise is not None:
+        from ._optimise import optimise_tables
+
+        t0 = time.perf_counter()
+        opt, notes["optimise"] = optimise_tables(batch.optimise, inputs, pnl, executor, f"batch {batch.name!r}")
+        tables.update(opt)
+        timings["optimise"] = time.perf_counter() - t0
     if batch.monitoring is not None:
         from ._monitoring import monitoring_tables, rerun_adapted
 
