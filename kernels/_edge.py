@@ -12,6 +12,13 @@ The batched P&L evaluates ``state`` on the base levels and every scenario's leve
 (``[1 + S, F]``), so the base and a zero-shocked scenario go through the identical compiled code
 and a zero shock gives exactly zero P&L, bit for bit.  The compiled program depends only on the
 shapes of the book and the scenario chunk: once per instrument type and chunk shape.
+
+The batched kernels of the two heaviest types (bonds and swaps, options) are written by hand over
+the whole book instead (``_flows.py``, ``_options.py``): their arrays hold the scenarios on the
+minor, contiguous axis, ``[instrument, scenario]``, so that every fused loop of XLA runs over
+contiguous memory and is vectorised across scenarios, in blocks of a few dozen scenarios that stay
+in cache (:func:`scenario_blocks`).  Their ``state`` and ``combine`` are the same two programs:
+values, then :func:`value_differences`.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["make_kernel", "numpy_pnl", "value_diff"]
+__all__ = ["make_kernel", "numpy_pnl", "value_diff", "scenario_blocks", "from_blocks", "value_differences"]
 
 
 def value_diff(inst, s0, s1):
@@ -72,3 +79,32 @@ def numpy_pnl(state_np: Callable, combine: Callable, book, base: np.ndarray, new
     s0 = jax.tree_util.tree_map(lambda a: a[:1], st)
     s1 = jax.tree_util.tree_map(lambda a: a[1:], st)
     return combine(book, s0, s1)
+
+
+def scenario_blocks(base, new, block: int):
+    """Levels ``[1 + S, F]`` (base first) as blocks ``[nb, F, block]``: scenarios on the minor axis.
+
+    The last block is completed with copies of the base levels, so that every column, the base
+    included, goes through the same vector code (a zero shock then gives the base value bit for bit).
+    Returns the blocks and ``1 + S``.
+    """
+    L = jnp.concatenate([base[None, :], new], axis=0)
+    rows = L.shape[0]
+    pad = (-rows) % block
+    L = jnp.concatenate([L, jnp.broadcast_to(base, (pad, L.shape[1]))], axis=0)
+    return L.reshape(-1, block, L.shape[1]).transpose(0, 2, 1), rows
+
+
+def from_blocks(v, rows: int):
+    """``[nb, n, block]`` -> ``[n, rows]``."""
+    return v.transpose(1, 0, 2).reshape(v.shape[1], -1)[:, :rows]
+
+
+@jax.jit
+def value_differences(values):
+    """P&L ``[S, n]`` from values ``[n, 1 + S]`` (column 0 at the base levels).
+
+    A program of its own, so that ``V' - V`` subtracts stored values: fused with the program that
+    computes them, XLA may recompute the base column inside the subtraction along another path.
+    """
+    return (values[:, 1:] - values[:, :1]).T

@@ -37,6 +37,7 @@ the level, inverts the term structure, steepens the skew or deepens the smile.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -58,7 +59,7 @@ from ._common import (
     year_fraction,
     zero_at,
 )
-from ._edge import make_kernel, numpy_pnl, value_diff
+from ._edge import from_blocks, make_kernel, numpy_pnl, scenario_blocks, value_diff, value_differences
 
 __all__ = [
     "OptionBook",
@@ -185,9 +186,86 @@ def option_value_one(o: OptionBook, L: jnp.ndarray) -> jnp.ndarray:
     return o.units * px * fx_level(L, o.fx_idx)
 
 
-#: ``option_pnl_one(o, base[F], new[F])``: full-revaluation P&L of one option (base currency);
-#: ``option_pnl(book, base[F], new[S, F]) -> [S, n]`` its jitted batch
-option_pnl_one, option_pnl = make_kernel(option_value_one)
+#: ``option_pnl_one(o, base[F], new[F])``: full-revaluation P&L of one option (base currency), the
+#: kernel that automatic differentiation uses; ``_option_pnl_vmap`` is its plain ``vmap`` batch
+option_pnl_one, _option_pnl_vmap = make_kernel(option_value_one)
+
+#: scenarios per pass of the batched kernel's compiled loop
+SCENARIO_BLOCK = 64
+
+
+class _Structure(NamedTuple):
+    """What a book uses, fixed at trace time: terms absent from every option are not computed."""
+
+    foreign: bool  # a foreign curve (FX options)
+    basis: bool  # a commodity basis
+    fx: bool  # a premium currency other than the base
+
+
+def _structure(o: OptionBook) -> _Structure:
+    try:
+        forn = np.asarray(o.forn.w_lo) != 0
+        forn |= np.asarray(o.forn.w_hi) != 0
+        return _Structure(bool(forn.any()), bool(np.any(np.asarray(o.basis_time) != 0)), bool(np.any(np.asarray(o.fx_idx) >= 0)))
+    except jax.errors.TracerArrayConversionError:  # traced arrays: compute every term
+        return _Structure(True, True, True)
+
+
+@partial(jax.jit, static_argnames=("structure", "block"))
+def _option_values(o: OptionBook, spot_cols, spot_of, base, new, structure: _Structure, block: int):
+    """Values in base currency ``[n, 1 + S]`` of every option at ``base`` (column 0) and each ``new``.
+
+    The model of :func:`option_value_one`, with what does not depend on the scenario computed once
+    per option (``sqrt T``, ``ln K``, ``ln(T / T0)``) and ``ln S`` once per underlying and scenario
+    (``spot_cols`` the distinct spot columns, ``spot_of`` each option's row among them), so that the
+    work per option and scenario is two exponentials, one division and two normal CDFs.  Scenarios
+    run on the minor axis, ``block`` at a time (``kernels._edge.scenario_blocks``).
+    """
+    LT, rows = scenario_blocks(base, new, block)  # [nb, F, block]
+    ln_spot = jnp.log(LT[:, spot_cols, :])  # [nb, U, block]: one logarithm per underlying
+    T = o.expiry[:, None]
+    sqrt_t = jnp.sqrt(o.expiry)[:, None]
+    ln_k = jnp.log(o.strike)[:, None]
+    ln_tt0 = jnp.log(o.expiry / T0_YEARS)[:, None]
+    q_t = (o.div_yield * o.expiry)[:, None]
+    w = o.omega[:, None]
+
+    def one(blk):
+        lt, ls = blk
+        rd = o.dom.w_lo[:, None] * lt[o.dom.lo] + o.dom.w_hi[:, None] * lt[o.dom.hi]
+        log_carry = o.rd_in_fwd[:, None] * rd * T - q_t
+        if structure.foreign:
+            log_carry = log_carry - (o.forn.w_lo[:, None] * lt[o.forn.lo] + o.forn.w_hi[:, None] * lt[o.forn.hi]) * T
+        if structure.basis:
+            log_carry = log_carry + lt[o.basis_idx] * o.basis_time[:, None]
+        ln_f = ls[spot_of] + log_carry
+        k = ln_k - ln_f  # ln(K / F)
+        x = k / sqrt_t
+        atm, skew, curv, term = (lt[o.vol_idx[:, c]] for c in range(4))
+        sig = jnp.maximum(atm + term * ln_tt0 + skew * x + curv * x * x, VOL_FLOOR)
+        sd = sig * sqrt_t
+        d1 = -k / sd + 0.5 * sd
+        d2 = d1 - sd
+        px = jnp.exp(-rd * T) * w * (jnp.exp(ln_f) * norm_cdf(w * d1) - o.strike[:, None] * norm_cdf(w * d2))
+        v = o.units[:, None] * px
+        if structure.fx:
+            v = v * jnp.where(o.fx_idx[:, None] >= 0, lt[jnp.maximum(o.fx_idx, 0)], 1.0)
+        return v
+
+    return from_blocks(jax.lax.map(one, (LT, ln_spot)), rows)
+
+
+def option_pnl(o: OptionBook, base, new, block: int = SCENARIO_BLOCK):
+    """Full-revaluation P&L ``[S, n]`` (base currency) of a book of options from ``base[F]`` to each
+    row of ``new[S, F]``: the model of :func:`option_value_one`, batched over options and scenarios
+    by hand (see :func:`_option_values`); compiled once per book shape and ``S``."""
+    try:
+        spot_cols, spot_of = np.unique(np.asarray(o.spot_idx), return_inverse=True)
+        spot_of = spot_of.reshape(-1)
+    except jax.errors.TracerArrayConversionError:
+        spot_cols, spot_of = o.spot_idx, jnp.arange(jnp.shape(o.spot_idx)[0])
+    values = _option_values(o, spot_cols, spot_of, jnp.asarray(base), jnp.asarray(new), structure=_structure(o), block=block)
+    return value_differences(values)
 
 
 def _value_numpy(o: OptionBook, L: np.ndarray) -> np.ndarray:
