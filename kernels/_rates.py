@@ -40,8 +40,9 @@ import pandas as pd
 
 from core import ConfigError, factor_spec, fx_factor
 
-from ._common import CurvePoints, curve_factors, curve_points, fx_index, fx_level, year_fraction, zero_at
-from ._edge import make_kernel, numpy_pnl, value_diff, settled_diff
+from ._common import DAYS_PER_YEAR, CurvePoints, curve_factors, curve_points, fx_index, fx_level, year_fraction, zero_at
+from ._edge import make_kernel, numpy_pnl, settled_diff, value_diff
+from ._flows import FlowLayout, flow_layout, layout_pnl
 
 __all__ = [
     "CashflowBook",
@@ -67,6 +68,10 @@ class CashflowBook(NamedTuple):
     const : ``[n]`` value added at time 0 (-1 for a swap's floating leg, 0 for bonds)
     units : ``[n]`` quantity x multiplier
     fx_idx : ``[n]`` column converting the position currency to the base (-1: none)
+    layout : the same flows packed for the batched kernel (:func:`kernels._flows.flow_layout`), built
+        by :func:`cashflow_build`; None: :func:`cashflow_pnl` packs them on each call
+
+    The padded fields serve the one-instrument kernel (automatic differentiation) and the numpy twin.
     """
 
     times: np.ndarray
@@ -77,6 +82,11 @@ class CashflowBook(NamedTuple):
     const: np.ndarray
     units: np.ndarray
     fx_idx: np.ndarray
+    layout: FlowLayout | None = None
+
+    def rows(self) -> "CashflowBook":
+        """The padded per-instrument arrays only (what ``vmap`` over instruments needs)."""
+        return self._replace(layout=None)
 
 
 class RateFutureBook(NamedTuple):
@@ -98,29 +108,33 @@ class RateFutureBook(NamedTuple):
 # ---------------------------------------------------------------------------------------------------
 
 
+def _schedule_days(as_of: pd.Timestamp, maturity, frequency: int) -> np.ndarray:
+    """Coupon dates after ``as_of`` as ``datetime64[D]``, increasing (see :func:`coupon_schedule`)."""
+    mat = pd.Timestamp(maturity)
+    step = 12 // int(frequency)
+    months_back = (mat.year - as_of.year) * 12 + (mat.month - as_of.month)
+    k = np.arange(months_back // step + 2)[::-1]  # enough steps to reach back past as_of
+    month = np.datetime64(f"{mat.year:04d}-{mat.month:02d}", "M") - k * step
+    first = month.astype("datetime64[D]")
+    days_in_month = ((month + 1).astype("datetime64[D]") - first).astype(np.int64)
+    dates = first + (np.minimum(mat.day, days_in_month) - 1)
+    return dates[dates > np.datetime64(as_of.normalize().date(), "D")]
+
+
 def coupon_schedule(as_of: pd.Timestamp, maturity, frequency: int) -> list[pd.Timestamp]:
     """Coupon dates after ``as_of``, stepped back from ``maturity`` by ``12/frequency`` months.
 
     Each date is ``maturity - k * 12/frequency months`` (unadjusted, the day clipped to the month's
     end as in QuantLib's backward ``Schedule``), increasing.
     """
-    mat = pd.Timestamp(maturity)
-    step = 12 // int(frequency)
-    out = []
-    k = 0
-    while True:
-        d = mat - pd.DateOffset(months=k * step)
-        if d <= as_of:
-            break
-        out.append(d)
-        k += 1
-    return out[::-1]
+    return [pd.Timestamp(d) for d in _schedule_days(pd.Timestamp(as_of), maturity, frequency)]
 
 
 def bond_cashflows(as_of: pd.Timestamp, maturity, coupon: float, frequency: int) -> tuple[np.ndarray, np.ndarray]:
     """Times (years, Actual/365F) and amounts per unit face of a fixed-coupon bond's remaining flows."""
-    dates = coupon_schedule(pd.Timestamp(as_of), maturity, frequency)
-    t = year_fraction(as_of, dates)
+    as_of = pd.Timestamp(as_of)
+    dates = _schedule_days(as_of, maturity, frequency)
+    t = (dates - np.datetime64(as_of.normalize().date(), "D")).astype(np.int64) / DAYS_PER_YEAR
     a = np.full(len(dates), coupon / frequency)
     a[-1] += 1.0
     return t, a
@@ -138,8 +152,18 @@ def cashflow_value_one(b: CashflowBook, L):
     return b.units * pv * fx_level(L, b.fx_idx)
 
 
-#: one bond or swap's full-revaluation P&L from ``base[F]`` to ``new[F]``, and the jitted batch ``[S, n]``
-cashflow_pnl_one, cashflow_pnl = make_kernel(cashflow_value_one)
+#: one bond or swap's full-revaluation P&L from ``base[F]`` to ``new[F]`` (what automatic
+#: differentiation uses), and its plain ``vmap`` over the padded flows
+cashflow_pnl_one, _cashflow_pnl_vmap = make_kernel(cashflow_value_one)
+
+
+def cashflow_pnl(b: CashflowBook, base, new) -> jnp.ndarray:
+    """Full-revaluation P&L ``[S, n]`` (base currency) of bonds and swaps from ``base[F]`` to each
+    row of ``new[S, F]``: :func:`cashflow_value_one`'s sum over the flows, from the flows packed by
+    :func:`kernels._flows.flow_layout` (``b.layout``, or packed now); compiled once per layout and
+    ``S``."""
+    layout = b.layout if b.layout is not None else flow_layout(b)
+    return layout_pnl(layout, b.const, b.units, b.fx_idx, base, new)
 
 
 def _cf_value_numpy(b: CashflowBook, L: np.ndarray) -> np.ndarray:
@@ -220,7 +244,7 @@ def cashflow_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: 
         use = bool(sf) and typ == "bond"
         sp_idx.append(idx[sf] if use else 0)
         sp_w.append(1.0 if use else 0.0)
-    return CashflowBook(
+    book = CashflowBook(
         times=times,
         amounts=amounts,
         pts=pts,
@@ -230,6 +254,8 @@ def cashflow_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: 
         units=(df["quantity"] * df["multiplier"]).to_numpy(dtype=float),
         fx_idx=np.array([fx_index(c, base_ccy, idx) for c in df["currency"]], dtype=np.int64),
     )
+    curve_ids = pd.factorize(pd.Series([_curve_ccy(u) for u in df["underlying"]]))[0]
+    return book._replace(layout=flow_layout(book, curve_ids=curve_ids))
 
 
 def rate_future_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp) -> RateFutureBook:

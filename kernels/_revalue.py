@@ -35,6 +35,9 @@ class Pricer:
         vmaps (used for sensitivities by automatic differentiation); None if not available
     check : (arrays, base[F], ids[n], factors[F]) -> None, raises :class:`core.DataError` for market
         levels the instruments cannot be priced at (e.g. a non-positive implied vol); optional
+    rows : arrays -> the struct-of-arrays with one row per instrument that ``pnl_one`` is vmapped
+        over, where ``arrays`` also carry data of the whole book (e.g. the packed cash flows of
+        ``_flows.py``); optional, default the arrays themselves
     """
 
     types: tuple[str, ...]
@@ -44,6 +47,7 @@ class Pricer:
     pnl_numpy: Callable
     pnl_one: Callable | None = None
     check: Callable | None = None
+    rows: Callable | None = None
 
     def __reduce__(self):
         # Pickle a registered pricer as a reference to the registry of the process that loads it.  Its
@@ -165,13 +169,28 @@ def shocked_levels(base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray) -> 
     return np.where(is_log, base * np.exp(shocks), base + shocks)
 
 
-def revalue(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray) -> np.ndarray:
-    """Full-revaluation P&L ``[S, n]`` (base currency); unpriced positions are 0 (see ``book.priced``)."""
+def revalue(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Full-revaluation P&L ``[S, n]`` (base currency); unpriced positions are 0 (see ``book.priced``).
+
+    ``out``, if given, is a float array ``[S, n]`` (e.g. rows of a larger chunk) that receives the
+    P&L and is returned.
+    """
     new = jnp.asarray(shocked_levels(base, shocks, is_log))
     base_j = jnp.asarray(base)
-    out = np.zeros((shocks.shape[0], book.n))
-    for g in book.groups:
-        out[:, g.columns] = np.asarray(g.pricer.pnl(g.arrays, base_j, new))
+    if out is None:
+        out = np.empty((shocks.shape[0], book.n))
+    covered = np.zeros(book.n, dtype=bool)
+    # dispatch every group first (JAX runs them asynchronously), then copy each result into place
+    pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups]
+    for cols, pnl in pending:
+        pnl = np.asarray(pnl)
+        if len(cols) and cols[-1] - cols[0] + 1 == len(cols):  # increasing and contiguous: a slice
+            out[:, cols[0] : cols[-1] + 1] = pnl
+        else:
+            out[:, cols] = pnl
+        covered[cols] = True
+    if not covered.all():
+        out[:, ~covered] = 0.0
     return out
 
 

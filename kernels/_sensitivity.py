@@ -76,7 +76,8 @@ def sensitivities(book: PreparedBook, base: np.ndarray) -> Sensitivities:
     for g in book.groups:
         if g.pricer.pnl_one is None:
             continue
-        gr, ga = _group_derivatives(g.pricer.pnl_one, g.arrays, jnp.asarray(base), jnp.asarray(price_cols))
+        rows = g.pricer.rows(g.arrays) if g.pricer.rows is not None else g.arrays
+        gr, ga = _group_derivatives(g.pricer.pnl_one, rows, jnp.asarray(base), jnp.asarray(price_cols))
         grad[g.columns] = np.asarray(gr)
         if len(price_cols):
             gamma[np.ix_(g.columns, price_cols)] = np.asarray(ga)

@@ -1,0 +1,345 @@
+"""The batched kernel of cash-flow instruments (bonds, swaps): flows packed by curve segment, and
+discount factors computed once per distinct date where instruments share their payment dates.
+
+:func:`kernels._rates.cashflow_value_one` prices one instrument from its flows padded to the longest
+schedule of the book, ``sum_j a_j exp(-(z(t_j) + s) t_j)``, which is what automatic differentiation
+and the numpy twin use.  Batched over a book and a chunk of scenarios that layout wastes most of the
+work (a book of 2-year and 30-year bonds pads every bond to the 30-year schedule) and it reads the
+curve through two gathers per flow, which XLA's CPU backend executes one element at a time.  This
+module prices the same sum from a :class:`FlowLayout` built once per book by :func:`flow_layout`:
+
+Slot buckets
+    Instruments with a similar number of flows in each curve segment (the interval between two
+    tenors of the curve, over which the zero yield is linear in time) share a bucket.  Slot ``j`` of
+    a bucket lies in the same segment for every instrument of the bucket, so the curve yields it
+    needs are one row of the levels, broadcast over the bucket, and the exponent of a flow is three
+    multiply-adds (``(w_lo t) z_lo + (w_hi t) z_hi + t s``) with coefficients fixed at preparation.
+    Empty slots have amount 0.  The buckets are formed greedily, instruments sorted by the segment
+    of their last flow and their number of flows, so that padding stays under :data:`SLOT_WASTE`.
+
+Node blocks
+    Where instruments discount off the same curve with the same issuer spread and pay on common
+    dates (government bonds on the usual coupon dates, several issues of one issuer), the discount
+    factor of each distinct date is computed once per scenario, ``D[k] = exp(-(z(t_k) + s) t_k)``,
+    and the values are one matrix product, ``V = A D`` with ``A[i, k]`` instrument ``i``'s amount
+    paid at ``t_k`` (0 if none).  A group of instruments (one curve, one spread factor) becomes a
+    block when that costs clearly less than its flows in slot buckets (:func:`_dense_cost`), which
+    depends on how many dates its instruments share: books of random dates stay in slot buckets.
+
+Both compute ``exp(-(w_lo z_lo + w_hi z_hi + s) t)`` for every flow (with the products regrouped),
+so the values agree with the padded kernel to rounding (a few units in the 16th digit of the
+discount factors).  Scenarios are the minor (contiguous) axis of every array in the kernel, so each
+fused loop runs over contiguous memory.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._edge import from_blocks, scenario_blocks, value_differences
+
+__all__ = ["SlotBucket", "NodeBlock", "FlowLayout", "flow_layout", "layout_pnl", "layout_stats", "SLOT_WASTE"]
+
+#: largest share of empty slots a bucket may add (relative to its flows) before a new bucket starts
+SLOT_WASTE = 0.25
+#: at most this many slot buckets (each is one loop of the compiled program; more compile longer)
+MAX_BUCKETS = 24
+#: costs in nanoseconds per scenario, measured on the 2-core development machine (XLA, float64,
+#: AVX-512), that decide between a node block and slot buckets: one slot (three multiply-adds and an
+#: exponential), one node (an exponential), one multiply-add of the dense product
+COST_SLOT, COST_NODE, COST_MAC = 1.25, 0.8, 0.035
+#: a group becomes a node block only if that costs at most this share of its slot cost ...
+DENSE_GAIN = 0.9
+#: ... and it has at least this many instruments (a small product costs more than its multiply-adds)
+MIN_BLOCK_INSTRUMENTS = 16
+#: at most this many node blocks (each is one matrix product in the compiled program)
+MAX_BLOCKS = 32
+#: scenarios per block of the compiled loop (levels are padded to a multiple of it)
+SCENARIO_BLOCK = 128
+
+
+class SlotBucket(NamedTuple):
+    """``m`` instruments whose ``J`` flow slots lie in the same curve segments.
+
+    lo, hi : int ``[J]``, factor columns of the two tenors around slot ``j``
+    p, q : ``[m, J]``, ``w_lo t`` and ``w_hi t`` (interpolation weight times the flow's time, years)
+    t : ``[m, J]``, flow times (years); a : ``[m, J]``, amounts per unit face (0: empty slot)
+    spread_idx : int ``[m]``, column of the issuer spread; spread_w : ``[m]``, 1 or 0
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    t: np.ndarray
+    a: np.ndarray
+    spread_idx: np.ndarray
+    spread_w: np.ndarray
+
+
+class NodeBlock(NamedTuple):
+    """``m`` instruments on one curve and spread, paying on ``K`` distinct dates (nodes).
+
+    lo, hi : int ``[K]``; p, q, t : ``[K]`` as in :class:`SlotBucket`, per node
+    spread_idx : int ``[K]``; spread_w : ``[K]``
+    amounts : ``[m, K]``, amount instrument ``i`` receives at node ``k`` (0 if none)
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    t: np.ndarray
+    spread_idx: np.ndarray
+    spread_w: np.ndarray
+    amounts: np.ndarray
+
+
+class FlowLayout(NamedTuple):
+    """A cash-flow book packed for the batched kernel.
+
+    buckets, blocks : the slot buckets and node blocks
+    order : int ``[n]``, row of instrument ``i`` in the rows of the buckets then the blocks, in order
+    """
+
+    buckets: tuple[SlotBucket, ...]
+    blocks: tuple[NodeBlock, ...]
+    order: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------------
+# building the layout (numpy, once per book)
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Flows(NamedTuple):
+    inst: np.ndarray  # [M] instrument of each flow
+    t: np.ndarray
+    a: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    w_lo: np.ndarray
+    w_hi: np.ndarray
+
+
+def _flat_flows(book) -> _Flows:
+    """Every non-zero flow of a padded :class:`kernels._rates.CashflowBook`, instrument by instrument."""
+    times = np.atleast_2d(np.asarray(book.times, dtype=float))
+    amounts = np.atleast_2d(np.asarray(book.amounts, dtype=float))
+    real = amounts != 0.0  # padding, and coupons of 0, contribute nothing
+    inst, slot = np.nonzero(real)
+    pick = lambda a: np.atleast_2d(np.asarray(a))[inst, slot]  # noqa: E731
+    pts = book.pts
+    return _Flows(inst, times[inst, slot], amounts[inst, slot], pick(pts.lo).astype(np.int64), pick(pts.hi).astype(np.int64),
+                  pick(pts.w_lo).astype(float), pick(pts.w_hi).astype(float))
+
+
+def _dense_cost(n_inst: int, n_nodes: int) -> float:
+    return n_nodes * COST_NODE + n_inst * n_nodes * COST_MAC
+
+
+def _node_block(fl: _Flows, sel: np.ndarray, members: np.ndarray, sp_idx: int, sp_w: float) -> NodeBlock:
+    # a node is a time on one curve: flows at the same time and tenor columns share its discount factor
+    keys = np.stack([fl.t[sel], fl.lo[sel], fl.hi[sel]], axis=1)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    row = np.searchsorted(members, fl.inst[sel])
+    amounts = np.zeros((len(members), len(first)))
+    np.add.at(amounts, (row, inverse.ravel()), fl.a[sel])
+    f = np.flatnonzero(sel)[first]
+    K = len(f)
+    return NodeBlock(
+        lo=fl.lo[f], hi=fl.hi[f], p=fl.w_lo[f] * fl.t[f], q=fl.w_hi[f] * fl.t[f], t=fl.t[f],
+        spread_idx=np.full(K, sp_idx, dtype=np.int64), spread_w=np.full(K, sp_w), amounts=amounts,
+    )
+
+
+def _slot_buckets(fl: _Flows, members: np.ndarray, curve: np.ndarray, spread_idx, spread_w, waste: float) -> list[tuple[np.ndarray, SlotBucket]]:
+    """Greedy bucketing of ``members`` (instrument numbers) by their flow counts per curve segment."""
+    if not len(members):
+        return []
+    in_set = np.isin(fl.inst, members)
+    seg_keys = np.stack([fl.lo[in_set], fl.hi[in_set]], axis=1)
+    segs, seg_of = np.unique(seg_keys, axis=0, return_inverse=True)
+    seg_of = seg_of.ravel()
+    S = len(segs)
+    rows = np.searchsorted(members, fl.inst[in_set])  # members are increasing
+    counts = np.zeros((len(members), S), dtype=np.int64)
+    np.add.at(counts, (rows, seg_of), 1)
+    last = np.where(counts.any(axis=1), S - 1 - np.argmax(counts[:, ::-1] > 0, axis=1), -1)
+    total = counts.sum(axis=1)
+    order = np.lexsort((total, last, curve[members]))
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    width = np.zeros(S, dtype=np.int64)
+    flows = 0
+    for r in order:
+        grown = np.maximum(width, counts[r])
+        same_curve = not cur or curve[members[cur[0]]] == curve[members[r]]
+        if cur and (not same_curve or (len(cur) + 1) * grown.sum() > (1.0 + waste) * (flows + total[r])):
+            groups.append(cur)
+            cur, width, flows = [], np.zeros(S, dtype=np.int64), 0
+            grown = counts[r].copy()
+        cur.append(int(r))
+        width = grown
+        flows += int(total[r])
+    groups.append(cur)
+    # each bucket is a loop of its own in the compiled program: merge the neighbours (in the sort
+    # order) that add the fewest empty slots until at most MAX_BUCKETS remain, to bound compile time
+    widths = [counts[g].max(axis=0) for g in groups]
+    while len(groups) > MAX_BUCKETS:
+        added = [(len(a) + len(b)) * int(np.maximum(wa, wb).sum()) - len(a) * int(wa.sum()) - len(b) * int(wb.sum())
+                 for a, b, wa, wb in zip(groups, groups[1:], widths, widths[1:])]
+        i = int(np.argmin(added))
+        groups[i : i + 2] = [groups[i] + groups[i + 1]]
+        widths[i : i + 2] = [np.maximum(widths[i], widths[i + 1])]
+
+    # every flow's bucket, row in it and slot: flows come instrument by instrument in time order, so
+    # an instrument's flows in one segment are consecutive and their rank in the run is the position
+    idx_flows = np.flatnonzero(in_set)
+    run_key = rows * max(S, 1) + seg_of
+    new_run = np.concatenate([[True], run_key[1:] != run_key[:-1]])
+    run_start = np.maximum.accumulate(np.where(new_run, np.arange(len(run_key)), 0))
+    within = np.arange(len(run_key)) - run_start
+    bucket_of = np.empty(len(members), dtype=np.int64)
+    row_in = np.empty(len(members), dtype=np.int64)
+    for b, g in enumerate(groups):
+        bucket_of[g] = b
+        row_in[g] = np.arange(len(g))
+    out = []
+    for b, g in enumerate(groups):
+        g = np.array(g, dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(widths[b])])
+        m, J = len(g), int(start[-1])
+        mine = bucket_of[rows] == b
+        f = idx_flows[mine]
+        r, j = row_in[rows[mine]], start[seg_of[mine]] + within[mine]
+        p, q, t, a = (np.zeros((m, J)) for _ in range(4))
+        p[r, j] = fl.w_lo[f] * fl.t[f]
+        q[r, j] = fl.w_hi[f] * fl.t[f]
+        t[r, j] = fl.t[f]
+        a[r, j] = fl.a[f]
+        seg_slot = np.repeat(np.arange(S), widths[b])
+        inst = members[g]
+        bucket = SlotBucket(
+            lo=segs[seg_slot, 0].astype(np.int64), hi=segs[seg_slot, 1].astype(np.int64), p=p, q=q, t=t, a=a,
+            spread_idx=np.asarray(spread_idx, dtype=np.int64)[inst], spread_w=np.asarray(spread_w, dtype=float)[inst],
+        )
+        out.append((inst, bucket))
+    return out
+
+
+def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = None, waste: float = SLOT_WASTE) -> FlowLayout:
+    """Pack a padded cash-flow book (:class:`kernels._rates.CashflowBook`) for :func:`layout_pnl`.
+
+    Parameters
+    ----------
+    book : CashflowBook with ``times``, ``amounts`` and ``pts`` ``[n, J]``, ``spread_idx`` and
+        ``spread_w`` ``[n]``
+    curve_ids : int ``[n]``, the discount curve of each instrument (e.g. a code per currency);
+        instruments on different curves never share a node block or a bucket.  Default: one class
+        (still exact: a node is a time on one curve's tenors, and a bucket's slots belong to one
+        curve segment each, so mixing curves costs only padding)
+    dense : force every group into node blocks (True) or slot buckets (False); default: by cost
+    waste : :data:`SLOT_WASTE`
+    """
+    fl = _flat_flows(book)
+    n = np.atleast_2d(np.asarray(book.times)).shape[0]
+    spread_idx = np.broadcast_to(np.asarray(book.spread_idx, dtype=np.int64), (n,))
+    spread_w = np.broadcast_to(np.asarray(book.spread_w, dtype=float), (n,))
+    if curve_ids is None:
+        curve_ids = np.zeros(n, dtype=np.int64)
+    curve_ids = np.asarray(curve_ids, dtype=np.int64)
+    sp_key = np.where(spread_w != 0.0, spread_idx, -1)
+
+    # groups of instruments sharing a curve and a spread: candidates for node blocks
+    blocks: list[tuple[np.ndarray, NodeBlock, float]] = []
+    in_block = np.zeros(n, dtype=bool)
+    if dense is not False:
+        keys = np.stack([curve_ids, sp_key], axis=1)
+        uniq, gid = np.unique(keys, axis=0, return_inverse=True)
+        gid = gid.ravel()
+        cands = []
+        for g in range(len(uniq)):
+            members = np.flatnonzero(gid == g)
+            sel = np.isin(fl.inst, members)
+            n_flows = int(sel.sum())
+            if not n_flows:
+                continue
+            n_nodes = len(np.unique(np.stack([fl.t[sel], fl.lo[sel]], axis=1), axis=0))
+            gain = n_flows * COST_SLOT - _dense_cost(len(members), n_nodes)
+            if dense or (len(members) >= MIN_BLOCK_INSTRUMENTS and _dense_cost(len(members), n_nodes) <= DENSE_GAIN * n_flows * COST_SLOT):
+                cands.append((gain, members, sel))
+        cands.sort(key=lambda c: -c[0])
+        for gain, members, sel in cands[: (None if dense else MAX_BLOCKS)]:
+            i0 = members[0]
+            blocks.append((members, _node_block(fl, sel, members, int(spread_idx[i0]), float(spread_w[i0])), gain))
+            in_block[members] = True
+    rest = np.flatnonzero(~in_block)
+    # instruments without flows (value = const) sort first and form a bucket of width 0
+    buckets = _slot_buckets(fl, rest, curve_ids, spread_idx, spread_w, waste)
+    rows = [inst for inst, _ in buckets] + [m for m, _, _ in blocks]
+    perm = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    order = np.empty(n, dtype=np.int64)
+    order[perm] = np.arange(len(perm))
+    return FlowLayout(tuple(b for _, b in buckets), tuple(b for _, b, _ in blocks), order)
+
+
+def layout_stats(layout: FlowLayout) -> dict:
+    """Sizes of a layout: flows, slots (flows plus padding), nodes, dense entries, buckets, blocks."""
+    flows = sum(int((b.a != 0).sum()) for b in layout.buckets) + sum(int((k.amounts != 0).sum()) for k in layout.blocks)
+    return dict(
+        instruments=len(layout.order),
+        flows=flows,
+        slots=sum(int(b.a.size) for b in layout.buckets),
+        nodes=sum(len(k.t) for k in layout.blocks),
+        dense_entries=sum(int(k.amounts.size) for k in layout.blocks),
+        buckets=len(layout.buckets),
+        blocks=len(layout.blocks),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# the kernel (jax): levels with scenarios on the minor axis
+# ---------------------------------------------------------------------------------------------------
+
+
+def _present_values(layout: FlowLayout, LT):
+    """``sum_j a_j DF_j`` of every instrument, ``[n, B]``, from levels ``LT[F, B]``."""
+    parts = []
+    for b in layout.buckets:
+        zl = LT[b.lo]  # [J, B]
+        zh = LT[b.hi]
+        sp = b.spread_w[:, None] * LT[b.spread_idx]  # [m, B]
+        x = b.p[:, :, None] * zl[None] + b.q[:, :, None] * zh[None] + b.t[:, :, None] * sp[:, None, :]
+        parts.append(jnp.sum(b.a[:, :, None] * jnp.exp(-x), axis=1))
+    for k in layout.blocks:
+        x = k.p[:, None] * LT[k.lo] + k.q[:, None] * LT[k.hi] + k.t[:, None] * (k.spread_w[:, None] * LT[k.spread_idx])
+        parts.append(jnp.dot(k.amounts, jnp.exp(-x), precision=jax.lax.Precision.HIGHEST))
+    return jnp.concatenate(parts, axis=0)[layout.order]
+
+
+@partial(jax.jit, static_argnames=("block",))
+def _states(layout: FlowLayout, const, units, fx_idx, base, new, block: int = SCENARIO_BLOCK):
+    """Values in base currency ``[n, 1 + S]`` at the base levels (column 0) and every scenario's."""
+    LT, rows = scenario_blocks(base, new, block)  # [nb, F, block]
+
+    def one(lt):
+        pv = _present_values(layout, lt)
+        fx = jnp.where(fx_idx[:, None] >= 0, lt[jnp.maximum(fx_idx, 0)], 1.0)
+        return units[:, None] * (pv + const[:, None]) * fx
+
+    return from_blocks(jax.lax.map(one, LT), rows)
+
+
+def layout_pnl(layout: FlowLayout, const, units, fx_idx, base, new, block: int = SCENARIO_BLOCK):
+    """P&L ``[S, n]`` (base currency) from ``base[F]`` to each row of ``new[S, F]``.
+
+    ``const``, ``units``, ``fx_idx`` are the book's ``[n]`` arrays (value at time 0, quantity x
+    multiplier, FX column or -1); ``block`` scenarios are evaluated per pass of the compiled loop.
+    """
+    return value_differences(_states(layout, const, units, fx_idx, jnp.asarray(base), jnp.asarray(new), block=block))
