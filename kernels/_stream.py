@@ -10,6 +10,8 @@ per instrument type and chunk shape, whatever the number of scenarios.  A chunk 
 thread per device; JAX releases the GIL while a computation runs, so the devices work in parallel.
 On a CPU, JAX shows one device unless the process starts with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` (what ``benchmarks/kernels.py`` does).
+Each device's thread writes its rows of the chunk's P&L in place, and the next chunk's shocks are made
+on another thread while the devices work.
 """
 
 from __future__ import annotations
@@ -79,14 +81,24 @@ def revalue_stream(
     reduce = reduce or (lambda start, pnl: pnl)
     F = len(base)
     pool = ThreadPoolExecutor(max_workers=k)
+    ahead = ThreadPoolExecutor(max_workers=1)  # makes the next chunk's shocks while the devices work
 
-    def run_on(dev, block):
+    def run_on(dev, block, out):
         with jax.default_device(dev):
-            return revalue(book, base, block, is_log)
+            revalue(book, base, block, is_log, out=out)  # each thread copies its rows into the chunk
 
     def run_chunk(block: np.ndarray) -> np.ndarray:
-        parts = [block[i * sub : (i + 1) * sub] for i in range(k)]
-        return np.concatenate(list(pool.map(run_on, devices, parts)))
+        out = np.empty((chunk_size, book.n))
+        rows = [slice(i * sub, (i + 1) * sub) for i in range(k)]
+        list(pool.map(run_on, devices, [block[r] for r in rows], [out[r] for r in rows]))
+        return out
+
+    def shocks_of(start: int) -> np.ndarray:
+        stop = min(start + chunk_size, n_scenarios)
+        block = np.asarray(make(start, stop), dtype=float)
+        if stop - start < chunk_size:
+            block = np.concatenate([block, np.zeros((chunk_size - (stop - start), F))])
+        return block
 
     try:
         t0 = time.perf_counter()
@@ -94,13 +106,15 @@ def revalue_stream(
         compile_s = time.perf_counter() - t0
         out = []
         t0 = time.perf_counter()
-        for start in range(0, n_scenarios, chunk_size):
-            stop = min(start + chunk_size, n_scenarios)
-            block = np.asarray(make(start, stop), dtype=float)
-            if stop - start < chunk_size:
-                block = np.concatenate([block, np.zeros((chunk_size - (stop - start), F))])
-            out.append(reduce(start, run_chunk(block)[: stop - start]))
+        starts = list(range(0, n_scenarios, chunk_size))
+        nxt = ahead.submit(shocks_of, starts[0]) if starts else None
+        for i, start in enumerate(starts):
+            block = nxt.result()
+            if i + 1 < len(starts):
+                nxt = ahead.submit(shocks_of, starts[i + 1])
+            out.append(reduce(start, run_chunk(block)[: min(chunk_size, n_scenarios - start)]))
         run_s = time.perf_counter() - t0
     finally:
         pool.shutdown()
+        ahead.shutdown()
     return StreamResult(out, compile_s, run_s, len(out))
