@@ -96,15 +96,15 @@ def scenario_blocks(base, new, block: int):
 
 
 def from_blocks(v, rows: int):
-    """``[nb, n, block]`` -> ``[n, rows]``."""
-    return v.transpose(1, 0, 2).reshape(v.shape[1], -1)[:, :rows]
+    """Per-block values ``[nb, n, block]`` -> ``[rows, n]``."""
+    return v.transpose(0, 2, 1).reshape(-1, v.shape[1])[:rows]
 
 
 @jax.jit
 def value_differences(values):
-    """P&L ``[S, n]`` from values ``[n, 1 + S]`` (column 0 at the base levels).
+    """P&L ``[S, n]`` from values ``[1 + S, n]`` (row 0 at the base levels).
 
     A program of its own, so that ``V' - V`` subtracts stored values: fused with the program that
-    computes them, XLA may recompute the base column inside the subtraction along another path.
+    computes them, XLA may recompute the base row inside the subtraction along another path.
     """
-    return (values[:, 1:] - values[:, :1]).T
+    return values[1:] - values[:1]

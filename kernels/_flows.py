@@ -325,7 +325,7 @@ def _present_values(layout: FlowLayout, LT):
 
 @partial(jax.jit, static_argnames=("block",))
 def _states(layout: FlowLayout, const, units, fx_idx, base, new, block: int = SCENARIO_BLOCK):
-    """Values in base currency ``[n, 1 + S]`` at the base levels (column 0) and every scenario's."""
+    """Values in base currency ``[1 + S, n]`` at the base levels (row 0) and every scenario's."""
     LT, rows = scenario_blocks(base, new, block)  # [nb, F, block]
 
     def one(lt):

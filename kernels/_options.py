@@ -213,7 +213,7 @@ def _structure(o: OptionBook) -> _Structure:
 
 @partial(jax.jit, static_argnames=("structure", "block"))
 def _option_values(o: OptionBook, spot_cols, spot_of, base, new, structure: _Structure, block: int):
-    """Values in base currency ``[n, 1 + S]`` of every option at ``base`` (column 0) and each ``new``.
+    """Values in base currency ``[1 + S, n]`` of every option at ``base`` (row 0) and each ``new``.
 
     The model of :func:`option_value_one`, with what does not depend on the scenario computed once
     per option (``sqrt T``, ``ln K``, ``ln(T / T0)``) and ``ln S`` once per underlying and scenario

@@ -115,7 +115,7 @@ def test_values_agree_with_padded_kernel_and_numpy_twin(two_curves, dense, curve
     ``curve_ids`` the two curves share groups: a node or a slot still belongs to one curve."""
     book, base, new = two_curves
     layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int) if curves else None, dense=dense)
-    ours = np.asarray(flow_states(layout, book.const, book.units, book.fx_idx, jnp.asarray(base), jnp.asarray(new)))
+    ours = np.asarray(flow_states(layout, book.const, book.units, book.fx_idx, jnp.asarray(base), jnp.asarray(new))).T  # [n, 1 + S]
     levels = np.concatenate([base[None], new])
     twin = _cf_value_numpy(book, levels).T
     np.testing.assert_allclose(ours, twin, rtol=1e-13, atol=0)

@@ -266,7 +266,7 @@ def _batched_values(book: OptionBook, base, new) -> np.ndarray:
 
     cols, of = np.unique(book.spot_idx, return_inverse=True)
     return np.asarray(_option_values(book, cols, of.ravel(), jnp.asarray(base), jnp.asarray(new), structure=_structure(book),
-                                     block=SCENARIO_BLOCK))
+                                     block=SCENARIO_BLOCK)).T
 
 
 def _stack(options: list[OptionBook], offsets: list[int]) -> OptionBook:
