@@ -18,13 +18,17 @@ Slot buckets
     of their last flow and their number of flows, so that padding stays under :data:`SLOT_WASTE`.
 
 Node blocks
-    Where instruments discount off the same curve with the same issuer spread and pay on common
-    dates (government bonds on the usual coupon dates, several issues of one issuer), the discount
-    factor of each distinct date is computed once per scenario, ``D[k] = exp(-(z(t_k) + s) t_k)``,
-    and the values are one matrix product, ``V = A D`` with ``A[i, k]`` instrument ``i``'s amount
-    paid at ``t_k`` (0 if none).  A group of instruments (one curve, one spread factor) becomes a
-    block when that costs clearly less than its flows in slot buckets (:func:`_dense_cost`), which
-    depends on how many dates its instruments share: books of random dates stay in slot buckets.
+    Instruments that discount off the same curve with the same issuer spread and pay on common
+    dates need the discount factor of each date once per scenario, ``D[k] = exp(-(z(t_k) + s) t_k)``,
+    and their values are then a matrix product, ``V = A D`` with ``A[i, k]`` instrument ``i``'s
+    amount paid at ``t_k``.  Bonds pay on common dates when they share a coupon cycle (US Treasuries
+    maturing on 15 February or 15 August all pay on every 15 February and 15 August), and bonds of
+    one cycle have the same first payment date: the groups are the instruments with one curve, one
+    spread factor and one first payment date.  A group becomes a node block when that costs clearly
+    less than its flows in slot buckets (one exponential per date instead of per flow; the product
+    is dense within a cycle).  Groups of similar size are padded to a common size and priced by one
+    batched product.  A book of bonds maturing on random days has no such groups and stays in slot
+    buckets; a book of bonds issued on market conventions is mostly node blocks.
 
 Both compute ``exp(-(w_lo z_lo + w_hi z_hi + s) t)`` for every flow (with the products regrouped),
 so the values agree with the padded kernel to rounding (a few units in the 16th digit of the
@@ -43,7 +47,7 @@ import numpy as np
 
 from ._edge import from_blocks, scenario_blocks, value_differences
 
-__all__ = ["SlotBucket", "NodeBlock", "FlowLayout", "flow_layout", "layout_pnl", "layout_stats", "SLOT_WASTE"]
+__all__ = ["SlotBucket", "NodeBlocks", "FlowLayout", "flow_layout", "layout_pnl", "layout_stats", "SLOT_WASTE"]
 
 #: largest share of empty slots a bucket may add (relative to its flows) before a new bucket starts
 SLOT_WASTE = 0.25
@@ -53,12 +57,11 @@ MAX_BUCKETS = 24
 #: AVX-512), that decide between a node block and slot buckets: one slot (three multiply-adds and an
 #: exponential), one node (an exponential), one multiply-add of the dense product
 COST_SLOT, COST_NODE, COST_MAC = 1.25, 0.8, 0.035
-#: a group becomes a node block only if that costs at most this share of its slot cost ...
+#: a group of two or more instruments is priced from its nodes if that costs at most this share of
+#: its flows' cost in slot buckets
 DENSE_GAIN = 0.9
-#: ... and it has at least this many instruments (a small product costs more than its multiply-adds)
-MIN_BLOCK_INSTRUMENTS = 16
-#: at most this many node blocks (each is one matrix product in the compiled program)
-MAX_BLOCKS = 32
+#: at most this many node blocks (each is one batched matrix product in the compiled program)
+MAX_BLOCKS = 16
 #: scenarios per block of the compiled loop (levels are padded to a multiple of it)
 SCENARIO_BLOCK = 128
 
@@ -82,12 +85,13 @@ class SlotBucket(NamedTuple):
     spread_w: np.ndarray
 
 
-class NodeBlock(NamedTuple):
-    """``m`` instruments on one curve and spread, paying on ``K`` distinct dates (nodes).
+class NodeBlocks(NamedTuple):
+    """``G`` groups of instruments, each group on one curve with one issuer spread and paying on
+    common dates (its nodes), padded to ``m`` instruments and ``K`` nodes per group.
 
-    lo, hi : int ``[K]``; p, q, t : ``[K]`` as in :class:`SlotBucket`, per node
-    spread_idx : int ``[K]``; spread_w : ``[K]``
-    amounts : ``[m, K]``, amount instrument ``i`` receives at node ``k`` (0 if none)
+    lo, hi : int ``[G, K]``; p, q, t : ``[G, K]`` as in :class:`SlotBucket`, per node (0: padding)
+    spread_idx : int ``[G]``; spread_w : ``[G]``
+    amounts : ``[G, m, K]``, what instrument ``r`` of group ``g`` receives at node ``k`` (0 if none)
     """
 
     lo: np.ndarray
@@ -103,12 +107,13 @@ class NodeBlock(NamedTuple):
 class FlowLayout(NamedTuple):
     """A cash-flow book packed for the batched kernel.
 
-    buckets, blocks : the slot buckets and node blocks
-    order : int ``[n]``, row of instrument ``i`` in the rows of the buckets then the blocks, in order
+    buckets, blocks : the slot buckets and the node blocks
+    order : int ``[n]``, row of instrument ``i`` in the rows of the buckets then of the blocks (``G m``
+        rows each, padding included), in order
     """
 
     buckets: tuple[SlotBucket, ...]
-    blocks: tuple[NodeBlock, ...]
+    blocks: tuple[NodeBlocks, ...]
     order: np.ndarray
 
 
@@ -143,19 +148,59 @@ def _dense_cost(n_inst: int, n_nodes: int) -> float:
     return n_nodes * COST_NODE + n_inst * n_nodes * COST_MAC
 
 
-def _node_block(fl: _Flows, sel: np.ndarray, members: np.ndarray, sp_idx: int, sp_w: float) -> NodeBlock:
-    # a node is a time on one curve: flows at the same time and tenor columns share its discount factor
+class _Group(NamedTuple):
+    members: np.ndarray  # instruments, increasing
+    sel: np.ndarray  # bool [M]: their flows
+    first: np.ndarray  # one flow per node
+    node_of: np.ndarray  # node of each selected flow
+    spread_idx: int
+    spread_w: float
+
+    @property
+    def cost(self) -> float:
+        return _dense_cost(len(self.members), len(self.first))
+
+
+def _group(fl: _Flows, members: np.ndarray, spread_idx: int, spread_w: float) -> _Group:
+    sel = np.isin(fl.inst, members)
+    # a node is a time on one curve: flows at the same time and tenor columns share a discount factor
     keys = np.stack([fl.t[sel], fl.lo[sel], fl.hi[sel]], axis=1)
     _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    row = np.searchsorted(members, fl.inst[sel])
-    amounts = np.zeros((len(members), len(first)))
-    np.add.at(amounts, (row, inverse.ravel()), fl.a[sel])
-    f = np.flatnonzero(sel)[first]
-    K = len(f)
-    return NodeBlock(
-        lo=fl.lo[f], hi=fl.hi[f], p=fl.w_lo[f] * fl.t[f], q=fl.w_hi[f] * fl.t[f], t=fl.t[f],
-        spread_idx=np.full(K, sp_idx, dtype=np.int64), spread_w=np.full(K, sp_w), amounts=amounts,
-    )
+    return _Group(members, sel, np.flatnonzero(sel)[first], inverse.ravel(), spread_idx, spread_w)
+
+
+def _node_blocks(fl: _Flows, groups: list[_Group]) -> NodeBlocks:
+    G = len(groups)
+    m = max(len(g.members) for g in groups)
+    K = max(len(g.first) for g in groups)
+    lo, hi = np.zeros((G, K), dtype=np.int64), np.zeros((G, K), dtype=np.int64)
+    p, q, t = np.zeros((G, K)), np.zeros((G, K)), np.zeros((G, K))
+    amounts = np.zeros((G, m, K))
+    for i, g in enumerate(groups):
+        f, k = g.first, len(g.first)
+        lo[i, :k], hi[i, :k] = fl.lo[f], fl.hi[f]
+        p[i, :k], q[i, :k], t[i, :k] = fl.w_lo[f] * fl.t[f], fl.w_hi[f] * fl.t[f], fl.t[f]
+        row = np.searchsorted(g.members, fl.inst[g.sel])
+        np.add.at(amounts[i], (row, g.node_of), fl.a[g.sel])
+    return NodeBlocks(lo, hi, p, q, t, np.array([g.spread_idx for g in groups], dtype=np.int64),
+                      np.array([g.spread_w for g in groups], dtype=float), amounts)
+
+
+def _batch_groups(groups: list[_Group], waste: float) -> list[list[_Group]]:
+    """Groups of similar size share one padded :class:`NodeBlocks` (one batched product)."""
+    groups = sorted(groups, key=lambda g: (len(g.first), len(g.members)))
+    padded = lambda gs: len(gs) * _dense_cost(max(len(g.members) for g in gs), max(len(g.first) for g in gs))  # noqa: E731
+    batches: list[list[_Group]] = []
+    for g in groups:
+        if batches and padded(batches[-1] + [g]) <= (1.0 + waste) * sum(h.cost for h in batches[-1] + [g]):
+            batches[-1].append(g)
+        else:
+            batches.append([g])
+    while len(batches) > MAX_BLOCKS:
+        added = [padded(a + b) - padded(a) - padded(b) for a, b in zip(batches, batches[1:])]
+        i = int(np.argmin(added))
+        batches[i : i + 2] = [batches[i] + batches[i + 1]]
+    return batches
 
 
 def _slot_buckets(fl: _Flows, members: np.ndarray, curve: np.ndarray, spread_idx, spread_w, waste: float) -> list[tuple[np.ndarray, SlotBucket]]:
@@ -256,49 +301,58 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
     curve_ids = np.asarray(curve_ids, dtype=np.int64)
     sp_key = np.where(spread_w != 0.0, spread_idx, -1)
 
-    # groups of instruments sharing a curve and a spread: candidates for node blocks
-    blocks: list[tuple[np.ndarray, NodeBlock, float]] = []
+    # groups of instruments on one curve, with one spread and the same first payment date, i.e. the
+    # same coupon cycle (semi-annual on the 15th of February and August, ...): they pay on common
+    # dates.  Each is a candidate for a node block.
+    batches: list[list[_Group]] = []
     in_block = np.zeros(n, dtype=bool)
-    if dense is not False:
-        keys = np.stack([curve_ids, sp_key], axis=1)
+    if dense is not False and len(fl.t):
+        first_t = np.full(n, np.inf)
+        np.minimum.at(first_t, fl.inst, fl.t)
+        has = np.isfinite(first_t)
+        keys = np.stack([curve_ids, sp_key, np.where(has, first_t, -1.0)], axis=1)[has]
         uniq, gid = np.unique(keys, axis=0, return_inverse=True)
-        gid = gid.ravel()
-        cands = []
-        for g in range(len(uniq)):
-            members = np.flatnonzero(gid == g)
-            sel = np.isin(fl.inst, members)
-            n_flows = int(sel.sum())
-            if not n_flows:
-                continue
-            n_nodes = len(np.unique(np.stack([fl.t[sel], fl.lo[sel]], axis=1), axis=0))
-            gain = n_flows * COST_SLOT - _dense_cost(len(members), n_nodes)
-            if dense or (len(members) >= MIN_BLOCK_INSTRUMENTS and _dense_cost(len(members), n_nodes) <= DENSE_GAIN * n_flows * COST_SLOT):
-                cands.append((gain, members, sel))
-        cands.sort(key=lambda c: -c[0])
-        for gain, members, sel in cands[: (None if dense else MAX_BLOCKS)]:
-            i0 = members[0]
-            blocks.append((members, _node_block(fl, sel, members, int(spread_idx[i0]), float(spread_w[i0])), gain))
-            in_block[members] = True
+        gid, inst_with = gid.ravel(), np.flatnonzero(has)
+        chosen = []
+        for k in range(len(uniq)):
+            members = inst_with[gid == k]
+            g = _group(fl, members, int(spread_idx[members[0]]), float(spread_w[members[0]]))
+            if dense or (len(members) >= 2 and g.cost <= DENSE_GAIN * int(g.sel.sum()) * COST_SLOT):
+                chosen.append(g)
+                in_block[members] = True
+        batches = _batch_groups(chosen, waste) if chosen else []
     rest = np.flatnonzero(~in_block)
     # instruments without flows (value = const) sort first and form a bucket of width 0
     buckets = _slot_buckets(fl, rest, curve_ids, spread_idx, spread_w, waste)
-    rows = [inst for inst, _ in buckets] + [m for m, _, _ in blocks]
-    perm = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     order = np.empty(n, dtype=np.int64)
-    order[perm] = np.arange(len(perm))
-    return FlowLayout(tuple(b for _, b in buckets), tuple(b for _, b, _ in blocks), order)
+    row = 0
+    for inst, _ in buckets:
+        order[inst] = row + np.arange(len(inst))
+        row += len(inst)
+    blocks = []
+    for batch in batches:
+        nb = _node_blocks(fl, batch)
+        m = nb.amounts.shape[1]
+        for i, g in enumerate(batch):
+            order[g.members] = row + i * m + np.arange(len(g.members))
+        row += len(batch) * m
+        blocks.append(nb)
+    return FlowLayout(tuple(b for _, b in buckets), tuple(blocks), order)
 
 
 def layout_stats(layout: FlowLayout) -> dict:
-    """Sizes of a layout: flows, slots (flows plus padding), nodes, dense entries, buckets, blocks."""
-    flows = sum(int((b.a != 0).sum()) for b in layout.buckets) + sum(int((k.amounts != 0).sum()) for k in layout.blocks)
+    """Sizes of a layout: flows; slots (flows plus padding) in slot buckets; distinct dates (nodes),
+    nodes with padding, entries of the products and groups in node blocks."""
     return dict(
         instruments=len(layout.order),
-        flows=flows,
+        flows=sum(int((b.a != 0).sum()) for b in layout.buckets) + sum(int((k.amounts != 0).sum()) for k in layout.blocks),
         slots=sum(int(b.a.size) for b in layout.buckets),
-        nodes=sum(len(k.t) for k in layout.blocks),
-        dense_entries=sum(int(k.amounts.size) for k in layout.blocks),
         buckets=len(layout.buckets),
+        nodes=sum(int((k.amounts != 0).any(axis=1).sum()) for k in layout.blocks),
+        padded_nodes=sum(int(k.t.size) for k in layout.blocks),
+        dense_entries=sum(int(k.amounts.size) for k in layout.blocks),
+        groups=sum(int(k.t.shape[0]) for k in layout.blocks),
+        block_instruments=len(layout.order) - sum(int(b.a.shape[0]) for b in layout.buckets),
         blocks=len(layout.blocks),
     )
 
@@ -318,8 +372,10 @@ def _present_values(layout: FlowLayout, LT):
         x = b.p[:, :, None] * zl[None] + b.q[:, :, None] * zh[None] + b.t[:, :, None] * sp[:, None, :]
         parts.append(jnp.sum(b.a[:, :, None] * jnp.exp(-x), axis=1))
     for k in layout.blocks:
-        x = k.p[:, None] * LT[k.lo] + k.q[:, None] * LT[k.hi] + k.t[:, None] * (k.spread_w[:, None] * LT[k.spread_idx])
-        parts.append(jnp.dot(k.amounts, jnp.exp(-x), precision=jax.lax.Precision.HIGHEST))
+        sp = k.spread_w[:, None] * LT[k.spread_idx]  # [G, B]
+        x = k.p[:, :, None] * LT[k.lo] + k.q[:, :, None] * LT[k.hi] + k.t[:, :, None] * sp[:, None, :]  # [G, K, B]
+        v = jnp.einsum("gmk,gkb->gmb", k.amounts, jnp.exp(-x), precision=jax.lax.Precision.HIGHEST)
+        parts.append(v.reshape(-1, v.shape[-1]))
     return jnp.concatenate(parts, axis=0)[layout.order]
 
 
