@@ -166,7 +166,13 @@ def check_levels(book: PreparedBook, levels: np.ndarray) -> None:
 
 def shocked_levels(base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray) -> np.ndarray:
     """``base * exp(s)`` for log factors, ``base + s`` otherwise; ``[S, F]``."""
-    return np.where(is_log, base * np.exp(shocks), base + shocks)
+    base = np.asarray(base, dtype=float)
+    shocks = np.asarray(shocks, dtype=float)
+    is_log = np.asarray(is_log, dtype=bool)
+    new = base + shocks
+    if is_log.any():  # exponentials only where they are used
+        new[..., is_log] = base[is_log] * np.exp(shocks[..., is_log])
+    return new
 
 
 def revalue(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -35,12 +35,15 @@ class StreamResult(NamedTuple):
     compile_seconds : time of the first (warm-up) call per device, trace and compile included
     run_seconds : wall time of all chunks after compilation
     chunks : number of chunks
+    run_cpu_seconds : CPU time of this process (all its threads) over the same chunks; on a machine
+        that other work shares, ``evaluations / run_cpu_seconds`` is the throughput per busy core
     """
 
     results: list[Any]
     compile_seconds: float
     run_seconds: float
     chunks: int
+    run_cpu_seconds: float = float("nan")
 
 
 def revalue_stream(
@@ -105,7 +108,7 @@ def revalue_stream(
         run_chunk(np.zeros((chunk_size, F)))
         compile_s = time.perf_counter() - t0
         out = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         starts = list(range(0, n_scenarios, chunk_size))
         nxt = ahead.submit(shocks_of, starts[0]) if starts else None
         for i, start in enumerate(starts):
@@ -113,8 +116,8 @@ def revalue_stream(
             if i + 1 < len(starts):
                 nxt = ahead.submit(shocks_of, starts[i + 1])
             out.append(reduce(start, run_chunk(block)[: min(chunk_size, n_scenarios - start)]))
-        run_s = time.perf_counter() - t0
+        run_s, run_cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         pool.shutdown()
         ahead.shutdown()
-    return StreamResult(out, compile_s, run_s, len(out))
+    return StreamResult(out, compile_s, run_s, len(out), run_cpu)
