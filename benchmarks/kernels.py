@@ -7,8 +7,19 @@ Usage::
     python benchmarks/kernels.py --memory-check       # 10,000 options x 1,000,000 scenarios, chunked
 
 Each measurement runs in a fresh subprocess, so that its peak memory (max RSS) is its own.  For each
-book (options on a vol surface; fixed-coupon bonds off the USD curve with issuer spreads) it reports
-the throughput in instrument-scenario evaluations per second of
+book it reports the throughput in instrument-scenario evaluations per second of
+
+Books (synthetic, seeded):
+
+* ``option``: European options on 20 equity underlyings and their vol surfaces, expiries 1 week to
+  2 years, strikes within 30% of spot;
+* ``bond``: fixed-coupon bonds off the USD curve, maturities on random days up to 30 years, annual,
+  semi-annual or quarterly coupons, half with one of 50 issuer spreads: few flows share a date;
+* ``bond_std``: bonds as markets issue them, semi-annual, maturing on the 15th or at the end of a
+  month, half government (no spread), half from 10 issuers: many flows share a date.  For both bond
+  books the script prints the flows, the distinct flow times and how the kernel packed them.
+
+Engines:
 
 * ``jax``: :func:`kernels.revalue_stream`, fixed-shape chunks spread over every local device (on a CPU,
   one XLA host device per core: the script sets ``--xla_force_host_platform_device_count``);
@@ -82,6 +93,33 @@ def bond_records(n: int, seed: int = 1) -> list[dict]:
     ]
 
 
+def standard_bond_records(n: int, seed: int = 2, issuers: int = 10, govt_share: float = 0.5) -> list[dict]:
+    """Bonds as markets issue them: semi-annual coupons, maturities on the 15th or the last day of a
+    month (US Treasury notes and bonds mature on one or the other), half of them government bonds
+    (no spread), the rest spread over ``issuers`` issuers, so that many bonds share payment dates."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    as_of = pd.Timestamp(AS_OF)
+    out = []
+    for i in range(n):
+        m = as_of + pd.DateOffset(months=int(rng.integers(1, 30 * 12 + 1)))
+        mat = pd.Timestamp(m.year, m.month, 15) if rng.random() < 0.5 else pd.Timestamp(m.year, m.month, 1) + pd.offsets.MonthEnd(0)
+        if mat <= as_of:
+            mat = mat + pd.DateOffset(months=6)
+        govt = rng.random() < govt_share
+        out.append(dict(id=f"B{i}", type="bond", underlying="IR.USD.10Y", quantity=float(rng.uniform(1e5, 1e7)), multiplier=1.0,
+                        currency="USD", asset_class="rates", sleeve="b", adv=1e9, bid_ask_bps=1.0,
+                        coupon=float(np.round(rng.uniform(0.005, 0.06), 4)), frequency=2, maturity=mat.date().isoformat(),
+                        spread_factor=None if govt else f"CR.I{rng.integers(0, issuers)}"))
+    return out
+
+
+#: the books, by the name the table and the JSON give them
+BOOKS = {"option": option_records, "bond": bond_records, "bond_std": standard_bond_records}
+
+
 def levels_for(factors):
     import numpy as np
 
@@ -107,7 +145,7 @@ def prepared_book(kind: str, n: int):
     import kernels
     from core import book_from_records, log_mask
 
-    recs = option_records(n) if kind == "option" else bond_records(n)
+    recs = BOOKS[kind](n)
     book = book_from_records(recs, source=f"synthetic {kind} book")
     factors = tuple(kernels.required_factors(book.positions, "USD"))
     base = levels_for(factors)
@@ -140,6 +178,8 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
     build_s = time.perf_counter() - t0
     make = shock_maker(is_log)
     out = dict(type=kind, engine=engine, instruments=n, scenarios=scenarios, chunk=chunk, build_seconds=round(build_s, 3))
+    if kind != "option" and engine == "jax":
+        out["flows"] = flow_stats(prepared.groups[0].arrays)
     if engine == "jax":
         import jax
 
@@ -149,27 +189,43 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
                                      reduce=lambda s, pnl: pnl.sum(axis=1))
         total = np.concatenate(res.results)
         out.update(compile_seconds=round(res.compile_seconds, 3), run_seconds=round(res.run_seconds, 3),
-                   evals_per_second=n * scenarios / res.run_seconds, devices=[str(d) for d in jax.local_devices()],
+                   cpu_seconds=round(res.run_cpu_seconds, 3), evals_per_second=n * scenarios / res.run_seconds,
+                   evals_per_cpu_second=n * scenarios / res.run_cpu_seconds, devices=[str(d) for d in jax.local_devices()],
                    checksum=float(total[:16].sum()))
     elif engine == "numpy":
         import kernels
 
-        run = 0.0
+        run = cpu = 0.0
         first = None
         for start in range(0, scenarios, chunk):
             stop = min(start + chunk, scenarios)
             sh = make(start, stop)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             pnl = kernels.revalue_numpy(prepared, base, sh, is_log)
             run += time.perf_counter() - t0
+            cpu += time.process_time() - c0
             first = pnl.sum(axis=1) if first is None else first
-        out.update(compile_seconds=0.0, run_seconds=round(run, 3), evals_per_second=n * scenarios / run,
-                   checksum=float(first[:16].sum()))
+        out.update(compile_seconds=0.0, run_seconds=round(run, 3), cpu_seconds=round(cpu, 3), evals_per_second=n * scenarios / run,
+                   evals_per_cpu_second=n * scenarios / cpu, checksum=float(first[:16].sum()))
     elif engine == "quantlib":
         out.update(quantlib_loop(kind, book, prepared, base, is_log, make, scenarios=scenarios, sample=n))
         out["compile_seconds"] = 0.0
     out["peak_memory_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     return out
+
+
+def flow_stats(b) -> dict:
+    """What the bond kernel works on: flows, distinct flow times (over the book, and per issuer
+    spread), and how :func:`kernels._flows.flow_layout` packed them."""
+    import numpy as np
+
+    from kernels._flows import layout_stats
+
+    real = b.amounts != 0
+    sp = np.where(b.spread_w != 0, b.spread_idx, -1)
+    pairs = np.stack([np.broadcast_to(sp[:, None], b.times.shape)[real], b.times[real]], axis=1)
+    return dict(flows=int(real.sum()), padded_width=int(b.times.shape[1]), unique_times=int(len(np.unique(b.times[real]))),
+                unique_spread_times=int(len(np.unique(pairs, axis=0))), layout=layout_stats(b.layout))
 
 
 def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, sample: int) -> dict:
@@ -202,7 +258,7 @@ def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, samp
                                    ql.EuropeanExercise(today + int(round(o.expiry[j] * 365))))
             opt.setPricingEngine(ql.AnalyticEuropeanEngine(proc))
             objs.append((s, r, v, opt))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         acc = 0.0
         for k in range(scenarios):
             # market inputs of every sampled option, vectorised (the fair way to drive QuantLib)
@@ -216,9 +272,10 @@ def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, samp
                 r.setValue(float(rd[j]))
                 v.setValue(float(sig[j]))
                 acc += opt.NPV()
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         per_eval = dt / (scenarios * len(objs))
-        return dict(run_seconds=round(dt, 3), evals_per_second=1.0 / per_eval, sample_instruments=len(objs), sample_scenarios=scenarios,
+        return dict(run_seconds=round(dt, 3), cpu_seconds=round(cpu, 3), evals_per_second=1.0 / per_eval,
+                    evals_per_cpu_second=scenarios * len(objs) / cpu, sample_instruments=len(objs), sample_scenarios=scenarios,
                     extrapolation="seconds per option-scenario x instruments x scenarios")
     # bonds: one curve rebuild per scenario, then every bond
     handle = ql.RelinkableYieldTermStructureHandle()
@@ -235,24 +292,27 @@ def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, samp
         bonds.append((sp, row["spread_factor"], b))
     ir_cols = [idx[f"IR.USD.{t}"] for t in tenors]
     dates = [today] + [today + d for d in node_days] + [today + 36500]
-    t_curve = t_bonds = 0.0
+    t_curve = t_bonds = c_curve = c_bonds = 0.0
     for k in range(scenarios):
         L = new[k]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         z = [float(L[c]) for c in ir_cols]
         handle.linkTo(ql.ZeroCurve(dates, [z[0]] + z + [z[-1]], dc, ql.NullCalendar(), ql.Linear(), ql.Continuous))
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         for sp, sf, b in bonds:
             sp.setValue(float(L[idx[sf]]) if isinstance(sf, str) else 0.0)
             b.NPV()
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         t_curve += t1 - t0
         t_bonds += t2 - t1
+        c_curve += c1 - c0
+        c_bonds += c2 - c1
     per_curve = t_curve / scenarios
     per_bond = t_bonds / (scenarios * len(bonds))
-    return dict(run_seconds=round(t_curve + t_bonds, 3), sample_instruments=len(bonds), sample_scenarios=scenarios,
-                curve_seconds_per_scenario=per_curve, seconds_per_bond_eval=per_bond, evals_per_second=1.0 / per_bond,
-                extrapolation="per scenario: curve rebuild + instruments x seconds per bond")
+    return dict(run_seconds=round(t_curve + t_bonds, 3), cpu_seconds=round(c_curve + c_bonds, 3), sample_instruments=len(bonds),
+                sample_scenarios=scenarios, curve_seconds_per_scenario=per_curve, seconds_per_bond_eval=per_bond,
+                curve_cpu_seconds_per_scenario=c_curve / scenarios, cpu_seconds_per_bond_eval=c_bonds / (scenarios * len(bonds)),
+                evals_per_second=1.0 / per_bond, extrapolation="per scenario: curve rebuild + instruments x seconds per bond")
 
 
 def run_sub(args: list[str], env: dict) -> dict:
@@ -271,8 +331,10 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=2048, help="scenarios per chunk (a multiple of the device count)")
     ap.add_argument("--devices", type=int, default=os.cpu_count(), help="XLA host devices on a CPU (default: cores)")
     ap.add_argument("--ql-sample", type=int, default=200, help="instruments in the QuantLib sample")
-    ap.add_argument("--ql-scenarios", type=int, default=10, help="scenarios in the QuantLib sample")
-    ap.add_argument("--memory-check", action="store_true", help="only the 10,000 x 1,000,000 chunked run of the option book")
+    ap.add_argument("--ql-scenarios", type=int, default=50, help="scenarios in the QuantLib sample")
+    ap.add_argument("--memory-check", action="store_true", help="only the 10,000 x 1,000,000 chunked run of one book (--memory-kind)")
+    ap.add_argument("--memory-kind", choices=sorted(BOOKS), default="option", help="the book of --memory-check")
+    ap.add_argument("--memory-scenarios", type=int, default=1_000_000, help="scenarios of --memory-check")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kernels.json")
     ap.add_argument("--worker", nargs=5, metavar=("KIND", "ENGINE", "N", "S", "CHUNK"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -287,32 +349,48 @@ def main() -> None:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     rows = []
     if a.memory_check:
-        rows.append(run_sub(["option", "jax", "10000", "1000000", str(a.chunk)], env))
+        rows.append(run_sub([a.memory_kind, "jax", "10000", str(a.memory_scenarios), str(a.chunk)], env))
     else:
-        for kind, n in (("option", a.options), ("bond", a.bonds)):
+        for kind, n in (("option", a.options), ("bond", a.bonds), ("bond_std", a.bonds)):
             jx = run_sub([kind, "jax", str(n), str(a.scenarios), str(a.chunk)], env)
             npy = run_sub([kind, "numpy", str(n), str(a.scenarios), str(a.chunk)], env)
             qls = run_sub([kind, "quantlib", str(min(a.ql_sample, n)), str(a.ql_scenarios), str(a.chunk)], env)
-            # QuantLib time for the whole book, extrapolated from the sample
-            if kind == "bond":
+            # QuantLib time for the whole book, extrapolated from the sample (wall and CPU)
+            if kind != "option":
                 ql_book_s = a.scenarios * (qls["curve_seconds_per_scenario"] + n * qls["seconds_per_bond_eval"])
+                ql_book_cpu = a.scenarios * (qls["curve_cpu_seconds_per_scenario"] + n * qls["cpu_seconds_per_bond_eval"])
             else:
                 ql_book_s = n * a.scenarios / qls["evals_per_second"]
+                ql_book_cpu = n * a.scenarios / qls["evals_per_cpu_second"]
             qls["evals_per_second"] = n * a.scenarios / ql_book_s
+            qls["evals_per_cpu_second"] = n * a.scenarios / ql_book_cpu
             qls["extrapolated_seconds"] = ql_book_s
             for r in (jx, npy, qls):
                 r["ratio_to_numpy"] = r["evals_per_second"] / npy["evals_per_second"]
                 r["ratio_to_quantlib"] = r["evals_per_second"] / qls["evals_per_second"]
+                r["cpu_ratio_to_numpy"] = r["evals_per_cpu_second"] / npy["evals_per_cpu_second"]
+                r["cpu_ratio_to_quantlib"] = r["evals_per_cpu_second"] / qls["evals_per_cpu_second"]
             if abs(jx["checksum"] - npy["checksum"]) > 1e-8 * (1 + abs(npy["checksum"])):
                 raise SystemExit(f"{kind}: jax and numpy disagree ({jx['checksum']} vs {npy['checksum']})")
             rows += [jx, npy, qls]
-    header = f"{'type':8} {'engine':9} {'instruments':>11} {'scenarios':>10} {'evals/s':>12} {'x numpy':>8} {'x QuantLib':>10} {'compile s':>9} {'peak MiB':>9}"
+    header = (f"{'type':8} {'engine':9} {'instruments':>11} {'scenarios':>10} {'evals/s':>12} {'x numpy':>8} {'x QuantLib':>10} "
+              f"{'evals/cpu-s':>12} {'x numpy':>8} {'x QuantLib':>10} {'compile s':>9} {'peak MiB':>9}")
+    print(f"{'':40} {'--------- wall clock ---------':>32} {'----- per CPU-second (all threads) -----':>32}")
     print(header)
     print("-" * len(header))
+    nan = float("nan")
     for r in rows:
         print(f"{r['type']:8} {r['engine']:9} {r['instruments']:>11,} {r['scenarios']:>10,} {r['evals_per_second']:>12,.0f} "
-              f"{r.get('ratio_to_numpy', float('nan')):>8.2f} {r.get('ratio_to_quantlib', float('nan')):>10.0f} "
+              f"{r.get('ratio_to_numpy', nan):>8.2f} {r.get('ratio_to_quantlib', nan):>10.0f} "
+              f"{r.get('evals_per_cpu_second', nan):>12,.0f} {r.get('cpu_ratio_to_numpy', nan):>8.2f} {r.get('cpu_ratio_to_quantlib', nan):>10.0f} "
               f"{r['compile_seconds']:>9.2f} {r['peak_memory_mib']:>9,.0f}")
+    for r in rows:
+        if "flows" in r:
+            f = r["flows"]
+            lay = f["layout"]
+            print(f"{r['type']}: {r['instruments']:,} bonds, {f['flows']:,} flows (padded width {f['padded_width']}), "
+                  f"{f['unique_times']:,} distinct flow times, {f['unique_spread_times']:,} distinct (spread, time); "
+                  f"packed as {lay['slots']:,} slots in {lay['buckets']} buckets and {lay['nodes']:,} nodes in {lay['blocks']} blocks")
     meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(), python=platform.python_version(),
                 xla_flags=env["XLA_FLAGS"], args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "worker"},
                 note="QuantLib rows: a sample timed and extrapolated to the full book (see each row's fields).")
