@@ -18,6 +18,7 @@ kernel (``jax.grad`` and a Hessian-vector product), evaluated once at the base l
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -44,7 +45,9 @@ class Sensitivities(NamedTuple):
     priced: np.ndarray
 
 
-def _group_derivatives(pnl_one, arrays, base: jnp.ndarray, price_cols: np.ndarray):
+@partial(jax.jit, static_argnums=0)
+def _group_derivatives(pnl_one, arrays, base: jnp.ndarray, price_cols: jnp.ndarray):
+    # jitted with the kernel as a static argument: compiled once per kernel and book shape, not per call
     d_new = jax.grad(pnl_one, argnums=2)
 
     def one(inst):
@@ -55,10 +58,10 @@ def _group_derivatives(pnl_one, arrays, base: jnp.ndarray, price_cols: np.ndarra
             _, hv = jax.jvp(lambda L: d_new(inst, base, L), (base,), (e,))
             return hv[col]
 
-        gam = jax.vmap(curvature)(price_cols) if len(price_cols) else jnp.zeros((0,))
+        gam = jax.vmap(curvature)(price_cols) if price_cols.shape[0] else jnp.zeros((0,))
         return g, gam
 
-    return jax.jit(jax.vmap(one))(arrays)
+    return jax.vmap(one)(arrays)
 
 
 def sensitivities(book: PreparedBook, base: np.ndarray) -> Sensitivities:
