@@ -27,8 +27,9 @@ Node blocks
     spread factor and one first payment date.  A group becomes a node block when that costs clearly
     less than its flows in slot buckets (one exponential per date instead of per flow; the product
     is dense within a cycle).  Groups of similar size are padded to a common size and priced by one
-    batched product.  A book of bonds maturing on random days has no such groups and stays in slot
-    buckets; a book of bonds issued on market conventions is mostly node blocks.
+    batched product.  In a book of bonds maturing on random days only the bonds that happen to share
+    a cycle form groups and the rest stays in slot buckets; a book of bonds issued on market
+    conventions is mostly node blocks.
 
 Both compute ``exp(-(w_lo z_lo + w_hi z_hi + s) t)`` for every flow (with the products regrouped),
 so the values agree with the padded kernel to rounding (a few units in the 16th digit of the
@@ -62,7 +63,7 @@ COST_SLOT, COST_NODE, COST_MAC = 1.25, 0.8, 0.035
 DENSE_GAIN = 0.9
 #: at most this many node blocks (each is one batched matrix product in the compiled program)
 MAX_BLOCKS = 16
-#: scenarios per block of the compiled loop (levels are padded to a multiple of it)
+#: scenarios per pass of the compiled loop (the levels are padded to a multiple of it)
 SCENARIO_BLOCK = 128
 
 
