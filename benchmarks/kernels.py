@@ -46,6 +46,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 # this file is called kernels.py: keep its own folder off the path so that ``import kernels`` finds the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -315,6 +317,17 @@ def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, samp
                 evals_per_second=1.0 / per_bond, extrapolation="per scenario: curve rebuild + instruments x seconds per bond")
 
 
+def chunk_for(instruments: int, devices: int, budget_bytes: int = 32 << 20) -> int:
+    """Scenarios per chunk: a power of 2 up to 2048 whose P&L per device stays under ``budget_bytes``.
+
+    Larger arrays are mapped fresh from the operating system on every chunk (glibc serves
+    allocations over 32 MiB by ``mmap``), and the page faults then cost as much as the kernel.
+    """
+    per_device = max(budget_bytes // (8 * instruments), 64)
+    chunk = 1 << int(np.log2(per_device * devices))
+    return int(min(max(chunk, 64 * devices), 2048))
+
+
 def run_sub(args: list[str], env: dict) -> dict:
     cmd = [sys.executable, __file__, "--worker", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -328,7 +341,8 @@ def main() -> None:
     ap.add_argument("--options", type=int, default=2000, help="options in the option book")
     ap.add_argument("--bonds", type=int, default=500, help="bonds in the bond book")
     ap.add_argument("--scenarios", type=int, default=20000)
-    ap.add_argument("--chunk", type=int, default=2048, help="scenarios per chunk (a multiple of the device count)")
+    ap.add_argument("--chunk", type=int, default=None,
+                    help="scenarios per chunk, a multiple of the device count (default: chunk_for(instruments, devices))")
     ap.add_argument("--devices", type=int, default=os.cpu_count(), help="XLA host devices on a CPU (default: cores)")
     ap.add_argument("--ql-sample", type=int, default=200, help="instruments in the QuantLib sample")
     ap.add_argument("--ql-scenarios", type=int, default=50, help="scenarios in the QuantLib sample")
@@ -349,12 +363,13 @@ def main() -> None:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     rows = []
     if a.memory_check:
-        rows.append(run_sub([a.memory_kind, "jax", "10000", str(a.memory_scenarios), str(a.chunk)], env))
+        rows.append(run_sub([a.memory_kind, "jax", "10000", str(a.memory_scenarios), str(a.chunk or chunk_for(10000, a.devices))], env))
     else:
         for kind, n in (("option", a.options), ("bond", a.bonds), ("bond_std", a.bonds)):
-            jx = run_sub([kind, "jax", str(n), str(a.scenarios), str(a.chunk)], env)
-            npy = run_sub([kind, "numpy", str(n), str(a.scenarios), str(a.chunk)], env)
-            qls = run_sub([kind, "quantlib", str(min(a.ql_sample, n)), str(a.ql_scenarios), str(a.chunk)], env)
+            chunk = a.chunk or chunk_for(n, a.devices)
+            jx = run_sub([kind, "jax", str(n), str(a.scenarios), str(chunk)], env)
+            npy = run_sub([kind, "numpy", str(n), str(a.scenarios), str(chunk)], env)
+            qls = run_sub([kind, "quantlib", str(min(a.ql_sample, n)), str(a.ql_scenarios), str(chunk)], env)
             # QuantLib time for the whole book, extrapolated from the sample (wall and CPU)
             if kind != "option":
                 ql_book_s = a.scenarios * (qls["curve_seconds_per_scenario"] + n * qls["seconds_per_bond_eval"])

@@ -65,7 +65,9 @@ def revalue_stream(
         chunk's shocks on demand (so that not even the shocks need to be held in memory)
     n_scenarios : ``S`` (required when ``shocks`` is a function)
     chunk_size : scenarios per chunk; a multiple of the number of devices
-    reduce : ``(start, pnl[m, n]) -> anything``; default keeps the P&L chunk itself
+    reduce : ``(start, pnl[m, n]) -> anything``; default keeps the P&L chunk itself.  A given
+        ``reduce`` receives the same array for every chunk, overwritten by the next chunk: it must
+        copy what it keeps (fresh memory for every chunk of a large book costs a page fault per 4 KiB)
     devices : JAX devices to spread each chunk over (default ``jax.local_devices()``)
     """
     if callable(shocks):
@@ -81,7 +83,6 @@ def revalue_stream(
     if chunk_size % k:
         raise ValueError(f"chunk_size {chunk_size} must be a multiple of the {k} devices")
     sub = chunk_size // k
-    reduce = reduce or (lambda start, pnl: pnl)
     F = len(base)
     pool = ThreadPoolExecutor(max_workers=k)
     ahead = ThreadPoolExecutor(max_workers=1)  # makes the next chunk's shocks while the devices work
@@ -90,8 +91,11 @@ def revalue_stream(
         with jax.default_device(dev):
             revalue(book, base, block, is_log, out=out)  # each thread copies its rows into the chunk
 
+    reuse = np.empty((chunk_size, book.n)) if reduce is not None else None
+    reduce = reduce or (lambda start, pnl: pnl)
+
     def run_chunk(block: np.ndarray) -> np.ndarray:
-        out = np.empty((chunk_size, book.n))
+        out = reuse if reuse is not None else np.empty((chunk_size, book.n))
         rows = [slice(i * sub, (i + 1) * sub) for i in range(k)]
         list(pool.map(run_on, devices, [block[r] for r in rows], [out[r] for r in rows]))
         return out
