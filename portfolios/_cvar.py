@@ -39,9 +39,6 @@ class MeanCVaR:
     fallback : None (raise :class:`core.errors.InfeasibleError` when infeasible) or ``"current"`` (keep
         the current book, ``status_ == "fallback"``, the diagnosis in ``diagnosis_``).
     tol : relative optimality tolerance of the cutting-plane certificate.
-    aligned_scenarios : the scenario rows of successive fits correspond (stressed versions of the same
-        draws, as in an amplification sweep); a re-fit then starts the exact phase directly from the
-        previous optimum.  Any setting gives the same optimum; this one only changes the speed.
 
     Attributes (after ``fit``)
     --------------------------
@@ -67,7 +64,6 @@ class MeanCVaR:
         solver_options: dict | None = None,
         fallback: str | None = None,
         tol: float = 1e-9,
-        aligned_scenarios: bool = False,
     ):
         self.alpha = alpha
         self.objective = objective
@@ -78,7 +74,6 @@ class MeanCVaR:
         self.solver_options = solver_options
         self.fallback = fallback
         self.tol = tol
-        self.aligned_scenarios = aligned_scenarios
         self._cache: dict = {}
 
     # ------------------------------------------------------------------ internals
@@ -101,8 +96,7 @@ class MeanCVaR:
         key = ("cp", id(self.constraints), system.n, alpha)
         solver = self._cache.get(key)
         if solver is None:
-            solver = CutPlaneCVaR(system, alpha, tol=self.tol,
-                                  warm_phase1_iter=0 if self.aligned_scenarios else None)
+            solver = CutPlaneCVaR(system, alpha, tol=self.tol)
             self._cache.clear()
             self._cache[key] = solver
         else:
@@ -195,8 +189,16 @@ class MeanCVaR:
             lp = self._lp(system, alpha, S)
             status, x, value = lp.solve(R, p, expected_returns=mu, cvar_budget=self.cvar_budget)
             if x is None:
-                st = "unbounded" if "unbounded" in str(status) else "infeasible"
-                return self._infeasible_or_self(system, n, current, st, R, p, alpha)
+                if "infeasible" in str(status) or "unbounded" in str(status):
+                    if str(status).startswith("unbounded"):
+                        st = "unbounded"
+                    elif str(status).startswith("infeasible_or_unbounded"):
+                        st = "infeasible" if not hx.is_feasible(system) or self.objective == "max_return" else "unbounded"
+                    else:
+                        st = "infeasible"
+                    return self._infeasible_or_self(system, n, current, st, R, p, alpha)
+                return self._failed(current, R, p, alpha, system,
+                                    f"the LP solver failed (status {status}); retry with method='cutting_plane'")
             self._set_result(x[:n], R, p, alpha, system, bound=value, n_it=0, mu=mu)
             return self
         solver = self._solver(system, alpha)
@@ -207,10 +209,23 @@ class MeanCVaR:
             )
         except _Infeasible as exc:
             return self._infeasible_or_self(system, n, current, exc.status, R, p, alpha)
+        if sol.status != "optimal":
+            return self._failed(current, R, p, alpha, system,
+                                f"the solver stopped before the optimum ({sol.status} after {sol.n_rounds} "
+                                f"aggregation rounds); retry with method='lp' or a looser tol")
         self._set_result(sol.weights, R, p, alpha, system, bound=sol.bound, n_it=sol.n_cuts + sol.n_rounds, mu=mu)
         self.n_groups_ = sol.n_groups
         self._groups = sol.groups
         return self
+
+    def _failed(self, current, R, p, alpha, system, msg):
+        """A solve that did not reach the optimum: raise, or fall back to the current book."""
+        self.diagnosis_ = msg
+        if self.fallback == "current" and current is not None:
+            self.status_ = "fallback"
+            self._set_result(current, R, p, alpha, system, bound=np.nan, n_it=0)
+            return self
+        raise InfeasibleError(msg)
 
     def _infeasible_or_self(self, system, n, current, status, R, p, alpha):
         self._infeasible(system, n, current, status, R, p, alpha)
@@ -239,11 +254,11 @@ class MeanCVaR:
         try:
             low = solver.solve(R, p, start=system.current)
         except _Infeasible as exc:
-            self.fallback, keep = None, self.fallback
-            try:
-                self._infeasible(system, n, system.current, exc.status, R, p, alpha)
-            finally:
-                self.fallback = keep
+            if exc.status == "unbounded":
+                raise ConfigError(
+                    "constraints: the problem is unbounded (no limit on the weights); set lower/upper bounds or max_gross"
+                ) from None
+            raise InfeasibleError(diagnose_infeasibility(self.constraints, n, system.current).message) from None
         # the highest return the constraints allow (an LP without the CVaR row)
         h = hx.new_model()
         obj = system.cost.copy()

@@ -365,7 +365,7 @@ class CutPlaneCVaR:
             n_below = np.bincount(gid, weights=below, minlength=ng)
             mixed = np.flatnonzero((n_above > 0) & (n_below > 0))
             if len(mixed) == 0:
-                if tol_cls == 0.0 or self._exact(loss, p, zval, x, cost, lp_obj, maximise):
+                if tol_cls == 0.0 or self._exact(loss, p, zval, x, cost, lp_obj, budget_s if maximise else None):
                     return "optimal", x, zval, lp_obj, groups, rounds
                 tol_cls = 0.0  # tolerance hid a split that matters: split exactly
                 continue
@@ -395,12 +395,13 @@ class CutPlaneCVaR:
             for j in range(len(new_b)):
                 gid[groups[base + j]] = base + j
 
-    def _exact(self, loss, p, zval, x, cost, lp_obj, maximise) -> bool:
-        """Whether the aggregated LP value is the true value at its solution (to the tolerance)."""
-        if maximise:
-            return True  # checked on the CVaR budget by the caller
-        cv = self.c * float(np.sum((np.full(len(loss), 1.0 / len(loss)) if p is None else p)
-                                   * np.maximum(loss - zval, 0.0))) + zval
+    def _exact(self, loss, p, zval, x, cost, lp_obj, budget_s) -> bool:
+        """Whether the aggregated LP is exact at its solution, to the tolerance: its objective equals
+        the true one (minimise), or the true CVaR meets the budget (maximise)."""
+        pw = np.full(len(loss), 1.0 / len(loss)) if p is None else p
+        cv = zval + self.c * float(pw @ np.maximum(loss - zval, 0.0))
+        if budget_s is not None:
+            return cv <= budget_s + self.tol * max(abs(budget_s), 1e-12) + 1e-13
         true = cv + float(cost @ x)
         return true - lp_obj <= self.tol * max(abs(true), 1e-12) + 1e-13
 

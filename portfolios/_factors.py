@@ -15,6 +15,7 @@ factor with weights in [-50%, 50%] - are this problem with different bounds (``d
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import cvxpy as cp
@@ -153,8 +154,6 @@ class FactorTargeting:
             hi = np.broadcast_to(np.asarray(cs.upper, float), (n,)).copy()
             lo[ex] = 0.0
             hi[ex] = 0.0
-            from dataclasses import replace
-
             cs = replace(cs, lower=lo, upper=hi)
         return cs
 

@@ -25,6 +25,7 @@ import cvxpy as cp
 import numpy as np
 
 from core.errors import ConfigError, DataError, InfeasibleError
+from core.measures import cvar_contributions, var_cvar
 
 from ._risk import vol_contributions, weighted_covariance
 from ._validate import check_alpha, check_choice, check_returns, check_sample_weight
@@ -167,8 +168,6 @@ class RiskParity:
             self.risk_contributions_ = vol_contributions(cov, w)
             self.risk_ = float(np.sqrt(w @ cov @ w))
         else:
-            from core.measures import cvar_contributions, var_cvar
-
             self.risk_ = var_cvar(R @ w, self.alpha, p)[1]
             self.risk_contributions_ = cvar_contributions(R * w, self.alpha, p)
         self.weights_ = w
@@ -233,7 +232,5 @@ class FactorRiskParity(RiskParity):
             cov_y = B2.T @ weighted_covariance(R, p) @ B2
             self.factor_risk_contributions_ = vol_contributions(cov_y, y_n)
         else:
-            from core.measures import cvar_contributions
-
             self.factor_risk_contributions_ = cvar_contributions((R @ B2) * y_n, self.alpha, p)
         return self

@@ -266,3 +266,24 @@ def test_cutting_plane_equals_full_lp(S, N, seed, alpha, long_short):
     b = MeanCVaR(alpha=alpha, constraints=cs, method="lp", solver="HIGHS").fit(R)
     assert a.cvar_ == pytest.approx(b.cvar_, rel=1e-6, abs=1e-12)
     assert a.cvar_ <= b.cvar_ + 1e-12
+
+
+def test_a_solve_that_stops_early_is_reported_not_returned(synthetic, monkeypatch):
+    """If the aggregation hits its round limit, the estimator raises (or falls back), never returns
+    the unfinished weights as optimal."""
+    import portfolios._cvar_solver as solver_mod
+
+    init = solver_mod.CutPlaneCVaR.__init__
+
+    def short(self, *a, **k):
+        init(self, *a, **k)
+        self.max_rounds, self.phase1_max_iter = 1, 0   # one LP from a poor partition
+
+    monkeypatch.setattr(solver_mod.CutPlaneCVaR, "__init__", short)
+    R = synthetic(20000, 20, seed=4)
+    with pytest.raises(InfeasibleError, match="stopped before the optimum"):
+        MeanCVaR().fit(R)
+    w0 = np.full(20, 0.05)
+    m = MeanCVaR(fallback="current").fit(R, current_weights=w0)
+    assert m.status_ == "fallback" and "stopped before the optimum" in m.diagnosis_
+    np.testing.assert_array_equal(m.weights_, w0)
