@@ -100,6 +100,8 @@ def liquidity_tables(settings: LiquiditySettings, inputs, pnl: np.ndarray | None
     # day by day: the book held, the rule traded free, the rule traded at the caps with costs)
     dd, paths_rows, kept = [], [], {}
     for f, (rows, paths) in inputs.family_paths.items():
+        if rows.size == 0 or rows[-1] >= len(scen) or not np.all(fam[rows] == f) or int(np.sum(fam == f)) != rows.size:
+            continue  # paths of a scenario set that has since been replaced
         if paths.shape[0] * paths.shape[1] > MAX_PATH_ROWS:
             notes.setdefault("drawdown_skipped", []).append(f)
             continue
