@@ -218,7 +218,7 @@ def _option_values(o: OptionBook, spot_cols, spot_of, base, new, structure: _Str
     The model of :func:`option_value_one`, with what does not depend on the scenario computed once
     per option (``sqrt T``, ``ln K``, ``ln(T / T0)``) and ``ln S`` once per underlying and scenario
     (``spot_cols`` the distinct spot columns, ``spot_of`` each option's row among them), so that the
-    work per option and scenario is two exponentials, one division and two normal CDFs.  Scenarios
+    work per option and scenario is two exponentials, two divisions and two normal CDFs.  Scenarios
     run on the minor axis, ``block`` at a time (``kernels._edge.scenario_blocks``).
     """
     LT, rows = scenario_blocks(base, new, block)  # [nb, F, block]
