@@ -41,7 +41,9 @@ def build_inputs(copies: int, n_scenarios: int, chunk: int | None):
     import kernels
 
     batch, digest = load_batch(ROOT / "examples" / "demo_batch.yaml")
-    batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": chunk})})
+    # the kernel grid only: the demo's liquidity, optimise and monitoring sections run on the driver
+    batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": chunk}),
+                                     "liquidity": None, "optimise": None, "monitoring": None})
     inputs = prepare_inputs(batch, digest)
     pos = inputs.book.positions
     book = pd.concat([pos.assign(id=pos["id"] + f"_{k}") for k in range(copies)], ignore_index=True)
