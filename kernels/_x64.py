@@ -11,10 +11,23 @@
 """
 
 import os
+from importlib import metadata
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 VECTOR_WIDTH_FLAG = "--xla_cpu_prefer_vector_width=512"
-if "xla_cpu_prefer_vector_width" not in os.environ.get("XLA_FLAGS", ""):
+#: jaxlib releases the flag was checked on: XLA aborts the process on a flag it does not know, so a
+#: jaxlib outside these runs with XLA's own default rather than risk it
+_CHECKED_JAXLIB = ("0.10.",)
+
+
+def _jaxlib_checked() -> bool:
+    try:
+        return metadata.version("jaxlib").startswith(_CHECKED_JAXLIB)
+    except metadata.PackageNotFoundError:
+        return False
+
+
+if "xla_cpu_prefer_vector_width" not in os.environ.get("XLA_FLAGS", "") and _jaxlib_checked():
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + VECTOR_WIDTH_FLAG).strip()
 
 import jax  # noqa: E402
