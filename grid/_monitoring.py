@@ -31,7 +31,7 @@ def book_pnl_history(inputs, days: int) -> pd.DataFrame:
     return pd.DataFrame(pnl, index=dates, columns=list(inputs.book.positions["id"])).iloc[-days:]
 
 
-def monitoring_tables(settings, inputs, executor, source: str) -> tuple[dict[str, pd.DataFrame], dict, object]:
+def monitoring_tables(settings, inputs, executor) -> tuple[dict[str, pd.DataFrame], dict, object]:
     """Tables of the monitoring section, notes for the manifest, and the adapted book (None when no
     rule changed it)."""
     import monitoring

@@ -9,6 +9,7 @@ P&L divided by ``q_i v_i``, so ``R @ w`` is the book's P&L over NAV and re-weigh
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -192,7 +193,10 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
     payload = _Payload(R, scen.weights, w0, tuple(fams), base, settings, ids,
                        {"asset_class": pos["asset_class"].to_numpy(), "sleeve": pos["sleeve"].to_numpy()},
                        unit, pos["adv"].to_numpy(float), nav, model, fc, adv_mult)
-    runner = executor.__class__(**_executor_kwargs(executor, _optimise_task))
+    runner = copy.copy(executor)  # the same executor and settings, running the optimisation task on CPUs
+    runner.fn = _optimise_task
+    if hasattr(runner, "num_gpus"):
+        runner.num_gpus = 0.0
     try:
         results = runner.map(payload, tasks)
     except TaskFailure as exc:
@@ -217,13 +221,3 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
     notes = {"nav": nav, "weights": "exposure / NAV", "unpriced_or_zero_exposure": [ids[i] for i in np.flatnonzero(~priced)]}
     return tables, notes
 
-
-def _executor_kwargs(executor, fn) -> dict:
-    """The same kind of executor, with the same settings, running ``fn``."""
-    kw = {"fn": fn}
-    for k in ("workers", "max_retries", "num_gpus"):
-        if hasattr(executor, k) and k in executor.__class__.__init__.__code__.co_varnames:
-            kw[k] = getattr(executor, k)
-    if "num_gpus" in kw:
-        kw["num_gpus"] = 0.0  # optimisation runs on CPUs
-    return kw

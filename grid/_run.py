@@ -242,7 +242,7 @@ def execute(
         from ._monitoring import monitoring_tables, rerun_adapted
 
         t0 = time.perf_counter()
-        mon, notes["monitoring"], adapted = monitoring_tables(batch.monitoring, inputs, executor, f"batch {batch.name!r}")
+        mon, notes["monitoring"], adapted = monitoring_tables(batch.monitoring, inputs, executor)
         tables.update(mon)
         timings["monitoring"] = time.perf_counter() - t0
         if adapted is not None:

@@ -42,6 +42,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from core.errors import ConfigError
+from core.measures import tail_weights
 
 from . import _highs as hx
 from ._constraints import LinearSystem
@@ -74,17 +75,7 @@ def tail(loss: np.ndarray, p: np.ndarray | None, alpha: float) -> tuple[float, f
         if n_at:
             t[at] += rest / n_at
     else:
-        order = np.argsort(loss, kind="stable")
-        cum = np.cumsum(p[order])
-        k = min(int(np.searchsorted(cum, alpha - 1e-12, side="left")), S - 1)
-        var = float(loss[order[k]])
-        above = loss > var
-        at = loss == var
-        t = np.where(above, p, 0.0)
-        rest = max((1.0 - alpha) - t.sum(), 0.0)
-        w_at = p[at].sum()
-        if w_at > 0:
-            t = t + np.where(at, p * rest / w_at, 0.0)
+        var, t = tail_weights(-loss, alpha, p)
     cvar = float(t @ loss) / (1.0 - alpha)
     return var, cvar, t
 

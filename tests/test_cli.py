@@ -40,6 +40,7 @@ def test_validate_the_demo(demo_batch_path):
     assert res.exit_code == 0, res.output
     n = len(pd.read_csv(demo_batch_path.parent / "demo_book.csv"))
     assert res.output.startswith(f"ok: batch 'demo': {n} positions ({n} priced)")
+    assert "sweep: 'mc_sweep' expands into 6 families" in res.output
 
 
 @pytest.fixture
@@ -117,6 +118,20 @@ def test_run_serial_writes_outputs(workdir):
     assert pd.read_parquet(out / "risk_metrics.parquet")["value"].notna().all()
 
 
+def test_fail_on_breach_exits_5_after_writing_everything(workdir):
+    limits = "limits:\n  limits:\n    - {metric: worst_loss, scope: book, max: 1.0, units: currency}\n"
+    out = workdir / "out"
+    res = CliRunner().invoke(main, ["run", str(_write_batch(workdir, limits)), "--out", str(out), "--serial",
+                                    "--fail-on-breach"])
+    assert res.exit_code == 5, res.output
+    b = pd.read_parquet(out / "breaches.parquet")
+    worst = pd.read_parquet(out / "risk_metrics.parquet").query("metric == 'worst'")["value"]
+    assert b["breached"].all() and sorted(b["value"]) == pytest.approx(sorted(worst))
+    assert (out / "report.html").exists()
+    ok = CliRunner().invoke(main, ["run", str(_write_batch(workdir)), "--out", str(workdir / "ok"), "--serial", "--fail-on-breach"])
+    assert ok.exit_code == 2 and "no limits to check" in ok.output
+
+
 @pytest.mark.slow
 def test_demo_command_as_a_user_runs_it(tmp_path):
     """`stressgrid demo` in a fresh process: embedded Ray, summary, outputs, timings."""
@@ -128,6 +143,10 @@ def test_demo_command_as_a_user_runs_it(tmp_path):
     assert "Risk by scenario family" in proc.stdout and "time:" in proc.stdout
     manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
     assert manifest["counts"]["tasks"] >= 1 and manifest["timings_seconds"]["start_ray"] > 0
+    # it ends with the limits and the HTML report, and says where the report is
+    assert f"report: {tmp_path / 'demo' / 'report.html'}" in proc.stdout.replace("\n", "")
+    assert (tmp_path / "demo" / "report.html").stat().st_size > 10_000
+    assert pd.read_parquet(tmp_path / "demo" / "breaches.parquet")["breached"].any()
 
 
 def test_interrupt_says_how_to_resume(workdir, monkeypatch):
