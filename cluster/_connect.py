@@ -25,7 +25,7 @@ def runtime_env(working_dir: str | None = None, pip: list[str] | None = None) ->
     installed (Ray uploads it and puts it on the workers' path); ``pip`` installs packages there.
     """
     flags = " ".join(dict.fromkeys(os.environ.get("XLA_FLAGS", "").split() + WORKER_XLA_FLAGS.split()))
-    env: dict = {"env_vars": {"JAX_ENABLE_X64": "1", "XLA_FLAGS": flags}}
+    env: dict = {"env_vars": {"JAX_ENABLE_X64": "1", "XLA_FLAGS": flags, "STRESSGRID_ONE_CORE": "1"}}
     if working_dir:
         env["working_dir"] = working_dir
         env["excludes"] = [".git", ".venv*", "runs", "benchmarks/results", "**/__pycache__", "*.egg-info"]

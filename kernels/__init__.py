@@ -22,6 +22,8 @@ from ._revalue import (
     register,
     required_factors,
     revalue,
+    place,
+    revalue_groups,
     revalue_numpy,
     shocked_levels,
 )
@@ -61,6 +63,8 @@ __all__ = [
     "register",
     "required_factors",
     "revalue",
+    "place",
+    "revalue_groups",
     "revalue_numpy",
     "revalue_sensitivity",
     "revalue_stream",

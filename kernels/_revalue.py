@@ -175,29 +175,43 @@ def shocked_levels(base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray) -> 
     return new
 
 
+def revalue_groups(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Full-revaluation P&L per instrument group: ``[(columns, pnl [S, len(columns)]), ...]`` in the
+    book's group order; positions without a pricer are in no group (their P&L is 0).
+
+    For callers that only aggregate the P&L (totals, sums by group): it skips the copy of every group
+    into the book's column order that :func:`revalue` makes.
+    """
+    new = jnp.asarray(shocked_levels(base, shocks, is_log))
+    base_j = jnp.asarray(base)
+    # dispatch every group first (JAX runs them asynchronously unless async dispatch is off), then wait
+    pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups]
+    return [(np.asarray(cols), np.asarray(pnl)) for cols, pnl in pending]
+
+
 def revalue(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Full-revaluation P&L ``[S, n]`` (base currency); unpriced positions are 0 (see ``book.priced``).
 
     ``out``, if given, is a float array ``[S, n]`` (e.g. rows of a larger chunk) that receives the
     P&L and is returned.
     """
-    new = jnp.asarray(shocked_levels(base, shocks, is_log))
-    base_j = jnp.asarray(base)
     if out is None:
         out = np.empty((shocks.shape[0], book.n))
     covered = np.zeros(book.n, dtype=bool)
-    # dispatch every group first (JAX runs them asynchronously), then copy each result into place
-    pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups]
-    for cols, pnl in pending:
-        pnl = np.asarray(pnl)
-        if len(cols) and cols[-1] - cols[0] + 1 == len(cols):  # increasing and contiguous: a slice
-            out[:, cols[0] : cols[-1] + 1] = pnl
-        else:
-            out[:, cols] = pnl
+    for cols, pnl in revalue_groups(book, base, shocks, is_log):
+        place(out, cols, pnl)
         covered[cols] = True
     if not covered.all():
         out[:, ~covered] = 0.0
     return out
+
+
+def place(out: np.ndarray, cols: np.ndarray, pnl: np.ndarray) -> None:
+    """``out[:, cols] = pnl``, as a slice when ``cols`` is increasing and contiguous."""
+    if len(cols) and cols[-1] - cols[0] + 1 == len(cols):
+        out[:, cols[0] : cols[-1] + 1] = pnl
+    else:
+        out[:, cols] = pnl
 
 
 def revalue_numpy(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray) -> np.ndarray:

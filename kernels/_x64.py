@@ -8,6 +8,11 @@
   AVX-512 ignores it.  XLA reads ``XLA_FLAGS`` when it starts its CPU backend, on the first
   computation of the process, so the flag takes effect when :mod:`kernels` is imported before any
   JAX computation (as in the grid's workers); set it yourself in ``XLA_FLAGS`` to choose another.
+* ``STRESSGRID_ONE_CORE=1`` (set for the grid's Ray workers by :func:`cluster.runtime_env`): JAX runs
+  each computation on the calling thread (``jax_cpu_enable_async_dispatch`` off), so a process computes
+  on one core.  Otherwise :func:`kernels.revalue` dispatches the book's instrument groups at once and
+  XLA runs them side by side on every core, which helps a single process but makes workers that Ray
+  schedules one per CPU compete for the same cores.
 """
 
 import os
@@ -33,6 +38,8 @@ if "xla_cpu_prefer_vector_width" not in os.environ.get("XLA_FLAGS", "") and _jax
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+if os.environ.get("STRESSGRID_ONE_CORE") == "1":
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
 def x64_enabled() -> bool:
