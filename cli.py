@@ -44,7 +44,7 @@ def run_options(fn):
     fn = click.option("--address", default=None,
                       help="Join an existing Ray cluster: auto, HOST:PORT or ray://HOST:10001. Default: start an embedded local instance.")(fn)
     fn = click.option("--workers", type=click.IntRange(min=1), default=None,
-                      help="Tasks in flight at once (default: the cluster's CPUs). Results do not depend on it.")(fn)
+                      help="Tasks running at once: the CPUs of the embedded instance, or a cap on a cluster (default: every CPU). Results do not depend on it.")(fn)
     fn = click.option("--serial", is_flag=True, help="Run every task in this process, without Ray.")(fn)
     fn = click.option("--quiet", "-q", is_flag=True, help="Print no progress or summary, only errors.")(fn)
     fn = click.option("--limits", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -108,10 +108,13 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
             ray_start = 0.0
         else:
             t0 = time.perf_counter()
-            with connect(address, num_cpus=n_workers) as _:
+            with connect(address, num_cpus=n_workers) as started:
                 ray_start = time.perf_counter() - t0
                 gpus = gpu_request(batch.execution.gpu, batch.execution.gpu_per_task)
-                result = execute(inputs, RayExecutor(workers=n_workers, num_gpus=gpus), advance, run_dir=out, resume=resume)
+                # an instance started here has exactly n_workers CPUs, which caps the tasks running at
+                # once: let Ray queue more so that no worker waits for the driver between tasks
+                cap = None if started else n_workers
+                result = execute(inputs, RayExecutor(workers=cap, num_gpus=gpus), advance, run_dir=out, resume=resume)
     result.timings["start_ray"] = ray_start
     manifest = write_outputs(result, out)
     result.timings["total"] = time.perf_counter() - t_start

@@ -23,7 +23,7 @@ from ._liquidity import LiquiditySettings
 from ._optimise import OptimiseSettings
 
 __all__ = ["Batch", "load_batch", "RiskSettings", "ExecutionSettings", "MarketSettings", "HistorySettings",
-           "SweepPoint", "expand_sweeps"]
+           "OutputSettings", "SweepPoint", "expand_sweeps"]
 
 
 class _Strict(BaseModel):
@@ -82,6 +82,15 @@ class ExecutionSettings(_Strict):
     gpu_per_task: float = Field(default=1.0, gt=0.0, le=1.0)
 
 
+class OutputSettings(_Strict):
+    """``outputs``: optional tables of the run directory."""
+
+    #: the scenario x position P&L table (``scenario_pnl.parquet``): ``auto`` writes it when it has at
+    #: most 5 million rows; ``true`` always (up to 20 million); ``false`` never.  Without it, tasks
+    #: return summaries only, which is what makes large batches cheap to distribute.
+    scenario_pnl: Union[bool, Literal["auto"]] = "auto"
+
+
 class SweepPoint(BaseModel):
     """One point of a parameter sweep: the family it generates and the values it sets."""
 
@@ -106,6 +115,7 @@ class Batch(_Strict):
     scenarios: list[ScenarioSpec] = Field(min_length=1)
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()
+    outputs: OutputSettings = OutputSettings()
     #: risk limits (the limits-file format, docs/reporting.md), checked after the run
     limits: Optional[dict] = None
     #: liquidity-aware tables: liquidation, LA VaR/CVaR, LA drawdowns, capacity (docs/liquidity.md)

@@ -60,7 +60,12 @@ class SerialExecutor:
 
 
 class RayExecutor:
-    """Runs tasks on Ray with at most ``workers`` in flight (default: the cluster's CPUs).
+    """Runs tasks on Ray.
+
+    ``workers`` caps the tasks in flight (for sharing a cluster).  By default (None) twice the cluster's
+    CPUs plus two are in flight: Ray runs one per CPU and hands the next queued task to a worker as soon
+    as it is free, without waiting for this loop (measured on 2 cores: about 2 ms per task with a queue
+    against 4 to 28 ms with one task per CPU in flight).
 
     The payload is put into the object store once; results are collected with ``ray.wait`` as they
     complete (``on_result`` is called for each, e.g. to checkpoint it) and returned in task order.  A task
@@ -68,10 +73,19 @@ class RayExecutor:
     retried and fails the batch with :class:`TaskFailure`, after cancelling the tasks in flight.
 
     ``num_gpus`` > 0 asks for that share of a GPU per task (for clusters with GPU workers).
+
+    A plan of a single task runs in this process when ``inline_single`` (the default) and no GPU is asked
+    for: one task cannot be spread over workers, and sending it to one costs a round trip and a copy of
+    the payload into the object store (measured: 20-30 ms against about 35 ms of work for the demo-sized
+    batch).  ``ran_in_driver`` says how many tasks did so.
     """
 
-    def __init__(self, workers: int | None = None, max_retries: int = 3, num_gpus: float = 0.0, fn: WorkerFn = run_chunk):
+    def __init__(self, workers: int | None = None, max_retries: int = 3, num_gpus: float = 0.0, fn: WorkerFn = run_chunk,
+                 inline_single: bool = True):
         self.workers = workers
+        self.inline_single = inline_single
+        self.ran_in_driver = 0
+        self.concurrency: int | None = None  # tasks that can run at once, known once ``map`` has run
         self.max_retries = max_retries
         self.num_gpus = num_gpus
         self.fn = fn
@@ -81,12 +95,17 @@ class RayExecutor:
 
         from cluster import ray_available_cpus
 
+        cpus = max(ray_available_cpus(), 1)
+        self.concurrency = min(self.workers, cpus) if self.workers else cpus
+        if len(tasks) == 1 and self.inline_single and not self.num_gpus:
+            self.ran_in_driver += 1
+            return SerialExecutor(self.fn).map(payload, tasks, on_result)
         opts = dict(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)
         if self.num_gpus:
             opts["num_gpus"] = self.num_gpus
         remote = ray.remote(**opts)(_apply)
         ref = ray.put(payload)
-        limit = self.workers or max(ray_available_cpus(), 1)
+        limit = self.workers or 2 * cpus + 2
         queue = list(tasks)
         pending: dict = {}
         done: dict[int, ChunkResult] = {}

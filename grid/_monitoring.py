@@ -65,7 +65,7 @@ def rerun_adapted(inputs, adapted, executor) -> dict[str, pd.DataFrame]:
     from ._run import execute
 
     positions, specs = adapted
-    batch = inputs.batch.model_copy(update={"monitoring": None, "liquidity": None})
+    batch = inputs.batch.model_copy(update={"monitoring": None, "liquidity": None, "optimise": None})
     book = inputs.book if positions is None else Book(positions.reset_index(drop=True), f"{inputs.book.source} (adapted by the monitoring rules)")
     prepared = inputs.prepared if positions is None else kernels.prepare(
         book.positions, inputs.market.factors, batch.base_currency, inputs.market.as_of, levels=inputs.market.levels)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Task", "plan_tasks", "auto_chunk_size"]
+__all__ = ["Task", "plan_tasks", "auto_chunk_size", "auto_block_size", "BLOCK_CELLS", "TASK_CELLS", "TARGET_TASKS"]
 
 
 @dataclass(frozen=True)
@@ -27,15 +27,55 @@ class Task:
         return self.stop - self.start
 
 
-def auto_chunk_size(n_positions: int, n_factors: int, budget_bytes: int = 8 * 2**20) -> int:
-    """Scenarios per task from the book size alone (never from the worker count, so that results and
-    task seeds do not depend on it): the largest power of two whose working set, about eight float64
-    arrays of ``[chunk, max(positions, factors)]``, fits ``budget_bytes``, within [64, 16384].  The 8 MiB default keeps a task well inside a
-    worker's cache-friendly working set and gives a demo-sized batch a few tasks to spread."""
+#: scenario x position cells a kernel call works on at once: small enough for the caches, large enough
+#: that the call overhead is small (measured with 490 and 4,900 positions: one process per core was
+#: fastest near 2**20 cells, and two processes slowed each other least there)
+BLOCK_CELLS = 2**20
+#: scenario x position cells per task, at least and at most: at least about 30 ms of kernel time on one
+#: core for a mixed book, so that a task's round trip (a few milliseconds) stays a few percent of it,
+#: and at most about four times that
+TASK_CELLS = (2**22, 2**24)
+#: tasks a large batch is split into, when the bounds allow: enough that the last round of a few
+#: workers is short, whatever their number
+TARGET_TASKS = 16
+
+
+def auto_block_size(n_positions: int, n_factors: int) -> int:
+    """Scenarios per kernel call: the largest power of two with ``block x max(positions, factors)`` at
+    most :data:`BLOCK_CELLS`, within [256, 16384]."""
     width = max(n_positions, n_factors, 1)
-    chunk = budget_bytes // (8 * 8 * width)
-    chunk = int(2 ** np.floor(np.log2(max(chunk, 1))))
-    return int(np.clip(chunk, 64, 16384))
+    return int(np.clip(2 ** int(np.floor(np.log2(max(BLOCK_CELLS // width, 1)))), 256, 16384))
+
+
+def auto_chunk_size(n_positions: int, n_factors: int, n_scenarios: int | None = None) -> int:
+    """Scenarios per task from the batch's size alone (never from the worker count, so that results and
+    task seeds do not depend on it).
+
+    About ``n_scenarios / TARGET_TASKS``, kept between ``TASK_CELLS`` cells of ``chunk x max(positions,
+    factors)``, in whole blocks (:func:`auto_block_size`): among the block counts from half to twice
+    that, the one that leaves the last task fullest (a short last task leaves workers idle at the end).
+    A batch smaller than the lower bound is one task.  Without ``n_scenarios``, the largest chunk the
+    bounds allow.
+
+    A task revalues its chunk block by block and returns summaries, so its memory is set by the block,
+    not the chunk; the chunk only sets how much work each round trip to a worker carries.
+    """
+    width = max(n_positions, n_factors, 1)
+    block = auto_block_size(n_positions, n_factors)
+    lo, hi = (max(c // width, 1) for c in TASK_CELLS)
+    if n_scenarios is None:
+        return max(block, hi // block * block)
+    if n_scenarios <= lo:
+        return int(n_scenarios)
+    want = min(max(n_scenarios / TARGET_TASKS, lo), hi) / block  # in blocks
+    k_lo, k_hi = max(int(np.ceil(lo / block)), 1), max(int(hi // block), 1)
+    candidates = [k for k in range(max(k_lo, int(want / 2)), min(k_hi, int(np.ceil(want * 2))) + 1)] or [max(k_lo, 1)]
+
+    def score(k: int) -> float:  # how full the last task is, then closeness to the wanted size
+        last = n_scenarios % (k * block)
+        return (1.0 if last == 0 else last / (k * block)) - 0.01 * abs(k - want) / want
+
+    return int(block * max(candidates, key=score))
 
 
 def plan_tasks(n_scenarios: int, chunk_size: int, root_seed: int) -> list[Task]:

@@ -2,7 +2,9 @@
 
 Everything here reads :class:`ChunkResult` summaries, never the whole ``[S, N]`` P&L matrix, so the driver's
 memory does not grow with the book times the scenario count; the numbers equal a single in-memory
-computation (see :mod:`grid._summary`).
+computation (see :mod:`grid._summary`).  The Euler contributions come in from outside
+(:func:`tail_plan` says which scenarios and weights they sum over; the run computes them from the
+position P&L when it has it, else in a second pass of tasks).
 """
 
 from __future__ import annotations
@@ -10,13 +12,34 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._summary import merge_partials, tail_metrics
+from ._summary import FamilyPartial, merge_partials, tail_scenarios
 from ._worker import ChunkResult
 
-__all__ = ["reduce_results", "GROUP_LEVELS"]
+__all__ = ["reduce_results", "merge_families", "tail_plan", "contributions_from_rows", "GROUP_LEVELS"]
 
 #: the levels every breakdown and contribution table is given at
 GROUP_LEVELS = ("position", "asset_class", "sleeve")
+
+
+def merge_families(results: list[ChunkResult], n_families: int) -> dict[int, FamilyPartial]:
+    """family code -> the merged summary of its scenarios over every chunk."""
+    out = {}
+    for code in range(n_families):
+        parts = [r.families[code] for r in sorted(results, key=lambda r: r.start) if code in r.families]
+        if parts:
+            out[code] = merge_partials(parts)
+    return out
+
+
+def tail_plan(merged: dict[int, FamilyPartial], confidence: list[float]) -> dict[tuple[int, float], tuple]:
+    """(family code, confidence) -> ``(VaR, CVaR, idx, t)``: the global tail scenarios and their mass."""
+    return {(code, a): tail_scenarios(p, a) for code, p in merged.items() for a in confidence}
+
+
+def contributions_from_rows(plan: dict, rows) -> dict[tuple[int, float], np.ndarray]:
+    """Euler contributions ``-(t @ pnl[idx]) / (1 - alpha)`` per (family, confidence), with ``rows(idx)``
+    the position P&L ``[k, N]`` of the scenarios ``idx``."""
+    return {key: -(t @ rows(idx)) / (1.0 - key[1]) for key, (_, _, idx, t) in plan.items()}
 
 
 def reduce_results(
@@ -28,20 +51,34 @@ def reduce_results(
     positions: pd.DataFrame,
     group_names: dict[str, list[str]],
     confidence: list[float],
+    position_table: bool = True,
+    contributions: dict[tuple[int, float], np.ndarray] | None = None,
+    pnl: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Tables of a run: risk_metrics, contributions, breakdown, scenarios (and scenario_pnl when kept)."""
+    """Tables of a run: risk_metrics, contributions, breakdown, scenarios, and scenario_pnl when
+    ``position_table`` and every task returned its position-level P&L.
+
+    ``contributions``: (family code, confidence) -> Euler contributions ``[N]``; by default they are
+    computed from the position P&L ``pnl [S, N]`` (by default the tasks' own, which must then have
+    been returned).
+    """
     results = sorted(results, key=lambda r: r.start)
     totals = np.concatenate([r.totals for r in results])
+    merged = merge_families(results, len(families))
+    plan = tail_plan(merged, confidence)
+    if pnl is None and all(r.pnl is not None for r in results):
+        pnl = np.concatenate([r.pnl for r in results])
+    if contributions is None:
+        if pnl is None:
+            raise ValueError("no contributions given and the tasks did not return their position P&L")
+        contributions = contributions_from_rows(plan, lambda idx: pnl[idx])
     rm, ct = [], []
-    ids = positions["id"].to_numpy()
-    for code, fam in enumerate(families):
-        parts = [r.families[code] for r in results if code in r.families]
-        if not parts:
-            continue
-        p = merge_partials(parts)
+    for code, p in merged.items():
+        fam = families[code]
         n = int(np.sum(family_codes == code))
         for a in confidence:
-            var, cvar, contrib = tail_metrics(p, a)
+            var, cvar, _, _ = plan[(code, a)]
+            contrib = contributions[(code, a)]
             rm.append(dict(family=fam, metric="VaR", confidence=a, value=var, scenario=None))
             rm.append(dict(family=fam, metric="CVaR", confidence=a, value=cvar, scenario=None))
             for level in GROUP_LEVELS:
@@ -54,29 +91,31 @@ def reduce_results(
         rm.append(dict(family=fam, metric="scenarios", confidence=np.nan, value=float(n), scenario=None))
     fam_of = np.asarray(families, dtype=object)[family_codes]
     S = len(names)
-    frames = []
+    # one categorical per column over every level's groups, built from codes (no per-row strings)
+    levels = list(group_names)
+    all_groups = list(dict.fromkeys(g for gs in group_names.values() for g in gs))
+    mats, level_codes, group_codes = [], [], []
     for li, (level, groups) in enumerate(group_names.items()):
         m = np.concatenate([r.groups[level] for r in results])
-        G = m.shape[1]
-        frames.append(pd.DataFrame({
-            "scenario": _repeat_labels(names, np.arange(S), G),
-            "family": _repeat_labels(families, family_codes, G),
-            "level": pd.Categorical.from_codes(np.full(S * G, li, dtype=np.int64), categories=list(group_names)),
-            "group": _tile_labels(groups, S),
-            "pnl": m.reshape(-1),
-        }))
-    breakdown = pd.concat(frames, ignore_index=True)
-    # concat of categoricals with different categories falls back to object: keep them categorical
-    for col in ("level", "group"):
-        breakdown[col] = breakdown[col].astype("category")
+        mats.append(m.reshape(-1))
+        level_codes.append(np.full(m.size, li, dtype=np.int64))
+        group_codes.append(np.tile(np.array([all_groups.index(g) for g in groups], dtype=np.int64), S))
+    scen_codes = np.concatenate([np.repeat(np.arange(S, dtype=np.int64), len(g)) for g in group_names.values()])
+    breakdown = pd.DataFrame({
+        "scenario": pd.Categorical.from_codes(scen_codes, categories=list(names)),
+        "family": pd.Categorical.from_codes(np.asarray(family_codes, dtype=np.int64)[scen_codes], categories=list(families)),
+        "level": pd.Categorical.from_codes(np.concatenate(level_codes), categories=levels),
+        "group": pd.Categorical.from_codes(np.concatenate(group_codes), categories=all_groups),
+        "pnl": np.concatenate(mats),
+    })
     tables = {
         "risk_metrics": pd.DataFrame(rm),
         "contributions": pd.DataFrame(ct),
         "breakdown": breakdown,
         "scenarios": pd.DataFrame({"scenario": list(names), "family": fam_of, "weight": weights, "pnl": totals}),
     }
-    if all(r.pnl is not None for r in results):
-        pnl = np.concatenate([r.pnl for r in results])
+    if position_table and pnl is not None:
+        ids = positions["id"].to_numpy()
         S, N = pnl.shape
         tables["scenario_pnl"] = pd.DataFrame({
             "scenario": _repeat_labels(names, np.arange(S), N),

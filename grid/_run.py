@@ -32,10 +32,10 @@ from core import (
 
 from ._batch import Batch
 from ._executor import Executor, TaskFailure
-from ._plan import Task, auto_chunk_size, plan_tasks
-from ._reduce import _repeat_labels, _tile_labels, reduce_results
+from ._plan import Task, auto_block_size, auto_chunk_size, plan_tasks
+from ._reduce import _repeat_labels, _tile_labels, merge_families, reduce_results, tail_plan
 from ._store import TaskStore
-from ._worker import ChunkResult, Payload
+from ._worker import ChunkResult, Payload, TailPayload, group_sensitivities, run_tail_chunk
 
 __all__ = ["RunInputs", "RunResult", "prepare_inputs", "execute", "write_outputs"]
 
@@ -59,7 +59,7 @@ class RunInputs:
 @dataclass
 class RunResult:
     inputs: RunInputs
-    pnl: np.ndarray | None  # [S, N], kept when scenarios x positions <= MAX_POSITION_CELLS
+    pnl: np.ndarray | None  # [S, N], kept when the scenario_pnl table or a section needs it (see keeps_positions)
     tasks: list[Task]
     results: list[ChunkResult]
     tables: dict[str, pd.DataFrame]
@@ -70,6 +70,8 @@ class RunResult:
     resumed_tasks: int = 0
     gpus_per_task: float = 0.0
     notes: dict = field(default_factory=dict)  # section -> notes for the manifest (e.g. liquidity's NAV)
+    tasks_in_driver: int = 0  # kernel tasks a Ray executor ran in this process (a plan of one task)
+    block_size: int = 0  # scenarios per kernel call within a task
 
 
 def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None) -> RunInputs:
@@ -123,8 +125,28 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths)
 
 
-#: keep the position-level P&L table when scenarios x positions is at most this many cells
+#: ``outputs.scenario_pnl: auto`` writes the scenario x position table up to this many rows
+AUTO_POSITION_CELLS = 5_000_000
+#: the most scenario x position cells the driver gathers (for the table, liquidity or optimise)
 MAX_POSITION_CELLS = 20_000_000
+
+
+def keeps_positions(batch: Batch, n_scenarios: int, n_positions: int) -> tuple[bool, bool]:
+    """``(gather, table)``: whether tasks return their position-level P&L to the driver, and whether the
+    ``scenario_pnl`` table is written.  The P&L is gathered for the table and for the ``liquidity`` and
+    ``optimise`` sections, up to :data:`MAX_POSITION_CELLS`; otherwise tasks return summaries only.
+
+    Raises :class:`core.ConfigError` for ``outputs.scenario_pnl: true`` over that limit.
+    """
+    cells = n_scenarios * n_positions
+    want = batch.outputs.scenario_pnl
+    if want is True and cells > MAX_POSITION_CELLS:
+        raise ConfigError(f"batch {batch.name!r}, field 'outputs.scenario_pnl': true asks for {n_scenarios:,} scenarios x "
+                          f"{n_positions:,} positions = {cells:,} rows, over the limit of {MAX_POSITION_CELLS:,}; "
+                          "use auto or false, or fewer scenarios")
+    table = want is True or (want == "auto" and cells <= AUTO_POSITION_CELLS)
+    sections = batch.liquidity is not None or batch.optimise is not None
+    return table or (sections and cells <= MAX_POSITION_CELLS), table
 
 
 def _fingerprint(inputs: RunInputs, chunk: int) -> dict:
@@ -157,8 +179,9 @@ def execute(
     started = datetime.now(timezone.utc)
     timings = dict(inputs.timings)
     batch, scen, prepared = inputs.batch, inputs.scenarios, inputs.prepared
-    chunk = batch.execution.chunk_size or auto_chunk_size(prepared.n, len(scen.factors))
+    chunk = batch.execution.chunk_size or auto_chunk_size(prepared.n, len(scen.factors), len(scen))
     chunk = min(chunk, len(scen))
+    block = min(auto_block_size(prepared.n, len(scen.factors)), chunk)
     tasks = plan_tasks(len(scen), chunk, batch.seed)
     families = list(dict.fromkeys(scen.family))
     family_codes = np.array([families.index(f) for f in scen.family], dtype=np.int64)
@@ -169,9 +192,11 @@ def execute(
         group_names[level] = labels
         group_codes[level] = np.array([labels.index(v) for v in pos[level]], dtype=np.int64)
     conf = batch.risk.confidence
+    gather, position_table = keeps_positions(batch, len(scen), prepared.n)
     payload = Payload(
-        prepared, inputs.market.levels, inputs.market.is_log, scen.shocks, chunk, family_codes, scen.weights,
-        group_codes, 1.0 - min(conf), len(scen) * prepared.n <= MAX_POSITION_CELLS, inputs.sens,
+        prepared, inputs.market.levels, inputs.market.is_log, scen.shocks, chunk, block, family_codes, scen.weights,
+        group_codes, 1.0 - min(conf), gather,
+        None if inputs.sens is None else group_sensitivities(inputs.sens, {"type": group_codes["type"]}),
     )
 
     store = TaskStore(run_dir, _fingerprint(inputs, chunk), resume) if run_dir is not None else None
@@ -188,6 +213,7 @@ def execute(
         for r in done.values():
             progress(r)
     t0 = time.perf_counter()
+    inline_before = getattr(executor, "ran_in_driver", 0)
     try:
         fresh = executor.map(payload, todo, on_result) if todo else []
     except TaskFailure as exc:
@@ -198,6 +224,7 @@ def execute(
             f"failed: {exc.reason}{kept}"
         ) from None
     timings["run_tasks"] = time.perf_counter() - t0
+    in_driver = (getattr(executor, "ran_in_driver", 0) - inline_before) * len(todo)
     results = sorted(list(done.values()) + fresh, key=lambda r: r.start)
     timings["kernel_seconds_total"] = float(sum(r.seconds for r in results))
     # the first call in each worker process compiles the kernels for the chunk shape
@@ -205,8 +232,15 @@ def execute(
     if not all(r.float64 for r in results):
         raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
 
+    pnl = np.concatenate([r.pnl for r in results]) if payload.keep_positions else None
     t0 = time.perf_counter()
-    tables = reduce_results(results, scen.names, families, family_codes, scen.weights, pos, group_names, conf)
+    contributions = None
+    if pnl is None:  # the second pass: Euler contributions summed over the global tail by tasks
+        contributions = _tail_contributions(results, families, conf, payload, executor)
+        timings["tail_tasks"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+    tables = reduce_results(results, scen.names, families, family_codes, scen.weights, pos, group_names, conf,
+                            position_table=position_table, contributions=contributions, pnl=pnl)
     if len(scen.info):
         extra = scen.info.drop(columns=[c for c in ("family",) if c in scen.info.columns]).set_index("scenario")
         tables["scenarios"] = tables["scenarios"].join(extra, on="scenario")
@@ -222,7 +256,6 @@ def execute(
     if batch.sweep_points:
         tables["sweeps"] = _sweep_table(batch)
     timings["reduce"] = time.perf_counter() - t0
-    pnl = np.concatenate([r.pnl for r in results]) if payload.keep_positions else None
     notes: dict = {}
     if batch.liquidity is not None:
         from ._liquidity import liquidity_tables
@@ -250,8 +283,44 @@ def execute(
             tables.update(rerun_adapted(inputs, adapted, executor))
             timings["rerun_adapted_book"] = time.perf_counter() - t0
     return RunResult(inputs, pnl, tasks, results, tables, timings, started, datetime.now(timezone.utc),
-                     getattr(executor, "workers", None) or 0, len(done), float(getattr(executor, "num_gpus", 0.0) or 0.0),
-                     notes)
+                     getattr(executor, "concurrency", None) or getattr(executor, "workers", None) or 0, len(done), float(getattr(executor, "num_gpus", 0.0) or 0.0),
+                     notes, in_driver, block)
+
+
+def _tail_contributions(results: list[ChunkResult], families: list[str], conf: list[float], payload: Payload,
+                        executor: Executor) -> dict[tuple[int, float], np.ndarray]:
+    """Euler contributions without the position P&L on the driver.
+
+    The merged summaries give every family's global tail (scenarios and their tail mass ``t``) exactly;
+    the union of those tails is revalued again by tasks, each returning ``sum coef * pnl`` over its
+    scenarios (``coef = -t / (1 - alpha)`` per family and confidence), which adds up across tasks.  The
+    tail is split into tasks by a plan that depends only on the tail itself (not the worker count), and
+    the partial sums are added in task order, so the numbers do not depend on the executor.
+    """
+    import copy
+
+    plan = tail_plan(merge_families(results, len(families)), conf)
+    keys = list(plan)
+    union = np.unique(np.concatenate([plan[k][2][plan[k][3] > 0] for k in keys]))
+    coef = np.zeros((len(union), len(keys)))
+    for j, k in enumerate(keys):
+        _, _, idx, t = plan[k]
+        on = t > 0
+        coef[np.searchsorted(union, idx[on]), j] = -t[on] / (1.0 - k[1])
+    tail = TailPayload(payload.book, payload.base_levels, payload.is_log, payload.shocks[union], coef, payload.block_size)
+    tasks = [Task(i, a, min(a + payload.chunk_size, len(union)), ()) for i, a in enumerate(range(0, len(union), payload.chunk_size))]
+    runner = copy.copy(executor)
+    runner.fn = run_tail_chunk
+    try:
+        parts = sorted(runner.map(tail, tasks), key=lambda r: r.task_id)
+    except TaskFailure as exc:
+        raise TaskError(f"Euler contributions over the tail scenarios, task {exc.task.task_id}: {exc.reason}") from None
+    if not all(r.float64 for r in parts):
+        raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
+    total = np.zeros_like(parts[0].sums)
+    for r in parts:
+        total += r.sums
+    return {k: total[j] for j, k in enumerate(keys)}
 
 
 def _sensitivity_table(results: list[ChunkResult], scen: ScenarioSet, types: list[str]) -> pd.DataFrame:
@@ -366,7 +435,8 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
         "counts": {"positions": int(inputs.prepared.n), "priced": int(inputs.prepared.priced.sum()),
                    "scenarios": len(scen), "factors": len(scen.factors), "tasks": len(result.tasks),
                    "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers,
-                   "tasks_resumed": result.resumed_tasks, "gpus_per_task": result.gpus_per_task},
+                   "tasks_resumed": result.resumed_tasks, "gpus_per_task": result.gpus_per_task,
+                   "tasks_in_driver": result.tasks_in_driver, "block_size": result.block_size},
         "unpriced_types": list(inputs.prepared.unpriced_types),
         "uncovered_factors": uncovered,  # family -> factor -> scenarios in which it had no data
         "filled_factors": filled,  # family -> factor -> scenarios in which it was calibrated or propagated, not replayed

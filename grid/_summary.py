@@ -1,11 +1,15 @@
 """Exact, mergeable summaries of a chunk's P&L.
 
-A task reduces its P&L ``[s, N]`` to, per scenario family: the weighted moments (for mean and vol,
-merged with the pairwise update of Chan, Golub and LeVeque, 1979), the worst loss, and its largest
-losses with their position rows until their weight reaches the largest tail mass any confidence level
-needs.  The union of those tails over all chunks contains every scenario of the global tail, so VaR,
-CVaR and Euler contributions from the merged summary equal those of a single in-memory computation,
-however the scenarios were split.
+A task reduces its P&L to, per scenario family: the weighted moments (for mean and vol, merged with
+the pairwise update of Chan, Golub and LeVeque, 1979), the worst loss, and its largest losses until
+their weight reaches the largest tail mass any confidence level needs.  The union of those tails over
+all chunks contains every scenario of the global tail, so VaR and CVaR from the merged summary equal
+those of a single in-memory computation, however the scenarios were split.
+
+Euler contributions need the position rows of the tail scenarios.  A summary may carry them
+(``tail_rows``, when built from the position P&L); the grid instead finds the global tail from the
+merged totals (:func:`tail_scenarios`) and sums ``t_i * row_i`` over it in a second, additive pass, so
+no task ever returns more than its totals and group sums.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from core import tail_weights
 
-__all__ = ["FamilyPartial", "summarise", "merge_partials", "tail_metrics"]
+__all__ = ["FamilyPartial", "summarise", "merge_partials", "tail_metrics", "tail_scenarios"]
 
 _TOL = 1e-12
 
@@ -30,7 +34,7 @@ class FamilyPartial:
     worst_loss, worst_index : largest loss and its scenario (global index)
     tail_index : int ``[k]`` global scenario indices of the kept largest losses
     tail_loss, tail_weight : ``[k]``
-    tail_rows : ``[k, N]`` position P&L of those scenarios
+    tail_rows : ``[k, N]`` position P&L of those scenarios, or None (summary of totals only)
     """
 
     weight: float
@@ -41,7 +45,7 @@ class FamilyPartial:
     tail_index: np.ndarray
     tail_loss: np.ndarray
     tail_weight: np.ndarray
-    tail_rows: np.ndarray
+    tail_rows: np.ndarray | None
 
 
 def summarise(pnl: np.ndarray, start: int, family_codes: np.ndarray, weights: np.ndarray, keep_mass: float) -> dict[int, FamilyPartial]:
@@ -49,11 +53,12 @@ def summarise(pnl: np.ndarray, start: int, family_codes: np.ndarray, weights: np
 
     Parameters
     ----------
-    pnl : ``[s, N]`` position P&L
+    pnl : ``[s, N]`` position P&L (the tails keep their rows), or ``[s]`` total P&L (they do not)
     family_codes : int ``[s]``; weights : ``[s]`` (probabilities within each family)
     keep_mass : tail mass to keep, ``1 - min(confidence levels)``
     """
-    totals = pnl.sum(axis=1)
+    pnl = np.asarray(pnl, dtype=float)
+    totals = pnl.sum(axis=1) if pnl.ndim == 2 else pnl
     out = {}
     for code in np.unique(family_codes):
         rows = np.flatnonzero(family_codes == code)
@@ -72,7 +77,7 @@ def summarise(pnl: np.ndarray, start: int, family_codes: np.ndarray, weights: np
         worst = int(order[0])
         out[int(code)] = FamilyPartial(
             weight=W, mean=mean, m2=m2, worst_loss=float(loss[worst]), worst_index=start + int(rows[worst]),
-            tail_index=start + rows[keep], tail_loss=loss[keep], tail_weight=w[keep], tail_rows=pnl[rows[keep]],
+            tail_index=start + rows[keep], tail_loss=loss[keep], tail_weight=w[keep], tail_rows=pnl[rows[keep]] if pnl.ndim == 2 else None,
         )
     return out
 
@@ -99,12 +104,14 @@ def merge_partials(parts: list[FamilyPartial]) -> FamilyPartial:
         tail_index=idx[order],
         tail_loss=np.concatenate([p.tail_loss for p in parts])[order],
         tail_weight=np.concatenate([p.tail_weight for p in parts])[order],
-        tail_rows=np.concatenate([p.tail_rows for p in parts])[order],
+        tail_rows=(np.concatenate([p.tail_rows for p in parts])[order]
+                   if all(p.tail_rows is not None for p in parts) else None),
     )
 
 
-def tail_metrics(p: FamilyPartial, alpha: float) -> tuple[float, float, np.ndarray]:
-    """VaR, CVaR and Euler contributions ``[N]`` of a merged family summary.
+def tail_scenarios(p: FamilyPartial, alpha: float) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """VaR, CVaR, and the tail of a merged family summary: global scenario indices ``idx [k]`` and their
+    tail probability mass ``t [k]`` (``sum(t) == 1 - alpha``; see :func:`core.tail_weights`).
 
     The scenarios that were not kept are one atom of the remaining weight below every kept loss;
     the kept tail holds at least ``1 - alpha`` of mass, so that atom never enters the tail.
@@ -120,5 +127,12 @@ def tail_metrics(p: FamilyPartial, alpha: float) -> tuple[float, float, np.ndarr
         raise AssertionError("the kept tail is smaller than the confidence level needs")
     t = t[: len(p.tail_loss)]
     cvar = float(t @ p.tail_loss) / (1.0 - alpha)
-    contrib = -(t @ p.tail_rows) / (1.0 - alpha)
+    return var, cvar, p.tail_index, t
+
+
+def tail_metrics(p: FamilyPartial, alpha: float) -> tuple[float, float, np.ndarray | None]:
+    """VaR, CVaR and Euler contributions ``[N]`` of a merged family summary (None when the summary does
+    not carry its tail rows)."""
+    var, cvar, _, t = tail_scenarios(p, alpha)
+    contrib = None if p.tail_rows is None else -(t @ p.tail_rows) / (1.0 - alpha)
     return var, cvar, contrib

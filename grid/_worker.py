@@ -14,7 +14,7 @@ from kernels import PreparedBook
 from ._plan import Task
 from ._summary import FamilyPartial, summarise
 
-__all__ = ["Payload", "ChunkResult", "run_chunk"]
+__all__ = ["Payload", "ChunkResult", "run_chunk", "TailPayload", "TailResult", "run_tail_chunk", "group_sensitivities"]
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,14 @@ class Payload:
     """What every task reads: put into the object store once per batch.
 
     shocks : ``[S, F]`` all scenarios of the batch
+    chunk_size : scenarios per task; block_size : scenarios per kernel call within a task (<= chunk_size)
     family_codes : int ``[S]``; weights : ``[S]``
     group_codes : level -> int ``[N]`` (asset class, sleeve) for the per-scenario breakdown
     keep_mass : ``1 - min(confidence)``, the tail mass each task keeps
-    keep_positions : return the position-level P&L ``[s, N]`` too (for the scenario_pnl table)
+    keep_positions : return the position-level P&L ``[s, N]`` too (for the scenario_pnl table and the
+        sections that need it); otherwise a task returns summaries only
+    sens : level -> ``(A [F, G], B [F, G])``, the delta-gamma-vega coefficients summed over each group's
+        positions (see :func:`group_sensitivities`), or None
     """
 
     book: PreparedBook
@@ -33,12 +37,13 @@ class Payload:
     is_log: np.ndarray
     shocks: np.ndarray
     chunk_size: int
+    block_size: int
     family_codes: np.ndarray
     weights: np.ndarray
     group_codes: dict[str, np.ndarray]
     keep_mass: float
     keep_positions: bool
-    sens: object = None  # kernels.Sensitivities: delta-gamma-vega P&L next to full revaluation
+    sens: dict | None = None  # group_sensitivities(): delta-gamma-vega P&L next to full revaluation
 
 
 @dataclass
@@ -58,47 +63,162 @@ class ChunkResult:
     pnl: np.ndarray | None
     sens_groups: dict[str, np.ndarray] | None  # level -> [s, G] of the sensitivity-based P&L
     seconds: float  # kernel time of this chunk, compilation excluded
-    compile_seconds: float  # first call for this chunk shape in this process (trace + compile), else 0
+    compile_seconds: float  # first call for this block shape in this process (trace + compile), else 0
     float64: bool
 
 
-#: chunk shapes whose kernels this process has already compiled
+#: block shapes whose kernels this process has already compiled
 _WARM: set[tuple] = set()
+
+
+def _blocks(payload, shocks: np.ndarray):
+    """Revalue ``shocks [s, F]`` block by block: yields ``(a, b, groups, seconds, compile_seconds)`` with
+    ``groups`` the P&L of rows ``a:b`` per instrument group (:func:`kernels.revalue_groups`).
+
+    Each block is padded to ``payload.block_size`` rows with zero shocks, so the kernels compile once per
+    block shape (not per batch or chunk size) and a block's arrays stay small enough for the caches.
+    """
+    B = payload.block_size
+    for a in range(0, len(shocks), B):
+        b = min(a + B, len(shocks))
+        sh = shocks[a:b]
+        if b - a < B:
+            sh = np.concatenate([sh, np.zeros((B - (b - a), sh.shape[1]))])
+        key = (sh.shape, payload.book.n, tuple(g.pricer.types for g in payload.book.groups))
+        compile_s = 0.0
+        if key not in _WARM:
+            t0 = time.perf_counter()
+            kernels.revalue_groups(payload.book, payload.base_levels, np.zeros_like(sh), payload.is_log)
+            compile_s = time.perf_counter() - t0
+            _WARM.add(key)
+        t0 = time.perf_counter()
+        groups = [(cols, pnl[: b - a]) for cols, pnl in kernels.revalue_groups(payload.book, payload.base_levels, sh, payload.is_log)]
+        yield a, b, groups, time.perf_counter() - t0, compile_s
+
+
+_BLAS = None
+
+
+def _one_blas_thread():
+    """A context with BLAS on one thread, as in a Ray worker (so the serial executor gives the same
+    bits); the libraries are looked up once per process."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def run_chunk(payload: Payload, task: Task) -> ChunkResult:
     """Revalue scenarios ``task.start:task.stop`` and summarise them.
 
-    The chunk is padded to ``payload.chunk_size`` rows with zero shocks, so the kernels compile once
-    per chunk shape, not once per batch size.
+    The chunk is revalued in blocks of ``payload.block_size`` scenarios; each block is reduced to its
+    totals and group sums while it is in cache (instrument group by instrument group, in the book's
+    group order), and kept whole only when ``payload.keep_positions``.
     """
-    shocks = payload.shocks[task.start : task.stop]
-    pad = payload.chunk_size - len(shocks)
-    if pad > 0:
-        shocks = np.concatenate([shocks, np.zeros((pad, shocks.shape[1]))])
-    key = (shocks.shape, payload.book.n, tuple(g.pricer.types for g in payload.book.groups))
-    compile_s = 0.0
-    if key not in _WARM:
-        t0 = time.perf_counter()
-        kernels.revalue(payload.book, payload.base_levels, np.zeros_like(shocks), payload.is_log)
-        compile_s = time.perf_counter() - t0
-        _WARM.add(key)
-    t0 = time.perf_counter()
-    pnl = kernels.revalue(payload.book, payload.base_levels, shocks, payload.is_log)[: task.size]
-    seconds = time.perf_counter() - t0
+    with _one_blas_thread():
+        return _run_chunk(payload, task)
+
+
+def _run_chunk(payload: Payload, task: Task) -> ChunkResult:
+    s, N = task.size, payload.book.n
     sl = slice(task.start, task.stop)
-    groups = _group_sums(pnl, payload.group_codes)
-    families = summarise(pnl, task.start, payload.family_codes[sl], payload.weights[sl], payload.keep_mass)
+    H = np.concatenate([_indicator(codes) for codes in payload.group_codes.values()], axis=1)
+    totals, sums = np.zeros(s), np.zeros((s, H.shape[1]))
+    pnl = np.zeros((s, N)) if payload.keep_positions else None
+    seconds = compile_s = 0.0
+    for a, b, groups, sec, comp in _blocks(payload, payload.shocks[sl]):
+        for cols, g in groups:
+            totals[a:b] += g.sum(axis=1)
+            sums[a:b] += g @ H[cols]
+            if pnl is not None:
+                kernels.place(pnl[a:b], cols, g)
+        seconds += sec
+        compile_s += comp
+    groups = _split_levels(sums, payload.group_codes)
+    families = summarise(totals, task.start, payload.family_codes[sl], payload.weights[sl], payload.keep_mass)
     sens_groups = None
     if payload.sens is not None:
-        approx = kernels.sensitivity_pnl(payload.sens, payload.base_levels, shocks[: task.size], payload.is_log)
-        sens_groups = _group_sums(approx, payload.group_codes)
-    return ChunkResult(task.task_id, task.start, task.stop, pnl.sum(axis=1), groups, families,
-                       pnl if payload.keep_positions else None, sens_groups, seconds, compile_s, kernels.x64_enabled())
+        base = np.asarray(payload.base_levels, dtype=float)
+        dL = kernels.shocked_levels(base, payload.shocks[sl], payload.is_log) - base
+        dL2 = 0.5 * dL * dL
+        sens_groups = {level: dL @ a + dL2 @ b for level, (a, b) in payload.sens.items()}
+    return ChunkResult(task.task_id, task.start, task.stop, totals, groups, families, pnl, sens_groups, seconds,
+                       compile_s, kernels.x64_enabled())
+
+
+@dataclass(frozen=True)
+class TailPayload:
+    """The second pass of the Euler allocation: the tail scenarios of every family and confidence level.
+
+    shocks : ``[U, F]`` shocks of the union of the tail scenarios
+    coef : ``[U, K]`` each scenario's weight in each of the K (family, confidence) tails: ``-t / (1 - alpha)``
+    """
+
+    book: PreparedBook
+    base_levels: np.ndarray
+    is_log: np.ndarray
+    shocks: np.ndarray
+    coef: np.ndarray
+    block_size: int
+
+
+@dataclass
+class TailResult:
+    task_id: int
+    sums: np.ndarray  # [K, N]: sum over this task's scenarios of coef * position P&L
+    seconds: float
+    float64: bool
+
+
+def run_tail_chunk(payload: TailPayload, task: Task) -> TailResult:
+    """``coef[a:b].T @ pnl[a:b]`` over tail scenarios ``task.start:task.stop``: additive across tasks."""
+    with _one_blas_thread():
+        return _run_tail_chunk(payload, task)
+
+
+def _run_tail_chunk(payload: TailPayload, task: Task) -> TailResult:
+    sl = slice(task.start, task.stop)
+    coef = payload.coef[sl]
+    sums = np.zeros((coef.shape[1], payload.book.n))
+    seconds = 0.0
+    for a, b, groups, sec, _ in _blocks(payload, payload.shocks[sl]):
+        for cols, g in groups:
+            sums[:, cols] += coef[a:b].T @ g
+        seconds += sec
+    return TailResult(task.task_id, sums, seconds, kernels.x64_enabled())
 
 
 def _group_sums(pnl: np.ndarray, group_codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {
-        level: np.stack([pnl[:, codes == g].sum(axis=1) for g in range(int(codes.max()) + 1)], axis=1)
-        for level, codes in group_codes.items()
-    }
+    """level -> ``[s, G]``: each row's P&L summed over the positions of each group."""
+    H = np.concatenate([_indicator(codes) for codes in group_codes.values()], axis=1)
+    return _split_levels(pnl @ H, group_codes)
+
+
+def _split_levels(sums: np.ndarray, group_codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns of ``pnl @ H`` (``H`` the 0/1 group indicators of every level side by side) split by
+    level.  The products with 0 and 1 are exact and adding zeros changes nothing, so each entry is the
+    sum of its group's P&L, computed per row: a scenario's sums do not depend on the other scenarios
+    of its block."""
+    out, at = {}, 0
+    for level, codes in group_codes.items():
+        G = int(codes.max()) + 1 if len(codes) else 0
+        out[level] = np.ascontiguousarray(sums[:, at : at + G])
+        at += G
+    return out
+
+
+def _indicator(codes: np.ndarray) -> np.ndarray:
+    """``H [N, G]`` with ``H[i, codes[i]] = 1``."""
+    H = np.zeros((len(codes), int(codes.max()) + 1 if len(codes) else 0))
+    H[np.arange(len(codes)), codes] = 1.0
+    return H
+
+
+def group_sensitivities(sens, group_codes: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The delta-gamma-vega coefficients of :class:`kernels.Sensitivities` summed over each group:
+    level -> ``(grad.T @ H, gamma.T @ H)`` with ``H [N, G]`` the group indicator.  A group's
+    approximate P&L under factor-level changes ``dL [s, F]`` is then ``dL @ A + 1/2 dL**2 @ B``, the
+    sum of its positions' approximations (:func:`kernels.sensitivity_pnl`) without the ``[s, N]`` matrix."""
+    return {level: (sens.grad.T @ _indicator(codes), sens.gamma.T @ _indicator(codes)) for level, codes in group_codes.items()}
