@@ -90,6 +90,23 @@ def _fetch_stage(ship_code: bool) -> Path:
     return stage
 
 
+#: how long a submission waits for a head whose job agent has not started yet (a freshly started cluster)
+AGENT_WAIT_SECONDS = 90.0
+
+
+def _submit(client, **kwargs) -> str:
+    """``client.submit_job(**kwargs)``, retried while the head answers that it has no job agent yet
+    (Ray starts the agent a little after the dashboard, and says to try again later)."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            return client.submit_job(**kwargs)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() - t0 > AGENT_WAIT_SECONDS:
+                raise
+            time.sleep(1.0)
+
+
 def submit_batch(batch_path: str | Path, address: str, out: str | None = None, ship_code: bool = False,
                  workers: int | None = None, pip: list[str] | None = None) -> str:
     """Submit a batch as a Ray job; returns its submission id.
@@ -108,8 +125,8 @@ def submit_batch(batch_path: str | Path, address: str, out: str | None = None, s
         cmd += f" --workers {int(workers)}"
     client = _client(address)
     try:
-        return client.submit_job(
-            entrypoint=cmd, submission_id=job_id, runtime_env=runtime_env(working_dir=str(stage), pip=pip),
+        return _submit(
+            client, entrypoint=cmd, submission_id=job_id, runtime_env=runtime_env(working_dir=str(stage), pip=pip),
             metadata={"stressgrid_batch": name, "stressgrid_batch_sha256": digest, "stressgrid_out": remote_out,
                       "stressgrid_ship_code": "1" if ship_code else "0"},
         )
@@ -188,8 +205,8 @@ def fetch_run(address: str, job_id: str, out_dir: str | Path, timeout: float = 6
     stage = _fetch_stage(meta.get("stressgrid_ship_code") == "1")
     fetch_id = f"{job_id}-fetch-{secrets.token_hex(2)}"
     try:
-        client.submit_job(entrypoint=f"python -m cluster._fetch_job {meta['stressgrid_out']} {MAX_FETCH_BYTES}",
-                          submission_id=fetch_id, runtime_env=runtime_env(working_dir=str(stage)))
+        _submit(client, entrypoint=f"python -m cluster._fetch_job {meta['stressgrid_out']} {MAX_FETCH_BYTES}",
+                submission_id=fetch_id, runtime_env=runtime_env(working_dir=str(stage)))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     final = wait_for_job(address, fetch_id, timeout=timeout, poll=0.5)

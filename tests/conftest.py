@@ -54,3 +54,9 @@ def demo_book_path() -> Path:
 def linear_batch_path() -> Path:
     """A batch over a linear-only book: grid tests that must not depend on the non-linear kernels."""
     return ROOT / "tests" / "data" / "linear_batch.yaml"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that start a Ray head of their own run first: a second Ray instance on the machine cannot
+    start its job agent while the shared session instance holds the agent's port."""
+    items.sort(key=lambda item: item.get_closest_marker("own_ray_head") is None)

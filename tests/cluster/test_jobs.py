@@ -23,7 +23,7 @@ _SCRIPT = textwrap.dedent("""
 
     batch, work = sys.argv[1], Path(sys.argv[2])
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-    ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port,
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port,
              runtime_env=runtime_env(), logging_level="ERROR")
     url = f"http://127.0.0.1:{port}"
 
@@ -54,6 +54,7 @@ _SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
+@pytest.mark.own_ray_head
 def test_submit_status_logs_fetch(linear_batch_path, tmp_path):
     script = tmp_path / "jobs.py"
     script.write_text(_SCRIPT)
@@ -92,3 +93,29 @@ def test_submit_validates_the_batch_before_contacting_the_cluster(tmp_path):
     bad.write_text("name: x\nbook: missing.csv\nscenarios: []\n")
     with pytest.raises(ConfigError, match=r"field 'scenarios'"):
         submit_batch(bad, "http://127.0.0.1:9")
+
+
+def test_submission_waits_for_a_head_without_a_job_agent_yet(monkeypatch):
+    from cluster import _jobs
+
+    class Head:
+        def __init__(self, refusals, message):
+            self.calls, self.refusals, self.message = 0, refusals, message
+
+        def submit_job(self, **kw):
+            self.calls += 1
+            if self.calls <= self.refusals:
+                raise RuntimeError(self.message)
+            return kw["submission_id"]
+
+    monkeypatch.setattr(_jobs.time, "sleep", lambda s: None)
+    starting = Head(2, "Request failed with status code 500: No available agent to submit job, please try again later..")
+    assert _jobs._submit(starting, submission_id="job-1") == "job-1" and starting.calls == 3
+    broken = Head(1, "Request failed with status code 500: something else")
+    with pytest.raises(RuntimeError, match="something else"):
+        _jobs._submit(broken, submission_id="job-2")
+    assert broken.calls == 1  # other refusals are not retried
+    monkeypatch.setattr(_jobs, "AGENT_WAIT_SECONDS", -1.0)
+    never = Head(10, "No available agent to submit job")
+    with pytest.raises(RuntimeError, match="No available agent"):
+        _jobs._submit(never, submission_id="job-3")
