@@ -1,7 +1,9 @@
 """The whole demo book through every pricer: zero shock, numpy twins, sensitivities, streaming,
-validation of bad instrument data, float64 in Ray workers."""
+validation of bad instrument data, float64 and one core in Ray workers."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pandas as pd
@@ -191,3 +193,41 @@ def test_float64_in_ray_workers(ray_session, demo):
     ref = kernels.revalue_numpy(prepared, snap.levels, sh, snap.is_log)
     scale = np.abs(ref).max(axis=0) + 1.0
     assert np.max(np.abs(out - ref) / scale) < 1e-12
+
+
+@pytest.mark.ray
+def test_ray_workers_compute_on_one_core(ray_session, demo):
+    """A worker runs JAX synchronously with one XLA compute thread, and may still run on any CPU: two
+    workers on two cores then do not compete (docs/grid.md)."""
+    ray = ray_session
+
+    def probe(payload):  # defined here so that Ray ships it by value
+        import os
+        import time
+
+        import jax
+
+        import kernels as k
+
+        prepared, base, shocks, is_log = payload
+        k.revalue(prepared, base, shocks, is_log)
+        names = []
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                st = fh.read()
+            names.append(st[st.index("(") + 1 : st.rindex(")")])
+        c0, t0 = time.process_time(), time.perf_counter()
+        for _ in range(20):
+            k.revalue(prepared, base, shocks, is_log)
+        busy = (time.process_time() - c0) / (time.perf_counter() - t0)
+        return (jax.config.values["jax_cpu_enable_async_dispatch"], names.count("tf_XLAEigen"),
+                sorted(os.sched_getaffinity(0)), busy)
+
+    if not os.path.isdir("/proc/self/task") or not hasattr(os, "sched_getaffinity"):
+        pytest.skip("Linux only")
+    _, snap, prepared = demo
+    payload = (prepared, snap.levels, _shocks(snap, 4096, 1.0, 5), snap.is_log)
+    asynchronous, pool, cpus, busy = ray.get(ray.remote(num_cpus=1)(probe).remote(payload))
+    assert not asynchronous and pool == 1
+    assert cpus == sorted(os.sched_getaffinity(0))  # the CPU set was given back
+    assert busy < 1.1  # cores kept busy while revaluing
