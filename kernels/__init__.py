@@ -11,8 +11,9 @@ from . import _pricers  # noqa: F401  (registers the pricers)
 from ._common import CURVE_TENORS, DEFAULT_TENORS, curve_factors, curve_tenors
 from ._credit import CdsBook, jump_to_default_pnl
 from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
-from ._options import T0_YEARS, VOL_FLOOR, VOL_PARAMS, OptionBook, black, black_numpy, surface_vol
-from ._rates import CashflowBook, RateFutureBook, bond_cashflows, coupon_schedule
+from ._forwards import CommodityFutureBook, futures_price
+from ._options import T0_YEARS, VOL_FLOOR, VOL_PARAMS, OptionBook, black, black_numpy, option_values_numpy, surface_vol
+from ._rates import CashflowBook, RateFutureBook, bond_cashflows, cashflow_values_numpy, coupon_schedule, rate_future_price
 from ._revalue import (
     PRICERS,
     PreparedBook,
@@ -34,6 +35,11 @@ from ._x64 import x64_enabled
 __all__ = [
     "CURVE_TENORS",
     "CashflowBook",
+    "CommodityFutureBook",
+    "cashflow_values_numpy",
+    "futures_price",
+    "option_values_numpy",
+    "rate_future_price",
     "CdsBook",
     "DEFAULT_TENORS",
     "LinearBook",

@@ -273,6 +273,11 @@ def _value_numpy(o: OptionBook, L: np.ndarray) -> np.ndarray:
     return o.units * DF * black_numpy(F, o.strike, sig * np.sqrt(o.expiry), o.omega, -k) * fx_level(L, o.fx_idx)
 
 
+def option_values_numpy(o: OptionBook, L: np.ndarray) -> np.ndarray:
+    """Value ``[S, n]`` in base currency of ``o.units`` of each option at factor levels ``L [S, F]``."""
+    return _value_numpy(o, np.atleast_2d(np.asarray(L, dtype=float)))
+
+
 def option_pnl_numpy(o: OptionBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Plain numpy/scipy twin of :func:`option_pnl`, ``[S, n]``."""
     return numpy_pnl(_value_numpy, value_diff, o, base, new)

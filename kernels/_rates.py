@@ -173,6 +173,12 @@ def _cf_value_numpy(b: CashflowBook, L: np.ndarray) -> np.ndarray:
     return b.units * pv * fx_level(L, b.fx_idx)
 
 
+def cashflow_values_numpy(b: CashflowBook, L: np.ndarray) -> np.ndarray:
+    """Present value ``[S, n]`` in base currency of ``b.units`` of each cash-flow instrument at factor
+    levels ``L [S, F]``."""
+    return _cf_value_numpy(b, np.atleast_2d(np.asarray(L, dtype=float)))
+
+
 def cashflow_pnl_numpy(b: CashflowBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Plain numpy twin of :func:`cashflow_pnl`, ``[S, n]``."""
     return numpy_pnl(_cf_value_numpy, value_diff, b, base, new)

@@ -32,12 +32,6 @@ import pandas as pd
 import kernels
 from core import Book, History, MarketSnapshot, factor_moves, fx_factor, log_mask
 
-# The value functions of the pricers (kernels exports their P&L only).
-from kernels._forwards import futures_price
-from kernels._options import _value_numpy as _option_values
-from kernels._rates import _cf_value_numpy as _cashflow_values
-from kernels._rates import rate_future_price
-
 from ._model import LiquidityModel
 from ._params import LiquidityParams
 
@@ -69,17 +63,17 @@ def unit_values(book: Book | pd.DataFrame, market: MarketSnapshot, prepared: ker
         cols = np.asarray(g.columns)
         a = g.arrays
         if isinstance(a, kernels.OptionBook):
-            out[cols] = mult[cols] * _option_values(a._replace(units=np.ones(len(cols))), L[None, :])[0]
+            out[cols] = mult[cols] * kernels.option_values_numpy(a._replace(units=np.ones(len(cols))), L)[0]
         elif isinstance(a, kernels.CashflowBook):
             bonds = pos.loc[cols, "type"].to_numpy() == "bond"
-            vals = _cashflow_values(a._replace(units=np.ones(len(cols))), L[None, :])[0]
+            vals = kernels.cashflow_values_numpy(a._replace(units=np.ones(len(cols))), L)[0]
             out[cols[bonds]] = mult[cols[bonds]] * vals[bonds]
         elif isinstance(a, kernels.RateFutureBook):
             fx = np.where(a.fx_idx >= 0, L[np.maximum(a.fx_idx, 0)], 1.0)
-            out[cols] = mult[cols] * rate_future_price(a, L) * fx
-        elif type(a).__name__ == "CommodityFutureBook":
+            out[cols] = mult[cols] * kernels.rate_future_price(a, L) * fx
+        elif isinstance(a, kernels.CommodityFutureBook):
             fx = np.where(a.fx_idx >= 0, L[np.maximum(a.fx_idx, 0)], 1.0)
-            out[cols] = mult[cols] * futures_price(a, L) * fx
+            out[cols] = mult[cols] * kernels.futures_price(a, L) * fx
     return np.abs(out)
 
 
