@@ -2,7 +2,6 @@
 figures, reducing to the plain figures with zero costs, and in the results schema."""
 
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,25 +10,9 @@ import pytest
 import reports
 from core import ConfigError
 from grid import SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
+from section_helpers import DATA, section_batch, section_inputs
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-
-BATCH = """
-name: liq
-book: book.csv
-seed: 7
-nav: 50000000
-market:
-  as_of: 2017-03-29
-scenarios:
-  - kind: historical
-    name: crisis
-    events: [gfc_2008, lehman_2008, euro_debt_2011]
-  - kind: rolling
-    name: hist_10d
-    horizon_days: 10
-    start: 2014-03-29
-    end: 2017-03-29
+BATCH = section_batch("liq", "2014-03-29") + """\
 liquidity:
   {params}
   rule: {{drawdown_steps: [[0.03, 0.5], [0.06, 0.0]]}}
@@ -43,11 +26,7 @@ def _run(tmp_path, params: str = "params: {}", zero_spread: bool = False):
     book = pd.read_csv(DATA / "linear_book.csv")
     if zero_spread:
         book["bid_ask_bps"] = 0.0
-    book.to_csv(tmp_path / "book.csv", index=False)
-    p = tmp_path / "b.yaml"
-    p.write_text(textwrap.dedent(BATCH.format(params=params)))
-    batch, digest = load_batch(p)
-    inputs = prepare_inputs(batch, digest)
+    inputs = section_inputs(tmp_path, BATCH.format(params=params), book)
     return inputs, execute(inputs, SerialExecutor())
 
 

@@ -1,36 +1,17 @@
 """The batch's ``monitoring`` section through the grid: the book's P&L history, walk-forward, signals,
 rules, VaR backtests, and the stress batch re-run on the book the rules produce."""
 
-import textwrap
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import reports
 from core import var_cvar
-from grid import SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
+from grid import SerialExecutor, execute, write_outputs
+from section_helpers import section_batch, section_inputs
 from grid._monitoring import book_pnl_history
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-
-BATCH = """
-name: mon
-book: book.csv
-seed: 7
-nav: 50000000
-market:
-  as_of: 2017-03-29
-scenarios:
-  - kind: historical
-    name: crisis
-    events: [gfc_2008, lehman_2008, euro_debt_2011]
-  - kind: rolling
-    name: hist_10d
-    horizon_days: 10
-    start: 2015-03-29
-    end: 2017-03-29
+BATCH = section_batch("mon", "2015-03-29", """\
   - kind: montecarlo
     name: mc
     model: gaussian
@@ -46,16 +27,13 @@ monitoring:
       when: [avg_corr]
       correlation: {blend: 1.0, targets: [{a: equity, b: equity, value: 0.9}]}
   var_backtest: {window: 250, alpha: [0.99]}
-"""
+""")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     d = tmp_path_factory.mktemp("mon")
-    pd.read_csv(DATA / "linear_book.csv").to_csv(d / "book.csv", index=False)
-    (d / "b.yaml").write_text(textwrap.dedent(BATCH))
-    batch, digest = load_batch(d / "b.yaml")
-    inputs = prepare_inputs(batch, digest)
+    inputs = section_inputs(d, BATCH)
     return inputs, execute(inputs, SerialExecutor()), d
 
 

@@ -2,35 +2,16 @@
 figures recomputed from the run's own position-level P&L, every constraint holding, and the same result
 on Ray as serially."""
 
-import textwrap
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import reports
 from core import ConfigError, InfeasibleError, var_cvar
-from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
+from grid import RayExecutor, SerialExecutor, execute, write_outputs
+from section_helpers import section_batch, section_inputs
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-
-BATCH = """
-name: opt
-book: book.csv
-seed: 7
-nav: 50000000
-market:
-  as_of: 2017-03-29
-scenarios:
-  - kind: historical
-    name: crisis
-    events: [gfc_2008, lehman_2008, euro_debt_2011]
-  - kind: rolling
-    name: hist_10d
-    horizon_days: 10
-    start: 2014-03-29
-    end: 2017-03-29
+BATCH = section_batch("opt", "2014-03-29", """\
   - kind: bootstrap
     name: boot
     window: {end: 2017-03-29, lookback_days: 750}
@@ -44,14 +25,11 @@ optimise:
   adv_caps: {participation: 0.1, horizon_days: 5}
   group_bounds: {sleeve: {trend: [0.2, 1.5]}}
   frozen: [ES_M7]
-"""
+""")
 
 
 def _inputs(d, body=BATCH):
-    pd.read_csv(DATA / "linear_book.csv").to_csv(d / "book.csv", index=False)
-    (d / "b.yaml").write_text(textwrap.dedent(body))
-    batch, digest = load_batch(d / "b.yaml")
-    return prepare_inputs(batch, digest)
+    return section_inputs(d, body)
 
 
 @pytest.fixture(scope="module")

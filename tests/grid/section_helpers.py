@@ -1,0 +1,42 @@
+"""The small batch that the grid's section tests (liquidity, optimise, monitoring) build on: the linear
+test book with a NAV, a crisis replay and rolling 10-day windows; each test module adds its section."""
+
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+
+from grid import load_batch, prepare_inputs
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def section_batch(name: str, rolling_start: str, rest: str = "") -> str:
+    """Batch-file text: the common header, then ``rest`` (more scenario entries and the section under
+    test, as indented YAML text)."""
+    return textwrap.dedent(f"""\
+        name: {name}
+        book: book.csv
+        seed: 7
+        nav: 50000000
+        market:
+          as_of: 2017-03-29
+        scenarios:
+          - kind: historical
+            name: crisis
+            events: [gfc_2008, lehman_2008, euro_debt_2011]
+          - kind: rolling
+            name: hist_10d
+            horizon_days: 10
+            start: {rolling_start}
+            end: 2017-03-29
+        """) + textwrap.dedent(rest)
+
+
+def section_inputs(directory: Path, text: str, book: pd.DataFrame | None = None):
+    """Write the linear test book (or ``book``) and the batch ``text`` into ``directory`` and prepare
+    the batch's inputs."""
+    (pd.read_csv(DATA / "linear_book.csv") if book is None else book).to_csv(directory / "book.csv", index=False)
+    (directory / "b.yaml").write_text(text)
+    batch, digest = load_batch(directory / "b.yaml")
+    return prepare_inputs(batch, digest)
