@@ -24,20 +24,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-import os
-
-ROOT = Path(__file__).resolve().parents[1]
-# the serial baseline computes like a Ray worker: one XLA thread (set before JAX is imported)
+# the serial baseline computes like a Ray worker: one XLA thread and one core for JAX, and one thread
+# for the BLAS and OpenMP libraries (Ray sets OMP_NUM_THREADS=1 in a worker of one CPU); set before
+# numpy and JAX are imported
 os.environ["XLA_FLAGS"] = " ".join(dict.fromkeys(os.environ.get("XLA_FLAGS", "").split() + ["--xla_cpu_multi_thread_eigen=false"]))
 os.environ["STRESSGRID_ONE_CORE"] = "1"
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 # this file is named like the package it measures: import the package, not this script
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Task", "plan_tasks", "auto_chunk_size", "auto_block_size", "BLOCK_CELLS", "TASK_CELLS", "TARGET_TASKS"]
+__all__ = ["Task", "plan_tasks", "auto_chunk_size", "auto_block_size", "BLOCK_CELLS", "TASK_CELLS", "TARGET_TASKS", "tail_chunk_size"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,15 @@ def auto_chunk_size(n_positions: int, n_factors: int, n_scenarios: int | None = 
         return (1.0 if last == 0 else last / (k * block)) - 0.01 * abs(k - want) / want
 
     return int(block * max(candidates, key=score))
+
+
+def tail_chunk_size(n_tail: int, n_positions: int, block: int) -> int:
+    """Scenarios per task of the second pass (the Euler contributions over the tail): whole blocks,
+    split into as many tasks as the tail has 2**21 cells, at most :data:`TARGET_TASKS`, so that the
+    pass spreads over the workers like the first one (it is about ``1 - min(confidence)`` of the
+    batch) without tasks so small that their round trip dominates."""
+    n_tasks = int(np.clip(n_tail * max(n_positions, 1) // 2**21, 1, TARGET_TASKS))
+    return int(block * max(1, np.ceil(n_tail / (n_tasks * block))))
 
 
 def plan_tasks(n_scenarios: int, chunk_size: int, root_seed: int) -> list[Task]:

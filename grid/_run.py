@@ -32,7 +32,7 @@ from core import (
 
 from ._batch import Batch
 from ._executor import Executor, TaskFailure
-from ._plan import Task, auto_block_size, auto_chunk_size, plan_tasks
+from ._plan import Task, auto_block_size, auto_chunk_size, plan_tasks, tail_chunk_size
 from ._reduce import _repeat_labels, _tile_labels, merge_families, reduce_results, tail_plan
 from ._store import TaskStore
 from ._worker import ChunkResult, Payload, TailPayload, group_sensitivities, run_tail_chunk
@@ -294,8 +294,9 @@ def _tail_contributions(results: list[ChunkResult], families: list[str], conf: l
     The merged summaries give every family's global tail (scenarios and their tail mass ``t``) exactly;
     the union of those tails is revalued again by tasks, each returning ``sum coef * pnl`` over its
     scenarios (``coef = -t / (1 - alpha)`` per family and confidence), which adds up across tasks.  The
-    tail is split into tasks by a plan that depends only on the tail itself (not the worker count), and
-    the partial sums are added in task order, so the numbers do not depend on the executor.
+    tail is split into tasks by a plan that depends only on the tail and the book
+    (:func:`tail_chunk_size`, not the worker count), and the partial sums are added in task order, so
+    the numbers do not depend on the executor.
     """
     import copy
 
@@ -308,7 +309,8 @@ def _tail_contributions(results: list[ChunkResult], families: list[str], conf: l
         on = t > 0
         coef[np.searchsorted(union, idx[on]), j] = -t[on] / (1.0 - k[1])
     tail = TailPayload(payload.book, payload.base_levels, payload.is_log, payload.shocks[union], coef, payload.block_size)
-    tasks = [Task(i, a, min(a + payload.chunk_size, len(union)), ()) for i, a in enumerate(range(0, len(union), payload.chunk_size))]
+    chunk = tail_chunk_size(len(union), payload.book.n, payload.block_size)
+    tasks = [Task(i, a, min(a + chunk, len(union)), ()) for i, a in enumerate(range(0, len(union), chunk))]
     runner = copy.copy(executor)
     runner.fn = run_tail_chunk
     try:

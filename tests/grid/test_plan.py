@@ -51,3 +51,13 @@ def test_blocks_fit_the_cache_budget():
         block = auto_block_size(n, f)
         assert 256 <= block <= 16384 and block & (block - 1) == 0
         assert block * max(n, f) <= 2**20 or block == 256
+
+
+def test_the_second_pass_is_split_like_the_first():
+    from grid._plan import tail_chunk_size
+
+    # 5% of 40,000 scenarios of 4,900 positions: 9.8 million cells, four tasks of whole blocks
+    chunk = tail_chunk_size(2_000, 4_900, 256)
+    assert chunk % 256 == 0 and len(plan_tasks(2_000, chunk, 0)) == 4
+    assert tail_chunk_size(100, 49, 8192) == 8192  # a small tail is one task
+    assert len(plan_tasks(10**6, tail_chunk_size(10**6, 10_000, 256), 0)) <= 16

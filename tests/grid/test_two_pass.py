@@ -119,3 +119,17 @@ def test_sensitivity_pnl_per_type_is_the_sum_of_the_positions_approximations(inp
         got = st[st["type"] == t].set_index("scenario")["pnl_sensitivity"].loc[list(scen.names)].to_numpy()
         ref = approx[:, types == t].sum(axis=1)
         np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-9 * np.abs(ref).max())
+
+
+@pytest.mark.ray
+def test_a_second_pass_of_many_tasks_on_ray_equals_serial(ray_session, inputs, summaries_only, monkeypatch):
+    import grid._run
+
+    monkeypatch.setattr(grid._run, "tail_chunk_size", lambda n_tail, n_positions, block: 64)
+    ray_res = execute(_with(inputs), RayExecutor(workers=2))
+    serial = execute(_with(inputs), SerialExecutor())
+    pd.testing.assert_frame_equal(ray_res.tables["contributions"], serial.tables["contributions"], check_exact=True)
+    # another split of the tail adds the same terms in another order
+    a, b = serial.tables["contributions"], summaries_only.tables["contributions"]
+    scale = summaries_only.tables["risk_metrics"]["value"].abs().max()
+    np.testing.assert_allclose(a["cvar_contribution"], b["cvar_contribution"], rtol=1e-12, atol=1e-12 * scale)
