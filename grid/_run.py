@@ -227,7 +227,7 @@ def execute(
     in_driver = (getattr(executor, "ran_in_driver", 0) - inline_before) * len(todo)
     results = sorted(list(done.values()) + fresh, key=lambda r: r.start)
     timings["kernel_seconds_total"] = float(sum(r.seconds for r in results))
-    # the first call in each worker process compiles the kernels for the chunk shape
+    # the first call in each worker process compiles the kernels for the block shape
     timings["compile_seconds_max"] = float(max(r.compile_seconds for r in results))
     if not all(r.float64 for r in results):
         raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
