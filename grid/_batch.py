@@ -8,10 +8,10 @@ import itertools
 import typing
 from datetime import date
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from core import ConfigError
 from core.factors import factor_spec
@@ -24,6 +24,17 @@ from ._optimise import OptimiseSettings
 
 __all__ = ["Batch", "load_batch", "RiskSettings", "ExecutionSettings", "MarketSettings", "HistorySettings",
            "OutputSettings", "SweepPoint", "expand_sweeps"]
+
+
+def _true_false_or_auto(v):
+    """``true``, ``false`` or ``auto``: one message for any other value (not one per branch of the union)."""
+    if isinstance(v, bool) or v == "auto":
+        return v
+    raise ValueError("must be true, false or auto")
+
+
+#: a setting that is on, off, or decided by the run
+TrueFalseOrAuto = Annotated[Union[bool, Literal["auto"]], BeforeValidator(_true_false_or_auto)]
 
 
 class _Strict(BaseModel):
@@ -77,7 +88,7 @@ class ExecutionSettings(_Strict):
     chunk_size: Optional[int] = Field(default=None, ge=1)
     #: ``auto``: kernel tasks ask Ray for a GPU when the cluster has one; ``true``: require one (an error
     #: if the cluster has none); ``false``: CPU only
-    gpu: Union[bool, Literal["auto"]] = "auto"
+    gpu: TrueFalseOrAuto = "auto"
     #: share of a GPU per task when tasks run on GPUs (several tasks can share one device)
     gpu_per_task: float = Field(default=1.0, gt=0.0, le=1.0)
 
@@ -88,7 +99,7 @@ class OutputSettings(_Strict):
     #: the scenario x position P&L table (``scenario_pnl.parquet``): ``auto`` writes it when it has at
     #: most 5 million rows; ``true`` always (up to 20 million); ``false`` never.  Without it, tasks
     #: return summaries only, which is what makes large batches cheap to distribute.
-    scenario_pnl: Union[bool, Literal["auto"]] = "auto"
+    scenario_pnl: TrueFalseOrAuto = "auto"
 
 
 class SweepPoint(BaseModel):
