@@ -37,6 +37,7 @@ from core import ConfigError
 
 from ._inputs import path_vol_multiplier
 from ._model import Conditions, LiquidityModel
+from ._var import _check_pnl
 
 __all__ = ["DeleverageRule", "DrawdownResult", "liquidity_adjusted_drawdown", "drawdown_table"]
 
@@ -345,12 +346,7 @@ def _static_drawdown(pnl_paths: np.ndarray, scale: float = 1.0) -> np.ndarray:
 
 
 def _check_paths(model: LiquidityModel, pnl_paths) -> np.ndarray:
-    p = np.asarray(pnl_paths, dtype=float)
-    if p.ndim != 3 or p.shape[2] != model.n:
-        raise ConfigError(f"pnl_paths: expected an array [S, H, N] with N = {model.n} positions (got shape {p.shape})")
-    if not np.all(np.isfinite(p)):
-        raise ConfigError("pnl_paths: contains NaN or infinite values")
-    return p
+    return _check_pnl(model, pnl_paths, "pnl_paths", "[S, H, N]")
 
 
 def liquidity_adjusted_drawdown(

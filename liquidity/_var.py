@@ -30,12 +30,14 @@ from ._schedule import Schedule, liquidation_schedule
 __all__ = ["exit_cost", "LARisk", "la_var_cvar", "la_risk_table", "marked_unit_value"]
 
 
-def _check_pnl(model: LiquidityModel, pnl) -> np.ndarray:
+def _check_pnl(model: LiquidityModel, pnl, name: str = "pnl", shape: str = "[S, N]") -> np.ndarray:
+    """``pnl`` as a float array of shape ``shape`` (``[S, N]`` or ``[S, H, N]``) with ``N`` the model's
+    positions and finite values, else :class:`core.ConfigError` naming the argument."""
     p = np.asarray(pnl, dtype=float)
-    if p.ndim != 2 or p.shape[1] != model.n:
-        raise ConfigError(f"pnl: expected an array [S, N] with N = {model.n} positions (got shape {p.shape})")
+    if p.ndim != shape.count(",") + 1 or p.shape[-1] != model.n:
+        raise ConfigError(f"{name}: expected an array {shape} with N = {model.n} positions (got shape {p.shape})")
     if not np.all(np.isfinite(p)):
-        raise ConfigError("pnl: contains NaN or infinite values")
+        raise ConfigError(f"{name}: contains NaN or infinite values")
     return p
 
 

@@ -242,34 +242,32 @@ class LedoitWolfCov(CovarianceForecaster):
         return np.asarray(lw.covariance_, dtype=float)
 
 
-class DenoisedCov(CovarianceForecaster):
+class _RepairedCov(CovarianceForecaster):
+    """Sample vols with a repaired correlation, estimated as the Monte Carlo's estimator ``method``."""
+
+    method = ""
+
+    def __init__(self):
+        pass
+
+    def _fit(self, x: np.ndarray) -> np.ndarray:
+        cov, det = estimate_covariance(x, EstimatorSpec(method=self.method))
+        self.details_["repair_distance"] = det.get("repair_distance", 0.0)
+        return cov
+
+
+class DenoisedCov(_RepairedCov):
     """Sample vols with the correlation's noise eigenvalues (below the Marchenko-Pastur edge) replaced by
     their mean [L00] (the Monte Carlo's ``denoised``)."""
 
-    name = "denoised"
-
-    def __init__(self):
-        pass
-
-    def _fit(self, x: np.ndarray) -> np.ndarray:
-        cov, det = estimate_covariance(x, EstimatorSpec(method="denoised"))
-        self.details_["repair_distance"] = det.get("repair_distance", 0.0)
-        return cov
+    name = method = "denoised"
 
 
-class HierarchicalCov(CovarianceForecaster):
+class HierarchicalCov(_RepairedCov):
     """Sample vols with the average-linkage hierarchically filtered correlation [T07] (the Monte Carlo's
     ``hierarchical``)."""
 
-    name = "hierarchical"
-
-    def __init__(self):
-        pass
-
-    def _fit(self, x: np.ndarray) -> np.ndarray:
-        cov, det = estimate_covariance(x, EstimatorSpec(method="hierarchical"))
-        self.details_["repair_distance"] = det.get("repair_distance", 0.0)
-        return cov
+    name = method = "hierarchical"
 
 
 class DCCGarch(CovarianceForecaster):

@@ -352,20 +352,16 @@ def compile_constraints(
     tighten(lower, upper, "bounds")
     if not (np.all(lower == -np.inf) and np.all(upper == np.inf)):
         families.append("bounds")
-    if cs.max_position is not None:
-        cap = _vector("max_position", cs.max_position, n, allow_inf=True)
+    for field_name, family, centre in (("max_position", "position_caps", 0.0), ("max_trade", "trade_caps", w0)):
+        value = getattr(cs, field_name)
+        if value is None:
+            continue
+        cap = _vector(field_name, value, n, allow_inf=True)
         if np.any(cap < 0):
             i = int(np.flatnonzero(cap < 0)[0])
-            raise ConfigError(f"constraints.max_position[{i}]: must be >= 0 (got {cap[i]!r})")
-        tighten(-cap, cap, "position_caps")
-        families.append("position_caps")
-    if cs.max_trade is not None:
-        cap = _vector("max_trade", cs.max_trade, n, allow_inf=True)
-        if np.any(cap < 0):
-            i = int(np.flatnonzero(cap < 0)[0])
-            raise ConfigError(f"constraints.max_trade[{i}]: must be >= 0 (got {cap[i]!r})")
-        tighten(w0 - cap, w0 + cap, "trade_caps")
-        families.append("trade_caps")
+            raise ConfigError(f"constraints.{field_name}[{i}]: must be >= 0 (got {cap[i]!r})")
+        tighten(centre - cap, centre + cap, family)
+        families.append(family)
     fmask = frozen_mask(cs.frozen, n)
     if fmask.any():
         # frozen positions keep their weight: they override the other bounds (a frozen book may sit
