@@ -23,13 +23,15 @@ values, then :func:`value_differences`.
 
 from __future__ import annotations
 
+import threading
+from functools import partial
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["make_kernel", "numpy_pnl", "value_diff", "scenario_blocks", "from_blocks", "value_differences"]
+__all__ = ["make_kernel", "numpy_pnl", "value_diff", "scenario_blocks", "from_blocks", "value_differences", "block_differences", "write_block_differences", "take_scratch", "keep_scratch"]
 
 
 def value_diff(inst, s0, s1):
@@ -98,6 +100,82 @@ def scenario_blocks(base, new, block: int):
 def from_blocks(v, rows: int):
     """Per-block values ``[nb, n, block]`` -> ``[rows, n]``."""
     return v.transpose(0, 2, 1).reshape(-1, v.shape[1])[:rows]
+
+
+_scratch = threading.local()
+
+
+def take_scratch(shape: tuple[int, ...], like):
+    """A float array of ``shape`` on the device of the JAX array ``like``, for a kernel to take as its
+    output buffer by donation (``donate_argnames``): the one :func:`keep_scratch` last kept for that
+    device on this thread if its shape matches, else a new one.
+
+    A kernel whose output is tens of MiB otherwise gets fresh memory from the operating system on
+    every call, and the page faults (one per 4 KiB) cost as much as a fifth of the option kernel;
+    reusing the buffer through donation costs nothing.  Under tracing there is nothing to reuse.
+    """
+    if isinstance(like, jax.core.Tracer):
+        return jnp.zeros(shape)
+    device = next(iter(like.devices()))
+    kept = _kept().pop(device, None)
+    if kept is not None and kept.shape == shape:
+        return kept
+    return jax.device_put(jnp.zeros(shape), device)
+
+
+def keep_scratch(array) -> None:
+    """Keep ``array`` (a kernel's output that is no longer read) for the next :func:`take_scratch` on
+    this thread and its device."""
+    if not isinstance(array, jax.core.Tracer):
+        _kept()[next(iter(array.devices()))] = array
+
+
+def _kept() -> dict:
+    if not hasattr(_scratch, "kept"):
+        _scratch.kept = {}
+    return _scratch.kept
+
+
+@partial(jax.jit, static_argnames=("block", "rows"))
+def _block_differences(values, block: int, rows: int):
+    return values[:, block : block + rows] - values[:, :1]
+
+
+def block_differences(values, block: int, rows: int):
+    """P&L ``[rows, n]`` from values ``[n, W]`` whose columns ``[0, block)`` are at the base levels and
+    columns ``block, block + 1, ...`` at each scenario's (the layout of the hand-batched option kernel).
+
+    A program of its own, so that ``V' - V`` subtracts stored values (see :func:`value_differences`).
+    The difference is computed as ``[n, rows]``, contiguous in the scenarios like the values, and
+    returned transposed: as a Fortran-ordered numpy view when ``values`` is concrete (no copy; numpy
+    reductions and matrix products take it as it is), as a JAX transpose under tracing.
+    """
+    d = _block_differences(values, block, rows)
+    if isinstance(d, jax.core.Tracer):
+        return d.T
+    return np.asarray(d).T
+
+
+@partial(jax.jit, static_argnames=("block", "rows"))
+def _transposed_block_differences(values, block: int, rows: int):
+    return (values[:, block : block + rows] - values[:, :1]).T
+
+
+def write_block_differences(values, block: int, out: np.ndarray) -> np.ndarray:
+    """Write into ``out[S, n]`` the P&L of :func:`block_differences` and return ``out``.
+
+    When ``out`` holds each instrument's scenarios contiguously (a Fortran-ordered array, or columns
+    of one), numpy subtracts the stored values straight into it: one pass over memory, with no
+    intermediate array.  Otherwise (``out`` in C order) the transpose is left to a compiled program,
+    whose tiled copy is several times faster than numpy's element-by-element one.
+    """
+    rows = out.shape[0]
+    if out.strides[0] == out.itemsize or rows == 1:
+        v = np.asarray(values)
+        np.subtract(v[:, block : block + rows].T, v[:, :1].T, out=out)
+    else:
+        out[...] = np.asarray(_transposed_block_differences(values, block, rows))
+    return out
 
 
 @jax.jit

@@ -55,11 +55,12 @@ from ._common import (
     fx_level,
     norm_cdf,
     norm_cdf_numpy,
+    normal_tail_ratio,
     stack_points,
     year_fraction,
     zero_at,
 )
-from ._edge import from_blocks, make_kernel, numpy_pnl, scenario_blocks, value_diff, value_differences
+from ._edge import block_differences, keep_scratch, make_kernel, numpy_pnl, take_scratch, value_diff, write_block_differences
 
 __all__ = [
     "OptionBook",
@@ -73,6 +74,7 @@ __all__ = [
     "option_value_one",
     "option_pnl_one",
     "option_pnl",
+    "option_pnl_into",
     "option_pnl_numpy",
     "option_factors",
     "option_build",
@@ -211,61 +213,120 @@ def _structure(o: OptionBook) -> _Structure:
         return _Structure(True, True, True)
 
 
-@partial(jax.jit, static_argnames=("structure", "block"))
-def _option_values(o: OptionBook, spot_cols, spot_of, base, new, structure: _Structure, block: int):
-    """Values in base currency ``[1 + S, n]`` of every option at ``base`` (row 0) and each ``new``.
+@partial(jax.jit, static_argnames=("structure", "block"), donate_argnames=("buffer",))
+def _option_values(o: OptionBook, spot_cols, spot_of, base, new, buffer, structure: _Structure, block: int):
+    """Values in base currency ``[n, (1 + nb) block]`` of every option: columns ``[0, block)`` at the
+    ``base`` levels, then one column per row of ``new[S, F]`` (``nb = ceil(S / block)``; the last block
+    is completed with the base levels).
 
-    The model of :func:`option_value_one`, with what does not depend on the scenario computed once
-    per option (``sqrt T``, ``ln K``, ``ln(T / T0)``) and ``ln S`` once per underlying and scenario
-    (``spot_cols`` the distinct spot columns, ``spot_of`` each option's row among them), so that the
-    work per option and scenario is two exponentials, two divisions and two normal CDFs.  Scenarios
-    run on the minor axis, ``block`` at a time (``kernels._edge.scenario_blocks``).
+    The model of :func:`option_value_one`, rearranged so that the work per option and scenario is
+    small:
+
+    * what does not depend on the scenario is computed once per option (``sqrt T``, ``ln K``,
+      ``ln(T / T0)``, ``e^{-qT}``), and ``ln S`` once per underlying and scenario (``spot_cols`` the
+      distinct spot columns, ``spot_of`` each option's row among them), so ``ln(F/K)`` needs no
+      logarithm per option;
+    * the price is ``omega (A - B)`` with ``A = DF F N(omega d1)`` and ``B = DF K N(omega d2)``.  Both
+      CDFs come from :func:`normal_tail_ratio` and one exponential: ``DF K e^{-d2^2/2} =
+      DF F e^{-d1^2/2}`` (because ``d1^2 - d2^2 = 2 ln(F/K)``), so with ``G = DF F e^{-d1^2/2}``,
+      ``DF F N(-|d1|) = G m(|d1|)`` and ``DF K N(-|d2|) = G m(|d2|)``; the other side of zero is the
+      complement (``DF F - G m(|d1|)``).  The two terms of the price then carry the same rounding of
+      the exponential, which keeps deep out-of-the-money prices accurate to a few units in the last
+      place (a difference of two erfc-based CDFs loses up to 1e-9 of them there);
+    * ``DF F = S e^{(r_d - q) T - r_d T} = S e^{-qT}`` for equity options, so a book without FX or
+      commodity options needs two exponentials per option and scenario (``DF = e^{-r_d T}`` and
+      ``e^{-d1^2/2}``), and one more (``DF F``) otherwise; the foreign curve, the basis and the FX
+      translation are compiled in only when some option of the book uses them.
+
+    Scenarios run on the minor axis, ``block`` at a time (a loop of the compiled program whose
+    arrays stay in cache), and every column, the base ones included, goes through the same loop
+    body: a scenario at the base levels gives the base value bit for bit.  ``buffer`` (donated: its
+    memory becomes the result's) is any array of the result's shape (``kernels._edge.take_scratch``).
     """
-    LT, rows = scenario_blocks(base, new, block)  # [nb, F, block]
-    ln_spot = jnp.log(LT[:, spot_cols, :])  # [nb, U, block]: one logarithm per underlying
+    S, F = new.shape
+    nb = -(-S // block)
+    pad = nb * block - S
+    L = jnp.concatenate([new, jnp.broadcast_to(base, (pad, F))]) if pad else new
+    LT = jnp.concatenate([jnp.broadcast_to(base[None, :, None], (1, F, block)), L.reshape(nb, block, F).transpose(0, 2, 1)])
+    ln_spot = jnp.log(LT[:, spot_cols, :])  # [1 + nb, U, block]: one logarithm per underlying
     T = o.expiry[:, None]
     sqrt_t = jnp.sqrt(o.expiry)[:, None]
+    inv_sqrt_t = 1.0 / sqrt_t
     ln_k = jnp.log(o.strike)[:, None]
     ln_tt0 = jnp.log(o.expiry / T0_YEARS)[:, None]
     q_t = (o.div_yield * o.expiry)[:, None]
+    exp_q = jnp.exp(-q_t)
+    K = o.strike[:, None]
     w = o.omega[:, None]
+    u = o.units[:, None]
+    carry_rate = structure.foreign or structure.basis  # DF F needs an exponential of its own
 
-    def one(blk):
-        lt, ls = blk
+    def value(lt, ls):
+        S_ = lt[o.spot_idx]
         rd = o.dom.w_lo[:, None] * lt[o.dom.lo] + o.dom.w_hi[:, None] * lt[o.dom.hi]
         log_carry = o.rd_in_fwd[:, None] * rd * T - q_t
         if structure.foreign:
             log_carry = log_carry - (o.forn.w_lo[:, None] * lt[o.forn.lo] + o.forn.w_hi[:, None] * lt[o.forn.hi]) * T
         if structure.basis:
             log_carry = log_carry + lt[o.basis_idx] * o.basis_time[:, None]
-        ln_f = ls[spot_of] + log_carry
-        k = ln_k - ln_f  # ln(K / F)
-        x = k / sqrt_t
+        k = ln_k - (ls[spot_of] + log_carry)  # ln(K / F)
+        x = k * inv_sqrt_t
         atm, skew, curv, term = (lt[o.vol_idx[:, c]] for c in range(4))
         sig = jnp.maximum(atm + term * ln_tt0 + skew * x + curv * x * x, VOL_FLOOR)
         sd = sig * sqrt_t
         d1 = -k / sd + 0.5 * sd
         d2 = d1 - sd
-        px = jnp.exp(-rd * T) * w * (jnp.exp(ln_f) * norm_cdf(w * d1) - o.strike[:, None] * norm_cdf(w * d2))
-        v = o.units[:, None] * px
+        df_k = K * jnp.exp(-rd * T)
+        df_f = S_ * jnp.exp(log_carry - rd * T) if carry_rate else S_ * exp_q
+        g = df_f * jnp.exp(-0.5 * d1 * d1)
+        t1 = g * normal_tail_ratio(jnp.abs(d1))  # DF F N(-|d1|)
+        t2 = g * normal_tail_ratio(jnp.abs(d2))  # DF K N(-|d2|)
+        a = jnp.where(w * d1 < 0, t1, df_f - t1)  # DF F N(omega d1)
+        b = jnp.where(w * d2 < 0, t2, df_k - t2)  # DF K N(omega d2)
+        v = u * w * (a - b)
         if structure.fx:
             v = v * jnp.where(o.fx_idx[:, None] >= 0, lt[jnp.maximum(o.fx_idx, 0)], 1.0)
         return v
 
-    return from_blocks(jax.lax.map(one, (LT, ln_spot)), rows)
+    def body(i, out):
+        v = value(jax.lax.dynamic_index_in_dim(LT, i, keepdims=False), jax.lax.dynamic_index_in_dim(ln_spot, i, keepdims=False))
+        return jax.lax.dynamic_update_slice(out, v, (0, i * block))
+
+    return jax.lax.fori_loop(0, nb + 1, body, buffer)
 
 
 def option_pnl(o: OptionBook, base, new, block: int = SCENARIO_BLOCK):
     """Full-revaluation P&L ``[S, n]`` (base currency) of a book of options from ``base[F]`` to each
     row of ``new[S, F]``: the model of :func:`option_value_one`, batched over options and scenarios
-    by hand (see :func:`_option_values`); compiled once per book shape and ``S``."""
+    by hand (see :func:`_option_values`); compiled once per book shape and ``S``.
+
+    Returned as the transpose of an ``[n, S]`` array (a Fortran-ordered numpy view when the inputs are
+    concrete; see :func:`kernels._edge.block_differences`).
+    """
+    new = jnp.asarray(new)
+    values = _values(o, base, new, block)
+    pnl = block_differences(values, block, new.shape[0])
+    keep_scratch(values)
+    return pnl
+
+
+def option_pnl_into(o: OptionBook, base, new, out: np.ndarray, block: int = SCENARIO_BLOCK) -> np.ndarray:
+    """:func:`option_pnl` written into ``out[S, n]`` (fastest when ``out`` is Fortran-ordered)."""
+    values = _values(o, base, jnp.asarray(new), block)
+    write_block_differences(values, block, out)
+    keep_scratch(values)
+    return out
+
+
+def _values(o: OptionBook, base, new, block: int):
+    """:func:`_option_values` of ``new[S, F]``, into this thread's scratch buffer."""
+    buffer = take_scratch((np.shape(o.strike)[0], (1 - (-new.shape[0] // block)) * block), new)
     try:
         spot_cols, spot_of = np.unique(np.asarray(o.spot_idx), return_inverse=True)
         spot_of = spot_of.reshape(-1)
     except jax.errors.TracerArrayConversionError:
         spot_cols, spot_of = o.spot_idx, jnp.arange(jnp.shape(o.spot_idx)[0])
-    values = _option_values(o, spot_cols, spot_of, jnp.asarray(base), jnp.asarray(new), structure=_structure(o), block=block)
-    return value_differences(values)
+    return _option_values(o, spot_cols, spot_of, jnp.asarray(base), new, buffer, structure=_structure(o), block=block)
 
 
 def _value_numpy(o: OptionBook, L: np.ndarray) -> np.ndarray:

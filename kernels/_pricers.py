@@ -15,7 +15,7 @@ from ._forwards import (
     fx_forward_pnl_numpy,
     fx_forward_pnl_one,
 )
-from ._options import check_option_vols, option_build, option_factors, option_pnl, option_pnl_numpy, option_pnl_one
+from ._options import check_option_vols, option_build, option_factors, option_pnl, option_pnl_into, option_pnl_numpy, option_pnl_one
 from ._rates import (
     cashflow_build,
     cashflow_pnl,
@@ -31,7 +31,8 @@ from ._revalue import Pricer, register
 
 __all__ = ["OPTION", "CASHFLOW", "RATE_FUTURE", "FX_FORWARD", "COMMODITY_FUTURE", "CDS"]
 
-OPTION = Pricer(("option",), option_factors, option_build, option_pnl, option_pnl_numpy, option_pnl_one, check_option_vols)
+OPTION = Pricer(("option",), option_factors, option_build, option_pnl, option_pnl_numpy, option_pnl_one, check_option_vols,
+                pnl_into=option_pnl_into)
 CASHFLOW = Pricer(("bond", "swap"), rates_factors, cashflow_build, cashflow_pnl, cashflow_pnl_numpy, cashflow_pnl_one,
                   rows=lambda b: b.rows())
 RATE_FUTURE = Pricer(("rate_future",), rates_factors, rate_future_build, rate_future_pnl, rate_future_pnl_numpy, rate_future_pnl_one)

@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from core import ConfigError, DataError, fx_factor
+from core import DataError, fx_factor
 
 from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
 
-__all__ = ["PreparedBook", "Pricer", "PRICERS", "register", "required_factors", "prepare", "check_levels", "revalue", "revalue_numpy", "shocked_levels"]
+__all__ = ["PreparedBook", "Pricer", "PRICERS", "register", "required_factors", "prepare", "check_levels", "revalue", "revalue_numpy", "shocked_levels", "preferred_order"]
 
 
 def _registered_pricer(types: tuple[str, ...]) -> "Pricer":
@@ -38,6 +38,9 @@ class Pricer:
     rows : arrays -> the struct-of-arrays with one row per instrument that ``pnl_one`` is vmapped
         over, where ``arrays`` also carry data of the whole book (e.g. the packed cash flows of
         ``_flows.py``); optional, default the arrays themselves
+    pnl_into : (arrays, base[F], new[S, F], out[S, n]) -> out: ``pnl`` written into ``out``, for
+        kernels that can write it without an intermediate array (the option kernel, whose values are
+        held scenario-contiguous, writes a Fortran-ordered ``out`` in one pass); optional
     """
 
     types: tuple[str, ...]
@@ -48,6 +51,7 @@ class Pricer:
     pnl_one: Callable | None = None
     check: Callable | None = None
     rows: Callable | None = None
+    pnl_into: Callable | None = None
 
     def __reduce__(self):
         # Pickle a registered pricer as a reference to the registry of the process that loads it.  Its
@@ -197,18 +201,36 @@ def revalue(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np
     """
     if out is None:
         out = np.empty((shocks.shape[0], book.n))
+    new = jnp.asarray(shocked_levels(base, shocks, is_log))
+    base_j = jnp.asarray(base)
     covered = np.zeros(book.n, dtype=bool)
-    for cols, pnl in revalue_groups(book, base, shocks, is_log):
-        place(out, cols, pnl)
+    direct = [g for g in book.groups if g.pricer.pnl_into is not None and _contiguous(g.columns)]
+    # dispatch the other groups first (JAX runs them asynchronously unless async dispatch is off)
+    pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups if not any(g is d for d in direct)]
+    for g in direct:
+        g.pricer.pnl_into(g.arrays, base_j, new, out[:, g.columns[0] : g.columns[-1] + 1])
+        covered[g.columns] = True
+    for cols, pnl in pending:
+        place(out, cols, np.asarray(pnl))
         covered[cols] = True
     if not covered.all():
         out[:, ~covered] = 0.0
     return out
 
 
+def _contiguous(cols: np.ndarray) -> bool:
+    return bool(len(cols)) and cols[-1] - cols[0] + 1 == len(cols)
+
+
+def preferred_order(book: PreparedBook) -> str:
+    """``"F"`` when every instrument group of ``book`` writes a Fortran-ordered P&L array fastest
+    (see ``Pricer.pnl_into``), else ``"C"``: the memory order for an ``out`` given to :func:`revalue`."""
+    return "F" if book.groups and all(g.pricer.pnl_into is not None for g in book.groups) else "C"
+
+
 def place(out: np.ndarray, cols: np.ndarray, pnl: np.ndarray) -> None:
     """``out[:, cols] = pnl``, as a slice when ``cols`` is increasing and contiguous."""
-    if len(cols) and cols[-1] - cols[0] + 1 == len(cols):
+    if _contiguous(cols):
         out[:, cols[0] : cols[-1] + 1] = pnl
     else:
         out[:, cols] = pnl

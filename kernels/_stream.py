@@ -10,8 +10,9 @@ per instrument type and chunk shape, whatever the number of scenarios.  A chunk 
 thread per device; JAX releases the GIL while a computation runs, so the devices work in parallel.
 On a CPU, JAX shows one device unless the process starts with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` (what ``benchmarks/kernels.py`` does).
-Each device's thread writes its rows of the chunk's P&L in place, and the next chunk's shocks are made
-on another thread while the devices work.
+Each device's thread writes its rows of the chunk's P&L in place, the next chunk's shocks are made
+on another thread while the devices work, and the devices start on the next chunk while ``reduce``
+reads this one (two chunk buffers in turn).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
-from ._revalue import PreparedBook, revalue
+from ._revalue import PreparedBook, preferred_order, revalue
 
 __all__ = ["StreamResult", "revalue_stream"]
 
@@ -66,8 +67,11 @@ def revalue_stream(
     n_scenarios : ``S`` (required when ``shocks`` is a function)
     chunk_size : scenarios per chunk; a multiple of the number of devices
     reduce : ``(start, pnl[m, n]) -> anything``; default keeps the P&L chunk itself.  A given
-        ``reduce`` receives the same array for every chunk, overwritten by the next chunk: it must
-        copy what it keeps (fresh memory for every chunk of a large book costs a page fault per 4 KiB)
+        ``reduce`` receives one of two arrays that the chunks take in turn (the devices fill the next
+        chunk while ``reduce`` reads this one), overwritten two chunks later: it must copy what it keeps (fresh memory for every chunk of a large book costs a page fault per 4 KiB).
+        The chunk is in the memory order the book's kernels write fastest
+        (:func:`kernels.preferred_order`: Fortran order, each position's scenarios contiguous, for a
+        book of options), which numpy reductions and matrix products take as it is
     devices : JAX devices to spread each chunk over (default ``jax.local_devices()``)
     """
     if callable(shocks):
@@ -91,13 +95,21 @@ def revalue_stream(
         with jax.default_device(dev):
             revalue(book, base, block, is_log, out=out)  # each thread copies its rows into the chunk
 
-    reuse = np.empty((chunk_size, book.n)) if reduce is not None else None
+    order = preferred_order(book)
+    # two buffers for a given reduce: the devices fill one chunk while ``reduce`` reads the other
+    buffers = [np.empty((chunk_size, book.n), order=order) for _ in range(2)] if reduce is not None else None
     reduce = reduce or (lambda start, pnl: pnl)
 
-    def run_chunk(block: np.ndarray) -> np.ndarray:
-        out = reuse if reuse is not None else np.empty((chunk_size, book.n))
-        rows = [slice(i * sub, (i + 1) * sub) for i in range(k)]
-        list(pool.map(run_on, devices, [block[r] for r in rows], [out[r] for r in rows]))
+    def start_chunk(block: np.ndarray, i: int):
+        """Queue chunk ``i``'s rows on the devices; returns the chunk's array and the devices' futures."""
+        out = buffers[i % 2] if buffers is not None else np.empty((chunk_size, book.n), order=order)
+        rows = [slice(j * sub, (j + 1) * sub) for j in range(k)]
+        return out, [pool.submit(run_on, d, block[r], out[r]) for d, r in zip(devices, rows)]
+
+    def finish(job) -> np.ndarray:
+        out, futures = job
+        for f in futures:
+            f.result()
         return out
 
     def shocks_of(start: int) -> np.ndarray:
@@ -109,17 +121,23 @@ def revalue_stream(
 
     try:
         t0 = time.perf_counter()
-        run_chunk(np.zeros((chunk_size, F)))
+        finish(start_chunk(np.zeros((chunk_size, F)), 0))
         compile_s = time.perf_counter() - t0
         out = []
         t0, c0 = time.perf_counter(), time.process_time()
         starts = list(range(0, n_scenarios, chunk_size))
         nxt = ahead.submit(shocks_of, starts[0]) if starts else None
+        job = None
         for i, start in enumerate(starts):
-            block = nxt.result()
-            if i + 1 < len(starts):
-                nxt = ahead.submit(shocks_of, starts[i + 1])
-            out.append(reduce(start, run_chunk(block)[: min(chunk_size, n_scenarios - start)]))
+            if job is None:
+                job = start_chunk(nxt.result(), i)
+                nxt = ahead.submit(shocks_of, starts[i + 1]) if i + 1 < len(starts) else None
+            pnl = finish(job)
+            job = None
+            if nxt is not None:  # the next chunk runs while this one is reduced
+                job = start_chunk(nxt.result(), i + 1)
+                nxt = ahead.submit(shocks_of, starts[i + 2]) if i + 2 < len(starts) else None
+            out.append(reduce(start, pnl[: min(chunk_size, n_scenarios - start)]))
         run_s, run_cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         pool.shutdown()

@@ -13,6 +13,7 @@ from kernels._options import (
     T0_YEARS,
     VOL_FLOOR,
     OptionBook,
+    option_model,
     option_pnl,
     option_pnl_numpy,
     option_value_one,
@@ -262,11 +263,12 @@ def test_surface_shapes():
 
 def _batched_values(book: OptionBook, base, new) -> np.ndarray:
     """Values ``[n, 1 + S]`` from the batched kernel (column 0 at ``base``)."""
-    from kernels._options import SCENARIO_BLOCK, _option_values, _structure
+    from kernels._options import SCENARIO_BLOCK, _values
 
-    cols, of = np.unique(book.spot_idx, return_inverse=True)
-    return np.asarray(_option_values(book, cols, of.ravel(), jnp.asarray(base), jnp.asarray(new), structure=_structure(book),
-                                     block=SCENARIO_BLOCK)).T
+    v = np.array(_values(book, jnp.asarray(base), jnp.asarray(new), SCENARIO_BLOCK))
+    # columns [0, block) at the base levels, then one per scenario
+    assert np.all(v[:, :SCENARIO_BLOCK] == v[:, :1])
+    return np.concatenate([v[:, :1], v[:, SCENARIO_BLOCK : SCENARIO_BLOCK + len(new)]], axis=1)
 
 
 def _stack(options: list[OptionBook], offsets: list[int]) -> OptionBook:
@@ -366,3 +368,59 @@ def test_batched_kernel_zero_shock_is_exactly_zero(S):
     pnl = np.asarray(option_pnl(book, base, new))
     assert pnl.shape == (S, 50)
     assert np.all(pnl[~moved] == 0.0)
+
+
+def test_normal_tail_ratio_matches_scipy():
+    """``N(-a) = exp(-a^2/2) m(a)`` with the kernel's rational ``m``: within 2e-15 of scipy's ``erfcx``
+    (Faddeeva package) on [0, 38.6], and of ``ndtr`` where ``N(-a)`` is a normal float."""
+    from scipy.special import erfcx, ndtr
+
+    from kernels._common import normal_tail_ratio
+
+    a = np.concatenate([np.linspace(0.0, 10.0, 20001), np.linspace(10.0, 38.6, 5001)])
+    m = np.asarray(normal_tail_ratio(jnp.asarray(a)))
+    ref = 0.5 * erfcx(a / np.sqrt(2.0))
+    assert np.max(np.abs(m / ref - 1)) < 2e-15
+    # numpy arrays give the same function, and N(x) matches ndtr on both sides of zero
+    np.testing.assert_array_equal(normal_tail_ratio(a), m)
+    small = a < 8.0
+    # N(-a) is as accurate as exp(-a^2/2), whose argument carries a rounding of a^2 eps / 2; ndtr
+    # itself is off by up to 4 eps (1 + a^2) (measured against erfcx the same way)
+    tol = 8.0 * (1.0 + a[small] ** 2) * np.finfo(float).eps
+    assert np.all(np.abs(np.exp(-a[small] ** 2 / 2) * m[small] / ndtr(-a[small]) - 1) < tol)
+    assert np.max(np.abs((1 - np.exp(-a[small] ** 2 / 2) * m[small]) - ndtr(a[small]))) < 4e-16
+
+
+def test_batched_kernel_is_accurate_deep_out_of_the_money():
+    """Far out of the money (d1, d2 from -5 to -35) the price ``DF (F N(d1) - K N(d2))`` is the
+    difference of two tiny, close numbers.  Against the same formula in 50-digit arithmetic (mpmath),
+    the batched kernel is within 1e-12 relative; a difference of two erfc-based CDFs (scipy's
+    ``ndtr``, like the one-option kernel) is off by about 1e-11 on this book."""
+    mp = pytest.importorskip("mpmath")
+    from scipy.special import ndtr
+
+    mp.mp.dps = 50
+    n = 60
+    T = np.full(n, 0.25)
+    strike = 100.0 * np.exp(np.linspace(0.6, 2.2, n))  # calls far out of the money
+    book = OptionBook(
+        spot_idx=np.full(n, S_), fx_idx=np.full(n, -1), strike=strike, expiry=T, fwd_time=T, omega=np.ones(n),
+        units=np.ones(n), dom=flat_points(RD, (n,)), rd_in_fwd=np.ones(n), forn=no_points((n,)), basis_idx=np.full(n, B),
+        basis_time=np.zeros(n), div_yield=np.zeros(n), vol_idx=np.tile(np.array([ATM, SKEW, CURV, TERM]), (n, 1)),
+    )
+    L = levels(100.0, 0.02, vol=0.15)
+    ours = _batched_values(book, L, L[None])[:, 0]
+    F, DF, sig, k = option_model(book, L)
+    exact = []
+    for j in range(n):  # from the same inputs: spot 100, rate 2%, the surface's vol at the strike
+        sd = mp.mpf(sig[j]) * mp.sqrt(mp.mpf(T[j]))
+        fwd = 100 * mp.exp(mp.mpf(L[RD]) * mp.mpf(T[j]))
+        d1 = mp.log(fwd / mp.mpf(strike[j])) / sd + sd / 2
+        exact.append(float(mp.exp(-mp.mpf(L[RD]) * mp.mpf(T[j])) * (fwd * mp.ncdf(d1) - mp.mpf(strike[j]) * mp.ncdf(d1 - sd))))
+    exact = np.array(exact)
+    sd = sig * np.sqrt(T)
+    d1 = -k / sd + 0.5 * sd
+    assert d1.max() < -5 and (d1 - sd).min() > -36 and exact.min() > 0
+    assert np.max(np.abs(ours / exact - 1)) < 1e-12
+    two_cdfs = DF * (F * ndtr(d1) - strike * ndtr(d1 - sd))
+    assert np.max(np.abs(two_cdfs / exact - 1)) > 1e-12  # what the shared exponential avoids

@@ -231,3 +231,27 @@ def test_ray_workers_compute_on_one_core(ray_session, demo):
     assert not asynchronous and pool == 1
     assert cpus == sorted(os.sched_getaffinity(0))  # the CPU set was given back
     assert busy < 1.1  # cores kept busy while revaluing
+
+
+def test_option_book_streams_in_fortran_order_with_the_same_numbers(demo):
+    """An options-only book writes its P&L straight into a Fortran-ordered chunk (no intermediate
+    array); the numbers are those of a C-ordered ``out`` and of the numpy twin, a zero shock is still
+    exactly zero, and the stream's two chunk buffers give every chunk its own numbers."""
+    book, snap, _ = demo
+    opts = book.positions[book.positions["type"] == "option"].reset_index(drop=True)
+    prepared = kernels.prepare(opts, snap.factors, "USD", snap.as_of, levels=snap.levels)
+    assert kernels.preferred_order(prepared) == "F"
+    sh = _shocks(snap, 70, 2.0, 5)
+    sh[[3, 40]] = 0.0
+    c_out = kernels.revalue(prepared, snap.levels, sh, snap.is_log)
+    f_out = kernels.revalue(prepared, snap.levels, sh, snap.is_log, out=np.empty(c_out.shape, order="F"))
+    assert f_out.flags.f_contiguous and c_out.flags.c_contiguous
+    np.testing.assert_array_equal(f_out, c_out)
+    assert np.all(f_out[[3, 40]] == 0.0)
+    twin = kernels.revalue_numpy(prepared, snap.levels, sh, snap.is_log)
+    assert np.max(np.abs(f_out - twin) / (np.abs(twin).max(axis=0) + 1.0)) < 1e-10
+    kept = kernels.revalue_stream(prepared, snap.levels, sh, snap.is_log, chunk_size=16, reduce=lambda s, p: (s, p.copy()))
+    assert [s for s, _ in kept.results] == [0, 16, 32, 48, 64]
+    np.testing.assert_array_equal(np.concatenate([p for _, p in kept.results]), c_out)
+    # the mixed demo book keeps C order
+    assert kernels.preferred_order(demo[2]) == "C"
