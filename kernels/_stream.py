@@ -33,7 +33,8 @@ class StreamResult(NamedTuple):
     """What :func:`revalue_stream` returns.
 
     results : list of ``reduce(start, pnl)`` per chunk, in scenario order
-    compile_seconds : time of the first (warm-up) call per device, trace and compile included
+    compile_seconds : time of the first (warm-up) call per device, trace and compile included (and the
+        first touch of the chunk buffers)
     run_seconds : wall time of all chunks after compilation
     chunks : number of chunks
     run_cpu_seconds : CPU time of this process (all its threads) over the same chunks; on a machine
@@ -122,6 +123,8 @@ def revalue_stream(
     try:
         t0 = time.perf_counter()
         finish(start_chunk(np.zeros((chunk_size, F)), 0))
+        if buffers is not None:
+            buffers[1].fill(0.0)  # the operating system maps its pages now, not during the first chunks
         compile_s = time.perf_counter() - t0
         out = []
         t0, c0 = time.perf_counter(), time.process_time()
