@@ -123,10 +123,14 @@ def take_scratch(shape: tuple[int, ...], like):
     return jax.device_put(jnp.zeros(shape), device)
 
 
+#: largest buffer :func:`keep_scratch` keeps (bytes): a one-off call on a huge batch frees its memory
+SCRATCH_MAX_BYTES = 256 << 20
+
+
 def keep_scratch(array) -> None:
     """Keep ``array`` (a kernel's output that is no longer read) for the next :func:`take_scratch` on
-    this thread and its device."""
-    if not isinstance(array, jax.core.Tracer):
+    this thread and its device, unless it is over :data:`SCRATCH_MAX_BYTES`."""
+    if not isinstance(array, jax.core.Tracer) and array.nbytes <= SCRATCH_MAX_BYTES:
         _kept()[next(iter(array.devices()))] = array
 
 

@@ -424,3 +424,23 @@ def test_batched_kernel_is_accurate_deep_out_of_the_money():
     assert np.max(np.abs(ours / exact - 1)) < 1e-12
     two_cdfs = DF * (F * ndtr(d1) - strike * ndtr(d1 - sd))
     assert np.max(np.abs(two_cdfs / exact - 1)) > 1e-12  # what the shared exponential avoids
+
+
+def test_scratch_buffers_are_reused_per_device_and_capped(monkeypatch):
+    """The option kernel takes its output buffer back from the last call on the same thread and device
+    (no fresh memory per call), and does not keep one over the cap."""
+    from kernels import _edge
+    from kernels._options import SCENARIO_BLOCK, _values
+
+    rng = np.random.default_rng(3)
+    book, base = _random_book(rng, 30)
+    new = jnp.asarray(np.repeat(base[None], 100, 0))
+    _edge._kept().clear()
+    first = _values(book, jnp.asarray(base), new, SCENARIO_BLOCK)
+    ptr = first.unsafe_buffer_pointer()
+    _edge.keep_scratch(first)
+    second = _values(book, jnp.asarray(base), new, SCENARIO_BLOCK)
+    assert second.unsafe_buffer_pointer() == ptr  # the kept buffer was donated to the second call
+    monkeypatch.setattr(_edge, "SCRATCH_MAX_BYTES", second.nbytes - 1)
+    _edge.keep_scratch(second)
+    assert not _edge._kept()
