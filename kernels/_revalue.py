@@ -204,11 +204,15 @@ def revalue(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np
     new = jnp.asarray(shocked_levels(base, shocks, is_log))
     base_j = jnp.asarray(base)
     covered = np.zeros(book.n, dtype=bool)
-    direct = [g for g in book.groups if g.pricer.pnl_into is not None and _contiguous(g.columns)]
+    direct = [g for g in book.groups if g.pricer.pnl_into is not None]
     # dispatch the other groups first (JAX runs them asynchronously unless async dispatch is off)
-    pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups if not any(g is d for d in direct)]
+    pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups if g.pricer.pnl_into is None]
     for g in direct:
-        g.pricer.pnl_into(g.arrays, base_j, new, out[:, g.columns[0] : g.columns[-1] + 1])
+        if _contiguous(g.columns):  # straight into out's columns
+            g.pricer.pnl_into(g.arrays, base_j, new, out[:, g.columns[0] : g.columns[-1] + 1])
+        else:  # into an array of out's memory order, then copied to the scattered columns
+            tmp = np.empty((out.shape[0], len(g.columns)), order="F" if out.strides[0] == out.itemsize else "C")
+            place(out, g.columns, g.pricer.pnl_into(g.arrays, base_j, new, tmp))
         covered[g.columns] = True
     for cols, pnl in pending:
         place(out, cols, np.asarray(pnl))

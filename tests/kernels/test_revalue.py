@@ -255,3 +255,22 @@ def test_option_book_streams_in_fortran_order_with_the_same_numbers(demo):
     np.testing.assert_array_equal(np.concatenate([p for _, p in kept.results]), c_out)
     # the mixed demo book keeps C order
     assert kernels.preferred_order(demo[2]) == "C"
+
+
+def test_options_between_other_positions_land_in_their_columns(demo):
+    """Options whose columns are not contiguous (a book that interleaves types) get the same P&L as the
+    options-only book, in C- and Fortran-ordered ``out``."""
+    book, snap, _ = demo
+    pos = book.positions
+    opts = pos[pos["type"] == "option"]
+    others = pos[pos["type"] != "option"]
+    mixed = pd.concat([opts.iloc[:1], others.iloc[:3], opts.iloc[1:], others.iloc[3:5]], ignore_index=True)
+    prepared = kernels.prepare(mixed, snap.factors, "USD", snap.as_of, levels=snap.levels)
+    is_opt = (mixed["type"] == "option").to_numpy()
+    assert np.flatnonzero(is_opt)[-1] - np.flatnonzero(is_opt)[0] + 1 > is_opt.sum()  # not contiguous
+    alone = kernels.prepare(opts.reset_index(drop=True), snap.factors, "USD", snap.as_of, levels=snap.levels)
+    sh = _shocks(snap, 40, 1.5, 8)
+    want = kernels.revalue(alone, snap.levels, sh, snap.is_log)
+    for order in "CF":
+        got = kernels.revalue(prepared, snap.levels, sh, snap.is_log, out=np.empty((40, len(mixed)), order=order))
+        np.testing.assert_array_equal(got[:, is_opt], want)
