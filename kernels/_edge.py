@@ -17,8 +17,9 @@ The batched kernels of the two heaviest types (bonds and swaps, options) are wri
 the whole book instead (``_flows.py``, ``_options.py``): their arrays hold the scenarios on the
 minor, contiguous axis, ``[instrument, scenario]``, so that every fused loop of XLA runs over
 contiguous memory and is vectorised across scenarios, in blocks of a few dozen scenarios that stay
-in cache (:func:`scenario_blocks`).  Their ``state`` and ``combine`` are the same two programs:
-values, then :func:`value_differences`.
+in cache (:func:`scenario_blocks`).  Their ``state`` and ``combine`` are the same two steps: values,
+then the difference of stored values (:func:`value_differences` for bonds; for options, whose values
+stay instrument-major, :func:`block_differences` or :func:`write_block_differences`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["make_kernel", "numpy_pnl", "value_diff", "scenario_blocks", "from_blocks", "value_differences", "block_differences", "write_block_differences", "take_scratch", "keep_scratch"]
+__all__ = [
+    "make_kernel",
+    "numpy_pnl",
+    "value_diff",
+    "scenario_blocks",
+    "from_blocks",
+    "value_differences",
+    "block_differences",
+    "write_block_differences",
+    "take_scratch",
+    "keep_scratch",
+]
 
 
 def value_diff(inst, s0, s1):
