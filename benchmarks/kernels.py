@@ -327,11 +327,10 @@ def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, samp
 def chunk_for(instruments: int, devices: int, budget_bytes: int = 32 << 20) -> int:
     """Scenarios per chunk: a power of 2 up to 4096 whose P&L per device stays under ``budget_bytes``.
 
-    The stream reuses its chunk buffers and the option kernel its output buffer, but the bond
-    kernel's arrays are new on every call, and above 32 MiB glibc maps them fresh from the operating
-    system (``mmap``): their page faults then cost as much as the kernel.  Below the cap, a larger
-    chunk spreads each call's fixed cost (dispatch, the base-level block of the option kernel)
-    over more scenarios.
+    The stream reuses its chunk buffers and the kernels their value buffers; the arrays a call still
+    makes (the shocked levels, the program's temporaries) grow with the chunk, and above 32 MiB glibc
+    maps them fresh from the operating system on every call.  Below the cap, a larger chunk spreads
+    each call's fixed cost (dispatch, the block of base levels) over more scenarios.
     """
     per_device = max(budget_bytes // (8 * instruments), 64)
     chunk = 1 << int(np.log2(per_device * devices))

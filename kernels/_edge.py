@@ -17,9 +17,9 @@ The batched kernels of the two heaviest types (bonds and swaps, options) are wri
 the whole book instead (``_flows.py``, ``_options.py``): their arrays hold the scenarios on the
 minor, contiguous axis, ``[instrument, scenario]``, so that every fused loop of XLA runs over
 contiguous memory and is vectorised across scenarios, in blocks of a few dozen scenarios that stay
-in cache (:func:`scenario_blocks`).  Their ``state`` and ``combine`` are the same two steps: values,
-then the difference of stored values (:func:`value_differences` for bonds; for options, whose values
-stay instrument-major, :func:`block_differences` or :func:`write_block_differences`).
+in cache (:func:`blocks_with_base`, :func:`fill_blocks`).  Their ``state`` and ``combine`` are the
+same two steps: values, then the difference of stored values (:func:`block_differences` or
+:func:`write_block_differences`).
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ __all__ = [
     "make_kernel",
     "numpy_pnl",
     "value_diff",
-    "scenario_blocks",
-    "from_blocks",
-    "value_differences",
     "block_differences",
     "write_block_differences",
     "take_scratch",
     "keep_scratch",
+    "blocks_with_base",
+    "fill_blocks",
+    "values_width",
 ]
 
 
@@ -95,23 +95,33 @@ def numpy_pnl(state_np: Callable, combine: Callable, book, base: np.ndarray, new
     return combine(book, s0, s1)
 
 
-def scenario_blocks(base, new, block: int):
-    """Levels ``[1 + S, F]`` (base first) as blocks ``[nb, F, block]``: scenarios on the minor axis.
-
-    The last block is completed with copies of the base levels, so that every column, the base
-    included, goes through the same vector code (a zero shock then gives the base value bit for bit).
-    Returns the blocks and ``1 + S``.
-    """
-    L = jnp.concatenate([base[None, :], new], axis=0)
-    rows = L.shape[0]
-    pad = (-rows) % block
-    L = jnp.concatenate([L, jnp.broadcast_to(base, (pad, L.shape[1]))], axis=0)
-    return L.reshape(-1, block, L.shape[1]).transpose(0, 2, 1), rows
+def blocks_with_base(base, new, block: int):
+    """Levels as blocks ``[1 + nb, F, block]``, scenarios on the minor axis: block 0 is all at the
+    ``base`` levels, then the rows of ``new[S, F]`` in order (``nb = ceil(S / block)``; the last block
+    is completed with the base levels)."""
+    S, F = new.shape
+    nb = -(-S // block)
+    pad = nb * block - S
+    L = jnp.concatenate([new, jnp.broadcast_to(base, (pad, F))]) if pad else new
+    return jnp.concatenate([jnp.broadcast_to(base[None, :, None], (1, F, block)), L.reshape(nb, block, F).transpose(0, 2, 1)])
 
 
-def from_blocks(v, rows: int):
-    """Per-block values ``[nb, n, block]`` -> ``[rows, n]``."""
-    return v.transpose(0, 2, 1).reshape(-1, v.shape[1])[:rows]
+def fill_blocks(value: Callable, xs: tuple, buffer, block: int):
+    """``buffer[:, i block : (i + 1) block] = value(*(x[i] for x in xs))`` for every block ``i``: a loop
+    of the compiled program (one block's arrays stay in cache), each block written in place into the
+    instrument-major ``buffer [n, nb block]``.  Every block runs the same loop body, so equal levels
+    give equal values bit for bit whichever block they are in."""
+
+    def body(i, out):
+        v = value(*(jax.lax.dynamic_index_in_dim(x, i, keepdims=False) for x in xs))
+        return jax.lax.dynamic_update_slice(out, v, (0, i * block))
+
+    return jax.lax.fori_loop(0, xs[0].shape[0], body, buffer)
+
+
+def values_width(rows: int, block: int) -> int:
+    """Columns of the values of :func:`blocks_with_base` for ``rows`` scenarios: ``(1 + nb) block``."""
+    return (1 - (-rows // block)) * block
 
 
 _scratch = threading.local()
@@ -161,7 +171,9 @@ def block_differences(values, block: int, rows: int):
     """P&L ``[rows, n]`` from values ``[n, W]`` whose columns ``[0, block)`` are at the base levels and
     columns ``block, block + 1, ...`` at each scenario's (the layout of the hand-batched option kernel).
 
-    A program of its own, so that ``V' - V`` subtracts stored values (see :func:`value_differences`).
+    A program of its own, so that ``V' - V`` subtracts stored values: fused with the program that
+    computes them, XLA may contract the last product and the subtraction into one fused multiply-add,
+    and a zero shock would leave a rounding residue.
     The difference is computed as ``[n, rows]``, contiguous in the scenarios like the values, and
     returned transposed: as a Fortran-ordered numpy view when ``values`` is concrete (no copy; numpy
     reductions and matrix products take it as it is), as a JAX transpose under tracing.
@@ -192,13 +204,3 @@ def write_block_differences(values, block: int, out: np.ndarray) -> np.ndarray:
     else:
         out[...] = np.asarray(_transposed_block_differences(values, block, rows))
     return out
-
-
-@jax.jit
-def value_differences(values):
-    """P&L ``[S, n]`` from values ``[1 + S, n]`` (row 0 at the base levels).
-
-    A program of its own, so that ``V' - V`` subtracts stored values: fused with the program that
-    computes them, XLA may recompute the base row inside the subtraction along another path.
-    """
-    return values[1:] - values[:1]

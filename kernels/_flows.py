@@ -46,9 +46,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._edge import from_blocks, scenario_blocks, value_differences
+from ._edge import (
+    block_differences,
+    blocks_with_base,
+    fill_blocks,
+    keep_scratch,
+    take_scratch,
+    values_width,
+    write_block_differences,
+)
 
-__all__ = ["SlotBucket", "NodeBlocks", "FlowLayout", "flow_layout", "layout_pnl", "layout_stats", "SLOT_WASTE"]
+__all__ = ["SlotBucket", "NodeBlocks", "FlowLayout", "flow_layout", "layout_pnl", "layout_pnl_into", "layout_values", "layout_stats", "SLOT_WASTE"]
 
 #: largest share of empty slots a bucket may add (relative to its flows) before a new bucket starts
 SLOT_WASTE = 0.25
@@ -380,23 +388,42 @@ def _present_values(layout: FlowLayout, LT):
     return jnp.concatenate(parts, axis=0)[layout.order]
 
 
-@partial(jax.jit, static_argnames=("block",))
-def _states(layout: FlowLayout, const, units, fx_idx, base, new, block: int = SCENARIO_BLOCK):
-    """Values in base currency ``[1 + S, n]`` at the base levels (row 0) and every scenario's."""
-    LT, rows = scenario_blocks(base, new, block)  # [nb, F, block]
+@partial(jax.jit, static_argnames=("block",), donate_argnames=("buffer",))
+def _states(layout: FlowLayout, const, units, fx_idx, base, new, buffer, block: int = SCENARIO_BLOCK):
+    """Values in base currency ``[n, (1 + nb) block]``: columns ``[0, block)`` at the base levels, then
+    one per row of ``new`` (``kernels._edge.blocks_with_base``), written into the donated ``buffer``."""
 
     def one(lt):
         pv = _present_values(layout, lt)
         fx = jnp.where(fx_idx[:, None] >= 0, lt[jnp.maximum(fx_idx, 0)], 1.0)
         return units[:, None] * (pv + const[:, None]) * fx
 
-    return from_blocks(jax.lax.map(one, LT), rows)
+    return fill_blocks(one, (blocks_with_base(base, new, block),), buffer, block)
+
+
+def layout_values(layout: FlowLayout, const, units, fx_idx, base, new, block: int = SCENARIO_BLOCK):
+    """:func:`_states` of ``new[S, F]`` into this thread's scratch buffer (``kernels._edge.take_scratch``)."""
+    new = jnp.asarray(new)
+    buffer = take_scratch((len(layout.order), values_width(new.shape[0], block)), new)
+    return _states(layout, const, units, fx_idx, jnp.asarray(base), new, buffer, block=block)
 
 
 def layout_pnl(layout: FlowLayout, const, units, fx_idx, base, new, block: int = SCENARIO_BLOCK):
-    """P&L ``[S, n]`` (base currency) from ``base[F]`` to each row of ``new[S, F]``.
+    """P&L ``[S, n]`` (base currency) from ``base[F]`` to each row of ``new[S, F]``, as the transpose of
+    an ``[n, S]`` array (``kernels._edge.block_differences``).
 
     ``const``, ``units``, ``fx_idx`` are the book's ``[n]`` arrays (value at time 0, quantity x
     multiplier, FX column or -1); ``block`` scenarios are evaluated per pass of the compiled loop.
     """
-    return value_differences(_states(layout, const, units, fx_idx, jnp.asarray(base), jnp.asarray(new), block=block))
+    values = layout_values(layout, const, units, fx_idx, base, new, block)
+    pnl = block_differences(values, block, np.shape(new)[0])
+    keep_scratch(values)
+    return pnl
+
+
+def layout_pnl_into(layout: FlowLayout, const, units, fx_idx, base, new, out: np.ndarray, block: int = SCENARIO_BLOCK):
+    """:func:`layout_pnl` written into ``out[S, n]`` (``kernels._edge.write_block_differences``)."""
+    values = layout_values(layout, const, units, fx_idx, base, new, block)
+    write_block_differences(values, block, out)
+    keep_scratch(values)
+    return out

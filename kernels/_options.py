@@ -60,7 +60,18 @@ from ._common import (
     year_fraction,
     zero_at,
 )
-from ._edge import block_differences, keep_scratch, make_kernel, numpy_pnl, take_scratch, value_diff, write_block_differences
+from ._edge import (
+    block_differences,
+    blocks_with_base,
+    fill_blocks,
+    keep_scratch,
+    make_kernel,
+    numpy_pnl,
+    take_scratch,
+    value_diff,
+    values_width,
+    write_block_differences,
+)
 
 __all__ = [
     "OptionBook",
@@ -243,11 +254,7 @@ def _option_values(o: OptionBook, spot_cols, spot_of, base, new, buffer, structu
     body: a scenario at the base levels gives the base value bit for bit.  ``buffer`` (donated: its
     memory becomes the result's) is any array of the result's shape (``kernels._edge.take_scratch``).
     """
-    S, F = new.shape
-    nb = -(-S // block)
-    pad = nb * block - S
-    L = jnp.concatenate([new, jnp.broadcast_to(base, (pad, F))]) if pad else new
-    LT = jnp.concatenate([jnp.broadcast_to(base[None, :, None], (1, F, block)), L.reshape(nb, block, F).transpose(0, 2, 1)])
+    LT = blocks_with_base(base, new, block)
     ln_spot = jnp.log(LT[:, spot_cols, :])  # [1 + nb, U, block]: one logarithm per underlying
     T = o.expiry[:, None]
     sqrt_t = jnp.sqrt(o.expiry)[:, None]
@@ -288,11 +295,7 @@ def _option_values(o: OptionBook, spot_cols, spot_of, base, new, buffer, structu
             v = v * jnp.where(o.fx_idx[:, None] >= 0, lt[jnp.maximum(o.fx_idx, 0)], 1.0)
         return v
 
-    def body(i, out):
-        v = value(jax.lax.dynamic_index_in_dim(LT, i, keepdims=False), jax.lax.dynamic_index_in_dim(ln_spot, i, keepdims=False))
-        return jax.lax.dynamic_update_slice(out, v, (0, i * block))
-
-    return jax.lax.fori_loop(0, nb + 1, body, buffer)
+    return fill_blocks(value, (LT, ln_spot), buffer, block)
 
 
 def option_pnl(o: OptionBook, base, new, block: int = SCENARIO_BLOCK):
@@ -320,7 +323,7 @@ def option_pnl_into(o: OptionBook, base, new, out: np.ndarray, block: int = SCEN
 
 def _values(o: OptionBook, base, new, block: int):
     """:func:`_option_values` of ``new[S, F]``, into this thread's scratch buffer."""
-    buffer = take_scratch((np.shape(o.strike)[0], (1 - (-new.shape[0] // block)) * block), new)
+    buffer = take_scratch((np.shape(o.strike)[0], values_width(new.shape[0], block)), new)
     try:
         spot_cols, spot_of = np.unique(np.asarray(o.spot_idx), return_inverse=True)
         spot_of = spot_of.reshape(-1)

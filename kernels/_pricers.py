@@ -19,6 +19,7 @@ from ._options import check_option_vols, option_build, option_factors, option_pn
 from ._rates import (
     cashflow_build,
     cashflow_pnl,
+    cashflow_pnl_into,
     cashflow_pnl_numpy,
     cashflow_pnl_one,
     rate_future_build,
@@ -34,7 +35,7 @@ __all__ = ["OPTION", "CASHFLOW", "RATE_FUTURE", "FX_FORWARD", "COMMODITY_FUTURE"
 OPTION = Pricer(("option",), option_factors, option_build, option_pnl, option_pnl_numpy, option_pnl_one, check_option_vols,
                 pnl_into=option_pnl_into)
 CASHFLOW = Pricer(("bond", "swap"), rates_factors, cashflow_build, cashflow_pnl, cashflow_pnl_numpy, cashflow_pnl_one,
-                  rows=lambda b: b.rows())
+                  rows=lambda b: b.rows(), pnl_into=cashflow_pnl_into)
 RATE_FUTURE = Pricer(("rate_future",), rates_factors, rate_future_build, rate_future_pnl, rate_future_pnl_numpy, rate_future_pnl_one)
 FX_FORWARD = Pricer(("fx_forward",), fx_forward_factors, fx_forward_build, fx_forward_pnl, fx_forward_pnl_numpy, fx_forward_pnl_one)
 COMMODITY_FUTURE = Pricer(

@@ -42,9 +42,10 @@ from core import ConfigError, factor_spec, fx_factor
 
 from ._common import DAYS_PER_YEAR, CurvePoints, curve_factors, curve_points, fx_index, fx_level, year_fraction, zero_at
 from ._edge import make_kernel, numpy_pnl, settled_diff, value_diff
-from ._flows import FlowLayout, flow_layout, layout_pnl
+from ._flows import FlowLayout, flow_layout, layout_pnl, layout_pnl_into
 
 __all__ = [
+    "cashflow_pnl_into",
     "CashflowBook",
     "RateFutureBook",
     "coupon_schedule",
@@ -164,6 +165,12 @@ def cashflow_pnl(b: CashflowBook, base, new) -> jnp.ndarray:
     ``S``."""
     layout = b.layout if b.layout is not None else flow_layout(b)
     return layout_pnl(layout, b.const, b.units, b.fx_idx, base, new)
+
+
+def cashflow_pnl_into(b: CashflowBook, base, new, out: np.ndarray) -> np.ndarray:
+    """:func:`cashflow_pnl` written into ``out[S, n]`` (fastest when ``out`` is Fortran-ordered)."""
+    layout = b.layout if b.layout is not None else flow_layout(b)
+    return layout_pnl_into(layout, b.const, b.units, b.fx_idx, base, new, out)
 
 
 def _cf_value_numpy(b: CashflowBook, L: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ import pytest
 import kernels
 from core import book_from_records, log_mask
 from kernels._flows import FlowLayout, flow_layout, layout_pnl, layout_stats
-from kernels._flows import _states as flow_states
+from kernels._flows import SCENARIO_BLOCK as FLOW_BLOCK
+from kernels._flows import layout_values
 from kernels._rates import CashflowBook, _cf_value_numpy, cashflow_pnl, cashflow_pnl_numpy, cashflow_value_one
 
 from kernel_helpers import AS_OF, GRID, GRID_DAYS, bond_book, ql_bond_value, random_cf_book, stack_books, zero_curve
@@ -122,7 +123,9 @@ def test_values_agree_with_padded_kernel_and_numpy_twin(two_curves, dense, curve
     ``curve_ids`` the two curves share groups: a node or a slot still belongs to one curve."""
     book, base, new = two_curves
     layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int) if curves else None, dense=dense)
-    ours = np.asarray(flow_states(layout, book.const, book.units, book.fx_idx, jnp.asarray(base), jnp.asarray(new))).T  # [n, 1 + S]
+    v = np.array(layout_values(layout, book.const, book.units, book.fx_idx, base, new))  # [n, (1 + nb) block]
+    assert np.all(v[:, :FLOW_BLOCK] == v[:, :1])  # the base block
+    ours = np.concatenate([v[:, :1], v[:, FLOW_BLOCK : FLOW_BLOCK + len(new)]], axis=1)  # [n, 1 + S]
     levels = np.concatenate([base[None], new])
     twin = _cf_value_numpy(book, levels).T
     np.testing.assert_allclose(ours, twin, rtol=1e-13, atol=0)

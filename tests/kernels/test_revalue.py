@@ -274,3 +274,22 @@ def test_options_between_other_positions_land_in_their_columns(demo):
     for order in "CF":
         got = kernels.revalue(prepared, snap.levels, sh, snap.is_log, out=np.empty((40, len(mixed)), order=order))
         np.testing.assert_array_equal(got[:, is_opt], want)
+
+
+def test_options_and_bonds_stream_in_fortran_order(demo):
+    """Bonds and swaps write their P&L like options (instrument-major values, one pass into ``out``):
+    a book of the two streams in Fortran order with the numbers of a C-ordered ``revalue``."""
+    book, snap, _ = demo
+    pos = book.positions[book.positions["type"].isin(["option", "bond", "swap"])].reset_index(drop=True)
+    prepared = kernels.prepare(pos, snap.factors, "USD", snap.as_of, levels=snap.levels)
+    assert kernels.preferred_order(prepared) == "F" and len(prepared.groups) == 2
+    sh = _shocks(snap, 50, 1.0, 9)
+    sh[7] = 0.0
+    want = kernels.revalue(prepared, snap.levels, sh, snap.is_log)
+    assert np.all(want[7] == 0.0)
+    got = kernels.revalue_stream(prepared, snap.levels, sh, snap.is_log, chunk_size=16,
+                                 reduce=lambda s, p: (p.flags.f_contiguous, p.copy()))
+    assert all(f for f, _ in got.results[:-1])  # the last chunk is a slice of its rows
+    np.testing.assert_array_equal(np.concatenate([p for _, p in got.results]), want)
+    twin = kernels.revalue_numpy(prepared, snap.levels, sh, snap.is_log)
+    assert np.max(np.abs(want - twin) / (np.abs(twin).max(axis=0) + 1.0)) < 1e-10
