@@ -338,6 +338,17 @@ def chunk_for(instruments: int, devices: int, budget_bytes: int = 32 << 20) -> i
     return int(min(max(chunk, 64 * devices), 4096))
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1, else a one-line usage error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (got {text!r})")
+    return value
+
+
 def run_sub(args: list[str], env: dict) -> dict:
     cmd = [sys.executable, __file__, "--worker", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -356,7 +367,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=os.cpu_count(), help="XLA host devices on a CPU (default: cores)")
     ap.add_argument("--ql-sample", type=int, default=200, help="instruments in the QuantLib sample")
     ap.add_argument("--ql-scenarios", type=int, default=200, help="scenarios in the QuantLib sample")
-    ap.add_argument("--repeat", type=int, default=1,
+    ap.add_argument("--repeat", type=_positive, default=1,
                     help="runs of each engine, in turn; the table shows each engine's best run (default 1)")
     ap.add_argument("--memory-check", action="store_true", help="only the 10,000 x 1,000,000 chunked run of one book (--memory-kind)")
     ap.add_argument("--memory-kind", choices=sorted(BOOKS), default="option", help="the book of --memory-check")

@@ -56,7 +56,17 @@ from ._edge import (
     write_block_differences,
 )
 
-__all__ = ["SlotBucket", "NodeBlocks", "FlowLayout", "flow_layout", "layout_pnl", "layout_pnl_into", "layout_values", "layout_stats", "SLOT_WASTE"]
+__all__ = [
+    "SlotBucket",
+    "NodeBlocks",
+    "FlowLayout",
+    "flow_layout",
+    "layout_pnl",
+    "layout_pnl_into",
+    "layout_values",
+    "layout_stats",
+    "SLOT_WASTE",
+]
 
 #: largest share of empty slots a bucket may add (relative to its flows) before a new bucket starts
 SLOT_WASTE = 0.25

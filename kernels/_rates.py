@@ -158,7 +158,7 @@ def cashflow_value_one(b: CashflowBook, L):
 cashflow_pnl_one, _cashflow_pnl_vmap = make_kernel(cashflow_value_one)
 
 
-def cashflow_pnl(b: CashflowBook, base, new) -> jnp.ndarray:
+def cashflow_pnl(b: CashflowBook, base, new):
     """Full-revaluation P&L ``[S, n]`` (base currency) of bonds and swaps from ``base[F]`` to each
     row of ``new[S, F]``: :func:`cashflow_value_one`'s sum over the flows, from the flows packed by
     :func:`kernels._flows.flow_layout` (``b.layout``, or packed now); compiled once per layout and

@@ -29,7 +29,8 @@ class Pricer:
 
     factors : positions DataFrame, base currency -> list of factor names per position
     build : positions DataFrame, factor index, base currency, as-of date -> struct-of-arrays (NamedTuple)
-    pnl : (arrays, base[F], new[S, F]) -> P&L ``[S, n]`` (jitted JAX)
+    pnl : (arrays, base[F], new[S, F]) -> P&L ``[S, n]`` (a JAX array, or for the hand-batched kernels
+        a Fortran-ordered numpy view of their ``[n, S]`` result)
     pnl_numpy : the plain numpy twin of ``pnl``
     pnl_one : (one row of arrays, base[F], new[F]) -> scalar P&L, the unbatched kernel that ``pnl``
         vmaps (used for sensitivities by automatic differentiation); None if not available

@@ -69,10 +69,11 @@ def revalue_stream(
     chunk_size : scenarios per chunk; a multiple of the number of devices
     reduce : ``(start, pnl[m, n]) -> anything``; default keeps the P&L chunk itself.  A given
         ``reduce`` receives one of two arrays that the chunks take in turn (the devices fill the next
-        chunk while ``reduce`` reads this one), overwritten two chunks later: it must copy what it keeps (fresh memory for every chunk of a large book costs a page fault per 4 KiB).
-        The chunk is in the memory order the book's kernels write fastest
+        chunk while ``reduce`` reads this one), overwritten two chunks later: it must copy what it
+        keeps (the buffers are reused because fresh memory for every chunk of a large book costs a page
+        fault per 4 KiB).  The chunk is in the memory order the book's kernels write fastest
         (:func:`kernels.preferred_order`: Fortran order, each position's scenarios contiguous, for a
-        book of options), which numpy reductions and matrix products take as it is
+        book of options, bonds and swaps), which numpy reductions and matrix products take as it is
     devices : JAX devices to spread each chunk over (default ``jax.local_devices()``)
     """
     if callable(shocks):
@@ -94,7 +95,7 @@ def revalue_stream(
 
     def run_on(dev, block, out):
         with jax.default_device(dev):
-            revalue(book, base, block, is_log, out=out)  # each thread copies its rows into the chunk
+            revalue(book, base, block, is_log, out=out)  # each thread writes its rows of the chunk
 
     order = preferred_order(book)
     # two buffers for a given reduce: the devices fill one chunk while ``reduce`` reads the other

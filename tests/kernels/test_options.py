@@ -381,8 +381,7 @@ def test_normal_tail_ratio_matches_scipy():
     m = np.asarray(normal_tail_ratio(jnp.asarray(a)))
     ref = 0.5 * erfcx(a / np.sqrt(2.0))
     assert np.max(np.abs(m / ref - 1)) < 2e-15
-    # numpy arrays give the same function, and N(x) matches ndtr on both sides of zero
-    np.testing.assert_array_equal(normal_tail_ratio(a), m)
+    # N(x) matches ndtr on both sides of zero
     small = a < 8.0
     # N(-a) is as accurate as exp(-a^2/2), whose argument carries a rounding of a^2 eps / 2; ndtr
     # itself is off by up to 4 eps (1 + a^2) (measured against erfcx the same way)
