@@ -40,6 +40,7 @@ __all__ = [
     "write_block_differences",
     "take_scratch",
     "keep_scratch",
+    "TRANSPOSE_TILE",
     "blocks_with_base",
     "fill_blocks",
     "values_width",
@@ -184,23 +185,26 @@ def block_differences(values, block: int, rows: int):
     return np.asarray(d).T
 
 
-@partial(jax.jit, static_argnames=("block", "rows"))
-def _transposed_block_differences(values, block: int, rows: int):
-    return (values[:, block : block + rows] - values[:, :1]).T
+#: instruments per tile of the transposing subtraction in :func:`write_block_differences`
+TRANSPOSE_TILE = 64
 
 
 def write_block_differences(values, block: int, out: np.ndarray) -> np.ndarray:
     """Write into ``out[S, n]`` the P&L of :func:`block_differences` and return ``out``.
 
-    When ``out`` holds each instrument's scenarios contiguously (a Fortran-ordered array, or columns
-    of one), numpy subtracts the stored values straight into it: one pass over memory, with no
-    intermediate array.  Otherwise (``out`` in C order) the transpose is left to a compiled program,
-    whose tiled copy is several times faster than numpy's element-by-element one.
+    numpy subtracts the stored base values straight into ``out``, with no intermediate array.  When
+    ``out`` holds each instrument's scenarios contiguously (a Fortran-ordered array, or columns of
+    one) this is one pass over memory.  A C-ordered ``out`` is written in tiles of
+    :data:`TRANSPOSE_TILE` instruments, so that the rows being read stay in cache (measured for
+    2,000 options x 1,024 scenarios: 1.4 ns an element, against 2.6 ns in one untiled pass).
     """
+    v = np.asarray(values)
     rows = out.shape[0]
+    base = v[:, :1].T
     if out.strides[0] == out.itemsize or rows == 1:
-        v = np.asarray(values)
-        np.subtract(v[:, block : block + rows].T, v[:, :1].T, out=out)
+        np.subtract(v[:, block : block + rows].T, base, out=out)
     else:
-        out[...] = np.asarray(_transposed_block_differences(values, block, rows))
+        for j in range(0, out.shape[1], TRANSPOSE_TILE):
+            tile = slice(j, j + TRANSPOSE_TILE)
+            np.subtract(v[tile, block : block + rows].T, base[:, tile], out=out[:, tile])
     return out
