@@ -437,7 +437,8 @@ def main() -> None:
             lay = f["layout"]
             print(f"{r['type']}: {r['instruments']:,} bonds, {f['flows']:,} flows (padded width {f['padded_width']}), "
                   f"{f['unique_times']:,} distinct flow times, {f['unique_spread_times']:,} distinct (spread, time); "
-                  f"packed as {lay['slots']:,} slots in {lay['buckets']} buckets and {lay['nodes']:,} nodes in {lay['blocks']} blocks")
+                  f"packed as {lay['slots']:,} slots in {lay['buckets']} buckets, {lay['nodes']:,} dates in {lay['blocks']} node blocks "
+                  f"and {lay['curve_node_instruments']:,} bonds in {lay['curve_node_classes']} classes on {lay['curve_nodes']:,} curve nodes")
     meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(), python=platform.python_version(),
                 xla_flags=env["XLA_FLAGS"], args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "worker"},
                 note="QuantLib rows: a sample timed and extrapolated to the full book (see each row's fields).")

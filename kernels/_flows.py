@@ -1,5 +1,6 @@
-"""The batched kernel of cash-flow instruments (bonds, swaps): flows packed by curve segment, and
-discount factors computed once per distinct date where instruments share their payment dates.
+"""The batched kernel of cash-flow instruments (bonds, swaps): flows packed by curve segment,
+discount factors computed once per distinct date where instruments share their payment dates, or
+once per node of their curve where a class of instruments shares a curve and a spread.
 
 :func:`kernels._rates.cashflow_value_one` prices one instrument from its flows padded to the longest
 schedule of the book, ``sum_j a_j exp(-(z(t_j) + s) t_j)``, which is what automatic differentiation
@@ -28,12 +29,23 @@ Node blocks
     less than its flows in slot buckets (one exponential per date instead of per flow; the product
     is dense within a cycle).  Groups of similar size are padded to a common size and priced by one
     batched product.  In a book of bonds maturing on random days only the bonds that happen to share
-    a cycle form groups and the rest stays in slot buckets; a book of bonds issued on market
-    conventions is mostly node blocks.
+    a cycle form groups; a book of bonds issued on market conventions is mostly node blocks.
 
-Both compute ``exp(-(w_lo z_lo + w_hi z_hi + s) t)`` for every flow (with the products regrouped),
-so the values agree with the padded kernel to rounding (a few units in the 16th digit of the
-discount factors).  Scenarios are the minor (contiguous) axis of every array in the kernel, so each
+Curve nodes
+    Instruments on one curve with one issuer spread (a class) share discount factors even when
+    they pay on unrelated dates: on each piece of the curve the discount factor is an entire
+    function of time, interpolated to under half a unit in the last place from its values at a
+    few Chebyshev nodes (:mod:`kernels._curve_nodes`).  The class's values are again ``V = A D``,
+    with ``A[i, k]`` instrument ``i``'s amounts times the Lagrange weight of node ``k`` at their
+    times.  The node counts are sized for a range of forward yields and curve slopes; a scenario
+    outside it (:func:`curve_nodes_inside`) is priced from the class's flows in slot buckets kept
+    for that (``FlowLayout.exact``), and no other scenario's values change.  A class is priced
+    this way when the cost model says it is cheaper than its own dates and slots; it is what makes
+    a book of bonds maturing on random days fast.
+
+Slot buckets and node blocks compute ``exp(-(w_lo z_lo + w_hi z_hi + s) t)`` for every flow (with
+the products regrouped), so the values agree with the padded kernel to rounding (a few units in the
+16th digit of the discount factors); curve nodes add an interpolation error under ``2^-54``.  Scenarios are the minor (contiguous) axis of every array in the kernel, so each
 fused loop runs over contiguous memory.
 """
 
@@ -46,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._curve_nodes import curve_pieces
 from ._edge import (
     block_differences,
     blocks_with_base,
@@ -59,6 +72,7 @@ from ._edge import (
 __all__ = [
     "SlotBucket",
     "NodeBlocks",
+    "CurveNodes",
     "FlowLayout",
     "flow_layout",
     "layout_pnl",
@@ -75,12 +89,14 @@ MAX_BUCKETS = 24
 #: costs in nanoseconds per scenario, measured on the 2-core development machine (XLA, float64,
 #: AVX-512), that decide between a node block and slot buckets: one slot (three multiply-adds and an
 #: exponential), one node (an exponential), one multiply-add of the dense product
-COST_SLOT, COST_NODE, COST_MAC = 1.25, 0.8, 0.035
+COST_SLOT, COST_NODE, COST_MAC = 1.25, 0.8, 0.02
 #: a group of two or more instruments is priced from its nodes if that costs at most this share of
 #: its flows' cost in slot buckets
 DENSE_GAIN = 0.9
 #: at most this many node blocks (each is one batched matrix product in the compiled program)
 MAX_BLOCKS = 16
+#: cost in nanoseconds per scenario of checking one interpolated piece of a curve-node class
+COST_GUARD = 0.5
 #: scenarios per pass of the compiled loop (the levels are padded to a multiple of it)
 SCENARIO_BLOCK = 128
 
@@ -123,17 +139,44 @@ class NodeBlocks(NamedTuple):
     amounts: np.ndarray
 
 
+class CurveNodes(NamedTuple):
+    """``G`` classes of instruments (one curve, one issuer spread or none) priced from the discount
+    factors at their curve's nodes (:mod:`kernels._curve_nodes`), and the check that a scenario lies
+    within the range the interpolation is exact for.
+
+    nodes : a :class:`NodeBlocks` whose nodes are the curve's, ``amounts[g, r, k]`` instrument ``r``'s
+        flows interpolated onto node ``k``
+    lo, hi : int ``[G, R]``, tenor columns of each interpolated piece a class reaches (padding: 0)
+    coef : ``[5, G, R]``, ``(p1, q1, t1, p2, q2)``: the exponent's ``u`` coefficient is
+        ``p1 z_lo + q1 z_hi + t1 s`` and its ``u^2`` coefficient ``p2 z_lo + q2 z_hi`` (padding: 0)
+    cap : ``[2, G, R]``, the largest magnitudes of the two the node counts are sized for
+    """
+
+    nodes: NodeBlocks
+    lo: np.ndarray
+    hi: np.ndarray
+    coef: np.ndarray
+    cap: np.ndarray
+
+
 class FlowLayout(NamedTuple):
     """A cash-flow book packed for the batched kernel.
 
-    buckets, blocks : the slot buckets and the node blocks
-    order : int ``[n]``, row of instrument ``i`` in the rows of the buckets then of the blocks (``G m``
-        rows each, padding included), in order
+    buckets, blocks, curve_nodes : the slot buckets, the node blocks and the curve-node classes
+    order : int ``[n]``, row of instrument ``i`` in the rows of the buckets, then of the blocks, then
+        of the curve-node classes (``G m`` rows each, padding included), in order
+    exact : slot buckets of the instruments priced from curve nodes, for scenarios outside the range
+        of the interpolation
+    exact_rows : int ``[rows of the curve-node classes]``, the row of the same instrument in
+        ``exact`` (-1: padding)
     """
 
     buckets: tuple[SlotBucket, ...]
     blocks: tuple[NodeBlocks, ...]
     order: np.ndarray
+    curve_nodes: tuple[CurveNodes, ...] = ()
+    exact: tuple[SlotBucket, ...] = ()
+    exact_rows: np.ndarray = np.zeros(0, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -176,6 +219,10 @@ class _Group(NamedTuple):
     spread_w: float
 
     @property
+    def n_nodes(self) -> int:
+        return len(self.first)
+
+    @property
     def cost(self) -> float:
         return _dense_cost(len(self.members), len(self.first))
 
@@ -205,10 +252,11 @@ def _node_blocks(fl: _Flows, groups: list[_Group]) -> NodeBlocks:
                       np.array([g.spread_w for g in groups], dtype=float), amounts)
 
 
-def _batch_groups(groups: list[_Group], waste: float) -> list[list[_Group]]:
-    """Groups of similar size share one padded :class:`NodeBlocks` (one batched product)."""
-    groups = sorted(groups, key=lambda g: (len(g.first), len(g.members)))
-    padded = lambda gs: len(gs) * _dense_cost(max(len(g.members) for g in gs), max(len(g.first) for g in gs))  # noqa: E731
+def _batch_groups(groups: list, waste: float) -> list[list]:
+    """Groups of similar size share one padded :class:`NodeBlocks` (one batched product); a group is a
+    :class:`_Group` or a :class:`_NodeClass`, ``n_nodes`` nodes for ``len(members)`` instruments."""
+    groups = sorted(groups, key=lambda g: (g.n_nodes, len(g.members)))
+    padded = lambda gs: len(gs) * _dense_cost(max(len(g.members) for g in gs), max(g.n_nodes for g in gs))  # noqa: E731
     batches: list[list[_Group]] = []
     for g in groups:
         if batches and padded(batches[-1] + [g]) <= (1.0 + waste) * sum(h.cost for h in batches[-1] + [g]):
@@ -297,7 +345,113 @@ def _slot_buckets(fl: _Flows, members: np.ndarray, curve: np.ndarray, spread_idx
     return out
 
 
-def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = None, waste: float = SLOT_WASTE) -> FlowLayout:
+class _NodeClass(NamedTuple):
+    """Instruments of one curve and one issuer spread priced from their curve's nodes."""
+
+    members: np.ndarray  # instruments, increasing
+    amounts: np.ndarray  # [m, K]
+    t: np.ndarray  # [K] node times, p, q, lo, hi likewise
+    p: np.ndarray
+    q: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    guard_lo: np.ndarray  # [R] tenor columns of the interpolated pieces reached
+    guard_hi: np.ndarray
+    coef: np.ndarray  # [5, R]
+    cap: np.ndarray  # [2, R]
+    spread_idx: int
+    spread_w: float
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.t)
+
+    @property
+    def cost(self) -> float:
+        return _dense_cost(len(self.members), len(self.t)) + self.coef.shape[1] * COST_GUARD
+
+
+def _node_classes(fl: _Flows, members: np.ndarray, curve_ids, sp_key, spread_idx, spread_w) -> list[_NodeClass]:
+    """Every class (curve, issuer spread) of ``members`` with its instruments' flows interpolated onto
+    the nodes of their curve; the pieces of a curve are cut from the flows of all ``members`` on it."""
+    out = []
+    flow_in = np.isin(fl.inst, members)
+    for curve in np.unique(curve_ids[members]):
+        f_all = np.flatnonzero(flow_in & (curve_ids[fl.inst] == curve))
+        if not len(f_all):
+            continue
+        pieces, piece_of, nodes, weights = curve_pieces(fl.t[f_all], fl.w_lo[f_all] * fl.t[f_all], fl.w_hi[f_all] * fl.t[f_all],
+                                                        fl.lo[f_all], fl.hi[f_all], fl.w_lo[f_all], fl.w_hi[f_all])
+        on_curve = members[curve_ids[members] == curve]
+        for key in np.unique(sp_key[on_curve]):
+            cls = on_curve[sp_key[on_curve] == key]
+            mine = np.isin(fl.inst[f_all], cls)
+            f = f_all[mine]
+            if not len(f):
+                continue
+            reached = np.unique(piece_of[mine])
+            start = np.concatenate([[0], np.cumsum([len(pieces[k].t) for k in reached])])
+            col0 = np.zeros(len(pieces), dtype=np.int64)
+            col0[reached] = start[:-1]
+            amounts = np.zeros((len(cls), int(start[-1])))
+            rows = np.searchsorted(cls, fl.inst[f])
+            cols = col0[piece_of[mine]][:, None] + nodes[mine]
+            np.add.at(amounts, (np.broadcast_to(rows[:, None], cols.shape), cols), fl.a[f][:, None] * weights[mine])
+            cat = lambda name: np.concatenate([getattr(pieces[k], name) for k in reached])  # noqa: E731
+            node_lo = np.concatenate([np.full(len(pieces[k].t), pieces[k].lo) for k in reached])
+            node_hi = np.concatenate([np.full(len(pieces[k].t), pieces[k].hi) for k in reached])
+            guarded = [k for k in reached if pieces[k].interpolated]
+            out.append(_NodeClass(
+                members=cls, amounts=amounts, t=cat("t"), p=cat("p"), q=cat("q"), lo=node_lo, hi=node_hi,
+                guard_lo=np.array([pieces[k].lo for k in guarded], dtype=np.int64),
+                guard_hi=np.array([pieces[k].hi for k in guarded], dtype=np.int64),
+                coef=np.array([pieces[k].guard for k in guarded]).reshape(-1, 5).T,
+                cap=np.array([[pieces[k].cap_a, pieces[k].cap_b] for k in guarded]).reshape(-1, 2).T,
+                spread_idx=int(spread_idx[cls[0]]), spread_w=float(spread_w[cls[0]]),
+            ))
+    return out
+
+
+def _curve_node_batch(classes: list[_NodeClass]) -> CurveNodes:
+    G = len(classes)
+    m = max(len(c.members) for c in classes)
+    K = max(c.n_nodes for c in classes)
+    R = max(max(c.coef.shape[1] for c in classes), 1)
+    lo, hi = np.zeros((G, K), dtype=np.int64), np.zeros((G, K), dtype=np.int64)
+    p, q, t = np.zeros((G, K)), np.zeros((G, K)), np.zeros((G, K))
+    amounts = np.zeros((G, m, K))
+    g_lo, g_hi = np.zeros((G, R), dtype=np.int64), np.zeros((G, R), dtype=np.int64)
+    coef, cap = np.zeros((5, G, R)), np.zeros((2, G, R))
+    for i, c in enumerate(classes):
+        k, r = c.n_nodes, c.coef.shape[1]
+        lo[i, :k], hi[i, :k], p[i, :k], q[i, :k], t[i, :k] = c.lo, c.hi, c.p, c.q, c.t
+        amounts[i, : len(c.members), :k] = c.amounts
+        g_lo[i, :r], g_hi[i, :r], coef[:, i, :r], cap[:, i, :r] = c.guard_lo, c.guard_hi, c.coef, c.cap
+    nodes = NodeBlocks(lo, hi, p, q, t, np.array([c.spread_idx for c in classes], dtype=np.int64),
+                       np.array([c.spread_w for c in classes], dtype=float), amounts)
+    return CurveNodes(nodes, g_lo, g_hi, coef, cap)
+
+
+def _exact_cost(fl: _Flows, members: np.ndarray) -> float:
+    """What the instruments ``members`` (one curve, one spread) cost in node blocks of shared dates
+    and slot buckets: the estimate :func:`flow_layout` makes for them, by first payment date."""
+    sel = np.isin(fl.inst, members)
+    inst, t = fl.inst[sel], fl.t[sel]
+    first_t = np.full(int(fl.inst.max()) + 1, np.inf)
+    np.minimum.at(first_t, inst, t)
+    cycles, cycle = np.unique(first_t[inst], return_inverse=True)  # the group of each flow
+    cycle = cycle.ravel()
+    dates = np.unique(np.stack([cycle, t, fl.lo[sel], fl.hi[sel]], axis=1), axis=0)
+    nodes = np.bincount(dates[:, 0].astype(np.int64), minlength=len(cycles))
+    flows = np.bincount(cycle, minlength=len(cycles))
+    size = np.bincount(np.searchsorted(cycles, first_t[members]), minlength=len(cycles))
+    dense = nodes * COST_NODE + size * nodes * COST_MAC
+    slots = flows * COST_SLOT
+    return float(np.where((size >= 2) & (dense <= DENSE_GAIN * slots), dense, slots).sum())
+
+
+def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = None, waste: float = SLOT_WASTE,
+                interpolate: bool | None = None) -> FlowLayout:
     """Pack a padded cash-flow book (:class:`kernels._rates.CashflowBook`) for :func:`layout_pnl`.
 
     Parameters
@@ -310,6 +464,9 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
         curve segment each, so mixing curves costs only padding)
     dense : force every group into node blocks (True) or slot buckets (False); default: by cost
     waste : :data:`SLOT_WASTE`
+    interpolate : price every class of instruments (one curve, one issuer spread) from its curve's
+        nodes (True), none (False), or those for which that costs less (default, unless ``dense``
+        forces the rest of the book one way)
     """
     fl = _flat_flows(book)
     n = np.atleast_2d(np.asarray(book.times)).shape[0]
@@ -320,6 +477,16 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
     curve_ids = np.asarray(curve_ids, dtype=np.int64)
     sp_key = np.where(spread_w != 0.0, spread_idx, -1)
 
+    # classes of instruments (one curve, one spread) priced from discount factors at their curve's
+    # nodes, where that costs less than their own dates
+    node_classes: list[_NodeClass] = []
+    in_nodes = np.zeros(n, dtype=bool)
+    if (interpolate or (interpolate is None and dense is None)) and len(fl.t):
+        for c in _node_classes(fl, np.unique(fl.inst), curve_ids, sp_key, spread_idx, spread_w):
+            if interpolate or c.cost <= DENSE_GAIN * _exact_cost(fl, c.members):
+                node_classes.append(c)
+                in_nodes[c.members] = True
+
     # groups of instruments on one curve, with one spread and the same first payment date, i.e. the
     # same coupon cycle (semi-annual on the 15th of February and August, ...): they pay on common
     # dates.  Each is a candidate for a node block.
@@ -328,7 +495,7 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
     if dense is not False and len(fl.t):
         first_t = np.full(n, np.inf)
         np.minimum.at(first_t, fl.inst, fl.t)
-        has = np.isfinite(first_t)
+        has = np.isfinite(first_t) & ~in_nodes
         keys = np.stack([curve_ids, sp_key, np.where(has, first_t, -1.0)], axis=1)[has]
         uniq, gid = np.unique(keys, axis=0, return_inverse=True)
         gid, inst_with = gid.ravel(), np.flatnonzero(has)
@@ -340,7 +507,7 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
                 chosen.append(g)
                 in_block[members] = True
         batches = _batch_groups(chosen, waste) if chosen else []
-    rest = np.flatnonzero(~in_block)
+    rest = np.flatnonzero(~in_block & ~in_nodes)
     # instruments without flows (value = const) sort first and form a bucket of width 0
     buckets = _slot_buckets(fl, rest, curve_ids, spread_idx, spread_w, waste)
     order = np.empty(n, dtype=np.int64)
@@ -356,23 +523,50 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
             order[g.members] = row + i * m + np.arange(len(g.members))
         row += len(batch) * m
         blocks.append(nb)
-    return FlowLayout(tuple(b for _, b in buckets), tuple(blocks), order)
+    curve_nodes, exact, exact_rows = [], [], np.zeros(0, dtype=np.int64)
+    if node_classes:
+        first_row = row
+        for batch in _batch_groups(node_classes, waste):
+            cn = _curve_node_batch(batch)
+            m = cn.nodes.amounts.shape[1]
+            for i, c in enumerate(batch):
+                order[c.members] = row + i * m + np.arange(len(c.members))
+            row += len(batch) * m
+            curve_nodes.append(cn)
+        # the same instruments in slot buckets, for scenarios outside the interpolation's range
+        members = np.flatnonzero(in_nodes)
+        exact_row = np.empty(n, dtype=np.int64)
+        at = 0
+        for inst, b in _slot_buckets(fl, members, curve_ids, spread_idx, spread_w, waste):
+            exact_row[inst] = at + np.arange(len(inst))
+            at += len(inst)
+            exact.append(b)
+        exact_rows = np.full(row - first_row, -1, dtype=np.int64)
+        exact_rows[order[members] - first_row] = exact_row[members]
+    return FlowLayout(tuple(b for _, b in buckets), tuple(blocks), order, tuple(curve_nodes), tuple(exact), exact_rows)
 
 
 def layout_stats(layout: FlowLayout) -> dict:
     """Sizes of a layout: flows; slots (flows plus padding) in slot buckets; distinct dates (nodes),
-    nodes with padding, entries of the products and groups in node blocks."""
+    nodes with padding, entries of the products and groups in node blocks; instruments, classes,
+    nodes and interpolated pieces of the curve-node classes."""
+    in_curve_nodes = sum(int(b.a.shape[0]) for b in layout.exact)
     return dict(
         instruments=len(layout.order),
-        flows=sum(int((b.a != 0).sum()) for b in layout.buckets) + sum(int((k.amounts != 0).sum()) for k in layout.blocks),
+        flows=sum(int((b.a != 0).sum()) for b in layout.buckets + layout.exact) + sum(int((k.amounts != 0).sum()) for k in layout.blocks),
         slots=sum(int(b.a.size) for b in layout.buckets),
         buckets=len(layout.buckets),
         nodes=sum(int((k.amounts != 0).any(axis=1).sum()) for k in layout.blocks),
         padded_nodes=sum(int(k.t.size) for k in layout.blocks),
         dense_entries=sum(int(k.amounts.size) for k in layout.blocks),
         groups=sum(int(k.t.shape[0]) for k in layout.blocks),
-        block_instruments=len(layout.order) - sum(int(b.a.shape[0]) for b in layout.buckets),
+        block_instruments=len(layout.order) - sum(int(b.a.shape[0]) for b in layout.buckets) - in_curve_nodes,
         blocks=len(layout.blocks),
+        curve_node_instruments=in_curve_nodes,
+        curve_node_classes=sum(int(c.nodes.t.shape[0]) for c in layout.curve_nodes),
+        curve_nodes=sum(int((c.nodes.amounts != 0).any(axis=1).sum()) for c in layout.curve_nodes),
+        curve_node_entries=sum(int(c.nodes.amounts.size) for c in layout.curve_nodes),
+        interpolated_pieces=sum(int((c.cap[0] > 0).sum()) for c in layout.curve_nodes),
     )
 
 
@@ -381,20 +575,58 @@ def layout_stats(layout: FlowLayout) -> dict:
 # ---------------------------------------------------------------------------------------------------
 
 
+def _bucket_values(b: SlotBucket, LT):
+    zl = LT[b.lo]  # [J, B]
+    zh = LT[b.hi]
+    sp = b.spread_w[:, None] * LT[b.spread_idx]  # [m, B]
+    x = b.p[:, :, None] * zl[None] + b.q[:, :, None] * zh[None] + b.t[:, :, None] * sp[:, None, :]
+    return jnp.sum(b.a[:, :, None] * jnp.exp(-x), axis=1)
+
+
+def _node_values(k: NodeBlocks, LT, sp):
+    x = k.p[:, :, None] * LT[k.lo] + k.q[:, :, None] * LT[k.hi] + k.t[:, :, None] * sp[:, None, :]  # [G, K, B]
+    v = jnp.einsum("gmk,gkb->gmb", k.amounts, jnp.exp(-x), precision=jax.lax.Precision.HIGHEST)
+    return v.reshape(-1, v.shape[-1])
+
+
+def curve_nodes_inside(layout: FlowLayout, LT):
+    """``[B]`` bool: the scenario's levels ``LT[:, b]`` lie within the range every interpolated piece's
+    node count is sized for (``CurveNodes.cap``; True if the layout has no curve nodes)."""
+    inside = jnp.ones(LT.shape[1], dtype=bool)
+    for c in layout.curve_nodes:
+        sp = (c.nodes.spread_w[:, None] * LT[c.nodes.spread_idx])[:, None, :]  # [G, 1, B]
+        zl, zh = LT[c.lo], LT[c.hi]  # [G, R, B]
+        x1 = c.coef[0][..., None] * zl + c.coef[1][..., None] * zh + c.coef[2][..., None] * sp
+        x2 = c.coef[3][..., None] * zl + c.coef[4][..., None] * zh
+        inside &= jnp.all((jnp.abs(x1) <= c.cap[0][..., None]) & (jnp.abs(x2) <= c.cap[1][..., None]), axis=(0, 1))
+    return inside
+
+
+def curve_node_values(layout: FlowLayout, LT):
+    """Values ``[rows, B]`` of the curve-node classes' rows from their nodes alone (no range check)."""
+    return jnp.concatenate([_node_values(c.nodes, LT, c.nodes.spread_w[:, None] * LT[c.nodes.spread_idx]) for c in layout.curve_nodes],
+                           axis=0)
+
+
+def _curve_node_values(layout: FlowLayout, LT):
+    """Values of the curve-node classes' rows ``[rows, B]``; a scenario outside the range the node
+    counts are sized for (:func:`curve_nodes_inside`) takes the exact slot-bucket values of every row."""
+    v = curve_node_values(layout, LT)
+    ok = curve_nodes_inside(layout, LT)
+
+    def exact(v):
+        e = jnp.concatenate([_bucket_values(b, LT) for b in layout.exact] + [jnp.zeros((1, LT.shape[1]))], axis=0)
+        return jnp.where(ok[None, :], v, e[layout.exact_rows])  # row -1: the zeros of a padding row
+
+    return jax.lax.cond(jnp.all(ok), lambda v: v, exact, v)
+
+
 def _present_values(layout: FlowLayout, LT):
     """``sum_j a_j DF_j`` of every instrument, ``[n, B]``, from levels ``LT[F, B]``."""
-    parts = []
-    for b in layout.buckets:
-        zl = LT[b.lo]  # [J, B]
-        zh = LT[b.hi]
-        sp = b.spread_w[:, None] * LT[b.spread_idx]  # [m, B]
-        x = b.p[:, :, None] * zl[None] + b.q[:, :, None] * zh[None] + b.t[:, :, None] * sp[:, None, :]
-        parts.append(jnp.sum(b.a[:, :, None] * jnp.exp(-x), axis=1))
-    for k in layout.blocks:
-        sp = k.spread_w[:, None] * LT[k.spread_idx]  # [G, B]
-        x = k.p[:, :, None] * LT[k.lo] + k.q[:, :, None] * LT[k.hi] + k.t[:, :, None] * sp[:, None, :]  # [G, K, B]
-        v = jnp.einsum("gmk,gkb->gmb", k.amounts, jnp.exp(-x), precision=jax.lax.Precision.HIGHEST)
-        parts.append(v.reshape(-1, v.shape[-1]))
+    parts = [_bucket_values(b, LT) for b in layout.buckets]
+    parts += [_node_values(k, LT, k.spread_w[:, None] * LT[k.spread_idx]) for k in layout.blocks]
+    if layout.curve_nodes:
+        parts.append(_curve_node_values(layout, LT))
     return jnp.concatenate(parts, axis=0)[layout.order]
 
 

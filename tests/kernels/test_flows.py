@@ -3,6 +3,7 @@ one-instrument kernel, the numpy twin and QuantLib, exact zero P&L, node blocks 
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import jax.numpy as jnp
@@ -80,14 +81,29 @@ def _flows_of(layout: FlowLayout, n: int) -> list[list[tuple]]:
                     out[i].append((k.t[g, j], k.amounts[g, r, j], k.p[g, j], k.q[g, j], k.lo[g, j], k.hi[g, j], k.spread_idx[g],
                                    k.spread_w[g]))
         row += G * m
+    # instruments priced from curve nodes: their flows are in the exact slot buckets
+    inst_of_exact = {}
+    for r, e in enumerate(layout.exact_rows):
+        if e >= 0:
+            inst_of_exact[int(e)] = int(np.flatnonzero(layout.order == row + r)[0])
+    at = 0
+    for b in layout.exact:
+        for r in range(b.a.shape[0]):
+            i = inst_of_exact[at + r]
+            for j in np.flatnonzero(b.a[r]):
+                out[i].append((b.t[r, j], b.a[r, j], b.p[r, j], b.q[r, j], b.lo[j], b.hi[j], b.spread_idx[r], b.spread_w[r]))
+        at += b.a.shape[0]
+    assert len(inst_of_exact) == at
     return out
 
 
-@pytest.mark.parametrize("dense", [None, False, True])
-def test_layout_packs_every_flow_exactly_once(two_curves, dense):
+@pytest.mark.parametrize("dense,interpolate", [(None, None), (False, None), (True, None), (None, True)])
+def test_layout_packs_every_flow_exactly_once(two_curves, dense, interpolate):
     book, _, _ = two_curves
-    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int), dense=dense)
-    assert sorted(layout.order) == list(range(len(book.units)))
+    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int), dense=dense, interpolate=interpolate)
+    if interpolate:
+        assert layout_stats(layout)["curve_node_instruments"] == len(book.units)
+    assert len(set(layout.order.tolist())) == len(book.units)  # one row each (blocks add padding rows)
     packed = _flows_of(layout, len(book.units))
     for i in range(len(book.units)):
         real = book.amounts[i] != 0
@@ -117,12 +133,14 @@ def test_slots_of_a_bucket_lie_in_one_curve_segment(two_curves):
         assert np.all(b.p[~filled] == 0) and np.all(b.q[~filled] == 0) and np.all(b.t[~filled] == 0)
 
 
-@pytest.mark.parametrize("dense,curves", [(None, True), (False, True), (True, True), (True, False), (False, False)])
-def test_values_agree_with_padded_kernel_and_numpy_twin(two_curves, dense, curves):
-    """To 1e-13 of each position's value: the sums differ only in the order of the terms.  Without
+@pytest.mark.parametrize("dense,curves,interpolate", [(None, True, None), (False, True, None), (True, True, None), (True, False, None),
+                                                     (False, False, None), (None, True, True), (None, False, True)])
+def test_values_agree_with_padded_kernel_and_numpy_twin(two_curves, dense, curves, interpolate):
+    """To 1e-13 of each position's value: the sums differ only in the order of the terms (and, from
+    curve nodes, by an interpolation error under half a unit in the last place).  Without
     ``curve_ids`` the two curves share groups: a node or a slot still belongs to one curve."""
     book, base, new = two_curves
-    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int) if curves else None, dense=dense)
+    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int) if curves else None, dense=dense, interpolate=interpolate)
     v = np.array(layout_values(layout, book.const, book.units, book.fx_idx, base, new))  # [n, (1 + nb) block]
     assert np.all(v[:, :FLOW_BLOCK] == v[:, :1])  # the base block
     ours = np.concatenate([v[:, :1], v[:, FLOW_BLOCK : FLOW_BLOCK + len(new)]], axis=1)  # [n, 1 + S]
@@ -157,11 +175,12 @@ def test_cashflow_pnl_packs_a_book_without_layout():
     np.testing.assert_array_equal(np.asarray(cashflow_pnl(book, base, new)), np.asarray(cashflow_pnl(packed, base, new)))
 
 
+@pytest.mark.parametrize("interpolate", [None, True])
 @pytest.mark.parametrize("S,block", [(1, 64), (63, 64), (64, 64), (130, 128)])
-def test_zero_shock_gives_exactly_zero_pnl(two_curves, S, block):
+def test_zero_shock_gives_exactly_zero_pnl(two_curves, S, block, interpolate):
     """Unmoved scenarios anywhere in the chunk (a block's first or last column, the padded block)."""
     book, base, new = two_curves
-    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int))
+    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int), interpolate=interpolate)
     rng = np.random.default_rng(S)
     levels = np.repeat(base[None], S, axis=0)
     moved = rng.random(S) < 0.5
@@ -179,16 +198,17 @@ BONDS = [  # maturity, coupon, frequency, spread (as in the QuantLib tests of te
 ]
 
 
-@pytest.mark.parametrize("dense", [False, True])
-def test_pnl_matches_quantlib_repricing(dense):
+@pytest.mark.parametrize("dense,interpolate", [(False, None), (True, None), (None, True)])
+def test_pnl_matches_quantlib_repricing(dense, interpolate):
     """P&L of a small book (some bonds sharing dates and spreads) under curve and spread moves equals
     QuantLib's change in NPV (DiscountingBondEngine on a ZeroSpreadedTermStructure) to 1e-10 of the value."""
     pytest.importorskip("QuantLib")
     spreads = sorted({s for *_, s in BONDS})
     books = [bond_book(m, c, f, spread_col=len(GRID) + spreads.index(s)) for m, c, f, s in BONDS]
     book = stack_books(books, np.ones(len(books)))
-    layout = flow_layout(book, dense=dense)
-    assert (layout_stats(layout)["blocks"] > 0) == dense
+    layout = flow_layout(book, dense=dense, interpolate=interpolate)
+    assert (layout_stats(layout)["blocks"] > 0) == bool(dense)
+    assert (layout_stats(layout)["curve_node_instruments"] == len(BONDS)) == bool(interpolate)
     rng = np.random.default_rng(4)
     z0 = zero_curve(rng)
     base = np.concatenate([z0, spreads])
@@ -217,21 +237,31 @@ def _records(kind: str, n: int, seed: int) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("kind,blocks", [("standard", True), ("random", False)])
-def test_shared_payment_dates_become_node_blocks(kind, blocks):
-    """Bonds on common coupon dates are priced from one discount factor per date; bonds on random
-    days stay in slot buckets, but for the few that happen to share a cycle.  Either way the P&L
-    equals the numpy twin's."""
+@pytest.mark.parametrize("kind,interpolate", [("standard", False), ("random", False), ("standard", None), ("random", None)])
+def test_shared_payment_dates_become_node_blocks(kind, interpolate):
+    """Without curve nodes, bonds on common coupon dates are priced from one discount factor per
+    date and bonds on random days stay in slot buckets, but for the few that happen to share a
+    cycle.  With them (the default), each class of 60 bonds on random days (one curve, one spread)
+    is priced from its curve's nodes, far fewer than its flows.  Every way the P&L equals the numpy
+    twin's."""
     book = book_from_records(_records(kind, 120, 5), source="test")
     factors = tuple(kernels.required_factors(book.positions, "USD"))
     base = np.array([0.01 if f.startswith("CR.") else 0.02 + 0.001 * i for i, f in enumerate(factors)])
     prepared = kernels.prepare(book.positions, factors, "USD", AS_OF)
     (group,) = prepared.groups
+    if interpolate is False:
+        arrays = group.arrays._replace(layout=flow_layout(group.arrays.rows(), interpolate=False))
+        prepared = dataclasses.replace(prepared, groups=(group._replace(arrays=arrays),))
+        (group,) = prepared.groups
     stats = layout_stats(group.arrays.layout)
-    if blocks:
+    if interpolate is None and kind == "random":
+        assert stats["curve_node_instruments"] == 120 and stats["curve_nodes"] < stats["flows"] / 4
+    elif interpolate is None:  # curve nodes or shared dates, whichever costs less; no slots
+        assert stats["curve_node_instruments"] + stats["block_instruments"] == 120 and stats["slots"] == 0
+    elif kind == "standard":
         assert stats["block_instruments"] == 120 and stats["nodes"] < stats["flows"] / 4
     else:
-        assert stats["block_instruments"] < 120 / 2 and stats["slots"] > 0
+        assert stats["block_instruments"] < 120 / 2 and stats["slots"] > 0 and stats["curve_node_instruments"] == 0
     shocks = np.random.default_rng(1).normal(0, 0.002, (9, len(factors)))
     a = kernels.revalue(prepared, base, shocks, log_mask(factors))
     b = kernels.revalue_numpy(prepared, base, shocks, log_mask(factors))
