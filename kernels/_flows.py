@@ -144,8 +144,9 @@ class CurveNodes(NamedTuple):
     factors at their curve's nodes (:mod:`kernels._curve_nodes`), and the check that a scenario lies
     within the range the interpolation is exact for.
 
-    nodes : a :class:`NodeBlocks` whose nodes are the curve's, ``amounts[g, r, k]`` instrument ``r``'s
-        flows interpolated onto node ``k``
+    nodes : a :class:`NodeBlocks` whose ``G`` groups share one list of nodes (``lo``, ``hi``, ``p``,
+        ``q``, ``t`` are ``[1, K]``), ``amounts[g, r, k]`` instrument ``r``'s flows interpolated onto
+        node ``k``
     lo, hi : int ``[G, R]``, tenor columns of each interpolated piece a class reaches (padding: 0)
     coef : ``[5, G, R]``, ``(p1, q1, t1, p2, q2)``: the exponent's ``u`` coefficient is
         ``p1 z_lo + q1 z_hi + t1 s`` and its ``u^2`` coefficient ``p2 z_lo + q2 z_hi`` (padding: 0)
@@ -413,21 +414,27 @@ def _node_classes(fl: _Flows, members: np.ndarray, curve_ids, sp_key, spread_idx
 
 
 def _curve_node_batch(classes: list[_NodeClass]) -> CurveNodes:
+    """One :class:`CurveNodes` of ``classes``: their nodes are merged into one list (a class's own
+    nodes are those of the curve pieces it reaches, so classes on one curve mostly share them), and
+    a class's amounts are 0 on the nodes it does not use."""
     G = len(classes)
     m = max(len(c.members) for c in classes)
-    K = max(c.n_nodes for c in classes)
     R = max(max(c.coef.shape[1] for c in classes), 1)
-    lo, hi = np.zeros((G, K), dtype=np.int64), np.zeros((G, K), dtype=np.int64)
-    p, q, t = np.zeros((G, K)), np.zeros((G, K)), np.zeros((G, K))
+    rows = np.concatenate([np.stack([c.t, c.p, c.q, c.lo, c.hi], axis=1) for c in classes])
+    union, col = np.unique(rows, axis=0, return_inverse=True)
+    col = col.ravel()
+    K = len(union)
     amounts = np.zeros((G, m, K))
     g_lo, g_hi = np.zeros((G, R), dtype=np.int64), np.zeros((G, R), dtype=np.int64)
     coef, cap = np.zeros((5, G, R)), np.zeros((2, G, R))
+    at = 0
     for i, c in enumerate(classes):
         k, r = c.n_nodes, c.coef.shape[1]
-        lo[i, :k], hi[i, :k], p[i, :k], q[i, :k], t[i, :k] = c.lo, c.hi, c.p, c.q, c.t
-        amounts[i, : len(c.members), :k] = c.amounts
+        amounts[i, : len(c.members)][:, col[at : at + k]] = c.amounts
+        at += k
         g_lo[i, :r], g_hi[i, :r], coef[:, i, :r], cap[:, i, :r] = c.guard_lo, c.guard_hi, c.coef, c.cap
-    nodes = NodeBlocks(lo, hi, p, q, t, np.array([c.spread_idx for c in classes], dtype=np.int64),
+    nodes = NodeBlocks(union[None, :, 3].astype(np.int64), union[None, :, 4].astype(np.int64), union[None, :, 1], union[None, :, 2],
+                       union[None, :, 0], np.array([c.spread_idx for c in classes], dtype=np.int64),
                        np.array([c.spread_w for c in classes], dtype=float), amounts)
     return CurveNodes(nodes, g_lo, g_hi, coef, cap)
 
@@ -602,10 +609,19 @@ def curve_nodes_inside(layout: FlowLayout, LT):
     return inside
 
 
+def _shared_node_values(k: NodeBlocks, LT):
+    """Values ``[G m, B]`` of node blocks whose ``G`` groups share one list of nodes (``[1, K]``),
+    each with its own spread: the curve's discount factors once, times each group's spread factors."""
+    curve = jnp.exp(-(k.p[0][:, None] * LT[k.lo[0]] + k.q[0][:, None] * LT[k.hi[0]]))  # [K, B]
+    sp = k.spread_w[:, None] * LT[k.spread_idx]  # [G, B]
+    D = curve[None] * jnp.exp(-(k.t[0][None, :, None] * sp[:, None, :]))  # [G, K, B]
+    v = jnp.einsum("gmk,gkb->gmb", k.amounts, D, precision=jax.lax.Precision.HIGHEST)
+    return v.reshape(-1, v.shape[-1])
+
+
 def curve_node_values(layout: FlowLayout, LT):
     """Values ``[rows, B]`` of the curve-node classes' rows from their nodes alone (no range check)."""
-    return jnp.concatenate([_node_values(c.nodes, LT, c.nodes.spread_w[:, None] * LT[c.nodes.spread_idx]) for c in layout.curve_nodes],
-                           axis=0)
+    return jnp.concatenate([_shared_node_values(c.nodes, LT) for c in layout.curve_nodes], axis=0)
 
 
 def _curve_node_values(layout: FlowLayout, LT):
