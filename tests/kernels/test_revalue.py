@@ -217,7 +217,7 @@ def test_ray_workers_compute_on_one_core(ray_session, demo):
                 st = fh.read()
             names.append(st[st.index("(") + 1 : st.rindex(")")])
         c0, t0 = time.process_time(), time.perf_counter()
-        for _ in range(20):
+        for _ in range(60):
             k.revalue(prepared, base, shocks, is_log)
         busy = (time.process_time() - c0) / (time.perf_counter() - t0)
         return (jax.config.values["jax_cpu_enable_async_dispatch"], names.count("tf_XLAEigen"),
@@ -230,7 +230,9 @@ def test_ray_workers_compute_on_one_core(ray_session, demo):
     asynchronous, pool, cpus, busy = ray.get(ray.remote(num_cpus=1)(probe).remote(payload))
     assert not asynchronous and pool == 1
     assert cpus == sorted(os.sched_getaffinity(0))  # the CPU set was given back
-    assert busy < 1.1  # cores kept busy while revaluing
+    # cores kept busy while revaluing: 0.99-1.16 measured with these settings (a native jaxlib thread
+    # besides the one compute thread sometimes overlaps the caller), 1.29-1.41 without them
+    assert busy < 1.25
 
 
 def test_option_book_streams_in_fortran_order_with_the_same_numbers(demo):
