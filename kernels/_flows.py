@@ -556,7 +556,8 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
 def layout_stats(layout: FlowLayout) -> dict:
     """Sizes of a layout: flows; slots (flows plus padding) in slot buckets; distinct dates (nodes),
     nodes with padding, entries of the products and groups in node blocks; instruments, classes,
-    nodes and interpolated pieces of the curve-node classes."""
+    nodes used (summed over classes), discount factors computed per scenario (classes times the
+    nodes of their batch) and interpolated pieces of the curve-node classes."""
     in_curve_nodes = sum(int(b.a.shape[0]) for b in layout.exact)
     return dict(
         instruments=len(layout.order),
@@ -570,8 +571,9 @@ def layout_stats(layout: FlowLayout) -> dict:
         block_instruments=len(layout.order) - sum(int(b.a.shape[0]) for b in layout.buckets) - in_curve_nodes,
         blocks=len(layout.blocks),
         curve_node_instruments=in_curve_nodes,
-        curve_node_classes=sum(int(c.nodes.t.shape[0]) for c in layout.curve_nodes),
+        curve_node_classes=sum(int(c.nodes.amounts.shape[0]) for c in layout.curve_nodes),
         curve_nodes=sum(int((c.nodes.amounts != 0).any(axis=1).sum()) for c in layout.curve_nodes),
+        curve_node_factors=sum(int(c.nodes.amounts.shape[0] * c.nodes.amounts.shape[2]) for c in layout.curve_nodes),
         curve_node_entries=sum(int(c.nodes.amounts.size) for c in layout.curve_nodes),
         interpolated_pieces=sum(int((c.cap[0] > 0).sum()) for c in layout.curve_nodes),
     )
