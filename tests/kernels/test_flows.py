@@ -57,18 +57,24 @@ def two_curves():
     return book, base, new
 
 
+def _bucket_flows(buckets, instrument_of_row, out: list[list[tuple]]) -> int:
+    """Append the flows of slot ``buckets`` (rows numbered on from 0) to ``out``; returns the rows."""
+    row = 0
+    for b in buckets:
+        for r in range(b.a.shape[0]):
+            i = instrument_of_row(row + r)
+            for j in np.flatnonzero(b.a[r]):
+                out[i].append((b.t[r, j], b.a[r, j], b.p[r, j], b.q[r, j], b.lo[j], b.hi[j], b.spread_idx[r], b.spread_w[r]))
+        row += b.a.shape[0]
+    return row
+
+
 def _flows_of(layout: FlowLayout, n: int) -> list[list[tuple]]:
     """``(t, amount, p, q, lo, hi, spread_idx, spread_w)`` of every packed flow, per instrument."""
     out: list[list[tuple]] = [[] for _ in range(n)]
     inst_of_row = np.argsort(layout.order)
     inst_of_row_set = set(layout.order.tolist())
-    row = 0
-    for b in layout.buckets:
-        for r in range(b.a.shape[0]):
-            i = inst_of_row[row + r]
-            for j in np.flatnonzero(b.a[r]):
-                out[i].append((b.t[r, j], b.a[r, j], b.p[r, j], b.q[r, j], b.lo[j], b.hi[j], b.spread_idx[r], b.spread_w[r]))
-        row += b.a.shape[0]
+    row = _bucket_flows(layout.buckets, lambda r: inst_of_row[r], out)
     for k in layout.blocks:
         G, m, _ = k.amounts.shape
         for g in range(G):
@@ -86,14 +92,7 @@ def _flows_of(layout: FlowLayout, n: int) -> list[list[tuple]]:
     for r, e in enumerate(layout.exact_rows):
         if e >= 0:
             inst_of_exact[int(e)] = int(np.flatnonzero(layout.order == row + r)[0])
-    at = 0
-    for b in layout.exact:
-        for r in range(b.a.shape[0]):
-            i = inst_of_exact[at + r]
-            for j in np.flatnonzero(b.a[r]):
-                out[i].append((b.t[r, j], b.a[r, j], b.p[r, j], b.q[r, j], b.lo[j], b.hi[j], b.spread_idx[r], b.spread_w[r]))
-        at += b.a.shape[0]
-    assert len(inst_of_exact) == at
+    assert len(inst_of_exact) == _bucket_flows(layout.exact, lambda r: inst_of_exact[r], out)
     return out
 
 
