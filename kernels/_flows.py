@@ -350,6 +350,7 @@ class _NodeClass(NamedTuple):
     """Instruments of one curve and one issuer spread priced from their curve's nodes."""
 
     members: np.ndarray  # instruments, increasing
+    flows: np.ndarray  # their flows (indices into the book's flows)
     amounts: np.ndarray  # [m, K]
     t: np.ndarray  # [K] node times, p, q, lo, hi likewise
     p: np.ndarray
@@ -383,13 +384,12 @@ def _node_classes(fl: _Flows, members: np.ndarray, curve_ids, sp_key, spread_idx
             continue
         pieces, piece_of, nodes, weights = curve_pieces(fl.t[f_all], fl.w_lo[f_all] * fl.t[f_all], fl.w_hi[f_all] * fl.t[f_all],
                                                         fl.lo[f_all], fl.hi[f_all], fl.w_lo[f_all], fl.w_hi[f_all])
-        on_curve = members[curve_ids[members] == curve]
-        for key in np.unique(sp_key[on_curve]):
-            cls = on_curve[sp_key[on_curve] == key]
-            mine = np.isin(fl.inst[f_all], cls)
+        # the curve's flows class by class (a stable sort keeps each instrument's flows in order)
+        by_class = np.argsort(sp_key[fl.inst[f_all]], kind="stable")
+        _, first = np.unique(sp_key[fl.inst[f_all]][by_class], return_index=True)
+        for mine in np.split(by_class, first[1:]):
             f = f_all[mine]
-            if not len(f):
-                continue
+            cls = np.unique(fl.inst[f])
             reached = np.unique(piece_of[mine])
             start = np.concatenate([[0], np.cumsum([len(pieces[k].t) for k in reached])])
             col0 = np.zeros(len(pieces), dtype=np.int64)
@@ -403,7 +403,7 @@ def _node_classes(fl: _Flows, members: np.ndarray, curve_ids, sp_key, spread_idx
             node_hi = np.concatenate([np.full(len(pieces[k].t), pieces[k].hi) for k in reached])
             guarded = [k for k in reached if pieces[k].interpolated]
             out.append(_NodeClass(
-                members=cls, amounts=amounts, t=cat("t"), p=cat("p"), q=cat("q"), lo=node_lo, hi=node_hi,
+                members=cls, flows=f, amounts=amounts, t=cat("t"), p=cat("p"), q=cat("q"), lo=node_lo, hi=node_hi,
                 guard_lo=np.array([pieces[k].lo for k in guarded], dtype=np.int64),
                 guard_hi=np.array([pieces[k].hi for k in guarded], dtype=np.int64),
                 coef=np.array([pieces[k].guard for k in guarded]).reshape(-1, 5).T,
@@ -439,19 +439,19 @@ def _curve_node_batch(classes: list[_NodeClass]) -> CurveNodes:
     return CurveNodes(nodes, g_lo, g_hi, coef, cap)
 
 
-def _exact_cost(fl: _Flows, members: np.ndarray) -> float:
-    """What the instruments ``members`` (one curve, one spread) cost in node blocks of shared dates
-    and slot buckets: the estimate :func:`flow_layout` makes for them, by first payment date."""
-    sel = np.isin(fl.inst, members)
-    inst, t = fl.inst[sel], fl.t[sel]
-    first_t = np.full(int(fl.inst.max()) + 1, np.inf)
-    np.minimum.at(first_t, inst, t)
-    cycles, cycle = np.unique(first_t[inst], return_inverse=True)  # the group of each flow
-    cycle = cycle.ravel()
+def _exact_cost(fl: _Flows, sel: np.ndarray) -> float:
+    """What the instruments of the flows ``sel`` (one curve, one spread) cost in node blocks of shared
+    dates and slot buckets: the estimate :func:`flow_layout` makes for them, by first payment date."""
+    members, inst_row = np.unique(fl.inst[sel], return_inverse=True)
+    t = fl.t[sel]
+    first_t = np.full(len(members), np.inf)
+    np.minimum.at(first_t, inst_row.ravel(), t)
+    cycles, cycle_of = np.unique(first_t, return_inverse=True)  # the group of each instrument
+    cycle = cycle_of.ravel()[inst_row.ravel()]  # and of each flow
     dates = np.unique(np.stack([cycle, t, fl.lo[sel], fl.hi[sel]], axis=1), axis=0)
     nodes = np.bincount(dates[:, 0].astype(np.int64), minlength=len(cycles))
     flows = np.bincount(cycle, minlength=len(cycles))
-    size = np.bincount(np.searchsorted(cycles, first_t[members]), minlength=len(cycles))
+    size = np.bincount(cycle_of.ravel(), minlength=len(cycles))
     dense = nodes * COST_NODE + size * nodes * COST_MAC
     slots = flows * COST_SLOT
     return float(np.where((size >= 2) & (dense <= DENSE_GAIN * slots), dense, slots).sum())
@@ -490,7 +490,7 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
     in_nodes = np.zeros(n, dtype=bool)
     if (interpolate or (interpolate is None and dense is None)) and len(fl.t):
         for c in _node_classes(fl, np.unique(fl.inst), curve_ids, sp_key, spread_idx, spread_w):
-            if interpolate or c.cost <= DENSE_GAIN * _exact_cost(fl, c.members):
+            if interpolate or c.cost <= DENSE_GAIN * _exact_cost(fl, c.flows):
                 node_classes.append(c)
                 in_nodes[c.members] = True
 
