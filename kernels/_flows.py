@@ -45,7 +45,8 @@ Curve nodes
 
 Slot buckets and node blocks compute ``exp(-(w_lo z_lo + w_hi z_hi + s) t)`` for every flow (with
 the products regrouped), so the values agree with the padded kernel to rounding (a few units in the
-16th digit of the discount factors); curve nodes add an interpolation error under ``2^-54``.  Scenarios are the minor (contiguous) axis of every array in the kernel, so each
+16th digit of the discount factors); curve nodes add an interpolation error under ``2^-54``.
+Scenarios are the minor (contiguous) axis of every array in the kernel, so each
 fused loop runs over contiguous memory.
 """
 
@@ -349,6 +350,7 @@ def _slot_buckets(fl: _Flows, members: np.ndarray, curve: np.ndarray, spread_idx
 class _NodeClass(NamedTuple):
     """Instruments of one curve and one issuer spread priced from their curve's nodes."""
 
+    curve: int
     members: np.ndarray  # instruments, increasing
     flows: np.ndarray  # their flows (indices into the book's flows)
     amounts: np.ndarray  # [m, K]
@@ -403,7 +405,7 @@ def _node_classes(fl: _Flows, members: np.ndarray, curve_ids, sp_key, spread_idx
             node_hi = np.concatenate([np.full(len(pieces[k].t), pieces[k].hi) for k in reached])
             guarded = [k for k in reached if pieces[k].interpolated]
             out.append(_NodeClass(
-                members=cls, flows=f, amounts=amounts, t=cat("t"), p=cat("p"), q=cat("q"), lo=node_lo, hi=node_hi,
+                curve=int(curve), members=cls, flows=f, amounts=amounts, t=cat("t"), p=cat("p"), q=cat("q"), lo=node_lo, hi=node_hi,
                 guard_lo=np.array([pieces[k].lo for k in guarded], dtype=np.int64),
                 guard_hi=np.array([pieces[k].hi for k in guarded], dtype=np.int64),
                 coef=np.array([pieces[k].guard for k in guarded]).reshape(-1, 5).T,
@@ -533,7 +535,10 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
     curve_nodes, exact, exact_rows = [], [], np.zeros(0, dtype=np.int64)
     if node_classes:
         first_row = row
-        for batch in _batch_groups(node_classes, waste):
+        # a batch shares one list of nodes: only classes of one curve share a batch
+        batches = [b for curve in sorted({c.curve for c in node_classes})
+                   for b in _batch_groups([c for c in node_classes if c.curve == curve], waste)]
+        for batch in batches:
             cn = _curve_node_batch(batch)
             m = cn.nodes.amounts.shape[1]
             for i, c in enumerate(batch):

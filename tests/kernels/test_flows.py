@@ -120,6 +120,18 @@ def test_layout_packs_every_flow_exactly_once(two_curves, dense, interpolate):
         assert stats["nodes"] <= stats["flows"] and stats["slots"] == 0
 
 
+def test_curve_node_batches_keep_to_one_curve(two_curves):
+    """A batch of curve-node classes shares one list of nodes, so classes of two curves never share
+    a batch, even when padding is allowed to merge every class of a curve into one."""
+    book, base, new = two_curves
+    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int), interpolate=True, waste=100.0)
+    assert len(layout.curve_nodes) == 2
+    for c in layout.curve_nodes:  # USD tenors in columns 0-10, EUR in 11-13
+        assert len(set((c.nodes.lo[0] >= 11).tolist())) == 1
+    pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, new))
+    assert np.max(np.abs(pnl - cashflow_pnl_numpy(book, base, new)) / _gross(book, base)) < 1e-12
+
+
 def test_slots_of_a_bucket_lie_in_one_curve_segment(two_curves):
     """What makes the bucket kernel exact: a slot's tenor columns are the flow's own interpolation."""
     book, _, _ = two_curves
