@@ -53,19 +53,24 @@ MAX_SPLITS = 6
 FIT_TOLERANCE = 1e-13
 
 
+#: most nodes a piece may take; a piece that would need more keeps its dates
+MAX_NODES = 200
+
+
 @lru_cache(maxsize=None)
-def nodes_needed(A: float, B: float) -> int:
+def nodes_needed(A: float, B: float) -> int | None:
     """Smallest number of Chebyshev points whose interpolant of ``exp(a u + b u^2)`` on ``[-1, 1]``
     has relative error at most :data:`TOLERANCE` for every ``|a| <= A``, ``|b| <= B`` (the bound of
-    the module docstring, minimised over ``rho`` on a grid)."""
+    the module docstring, minimised over ``rho`` on a grid); None if more than :data:`MAX_NODES`
+    (a piece hundreds of years wide, where the flat curve beyond the last tenor meets a very long bond)."""
     rho = np.exp(np.linspace(0.005, 6.0, 4000))
     semi = 0.5 * (rho + 1.0 / rho)
     log_m = A * semi + B * semi**2 + A + B  # log of M / min |f|
-    for n in range(1, 200):
+    for n in range(1, MAX_NODES + 1):
         log_bound = np.log(4.0) + log_m - (n - 1) * np.log(rho) - np.log(rho - 1.0)
         if log_bound.min() <= np.log(TOLERANCE):
             return max(n, 2)
-    raise ValueError(f"no interpolant of at most 200 nodes for A={A}, B={B}")
+    return None
 
 
 def chebyshev_points(n: int) -> np.ndarray:
@@ -140,7 +145,7 @@ def _piece(lo: int, hi: int, t: np.ndarray, p: np.ndarray, q: np.ndarray) -> tup
     cap_a = FORWARD_CAP * w
     cap_b = SLOPE_CAP * max(abs(cp[2]), abs(cq[2]))
     n = nodes_needed(round(cap_a, 12), round(cap_b, 12))
-    if n >= len(distinct):
+    if n is None or n >= len(distinct):
         return _exact_piece(lo, hi, t, p, q)
     x = chebyshev_points(n)
     guard = np.array([cp[1], cq[1], w, cp[2], cq[2]])

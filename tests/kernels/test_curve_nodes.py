@@ -45,6 +45,22 @@ def test_node_counts_meet_their_error_bound(A, B):
     assert max(_interpolation_error(n - 3, A, B), _interpolation_error(n - 3, -A, B)) > TOLERANCE
 
 
+def test_a_piece_too_wide_to_interpolate_keeps_its_dates():
+    """A 900-year bond: the flat curve beyond the last tenor makes a piece some 870 years wide, more
+    than any interpolant of :data:`MAX_NODES` nodes serves, so that piece is priced on its own dates;
+    the P&L still equals the numpy twin's."""
+    assert nodes_needed(0.25 * 400, 0.0) is None
+    book = stack_books([bond_book(AS_OF + pd.DateOffset(years=900), 0.03, 1), bond_book(AS_OF + pd.DateOffset(years=20), 0.02, 2)],
+                       np.array([1e6, 2e6]))
+    layout = flow_layout(book, interpolate=True)
+    assert layout_stats(layout)["curve_node_instruments"] == 2
+    rng = np.random.default_rng(3)
+    base = np.concatenate([zero_curve(rng), [0.0]])
+    new = base + rng.normal(0, 0.002, (6, len(base)))
+    pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, new))
+    np.testing.assert_allclose(pnl, cashflow_pnl_numpy(book, base, new), rtol=1e-11, atol=1e-6)
+
+
 def test_lagrange_weights_reproduce_polynomials_and_nodes():
     x = chebyshev_points(9)
     u = np.concatenate([np.linspace(-1, 1, 57), x[[0, 4, 8]]])
