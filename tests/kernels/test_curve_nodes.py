@@ -140,3 +140,24 @@ def test_in_range_scenarios_do_not_need_the_exact_path(book_and_levels):
     v = np.asarray(layout_values(layout, book.const, book.units, book.fx_idx, base, levels))[:, SCENARIO_BLOCK : SCENARIO_BLOCK + len(levels)]
     exact = np.asarray(layout_values(flow_layout(book, interpolate=False), book.const, book.units, book.fx_idx, base, levels))
     np.testing.assert_allclose(v, exact[:, SCENARIO_BLOCK : SCENARIO_BLOCK + len(levels)], rtol=1e-13, atol=0)
+
+
+def test_only_a_chunk_that_leaves_the_range_runs_the_checked_program(book_and_levels, monkeypatch):
+    """A chunk of in-range scenarios is priced by the program without the per-block branch (one call,
+    no second program); a chunk with a far scenario is priced again by the checked program, whose
+    base block it also uses (a zero shock in that chunk still gives exactly zero)."""
+    import kernels._flows as flows
+
+    book, base, new = book_and_levels
+    layout = flow_layout(book, interpolate=True)
+    checked = []
+    original = flows._states
+    monkeypatch.setattr(flows, "_states", lambda *a, **k: checked.append(1) or original(*a, **k))
+    layout_pnl(layout, book.const, book.units, book.fx_idx, base, new)
+    assert checked == []
+    levels = np.concatenate([new[:3], _far(base)[:1], base[None]])
+    pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, levels))
+    assert checked == [1]
+    assert np.all(pnl[-1] == 0.0)
+    gross = np.abs(book.units) * book.amounts.sum(axis=1)
+    assert np.max(np.abs(pnl - cashflow_pnl_numpy(book, base, levels)) / gross) < 1e-12
