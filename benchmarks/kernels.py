@@ -28,6 +28,13 @@ them chunk by chunk, inside the timing).
 * ``jax``: :func:`kernels.revalue_stream`, fixed-shape chunks spread over every local device (on a CPU,
   one XLA host device per core: the script sets ``--xla_force_host_platform_device_count``);
   compilation is timed separately (once per instrument type and chunk shape);
+* ``jax-procs``: the same kernels as the grid's Ray workers run them: one process per core
+  (``--devices`` of them), each computing on one core (``STRESSGRID_ONE_CORE=1``, one XLA device)
+  and taking chunks of ``chunk / devices`` scenarios from a shared counter until none is left
+  (:func:`kernels.revalue` on each, then the same reduction as ``jax``); every process compiles and
+  draws its shocks before a common start, and the wall time runs from that start to the last
+  process's end.  One process with an XLA device per core (``jax``) spends part of its CPU time
+  handing work between XLA's threads; processes of one core each do not;
 * ``numpy``: the same chunks through the numpy/scipy twins (:func:`kernels.revalue_numpy`), one core;
 * ``quantlib``: a per-scenario QuantLib repricing loop, timed on a sample of instruments and
   scenarios and extrapolated linearly to the whole book (for bonds the per-scenario curve rebuild
@@ -202,6 +209,8 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
                    cpu_seconds=round(res.run_cpu_seconds, 3), evals_per_second=n * scenarios / res.run_seconds,
                    evals_per_cpu_second=n * scenarios / res.run_cpu_seconds, devices=[str(d) for d in jax.local_devices()],
                    checksum=float(total[:16].sum()))
+    elif engine == "jax-procs":
+        out.update(measure_procs(kind, n, scenarios, chunk, int(os.environ.get("STRESSGRID_BENCH_PROCS", "2"))))
     elif engine == "numpy":
         import kernels
 
@@ -221,7 +230,69 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
         out.update(quantlib_loop(kind, book, prepared, base, is_log, make, scenarios=scenarios, sample=n))
         out["compile_seconds"] = 0.0
     out["peak_memory_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    if "children_peak_memory_mib" in out:  # jax-procs: the largest of its processes
+        out["peak_memory_mib"] = max(out["peak_memory_mib"], out["children_peak_memory_mib"])
     return out
+
+
+def _proc_child(kind: str, n: int, scenarios: int, sub: int, counter, barrier, results) -> None:
+    """One process of ``jax-procs``: prepare the book, draw the shocks and compile, wait for the
+    others, then revalue chunks of ``sub`` scenarios taken from ``counter`` until none is left."""
+    import numpy as np
+
+    import kernels
+
+    book, prepared, base, is_log = prepared_book(kind, n)
+    shocks = shock_maker(is_log)(0, scenarios)
+    F = len(base)
+    buf = np.empty((sub, prepared.n), order=kernels.preferred_order(prepared))
+    t0 = time.perf_counter()
+    kernels.revalue(prepared, base, np.zeros((sub, F)), is_log, out=buf)  # compiles
+    compile_s = time.perf_counter() - t0
+    barrier.wait()
+    start, c0 = time.monotonic(), time.process_time()
+    first, chunks = None, 0
+    while True:
+        with counter.get_lock():
+            i = counter.value
+            counter.value += 1
+        a = i * sub
+        if a >= scenarios:
+            break
+        rows = min(sub, scenarios - a)
+        block = shocks[a : a + rows] if rows == sub else np.concatenate([shocks[a : a + rows], np.zeros((sub - rows, F))])
+        kernels.revalue(prepared, base, block, is_log, out=buf)
+        total = buf[:rows].sum(axis=1)
+        first = float(total[:16].sum()) if i == 0 else first
+        chunks += 1
+    results.put(dict(start=start, end=time.monotonic(), cpu=time.process_time() - c0, compile=compile_s, chunks=chunks, checksum=first,
+                     maxrss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
+
+
+def measure_procs(kind: str, n: int, scenarios: int, chunk: int, procs: int) -> dict:
+    """The ``jax-procs`` engine: ``procs`` processes of one core each share the scenarios' chunks."""
+    import multiprocessing as mp
+
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
+    os.environ["XLA_FLAGS"] = " ".join(flags)
+    os.environ["STRESSGRID_ONE_CORE"] = "1"
+    ctx = mp.get_context("spawn")
+    counter, barrier, results = ctx.Value("q", 0), ctx.Barrier(procs), ctx.Queue()
+    sub = max(chunk // procs, 1)
+    ps = [ctx.Process(target=_proc_child, args=(kind, n, scenarios, sub, counter, barrier, results)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    got = [results.get() for _ in ps]
+    for p in ps:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"a jax-procs process failed (exit code {p.exitcode})")
+    wall = max(r["end"] for r in got) - min(r["start"] for r in got)
+    cpu = sum(r["cpu"] for r in got)
+    return dict(compile_seconds=round(max(r["compile"] for r in got), 3), run_seconds=round(wall, 3), cpu_seconds=round(cpu, 3),
+                evals_per_second=n * scenarios / wall, evals_per_cpu_second=n * scenarios / cpu, processes=procs, chunk_per_process=sub,
+                chunks_per_process=[r["chunks"] for r in got], checksum=next(r["checksum"] for r in got if r["checksum"] is not None),
+                children_peak_memory_mib=round(max(r["maxrss_mib"] for r in got), 1))
 
 
 def flow_stats(b) -> dict:
@@ -390,9 +461,11 @@ def main() -> None:
     else:
         for kind, n in (("option", a.options), ("bond", a.bonds), ("bond_std", a.bonds)):
             chunk = a.chunk or chunk_for(n, a.devices)
-            runs = {"jax": [], "numpy": [], "quantlib": []}
+            runs = {"jax": [], "jax-procs": [], "numpy": [], "quantlib": []}
             for _ in range(a.repeat):  # the engines in turn, so that a busy spell of the machine hits all of them
                 runs["jax"].append(run_sub([kind, "jax", str(n), str(a.scenarios), str(chunk)], env))
+                runs["jax-procs"].append(run_sub([kind, "jax-procs", str(n), str(a.scenarios), str(chunk)],
+                                                 dict(env, STRESSGRID_BENCH_PROCS=str(a.devices))))
                 runs["numpy"].append(run_sub([kind, "numpy", str(n), str(a.scenarios), str(chunk)], env))
                 qls = run_sub([kind, "quantlib", str(min(a.ql_sample, n)), str(a.ql_scenarios), str(chunk)], env)
                 # QuantLib time for the whole book, extrapolated from the sample (wall and CPU)
@@ -411,15 +484,16 @@ def main() -> None:
             for engine, rs in runs.items():
                 best[engine] = max(rs, key=lambda r: r["evals_per_second"])
                 best[engine]["runs_evals_per_second"] = [r["evals_per_second"] for r in rs]
-            jx, npy, qls = best["jax"], best["numpy"], best["quantlib"]
-            for r in (jx, npy, qls):
+            jx, jp, npy, qls = best["jax"], best["jax-procs"], best["numpy"], best["quantlib"]
+            for r in (jx, jp, npy, qls):
                 r["ratio_to_numpy"] = r["evals_per_second"] / npy["evals_per_second"]
                 r["ratio_to_quantlib"] = r["evals_per_second"] / qls["evals_per_second"]
                 r["cpu_ratio_to_numpy"] = r["evals_per_cpu_second"] / npy["evals_per_cpu_second"]
                 r["cpu_ratio_to_quantlib"] = r["evals_per_cpu_second"] / qls["evals_per_cpu_second"]
-            if abs(jx["checksum"] - npy["checksum"]) > 1e-8 * (1 + abs(npy["checksum"])):
-                raise SystemExit(f"{kind}: jax and numpy disagree ({jx['checksum']} vs {npy['checksum']})")
-            rows += [jx, npy, qls]
+            for r in (jx, jp):
+                if abs(r["checksum"] - npy["checksum"]) > 1e-8 * (1 + abs(npy["checksum"])):
+                    raise SystemExit(f"{kind}: {r['engine']} and numpy disagree ({r['checksum']} vs {npy['checksum']})")
+            rows += [jx, jp, npy, qls]
     header = (f"{'type':8} {'engine':9} {'instruments':>11} {'scenarios':>10} {'evals/s':>12} {'x numpy':>8} {'x QuantLib':>10} "
               f"{'evals/cpu-s':>12} {'x numpy':>8} {'x QuantLib':>10} {'compile s':>9} {'peak MiB':>9}")
     print(f"{'':40} {'--------- wall clock ---------':>32} {'----- per CPU-second (all threads) -----':>32}")
