@@ -397,16 +397,19 @@ def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, samp
 
 
 def chunk_for(instruments: int, devices: int, budget_bytes: int = 32 << 20) -> int:
-    """Scenarios per chunk: a power of 2 up to 4096 whose P&L per device stays under ``budget_bytes``.
+    """Scenarios per chunk: ``devices x (2^k - 1)``, the largest with ``2^k`` rows per device at most
+    ``4096 / devices`` (at least 64) whose P&L per device stays under ``budget_bytes``.
 
     The stream reuses its chunk buffers and the kernels their value buffers; the arrays a call still
     makes (the shocked levels, the program's temporaries) grow with the chunk, and above 32 MiB glibc
     maps them fresh from the operating system on every call.  Below the cap, a larger chunk spreads
-    each call's fixed cost (dispatch, the block of base levels) over more scenarios.
+    each call's fixed cost (dispatch) over more scenarios.  One row short of a power of two, a
+    device's call leaves one column of its last block for the base levels
+    (:func:`kernels._edge.blocks_with_base`) instead of computing a block of them.
     """
     per_device = max(budget_bytes // (8 * instruments), 64)
-    chunk = 1 << int(np.log2(per_device * devices))
-    return int(min(max(chunk, 64 * devices), 4096))
+    rows = min(1 << int(np.log2(per_device)), max(4096 // devices, 64))
+    return int(devices * (rows - 1))
 
 
 def _positive(text: str) -> int:

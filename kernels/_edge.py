@@ -97,14 +97,16 @@ def numpy_pnl(state_np: Callable, combine: Callable, book, base: np.ndarray, new
 
 
 def blocks_with_base(base, new, block: int):
-    """Levels as blocks ``[1 + nb, F, block]``, scenarios on the minor axis: block 0 is all at the
-    ``base`` levels, then the rows of ``new[S, F]`` in order (``nb = ceil(S / block)``; the last block
-    is completed with the base levels)."""
+    """Levels as blocks ``[nb, F, block]``, scenarios on the minor axis: the rows of ``new[S, F]`` in
+    order, then the ``base`` levels in every column left (at least one: ``nb = ceil((S + 1) / block)``).
+
+    Column ``S`` is the base, so that a call whose scenarios leave room in their last block (``S``
+    not a multiple of ``block``, e.g. ``2^k - 1`` scenarios) gets the base values in that block's
+    padding instead of a block of its own."""
     S, F = new.shape
-    nb = -(-S // block)
-    pad = nb * block - S
-    L = jnp.concatenate([new, jnp.broadcast_to(base, (pad, F))]) if pad else new
-    return jnp.concatenate([jnp.broadcast_to(base[None, :, None], (1, F, block)), L.reshape(nb, block, F).transpose(0, 2, 1)])
+    nb = -(-(S + 1) // block)
+    L = jnp.concatenate([new, jnp.broadcast_to(base, (nb * block - S, F))])
+    return L.reshape(nb, block, F).transpose(0, 2, 1)
 
 
 def fill_blocks(value: Callable, xs: tuple, buffer, block: int):
@@ -121,8 +123,9 @@ def fill_blocks(value: Callable, xs: tuple, buffer, block: int):
 
 
 def values_width(rows: int, block: int) -> int:
-    """Columns of the values of :func:`blocks_with_base` for ``rows`` scenarios: ``(1 + nb) block``."""
-    return (1 - (-rows // block)) * block
+    """Columns of the values of :func:`blocks_with_base` for ``rows`` scenarios: ``nb block``, with
+    ``nb = ceil((rows + 1) / block)`` (the scenarios, then the base)."""
+    return -(-(rows + 1) // block) * block
 
 
 _scratch = threading.local()
@@ -165,12 +168,13 @@ def _kept() -> dict:
 
 @partial(jax.jit, static_argnames=("block", "rows"))
 def _block_differences(values, block: int, rows: int):
-    return values[:, block : block + rows] - values[:, :1]
+    return values[:, :rows] - values[:, rows : rows + 1]
 
 
 def block_differences(values, block: int, rows: int):
-    """P&L ``[rows, n]`` from values ``[n, W]`` whose columns ``[0, block)`` are at the base levels and
-    columns ``block, block + 1, ...`` at each scenario's (the layout of the hand-batched option kernel).
+    """P&L ``[rows, n]`` from values ``[n, W]`` whose columns ``0 .. rows - 1`` are at each scenario's
+    levels and column ``rows`` at the base levels (:func:`blocks_with_base`; ``block`` is the
+    program's, kept for its callers).
 
     A program of its own, so that ``V' - V`` subtracts stored values: fused with the program that
     computes them, XLA may contract the last product and the subtraction into one fused multiply-add,
@@ -200,11 +204,11 @@ def write_block_differences(values, block: int, out: np.ndarray) -> np.ndarray:
     """
     v = np.asarray(values)
     rows = out.shape[0]
-    base = v[:, :1].T
+    base = v[:, rows : rows + 1].T
     if out.strides[0] == out.itemsize or rows == 1:
-        np.subtract(v[:, block : block + rows].T, base, out=out)
+        np.subtract(v[:, :rows].T, base, out=out)
     else:
         for j in range(0, out.shape[1], TRANSPOSE_TILE):
             tile = slice(j, j + TRANSPOSE_TILE)
-            np.subtract(v[tile, block : block + rows].T, base[:, tile], out=out[:, tile])
+            np.subtract(v[tile, :rows].T, base[:, tile], out=out[:, tile])
     return out

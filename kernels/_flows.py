@@ -681,8 +681,8 @@ def _present_values(layout: FlowLayout, LT, checked: bool = True):
 
 @partial(jax.jit, static_argnames=("block",), donate_argnames=("buffer",))
 def _states(layout: FlowLayout, const, units, fx_idx, base, new, buffer, block: int = SCENARIO_BLOCK):
-    """Values in base currency ``[n, (1 + nb) block]``: columns ``[0, block)`` at the base levels, then
-    one per row of ``new`` (``kernels._edge.blocks_with_base``), written into the donated ``buffer``."""
+    """Values in base currency ``[n, nb block]``: one column per row of ``new``, then the base levels
+    (column ``S``; ``kernels._edge.blocks_with_base``), written into the donated ``buffer``."""
 
     def one(lt):
         pv = _present_values(layout, lt)
@@ -717,7 +717,7 @@ def layout_values(layout: FlowLayout, const, units, fx_idx, base, new, block: in
     A book with curve nodes runs :func:`_states_unchecked` first; only if some scenario lies outside
     the nodes' range does it run :func:`_states` on the whole chunk (into the same buffer): the
     values of those scenarios are then the exact ones, and those of the chunk's other scenarios
-    (base block included, so a zero shock still gives a zero P&L) come from nodes in the same
+    (the base column included, so a zero shock still gives a zero P&L) come from nodes in the same
     program.  That second program compiles the first time a chunk needs it; under tracing only it
     runs."""
     new = jnp.asarray(new)

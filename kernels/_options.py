@@ -226,9 +226,9 @@ def _structure(o: OptionBook) -> _Structure:
 
 @partial(jax.jit, static_argnames=("structure", "block"), donate_argnames=("buffer",))
 def _option_values(o: OptionBook, spot_cols, spot_of, base, new, buffer, structure: _Structure, block: int):
-    """Values in base currency ``[n, (1 + nb) block]`` of every option: columns ``[0, block)`` at the
-    ``base`` levels, then one column per row of ``new[S, F]`` (``nb = ceil(S / block)``; the last block
-    is completed with the base levels).
+    """Values in base currency ``[n, nb block]`` of every option: one column per row of ``new[S, F]``,
+    then the ``base`` levels in every column left (``nb = ceil((S + 1) / block)``; column ``S`` is
+    the base, see :func:`kernels._edge.blocks_with_base`).
 
     The model of :func:`option_value_one`, rearranged so that the work per option and scenario is
     small:
@@ -255,7 +255,7 @@ def _option_values(o: OptionBook, spot_cols, spot_of, base, new, buffer, structu
     memory becomes the result's) is any array of the result's shape (``kernels._edge.take_scratch``).
     """
     LT = blocks_with_base(base, new, block)
-    ln_spot = jnp.log(LT[:, spot_cols, :])  # [1 + nb, U, block]: one logarithm per underlying
+    ln_spot = jnp.log(LT[:, spot_cols, :])  # [nb, U, block]: one logarithm per underlying
     T = o.expiry[:, None]
     sqrt_t = jnp.sqrt(o.expiry)[:, None]
     inv_sqrt_t = 1.0 / sqrt_t

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from kernels._curve_nodes import FORWARD_CAP, TOLERANCE, chebyshev_points, lagrange_weights, nodes_needed
-from kernels._flows import SCENARIO_BLOCK, curve_node_values, curve_nodes_inside, flow_layout, layout_pnl, layout_stats, layout_values
+from kernels._flows import curve_node_values, curve_nodes_inside, flow_layout, layout_pnl, layout_stats, layout_values
 from kernels._rates import cashflow_pnl_numpy
 
 from kernel_helpers import AS_OF, GRID, bond_book, stack_books, zero_curve
@@ -121,7 +121,7 @@ def test_outside_the_range_a_scenario_is_priced_flow_by_flow(book_and_levels):
     wild = base + np.concatenate([np.full(len(GRID), -3.0), [0.0]])
     LT = jnp.asarray(wild[:, None])
     unchecked = book.units * np.asarray(curve_node_values(layout, LT))[layout.order, 0]
-    v_wild = np.asarray(layout_values(layout, book.const, book.units, book.fx_idx, base, wild[None]))[:, SCENARIO_BLOCK]
+    v_wild = np.asarray(layout_values(layout, book.const, book.units, book.fx_idx, base, wild[None]))[:, 0]
     assert np.max(np.abs(unchecked / v_wild - 1.0)) > 1e-6
     ref = book.units * (book.amounts * np.exp(-(wild[book.pts.lo] * book.pts.w_lo + wild[book.pts.hi] * book.pts.w_hi
                                                  + (book.spread_w * wild[book.spread_idx])[:, None]) * book.times)).sum(axis=1)
@@ -137,9 +137,9 @@ def test_in_range_scenarios_do_not_need_the_exact_path(book_and_levels):
     high[: len(GRID)] = FORWARD_CAP - 0.02 - base[len(GRID)]  # flat curve: forward = zero yield; plus the spread
     levels = np.concatenate([new, high[None]])
     assert np.asarray(curve_nodes_inside(layout, jnp.asarray(levels.T))).all()
-    v = np.asarray(layout_values(layout, book.const, book.units, book.fx_idx, base, levels))[:, SCENARIO_BLOCK : SCENARIO_BLOCK + len(levels)]
+    v = np.asarray(layout_values(layout, book.const, book.units, book.fx_idx, base, levels))[:, : len(levels)]
     exact = np.asarray(layout_values(flow_layout(book, interpolate=False), book.const, book.units, book.fx_idx, base, levels))
-    np.testing.assert_allclose(v, exact[:, SCENARIO_BLOCK : SCENARIO_BLOCK + len(levels)], rtol=1e-13, atol=0)
+    np.testing.assert_allclose(v, exact[:, : len(levels)], rtol=1e-13, atol=0)
 
 
 def test_only_a_chunk_that_leaves_the_range_runs_the_checked_program(book_and_levels, monkeypatch):

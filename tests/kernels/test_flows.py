@@ -152,9 +152,11 @@ def test_values_agree_with_padded_kernel_and_numpy_twin(two_curves, dense, curve
     ``curve_ids`` the two curves share groups: a node or a slot still belongs to one curve."""
     book, base, new = two_curves
     layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int) if curves else None, dense=dense, interpolate=interpolate)
-    v = np.array(layout_values(layout, book.const, book.units, book.fx_idx, base, new))  # [n, (1 + nb) block]
-    assert np.all(v[:, :FLOW_BLOCK] == v[:, :1])  # the base block
-    ours = np.concatenate([v[:, :1], v[:, FLOW_BLOCK : FLOW_BLOCK + len(new)]], axis=1)  # [n, 1 + S]
+    v = np.array(layout_values(layout, book.const, book.units, book.fx_idx, base, new))  # [n, nb block]
+    S = len(new)
+    assert v.shape[1] % FLOW_BLOCK == 0 and v.shape[1] > S
+    assert np.all(v[:, S:] == v[:, S : S + 1])  # the base levels after the scenarios
+    ours = np.concatenate([v[:, S : S + 1], v[:, :S]], axis=1)  # [n, 1 + S]
     levels = np.concatenate([base[None], new])
     twin = _cf_value_numpy(book, levels).T
     np.testing.assert_allclose(ours, twin, rtol=1e-13, atol=0)
@@ -284,3 +286,21 @@ def test_prepared_book_pickles_with_its_layout(two_curves):
     packed = book._replace(layout=flow_layout(book))
     again = pickle.loads(pickle.dumps(packed))
     np.testing.assert_array_equal(np.asarray(cashflow_pnl(again, base, new)), np.asarray(cashflow_pnl(packed, base, new)))
+
+
+def test_base_levels_follow_the_scenarios_in_the_last_block(two_curves):
+    """The base values sit in column ``S``: a call of 63 scenarios in blocks of 64 computes one block
+    (its padding column is the base), a call of 64 needs a second; both give the numpy twin's P&L."""
+    from kernels._edge import values_width
+
+    assert (values_width(63, 64), values_width(64, 64), values_width(1, 64)) == (64, 128, 64)
+    book, base, new = two_curves
+    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int))
+    levels = new[np.arange(64) % len(new)]
+    for S in (63, 64):
+        v = np.asarray(layout_values(layout, book.const, book.units, book.fx_idx, base, levels[:S], block=64))
+        assert v.shape == (len(book.units), values_width(S, 64))
+        pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, levels[:S], block=64))
+        np.testing.assert_array_equal(pnl, (v[:, :S] - v[:, S:S + 1]).T)
+        ref = cashflow_pnl_numpy(book, base, levels[:S])
+        assert np.max(np.abs(pnl - ref) / (np.abs(book.units) * book.amounts.sum(axis=1))) < 1e-12

@@ -266,9 +266,11 @@ def _batched_values(book: OptionBook, base, new) -> np.ndarray:
     from kernels._options import SCENARIO_BLOCK, _values
 
     v = np.array(_values(book, jnp.asarray(base), jnp.asarray(new), SCENARIO_BLOCK))
-    # columns [0, block) at the base levels, then one per scenario
-    assert np.all(v[:, :SCENARIO_BLOCK] == v[:, :1])
-    return np.concatenate([v[:, :1], v[:, SCENARIO_BLOCK : SCENARIO_BLOCK + len(new)]], axis=1)
+    # one column per scenario, then the base levels in every column left (at least one)
+    S = len(new)
+    assert v.shape[1] % SCENARIO_BLOCK == 0 and v.shape[1] > S
+    assert np.all(v[:, S:] == v[:, S : S + 1])
+    return np.concatenate([v[:, S : S + 1], v[:, :S]], axis=1)
 
 
 def _stack(options: list[OptionBook], offsets: list[int]) -> OptionBook:
