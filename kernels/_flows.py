@@ -102,7 +102,7 @@ COST_GUARD = 0.5
 #: than 128: a block's arrays (the random-day benchmark book's issuer discount factors are 35 x 159 x
 #: block) then stay nearer the core, which matters when two processes share the machine's cache
 #: (random-day book, two one-core processes, 100,000 scenarios: 111-115 -> 118-125 M evaluations a
-#: second), and the block of base levels each call computes is half as large; one process alone
+#: second), and a block of base levels, where a call needs one, is half as large; one process alone
 #: and the market-date book run the same
 SCENARIO_BLOCK = 64
 
