@@ -235,6 +235,10 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
     return out
 
 
+#: seconds a jax-procs process waits for the others at the start (each prepares and compiles first)
+PROCS_TIMEOUT_S = 600.0
+
+
 def _proc_child(kind: str, n: int, scenarios: int, sub: int, counter, barrier, results) -> None:
     """One process of ``jax-procs``: prepare the book, draw the shocks and compile, wait for the
     others, then revalue chunks of ``sub`` scenarios taken from ``counter`` until none is left."""
@@ -249,7 +253,7 @@ def _proc_child(kind: str, n: int, scenarios: int, sub: int, counter, barrier, r
     t0 = time.perf_counter()
     kernels.revalue(prepared, base, np.zeros((sub, F)), is_log, out=buf)  # compiles
     compile_s = time.perf_counter() - t0
-    barrier.wait()
+    barrier.wait(timeout=PROCS_TIMEOUT_S)  # a process that failed to start breaks the barrier for the others
     start, c0 = time.monotonic(), time.process_time()
     first, chunks = None, 0
     while True:
@@ -272,6 +276,7 @@ def _proc_child(kind: str, n: int, scenarios: int, sub: int, counter, barrier, r
 def measure_procs(kind: str, n: int, scenarios: int, chunk: int, procs: int) -> dict:
     """The ``jax-procs`` engine: ``procs`` processes of one core each share the scenarios' chunks."""
     import multiprocessing as mp
+    import queue
 
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
     os.environ["XLA_FLAGS"] = " ".join(flags)
@@ -282,11 +287,19 @@ def measure_procs(kind: str, n: int, scenarios: int, chunk: int, procs: int) -> 
     ps = [ctx.Process(target=_proc_child, args=(kind, n, scenarios, sub, counter, barrier, results)) for _ in range(procs)]
     for p in ps:
         p.start()
-    got = [results.get() for _ in ps]
+    got = []
+    deadline = time.monotonic() + 2 * PROCS_TIMEOUT_S
+    while len(got) < procs:  # a process that dies sends nothing: notice it instead of waiting forever
+        try:
+            got.append(results.get(timeout=1.0))
+        except queue.Empty:
+            failed = [p.exitcode for p in ps if p.exitcode not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                for p in ps:
+                    p.terminate()
+                raise RuntimeError(f"a jax-procs process failed (exit codes {[p.exitcode for p in ps]})")
     for p in ps:
         p.join()
-        if p.exitcode != 0:
-            raise RuntimeError(f"a jax-procs process failed (exit code {p.exitcode})")
     wall = max(r["end"] for r in got) - min(r["start"] for r in got)
     cpu = sum(r["cpu"] for r in got)
     return dict(compile_seconds=round(max(r["compile"] for r in got), 3), run_seconds=round(wall, 3), cpu_seconds=round(cpu, 3),
