@@ -22,7 +22,7 @@ class Payload:
     """What every task reads: put into the object store once per batch.
 
     shocks : ``[S, F]`` all scenarios of the batch
-    chunk_size : scenarios per task; block_size : scenarios per kernel call within a task (<= chunk_size)
+    chunk_size : scenarios per task; block_size : scenarios per block within a task (<= chunk_size; see :func:`_blocks`)
     family_codes : int ``[S]``; weights : ``[S]``
     group_codes : level -> int ``[N]`` (asset class, sleeve) for the per-scenario breakdown
     keep_mass : ``1 - min(confidence)``, the tail mass each task keeps
