@@ -50,6 +50,24 @@ def demo_book_path() -> Path:
     return EXAMPLES / "demo_book.csv"
 
 
+@pytest.fixture(scope="module")
+def demo_prepared(demo_batch_path, demo_book_path):
+    """``(book, snapshot, prepared book)`` of the demo book at the demo batch's market date (one per
+    test module, so that no module sees another's changes)."""
+    import yaml
+
+    import kernels
+    from core import load_book, load_history, snapshot_from_history
+
+    market = yaml.safe_load(demo_batch_path.read_text())["market"]
+    book = load_book(demo_book_path)
+    factors = kernels.required_factors(book.positions, "USD")
+    snap = snapshot_from_history(load_history(), factors, market["as_of"], overrides=market["overrides"])
+    book.check_dates(snap.as_of)
+    prepared = kernels.prepare(book.positions, snap.factors, "USD", snap.as_of, levels=snap.levels)
+    return book, snap, prepared
+
+
 @pytest.fixture(scope="session")
 def linear_batch_path() -> Path:
     """A batch over a linear-only book: grid tests that must not depend on the non-linear kernels."""

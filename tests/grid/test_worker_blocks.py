@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import kernels
-from core import load_book, load_history, snapshot_from_history
 from grid import _worker
 
 
@@ -20,14 +19,8 @@ def test_the_worker_knows_the_kernels_pass():
 
 
 @pytest.fixture(scope="module")
-def demo_payload(demo_batch_path, demo_book_path):
-    import yaml
-
-    market = yaml.safe_load(demo_batch_path.read_text())["market"]
-    book = load_book(demo_book_path)
-    factors = kernels.required_factors(book.positions, "USD")
-    snap = snapshot_from_history(load_history(), factors, market["as_of"], overrides=market["overrides"])
-    prepared = kernels.prepare(book.positions, snap.factors, "USD", snap.as_of, levels=snap.levels)
+def demo_payload(demo_prepared):
+    _, snap, prepared = demo_prepared
     return SimpleNamespace(book=prepared, base_levels=snap.levels, is_log=snap.is_log, block_size=128)
 
 

@@ -10,20 +10,12 @@ import pandas as pd
 import pytest
 
 import kernels
-from core import ConfigError, DataError, book_from_records, load_book, load_history, snapshot_from_history
+from core import ConfigError, DataError, book_from_records
 
 
 @pytest.fixture(scope="module")
-def demo(demo_batch_path, demo_book_path):
-    import yaml
-
-    market = yaml.safe_load(demo_batch_path.read_text())["market"]
-    book = load_book(demo_book_path)
-    factors = kernels.required_factors(book.positions, "USD")
-    snap = snapshot_from_history(load_history(), factors, market["as_of"], overrides=market["overrides"])
-    book.check_dates(snap.as_of)
-    prepared = kernels.prepare(book.positions, snap.factors, "USD", snap.as_of, levels=snap.levels)
-    return book, snap, prepared
+def demo(demo_prepared):
+    return demo_prepared
 
 
 def _shocks(snap, S, scale, seed):
