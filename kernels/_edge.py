@@ -166,15 +166,14 @@ def _kept() -> dict:
     return _scratch.kept
 
 
-@partial(jax.jit, static_argnames=("block", "rows"))
-def _block_differences(values, block: int, rows: int):
+@partial(jax.jit, static_argnames=("rows",))
+def _block_differences(values, rows: int):
     return values[:, :rows] - values[:, rows : rows + 1]
 
 
-def block_differences(values, block: int, rows: int):
+def block_differences(values, rows: int):
     """P&L ``[rows, n]`` from values ``[n, W]`` whose columns ``0 .. rows - 1`` are at each scenario's
-    levels and column ``rows`` at the base levels (:func:`blocks_with_base`; ``block`` is the
-    program's, kept for its callers).
+    levels and column ``rows`` at the base levels (:func:`blocks_with_base`).
 
     A program of its own, so that ``V' - V`` subtracts stored values: fused with the program that
     computes them, XLA may contract the last product and the subtraction into one fused multiply-add,
@@ -183,7 +182,7 @@ def block_differences(values, block: int, rows: int):
     returned transposed: as a Fortran-ordered numpy view when ``values`` is concrete (no copy; numpy
     reductions and matrix products take it as it is), as a JAX transpose under tracing.
     """
-    d = _block_differences(values, block, rows)
+    d = _block_differences(values, rows)
     if isinstance(d, jax.core.Tracer):
         return d.T
     return np.asarray(d).T
@@ -193,7 +192,7 @@ def block_differences(values, block: int, rows: int):
 TRANSPOSE_TILE = 64
 
 
-def write_block_differences(values, block: int, out: np.ndarray) -> np.ndarray:
+def write_block_differences(values, out: np.ndarray) -> np.ndarray:
     """Write into ``out[S, n]`` the P&L of :func:`block_differences` and return ``out``.
 
     numpy subtracts the stored base values straight into ``out``, with no intermediate array.  When

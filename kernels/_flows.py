@@ -685,11 +685,15 @@ def _states(layout: FlowLayout, const, units, fx_idx, base, new, buffer, block: 
     (column ``S``; ``kernels._edge.blocks_with_base``), written into the donated ``buffer``."""
 
     def one(lt):
-        pv = _present_values(layout, lt)
-        fx = jnp.where(fx_idx[:, None] >= 0, lt[jnp.maximum(fx_idx, 0)], 1.0)
-        return units[:, None] * (pv + const[:, None]) * fx
+        return _in_base_currency(_present_values(layout, lt), lt, const, units, fx_idx)
 
     return fill_blocks(one, (blocks_with_base(base, new, block),), buffer, block)
+
+
+def _in_base_currency(pv, lt, const, units, fx_idx):
+    """Position values ``[n, B]`` in the base currency from present values per unit of face."""
+    fx = jnp.where(fx_idx[:, None] >= 0, lt[jnp.maximum(fx_idx, 0)], 1.0)
+    return units[:, None] * (pv + const[:, None]) * fx
 
 
 @partial(jax.jit, static_argnames=("block",), donate_argnames=("buffer",))
@@ -704,8 +708,7 @@ def _states_unchecked(layout: FlowLayout, const, units, fx_idx, base, new, buffe
         out, inside = carry
         lt = jax.lax.dynamic_index_in_dim(blocks, i, keepdims=False)
         pv, ok = _present_values(layout, lt, checked=False)
-        fx = jnp.where(fx_idx[:, None] >= 0, lt[jnp.maximum(fx_idx, 0)], 1.0)
-        v = units[:, None] * (pv + const[:, None]) * fx
+        v = _in_base_currency(pv, lt, const, units, fx_idx)
         return jax.lax.dynamic_update_slice(out, v, (0, i * block)), inside & ok
 
     return jax.lax.fori_loop(0, blocks.shape[0], body, (buffer, jnp.array(True)))
@@ -739,7 +742,7 @@ def layout_pnl(layout: FlowLayout, const, units, fx_idx, base, new, block: int =
     multiplier, FX column or -1); ``block`` scenarios are evaluated per pass of the compiled loop.
     """
     values = layout_values(layout, const, units, fx_idx, base, new, block)
-    pnl = block_differences(values, block, np.shape(new)[0])
+    pnl = block_differences(values, np.shape(new)[0])
     keep_scratch(values)
     return pnl
 
@@ -747,6 +750,6 @@ def layout_pnl(layout: FlowLayout, const, units, fx_idx, base, new, block: int =
 def layout_pnl_into(layout: FlowLayout, const, units, fx_idx, base, new, out: np.ndarray, block: int = SCENARIO_BLOCK):
     """:func:`layout_pnl` written into ``out[S, n]`` (``kernels._edge.write_block_differences``)."""
     values = layout_values(layout, const, units, fx_idx, base, new, block)
-    write_block_differences(values, block, out)
+    write_block_differences(values, out)
     keep_scratch(values)
     return out

@@ -308,7 +308,7 @@ def option_pnl(o: OptionBook, base, new, block: int = SCENARIO_BLOCK):
     """
     new = jnp.asarray(new)
     values = _values(o, base, new, block)
-    pnl = block_differences(values, block, new.shape[0])
+    pnl = block_differences(values, new.shape[0])
     keep_scratch(values)
     return pnl
 
@@ -316,7 +316,7 @@ def option_pnl(o: OptionBook, base, new, block: int = SCENARIO_BLOCK):
 def option_pnl_into(o: OptionBook, base, new, out: np.ndarray, block: int = SCENARIO_BLOCK) -> np.ndarray:
     """:func:`option_pnl` written into ``out[S, n]`` (fastest when ``out`` is Fortran-ordered)."""
     values = _values(o, base, jnp.asarray(new), block)
-    write_block_differences(values, block, out)
+    write_block_differences(values, out)
     keep_scratch(values)
     return out
 
