@@ -59,6 +59,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._common import EXP_RANGE, exp_in_range
 from ._curve_nodes import curve_pieces
 from ._edge import (
     block_differences,
@@ -178,6 +179,9 @@ class FlowLayout(NamedTuple):
         of the interpolation
     exact_rows : int ``[rows of the curve-node classes]``, the row of the same instrument in
         ``exact`` (-1: padding)
+    exp_cols : int ``[C]``, the factor columns (curve tenors and issuer spreads) of every exponent
+    exp_cap : the largest ``|level|`` of those columns for which every exponent lies within
+        ``kernels._common.EXP_RANGE`` (:func:`levels_in_exp_range`)
     """
 
     buckets: tuple[SlotBucket, ...]
@@ -186,6 +190,8 @@ class FlowLayout(NamedTuple):
     curve_nodes: tuple[CurveNodes, ...] = ()
     exact: tuple[SlotBucket, ...] = ()
     exact_rows: np.ndarray = np.zeros(0, dtype=np.int64)
+    exp_cols: np.ndarray = np.zeros(0, dtype=np.int64)
+    exp_cap: np.ndarray = np.array(np.inf)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -565,7 +571,25 @@ def flow_layout(book, curve_ids: np.ndarray | None = None, dense: bool | None = 
             exact.append(b)
         exact_rows = np.full(row - first_row, -1, dtype=np.int64)
         exact_rows[order[members] - first_row] = exact_row[members]
-    return FlowLayout(tuple(b for _, b in buckets), tuple(blocks), order, tuple(curve_nodes), tuple(exact), exact_rows)
+    parts = [b for _, b in buckets] + blocks + [c.nodes for c in curve_nodes] + exact
+    exp_cols, exp_cap = _exp_bound(parts)
+    return FlowLayout(tuple(b for _, b in buckets), tuple(blocks), order, tuple(curve_nodes), tuple(exact), exact_rows, exp_cols, exp_cap)
+
+
+def _exp_bound(parts: list) -> tuple[np.ndarray, np.ndarray]:
+    """The columns every exponent of ``parts`` (slot buckets and node blocks) reads, and the largest
+    ``|level|`` of them that keeps every exponent within ``EXP_RANGE``: an exponent is
+    ``p z_lo + q z_hi + t s`` with the curve's yields ``z`` and the spread ``s`` among those columns,
+    so ``|x| <= (max(|p| + |q|) + max(t)) * max |level|``."""
+    cols, span_z, span_s = [np.zeros(0, dtype=np.int64)], 0.0, 0.0
+    for b in parts:
+        if not np.size(b.t):
+            continue
+        cols += [np.ravel(b.lo), np.ravel(b.hi), np.ravel(b.spread_idx)[np.ravel(b.spread_w) != 0.0]]
+        span_z = max(span_z, float(np.max(np.abs(b.p) + np.abs(b.q))))
+        span_s = max(span_s, float(np.max(np.abs(b.t)) * np.max(np.abs(b.spread_w), initial=0.0)))
+    span = span_z + span_s
+    return np.unique(np.concatenate(cols)), np.array(EXP_RANGE / span if span > 0.0 else np.inf)
 
 
 def layout_stats(layout: FlowLayout) -> dict:
@@ -599,7 +623,7 @@ def layout_stats(layout: FlowLayout) -> dict:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _bucket_values(b: SlotBucket, LT):
+def _bucket_values(b: SlotBucket, LT, exp=jnp.exp):
     zl = LT[b.lo]  # [J, B]
     zh = LT[b.hi]
     sp = b.spread_w[:, None] * LT[b.spread_idx]  # [m, B]
@@ -607,12 +631,12 @@ def _bucket_values(b: SlotBucket, LT):
     # a batched product rather than a sum of a * exp(-x): XLA computes the exponentials in one
     # vectorised pass and the sum as a product (measured on the 47 bonds of the random-day benchmark
     # book left in buckets: 1.58 -> 1.26 us a scenario on one core)
-    return jnp.einsum("mj,mjb->mb", b.a, jnp.exp(-x), precision=jax.lax.Precision.HIGHEST)
+    return jnp.einsum("mj,mjb->mb", b.a, exp(-x), precision=jax.lax.Precision.HIGHEST)
 
 
-def _node_values(k: NodeBlocks, LT, sp):
+def _node_values(k: NodeBlocks, LT, sp, exp=jnp.exp):
     x = k.p[:, :, None] * LT[k.lo] + k.q[:, :, None] * LT[k.hi] + k.t[:, :, None] * sp[:, None, :]  # [G, K, B]
-    v = jnp.einsum("gmk,gkb->gmb", k.amounts, jnp.exp(-x), precision=jax.lax.Precision.HIGHEST)
+    v = jnp.einsum("gmk,gkb->gmb", k.amounts, exp(-x), precision=jax.lax.Precision.HIGHEST)
     return v.reshape(-1, v.shape[-1])
 
 
@@ -634,47 +658,71 @@ def curve_nodes_inside(layout: FlowLayout, LT):
     return inside
 
 
-def _shared_node_values(k: NodeBlocks, LT):
+def levels_in_exp_range(layout: FlowLayout, LT):
+    """``[B]`` bool: every exponent of the scenario lies within ``EXP_RANGE``, where
+    :func:`kernels._common.exp_in_range` is exact to a unit in the last place (its levels' largest
+    magnitude is at most ``layout.exp_cap``: 11.8, i.e. 1,180%, for a book of 30-year bonds)."""
+    if not len(layout.exp_cols):
+        return jnp.ones(LT.shape[1], dtype=bool)
+    return jnp.max(jnp.abs(LT[layout.exp_cols]), axis=0) <= layout.exp_cap
+
+
+def _clipped_exp(x):
+    """:func:`kernels._common.exp_in_range` of ``x`` clipped to ``EXP_RANGE``: exact where ``|x|``
+    is within it, and beyond it ``e^-708`` (2e-308) for what would underflow and ``e^708`` for what
+    would overflow, for the rare chunk with a scenario outside the range."""
+    return exp_in_range(jnp.clip(x, -EXP_RANGE, EXP_RANGE))
+
+
+def _shared_node_values(k: NodeBlocks, LT, exp=jnp.exp):
     """Values ``[G m, B]`` of node blocks whose ``G`` groups share one list of nodes (``[1, K]``),
-    each with its own spread: the curve's discount factors once, times each group's spread factors."""
+    each with its own spread: the curve's discount factors once, times each group's spread factors.
+    The curve's take XLA's own exponential whatever ``exp`` is: it is costly enough that XLA
+    computes it once, where a cheaper one is fused into every group's product and recomputed
+    for each (measured: 12.4 -> 16.6 ns a bond and scenario on the random-day benchmark book)."""
     curve = jnp.exp(-(k.p[0][:, None] * LT[k.lo[0]] + k.q[0][:, None] * LT[k.hi[0]]))  # [K, B]
     sp = k.spread_w[:, None] * LT[k.spread_idx]  # [G, B]
-    D = curve[None] * jnp.exp(-(k.t[0][None, :, None] * sp[:, None, :]))  # [G, K, B]
+    D = curve[None] * exp(-(k.t[0][None, :, None] * sp[:, None, :]))  # [G, K, B]
     v = jnp.einsum("gmk,gkb->gmb", k.amounts, D, precision=jax.lax.Precision.HIGHEST)
     return v.reshape(-1, v.shape[-1])
 
 
-def curve_node_values(layout: FlowLayout, LT):
+def curve_node_values(layout: FlowLayout, LT, exp=_clipped_exp):
     """Values ``[rows, B]`` of the curve-node classes' rows from their nodes alone (no range check)."""
-    return jnp.concatenate([_shared_node_values(c.nodes, LT) for c in layout.curve_nodes], axis=0)
+    return jnp.concatenate([_shared_node_values(c.nodes, LT, exp) for c in layout.curve_nodes], axis=0)
 
 
-def _curve_node_values(layout: FlowLayout, LT):
+def _curve_node_values(layout: FlowLayout, LT, exp):
     """Values of the curve-node classes' rows ``[rows, B]``; a scenario outside the range the node
     counts are sized for (:func:`curve_nodes_inside`) takes the exact slot-bucket values of every row."""
-    v = curve_node_values(layout, LT)
+    v = curve_node_values(layout, LT, exp)
     ok = curve_nodes_inside(layout, LT)
 
     def exact(v):
-        e = jnp.concatenate([_bucket_values(b, LT) for b in layout.exact] + [jnp.zeros((1, LT.shape[1]))], axis=0)
+        e = jnp.concatenate([_bucket_values(b, LT, exp) for b in layout.exact] + [jnp.zeros((1, LT.shape[1]))], axis=0)
         return jnp.where(ok[None, :], v, e[layout.exact_rows])  # row -1: the zeros of a padding row
 
     return jax.lax.cond(jnp.all(ok), lambda v: v, exact, v)
 
 
 def _present_values(layout: FlowLayout, LT, checked: bool = True):
-    """``sum_j a_j DF_j`` of every instrument, ``[n, B]``, from levels ``LT[F, B]``; with
-    ``checked=False``, ``(values, inside)``: the curve-node rows from their nodes whatever the
-    scenario, and whether every scenario lies within their range (:func:`curve_nodes_inside`)."""
-    parts = [_bucket_values(b, LT) for b in layout.buckets]
-    parts += [_node_values(k, LT, k.spread_w[:, None] * LT[k.spread_idx]) for k in layout.blocks]
-    inside = jnp.array(True)
+    """``sum_j a_j DF_j`` of every instrument, ``[n, B]``, from levels ``LT[F, B]``.
+
+    ``checked=True``: whatever the levels (exponents clipped to ``EXP_RANGE``, a scenario outside
+    the curve nodes' range priced flow by flow).  ``checked=False``: ``(values, inside)``, with no
+    clipping and the curve-node rows from their nodes, and whether that was exact for every
+    scenario (:func:`levels_in_exp_range` and :func:`curve_nodes_inside`).  Where both are exact
+    they compute the same expressions."""
+    exp = _clipped_exp if checked else exp_in_range
+    parts = [_bucket_values(b, LT, exp) for b in layout.buckets]
+    parts += [_node_values(k, LT, k.spread_w[:, None] * LT[k.spread_idx], exp) for k in layout.blocks]
+    inside = jnp.all(levels_in_exp_range(layout, LT))
     if layout.curve_nodes:
         if checked:
-            parts.append(_curve_node_values(layout, LT))
+            parts.append(_curve_node_values(layout, LT, exp))
         else:
-            parts.append(curve_node_values(layout, LT))
-            inside = jnp.all(curve_nodes_inside(layout, LT))
+            parts.append(curve_node_values(layout, LT, exp))
+            inside &= jnp.all(curve_nodes_inside(layout, LT))
     values = jnp.concatenate(parts, axis=0)[layout.order]
     return values if checked else (values, inside)
 
@@ -698,10 +746,12 @@ def _in_base_currency(pv, lt, const, units, fx_idx):
 
 @partial(jax.jit, static_argnames=("block",), donate_argnames=("buffer",))
 def _states_unchecked(layout: FlowLayout, const, units, fx_idx, base, new, buffer, block: int = SCENARIO_BLOCK):
-    """:func:`_states` with every curve-node row from its nodes, and whether that was exact for every
-    scenario: ``(values, inside)``.  Without the per-block branch to the exact values the program
-    runs faster (measured on the random-day benchmark book: 15.4 -> 14.6 ns a bond and scenario on
-    one core); :func:`layout_values` recomputes the rare chunk that leaves the range with :func:`_states`."""
+    """:func:`_states` with every curve-node row from its nodes and every exponential unclipped, and
+    whether that was exact for every scenario: ``(values, inside)``.  Without the per-block branch
+    to the exact values the program runs faster (measured on the random-day benchmark book: 15.4 ->
+    14.6 ns a bond and scenario on one core), and without the clipping the exponentials cost less
+    (:func:`kernels._common.exp_in_range`); :func:`layout_values` recomputes the rare chunk that
+    leaves either range with :func:`_states`."""
     blocks = blocks_with_base(base, new, block)
 
     def body(i, carry):
@@ -717,16 +767,17 @@ def _states_unchecked(layout: FlowLayout, const, units, fx_idx, base, new, buffe
 def layout_values(layout: FlowLayout, const, units, fx_idx, base, new, block: int = SCENARIO_BLOCK):
     """:func:`_states` of ``new[S, F]`` into this thread's scratch buffer (``kernels._edge.take_scratch``).
 
-    A book with curve nodes runs :func:`_states_unchecked` first; only if some scenario lies outside
-    the nodes' range does it run :func:`_states` on the whole chunk (into the same buffer): the
-    values of those scenarios are then the exact ones, and those of the chunk's other scenarios
-    (the base column included, so a zero shock still gives a zero P&L) come from nodes in the same
-    program.  That second program compiles the first time a chunk needs it; under tracing only it
-    runs."""
+    It runs :func:`_states_unchecked` first; only if some scenario lies outside the curve nodes'
+    range, or has a curve yield or spread so large (beyond ``layout.exp_cap``) that an exponent
+    could leave ``EXP_RANGE``, does it run :func:`_states` on the whole chunk (into the same
+    buffer): the values of those scenarios are then the exact ones, and those of the chunk's other
+    scenarios (the base column included, so a zero shock still gives a zero P&L) are computed as
+    in the first program.  That second program compiles the first time a chunk needs it; under
+    tracing only it runs."""
     new = jnp.asarray(new)
     base = jnp.asarray(base)
     buffer = take_scratch((len(layout.order), values_width(new.shape[0], block)), new)
-    if not layout.curve_nodes or isinstance(new, jax.core.Tracer) or isinstance(base, jax.core.Tracer):
+    if isinstance(new, jax.core.Tracer) or isinstance(base, jax.core.Tracer):
         return _states(layout, const, units, fx_idx, base, new, buffer, block=block)
     values, inside = _states_unchecked(layout, const, units, fx_idx, base, new, buffer, block=block)
     if bool(inside):
