@@ -161,3 +161,46 @@ def test_only_a_chunk_that_leaves_the_range_runs_the_checked_program(book_and_le
     assert np.all(pnl[-1] == 0.0)
     gross = np.abs(book.units) * book.amounts.sum(axis=1)
     assert np.max(np.abs(pnl - cashflow_pnl_numpy(book, base, levels)) / gross) < 1e-12
+
+
+def test_size_tiers_minimise_padding_plus_products():
+    """The dynamic programme's cuts cost no more than any other way to cut the sorted classes."""
+    from itertools import combinations
+
+    from kernels._flows import COST_MAC, COST_PRODUCT, _size_tiers
+
+    def cost(sizes, ends, K):
+        starts = [0] + ends[:-1]
+        return sum((e - s) * sizes[e - 1] * K * COST_MAC + COST_PRODUCT for s, e in zip(starts, ends))
+
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        sizes = np.sort(rng.integers(1, 40, rng.integers(1, 9)))
+        K = int(rng.integers(5, 300))
+        G = len(sizes)
+        best = min(cost(sizes, list(c) + [G], K) for r in range(G) for c in combinations(range(1, G), r))
+        ends = _size_tiers(sizes, K)
+        assert ends[-1] == G and ends == sorted(set(ends))
+        assert cost(sizes, ends, K) == pytest.approx(best, rel=1e-12)
+
+
+def test_issuers_of_different_sizes_are_priced_in_tiers():
+    """Issuers of 1 to 16 bonds: the classes are cut into tiers, each padded only to its largest
+    class, and every bond still gets the numpy twin's P&L."""
+    rng = np.random.default_rng(12)
+    books, n_issuers = [], 8
+    for i in range(n_issuers):
+        for _ in range(2 ** (i // 2)):  # 1, 1, 2, 2, 4, 4, 8, 8 bonds
+            mat = AS_OF + pd.Timedelta(days=int(rng.integers(40, 30 * 365)))
+            books.append(bond_book(mat, float(rng.uniform(0, 0.08)), 2, spread_col=len(GRID) + i))
+    book = stack_books(books, rng.uniform(1e5, 1e6, len(books)))
+    layout = flow_layout(book, interpolate=True)
+    tiers = [a for c in layout.curve_nodes for a in c.nodes.amounts]
+    assert len(tiers) >= 2
+    for a in tiers:  # each tier's padding is its largest class
+        assert (np.abs(a).sum(axis=2) > 0).sum(axis=1).max() == a.shape[1]
+    base = np.concatenate([zero_curve(rng), rng.uniform(0.005, 0.03, n_issuers)])
+    new = base + rng.normal(0, 0.003, (30, len(base)))
+    pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, new))
+    gross = np.abs(book.units) * book.amounts.sum(axis=1)
+    assert np.max(np.abs(pnl - cashflow_pnl_numpy(book, base, new)) / gross) < 1e-12
