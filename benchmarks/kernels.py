@@ -23,7 +23,9 @@ Books (synthetic, seeded):
 Engines:
 
 Every engine is timed on the revaluation of shocks drawn beforehand (``--memory-check`` draws
-them chunk by chunk, inside the timing).
+them chunk by chunk, inside the timing).  The timed work is the P&L of every position under every
+scenario, in memory: the JAX engines read only the first chunk's first 16 rows for the checksum
+(the numpy twin sums its first chunk outside its timing, and QuantLib's values are not summed).
 
 * ``jax``: :func:`kernels.revalue_stream`, fixed-shape chunks spread over every local device (on a CPU,
   one XLA host device per core: the script sets ``--xla_force_host_platform_device_count``);
@@ -31,7 +33,7 @@ them chunk by chunk, inside the timing).
 * ``jax-procs``: the same kernels as the grid's Ray workers run them: one process per core
   (``--devices`` of them), each computing on one core (``STRESSGRID_ONE_CORE=1``, one XLA device)
   and taking chunks of ``chunk / devices`` scenarios from a shared counter until none is left
-  (:func:`kernels.revalue` on each, then the same reduction as ``jax``); every process compiles and
+  (:func:`kernels.revalue` on each); every process compiles and
   draws its shocks before a common start, and the wall time runs from that start to the last
   process's end.  One process with an XLA device per core (``jax``) spreads each device's work over
   XLA's compute threads and spends more CPU an evaluation than a process of one core (measured on
