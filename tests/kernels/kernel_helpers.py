@@ -77,6 +77,16 @@ def stack_books(books, units, fx_idx=None) -> CashflowBook:
     )
 
 
+def random_day_bonds(rng, n) -> CashflowBook:
+    """``n`` bonds maturing on random days up to 30 years, half of them with one issuer spread (the
+    column after the curve)."""
+    books = []
+    for i in range(n):
+        mat = AS_OF + pd.Timedelta(days=int(rng.integers(40, 30 * 365)))
+        books.append(bond_book(mat, float(rng.uniform(0, 0.08)), int(rng.choice([1, 2, 4])), spread_col=len(GRID) if i % 2 else None))
+    return stack_books(books, rng.uniform(1e5, 1e6, n))
+
+
 def random_cf_book(rng, n) -> CashflowBook:
     """``n`` bonds and swaps with random maturities (40 days to 30 years), coupons and frequencies, all
     with the issuer spread in the column after the curve."""

@@ -14,7 +14,7 @@ from kernels._curve_nodes import FORWARD_CAP, TOLERANCE, chebyshev_points, lagra
 from kernels._flows import curve_node_values, curve_nodes_inside, flow_layout, layout_pnl, layout_stats, layout_values
 from kernels._rates import cashflow_pnl_numpy
 
-from kernel_helpers import AS_OF, GRID, bond_book, stack_books, zero_curve
+from kernel_helpers import AS_OF, GRID, bond_book, random_day_bonds, stack_books, zero_curve
 
 
 def _interpolation_error(n: int, a: float, b: float) -> float:
@@ -71,19 +71,10 @@ def test_lagrange_weights_reproduce_polynomials_and_nodes():
     np.testing.assert_array_equal(L[-3:], np.eye(9)[[0, 4, 8]])  # a point on a node: that node alone
 
 
-def _book(rng, n=80):
-    """Bonds on random days up to 30 years, half of them with one issuer spread (column after the curve)."""
-    books = []
-    for i in range(n):
-        mat = AS_OF + pd.Timedelta(days=int(rng.integers(40, 30 * 365)))
-        books.append(bond_book(mat, float(rng.uniform(0, 0.08)), int(rng.choice([1, 2, 4])), spread_col=len(GRID) if i % 2 else None))
-    return stack_books(books, rng.uniform(1e5, 1e6, n))
-
-
 @pytest.fixture(scope="module")
 def book_and_levels():
     rng = np.random.default_rng(21)
-    book = _book(rng)
+    book = random_day_bonds(rng, 80)
     base = np.concatenate([zero_curve(rng), [0.015]])
     new = base + rng.normal(0, 0.003, (40, len(base)))
     return book, base, new

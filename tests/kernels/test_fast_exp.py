@@ -8,14 +8,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import pytest
 
 from kernels._common import EXP_RANGE, exp_in_range
 from kernels._flows import flow_layout, layout_pnl, levels_in_exp_range
 from kernels._rates import cashflow_pnl_numpy
 
-from kernel_helpers import AS_OF, GRID, bond_book, stack_books, zero_curve
+from kernel_helpers import GRID, random_day_bonds, zero_curve
 
 
 def test_within_one_unit_in_the_last_place_of_30_digit_values():
@@ -38,14 +37,6 @@ def test_exact_at_zero_nan_stays_nan_and_its_derivative_is_itself():
     np.testing.assert_array_equal(np.asarray(d), np.asarray(exp_in_range(x)))
 
 
-def _book(rng, n=24):
-    books = []
-    for i in range(n):
-        mat = AS_OF + pd.Timedelta(days=int(rng.integers(40, 30 * 365)))
-        books.append(bond_book(mat, float(rng.uniform(0, 0.08)), int(rng.choice([1, 2, 4])), spread_col=len(GRID) if i % 2 else None))
-    return stack_books(books, rng.uniform(1e5, 1e6, n))
-
-
 @pytest.mark.parametrize("interpolate", [True, False])
 def test_a_level_beyond_the_range_runs_the_clipped_program(interpolate, monkeypatch):
     """A spread of 5,000% (exponents near -1,500) is beyond the range: the chunk is priced again by
@@ -54,7 +45,7 @@ def test_a_level_beyond_the_range_runs_the_clipped_program(interpolate, monkeypa
     import kernels._flows as flows
 
     rng = np.random.default_rng(8)
-    book = _book(rng)
+    book = random_day_bonds(rng, 24)
     layout = flow_layout(book, interpolate=interpolate)
     longest = float(book.times.max())
     # |exponent| <= (max(p + q) + max(t)) * |level| with p + q = t: the cap is EXP_RANGE / (2 T)
