@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/kernels.py                      # modest size, about a minute on 2 cores
-    python benchmarks/kernels.py --repeat 3           # each engine three times in turn; the best run of each
+    python benchmarks/kernels.py                      # each engine three times in turn, the best run of each (about 3 minutes)
+    python benchmarks/kernels.py --repeat 1           # one run of each (about a minute on 2 cores)
     python benchmarks/kernels.py --options 10000 --bonds 2000 --scenarios 200000
     python benchmarks/kernels.py --memory-check       # 10,000 options x 1,000,000 scenarios, chunked
 
@@ -458,8 +458,9 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=os.cpu_count(), help="XLA host devices on a CPU (default: cores)")
     ap.add_argument("--ql-sample", type=int, default=200, help="instruments in the QuantLib sample")
     ap.add_argument("--ql-scenarios", type=int, default=200, help="scenarios in the QuantLib sample")
-    ap.add_argument("--repeat", type=_positive, default=1,
-                    help="runs of each engine, in turn; the table shows each engine's best run (default 1)")
+    ap.add_argument("--repeat", type=_positive, default=3,
+                    help="runs of each engine, in turn; the table shows each engine's best run, the one the machine "
+                         "disturbed least (default 3: single runs of the JAX engines vary by a third on a shared machine)")
     ap.add_argument("--memory-check", action="store_true", help="only the 10,000 x 1,000,000 chunked run of one book (--memory-kind)")
     ap.add_argument("--memory-kind", choices=sorted(BOOKS), default="option", help="the book of --memory-check")
     ap.add_argument("--memory-scenarios", type=int, default=1_000_000, help="scenarios of --memory-check")
