@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kernels._curve_nodes import FORWARD_CAP, TOLERANCE, chebyshev_points, lagrange_weights, nodes_needed
+from kernels._curve_nodes import FORWARD_CAP, TOLERANCE, _coefficient_count, _ellipse_count, chebyshev_points, lagrange_weights, nodes_needed
 from kernels._flows import curve_node_values, curve_nodes_inside, flow_layout, layout_pnl, layout_stats, layout_values
 from kernels._rates import cashflow_pnl_numpy
 
@@ -37,12 +37,14 @@ def _interpolation_error(n: int, a: float, b: float) -> float:
 @pytest.mark.parametrize("A,B", [(0.01, 0.0), (0.25 * 0.5, 0.05 * 0.125), (0.25 * 2.5, 0.0), (0.25 * 5, 0.05 * 2.5), (2.0, 0.5)])
 def test_node_counts_meet_their_error_bound(A, B):
     """At the corners of the range (where the error is largest), ``nodes_needed`` points are within
-    the tolerance, and the bound is not wasteful: three points fewer are not."""
+    the tolerance, and the bound is not wasteful: two points fewer are not.  The count is the smaller
+    of the two bounds', and the coefficient bound's is never the larger."""
     n = nodes_needed(A, B)
     for a in (A, -A):
         for b in (B, -B):
             assert _interpolation_error(n, a, b) <= TOLERANCE
-    assert max(_interpolation_error(n - 3, A, B), _interpolation_error(n - 3, -A, B)) > TOLERANCE
+    assert max(_interpolation_error(n - 2, a, b) for a in (A, -A) for b in (B, -B)) > TOLERANCE
+    assert n == _coefficient_count(A, B) <= _ellipse_count(A, B)
 
 
 def test_a_piece_too_wide_to_interpolate_keeps_its_dates():
