@@ -5,6 +5,7 @@ scenario's numbers."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -197,3 +198,20 @@ def test_issuers_of_different_sizes_are_priced_in_tiers():
     pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, new))
     gross = np.abs(book.units) * book.amounts.sum(axis=1)
     assert np.max(np.abs(pnl - cashflow_pnl_numpy(book, base, new)) / gross) < 1e-12
+
+
+def test_sub_blocks_of_the_curve_node_products_change_no_bit(book_and_levels, monkeypatch):
+    """The curve-node classes' products run SUB_BLOCK scenarios at a time within a block of 64: the
+    same values, bit for bit, as the whole block at once."""
+    import kernels._flows as flows
+
+    book, base, new = book_and_levels
+    layout = flow_layout(book, interpolate=True)
+    assert 0 < flows.SUB_BLOCK < flows.SCENARIO_BLOCK and flows.SCENARIO_BLOCK % flows.SUB_BLOCK == 0
+    rng = np.random.default_rng(6)
+    LT = jnp.asarray((base + rng.normal(0, 0.003, (flows.SCENARIO_BLOCK, len(base)))).T)  # one block
+    # compiled, as in the kernel (run op by op, the two would round differently for other reasons)
+    sub = np.asarray(jax.jit(lambda lt: curve_node_values(layout, lt))(LT))
+    monkeypatch.setattr(flows, "SUB_BLOCK", 0)
+    whole = np.asarray(jax.jit(lambda lt: curve_node_values(layout, lt))(LT))
+    np.testing.assert_array_equal(sub, whole)
