@@ -178,37 +178,44 @@ def test_size_tiers_minimise_padding_plus_products():
         assert cost(sizes, ends, K) == pytest.approx(best, rel=1e-12)
 
 
-def test_issuers_of_different_sizes_are_priced_in_tiers():
-    """Issuers of 1 to 16 bonds: the classes are cut into tiers, each padded only to its largest
-    class, and every bond still gets the numpy twin's P&L."""
-    rng = np.random.default_rng(12)
-    books, n_issuers = [], 8
+def _issuers_book(rng, n_issuers=8):
+    """Issuers of 1, 1, 2, 2, 4, 4, 8, 8 bonds, each with its own spread column after the curve."""
+    books = []
     for i in range(n_issuers):
-        for _ in range(2 ** (i // 2)):  # 1, 1, 2, 2, 4, 4, 8, 8 bonds
+        for _ in range(2 ** (i // 2)):
             mat = AS_OF + pd.Timedelta(days=int(rng.integers(40, 30 * 365)))
             books.append(bond_book(mat, float(rng.uniform(0, 0.08)), 2, spread_col=len(GRID) + i))
     book = stack_books(books, rng.uniform(1e5, 1e6, len(books)))
+    return book, np.concatenate([zero_curve(rng), rng.uniform(0.005, 0.03, n_issuers)])
+
+
+def test_issuers_of_different_sizes_are_priced_in_tiers():
+    """Issuers of 1 to 8 bonds: the classes are cut into tiers, each padded only to its largest
+    class, and every bond still gets the numpy twin's P&L."""
+    rng = np.random.default_rng(12)
+    book, base = _issuers_book(rng)
     layout = flow_layout(book, interpolate=True)
     tiers = [a for c in layout.curve_nodes for a in c.nodes.amounts]
     assert len(tiers) >= 2
     for a in tiers:  # each tier's padding is its largest class
         assert (np.abs(a).sum(axis=2) > 0).sum(axis=1).max() == a.shape[1]
-    base = np.concatenate([zero_curve(rng), rng.uniform(0.005, 0.03, n_issuers)])
     new = base + rng.normal(0, 0.003, (30, len(base)))
     pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, new))
     gross = np.abs(book.units) * book.amounts.sum(axis=1)
     assert np.max(np.abs(pnl - cashflow_pnl_numpy(book, base, new)) / gross) < 1e-12
 
 
-def test_sub_blocks_of_the_curve_node_products_change_no_bit(book_and_levels, monkeypatch):
-    """The curve-node classes' products run SUB_BLOCK scenarios at a time within a block of 64: the
-    same values, bit for bit, as the whole block at once."""
+def test_sub_blocks_of_the_curve_node_products_change_no_bit(monkeypatch):
+    """The curve-node classes' products run SUB_BLOCK scenarios at a time within a block of 64 (for
+    classes of a few bonds, as here): the same values, bit for bit, as the whole block at once."""
     import kernels._flows as flows
 
-    book, base, new = book_and_levels
+    rng = np.random.default_rng(6)
+    book, base = _issuers_book(rng)
     layout = flow_layout(book, interpolate=True)
     assert 0 < flows.SUB_BLOCK < flows.SCENARIO_BLOCK and flows.SCENARIO_BLOCK % flows.SUB_BLOCK == 0
-    rng = np.random.default_rng(6)
+    for c in layout.curve_nodes:  # small classes: the batch takes sub-blocks
+        assert sum(a.shape[0] * a.shape[1] for a in c.nodes.amounts) <= flows.SUB_BLOCK_ROWS * len(c.nodes.spread_idx)
     LT = jnp.asarray((base + rng.normal(0, 0.003, (flows.SCENARIO_BLOCK, len(base)))).T)  # one block
     # compiled, as in the kernel (run op by op, the two would round differently for other reasons)
     sub = np.asarray(jax.jit(lambda lt: curve_node_values(layout, lt))(LT))
