@@ -36,8 +36,8 @@ scenario, in memory: the JAX engines read only the first chunk's first 16 rows f
   (:func:`kernels.revalue` on each); every process compiles and
   draws its shocks before a common start, and the wall time runs from that start to the last
   process's end.  One process with an XLA device per core (``jax``) spreads each device's work over
-  XLA's compute threads and spends more CPU an evaluation than a process of one core (measured on
-  the random-day bond book: 18-20 against 15.6 ns);
+  XLA's compute threads and spends more CPU an evaluation than a process of one core (see
+  ``docs/kernels.md``);
 * ``numpy``: the same chunks through the numpy/scipy twins (:func:`kernels.revalue_numpy`), one core;
 * ``quantlib``: a per-scenario QuantLib repricing loop, timed on a sample of instruments and
   scenarios and extrapolated linearly to the whole book (for bonds the per-scenario curve rebuild

@@ -88,23 +88,26 @@ def _ellipse_count(A: float, B: float) -> int | None:
 def _coefficient_count(A: float, B: float, terms: int = 2 * MAX_NODES) -> int | None:
     """The count from the tail of the Chebyshev coefficients' bound (module docstring), with the
     Bessel functions scaled by ``e^-A`` and ``e^-B/2`` (scipy's ``ive``) so that nothing overflows;
-    None if more than :data:`MAX_NODES`, or if the series is not negligible by ``terms`` (then the
-    ellipse bound decides)."""
+    None if more than :data:`MAX_NODES`, or if the series' last terms, relative to ``min |f|``, are
+    not negligible against :data:`TOLERANCE` (the sums stop at ``terms``; the ellipse bound then
+    decides)."""
     from scipy.special import ive
 
     i = np.arange(terms + 1)
     j = np.arange(terms // 2 + 1)
     alpha = ive(i, A) * np.where(i == 0, 1.0, 2.0)  # |c_i(exp(a u))| e^-A
     beta = ive(j, B / 2) * np.where(j == 0, 1.0, 2.0)  # |c_2j(exp(b u^2))| e^-B
-    if alpha[-1] > 1e-40 or beta[-1] > 1e-40:
+    if 2.0 * (A + B) > 700.0:  # hundreds of nodes at least: beyond MAX_NODES
+        return None
+    scale = np.exp(2.0 * (A + B))  # the scaled coefficients relative to min |f| >= e^(-A - B)
+    if (alpha[-1] + beta[-1]) * scale > 1e-6 * TOLERANCE:
         return None
     prod = 0.5 * alpha[:, None] * beta[None, :]
     ii, jj = np.meshgrid(i, 2 * j, indexing="ij")
     c = np.zeros(terms + 2 * len(j))
     np.add.at(c, (ii + jj).ravel(), prod.ravel())
     np.add.at(c, np.abs(ii - jj).ravel(), prod.ravel())
-    # relative to min |f| >= e^(-A - B): the scaled coefficients times e^(A + B) twice
-    tail = 2.0 * np.cumsum(c[::-1])[::-1] * np.exp(2.0 * (A + B))
+    tail = 2.0 * np.cumsum(c[::-1])[::-1] * scale
     ok = np.flatnonzero(tail[: MAX_NODES + 1] <= TOLERANCE)
     return max(int(ok[0]), 2) if len(ok) else None
 

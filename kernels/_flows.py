@@ -104,15 +104,15 @@ COST_PRODUCT = 40.0
 #: cost in nanoseconds per scenario of checking one interpolated piece of a curve-node class
 COST_GUARD = 0.5
 #: scenarios per pass of the compiled loop (the levels are padded to a multiple of it).  64 rather
-#: than 128: a block's arrays (the random-day benchmark book's issuer discount factors are 35 x 159 x
-#: block) then stay nearer the core, which matters when two processes share the machine's cache
+#: than 128: a block's arrays (the random-day benchmark book's issuer discount factors were then 35 x
+#: 159 x block) then stay nearer the core, which matters when two processes share the machine's cache
 #: (random-day book, two one-core processes, 100,000 scenarios: 111-115 -> 118-125 M evaluations a
 #: second), and a block of base levels, where a call needs one, is half as large; one process alone
 #: and the market-date book run the same
 SCENARIO_BLOCK = 64
 #: scenarios per pass of the curve-node classes' discount factors and products within a block (0:
-#: the whole block): their discount factors (35 x 159 x 64 for the random-day benchmark book's
-#: issuers, 2.8 MiB) then stay nearer the core (measured on that book, one core: 11.1 -> 10.5 ns a
+#: the whole block): their discount factors (35 x 150 x 64 for the random-day benchmark book's
+#: issuers, 2.6 MiB) then stay nearer the core (measured on that book, one core: 11.1 -> 10.5 ns a
 #: bond and scenario; two processes side by side: 11.5 -> 11.1 ns each; the same bits)
 SUB_BLOCK = 32
 #: ... only for a batch whose classes have at most this many rows on average: the products of
@@ -720,7 +720,7 @@ def levels_in_exp_range(layout: FlowLayout, LT):
 
 def _clipped_exp(x):
     """:func:`kernels._common.exp_in_range` of ``x`` clipped to ``EXP_RANGE``: exact where ``|x|``
-    is within it, and beyond it ``e^-708`` (2e-308) for what would underflow and ``e^708`` for what
+    is within it, and beyond it ``e^-708`` (3.3e-308) for what would underflow and ``e^708`` for what
     would overflow, for the rare chunk with a scenario outside the range."""
     return exp_in_range(jnp.clip(x, -EXP_RANGE, EXP_RANGE))
 
@@ -786,15 +786,15 @@ def _present_values(layout: FlowLayout, LT, checked: bool = True):
     exp = _clipped_exp if checked else exp_in_range
     parts = [_bucket_values(b, LT, exp) for b in layout.buckets]
     parts += [_node_values(k, LT, k.spread_w[:, None] * LT[k.spread_idx], exp) for k in layout.blocks]
+    if checked:
+        if layout.curve_nodes:
+            parts.append(_curve_node_values(layout, LT, exp))
+        return jnp.concatenate(parts, axis=0)[layout.order]
     inside = jnp.all(levels_in_exp_range(layout, LT))
     if layout.curve_nodes:
-        if checked:
-            parts.append(_curve_node_values(layout, LT, exp))
-        else:
-            parts.append(curve_node_values(layout, LT, exp))
-            inside &= jnp.all(curve_nodes_inside(layout, LT))
-    values = jnp.concatenate(parts, axis=0)[layout.order]
-    return values if checked else (values, inside)
+        parts.append(curve_node_values(layout, LT, exp))
+        inside &= jnp.all(curve_nodes_inside(layout, LT))
+    return jnp.concatenate(parts, axis=0)[layout.order], inside
 
 
 @partial(jax.jit, static_argnames=("block",), donate_argnames=("buffer",))
