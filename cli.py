@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from core import StressGridError
+from stressgrid.core import StressGridError
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 DEMO_BATCH = EXAMPLES / "demo_batch.yaml"
@@ -90,9 +90,9 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
          limits: Path | None = None, fail_on_breach: bool = False, no_report: bool = False) -> None:
     import json
 
-    import reports
-    from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
-    from cluster import connect, gpu_request
+    from stressgrid import reports
+    from stressgrid.grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
+    from stressgrid.cluster import connect, gpu_request
 
     console = _console(quiet)
     t_start = time.perf_counter()
@@ -147,7 +147,7 @@ def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume
 @handle_errors
 def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_breach, no_report) -> None:
     """Run the bundled demo batch (examples/demo_batch.yaml) on the bundled market history."""
-    from core import ConfigError
+    from stressgrid.core import ConfigError
 
     if not DEMO_BATCH.exists():
         raise ConfigError(f"demo batch {DEMO_BATCH} not found: install stressgrid from a clone with 'pip install -e .'")
@@ -160,7 +160,7 @@ def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_br
 @handle_errors
 def validate(batch: Path, history) -> None:
     """Check BATCH, its book, market data and scenarios without running it."""
-    from grid import load_batch, prepare_inputs
+    from stressgrid.grid import load_batch, prepare_inputs
 
     b, digest = load_batch(batch)
     inputs = prepare_inputs(b, digest, history_path=history)
@@ -199,7 +199,7 @@ def submit(batch: Path, address: str, remote_out, workers, ship_code: bool, pip,
     The batch is validated here first; its book and history file travel with it.  Follow it with
     'stressgrid status JOB', 'stressgrid logs JOB' and bring the results back with 'stressgrid fetch JOB'.
     """
-    from cluster import follow_logs, job_status, submit_batch, wait_for_job
+    from stressgrid.cluster import follow_logs, job_status, submit_batch, wait_for_job
 
     job = submit_batch(batch, address, out=remote_out, ship_code=ship_code, workers=workers, pip=list(pip) or None)
     click.echo(job)
@@ -208,7 +208,7 @@ def submit(batch: Path, address: str, remote_out, workers, ship_code: bool, pip,
         wait_for_job(address, job)  # the log stream can close a moment before the status is final
         st = job_status(address, job)
         if st["status"] != "SUCCEEDED":
-            from core import TaskError
+            from stressgrid.core import TaskError
 
             raise TaskError(f"job {job}: {st['status']}: {st['message']}")
 
@@ -219,7 +219,7 @@ def submit(batch: Path, address: str, remote_out, workers, ship_code: bool, pip,
 @handle_errors
 def status(job: str, address: str) -> None:
     """Status of JOB: PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED, with its run directory."""
-    from cluster import job_status
+    from stressgrid.cluster import job_status
 
     st = job_status(address, job)
     click.echo(f"{st['job']}: {st['status']}")
@@ -235,7 +235,7 @@ def status(job: str, address: str) -> None:
 @handle_errors
 def logs(job: str, address: str, follow: bool) -> None:
     """Print the log of JOB."""
-    from cluster import follow_logs, job_logs
+    from stressgrid.cluster import follow_logs, job_logs
 
     if follow:
         follow_logs(address, job, lambda text: click.echo(text, nl=False))
@@ -250,14 +250,14 @@ def logs(job: str, address: str, follow: bool) -> None:
 @handle_errors
 def fetch(job: str, address: str, out: Path) -> None:
     """Copy the run directory of a finished JOB from the cluster into --out."""
-    from cluster import fetch_run
+    from stressgrid.cluster import fetch_run
 
     path = fetch_run(address, job, out)
     click.echo(f"fetched {job} into {path}")
 
 
 def _register_report_commands() -> None:
-    from reports import COMMANDS
+    from stressgrid.reports import COMMANDS
 
     for command in COMMANDS:
         main.add_command(command)

@@ -47,9 +47,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def build_inputs(copies: int, n_scenarios: int, chunk: int | None):
-    from core import Book, ScenarioSet
-    from grid import load_batch, prepare_inputs
-    import kernels
+    from stressgrid.core import Book, ScenarioSet
+    from stressgrid.grid import load_batch, prepare_inputs
+    from stressgrid import kernels
 
     batch, digest = load_batch(ROOT / "examples" / "demo_batch.yaml")
     # the kernel grid only: the demo's liquidity, optimise and monitoring sections run on the driver
@@ -76,13 +76,13 @@ def _numbers(table):
 def _ray(cpus: int):
     import ray
 
-    from cluster import runtime_env
+    from stressgrid.cluster import runtime_env
 
     ray.init(num_cpus=cpus, include_dashboard=False, runtime_env=runtime_env(), logging_level="ERROR")
 
 
 def _best(inputs, make, repeat: int):
-    from grid import execute
+    from stressgrid.grid import execute
 
     times, tasks, res = [], [], None
     for _ in range(repeat):
@@ -96,7 +96,7 @@ def _best(inputs, make, repeat: int):
 def measure(inputs, repeat: int, label: str) -> dict:
     import ray
 
-    from grid import RayExecutor, SerialExecutor, execute
+    from stressgrid.grid import RayExecutor, SerialExecutor, execute
 
     def ray_executor():  # every task on a worker, even a plan of one task (which a run does in the driver)
         return RayExecutor(inline_single=False)
@@ -138,7 +138,7 @@ def measure(inputs, repeat: int, label: str) -> dict:
 
 
 def demo_batch_inputs():
-    from grid import load_batch, prepare_inputs
+    from stressgrid.grid import load_batch, prepare_inputs
 
     batch, digest = load_batch(ROOT / "examples" / "demo_batch.yaml")
     return prepare_inputs(batch, digest)

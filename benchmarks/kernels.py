@@ -158,8 +158,8 @@ def levels_for(factors):
 def prepared_book(kind: str, n: int):
     import pandas as pd
 
-    import kernels
-    from core import book_from_records, log_mask
+    from stressgrid import kernels
+    from stressgrid.core import book_from_records, log_mask
 
     recs = BOOKS[kind](n)
     book = book_from_records(recs, source=f"synthetic {kind} book")
@@ -199,7 +199,7 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
     if engine == "jax":
         import jax
 
-        import kernels
+        from stressgrid import kernels
 
         # like the numpy and QuantLib engines, time the revaluation, not the drawing of the shocks;
         # only a run too large to hold its shocks (--memory-check) draws them chunk by chunk
@@ -217,7 +217,7 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
     elif engine == "jax-procs":
         out.update(measure_procs(kind, n, scenarios, chunk, int(os.environ.get("STRESSGRID_BENCH_PROCS", "2"))))
     elif engine == "numpy":
-        import kernels
+        from stressgrid import kernels
 
         run = cpu = 0.0
         first = None
@@ -249,7 +249,7 @@ def _proc_child(kind: str, n: int, scenarios: int, sub: int, counter, barrier, r
     others, then revalue chunks of ``sub`` scenarios taken from ``counter`` until none is left."""
     import numpy as np
 
-    import kernels
+    from stressgrid import kernels
 
     book, prepared, base, is_log = prepared_book(kind, n)
     shocks = shock_maker(is_log)(0, scenarios)
@@ -317,7 +317,7 @@ def flow_stats(b) -> dict:
     spread), and how :func:`kernels._flows.flow_layout` packed them."""
     import numpy as np
 
-    from kernels._flows import layout_stats
+    from stressgrid.kernels._flows import layout_stats
 
     real = b.amounts != 0
     sp = np.where(b.spread_w != 0, b.spread_idx, -1)
@@ -331,8 +331,8 @@ def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, samp
     import numpy as np
     import QuantLib as ql
 
-    from core import apply_shocks
-    from kernels._options import surface_vol_numpy
+    from stressgrid.core import apply_shocks
+    from stressgrid.kernels._options import surface_vol_numpy
 
     today = ql.Date(29, 3, 2017)
     ql.Settings.instance().evaluationDate = today
@@ -342,7 +342,7 @@ def quantlib_loop(kind, book, prepared, base, is_log, make, scenarios: int, samp
     shocks = make(0, scenarios)
     new = apply_shocks(base, shocks, is_log)
     tenors = [k for k in USD]
-    node_days = [int(round(__import__("core").tenor_years(t) * 365)) for t in tenors]
+    node_days = [int(round(__import__("stressgrid.core", fromlist=["tenor_years"]).tenor_years(t) * 365)) for t in tenors]
     if kind == "option":
         o = prepared.groups[0].arrays
         objs = []

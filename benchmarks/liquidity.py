@@ -56,10 +56,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "liquidity.json"))
     args = ap.parse_args(argv)
 
-    import liquidity as lq
-    import scenarios
-    from grid._batch import load_batch
-    from grid._run import prepare_inputs
+    from stressgrid import liquidity as lq
+    from stressgrid import scenarios
+    from stressgrid.grid._batch import load_batch
+    from stressgrid.grid._run import prepare_inputs
 
     inputs_t: dict = {}
     batch, digest = load_batch(ROOT / "examples" / "demo_batch.yaml")

@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def bench_walk_forward(args) -> dict:
-    from core import load_history
-    from monitoring import asset_returns, default_factors, run_walk_forward
+    from stressgrid.core import load_history
+    from stressgrid.monitoring import asset_returns, default_factors, run_walk_forward
 
     h = load_history()
     returns = asset_returns(h, default_factors(h), end="2017-03-29")
@@ -48,8 +48,8 @@ def bench_walk_forward(args) -> dict:
         return out
     import ray
 
-    from cluster import runtime_env
-    from grid import RayExecutor
+    from stressgrid.cluster import runtime_env
+    from stressgrid.grid import RayExecutor
 
     ray.init(num_cpus=2, include_dashboard=False, runtime_env=runtime_env(), logging_level="ERROR")
     try:
@@ -75,9 +75,9 @@ def bench_walk_forward(args) -> dict:
 
 
 def bench_avg_corr() -> dict:
-    from core import load_history
-    from monitoring import average_correlation
-    from monitoring._signals import _moves
+    from stressgrid.core import load_history
+    from stressgrid.monitoring import average_correlation
+    from stressgrid.monitoring._signals import _moves
 
     h = load_history()
     cols = [c for c in h.factors if c.startswith("EQ.") and c != "EQ.NASDAQ"]
@@ -102,7 +102,7 @@ def bench_avg_corr() -> dict:
 def bench_min_variance(n: int = 200, k: int = 10) -> dict:
     import cvxpy as cp
 
-    from monitoring import min_variance_weights
+    from stressgrid.monitoring import min_variance_weights
 
     rng = np.random.default_rng(0)
     covs = []

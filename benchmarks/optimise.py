@@ -40,8 +40,8 @@ import cvxpy as cp
 import numpy as np
 import pandas as pd
 
-from core.measures import var_cvar
-from portfolios import MeanCVaR
+from stressgrid.core.measures import var_cvar
+from stressgrid.portfolios import MeanCVaR
 
 ALPHA = 0.95
 ROOT = Path(__file__).resolve().parents[1]

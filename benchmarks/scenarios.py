@@ -32,10 +32,10 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from pydantic import TypeAdapter
 
-import scenarios
-from core import load_history
-from scenarios import BLOCK_SIZE
-from scenarios._montecarlo import FittedMonteCarlo, _psd_factor
+from stressgrid import scenarios
+from stressgrid.core import load_history
+from stressgrid.scenarios import BLOCK_SIZE
+from stressgrid.scenarios._montecarlo import FittedMonteCarlo, _psd_factor
 
 WINDOW = {"end": "2017-03-29", "lookback_days": 750}
 _STATE: dict = {}

@@ -1,6 +1,6 @@
 """The job ``stressgrid fetch`` runs on the cluster: pack a run directory and print it to the job log.
 
-    python -m cluster._fetch_job RUN_DIR [MAX_BYTES]
+    python -m stressgrid.cluster._fetch_job RUN_DIR [MAX_BYTES]
 
 Prints ``STRESSGRID-FETCH-BEGIN <sha256> <bytes>``, the gzipped tar of the run's tables, manifest and
 report as base64 lines, then ``STRESSGRID-FETCH-END``.  Task checkpoints (``tasks/``) stay behind.
@@ -15,7 +15,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from cluster._jobs import FETCH_BEGIN, FETCH_END
+from stressgrid.cluster._jobs import FETCH_BEGIN, FETCH_END
 
 
 def pack(run_dir: Path) -> bytes:

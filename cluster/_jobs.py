@@ -1,7 +1,7 @@
 """Batches on a remote Ray cluster through the Ray Jobs API: submit, status, logs, fetch.
 
 ``submit`` validates the batch here, stages it (the batch file, its book and its history file, with the
-paths rewritten to the staged names) as the job's working directory and runs ``python -m cli run`` on the
+paths rewritten to the staged names) as the job's working directory and runs ``python -m stressgrid.cli run`` on the
 cluster, writing the run directory on the head node (or on storage the head node mounts).  ``fetch``
 brings a finished run directory back over the same HTTP endpoint: a short job packs it, streams it through
 its log as base64 between markers with its SHA-256, and the client checks and unpacks it.  That needs no
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from core import ConfigError, StressGridError, TaskError
+from stressgrid.core import ConfigError, StressGridError, TaskError
 
 __all__ = ["submit_batch", "job_status", "job_logs", "follow_logs", "fetch_run", "wait_for_job",
            "DEFAULT_REMOTE_ROOT", "FETCH_BEGIN", "FETCH_END"]
@@ -36,7 +36,8 @@ FETCH_END = "STRESSGRID-FETCH-END"
 #: largest run directory ``fetch`` moves through a job log
 MAX_FETCH_BYTES = 512 * 2**20
 #: the project's source, shipped with ``--ship-code`` to a cluster that has the dependencies but not stressgrid
-_CODE = ("core", "grid", "scenarios", "portfolios", "kernels", "cluster", "liquidity", "monitoring", "reports", "cli.py")
+_CODE = ("__init__.py", "cli.py", "core", "grid", "scenarios", "portfolios", "kernels", "cluster", "liquidity", "monitoring",
+         "reports", "examples")
 _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
@@ -54,12 +55,25 @@ def _client(address: str):
 
 
 def _source_root() -> Path:
+    """The folder of the ``stressgrid`` package (the repository root in an editable install)."""
     return Path(__file__).resolve().parents[1]
+
+
+def _ship(root: Path, stage: Path, names) -> None:
+    """Copy the named parts of the package into ``stage/stressgrid`` (so the job can run ``-m stressgrid.cli``)."""
+    dest = stage / "stressgrid"
+    dest.mkdir()
+    for name in names:
+        src = root / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif src.exists():
+            shutil.copy(src, dest / name)
 
 
 def _stage(batch_path: Path, ship_code: bool) -> tuple[Path, str, str]:
     """Copy the batch, its book and history into a fresh folder; returns (folder, batch name, sha256)."""
-    from grid import load_batch
+    from stressgrid.grid import load_batch
 
     batch, digest = load_batch(batch_path)  # fail here, not on the cluster
     raw = yaml.safe_load(Path(batch_path).read_bytes())
@@ -71,22 +85,14 @@ def _stage(batch_path: Path, ship_code: bool) -> tuple[Path, str, str]:
         raw["history"]["path"] = Path(batch.history.path).name
     (stage / "batch.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     if ship_code:
-        root = _source_root()
-        for name in _CODE:
-            src = root / name
-            if src.is_dir():
-                shutil.copytree(src, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            elif src.exists():
-                shutil.copy(src, stage / name)
+        _ship(_source_root(), stage, _CODE)
     return stage, batch.name, digest
 
 
 def _fetch_stage(ship_code: bool) -> Path:
     stage = Path(tempfile.mkdtemp(prefix="stressgrid-fetch-"))
     if ship_code:
-        root = _source_root()
-        for name in ("core", "cluster"):
-            shutil.copytree(root / name, stage / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        _ship(_source_root(), stage, ("__init__.py", "core", "cluster"))
     return stage
 
 
@@ -120,7 +126,7 @@ def submit_batch(batch_path: str | Path, address: str, out: str | None = None, s
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]
     job_id = f"stressgrid-{safe}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     remote_out = out or f"{DEFAULT_REMOTE_ROOT}/{job_id}"
-    cmd = f"python -m cli run batch.yaml --out {remote_out} --quiet"
+    cmd = f"python -m stressgrid.cli run batch.yaml --out {remote_out} --quiet"
     if workers:
         cmd += f" --workers {int(workers)}"
     client = _client(address)
@@ -205,7 +211,7 @@ def fetch_run(address: str, job_id: str, out_dir: str | Path, timeout: float = 6
     stage = _fetch_stage(meta.get("stressgrid_ship_code") == "1")
     fetch_id = f"{job_id}-fetch-{secrets.token_hex(2)}"
     try:
-        _submit(client, entrypoint=f"python -m cluster._fetch_job {meta['stressgrid_out']} {MAX_FETCH_BYTES}",
+        _submit(client, entrypoint=f"python -m stressgrid.cluster._fetch_job {meta['stressgrid_out']} {MAX_FETCH_BYTES}",
                 submission_id=fetch_id, runtime_env=runtime_env(working_dir=str(stage)))
     finally:
         shutil.rmtree(stage, ignore_errors=True)

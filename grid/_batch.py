@@ -13,11 +13,11 @@ from typing import Annotated, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from core import ConfigError
-from core.factors import factor_spec
-from scenarios import ScenarioSpec
+from stressgrid.core import ConfigError
+from stressgrid.core.factors import factor_spec
+from stressgrid.scenarios import ScenarioSpec
 
-from monitoring import MonitoringSettings
+from stressgrid.monitoring import MonitoringSettings
 
 from ._liquidity import LiquiditySettings
 from ._optimise import OptimiseSettings
@@ -300,7 +300,7 @@ def load_batch(path: str | Path) -> tuple[Batch, str]:
     if batch.history is not None:
         updates["history"] = batch.history.model_copy(update={"path": base / batch.history.path})
     if batch.limits is not None:
-        from reports import parse_limits
+        from stressgrid.reports import parse_limits
 
         parse_limits(batch.limits, f"batch file {p}, limits")  # validated here, used after the run
     out = batch.model_copy(update=updates)

@@ -93,7 +93,7 @@ class RayExecutor:
     def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None) -> list[ChunkResult]:
         import ray
 
-        from cluster import ray_available_cpus
+        from stressgrid.cluster import ray_available_cpus
 
         cpus = max(ray_available_cpus(), 1)
         self.concurrency = min(self.workers, cpus) if self.workers else cpus

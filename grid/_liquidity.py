@@ -60,7 +60,7 @@ class LiquiditySettings(_Strict):
 
 def build_model(settings: LiquiditySettings, inputs, source: str):
     """The cost model of the batch's book at its market snapshot."""
-    import liquidity
+    from stressgrid import liquidity
 
     params = liquidity.LiquidityParams.from_dict(settings.params, source=f"{source}, liquidity.params")
     model = liquidity.model_from_market(inputs.book, inputs.market, inputs.prepared, inputs.history,
@@ -70,9 +70,9 @@ def build_model(settings: LiquiditySettings, inputs, source: str):
 
 def liquidity_tables(settings: LiquiditySettings, inputs, pnl: np.ndarray | None, source: str = "batch") -> tuple[dict[str, pd.DataFrame], dict]:
     """Tables of the ``liquidity`` section, and notes for the manifest."""
-    import liquidity
+    from stressgrid import liquidity
 
-    from core import ConfigError
+    from stressgrid.core import ConfigError
 
     model, params = build_model(settings, inputs, source)
     scen = inputs.scenarios

@@ -18,9 +18,9 @@ PNL_HISTORY_DAYS = 1000
 def book_pnl_history(inputs, days: int) -> pd.DataFrame:
     """Daily P&L ``[T, N]`` of today's book under each of the last ``days`` trading days' factor moves
     up to the as-of date (columns: position ids; index: the day), through the kernels."""
-    import kernels
-    import scenarios
-    from scenarios._historical import RollingSpec
+    from stressgrid import kernels
+    from stressgrid import scenarios
+    from stressgrid.scenarios._historical import RollingSpec
 
     lv = inputs.history.levels.loc[: inputs.market.as_of]
     start = lv.index[max(0, len(lv) - int(days * 1.1) - 10)]  # margin for dates only some series trade on
@@ -34,7 +34,7 @@ def book_pnl_history(inputs, days: int) -> pd.DataFrame:
 def monitoring_tables(settings, inputs, executor) -> tuple[dict[str, pd.DataFrame], dict, object]:
     """Tables of the monitoring section, notes for the manifest, and the adapted book (None when no
     rule changed it)."""
-    import monitoring
+    from stressgrid import monitoring
 
     pnl_hist = book_pnl_history(inputs, settings.var_backtest.window + PNL_HISTORY_DAYS)
     specs = [s.model_dump(mode="json", exclude_none=True) for s in inputs.batch.scenarios]
@@ -58,9 +58,9 @@ def monitoring_tables(settings, inputs, executor) -> tuple[dict[str, pd.DataFram
 def rerun_adapted(inputs, adapted, executor) -> dict[str, pd.DataFrame]:
     """The stress batch on the book (and scenario specs) the rules produced: its risk metrics and
     positions, in tables ``adapted_risk_metrics`` and ``adapted_positions``."""
-    import kernels
-    import scenarios
-    from core import Book, concat_scenarios
+    from stressgrid import kernels
+    from stressgrid import scenarios
+    from stressgrid.core import Book, concat_scenarios
 
     from ._run import execute
 

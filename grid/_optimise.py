@@ -82,7 +82,7 @@ class _Payload:
 
 
 def _constraints(pl: _Payload, family: str):
-    import portfolios
+    from stressgrid import portfolios
 
     st = pl.settings
     lo, hi = st.scale_bounds
@@ -107,8 +107,8 @@ def _constraints(pl: _Payload, family: str):
 
 def _optimise_task(pl: _Payload, task: Task):
     """One family: its rows ``task.start:task.stop`` of the returns."""
-    import liquidity
-    import portfolios
+    from stressgrid import liquidity
+    from stressgrid import portfolios
 
     fam = pl.families[task.task_id]
     st = pl.settings
@@ -132,10 +132,10 @@ def _optimise_task(pl: _Payload, task: Task):
 
 def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, executor, source: str) -> tuple[dict[str, pd.DataFrame], dict]:
     """Re-optimise per family on the executor; tables and notes for the manifest."""
-    import liquidity
-    import portfolios
+    from stressgrid import liquidity
+    from stressgrid import portfolios
 
-    from core import ConfigError
+    from stressgrid.core import ConfigError
 
     from ._executor import TaskFailure
     from ._liquidity import LiquiditySettings, build_model
@@ -184,7 +184,7 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
     fc = liquidity.family_conditions(scen)
     classes = pos["asset_class"].to_numpy()
     adv_mult = {}
-    from core.scenarioset import LIQUIDITY_CLASSES
+    from stressgrid.core.scenarioset import LIQUIDITY_CLASSES
 
     for f in fams:
         _, adv = scen.subset(fam == f).liquidity()
@@ -200,7 +200,7 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
     try:
         results = runner.map(payload, tasks)
     except TaskFailure as exc:
-        from core import InfeasibleError, TaskError
+        from stressgrid.core import InfeasibleError, TaskError
 
         msg = f"re-optimisation of family {fams[exc.task.task_id]!r}: {exc.reason}"
         if exc.reason.startswith("InfeasibleError"):

@@ -15,9 +15,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-import kernels
-import scenarios
-from core import (
+from stressgrid import kernels
+from stressgrid import scenarios
+from stressgrid.core import (
     Book,
     ConfigError,
     TaskError,
@@ -344,7 +344,7 @@ def _sensitivity_table(results: list[ChunkResult], scen: ScenarioSet, types: lis
 
 def _sensitivity_metrics(table: pd.DataFrame, scen: ScenarioSet, conf: list[float]) -> pd.DataFrame:
     """VaR and CVaR of the sensitivity-based P&L (metrics ``VaR_sensitivity``, ``CVaR_sensitivity``)."""
-    from core import var_cvar
+    from stressgrid.core import var_cvar
 
     totals = table.groupby("scenario", sort=False)["pnl_sensitivity"].sum().reindex(list(scen.names)).to_numpy()
     fam = np.asarray(scen.family)

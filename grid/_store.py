@@ -14,7 +14,7 @@ import pickle
 import shutil
 from pathlib import Path
 
-from core import ConfigError
+from stressgrid.core import ConfigError
 
 from ._worker import ChunkResult
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core import tail_weights
+from stressgrid.core import tail_weights
 
 __all__ = ["FamilyPartial", "summarise", "merge_partials", "tail_metrics", "tail_scenarios"]
 

@@ -23,8 +23,8 @@ import pandas as pd
 from jax.scipy.special import erfc
 from scipy.special import ndtr
 
-from core import ConfigError, curve_factor, fx_factor, tenor_years
-from core.curves import interp_weights
+from stressgrid.core import ConfigError, curve_factor, fx_factor, tenor_years
+from stressgrid.core.curves import interp_weights
 
 __all__ = [
     "CURVE_TENORS",

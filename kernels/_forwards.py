@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from core import ConfigError, fx_factor
+from stressgrid.core import ConfigError, fx_factor
 
 from ._common import CurvePoints, curve_factors, curve_points, fx_index, fx_level, year_fraction, zero_at
 from ._edge import make_kernel, numpy_pnl, value_diff, settled_diff

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from core import ConfigError, DataError, fx_factor
+from stressgrid.core import ConfigError, DataError, fx_factor
 
 from ._common import (
     CurvePoints,

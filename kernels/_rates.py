@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from core import ConfigError, factor_spec, fx_factor
+from stressgrid.core import ConfigError, factor_spec, fx_factor
 
 from ._common import DAYS_PER_YEAR, CurvePoints, curve_factors, curve_points, fx_index, fx_level, year_fraction, zero_at
 from ._edge import make_kernel, numpy_pnl, settled_diff, value_diff

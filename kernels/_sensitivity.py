@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from core import log_mask
+from stressgrid.core import log_mask
 
 from ._revalue import PreparedBook, shocked_levels
 

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core import ConfigError
+from stressgrid.core import ConfigError
 
 from ._drawdown import DeleverageRule, _check_paths, _prepare_paths, _simulate, _single_blas_thread
 from ._inputs import path_vol_multiplier

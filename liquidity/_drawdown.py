@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from core import ConfigError
+from stressgrid.core import ConfigError
 
 from ._inputs import path_vol_multiplier
 from ._model import Conditions, LiquidityModel

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-import kernels
-from core import Book, History, MarketSnapshot, factor_moves, fx_factor, log_mask
+from stressgrid import kernels
+from stressgrid.core import Book, History, MarketSnapshot, factor_moves, fx_factor, log_mask
 
 from ._model import LiquidityModel
 from ._params import LiquidityParams

@@ -31,8 +31,8 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from core import ConfigError
-from core.scenarioset import LIQUIDITY_CLASSES, ScenarioSet
+from stressgrid.core import ConfigError
+from stressgrid.core.scenarioset import LIQUIDITY_CLASSES, ScenarioSet
 
 from ._params import LiquidityParams
 

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core import ASSET_CLASSES, ConfigError
+from stressgrid.core import ASSET_CLASSES, ConfigError
 
 __all__ = ["ClassParams", "LiquidityParams", "DEFAULT_CLASS_PARAMS"]
 

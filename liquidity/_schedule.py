@@ -21,8 +21,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from core import ConfigError
-from core.scenarioset import ScenarioSet
+from stressgrid.core import ConfigError
+from stressgrid.core.scenarioset import ScenarioSet
 
 from ._model import Conditions, LiquidityModel, Resolved
 

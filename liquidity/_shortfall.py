@@ -22,7 +22,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core import ConfigError
+from stressgrid.core import ConfigError
 
 from ._model import BASE, Conditions, LiquidityModel
 from ._params import LiquidityParams

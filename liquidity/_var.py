@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core import ConfigError, tail_weights, var_cvar
+from stressgrid.core import ConfigError, tail_weights, var_cvar
 
 from ._model import Conditions, LiquidityModel
 from ._schedule import Schedule, liquidation_schedule

@@ -33,7 +33,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core import ConfigError, DataError
+from stressgrid.core import ConfigError, DataError
 
 __all__ = ["CostFn", "proportional_costs", "BacktestResult", "rebalance_backtest", "performance"]
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core import ConfigError, History
+from stressgrid.core import ConfigError, History
 
 from ._backtest import proportional_costs, rebalance_backtest
 from ._forecast import ForecasterSpec

@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core import ConfigError, DataError
-from scenarios import EstimatorSpec, estimate_covariance, fit_garch
-from scenarios._montecarlo import fit_dcc  # not re-exported by scenarios
+from stressgrid.core import ConfigError, DataError
+from stressgrid.scenarios import EstimatorSpec, estimate_covariance, fit_garch
+from stressgrid.scenarios._montecarlo import fit_dcc  # not re-exported by scenarios
 
 __all__ = [
     "CovarianceForecaster",

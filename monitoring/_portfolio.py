@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from core import InfeasibleError
+from stressgrid.core import InfeasibleError
 
 __all__ = ["PORTFOLIO_METHODS", "gmv_weights", "min_variance_weights", "risk_parity_weights", "portfolio_weights"]
 
@@ -183,6 +183,6 @@ def portfolio_weights(cov: np.ndarray, method: str) -> np.ndarray:
         return risk_parity_weights(cov)
     if method == "gmv":
         return gmv_weights(cov)
-    from core import ConfigError
+    from stressgrid.core import ConfigError
 
     raise ConfigError(f"portfolio method {method!r}: expected one of min_variance, risk_parity, gmv")

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from core import ConfigError, DataError, History, factor_spec
+from stressgrid.core import ConfigError, DataError, History, factor_spec
 
 __all__ = ["DEFAULT_FACTORS", "MAX_GAP_DAYS", "asset_returns", "default_factors", "gap_mask"]
 

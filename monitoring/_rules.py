@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core import ConfigError, DataError, History, factor_moves, log_mask
-from scenarios import CorrelationStress
+from stressgrid.core import ConfigError, DataError, History, factor_moves, log_mask
+from stressgrid.scenarios import CorrelationStress
 
 from ._returns import gap_mask
 from ._signals import SIGNALS
@@ -231,7 +231,7 @@ def _with_correlation(spec, corr: CorrelationStress):
         amp["correlation"] = corr.model_dump(exclude_none=True)
         out["amplify"] = amp
         return out
-    from scenarios import AmplifySpec
+    from stressgrid.scenarios import AmplifySpec
 
     amp = spec.amplify.model_copy(update={"correlation": corr}) if spec.amplify is not None else AmplifySpec(correlation=corr)
     return spec.model_copy(update={"amplify": amp})

@@ -48,7 +48,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core import ConfigError, History, factor_moves, factor_spec, log_mask
+from stressgrid.core import ConfigError, History, factor_moves, factor_spec, log_mask
 
 from ._returns import gap_mask
 from ._var_backtest import ewma_vol

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
-from core import TaskError
+from stressgrid.core import TaskError
 
 __all__ = ["run_tasks"]
 

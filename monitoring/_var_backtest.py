@@ -50,7 +50,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import xlogy
 
-from core import ConfigError, DataError, var_cvar
+from stressgrid.core import ConfigError, DataError, var_cvar
 
 __all__ = [
     "kupiec_pof",

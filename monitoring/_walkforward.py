@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from core import ConfigError, DataError
+from stressgrid.core import ConfigError, DataError
 
 from ._forecast import CovarianceForecaster, ForecasterSpec, cov_to_corr, make_forecaster
 from ._portfolio import PORTFOLIO_METHODS, gmv_weights, portfolio_weights

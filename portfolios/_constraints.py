@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from core.errors import ConfigError
+from stressgrid.core.errors import ConfigError
 
 __all__ = ["Constraints", "FactorBand", "LinearSystem", "adv_caps", "compile_constraints", "FAMILIES"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.errors import ConfigError, InfeasibleError
+from stressgrid.core.errors import ConfigError, InfeasibleError
 
 from . import _highs as hx
 from ._constraints import RELAX_HINT, Constraints, LinearSystem, compile_constraints

@@ -41,8 +41,8 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from core.errors import ConfigError
-from core.measures import tail_weights
+from stressgrid.core.errors import ConfigError
+from stressgrid.core.measures import tail_weights
 
 from . import _highs as hx
 from ._constraints import LinearSystem

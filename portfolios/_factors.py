@@ -22,7 +22,7 @@ import cvxpy as cp
 import numpy as np
 from sklearn.linear_model import Lasso, LassoCV
 
-from core.errors import ConfigError, InfeasibleError
+from stressgrid.core.errors import ConfigError, InfeasibleError
 
 from ._constraints import Constraints, compile_constraints
 from ._diagnose import diagnose_infeasibility

@@ -15,8 +15,8 @@ import numpy as np
 import scipy.cluster.hierarchy as sch
 from scipy.spatial.distance import squareform
 
-from core.errors import DataError
-from core.measures import var_cvar
+from stressgrid.core.errors import DataError
+from stressgrid.core.measures import var_cvar
 
 from ._risk import weighted_covariance
 from ._validate import check_alpha, check_choice, check_returns, check_sample_weight

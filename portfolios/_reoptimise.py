@@ -17,8 +17,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core.errors import ConfigError, InfeasibleError
-from core.measures import var_cvar
+from stressgrid.core.errors import ConfigError, InfeasibleError
+from stressgrid.core.measures import var_cvar
 
 from ._constraints import validate_current
 from ._cvar import MeanCVaR

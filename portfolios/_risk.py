@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core.measures import cvar_contributions, var_cvar
+from stressgrid.core.measures import cvar_contributions, var_cvar
 
 __all__ = ["portfolio_risk", "risk_contributions", "vol_contributions", "weighted_covariance"]
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
-from core.errors import ConfigError, DataError, InfeasibleError
-from core.measures import cvar_contributions, var_cvar
+from stressgrid.core.errors import ConfigError, DataError, InfeasibleError
+from stressgrid.core.measures import cvar_contributions, var_cvar
 
 from ._risk import vol_contributions, weighted_covariance
 from ._validate import check_alpha, check_choice, check_returns, check_sample_weight

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.errors import ConfigError, DataError
+from stressgrid.core.errors import ConfigError, DataError
 
 __all__ = ["check_returns", "check_sample_weight", "check_alpha", "check_choice"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.errors import ConfigError
+from stressgrid.core.errors import ConfigError
 
 from ._validate import check_choice, check_returns, check_vector
 

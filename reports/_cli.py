@@ -16,7 +16,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from core import ConfigError, StressGridError
+from stressgrid.core import ConfigError, StressGridError
 
 from ._html import write_report
 from ._limits import Limits, evaluate_limits, load_limits, write_breaches

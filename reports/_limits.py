@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core import ConfigError, DataError
+from stressgrid.core import ConfigError, DataError
 
 from ._rundir import RunDir, open_run
 from ._tables import capacity_scopes, liquidation_groups, liquidation_positions

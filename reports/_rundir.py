@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import DataError
+from stressgrid.core import DataError
 
 __all__ = ["RunDir", "open_run"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core import DataError
+from stressgrid.core import DataError
 
 __all__ = [
     "SCHEMA_PATH",

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import ConfigError
+from stressgrid.core import ConfigError
 
 from ._rundir import RunDir, open_run
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from core import ConfigError, History, ScenarioSet
+from stressgrid.core import ConfigError, History, ScenarioSet
 
 from ._amplify import (
     Amplifier,

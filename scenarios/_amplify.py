@@ -32,8 +32,8 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core import ConfigError, ScenarioSet, factor_spec
-from core.scenarioset import LIQUIDITY_CLASSES
+from stressgrid.core import ConfigError, ScenarioSet, factor_spec
+from stressgrid.core.scenarioset import LIQUIDITY_CLASSES
 
 from ._common import WindowSpec, parse_shock
 from ._correlation import EstimatorSpec, corr_to_cov, cov_to_corr, nearest_correlation, sym_sqrt

@@ -16,7 +16,7 @@ import pandas as pd
 from arch.bootstrap import StationaryBootstrap
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import ConfigError, History, ScenarioSet
+from stressgrid.core import ConfigError, History, ScenarioSet
 
 from ._amplify import Amplifier, AmplifySpec, build_amplifier
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves

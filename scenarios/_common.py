@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core import ConfigError, History, factor_moves, factor_spec, log_mask
+from stressgrid.core import ConfigError, History, factor_moves, factor_spec, log_mask
 
 __all__ = [
     "BLOCK_SIZE",

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core import ConfigError, History, ScenarioSet, factor_moves, log_mask
+from stressgrid.core import ConfigError, History, ScenarioSet, factor_moves, log_mask
 
 from ._amplify import AmplifySpec
 from ._common import parse_shock

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from scipy.optimize import minimize
 from scipy.special import ndtr, stdtrit
 
-from core import History, ScenarioSet
+from stressgrid.core import History, ScenarioSet
 
 from ._amplify import Amplifier, AmplifySpec, build_amplifier, stressed_covariance
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves

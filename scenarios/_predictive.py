@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from scipy import stats
 
-from core import ConfigError, History, ScenarioSet
+from stressgrid.core import ConfigError, History, ScenarioSet
 
 from ._amplify import AmplifySpec, stressed_covariance
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves, n_blocks, parse_shock

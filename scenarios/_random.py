@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from core import ScenarioSet
+from stressgrid.core import ScenarioSet
 
 from ._common import BLOCK_SIZE
 

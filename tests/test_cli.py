@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from stressgrid.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +150,7 @@ def test_demo_command_as_a_user_runs_it(tmp_path):
 
 
 def test_interrupt_says_how_to_resume(workdir, monkeypatch):
-    import grid
+    from stressgrid import grid
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

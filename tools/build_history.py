@@ -24,8 +24,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.curves import bootstrap_par_semiannual  # noqa: E402
-from core.factors import factor_spec  # noqa: E402
+from stressgrid.core.curves import bootstrap_par_semiannual  # noqa: E402
+from stressgrid.core.factors import factor_spec  # noqa: E402
 
 START = "1990-01-01"
 FX_CCYS = ["EUR", "GBP", "JPY", "CHF", "AUD", "CAD", "NZD", "SEK", "NOK", "CNY", "MXN", "BRL"]

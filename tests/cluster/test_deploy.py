@@ -51,12 +51,12 @@ def test_kuberay_rayjob_runs_the_cli():
     m = _load("kuberay-rayjob.yaml")
     assert m["apiVersion"] == "ray.io/v1" and m["kind"] == "RayJob"
     args = shlex.split(m["spec"]["entrypoint"])
-    assert args[:4] == ["python", "-m", "cli", "run"] and "--out" in args
+    assert args[:4] == ["python", "-m", "stressgrid.cli", "run"] and "--out" in args
     env = yaml.safe_load(m["spec"]["runtimeEnvYAML"])["env_vars"]
     assert env["JAX_ENABLE_X64"] == "1"
     # the entrypoint parses with the real command line
     from click.testing import CliRunner
-    import cli
+    from stressgrid import cli
 
     res = CliRunner().invoke(cli.main, args[3:4] + ["--help"])
     assert res.exit_code == 0 and "--out" in res.output

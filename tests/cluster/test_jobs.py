@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core import ConfigError
+from stressgrid.core import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ _SCRIPT = textwrap.dedent("""
     from pathlib import Path
     import pandas as pd
     import ray
-    from cluster import runtime_env
+    from stressgrid.cluster import runtime_env
 
     batch, work = sys.argv[1], Path(sys.argv[2])
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
@@ -59,7 +59,7 @@ def test_submit_status_logs_fetch(linear_batch_path, tmp_path):
     script = tmp_path / "jobs.py"
     script.write_text(_SCRIPT)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    # the job's entrypoint runs 'python -m cli' on the head node: this environment's python first on PATH
+    # the job's entrypoint runs 'python -m stressgrid.cli' on the head node: this environment's python first on PATH
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     proc = subprocess.run([sys.executable, str(script), str(linear_batch_path), str(tmp_path)],
                           capture_output=True, text=True, timeout=480, cwd=ROOT, env=env)
@@ -80,14 +80,14 @@ def test_submit_status_logs_fetch(linear_batch_path, tmp_path):
 
 
 def test_bad_jobs_address_is_one_clear_error(linear_batch_path):
-    from cluster import submit_batch
+    from stressgrid.cluster import submit_batch
 
     with pytest.raises(ConfigError, match=r"--address 'http://127.0.0.1:9': no Ray Jobs API there"):
         submit_batch(linear_batch_path, "http://127.0.0.1:9")
 
 
 def test_submit_validates_the_batch_before_contacting_the_cluster(tmp_path):
-    from cluster import submit_batch
+    from stressgrid.cluster import submit_batch
 
     bad = tmp_path / "b.yaml"
     bad.write_text("name: x\nbook: missing.csv\nscenarios: []\n")
@@ -96,7 +96,7 @@ def test_submit_validates_the_batch_before_contacting_the_cluster(tmp_path):
 
 
 def test_submission_waits_for_a_head_without_a_job_agent_yet(monkeypatch):
-    from cluster import _jobs
+    from stressgrid.cluster import _jobs
 
     class Head:
         def __init__(self, refusals, message):

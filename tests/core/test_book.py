@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from core import ConfigError, book_from_records, load_book
+from stressgrid.core import ConfigError, book_from_records, load_book
 
 GOOD = dict(id="ES", type="equity_future", underlying="EQ.SPX", quantity=10, multiplier=50, currency="USD",
             asset_class="equity", sleeve="trend", adv=1e6, bid_ask_bps=1.0)

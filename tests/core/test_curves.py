@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.curves import bootstrap_par_semiannual, interp_zero
+from stressgrid.core.curves import bootstrap_par_semiannual, interp_zero
 
 
 def _price_from_zero(zero_fn, maturity, coupon):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from core import ConfigError, apply_shocks, factor_moves, factor_spec, log_mask, tenor_years
+from stressgrid.core import ConfigError, apply_shocks, factor_moves, factor_spec, log_mask, tenor_years
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import ConfigError, DataError, load_history
+from stressgrid.core import ConfigError, DataError, load_history
 
 
 def test_bundled_history_loads_and_is_valid(history):

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import DataError, latest_common_date, snapshot_from_history
+from stressgrid.core import DataError, latest_common_date, snapshot_from_history
 
 
 def test_snapshot_takes_last_observation(history):

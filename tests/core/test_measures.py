@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from core import cvar_contributions, var_cvar
+from stressgrid.core import cvar_contributions, var_cvar
 
 
 @pytest.mark.parametrize("alpha", [0.9, 0.95, 0.975, 0.99])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grid import load_batch, prepare_inputs
+from stressgrid.grid import load_batch, prepare_inputs
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

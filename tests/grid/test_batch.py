@@ -2,8 +2,8 @@ import textwrap
 
 import pytest
 
-from core import ConfigError
-from grid import load_batch
+from stressgrid.core import ConfigError
+from stressgrid.grid import load_batch
 
 
 def _batch(tmp_path, body: str):

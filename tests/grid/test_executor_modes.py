@@ -8,7 +8,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, run_chunk, write_outputs
+from stressgrid.grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, run_chunk, write_outputs
 
 
 @pytest.fixture(scope="module", autouse=True)

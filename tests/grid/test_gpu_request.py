@@ -2,8 +2,8 @@
 
 import pytest
 
-from core import ConfigError
-from cluster import gpu_request
+from stressgrid.core import ConfigError
+from stressgrid.cluster import gpu_request
 
 
 @pytest.mark.ray

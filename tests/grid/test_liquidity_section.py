@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import reports
-from core import ConfigError
-from grid import SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
+from stressgrid import reports
+from stressgrid.core import ConfigError
+from stressgrid.grid import SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
 from section_helpers import DATA, section_batch, section_inputs
 
 BATCH = section_batch("liq", "2014-03-29") + """\

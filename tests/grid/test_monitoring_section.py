@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import reports
-from core import var_cvar
-from grid import SerialExecutor, execute, write_outputs
+from stressgrid import reports
+from stressgrid.core import var_cvar
+from stressgrid.grid import SerialExecutor, execute, write_outputs
 from section_helpers import section_batch, section_inputs
-from grid._monitoring import book_pnl_history
+from stressgrid.grid._monitoring import book_pnl_history
 
 BATCH = section_batch("mon", "2015-03-29", """\
   - kind: montecarlo
@@ -82,8 +82,8 @@ def test_the_adapted_book_is_rerun_exactly(run):
 
 
 def test_a_stressed_correlation_rule_regenerates_the_monte_carlo(run):
-    import kernels
-    import scenarios
+    from stressgrid import kernels
+    from stressgrid import scenarios
 
     inputs, res, _ = run
     ap = res.tables["adapted_positions"]

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import reports
-from core import ConfigError, InfeasibleError, var_cvar
-from grid import RayExecutor, SerialExecutor, execute, write_outputs
+from stressgrid import reports
+from stressgrid.core import ConfigError, InfeasibleError, var_cvar
+from stressgrid.grid import RayExecutor, SerialExecutor, execute, write_outputs
 from section_helpers import section_batch, section_inputs
 
 BATCH = section_batch("opt", "2014-03-29", """\

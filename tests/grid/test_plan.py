@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from grid import auto_chunk_size, plan_tasks
-from grid._plan import auto_block_size
+from stressgrid.grid import auto_chunk_size, plan_tasks
+from stressgrid.grid._plan import auto_block_size
 
 
 @pytest.mark.parametrize("n, chunk", [(1, 64), (1000, 64), (1000, 1000), (1001, 250)])
@@ -54,7 +54,7 @@ def test_blocks_fit_the_cache_budget():
 
 
 def test_the_second_pass_is_split_like_the_first():
-    from grid._plan import tail_chunk_size
+    from stressgrid.grid._plan import tail_chunk_size
 
     # 5% of 40,000 scenarios of 4,900 positions: 9.8 million cells, four tasks of whole blocks
     chunk = tail_chunk_size(2_000, 4_900, 256)

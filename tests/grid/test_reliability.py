@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import TaskError
-from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, run_chunk
+from stressgrid.core import TaskError
+from stressgrid.grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, run_chunk
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_interrupted_run_resumes_to_identical_results(inputs, reference, tmp_pat
 
 _KILL_SCRIPT = textwrap.dedent("""
     import sys, time
-    from grid import SerialExecutor, execute, load_batch, prepare_inputs, run_chunk
+    from stressgrid.grid import SerialExecutor, execute, load_batch, prepare_inputs, run_chunk
     batch, digest = load_batch(sys.argv[1])
     batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": 256})})
     def slow(payload, task):
@@ -97,7 +97,7 @@ def test_resume_refuses_another_plan(inputs, tmp_path):
     other = inputs.batch.model_copy(update={"execution": inputs.batch.execution.model_copy(update={"chunk_size": 128})})
     from dataclasses import replace
 
-    from core import ConfigError
+    from stressgrid.core import ConfigError
 
     with pytest.raises(ConfigError, match="different plan"):
         execute(replace(inputs, batch=other), SerialExecutor(), run_dir=tmp_path, resume=True)
@@ -166,13 +166,13 @@ _CLUSTER_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np, ray
     from ray.cluster_utils import Cluster
-    from cluster import runtime_env
-    from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs
+    from stressgrid.cluster import runtime_env
+    from stressgrid.grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs
     batch, digest = load_batch(sys.argv[1])
     batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": 256})})
     inputs = prepare_inputs(batch, digest)
-    from cluster import gpu_request
-    from grid._worker import run_chunk
+    from stressgrid.cluster import gpu_request
+    from stressgrid.grid._worker import run_chunk
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     c.add_node(num_cpus=1)
     gpu_node = c.add_node(num_cpus=1, num_gpus=1)  # a GPU as Ray sees it: a resource on that node

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import ScenarioSet
-from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
+from stressgrid.core import ScenarioSet
+from stressgrid.grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_gfc_replay_moves_spx_by_the_published_closes(demo_inputs):
     # S&P 500 close 1565.15 on 2007-10-09 and 676.53 on 2009-03-09 (crisis-facts reference, ^GSPC)
     assert scen.shocks[i, j] == pytest.approx(np.log(676.53 / 1565.15), abs=1e-12)
     # the crisis family on its own keeps its daily paths; the last day is the shock
-    import scenarios
+    from stressgrid import scenarios
 
     crisis = next(sp for sp in demo_inputs.batch.scenarios if sp.name == "crisis")
     fam = scenarios.generate(crisis, demo_inputs.history, scen.factors, seed=0, market=demo_inputs.market)

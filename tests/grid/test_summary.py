@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from core import cvar_contributions, var_cvar
-from grid import merge_partials, summarise, tail_metrics
+from stressgrid.core import cvar_contributions, var_cvar
+from stressgrid.grid import merge_partials, summarise, tail_metrics
 
 ALPHAS = [0.9, 0.95, 0.99]
 

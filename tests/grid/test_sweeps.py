@@ -7,9 +7,9 @@ import textwrap
 import numpy as np
 import pytest
 
-import scenarios
-from core import ConfigError
-from grid import SerialExecutor, execute, load_batch, prepare_inputs
+from stressgrid import scenarios
+from stressgrid.core import ConfigError
+from stressgrid.grid import SerialExecutor, execute, load_batch, prepare_inputs
 
 DATA = __import__("pathlib").Path(__file__).resolve().parents[1] / "data"
 
@@ -83,8 +83,8 @@ def test_each_point_is_its_own_family_with_common_random_numbers(tmp_path, histo
     assert list(sw.columns) == ["family", "base", "parameter", "value", "value_number"]
     assert sw.value_number.tolist() == [1.5, 2.0, 3.0]
     # the terminal summary shows the point names as written (not eaten as markup)
-    import reports
-    from grid import write_outputs
+    from stressgrid import reports
+    from stressgrid.grid import write_outputs
     from rich.console import Console
 
     write_outputs(result, tmp_path / "run")

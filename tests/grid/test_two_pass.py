@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import kernels
-from core import ConfigError, cvar_contributions, var_cvar
-from grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs
-from grid._run import AUTO_POSITION_CELLS, MAX_POSITION_CELLS, keeps_positions
+from stressgrid import kernels
+from stressgrid.core import ConfigError, cvar_contributions, var_cvar
+from stressgrid.grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs
+from stressgrid.grid._run import AUTO_POSITION_CELLS, MAX_POSITION_CELLS, keeps_positions
 
 
 def _with(inputs, chunk=512, scenario_pnl=False):
@@ -123,9 +123,9 @@ def test_sensitivity_pnl_per_type_is_the_sum_of_the_positions_approximations(inp
 
 @pytest.mark.ray
 def test_a_second_pass_of_many_tasks_on_ray_equals_serial(ray_session, inputs, summaries_only, monkeypatch):
-    import grid._run
+    import stressgrid.grid._run as grid_run
 
-    monkeypatch.setattr(grid._run, "tail_chunk_size", lambda n_tail, n_positions, block: 64)
+    monkeypatch.setattr(grid_run, "tail_chunk_size", lambda n_tail, n_positions, block: 64)
     ray_res = execute(_with(inputs), RayExecutor(workers=2))
     serial = execute(_with(inputs), SerialExecutor())
     pd.testing.assert_frame_equal(ray_res.tables["contributions"], serial.tables["contributions"], check_exact=True)

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import kernels
-from grid import _worker
+from stressgrid import kernels
+from stressgrid.grid import _worker
 
 
 def test_the_worker_knows_the_kernels_pass():
-    from kernels._flows import SCENARIO_BLOCK as CASHFLOW_PASS
-    from kernels._options import SCENARIO_BLOCK as OPTION_PASS
+    from stressgrid.kernels._flows import SCENARIO_BLOCK as CASHFLOW_PASS
+    from stressgrid.kernels._options import SCENARIO_BLOCK as OPTION_PASS
 
     assert _worker.KERNEL_PASS == CASHFLOW_PASS == OPTION_PASS
 

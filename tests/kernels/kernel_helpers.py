@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.curves import interp_weights
-from kernels._common import CurvePoints
-from kernels._rates import CashflowBook, bond_cashflows
+from stressgrid.core.curves import interp_weights
+from stressgrid.kernels._common import CurvePoints
+from stressgrid.kernels._rates import CashflowBook, bond_cashflows
 
 AS_OF = pd.Timestamp("2017-03-29")
 

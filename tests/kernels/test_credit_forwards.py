@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import kernels  # noqa: F401  (float64)
-from core.curves import interp_weights
-from kernels._common import CurvePoints
-from kernels._credit import CdsBook, cds_periods, cds_pnl, cds_pnl_numpy, cds_value, jump_to_default_pnl
-from kernels._forwards import (
+from stressgrid import kernels  # noqa: F401  (float64)
+from stressgrid.core.curves import interp_weights
+from stressgrid.kernels._common import CurvePoints
+from stressgrid.kernels._credit import CdsBook, cds_periods, cds_pnl, cds_pnl_numpy, cds_value, jump_to_default_pnl
+from stressgrid.kernels._forwards import (
     CommodityFutureBook,
     FxForwardBook,
     commodity_future_pnl,

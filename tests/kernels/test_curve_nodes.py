@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kernels._curve_nodes import FORWARD_CAP, TOLERANCE, _coefficient_count, _ellipse_count, chebyshev_points, lagrange_weights, nodes_needed
-from kernels._flows import curve_node_values, curve_nodes_inside, flow_layout, layout_pnl, layout_stats, layout_values
-from kernels._rates import cashflow_pnl_numpy
+from stressgrid.kernels._curve_nodes import FORWARD_CAP, TOLERANCE, _coefficient_count, _ellipse_count, chebyshev_points, lagrange_weights, nodes_needed
+from stressgrid.kernels._flows import curve_node_values, curve_nodes_inside, flow_layout, layout_pnl, layout_stats, layout_values
+from stressgrid.kernels._rates import cashflow_pnl_numpy
 
 from kernel_helpers import AS_OF, GRID, bond_book, random_day_bonds, stack_books, zero_curve
 
@@ -140,7 +140,7 @@ def test_only_a_chunk_that_leaves_the_range_runs_the_checked_program(book_and_le
     """A chunk of in-range scenarios is priced by the program without the per-block branch (one call,
     no second program); a chunk with a far scenario is priced again by the checked program, whose
     base block it also uses (a zero shock in that chunk still gives exactly zero)."""
-    import kernels._flows as flows
+    import stressgrid.kernels._flows as flows
 
     book, base, new = book_and_levels
     layout = flow_layout(book, interpolate=True)
@@ -161,7 +161,7 @@ def test_size_tiers_minimise_padding_plus_products():
     """The dynamic programme's cuts cost no more than any other way to cut the sorted classes."""
     from itertools import combinations
 
-    from kernels._flows import COST_MAC, COST_PRODUCT, _size_tiers
+    from stressgrid.kernels._flows import COST_MAC, COST_PRODUCT, _size_tiers
 
     def cost(sizes, ends, K):
         starts = [0] + ends[:-1]
@@ -208,7 +208,7 @@ def test_issuers_of_different_sizes_are_priced_in_tiers():
 def test_sub_blocks_of_the_curve_node_products_change_no_bit(monkeypatch):
     """The curve-node classes' products run SUB_BLOCK scenarios at a time within a block of 64 (for
     classes of a few bonds, as here): the same values, bit for bit, as the whole block at once."""
-    import kernels._flows as flows
+    import stressgrid.kernels._flows as flows
 
     rng = np.random.default_rng(6)
     book, base = _issuers_book(rng)

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernels._common import EXP_RANGE, exp_in_range
-from kernels._flows import flow_layout, layout_pnl, levels_in_exp_range
-from kernels._rates import cashflow_pnl_numpy
+from stressgrid.kernels._common import EXP_RANGE, exp_in_range
+from stressgrid.kernels._flows import flow_layout, layout_pnl, levels_in_exp_range
+from stressgrid.kernels._rates import cashflow_pnl_numpy
 
 from kernel_helpers import GRID, random_day_bonds, zero_curve
 
@@ -42,7 +42,7 @@ def test_a_level_beyond_the_range_runs_the_clipped_program(interpolate, monkeypa
     """A spread of 5,000% (exponents near -1,500) is beyond the range: the chunk is priced again by
     the checked program, whose discount factors there are 0 to within 1e-300 (numpy's underflow to
     0), the other scenarios keep the bits of a chunk of their own, and a zero shock gives 0."""
-    import kernels._flows as flows
+    import stressgrid.kernels._flows as flows
 
     rng = np.random.default_rng(8)
     book = random_day_bonds(rng, 24)

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import kernels
-from core import book_from_records, log_mask
-from kernels._flows import FlowLayout, flow_layout, layout_pnl, layout_stats
-from kernels._flows import SCENARIO_BLOCK as FLOW_BLOCK
-from kernels._flows import layout_values
-from kernels._rates import CashflowBook, _cf_value_numpy, cashflow_pnl, cashflow_pnl_numpy, cashflow_value_one
+from stressgrid import kernels
+from stressgrid.core import book_from_records, log_mask
+from stressgrid.kernels._flows import FlowLayout, flow_layout, layout_pnl, layout_stats
+from stressgrid.kernels._flows import SCENARIO_BLOCK as FLOW_BLOCK
+from stressgrid.kernels._flows import layout_values
+from stressgrid.kernels._rates import CashflowBook, _cf_value_numpy, cashflow_pnl, cashflow_pnl_numpy, cashflow_value_one
 
 from kernel_helpers import AS_OF, GRID, GRID_DAYS, bond_book, ql_bond_value, random_cf_book, stack_books, zero_curve
 
@@ -291,7 +291,7 @@ def test_prepared_book_pickles_with_its_layout(two_curves):
 def test_base_levels_follow_the_scenarios_in_the_last_block(two_curves):
     """The base values sit in column ``S``: a call of 63 scenarios in blocks of 64 computes one block
     (its padding column is the base), a call of 64 needs a second; both give the numpy twin's P&L."""
-    from kernels._edge import values_width
+    from stressgrid.kernels._edge import values_width
 
     assert (values_width(63, 64), values_width(64, 64), values_width(1, 64)) == (64, 128, 64)
     book, base, new = two_curves

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import kernels  # noqa: F401  (float64)
-from kernels._options import (
+from stressgrid import kernels  # noqa: F401  (float64)
+from stressgrid.kernels._options import (
     T0_YEARS,
     VOL_FLOOR,
     OptionBook,
@@ -263,7 +263,7 @@ def test_surface_shapes():
 
 def _batched_values(book: OptionBook, base, new) -> np.ndarray:
     """Values ``[n, 1 + S]`` from the batched kernel (column 0 at ``base``)."""
-    from kernels._options import SCENARIO_BLOCK, _values
+    from stressgrid.kernels._options import SCENARIO_BLOCK, _values
 
     v = np.array(_values(book, jnp.asarray(base), jnp.asarray(new), SCENARIO_BLOCK))
     # one column per scenario, then the base levels in every column left (at least one)
@@ -338,7 +338,7 @@ def _mixed_book(rng, n: int) -> tuple[OptionBook, np.ndarray, np.ndarray]:
 def test_batched_kernel_matches_numpy_twin(kinds):
     """Values to 1e-13 of ``|units| (F + K)``, P&L likewise; a book of equity options only skips the
     foreign-curve, basis and FX terms."""
-    from kernels._options import _structure, _value_numpy
+    from stressgrid.kernels._options import _structure, _value_numpy
 
     rng = np.random.default_rng(21)
     book, base, is_log = _mixed_book(rng, 300)
@@ -377,7 +377,7 @@ def test_normal_tail_ratio_matches_scipy():
     (Faddeeva package) on [0, 38.6], and of ``ndtr`` where ``N(-a)`` is a normal float."""
     from scipy.special import erfcx, ndtr
 
-    from kernels._common import normal_tail_ratio
+    from stressgrid.kernels._common import normal_tail_ratio
 
     a = np.concatenate([np.linspace(0.0, 10.0, 20001), np.linspace(10.0, 38.6, 5001)])
     m = np.asarray(normal_tail_ratio(jnp.asarray(a)))
@@ -430,8 +430,8 @@ def test_batched_kernel_is_accurate_deep_out_of_the_money():
 def test_scratch_buffers_are_reused_per_device_and_capped(monkeypatch):
     """The option kernel takes its output buffer back from the last call on the same thread and device
     (no fresh memory per call), and does not keep one over the cap."""
-    from kernels import _edge
-    from kernels._options import SCENARIO_BLOCK, _values
+    from stressgrid.kernels import _edge
+    from stressgrid.kernels._options import SCENARIO_BLOCK, _values
 
     rng = np.random.default_rng(3)
     book, base = _random_book(rng, 30)

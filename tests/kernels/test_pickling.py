@@ -5,7 +5,7 @@ import pickle
 
 from ray import cloudpickle
 
-import kernels
+from stressgrid import kernels
 
 
 def test_pricers_unpickle_to_the_registered_instance():

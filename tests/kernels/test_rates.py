@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import kernels  # noqa: F401  (float64)
-from core.curves import curve_shock, curve_shock_vector, interp_weights, interp_zero
-from kernels._common import CurvePoints
-from kernels._rates import (
+from stressgrid import kernels  # noqa: F401  (float64)
+from stressgrid.core.curves import curve_shock, curve_shock_vector, interp_weights, interp_zero
+from stressgrid.kernels._common import CurvePoints
+from stressgrid.kernels._rates import (
     RateFutureBook,
     bond_cashflows,
     cashflow_pnl,
@@ -183,7 +183,7 @@ def test_numpy_twins_match_jax_and_zero_shock_is_zero():
 
 def test_coupon_schedule_matches_pandas_month_offsets():
     """Dates ``maturity - k * 12/f months``, the day clipped to the month's end, as ``pd.DateOffset`` gives."""
-    from kernels._rates import coupon_schedule
+    from stressgrid.kernels._rates import coupon_schedule
 
     rng = np.random.default_rng(12)
     for _ in range(300):

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import kernels
-from core import ConfigError, DataError, book_from_records
+from stressgrid import kernels
+from stressgrid.core import ConfigError, DataError, book_from_records
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def test_float64_in_ray_workers(ray_session, demo):
     def kernel_probe(payload):  # defined here so that Ray ships it by value
         import jax.numpy as jnp
 
-        import kernels as k
+        from stressgrid import kernels as k
 
         prepared, base, shocks, is_log = payload
         new = jnp.asarray(k.shocked_levels(base, shocks, is_log))
@@ -199,7 +199,7 @@ def test_ray_workers_compute_on_one_core(ray_session, demo):
 
         import jax
 
-        import kernels as k
+        from stressgrid import kernels as k
 
         prepared, base, shocks, is_log = payload
         k.revalue(prepared, base, shocks, is_log)

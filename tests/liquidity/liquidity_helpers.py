@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from liquidity import LiquidityModel, LiquidityParams
+from stressgrid.liquidity import LiquidityModel, LiquidityParams
 
 
 def one_position(

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import ConfigError, var_cvar
-from liquidity import BASE, CAPACITY_METRICS, DeleverageRule, Limit, LiquidityModel, binding_aum, capacity_curve, days_capacity
-from liquidity._capacity import _cvar_of_losses
+from stressgrid.core import ConfigError, var_cvar
+from stressgrid.liquidity import BASE, CAPACITY_METRICS, DeleverageRule, Limit, LiquidityModel, binding_aum, capacity_curve, days_capacity
+from stressgrid.liquidity._capacity import _cvar_of_losses
 
 from liquidity_helpers import one_position, random_paths, small_book
 

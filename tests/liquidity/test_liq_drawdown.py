@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import liquidity._drawdown as dd_module
-from core import ConfigError
-from liquidity import (
+import stressgrid.liquidity._drawdown as dd_module
+from stressgrid.core import ConfigError
+from stressgrid.liquidity import (
     Conditions,
     DeleverageRule,
     LiquidityParams,

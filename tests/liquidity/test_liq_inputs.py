@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kernels
-from core import load_book, log_mask, snapshot_from_history
-from grid._batch import load_batch
-from kernels._common import year_fraction
-from liquidity import (
+from stressgrid import kernels
+from stressgrid.core import load_book, log_mask, snapshot_from_history
+from stressgrid.grid._batch import load_batch
+from stressgrid.kernels._common import year_fraction
+from stressgrid.liquidity import (
     market_inputs,
     model_from_market,
     path_vol_multiplier,

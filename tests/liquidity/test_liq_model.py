@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import ConfigError
-from core.scenarioset import LIQUIDITY_CLASSES
-from liquidity import BASE, Conditions, LiquidityModel, LiquidityParams
+from stressgrid.core import ConfigError
+from stressgrid.core.scenarioset import LIQUIDITY_CLASSES
+from stressgrid.liquidity import BASE, Conditions, LiquidityModel, LiquidityParams
 
 from liquidity_helpers import one_position, small_book
 

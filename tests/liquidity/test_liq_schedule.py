@@ -10,9 +10,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core import ConfigError, ScenarioSet
-from core.scenarioset import LIQUIDITY_CLASSES
-from liquidity import (
+from stressgrid.core import ConfigError, ScenarioSet
+from stressgrid.core.scenarioset import LIQUIDITY_CLASSES
+from stressgrid.liquidity import (
     Conditions,
     LiquidityModel,
     LiquidityParams,

@@ -8,8 +8,8 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-from core import ConfigError
-from liquidity import (
+from stressgrid.core import ConfigError
+from stressgrid.liquidity import (
     Conditions,
     cost_fn,
     execution_schedule,

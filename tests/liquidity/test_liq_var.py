@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from core import ConfigError, ScenarioSet, var_cvar
-from core.scenarioset import LIQUIDITY_CLASSES
-from liquidity import Conditions, LiquidityParams, exit_cost, la_risk_table, la_var_cvar
+from stressgrid.core import ConfigError, ScenarioSet, var_cvar
+from stressgrid.core.scenarioset import LIQUIDITY_CLASSES
+from stressgrid.liquidity import Conditions, LiquidityParams, exit_cost, la_risk_table, la_var_cvar
 
 from liquidity_helpers import one_position, random_paths, small_book
 

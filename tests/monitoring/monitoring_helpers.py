@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from core import History
+from stressgrid.core import History
 
 
 def synthetic_returns(T: int = 400, K: int = 4, seed: int = 0, start: str = "2010-01-04") -> pd.DataFrame:

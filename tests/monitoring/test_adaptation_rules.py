@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter
 
-import scenarios
-from core import ConfigError, History
-from monitoring import apply_rules, correlated_cluster, exposure_signs
+from stressgrid import scenarios
+from stressgrid.core import ConfigError, History
+from stressgrid.monitoring import apply_rules, correlated_cluster, exposure_signs
 
 
 def _book():

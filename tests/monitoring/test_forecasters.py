@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import ConfigError, DataError
-from monitoring import (
+from stressgrid.core import ConfigError, DataError
+from stressgrid.monitoring import (
     FORECASTERS,
     CovarianceForecaster,
     DCCGarch,

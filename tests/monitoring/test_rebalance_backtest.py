@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import ConfigError, History
-from monitoring import (
+from stressgrid.core import ConfigError, History
+from stressgrid.monitoring import (
     asset_returns,
     gmv_weights,
     min_variance_weights,

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from core import History
-from monitoring import SIGNALS, SignalThresholds, average_correlation, evaluate_signals, signal_history
+from stressgrid.core import History
+from stressgrid.monitoring import SIGNALS, SignalThresholds, average_correlation, evaluate_signals, signal_history
 from monitoring_helpers import regime_history
 
 

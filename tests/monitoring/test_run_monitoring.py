@@ -10,8 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from core import ConfigError
-from monitoring import MonitoringSettings, asset_returns, run_monitoring
+from stressgrid.core import ConfigError
+from stressgrid.monitoring import MonitoringSettings, asset_returns, run_monitoring
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from core import ConfigError, DataError
-from monitoring import (
+from stressgrid.core import ConfigError, DataError
+from stressgrid.monitoring import (
     acerbi_szekely_z2,
     basel_zone,
     christoffersen,

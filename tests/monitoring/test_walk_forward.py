@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import ConfigError, TaskError
-from monitoring import (
+from stressgrid.core import ConfigError, TaskError
+from stressgrid.monitoring import (
     FORECASTERS,
     CovarianceForecaster,
     champion_challenger,
@@ -149,7 +149,7 @@ def test_diebold_mariano_matches_statsmodels_hac():
 
 
 def test_serial_grid_executor_gives_the_same_numbers(returns):
-    from grid._executor import SerialExecutor
+    from stressgrid.grid._executor import SerialExecutor
 
     a = run_walk_forward(returns, CHEAP, 100, 10, 25)
     b = run_walk_forward(returns, CHEAP, 100, 10, 25, executor=SerialExecutor())
@@ -159,7 +159,7 @@ def test_serial_grid_executor_gives_the_same_numbers(returns):
 
 @pytest.mark.ray
 def test_ray_gives_identical_results(ray_session, returns):
-    from grid._executor import RayExecutor
+    from stressgrid.grid._executor import RayExecutor
 
     a = run_walk_forward(returns, CHEAP, 100, 10, 25)
     b = run_walk_forward(returns, CHEAP, 100, 10, 25, executor=RayExecutor(workers=2))
@@ -198,7 +198,7 @@ def test_a_failed_step_names_its_forecast_date(returns):
 def test_bad_input_is_named(returns):
     r = returns.copy()
     r.iloc[5, 2] = np.nan
-    from core import DataError
+    from stressgrid.core import DataError
 
     with pytest.raises(DataError, match="EQ.A2"):
         walk_forward(r, ["sample"], 100, 10, 10)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import ConfigError
-from portfolios import Constraints, FactorBand, adv_caps, compile_constraints, diagnose_infeasibility
+from stressgrid.core import ConfigError
+from stressgrid.portfolios import Constraints, FactorBand, adv_caps, compile_constraints, diagnose_infeasibility
 
 
 def test_adv_caps_closed_form():

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from skfolio import RiskMeasure
 from skfolio.optimization import MeanRisk, ObjectiveFunction
 
-from core import ConfigError, DataError, InfeasibleError, var_cvar
-from portfolios import Constraints, FactorBand, MeanCVaR, compile_constraints
+from stressgrid.core import ConfigError, DataError, InfeasibleError, var_cvar
+from stressgrid.portfolios import Constraints, FactorBand, MeanCVaR, compile_constraints
 
 from portfolio_data import ASSET_CLASS, synthetic_returns
 
@@ -271,7 +271,7 @@ def test_cutting_plane_equals_full_lp(S, N, seed, alpha, long_short):
 def test_a_solve_that_stops_early_is_reported_not_returned(synthetic, monkeypatch):
     """If the aggregation hits its round limit, the estimator raises (or falls back), never returns
     the unfinished weights as optimal."""
-    import portfolios._cvar_solver as solver_mod
+    import stressgrid.portfolios._cvar_solver as solver_mod
 
     init = solver_mod.CutPlaneCVaR.__init__
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.optimize import lsq_linear
 
-from core import ConfigError, InfeasibleError
-from portfolios import Constraints, FactorExposureModel, FactorTargeting
+from stressgrid.core import ConfigError, InfeasibleError
+from stressgrid.portfolios import Constraints, FactorExposureModel, FactorTargeting
 
 
 def lasso_cvxpy(y, X, lam):

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from portfolio_data import ASSET_CLASS, synthetic_returns
 
-from core import InfeasibleError, var_cvar
-from portfolios import (
+from stressgrid.core import InfeasibleError, var_cvar
+from stressgrid.portfolios import (
     HRP,
     SUMMARY_COLUMNS,
     WEIGHT_COLUMNS,

@@ -11,8 +11,8 @@ from skfolio import RiskMeasure
 from skfolio.cluster import HierarchicalClustering, LinkageMethod
 from skfolio.optimization import HierarchicalRiskParity, RiskBudgeting
 
-from core import ConfigError, DataError, var_cvar
-from portfolios import HRP, FactorRiskParity, RiskParity, weighted_covariance
+from stressgrid.core import ConfigError, DataError, var_cvar
+from stressgrid.portfolios import HRP, FactorRiskParity, RiskParity, weighted_covariance
 
 TIGHT = {"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-11, "max_iter": 500}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import ConfigError
-from portfolios import VolTarget
-from portfolios._voltarget import ewma_variance
+from stressgrid.core import ConfigError
+from stressgrid.portfolios import VolTarget
+from stressgrid.portfolios._voltarget import ewma_variance
 
 
 def test_ewma_of_a_constant_magnitude_series_is_that_magnitude_squared():

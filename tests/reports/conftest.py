@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from report_helpers import LIMITS, add_synthetic_tables, copy_run, run_batch
 
-import reports
+from stressgrid import reports
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ LIMITS = {"nav": 5e8, "limits": [
 
 def run_batch(batch_path: Path, out: Path) -> Path:
     """Run a batch serially (no Ray) and write its run directory."""
-    from grid import SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
+    from stressgrid.grid import SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
 
     batch, digest = load_batch(batch_path)
     result = execute(prepare_inputs(batch, digest), SerialExecutor())

@@ -13,7 +13,7 @@ import re
 import pytest
 from report_helpers import CHROMIUM, chromium
 
-import reports
+from stressgrid import reports
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import reports
-from core import ConfigError, DataError
+from stressgrid import reports
+from stressgrid.core import ConfigError, DataError
 
 NAV = 100e6
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import reports
+from stressgrid import reports
 from report_helpers import LIMITS
 
 CHARTS = ("scenario-pnl", "distribution", "contributions", "drawdown-paths", "capacity", "reoptimisation")
@@ -165,7 +165,7 @@ def test_scenario_bars_are_the_small_families_or_the_worst_twenty(linear_run_src
 
 
 def test_a_missing_run_directory_is_a_data_error(tmp_path):
-    from core import DataError
+    from stressgrid.core import DataError
 
     with pytest.raises(DataError, match="not found"):
         reports.write_report(tmp_path / "nope")

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import reports
-from core.errors import ConfigError, DataError, InfeasibleError, TaskError
+from stressgrid import reports
+from stressgrid.core.errors import ConfigError, DataError, InfeasibleError, TaskError
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import reports
-from reports._schema import BEGIN_MARK, END_MARK
+from stressgrid import reports
+from stressgrid.reports._schema import BEGIN_MARK, END_MARK
 
 from report_helpers import run_batch
 
@@ -200,7 +200,7 @@ def test_manifest_check_names_missing_wrong_and_unknown_keys(linear_run_src):
 
 
 def test_validate_run_dir_raises_a_data_error_listing_problems(linear_run, tmp_path):
-    from core import DataError
+    from stressgrid.core import DataError
 
     pd.DataFrame({"family": ["a"], "value": [1.0]}).to_parquet(linear_run / "risk_metrics.parquet", index=False)
     with pytest.raises(DataError, match="risk_metrics.parquet: column 'metric' is missing"):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from report_helpers import copy_run
 
-import reports
-from core import ConfigError
+from stressgrid import reports
+from stressgrid.core import ConfigError
 
 
 def _restart(run, started: str, name: str | None = None, sha: str | None = None):

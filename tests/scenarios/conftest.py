@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-import scenarios
+from stressgrid import scenarios
 
 #: equities, FX, commodities, curve points and the VIX: all with history in 2014..2017
 FACTORS = ["EQ.SPX", "EQ.AAPL", "EQ.JPM", "FX.EURUSD", "FX.JPYUSD", "CMD.WTI", "CMD.GOLD",
@@ -21,7 +21,7 @@ def spec():
 
 @pytest.fixture(scope="session")
 def market(history):
-    from core import snapshot_from_history
+    from stressgrid.core import snapshot_from_history
 
     return snapshot_from_history(history, FACTORS, "2017-03-29")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import scenarios
-from core.scenarioset import LIQUIDITY_CLASSES
-from scenarios import AmplifySpec, build_amplifier, stressed_covariance
-from scenarios._correlation import cov_to_corr, is_correlation
+from stressgrid import scenarios
+from stressgrid.core.scenarioset import LIQUIDITY_CLASSES
+from stressgrid.scenarios import AmplifySpec, build_amplifier, stressed_covariance
+from stressgrid.scenarios._correlation import cov_to_corr, is_correlation
 
 F = ["EQ.SPX", "EQ.AAPL", "IR.USD.2Y", "IR.USD.10Y", "CMD.WTI"]
 
@@ -87,7 +87,7 @@ def test_liquidity_and_levels_carried(spec, history, factors, market):
     assert spread[0, LIQUIDITY_CLASSES.index("fx")] == 2 and adv[0, LIQUIDITY_CLASSES.index("fx")] == 1
     # carried through concat with a set that has no liquidity stress (ones there)
     other = scenarios.generate(spec(dict(kind="historical", name="g", events=["gfc_2008"])), history, factors, market=market)
-    from core import concat_scenarios
+    from stressgrid.core import concat_scenarios
 
     both = concat_scenarios([out, other])
     assert both.spread_mult.shape == (2, len(LIQUIDITY_CLASSES))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import scenarios
-from scenarios import daily_moves
+from stressgrid import scenarios
+from stressgrid.scenarios import daily_moves
 
 
 def test_bootstrap_reproduces_window_moments(spec, history, factors, market):

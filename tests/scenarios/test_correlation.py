@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scenarios import EstimatorSpec, estimate_covariance, nearest_correlation
+from stressgrid.scenarios import EstimatorSpec, estimate_covariance, nearest_correlation
 
 
 def _min_eig(a):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import scenarios
-from scenarios import CRISIS_LIBRARY
+from stressgrid import scenarios
+from stressgrid.scenarios import CRISIS_LIBRARY
 
 
 def test_replay_reproduces_history_exactly(spec, history, factors):
@@ -85,11 +85,11 @@ def test_calibration_and_propagation(spec, history, factors, market):
 
 def test_propagation_is_the_gaussian_conditional_mean(spec, history, factors, market):
     # the propagated shocks equal conditional_stress on the propagation covariance given the known ones
-    from scenarios._historical import propagation_model
+    from stressgrid.scenarios._historical import propagation_model
 
     s = spec(dict(kind="historical", name="c", events=["covid_2020"]))
     out = scenarios.generate(s, history, factors, market=market)
-    from scenarios._historical import PROPAGATION_NEIGHBOURS
+    from stressgrid.scenarios._historical import PROPAGATION_NEIGHBOURS
 
     cov, has, _ = propagation_model(history, factors)
     known = np.flatnonzero(~out.filled[0] | np.isin(factors, ["IR.USD.10Y", "VOL.SPX.ATM"]))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-import scenarios
-from scenarios._montecarlo import GarchFit, garch_paths
-from scenarios._tdist import fit_t_dof
+from stressgrid import scenarios
+from stressgrid.scenarios._montecarlo import GarchFit, garch_paths
+from stressgrid.scenarios._tdist import fit_t_dof
 
 
 def seed(n: int = 0) -> np.random.SeedSequence:
@@ -98,7 +98,7 @@ def test_garch_recursion_twin_of_arch():
 def test_garch_fit_is_archs(history):
     from arch import arch_model
 
-    from scenarios import fit_garch
+    from stressgrid.scenarios import fit_garch
 
     x = np.log(history.levels["EQ.SPX"].dropna()).diff().dropna().loc["2015":"2016"].to_numpy()[:, None]
     g = fit_garch(x)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import scenarios
-from scenarios import conditional_stress
+from stressgrid import scenarios
+from stressgrid.scenarios import conditional_stress
 
 
 def _cov(rng, n):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core import factor_moves, log_mask
-from scenarios._historical import _propagate, propagation_model
+from stressgrid.core import factor_moves, log_mask
+from stressgrid.scenarios._historical import _propagate, propagation_model
 
 # Factors replayed in the GFC window (2007-10-09 .. 2009-03-09) that the test hides and propagates.
 HIDDEN = ["FX.AUDUSD", "FX.CADUSD", "EQ.JPM", "EQ.XOM", "CMD.WTI", "IR.USD.2Y"]

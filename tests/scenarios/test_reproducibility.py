@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import scenarios
-from scenarios import BLOCK_SIZE
+from stressgrid import scenarios
+from stressgrid.scenarios import BLOCK_SIZE
 
 W = {"end": "2017-03-29", "lookback_days": 300}
 CASES = [

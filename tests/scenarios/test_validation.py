@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-import scenarios
-from core import ConfigError
+from stressgrid import scenarios
+from stressgrid.core import ConfigError
 
 
 def _msg(spec, d) -> str:
@@ -71,7 +71,7 @@ def test_block_longer_than_window(spec, history, factors):
 
 def test_batch_file_message(tmp_path):
     # through the batch loader, the user sees the field path and the value
-    grid_batch = pytest.importorskip("grid._batch")
+    grid_batch = pytest.importorskip("stressgrid.grid._batch")
     p = tmp_path / "b.yaml"
     p.write_text("name: x\nbook: b.csv\nscenarios:\n  - kind: historical\n    events: [gfc_2008]\n"
                  "  - kind: montecarlo\n    amplify:\n      vol:\n        multiplier: -1\n")
@@ -80,7 +80,7 @@ def test_batch_file_message(tmp_path):
 
 
 def test_batch_file_correlation_message(tmp_path):
-    grid_batch = pytest.importorskip("grid._batch")
+    grid_batch = pytest.importorskip("stressgrid.grid._batch")
     p = tmp_path / "b.yaml"
     p.write_text("name: x\nbook: b.csv\nscenarios:\n  - kind: bootstrap\n    amplify:\n      correlation:\n"
                  "        targets: [{a: equity, b: rates, value: 1.3}]\n")
