@@ -7,7 +7,7 @@ import logging
 import os
 from typing import Iterator
 
-from core import ConfigError
+from stressgrid.core import ConfigError
 
 __all__ = ["connect", "runtime_env", "ray_available_cpus", "gpu_request", "WORKER_XLA_FLAGS"]
 
@@ -15,17 +15,21 @@ __all__ = ["connect", "runtime_env", "ray_available_cpus", "gpu_request", "WORKE
 #: XLA settings of a worker process: one intra-op thread, because Ray schedules one task per CPU and
 #: a worker that also spread its kernels over every core would oversubscribe the machine
 WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
+#: run by every Ray worker process at its start
+WORKER_SETUP_HOOK = "stressgrid.kernels.configure_process"
 
 
 def runtime_env(working_dir: str | None = None, pip: list[str] | None = None) -> dict:
     """The runtime environment every worker gets.
 
-    Always: float64 JAX (``JAX_ENABLE_X64``) and one XLA thread per worker process (Ray runs one task per
-    CPU).  ``working_dir`` ships a source tree to the workers of a cluster that does not have stressgrid
+    Always: float64 JAX (``JAX_ENABLE_X64``), one XLA thread per worker process (Ray runs one task per
+    CPU), and ``stressgrid.kernels.configure_process`` run when each worker process starts, before it
+    unpacks a task (named as a string: this layer imports no kernel).  ``working_dir`` ships a source tree to the workers of a cluster that does not have stressgrid
     installed (Ray uploads it and puts it on the workers' path); ``pip`` installs packages there.
     """
     flags = " ".join(dict.fromkeys(os.environ.get("XLA_FLAGS", "").split() + WORKER_XLA_FLAGS.split()))
-    env: dict = {"env_vars": {"JAX_ENABLE_X64": "1", "XLA_FLAGS": flags, "STRESSGRID_ONE_CORE": "1"}}
+    env: dict = {"env_vars": {"JAX_ENABLE_X64": "1", "XLA_FLAGS": flags, "STRESSGRID_ONE_CORE": "1"},
+                 "worker_process_setup_hook": WORKER_SETUP_HOOK}
     if working_dir:
         env["working_dir"] = working_dir
         env["excludes"] = [".git", ".venv*", "runs", "benchmarks/results", "**/__pycache__", "*.egg-info"]

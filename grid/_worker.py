@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import kernels
-from kernels import PreparedBook
+from stressgrid import kernels
+from stressgrid.kernels import PreparedBook
 
 from ._plan import Task
 from ._summary import FamilyPartial, summarise
@@ -126,6 +126,7 @@ def run_chunk(payload: Payload, task: Task) -> ChunkResult:
     totals and group sums while it is in cache (instrument group by instrument group, in the book's
     group order), and kept whole only when ``payload.keep_positions``.
     """
+    kernels.configure_process()  # a no-op after the first call (the CLI's or the worker's start-up hook)
     with _one_blas_thread():
         return _run_chunk(payload, task)
 
@@ -183,6 +184,7 @@ class TailResult:
 
 def run_tail_chunk(payload: TailPayload, task: Task) -> TailResult:
     """``coef[a:b].T @ pnl[a:b]`` over tail scenarios ``task.start:task.stop``: additive across tasks."""
+    kernels.configure_process()
     with _one_blas_thread():
         return _run_tail_chunk(payload, task)
 

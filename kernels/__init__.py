@@ -1,12 +1,12 @@
 """Revaluation kernels in JAX (float64), each with a plain numpy twin.
 
-Importing this package turns on float64 for JAX in the importing process and registers a pricer for
-every instrument type: linear (equity, equity_future), CIP (fx_forward), spot and basis
+Importing this package changes no process setting; :func:`configure_process` turns on float64 and
+sets XLA's flags (the command line and the grid's workers call it; :func:`prepare` and :func:`revalue`
+refuse to run without float64).  The package registers a pricer for every instrument type: linear (equity, equity_future), CIP (fx_forward), spot and basis
 (commodity_future), zero curve (bond, swap, rate_future), flat hazard (cds) and Black on a
 parametric vol surface (option).  ``docs/kernels.md`` describes the models.
 """
 
-from . import _x64  # noqa: F401  (must come before any jax computation)
 from . import _pricers  # noqa: F401  (registers the pricers)
 from ._common import CURVE_TENORS, DEFAULT_TENORS, curve_factors, curve_tenors
 from ._credit import CdsBook, jump_to_default_pnl
@@ -31,7 +31,7 @@ from ._revalue import (
 )
 from ._sensitivity import Sensitivities, revalue_sensitivity, sensitivities, sensitivity_pnl
 from ._stream import StreamResult, revalue_stream
-from ._x64 import x64_enabled
+from ._x64 import configure_process, x64_enabled
 
 __all__ = [
     "CURVE_TENORS",
@@ -58,6 +58,7 @@ __all__ = [
     "black_numpy",
     "bond_cashflows",
     "check_levels",
+    "configure_process",
     "coupon_schedule",
     "curve_factors",
     "curve_tenors",

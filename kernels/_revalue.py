@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from core import DataError, fx_factor
+from stressgrid.core import DataError, fx_factor
 
+from ._x64 import require_x64
 from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
 
 __all__ = ["PreparedBook", "Pricer", "PRICERS", "register", "required_factors", "prepare", "check_levels", "revalue", "revalue_numpy", "shocked_levels", "preferred_order"]
@@ -139,6 +140,7 @@ def prepare(
     With the snapshot's ``levels[F]``, also check that every instrument can be priced at them (e.g.
     that the vol surface gives each option a positive implied vol); see :func:`check_levels`.
     """
+    require_x64("stressgrid.kernels.prepare")
     idx = {f: i for i, f in enumerate(factors)}
     missing = [f for f in required_factors(positions, base_ccy) if f not in idx]
     if missing:
@@ -187,6 +189,7 @@ def revalue_groups(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_
     For callers that only aggregate the P&L (totals, sums by group): it skips the copy of every group
     into the book's column order that :func:`revalue` makes.
     """
+    require_x64("stressgrid.kernels.revalue")
     new = jnp.asarray(shocked_levels(base, shocks, is_log))
     base_j = jnp.asarray(base)
     # dispatch every group first (JAX runs them asynchronously unless async dispatch is off), then wait

@@ -10,8 +10,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
-os.environ.setdefault("JAX_ENABLE_X64", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def pytest_configure(config):
+    """The test process is set up as the command line sets up its own: float64 and XLA's flags."""
+    from stressgrid.kernels import configure_process
+
+    configure_process()
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +28,7 @@ def ray_session():
     """
     import ray
 
-    from cluster import runtime_env
+    from stressgrid.cluster import runtime_env
 
     started = False
     if not ray.is_initialized():
@@ -35,7 +41,7 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def history():
-    from core import load_history
+    from stressgrid.core import load_history
 
     return load_history()
 
@@ -56,8 +62,8 @@ def demo_prepared(demo_batch_path, demo_book_path):
     test module, so that no module sees another's changes)."""
     import yaml
 
-    import kernels
-    from core import load_book, load_history, snapshot_from_history
+    from stressgrid import kernels
+    from stressgrid.core import load_book, load_history, snapshot_from_history
 
     market = yaml.safe_load(demo_batch_path.read_text())["market"]
     book = load_book(demo_book_path)
