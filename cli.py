@@ -199,7 +199,8 @@ def submit(batch: Path, address: str, remote_out, workers, ship_code: bool, pip,
     The batch is validated here first; its book and history file travel with it.  Follow it with
     'stressgrid status JOB', 'stressgrid logs JOB' and bring the results back with 'stressgrid fetch JOB'.
     """
-    from stressgrid.cluster import follow_logs, job_status, submit_batch, wait_for_job
+    from stressgrid.cluster import follow_logs, job_status, wait_for_job
+    from stressgrid.grid import submit_batch
 
     job = submit_batch(batch, address, out=remote_out, ship_code=ship_code, workers=workers, pip=list(pip) or None)
     click.echo(job)
@@ -256,14 +257,65 @@ def fetch(job: str, address: str, out: Path) -> None:
     click.echo(f"fetched {job} into {path}")
 
 
-def _register_report_commands() -> None:
-    from stressgrid.reports import COMMANDS
+@main.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write (default: RUN_DIR/report.html).")
+@click.option("--limits", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Limits file (YAML): checked against the run, written to RUN_DIR/breaches.parquet and listed in the report.")
+@click.option("--fail-on-breach", is_flag=True,
+              help="Exit with code 5 when a limit is breached (after writing the report).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and breaches.")
+@handle_errors
+def report(run_dir: Path, out, limits, fail_on_breach: bool, quiet: bool) -> None:
+    """Write the HTML report of RUN_DIR (a directory written by 'stressgrid run') and print its summary.
 
-    for command in COMMANDS:
-        main.add_command(command)
+    The report is one file that opens offline: headline figures, VaR and CVaR per family, P&L per
+    scenario and its distribution, contributions by asset class and sleeve, liquidity, capacity,
+    re-optimisation and monitoring when the run has them, and the limits checked.
+    """
+    from stressgrid import reports
+
+    sys.exit(reports.finish_run(run_dir, _console(quiet), limits, fail_on_breach, html=True, out=out))
 
 
-_register_report_commands()
+@main.command("store")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("store", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option("--run-id", default=None, help="Id of the run in the store (default: start time and batch hash).")
+@handle_errors
+def store(run_dir: Path, store, run_id) -> None:
+    """Append RUN_DIR to the results STORE (default $STRESSGRID_STORE, else runs/store).
+
+    The run is copied to STORE/run_date=YYYY-MM-DD/batch=NAME/run=RUN_ID/ (tables, manifest, report).
+    """
+    from stressgrid import reports
+
+    click.echo(f"stored: {reports.store_run(run_dir, store or reports.default_store(), run_id)}")
+
+
+@main.command("runs")
+@click.argument("store", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option("--batch", default=None, help="Only the runs of this batch.")
+@handle_errors
+def runs(store, batch) -> None:
+    """List the runs in the results STORE (default $STRESSGRID_STORE, else runs/store), oldest first."""
+    from stressgrid import reports
+
+    reports.print_runs(store, batch, _console(False))
+
+
+@main.command("compare")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--all", "show_all", is_flag=True, help="Show every metric, also those that did not change.")
+@handle_errors
+def compare(run_a: Path, run_b: Path, show_all: bool) -> None:
+    """Compare two runs (run directories or stored runs): what changed from RUN_A to RUN_B, and by how much."""
+    from stressgrid import reports
+
+    reports.print_comparison(run_a, run_b, show_all, _console(False))
+
 
 if __name__ == "__main__":
     main()

@@ -1,8 +1,8 @@
 """Batches on a remote Ray cluster through the Ray Jobs API: submit, status, logs, fetch.
 
-``submit`` validates the batch here, stages it (the batch file, its book and its history file, with the
-paths rewritten to the staged names) as the job's working directory and runs ``python -m stressgrid.cli run`` on the
-cluster, writing the run directory on the head node (or on storage the head node mounts).  ``fetch``
+``submit_job`` sends a staged folder (for a batch: :func:`stressgrid.grid.stage_batch` makes it) as the
+job's working directory with an entrypoint (``python -m stressgrid.cli run ...``); the run directory is
+written on the head node (or on storage the head node mounts).  This layer knows no batch.  ``fetch``
 brings a finished run directory back over the same HTTP endpoint: a short job packs it, streams it through
 its log as base64 between markers with its SHA-256, and the client checks and unpacks it.  That needs no
 port beyond the dashboard's (8265) and suits run directories up to a few hundred MiB; for larger runs
@@ -22,11 +22,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
-
 from stressgrid.core import ConfigError, StressGridError, TaskError
 
-__all__ = ["submit_batch", "job_status", "job_logs", "follow_logs", "fetch_run", "wait_for_job",
+__all__ = ["submit_job", "job_status", "job_logs", "follow_logs", "fetch_run", "wait_for_job",
            "DEFAULT_REMOTE_ROOT", "FETCH_BEGIN", "FETCH_END"]
 
 #: where a submitted run writes on the head node unless ``--out`` says otherwise
@@ -71,24 +69,6 @@ def _ship(root: Path, stage: Path, names) -> None:
             shutil.copy(src, dest / name)
 
 
-def _stage(batch_path: Path, ship_code: bool) -> tuple[Path, str, str]:
-    """Copy the batch, its book and history into a fresh folder; returns (folder, batch name, sha256)."""
-    from stressgrid.grid import load_batch
-
-    batch, digest = load_batch(batch_path)  # fail here, not on the cluster
-    raw = yaml.safe_load(Path(batch_path).read_bytes())
-    stage = Path(tempfile.mkdtemp(prefix="stressgrid-job-"))
-    shutil.copy(batch.book, stage / Path(batch.book).name)
-    raw["book"] = Path(batch.book).name
-    if batch.history is not None:
-        shutil.copy(batch.history.path, stage / Path(batch.history.path).name)
-        raw["history"]["path"] = Path(batch.history.path).name
-    (stage / "batch.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    if ship_code:
-        _ship(_source_root(), stage, _CODE)
-    return stage, batch.name, digest
-
-
 def _fetch_stage(ship_code: bool) -> Path:
     stage = Path(tempfile.mkdtemp(prefix="stressgrid-fetch-"))
     if ship_code:
@@ -113,33 +93,37 @@ def _submit(client, **kwargs) -> str:
             time.sleep(1.0)
 
 
-def submit_batch(batch_path: str | Path, address: str, out: str | None = None, ship_code: bool = False,
-                 workers: int | None = None, pip: list[str] | None = None) -> str:
-    """Submit a batch as a Ray job; returns its submission id.
+def submit_job(folder: str | Path, address: str, entrypoint: str, name: str, out: str | None = None,
+               ship_code: bool = False, pip: list[str] | None = None, metadata: dict | None = None) -> str:
+    """Submit a staged folder as a Ray job; returns its submission id.
 
-    ``out``: the run directory on the cluster (default ``DEFAULT_REMOTE_ROOT/<id>``); ``ship_code``: send
-    this checkout's source with the job; ``pip``: packages the cluster installs for the job.
+    Parameters
+    ----------
+    folder : the job's working directory (the staged input files); with ``ship_code`` this
+        checkout's ``stressgrid`` package is copied into it first
+    entrypoint : the job's command; ``{out}`` in it is replaced by the run directory on the cluster
+    name : a label for the job id (e.g. the batch's name)
+    out : the run directory on the cluster (default ``DEFAULT_REMOTE_ROOT/<id>``)
+    pip : packages the cluster installs for the job
+    metadata : extra string metadata kept with the job
     """
     from ._connect import runtime_env
 
-    stage, name, digest = _stage(Path(batch_path), ship_code)
+    folder = Path(folder)
+    if ship_code:
+        _ship(_source_root(), folder, _CODE)
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]
     job_id = f"stressgrid-{safe}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     remote_out = out or f"{DEFAULT_REMOTE_ROOT}/{job_id}"
-    cmd = f"python -m stressgrid.cli run batch.yaml --out {remote_out} --quiet"
-    if workers:
-        cmd += f" --workers {int(workers)}"
     client = _client(address)
     try:
         return _submit(
-            client, entrypoint=cmd, submission_id=job_id, runtime_env=runtime_env(working_dir=str(stage), pip=pip),
-            metadata={"stressgrid_batch": name, "stressgrid_batch_sha256": digest, "stressgrid_out": remote_out,
-                      "stressgrid_ship_code": "1" if ship_code else "0"},
+            client, entrypoint=entrypoint.replace("{out}", remote_out), submission_id=job_id,
+            runtime_env=runtime_env(working_dir=str(folder), pip=pip),
+            metadata={**(metadata or {}), "stressgrid_out": remote_out, "stressgrid_ship_code": "1" if ship_code else "0"},
         )
     except Exception as exc:
         raise ConfigError(f"--address {address!r}: the cluster refused the job ({type(exc).__name__}: {exc})") from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _info(client, job_id: str):

@@ -8,6 +8,7 @@ from ._store import TaskStore
 from ._summary import FamilyPartial, merge_partials, summarise, tail_metrics
 from ._run import RunInputs, RunResult, execute, prepare_inputs, write_outputs
 from ._worker import ChunkResult, Payload, run_chunk
+from ._submit import StagedBatch, stage_batch, submit_batch
 
 __all__ = [
     "Batch",
@@ -37,4 +38,7 @@ __all__ = [
     "prepare_inputs",
     "run_chunk",
     "write_outputs",
+    "StagedBatch",
+    "stage_batch",
+    "submit_batch",
 ]

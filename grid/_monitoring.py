@@ -20,7 +20,7 @@ def book_pnl_history(inputs, days: int) -> pd.DataFrame:
     up to the as-of date (columns: position ids; index: the day), through the kernels."""
     from stressgrid import kernels
     from stressgrid import scenarios
-    from stressgrid.scenarios._historical import RollingSpec
+    from stressgrid.scenarios import RollingSpec
 
     lv = inputs.history.levels.loc[: inputs.market.as_of]
     start = lv.index[max(0, len(lv) - int(days * 1.1) - 10)]  # margin for dates only some series trade on

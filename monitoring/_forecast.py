@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stressgrid.core import ConfigError, DataError
 from stressgrid.scenarios import EstimatorSpec, estimate_covariance, fit_garch
-from stressgrid.scenarios._montecarlo import fit_dcc  # not re-exported by scenarios
+from stressgrid.scenarios import fit_dcc
 
 __all__ = [
     "CovarianceForecaster",

@@ -4,7 +4,7 @@ Everything here reads a run directory (the Parquet tables and ``manifest.json`` 
 writes); nothing here runs scenarios.  ``reports/schema.json`` documents and versions those files.
 """
 
-from ._cli import BREACH_EXIT_CODE, COMMANDS, DEFAULT_STORE, compare_command, finish_run, report_command, runs_command, store_command
+from ._finish import BREACH_EXIT_CODE, DEFAULT_STORE, default_store, finish_run, print_comparison, print_runs
 from ._charts import MAX_BAR_FAMILIES, SMALL_FAMILY, scenario_bar_data
 from ._html import MONITORING_TABLES, REPORT_SECTIONS, headline, render_report, write_report
 from ._limits import BREACH_COLUMNS, METRICS, Limit, Limits, evaluate_limits, load_limits, parse_limits, write_breaches
@@ -27,17 +27,15 @@ from ._terminal import caveats, print_breaches, print_summary
 __all__ = [
     "BREACH_COLUMNS",
     "BREACH_EXIT_CODE",
-    "COMMANDS",
     "DEFAULT_STORE",
+    "default_store",
+    "print_comparison",
+    "print_runs",
     "RunComparison",
-    "compare_command",
     "compare_runs",
     "finish_run",
     "list_runs",
-    "report_command",
     "run_id_of",
-    "runs_command",
-    "store_command",
     "store_run",
     "Limit",
     "Limits",

@@ -45,6 +45,7 @@ from ._historical import CustomEvent, HistoricalSpec, RollingSpec, replay_events
 from ._library import CRISIS_LIBRARY, CrisisEvent, CrisisFacts
 from ._montecarlo import (
     MonteCarloSpec,
+    fit_dcc,
     fit_garch,
     fit_montecarlo,
     montecarlo_block,
@@ -68,6 +69,7 @@ __all__ = [
     "MonteCarloSpec",
     "PredictiveSpec",
     "RollingSpec",
+    "fit_dcc",
     "ScenarioSpec",
     "StressDef",
     "VolStress",

@@ -80,14 +80,14 @@ def test_submit_status_logs_fetch(linear_batch_path, tmp_path):
 
 
 def test_bad_jobs_address_is_one_clear_error(linear_batch_path):
-    from stressgrid.cluster import submit_batch
+    from stressgrid.grid import submit_batch
 
     with pytest.raises(ConfigError, match=r"--address 'http://127.0.0.1:9': no Ray Jobs API there"):
         submit_batch(linear_batch_path, "http://127.0.0.1:9")
 
 
 def test_submit_validates_the_batch_before_contacting_the_cluster(tmp_path):
-    from stressgrid.cluster import submit_batch
+    from stressgrid.grid import submit_batch
 
     bad = tmp_path / "b.yaml"
     bad.write_text("name: x\nbook: missing.csv\nscenarios: []\n")

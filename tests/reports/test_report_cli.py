@@ -1,5 +1,4 @@
-"""The report commands through click (as the lead registers them on the stressgrid group) and the
-terminal summary."""
+"""The report commands through the stressgrid command line, and the terminal summary."""
 
 from __future__ import annotations
 
@@ -17,12 +16,8 @@ from stressgrid.core.errors import ConfigError, DataError, InfeasibleError, Task
 
 @pytest.fixture(scope="module")
 def main():
-    @click.group()
-    def group() -> None:
-        """stand-in for cli.main"""
+    from stressgrid.cli import main as group
 
-    for cmd in reports.COMMANDS:
-        group.add_command(cmd)
     return group
 
 

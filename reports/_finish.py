@@ -1,18 +1,14 @@
-"""Click commands of the reports: ``report``, ``store``, ``runs`` and ``compare``.
+"""What follows a run, and what the ``report``, ``runs`` and ``compare`` commands print.
 
-They are registered on the ``stressgrid`` group in ``cli.py`` (``main.add_command(...)``); each maps
-stressgrid errors to one line ``error: ...`` on stderr and the error's exit code, and a breached limit
-under ``--fail-on-breach`` to :data:`BREACH_EXIT_CODE`.
+The click commands themselves live in ``cli.py``; these are the library calls they make.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from pathlib import Path
 
-import click
 import numpy as np
 import pandas as pd
 
@@ -25,8 +21,7 @@ from ._schema import check_run_dir
 from ._store import compare_runs, list_runs, store_run
 from ._terminal import money, print_breaches, print_summary, _esc
 
-__all__ = ["BREACH_EXIT_CODE", "DEFAULT_STORE", "report_command", "store_command", "runs_command", "compare_command",
-           "COMMANDS", "finish_run"]
+__all__ = ["BREACH_EXIT_CODE", "DEFAULT_STORE", "default_store", "finish_run", "print_runs", "print_comparison"]
 
 #: exit code when a limit is breached and --fail-on-breach is given (2: input, 3: infeasible, 4: task failure)
 BREACH_EXIT_CODE = 5
@@ -34,20 +29,9 @@ BREACH_EXIT_CODE = 5
 DEFAULT_STORE = "runs/store"
 
 
-def _default_store() -> Path:
+def default_store() -> Path:
+    """The results store used when none is given: ``$STRESSGRID_STORE``, else ``runs/store``."""
     return Path(os.environ.get("STRESSGRID_STORE") or DEFAULT_STORE)
-
-
-def _handle_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except StressGridError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 def _console(quiet: bool = False):
@@ -104,57 +88,18 @@ def finish_run(run_dir: str | Path, console=None, limits: str | Path | Limits | 
         console.print(f"report: {_esc(path)}")
     n = 0 if breaches is None else int(breaches["breached"].sum())
     if fail_on_breach and n:
-        click.echo(f"breach: {n} of {len(breaches)} limit checks breached (breaches.parquet in {run.path})", err=True)
+        print(f"breach: {n} of {len(breaches)} limit checks breached (breaches.parquet in {run.path})", file=sys.stderr)
         return BREACH_EXIT_CODE
     return 0
 
 
-@click.command("report")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HTML file to write (default: RUN_DIR/report.html).")
-@click.option("--limits", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Limits file (YAML): checked against the run, written to RUN_DIR/breaches.parquet and listed in the report.")
-@click.option("--fail-on-breach", is_flag=True,
-              help=f"Exit with code {BREACH_EXIT_CODE} when a limit is breached (after writing the report).")
-@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and breaches.")
-@_handle_errors
-def report_command(run_dir: Path, out, limits, fail_on_breach: bool, quiet: bool) -> None:
-    """Write the HTML report of RUN_DIR (a directory written by 'stressgrid run') and print its summary.
-
-    The report is one file that opens offline: headline figures, VaR and CVaR per family, P&L per
-    scenario and its distribution, contributions by asset class and sleeve, liquidity, capacity,
-    re-optimisation and monitoring when the run has them, and the limits checked.
-    """
-    code = finish_run(run_dir, _console(quiet), limits, fail_on_breach, html=True, out=out)
-    sys.exit(code)
-
-
-@click.command("store")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.argument("store", type=click.Path(file_okay=False, path_type=Path), required=False)
-@click.option("--run-id", default=None, help="Id of the run in the store (default: start time and batch hash).")
-@_handle_errors
-def store_command(run_dir: Path, store, run_id) -> None:
-    """Append RUN_DIR to the results STORE (default $STRESSGRID_STORE, else runs/store).
-
-    The run is copied to STORE/run_date=YYYY-MM-DD/batch=NAME/run=RUN_ID/ (tables, manifest, report).
-    """
-    dest = store_run(run_dir, store or _default_store(), run_id)
-    click.echo(f"stored: {dest}")
-
-
-@click.command("runs")
-@click.argument("store", type=click.Path(file_okay=False, path_type=Path), required=False)
-@click.option("--batch", default=None, help="Only the runs of this batch.")
-@_handle_errors
-def runs_command(store, batch) -> None:
-    """List the runs in the results STORE (default $STRESSGRID_STORE, else runs/store), oldest first."""
+def print_runs(store: str | Path | None = None, batch: str | None = None, console=None) -> None:
+    """Print the runs in the results ``store`` (default :func:`default_store`), oldest first."""
     from rich.table import Table
 
-    root = store or _default_store()
+    root = store or default_store()
     df = list_runs(root, batch)
-    console = _console()
+    console = console if console is not None else _console()
     if df.empty:
         console.print(f"no runs in {root}" + (f" for batch {batch!r}" if batch else ""))
         return
@@ -168,17 +113,12 @@ def runs_command(store, batch) -> None:
     console.print(t)
 
 
-@click.command("compare")
-@click.argument("run_a", type=click.Path(path_type=Path))
-@click.argument("run_b", type=click.Path(path_type=Path))
-@click.option("--all", "show_all", is_flag=True, help="Show every metric, also those that did not change.")
-@_handle_errors
-def compare_command(run_a: Path, run_b: Path, show_all: bool) -> None:
-    """Compare two runs (run directories or stored runs): what changed from RUN_A to RUN_B, and by how much."""
+def print_comparison(run_a: str | Path, run_b: str | Path, show_all: bool = False, console=None) -> None:
+    """Print what changed from ``run_a`` to ``run_b`` (run directories or stored runs), and by how much."""
     from rich.table import Table
 
     cmp = compare_runs(run_a, run_b)
-    console = _console()
+    console = console if console is not None else _console()
     diff = cmp.info[~cmp.info["same"]]
     if len(diff):
         t = Table(title="Inputs that differ", title_justify="left")
@@ -214,7 +154,3 @@ def compare_command(run_a: Path, run_b: Path, show_all: bool) -> None:
             t.add_row(str(r["id"]), r["status"], "" if pd.isna(r["quantity_a"]) else f"{r['quantity_a']:,.2f}",
                       "" if pd.isna(r["quantity_b"]) else f"{r['quantity_b']:,.2f}")
         console.print(t)
-
-
-#: the commands to register on the stressgrid group
-COMMANDS = (report_command, store_command, runs_command, compare_command)
