@@ -17,4 +17,14 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "run_batch", "Results"]
+
+
+def __getattr__(name: str):
+    # run_batch lives in the grid, the top layer below the command line: imported on first use, so that
+    # ``import stressgrid.core`` does not load Ray, JAX and every other package
+    if name in ("run_batch", "Results"):
+        from stressgrid import grid
+
+        return getattr(grid, name)
+    raise AttributeError(f"module 'stressgrid' has no attribute {name!r}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -65,17 +64,18 @@ def _console(quiet: bool):
 
 
 @contextlib.contextmanager
-def progress_bar(console, total: int):
-    """A progress bar of scenarios done (tasks done, elapsed, ETA); yields the per-task callback."""
+def progress_bar(console):
+    """A progress bar of scenarios done (tasks done, elapsed, ETA); yields the callback of
+    :func:`stressgrid.run_batch` (it takes a :class:`stressgrid.grid.Progress`)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks {task.fields[tasks]}"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
     with bar:
-        tid = bar.add_task("run", total=total, tasks=0)
+        tid = bar.add_task("run", total=None, tasks="0")
 
-        def advance(result) -> None:
-            bar.update(tid, advance=len(result.pnl), tasks=bar.tasks[0].fields["tasks"] + 1)
+        def advance(p) -> None:
+            bar.update(tid, completed=p.scenarios_done, total=p.scenarios_total, tasks=f"{p.tasks_done}/{p.tasks_total}")
 
         yield advance
 
@@ -88,38 +88,16 @@ def main() -> None:
 
 def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, resume: bool = False,
          limits: Path | None = None, fail_on_breach: bool = False, no_report: bool = False) -> None:
-    import json
-
     from stressgrid import reports
-    from stressgrid.grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, write_outputs
-    from stressgrid.cluster import connect, gpu_request
+    from stressgrid.grid import load_batch, run_batch
 
     console = _console(quiet)
-    t_start = time.perf_counter()
     batch, digest = load_batch(batch_path)
     lim = reports.load_limits(limits) if limits is not None else (
         reports.parse_limits(batch.limits, f"batch file {batch_path}, limits") if batch.limits is not None else None)
-    inputs = prepare_inputs(batch, digest, history_path=history)
-    use_serial = serial or batch.execution.executor == "serial"
-    n_workers = workers or batch.execution.workers
-    with progress_bar(console, len(inputs.scenarios)) as advance:
-        if use_serial:
-            result = execute(inputs, SerialExecutor(), advance, run_dir=out, resume=resume)
-            ray_start = 0.0
-        else:
-            t0 = time.perf_counter()
-            with connect(address, num_cpus=n_workers) as started:
-                ray_start = time.perf_counter() - t0
-                gpus = gpu_request(batch.execution.gpu, batch.execution.gpu_per_task)
-                # an instance started here has exactly n_workers CPUs, which caps the tasks running at
-                # once: let Ray queue more so that no worker waits for the driver between tasks
-                cap = None if started else n_workers
-                result = execute(inputs, RayExecutor(workers=cap, num_gpus=gpus), advance, run_dir=out, resume=resume)
-    result.timings["start_ray"] = ray_start
-    manifest = write_outputs(result, out)
-    result.timings["total"] = time.perf_counter() - t_start
-    manifest["timings_seconds"]["total"] = round(result.timings["total"], 4)
-    (Path(out) / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    with progress_bar(console) as advance:
+        run_batch(batch, out, history=history, serial=True if serial else None, address=address, workers=workers,
+                  resume=resume, progress=advance, batch_hash=digest)
     code = reports.finish_run(out, console, limits=lim, fail_on_breach=fail_on_breach, html=not no_report)
     if code:
         sys.exit(code)

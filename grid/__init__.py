@@ -6,9 +6,11 @@ from ._plan import Task, auto_chunk_size, plan_tasks
 from ._reduce import reduce_results
 from ._store import TaskStore
 from ._summary import FamilyPartial, merge_partials, summarise, tail_metrics
-from ._run import RunInputs, RunResult, execute, prepare_inputs, write_outputs
+from ._run import RunInputs, RunPlan, RunResult, build_manifest, execute, plan_run, prepare_inputs, reduce_run, run_plan, write_outputs
 from ._worker import ChunkResult, Payload, run_chunk
 from ._submit import StagedBatch, stage_batch, submit_batch
+from ._api import Progress, Results, run_batch
+from ._sections import SECTIONS, Section, SectionContext, SectionOutput
 
 __all__ = [
     "Batch",
@@ -41,4 +43,16 @@ __all__ = [
     "StagedBatch",
     "stage_batch",
     "submit_batch",
+    "Progress",
+    "Results",
+    "run_batch",
+    "SECTIONS",
+    "Section",
+    "SectionContext",
+    "SectionOutput",
+    "RunPlan",
+    "build_manifest",
+    "plan_run",
+    "reduce_run",
+    "run_plan",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable
+
+from stressgrid.core.executor import Executor, TaskFailure
 
 from ._plan import Task
 from ._worker import ChunkResult, Payload, run_chunk
@@ -11,21 +13,6 @@ __all__ = ["Executor", "SerialExecutor", "RayExecutor", "TaskFailure"]
 
 OnResult = Callable[[ChunkResult], None]
 WorkerFn = Callable[[Payload, Task], ChunkResult]
-
-
-class TaskFailure(Exception):
-    """A task raised (bad data, a bug): it is not retried; ``task`` and ``reason`` say which and why."""
-
-    def __init__(self, task: Task, reason: str):
-        super().__init__(reason)
-        self.task = task
-        self.reason = reason
-
-
-class Executor(Protocol):
-    workers: int | None
-
-    def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None) -> list[ChunkResult]: ...
 
 
 def _apply(fn: WorkerFn, payload: Payload, task: Task) -> ChunkResult:
@@ -39,18 +26,23 @@ def _reason(exc: BaseException) -> str:
 
 
 class SerialExecutor:
-    """Runs every task in this process, in order."""
+    """Runs every task in this process, in order (the :class:`~stressgrid.core.executor.Executor` protocol)."""
 
     workers = 1
+    num_gpus = 0.0
+    ran_in_driver = 0  # counts only the tasks a Ray executor keeps in the driver
+    concurrency = 1
 
     def __init__(self, fn: WorkerFn = run_chunk):
         self.fn = fn
 
-    def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None) -> list[ChunkResult]:
+    def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None, *,
+            fn: WorkerFn | None = None, cpu_only: bool = False) -> list[ChunkResult]:
+        fn = fn or self.fn
         out = []
         for t in tasks:
             try:
-                r = self.fn(payload, t)
+                r = fn(payload, t)
             except Exception as exc:
                 raise TaskFailure(t, _reason(exc)) from exc
             out.append(r)
@@ -90,19 +82,22 @@ class RayExecutor:
         self.num_gpus = num_gpus
         self.fn = fn
 
-    def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None) -> list[ChunkResult]:
+    def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None, *,
+            fn: WorkerFn | None = None, cpu_only: bool = False) -> list[ChunkResult]:
         import ray
 
         from stressgrid.cluster import ray_available_cpus
 
+        fn = fn or self.fn
+        gpus = 0.0 if cpu_only else self.num_gpus
         cpus = max(ray_available_cpus(), 1)
         self.concurrency = min(self.workers, cpus) if self.workers else cpus
-        if len(tasks) == 1 and self.inline_single and not self.num_gpus:
+        if len(tasks) == 1 and self.inline_single and not gpus:
             self.ran_in_driver += 1
-            return SerialExecutor(self.fn).map(payload, tasks, on_result)
+            return SerialExecutor(fn).map(payload, tasks, on_result)
         opts = dict(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)
-        if self.num_gpus:
-            opts["num_gpus"] = self.num_gpus
+        if gpus:
+            opts["num_gpus"] = gpus
         remote = ray.remote(**opts)(_apply)
         ref = ray.put(payload)
         limit = self.workers or 2 * cpus + 2
@@ -112,7 +107,7 @@ class RayExecutor:
         while queue or pending:
             while queue and len(pending) < limit:
                 t = queue.pop(0)
-                pending[remote.remote(self.fn, ref, t)] = t
+                pending[remote.remote(fn, ref, t)] = t
             ready, _ = ray.wait(list(pending), num_returns=1)
             for obj in ready:
                 task = pending.pop(obj)

@@ -9,7 +9,6 @@ P&L divided by ``q_i v_i``, so ``R @ w`` is the book's P&L over NAV and re-weigh
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -137,7 +136,7 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
 
     from stressgrid.core import ConfigError
 
-    from ._executor import TaskFailure
+    from stressgrid.core.executor import TaskFailure
     from ._liquidity import LiquiditySettings, build_model
 
     if pnl is None:
@@ -193,12 +192,8 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
     payload = _Payload(R, scen.weights, w0, tuple(fams), base, settings, ids,
                        {"asset_class": pos["asset_class"].to_numpy(), "sleeve": pos["sleeve"].to_numpy()},
                        unit, pos["adv"].to_numpy(float), nav, model, fc, adv_mult)
-    runner = copy.copy(executor)  # the same executor and settings, running the optimisation task on CPUs
-    runner.fn = _optimise_task
-    if hasattr(runner, "num_gpus"):
-        runner.num_gpus = 0.0
     try:
-        results = runner.map(payload, tasks)
+        results = executor.map(payload, tasks, fn=_optimise_task, cpu_only=True)
     except TaskFailure as exc:
         from stressgrid.core import InfeasibleError, TaskError
 

@@ -37,7 +37,8 @@ from ._reduce import _repeat_labels, _tile_labels, merge_families, reduce_result
 from ._store import TaskStore
 from ._worker import ChunkResult, Payload, TailPayload, group_sensitivities, run_tail_chunk
 
-__all__ = ["RunInputs", "RunResult", "prepare_inputs", "execute", "write_outputs"]
+__all__ = ["RunInputs", "RunResult", "RunPlan", "prepare_inputs", "plan_run", "run_plan", "reduce_run", "execute",
+           "build_manifest", "write_outputs"]
 
 
 @dataclass
@@ -77,8 +78,10 @@ class RunResult:
 def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None) -> RunInputs:
     """Load and validate everything a batch reads, and generate its scenarios.
 
-    ``history_path`` (the ``--history`` option) wins over the batch file's ``history``.
+    ``history_path`` (the ``--history`` option) wins over the batch file's ``history``.  Sets up the
+    process for the kernels first (:func:`stressgrid.kernels.configure_process`; a no-op when done).
     """
+    kernels.configure_process()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if history_path is not None:
@@ -162,25 +165,32 @@ def _fingerprint(inputs: RunInputs, chunk: int) -> dict:
     }
 
 
-def execute(
-    inputs: RunInputs,
-    executor: Executor,
-    progress: Callable[[ChunkResult], None] | None = None,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-) -> RunResult:
-    """Plan the scenarios into chunk tasks, run them, and reduce their summaries into tables.
+@dataclass
+class RunPlan:
+    """What :func:`execute` runs: the tasks over the scenarios and the payload every task reads."""
 
-    With ``run_dir``, every finished task is checkpointed there as it completes; ``resume=True`` loads
-    the checkpoints of an interrupted run of the same plan and runs only the missing tasks.  A task that
-    fails raises :class:`core.TaskError` naming it, its scenarios and the reason; finished tasks stay
-    checkpointed.
-    """
-    started = datetime.now(timezone.utc)
-    timings = dict(inputs.timings)
+    tasks: list[Task]
+    payload: Payload
+    families: list[str]
+    family_codes: np.ndarray
+    group_names: dict[str, list[str]]
+    position_table: bool  # the scenario_pnl table is written
+    chunk: int
+    block: int
+
+
+def chunk_size(inputs: RunInputs) -> int:
+    """Scenarios per task: the batch's ``execution.chunk_size``, else chosen from the batch's size (never
+    from the worker count)."""
+    scen, prepared = inputs.scenarios, inputs.prepared
+    chunk = inputs.batch.execution.chunk_size or auto_chunk_size(prepared.n, len(scen.factors), len(scen))
+    return min(chunk, len(scen))
+
+
+def plan_run(inputs: RunInputs) -> RunPlan:
+    """Chunk tasks, the group codes of the positions, and the payload: the first step of :func:`execute`."""
     batch, scen, prepared = inputs.batch, inputs.scenarios, inputs.prepared
-    chunk = batch.execution.chunk_size or auto_chunk_size(prepared.n, len(scen.factors), len(scen))
-    chunk = min(chunk, len(scen))
+    chunk = chunk_size(inputs)
     block = min(auto_block_size(prepared.n, len(scen.factors)), chunk)
     tasks = plan_tasks(len(scen), chunk, batch.seed)
     families = list(dict.fromkeys(scen.family))
@@ -198,10 +208,23 @@ def execute(
         group_codes, 1.0 - min(conf), gather,
         None if inputs.sens is None else group_sensitivities(inputs.sens, {"type": group_codes["type"]}),
     )
+    return RunPlan(tasks, payload, families, family_codes, group_names, position_table, chunk, block)
 
-    store = TaskStore(run_dir, _fingerprint(inputs, chunk), resume) if run_dir is not None else None
+
+def _check_float64(results) -> None:
+    if not all(r.float64 for r in results):
+        raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
+
+
+def run_plan(inputs: RunInputs, plan: RunPlan, executor: Executor, progress: Callable[[ChunkResult], None] | None,
+             run_dir: str | Path | None, resume: bool) -> tuple[list[ChunkResult], int, int]:
+    """Run the plan's tasks (only those without a checkpoint when resuming), checkpointing each as it
+    completes; returns every result in scenario order, the count of resumed tasks and of tasks run in the
+    driver.  A failing task raises :class:`core.TaskError` naming it, its scenarios and the reason."""
+    scen = inputs.scenarios
+    store = TaskStore(run_dir, _fingerprint(inputs, plan.chunk), resume) if run_dir is not None else None
     done = store.load() if (store and resume) else {}
-    todo = [t for t in tasks if t.task_id not in done]
+    todo = [t for t in plan.tasks if t.task_id not in done]
 
     def on_result(r: ChunkResult) -> None:
         if store:
@@ -212,10 +235,9 @@ def execute(
     if progress:
         for r in done.values():
             progress(r)
-    t0 = time.perf_counter()
-    inline_before = getattr(executor, "ran_in_driver", 0)
+    inline_before = executor.ran_in_driver
     try:
-        fresh = executor.map(payload, todo, on_result) if todo else []
+        fresh = executor.map(plan.payload, todo, on_result) if todo else []
     except TaskFailure as exc:
         t = exc.task
         kept = f"; {len(store.load())} finished task(s) are kept: rerun with --resume after fixing it" if store else ""
@@ -223,31 +245,34 @@ def execute(
             f"task {t.task_id} (scenarios {t.start}..{t.stop - 1}: {scen.names[t.start]} .. {scen.names[t.stop - 1]}) "
             f"failed: {exc.reason}{kept}"
         ) from None
-    timings["run_tasks"] = time.perf_counter() - t0
-    in_driver = (getattr(executor, "ran_in_driver", 0) - inline_before) * len(todo)
+    in_driver = (executor.ran_in_driver - inline_before) * len(todo)
     results = sorted(list(done.values()) + fresh, key=lambda r: r.start)
-    timings["kernel_seconds_total"] = float(sum(r.seconds for r in results))
-    # the first call in each worker process compiles the kernels for the block shape
-    timings["compile_seconds_max"] = float(max(r.compile_seconds for r in results))
-    if not all(r.float64 for r in results):
-        raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
+    _check_float64(results)
+    return results, len(done), in_driver
 
-    pnl = np.concatenate([r.pnl for r in results]) if payload.keep_positions else None
+
+def reduce_run(inputs: RunInputs, plan: RunPlan, results: list[ChunkResult], executor: Executor,
+               timings: dict[str, float]) -> tuple[dict[str, pd.DataFrame], np.ndarray | None]:
+    """The tables of every run from the tasks' summaries (with the second pass over the tail when the
+    position-level P&L was not gathered); returns them and the gathered ``[S, N]`` P&L, if any."""
+    batch, scen, prepared, pos = inputs.batch, inputs.scenarios, inputs.prepared, inputs.book.positions
+    conf = batch.risk.confidence
+    pnl = np.concatenate([r.pnl for r in results]) if plan.payload.keep_positions else None
     t0 = time.perf_counter()
     contributions = None
     if pnl is None:  # the second pass: Euler contributions summed over the global tail by tasks
-        contributions = _tail_contributions(results, families, conf, payload, executor)
+        contributions = _tail_contributions(results, plan.families, conf, plan.payload, executor)
         timings["tail_tasks"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-    tables = reduce_results(results, scen.names, families, family_codes, scen.weights, pos, group_names, conf,
-                            position_table=position_table, contributions=contributions, pnl=pnl)
+    tables = reduce_results(results, scen.names, plan.families, plan.family_codes, scen.weights, pos, plan.group_names,
+                            conf, position_table=plan.position_table, contributions=contributions, pnl=pnl)
     if len(scen.info):
         extra = scen.info.drop(columns=[c for c in ("family",) if c in scen.info.columns]).set_index("scenario")
         tables["scenarios"] = tables["scenarios"].join(extra, on="scenario")
     tables["positions"] = _position_table(inputs)
     tables["liquidity"] = scen.liquidity_table()
     if all(r.sens_groups is not None for r in results):
-        tables["sensitivity"] = _sensitivity_table(results, scen, group_names["type"])
+        tables["sensitivity"] = _sensitivity_table(results, scen, plan.group_names["type"])
         tables["risk_metrics"] = pd.concat([tables["risk_metrics"], _sensitivity_metrics(tables["sensitivity"], scen, conf)],
                                            ignore_index=True)
     if inputs.sens is not None:
@@ -256,35 +281,48 @@ def execute(
     if batch.sweep_points:
         tables["sweeps"] = _sweep_table(batch)
     timings["reduce"] = time.perf_counter() - t0
+    return tables, pnl
+
+
+def execute(
+    inputs: RunInputs,
+    executor: Executor,
+    progress: Callable[[ChunkResult], None] | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+) -> RunResult:
+    """Plan the scenarios into chunk tasks, run them, reduce their summaries into tables, and add the
+    tables of the batch's optional sections (liquidity, optimise, monitoring).
+
+    With ``run_dir``, every finished task is checkpointed there as it completes; ``resume=True`` loads
+    the checkpoints of an interrupted run of the same plan and runs only the missing tasks.  A task that
+    fails raises :class:`core.TaskError` naming it, its scenarios and the reason; finished tasks stay
+    checkpointed.
+    """
+    from ._sections import SECTIONS, SectionContext
+
+    started = datetime.now(timezone.utc)
+    timings = dict(inputs.timings)
+    plan = plan_run(inputs)
+    t0 = time.perf_counter()
+    results, resumed, in_driver = run_plan(inputs, plan, executor, progress, run_dir, resume)
+    timings["run_tasks"] = time.perf_counter() - t0
+    timings["kernel_seconds_total"] = float(sum(r.seconds for r in results))
+    # the first call in each worker process compiles the kernels for the block shape
+    timings["compile_seconds_max"] = float(max(r.compile_seconds for r in results))
+    tables, pnl = reduce_run(inputs, plan, results, executor, timings)
     notes: dict = {}
-    if batch.liquidity is not None:
-        from ._liquidity import liquidity_tables
-
-        t0 = time.perf_counter()
-        liq, notes["liquidity"] = liquidity_tables(batch.liquidity, inputs, pnl, f"batch {batch.name!r}")
-        tables.update(liq)
-        timings["liquidity"] = time.perf_counter() - t0
-    if batch.optimise is not None:
-        from ._optimise import optimise_tables
-
-        t0 = time.perf_counter()
-        opt, notes["optimise"] = optimise_tables(batch.optimise, inputs, pnl, executor, f"batch {batch.name!r}")
-        tables.update(opt)
-        timings["optimise"] = time.perf_counter() - t0
-    if batch.monitoring is not None:
-        from ._monitoring import monitoring_tables, rerun_adapted
-
-        t0 = time.perf_counter()
-        mon, notes["monitoring"], adapted = monitoring_tables(batch.monitoring, inputs, executor)
-        tables.update(mon)
-        timings["monitoring"] = time.perf_counter() - t0
-        if adapted is not None:
-            t0 = time.perf_counter()
-            tables.update(rerun_adapted(inputs, adapted, executor))
-            timings["rerun_adapted_book"] = time.perf_counter() - t0
-    return RunResult(inputs, pnl, tasks, results, tables, timings, started, datetime.now(timezone.utc),
-                     getattr(executor, "concurrency", None) or getattr(executor, "workers", None) or 0, len(done), float(getattr(executor, "num_gpus", 0.0) or 0.0),
-                     notes, in_driver, block)
+    ctx = SectionContext(inputs, pnl, executor, f"batch {inputs.batch.name!r}")
+    for section in SECTIONS:
+        if section.enabled(inputs.batch):
+            out = section.run(ctx)
+            tables.update(out.tables)
+            timings.update(out.timings)
+            if out.notes is not None:
+                notes[section.name] = out.notes
+    return RunResult(inputs, pnl, plan.tasks, results, tables, timings, started, datetime.now(timezone.utc),
+                     executor.concurrency or executor.workers or 0, resumed, float(executor.num_gpus or 0.0),
+                     notes, in_driver, plan.block)
 
 
 def _tail_contributions(results: list[ChunkResult], families: list[str], conf: list[float], payload: Payload,
@@ -298,8 +336,6 @@ def _tail_contributions(results: list[ChunkResult], families: list[str], conf: l
     (:func:`tail_chunk_size`, not the worker count), and the partial sums are added in task order, so
     the numbers do not depend on the executor.
     """
-    import copy
-
     plan = tail_plan(merge_families(results, len(families)), conf)
     keys = list(plan)
     union = np.unique(np.concatenate([plan[k][2][plan[k][3] > 0] for k in keys]))
@@ -311,14 +347,11 @@ def _tail_contributions(results: list[ChunkResult], families: list[str], conf: l
     tail = TailPayload(payload.book, payload.base_levels, payload.is_log, payload.shocks[union], coef, payload.block_size)
     chunk = tail_chunk_size(len(union), payload.book.n, payload.block_size)
     tasks = [Task(i, a, min(a + chunk, len(union)), ()) for i, a in enumerate(range(0, len(union), chunk))]
-    runner = copy.copy(executor)
-    runner.fn = run_tail_chunk
     try:
-        parts = sorted(runner.map(tail, tasks), key=lambda r: r.task_id)
+        parts = sorted(executor.map(tail, tasks, fn=run_tail_chunk), key=lambda r: r.task_id)
     except TaskFailure as exc:
         raise TaskError(f"Euler contributions over the tail scenarios, task {exc.task.task_id}: {exc.reason}") from None
-    if not all(r.float64 for r in parts):
-        raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
+    _check_float64(parts)
     total = np.zeros_like(parts[0].sums)
     for r in parts:
         total += r.sums
@@ -405,6 +438,15 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
     t0 = time.perf_counter()
     for name, df in result.tables.items():
         _atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+    result.timings["write"] = time.perf_counter() - t0
+    manifest = build_manifest(result)
+    _atomic_write(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
+    return manifest
+
+
+def build_manifest(result: RunResult) -> dict:
+    """The run's manifest (``manifest.json``): batch and its hash, versions, seeds, market dates, counts,
+    caveats (uncovered and filled factors) and timings."""
     inputs = result.inputs
     scen = inputs.scenarios
     uncovered: dict[str, dict[str, int]] = {}
@@ -418,7 +460,6 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
         fill = filled_mask[fam == f].sum(axis=0)
         if fill.any():
             filled[f] = {scen.factors[j]: int(fill[j]) for j in np.flatnonzero(fill)}
-    result.timings["write"] = time.perf_counter() - t0
     manifest = {
         "schema_version": 1,
         "batch": {"name": inputs.batch.name, "sha256": inputs.batch_hash, "book": str(inputs.book.source)},
@@ -445,5 +486,4 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
         "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},
         "files": sorted(f"{n}.parquet" for n in result.tables),
     }
-    _atomic_write(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
     return manifest

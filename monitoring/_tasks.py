@@ -1,17 +1,17 @@
 """Running monitoring tasks through the grid's executor protocol without importing the grid.
 
-A grid executor (``grid.SerialExecutor``, ``grid.RayExecutor``) has ``fn(payload, task) -> result`` and
-``map(payload, tasks, on_result) -> results in task order``; every result carries the ``task_id`` of its
-task.  Monitoring hands it a copy of the executor with its own worker function, so Ray (the payload put
-into the object store once, results collected as they complete, worker deaths retried) is the grid's.
+A grid executor follows :class:`stressgrid.core.executor.Executor`: ``map(payload, tasks, on_result,
+fn=...)`` returns the results in task order.  Monitoring passes its own worker function, so Ray (the
+payload put into the object store once, results collected as they complete, worker deaths retried) is
+the grid's.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 from stressgrid.core import TaskError
+from stressgrid.core.executor import Executor, TaskFailure
 
 __all__ = ["run_tasks"]
 
@@ -40,16 +40,9 @@ def run_tasks(fn: Callable, executor, payload, tasks: list, on_result: Callable 
             if on_result:
                 on_result(r)
         return out
-    if not hasattr(executor, "map") or not hasattr(executor, "fn"):
-        raise TypeError("executor: expected a grid executor (SerialExecutor or RayExecutor) with 'fn' and 'map'")
-    ex = copy.copy(executor)
-    ex.fn = fn
+    if not isinstance(executor, Executor):
+        raise TypeError(f"executor: expected a grid executor (SerialExecutor or RayExecutor), got {type(executor).__name__}")
     try:
-        return ex.map(payload, tasks, on_result)
-    except TaskError:
-        raise
-    except Exception as exc:
-        task = getattr(exc, "task", None)  # grid.TaskFailure carries the task and the reason
-        if task is None:
-            raise
-        raise TaskError(f"{what(task)} failed: {getattr(exc, 'reason', _reason(exc))}") from None
+        return executor.map(payload, tasks, on_result, fn=fn, cpu_only=True)
+    except TaskFailure as exc:
+        raise TaskError(f"{what(exc.task)} failed: {exc.reason}") from None

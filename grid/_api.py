@@ -1,0 +1,139 @@
+"""``run_batch``: a batch run end to end from Python, as the command line runs it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from stressgrid.core import ConfigError
+
+from ._batch import Batch, load_batch
+from ._executor import RayExecutor, SerialExecutor
+from ._run import RunResult, build_manifest, chunk_size, execute, prepare_inputs, write_outputs
+
+__all__ = ["Progress", "Results", "run_batch"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands, passed to ``run_batch``'s ``progress`` after every finished task."""
+
+    scenarios_done: int
+    scenarios_total: int
+    tasks_done: int
+    tasks_total: int
+
+
+@dataclass
+class Results:
+    """What a run produced.
+
+    tables : every table of the run directory, by name (``risk_metrics``, ``contributions``, ...)
+    manifest : the manifest (``manifest.json``)
+    run_dir : where the tables were written (None when ``out`` was not given)
+    run : the full :class:`RunResult` (inputs, tasks, summaries, the gathered P&L when kept)
+    """
+
+    tables: dict[str, pd.DataFrame]
+    manifest: dict
+    run_dir: Path | None
+    run: RunResult
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+
+def _load(batch: str | Path | Batch, batch_hash: str | None) -> tuple[Batch, str]:
+    if isinstance(batch, Batch):
+        return batch, batch_hash or "in-memory"
+    if isinstance(batch, (str, Path)):
+        return load_batch(batch)
+    raise ConfigError(f"run_batch: batch must be a path to a batch file or a Batch (got {type(batch).__name__})")
+
+
+def run_batch(
+    batch: str | Path | Batch,
+    out: str | Path | None = None,
+    *,
+    history: str | Path | None = None,
+    serial: bool | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    batch_hash: str | None = None,
+) -> Results:
+    """Run a stress batch: load and validate it, generate its scenarios, run the tasks, reduce, and (with
+    ``out``) write the Parquet tables and ``manifest.json``.
+
+    Parameters
+    ----------
+    batch : a batch file (YAML) or a validated :class:`Batch`
+    out : the run directory; None keeps everything in memory (no checkpoints, no ``--resume``)
+    history : a factor history file that replaces the batch's (the ``--history`` option)
+    serial : run every task in this process (default: the batch's ``execution.executor``)
+    address : join this Ray cluster instead of starting an embedded local instance
+    workers : CPUs of the embedded instance, or a cap on the tasks in flight on a cluster; the numbers
+        do not depend on it
+    resume : continue an interrupted run in ``out`` (only tasks without a checkpoint run)
+    progress : called after every finished task with a :class:`Progress`
+    batch_hash : the SHA-256 recorded for a :class:`Batch` passed in memory
+
+    Returns
+    -------
+    Results
+        The tables as DataFrames, the manifest as a dict.
+
+    This call sets up the process (:func:`stressgrid.kernels.configure_process`) before its first kernel.
+    """
+    from stressgrid import kernels
+
+    kernels.configure_process()
+    t_start = time.perf_counter()
+    if resume and out is None:
+        raise ConfigError("run_batch: resume=True needs the run directory 'out' of the interrupted run")
+    b, digest = _load(batch, batch_hash)
+    inputs = prepare_inputs(b, digest, history_path=history)
+    use_serial = b.execution.executor == "serial" if serial is None else serial
+    n_workers = workers or b.execution.workers
+    n_scen = len(inputs.scenarios)
+    counts = {"scenarios": 0, "tasks": 0}
+    callback = None
+    if progress is not None:
+        n_tasks = -(-n_scen // chunk_size(inputs))
+
+        def callback(r) -> None:
+            counts["scenarios"] += r.stop - r.start
+            counts["tasks"] += 1
+            progress(Progress(counts["scenarios"], n_scen, counts["tasks"], n_tasks))
+
+    ray_start = 0.0
+    if use_serial:
+        result = execute(inputs, SerialExecutor(), callback, run_dir=out, resume=resume)
+    else:
+        from stressgrid.cluster import connect, gpu_request
+
+        t0 = time.perf_counter()
+        with connect(address, num_cpus=n_workers) as started:
+            ray_start = time.perf_counter() - t0
+            gpus = gpu_request(b.execution.gpu, b.execution.gpu_per_task)
+            # an instance started here has exactly n_workers CPUs, which caps the tasks running at
+            # once: let Ray queue more so that no worker waits for the driver between tasks
+            cap = None if started else n_workers
+            result = execute(inputs, RayExecutor(workers=cap, num_gpus=gpus), callback, run_dir=out, resume=resume)
+    result.timings["start_ray"] = ray_start
+    if out is not None:
+        manifest = write_outputs(result, out)
+    else:
+        manifest = build_manifest(result)
+    result.timings["total"] = time.perf_counter() - t_start
+    manifest["timings_seconds"]["total"] = round(result.timings["total"], 4)
+    if out is not None:
+        import json
+
+        (Path(out) / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return Results(result.tables, manifest, Path(out) if out is not None else None, result)

@@ -1,0 +1,101 @@
+"""The batch's optional sections, each one object with the same small interface.
+
+A section is enabled by its key in the batch file (``liquidity``, ``optimise``, ``monitoring``); it reads
+the run's inputs, the gathered position-level P&L (when kept) and the executor, and returns tables, notes
+for the manifest and its timings.  :func:`stressgrid.grid.execute` runs the enabled ones in the order of
+:data:`SECTIONS`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from stressgrid.core.executor import Executor
+
+__all__ = ["Section", "SectionContext", "SectionOutput", "SECTIONS"]
+
+
+@dataclass(frozen=True)
+class SectionContext:
+    inputs: object  # RunInputs
+    pnl: np.ndarray | None  # [S, N] position-level P&L, when the run gathered it
+    executor: Executor
+    source: str  # names the batch in error messages
+
+
+@dataclass
+class SectionOutput:
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    notes: dict | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Section(Protocol):
+    name: str
+
+    def enabled(self, batch) -> bool: ...
+
+    def run(self, ctx: SectionContext) -> SectionOutput: ...
+
+
+class LiquiditySection:
+    """Days to liquidate, exit costs, liquidity-adjusted VaR/CVaR and drawdowns, capacity."""
+
+    name = "liquidity"
+
+    def enabled(self, batch) -> bool:
+        return batch.liquidity is not None
+
+    def run(self, ctx: SectionContext) -> SectionOutput:
+        from ._liquidity import liquidity_tables
+
+        t0 = time.perf_counter()
+        tables, notes = liquidity_tables(ctx.inputs.batch.liquidity, ctx.inputs, ctx.pnl, ctx.source)
+        return SectionOutput(tables, notes, {"liquidity": time.perf_counter() - t0})
+
+
+class OptimiseSection:
+    """The book re-optimised under each stress family, one task per family."""
+
+    name = "optimise"
+
+    def enabled(self, batch) -> bool:
+        return batch.optimise is not None
+
+    def run(self, ctx: SectionContext) -> SectionOutput:
+        from ._optimise import optimise_tables
+
+        t0 = time.perf_counter()
+        tables, notes = optimise_tables(ctx.inputs.batch.optimise, ctx.inputs, ctx.pnl, ctx.executor, ctx.source)
+        return SectionOutput(tables, notes, {"optimise": time.perf_counter() - t0})
+
+
+class MonitoringSection:
+    """Walk-forward forecasts, signals, declared rules (and the batch re-run on the adapted book), VaR
+    backtests."""
+
+    name = "monitoring"
+
+    def enabled(self, batch) -> bool:
+        return batch.monitoring is not None
+
+    def run(self, ctx: SectionContext) -> SectionOutput:
+        from ._monitoring import monitoring_tables, rerun_adapted
+
+        t0 = time.perf_counter()
+        tables, notes, adapted = monitoring_tables(ctx.inputs.batch.monitoring, ctx.inputs, ctx.executor)
+        out = SectionOutput(tables, notes, {"monitoring": time.perf_counter() - t0})
+        if adapted is not None:
+            t0 = time.perf_counter()
+            out.tables.update(rerun_adapted(ctx.inputs, adapted, ctx.executor))
+            out.timings["rerun_adapted_book"] = time.perf_counter() - t0
+        return out
+
+
+#: the sections, in the order they run
+SECTIONS: tuple[Section, ...] = (LiquiditySection(), OptimiseSection(), MonitoringSection())
