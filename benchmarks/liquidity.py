@@ -22,12 +22,8 @@ illustrative choice that sets the drawdown triggers and the NAV-relative figures
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-# run as a script, this file's folder comes first on sys.path and its name would shadow the package
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import argparse
 import json
@@ -59,7 +55,7 @@ def main(argv=None) -> dict:
     from stressgrid import liquidity as lq
     from stressgrid import scenarios
     from stressgrid.grid._batch import load_batch
-    from stressgrid.grid._run import prepare_inputs
+    from stressgrid.grid import prepare_inputs
 
     inputs_t: dict = {}
     batch, digest = load_batch(ROOT / "examples" / "demo_batch.yaml")
@@ -94,8 +90,12 @@ def main(argv=None) -> dict:
     total_cpu = sum(v["cpu_s"] for v in t.values())
 
     # baseline: one pass of the dense twin against one pass of the library, same inputs
-    sys.path.insert(0, str(ROOT / "tests" / "liquidity"))
-    from liquidity_helpers import dense_drawdown
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("liquidity_helpers", ROOT / "tests" / "liquidity" / "liquidity_helpers.py")
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    dense_drawdown = helpers.dense_drawdown
 
     c = lq.Conditions(cond.spread_mult, cond.adv_mult, lq.path_vol_multiplier(model, pp), None)
     res = model.resolve(c)

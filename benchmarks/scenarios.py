@@ -15,12 +15,8 @@ Numbers are printed and written as JSON to ``--out``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-# run as a script, this file's folder comes first on sys.path and its name would shadow the package
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import argparse
 import json

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import zipfile
 from pathlib import Path
 
@@ -22,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from stressgrid.core.curves import bootstrap_par_semiannual  # noqa: E402
 from stressgrid.core.factors import factor_spec  # noqa: E402
