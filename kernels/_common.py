@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -39,8 +38,6 @@ __all__ = [
     "norm_cdf",
     "norm_cdf_numpy",
     "normal_tail_ratio",
-    "EXP_RANGE",
-    "exp_in_range",
 ]
 
 #: the bundled USD curve
@@ -140,49 +137,6 @@ def normal_tail_ratio(a):
     ``Q`` has the higher degree, so ``m(a) ~ 1 / (a sqrt(2 pi))`` for large ``a``, as it should.
     """
     return jnp.polyval(jnp.asarray(TAIL_P[::-1]), a) / jnp.polyval(jnp.asarray(TAIL_Q[::-1]), a)
-
-
-#: ``|x|`` up to which :func:`exp_in_range` is accurate (``2^n`` of its last step stays a normal number)
-EXP_RANGE = 708.0
-#: ``ln 2`` in two parts (fdlibm's split): ``n * LN2_HI`` is exact for the ``|n| <= 1022`` used here
-LN2_HI, LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
-#: coefficients (increasing powers) of ``e^r`` on ``|r| <= ln(2) / 2``, degree 11, fitted by
-#: ``tools/fit_exp.py`` (error of the fit 3e-18)
-EXP_POLY = (1.0, 1.0, 0.5000000000000019, 0.1666666666666668, 0.0416666666664881, 0.008333333333319601, 0.0013888888952314775,
-            0.00019841269890047113, 2.4801485482328494e-05, 2.755724091857897e-06, 2.763263963904103e-07, 2.5110037605963777e-08)
-
-
-@jax.custom_jvp
-def exp_in_range(x):
-    """``e^x`` (float64, a JAX array) for ``|x| <= EXP_RANGE``, within one unit in the last place.
-
-    ``x = n ln 2 + r`` with ``n`` the nearest integer to ``x / ln 2`` (Cody-Waite reduction, ``ln 2``
-    in two parts), ``e^r`` a polynomial of degree 11 (:data:`EXP_POLY`), and ``2^n`` added to the
-    result's exponent bits.  ``e^0`` is exactly 1.  Nothing checks the range: beyond it the result
-    is garbage, and NaN stays NaN.  The caller must know ``|x| <= EXP_RANGE`` or clip ``x``.
-
-    Why not ``jnp.exp``: XLA's float64 exponential handles overflow, underflow and NaN on every
-    element.  In the cash-flow kernel, where exponentials are most of the work, that cost 0.48 ns an
-    element on this project's machine, against 0.27 ns for this one (a loop of exponentials and
-    products in cache, one core), which is also more accurate: at most 1 unit in the last place,
-    against XLA's 2, measured against 30-digit values.  The kernel checks the range once per
-    scenario on the levels instead (``kernels._flows``); on the random-day benchmark book its
-    compiled program went from 13.4 to 11.8 ns a bond and scenario.  Its derivative is itself
-    (``jax.custom_jvp``), so automatic differentiation passes through it.
-    """
-    n = jnp.round(x * (1.0 / math.log(2.0)))
-    r = (x - n * LN2_HI) - n * LN2_LO
-    p = jnp.full_like(r, EXP_POLY[-1])
-    for c in EXP_POLY[-2::-1]:
-        p = p * r + c
-    bits = jax.lax.bitcast_convert_type(p, jnp.int64) + (n.astype(jnp.int64) << 52)
-    return jax.lax.bitcast_convert_type(bits, jnp.float64)
-
-
-@exp_in_range.defjvp
-def _exp_in_range_jvp(primals, tangents):
-    y = exp_in_range(primals[0])
-    return y, y * tangents[0]
 
 
 def norm_cdf_numpy(x):

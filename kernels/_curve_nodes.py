@@ -11,14 +11,7 @@ the interpolant of degree ``n - 1`` is within ``4 M rho^(1 - n) / (rho - 1)`` of
 (Trefethen, *Approximation Theory and Approximation Practice*, SIAM 2013, Theorem 8.2).  With
 ``|x1| <= A`` and ``|x2| <= B``, ``M <= exp(A a + B a^2)`` where ``a = (rho + 1/rho) / 2`` is the
 ellipse's semi-major axis, and ``|f| >= exp(-A - B)`` on the interval, which bounds the relative
-error.  A second bound is sharper here (one node fewer on most pieces): the interpolant in ``n``
-points is within ``2 sum_{k >= n} |c_k|`` of ``f``, with ``c_k`` the Chebyshev coefficients of ``f``
-(the same book, Theorem 4.2).  Those of ``exp(a u)`` are ``2 I_k(a)`` (``I_0(a)`` for ``k = 0``; the
-modified Bessel functions, Abramowitz & Stegun 9.6.34), those of ``exp(b u^2) = e^(b/2) exp((b/2)
-T_2(u))`` are ``e^(b/2) 2 I_j(b/2)`` at ``T_2j``, and ``T_i T_m = (T_(i+m) + T_|i-m|) / 2``, so
-``|c_k|`` is at most the same sum of products of their magnitudes, each of which grows with
-``|a|`` and ``|b|``: the bound at ``(A, B)`` holds for the whole range.  :func:`nodes_needed` takes
-the smallest ``n`` that either bound puts at most :data:`TOLERANCE`.
+error.  :func:`nodes_needed` takes the smallest ``n`` that puts the bound at most :data:`TOLERANCE`.
 
 ``x1 = w (F(c) + s)`` is the half width times the instantaneous forward yield plus spread at the
 centre and ``x2 = (z_hi - z_lo) w^2 / h`` on a piece of a tenor interval of length ``h``.  The node
@@ -42,39 +35,24 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._tuning import FORWARD_CAP, MAX_NODES, SLOPE_CAP
+
 __all__ = ["FORWARD_CAP", "SLOPE_CAP", "TOLERANCE", "Piece", "curve_pieces", "nodes_needed", "chebyshev_points", "lagrange_weights"]
 
-#: largest ``|F + s|`` (instantaneous forward yield plus spread, decimal) at a piece's centre that the
-#: node counts are sized for; beyond it a scenario is priced flow by flow
-FORWARD_CAP = 0.25
-#: largest ``|z_hi - z_lo|`` (the two zero yields around a piece) the node counts are sized for
-SLOPE_CAP = 0.05
 #: bound on the relative interpolation error of a discount factor (2^-54: half a unit in the last place)
 TOLERANCE = 2.0**-54
-#: a piece of the curve is split into at most this many pieces of equal length (the split with the
-#: fewest nodes is kept: fewer but wider pieces need more nodes each)
-MAX_SPLITS = 6
 #: a fitted exponent coefficient must reproduce every flow's to this share of its size (measured on
 #: the benchmark books: at most 3.9e-15)
 FIT_TOLERANCE = 1e-13
 
 
-#: most nodes a piece may take; a piece that would need more keeps its dates
-MAX_NODES = 200
-
-
 @lru_cache(maxsize=None)
 def nodes_needed(A: float, B: float) -> int | None:
     """Smallest number of Chebyshev points whose interpolant of ``exp(a u + b u^2)`` on ``[-1, 1]``
-    has relative error at most :data:`TOLERANCE` for every ``|a| <= A``, ``|b| <= B`` (the smaller of
-    the two counts of the module docstring); None if more than :data:`MAX_NODES` (a piece hundreds
-    of years wide, where the flat curve beyond the last tenor meets a very long bond)."""
-    counts = [n for n in (_ellipse_count(A, B), _coefficient_count(A, B)) if n is not None]
-    return min(counts) if counts else None
-
-
-def _ellipse_count(A: float, B: float) -> int | None:
-    """The count from the Bernstein-ellipse bound, minimised over ``rho`` on a grid."""
+    has relative error at most :data:`TOLERANCE` for every ``|a| <= A``, ``|b| <= B``, from the
+    Bernstein-ellipse bound of the module docstring minimised over ``rho`` on a grid; None if more
+    than :data:`MAX_NODES` (a piece hundreds of years wide, where the flat curve beyond the last
+    tenor meets a very long bond)."""
     rho = np.exp(np.linspace(0.005, 6.0, 4000))
     semi = 0.5 * (rho + 1.0 / rho)
     log_m = A * semi + B * semi**2 + A + B  # log of M / min |f|
@@ -83,33 +61,6 @@ def _ellipse_count(A: float, B: float) -> int | None:
         if log_bound.min() <= np.log(TOLERANCE):
             return max(n, 2)
     return None
-
-
-def _coefficient_count(A: float, B: float, terms: int = 2 * MAX_NODES) -> int | None:
-    """The count from the tail of the Chebyshev coefficients' bound (module docstring), with the
-    Bessel functions scaled by ``e^-A`` and ``e^-B/2`` (scipy's ``ive``) so that nothing overflows;
-    None if more than :data:`MAX_NODES`, or if the series' last terms, relative to ``min |f|``, are
-    not negligible against :data:`TOLERANCE` (the sums stop at ``terms``; the ellipse bound then
-    decides)."""
-    from scipy.special import ive
-
-    i = np.arange(terms + 1)
-    j = np.arange(terms // 2 + 1)
-    alpha = ive(i, A) * np.where(i == 0, 1.0, 2.0)  # |c_i(exp(a u))| e^-A
-    beta = ive(j, B / 2) * np.where(j == 0, 1.0, 2.0)  # |c_2j(exp(b u^2))| e^-B
-    if 2.0 * (A + B) > 700.0:  # hundreds of nodes at least: beyond MAX_NODES
-        return None
-    scale = np.exp(2.0 * (A + B))  # the scaled coefficients relative to min |f| >= e^(-A - B)
-    if (alpha[-1] + beta[-1]) * scale > 1e-6 * TOLERANCE:
-        return None
-    prod = 0.5 * alpha[:, None] * beta[None, :]
-    ii, jj = np.meshgrid(i, 2 * j, indexing="ij")
-    c = np.zeros(terms + 2 * len(j))
-    np.add.at(c, (ii + jj).ravel(), prod.ravel())
-    np.add.at(c, np.abs(ii - jj).ravel(), prod.ravel())
-    tail = 2.0 * np.cumsum(c[::-1])[::-1] * scale
-    ok = np.flatnonzero(tail[: MAX_NODES + 1] <= TOLERANCE)
-    return max(int(ok[0]), 2) if len(ok) else None
 
 
 def chebyshev_points(n: int) -> np.ndarray:
@@ -214,25 +165,10 @@ def curve_pieces(t: np.ndarray, p: np.ndarray, q: np.ndarray, lo: np.ndarray, hi
     parts = []
     for r in range(len(regions)):
         idx = np.flatnonzero(region_of == r)
-        t0, t1 = t[idx].min(), t[idx].max()
-        best = None
-        for k in range(1, MAX_SPLITS + 1):
-            edges = np.linspace(t0, t1, k + 1)
-            part = np.clip(np.searchsorted(edges, t[idx], side="right") - 1, 0, k - 1)
-            plan = []
-            for j in range(k):
-                f = idx[part == j]
-                if len(f):
-                    plan.append((f, *_piece(int(regions[r, 0]), int(regions[r, 1]), t[f], p[f], q[f])))
-            nodes = sum(len(pc.t) for _, pc, _, _ in plan)
-            if best is None or nodes < best[0]:
-                best = (nodes, plan)
-            if len(np.unique(t[idx])) <= 2:
-                break
-        for f, pc, nd, wt in best[1]:
-            piece_of[f] = len(pieces)
-            pieces.append(pc)
-            parts.append((f, nd, wt))
+        pc, nd, wt = _piece(int(regions[r, 0]), int(regions[r, 1]), t[idx], p[idx], q[idx])
+        piece_of[idx] = len(pieces)
+        pieces.append(pc)
+        parts.append((idx, nd, wt))
     width = max(nd.shape[1] for _, nd, _ in parts)
     nodes = np.zeros((len(t), width), dtype=np.int64)
     weights = np.zeros((len(t), width))

@@ -24,7 +24,6 @@ same two steps: values, then the difference of stored values (:func:`block_diffe
 
 from __future__ import annotations
 
-import threading
 from functools import partial
 from typing import Callable
 
@@ -32,15 +31,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _tuning as tuning
+
 __all__ = [
     "make_kernel",
     "numpy_pnl",
     "value_diff",
     "block_differences",
     "write_block_differences",
-    "take_scratch",
-    "keep_scratch",
-    "TRANSPOSE_TILE",
     "blocks_with_base",
     "fill_blocks",
     "values_width",
@@ -128,44 +126,6 @@ def values_width(rows: int, block: int) -> int:
     return -(-(rows + 1) // block) * block
 
 
-_scratch = threading.local()
-
-
-def take_scratch(shape: tuple[int, ...], like):
-    """A float array of ``shape`` on the device of the JAX array ``like``, for a kernel to take as its
-    output buffer by donation (``donate_argnames``): the one :func:`keep_scratch` last kept for that
-    device on this thread if its shape matches, else a new one.
-
-    A kernel whose output is tens of MiB otherwise gets fresh memory from the operating system on
-    every call, and the page faults (one per 4 KiB) cost as much as a fifth of the option kernel;
-    reusing the buffer through donation costs nothing.  Under tracing there is nothing to reuse.
-    """
-    if isinstance(like, jax.core.Tracer):
-        return jnp.zeros(shape)
-    device = next(iter(like.devices()))
-    kept = _kept().pop(device, None)
-    if kept is not None and kept.shape == shape:
-        return kept
-    return jax.device_put(jnp.zeros(shape), device)
-
-
-#: largest buffer :func:`keep_scratch` keeps (bytes): a one-off call on a huge batch frees its memory
-SCRATCH_MAX_BYTES = 256 << 20
-
-
-def keep_scratch(array) -> None:
-    """Keep ``array`` (a kernel's output that is no longer read) for the next :func:`take_scratch` on
-    this thread and its device, unless it is over :data:`SCRATCH_MAX_BYTES`."""
-    if not isinstance(array, jax.core.Tracer) and array.nbytes <= SCRATCH_MAX_BYTES:
-        _kept()[next(iter(array.devices()))] = array
-
-
-def _kept() -> dict:
-    if not hasattr(_scratch, "kept"):
-        _scratch.kept = {}
-    return _scratch.kept
-
-
 @partial(jax.jit, static_argnames=("rows",))
 def _block_differences(values, rows: int):
     return values[:, :rows] - values[:, rows : rows + 1]
@@ -188,26 +148,21 @@ def block_differences(values, rows: int):
     return np.asarray(d).T
 
 
-#: instruments per tile of the transposing subtraction in :func:`write_block_differences`
-TRANSPOSE_TILE = 64
-
-
 def write_block_differences(values, out: np.ndarray) -> np.ndarray:
     """Write into ``out[S, n]`` the P&L of :func:`block_differences` and return ``out``.
 
     numpy subtracts the stored base values straight into ``out``, with no intermediate array.  When
     ``out`` holds each instrument's scenarios contiguously (a Fortran-ordered array, or columns of
     one) this is one pass over memory.  A C-ordered ``out`` is written in tiles of
-    :data:`TRANSPOSE_TILE` instruments, so that the rows being read stay in cache (measured for
-    2,000 options x 1,024 scenarios: 1.4 ns an element, against 2.6 ns in one untiled pass).
+    :data:`kernels._tuning.TRANSPOSE_TILE` instruments, so that the rows being read stay in cache.
     """
     v = np.asarray(values)
     rows = out.shape[0]
     base = v[:, rows : rows + 1].T
-    if out.strides[0] == out.itemsize or rows == 1:
+    if out.strides[0] == out.itemsize or rows == 1 or not tuning.TRANSPOSE_TILE:
         np.subtract(v[:, :rows].T, base, out=out)
     else:
-        for j in range(0, out.shape[1], TRANSPOSE_TILE):
-            tile = slice(j, j + TRANSPOSE_TILE)
+        for j in range(0, out.shape[1], tuning.TRANSPOSE_TILE):
+            tile = slice(j, j + tuning.TRANSPOSE_TILE)
             np.subtract(v[tile, :rows].T, base[:, tile], out=out[:, tile])
     return out

@@ -47,6 +47,7 @@ import pandas as pd
 
 from stressgrid.core import ConfigError, DataError, fx_factor
 
+from . import _tuning as tuning
 from ._common import (
     CurvePoints,
     curve_factors,
@@ -64,12 +65,9 @@ from ._edge import (
     block_differences,
     blocks_with_base,
     fill_blocks,
-    keep_scratch,
     make_kernel,
     numpy_pnl,
-    take_scratch,
     value_diff,
-    values_width,
     write_block_differences,
 )
 
@@ -203,29 +201,9 @@ def option_value_one(o: OptionBook, L: jnp.ndarray) -> jnp.ndarray:
 #: kernel that automatic differentiation uses; ``_option_pnl_vmap`` is its plain ``vmap`` batch
 option_pnl_one, _option_pnl_vmap = make_kernel(option_value_one)
 
-#: scenarios per pass of the batched kernel's compiled loop
-SCENARIO_BLOCK = 64
 
-
-class _Structure(NamedTuple):
-    """What a book uses, fixed at trace time: terms absent from every option are not computed."""
-
-    foreign: bool  # a foreign curve (FX options)
-    basis: bool  # a commodity basis
-    fx: bool  # a premium currency other than the base
-
-
-def _structure(o: OptionBook) -> _Structure:
-    try:
-        forn = np.asarray(o.forn.w_lo) != 0
-        forn |= np.asarray(o.forn.w_hi) != 0
-        return _Structure(bool(forn.any()), bool(np.any(np.asarray(o.basis_time) != 0)), bool(np.any(np.asarray(o.fx_idx) >= 0)))
-    except jax.errors.TracerArrayConversionError:  # traced arrays: compute every term
-        return _Structure(True, True, True)
-
-
-@partial(jax.jit, static_argnames=("structure", "block"), donate_argnames=("buffer",))
-def _option_values(o: OptionBook, spot_cols, spot_of, base, new, buffer, structure: _Structure, block: int):
+@partial(jax.jit, static_argnames=("block", "key"))
+def _option_values(o: OptionBook, spot_cols, spot_of, base, new, block: int, key: tuple = ()):
     """Values in base currency ``[n, nb block]`` of every option: one column per row of ``new[S, F]``,
     then the ``base`` levels in every column left (``nb = ceil((S + 1) / block)``; column ``S`` is
     the base, see :func:`kernels._edge.blocks_with_base`).
@@ -244,15 +222,12 @@ def _option_values(o: OptionBook, spot_cols, spot_of, base, new, buffer, structu
       complement (``DF F - G m(|d1|)``).  The two terms of the price then carry the same rounding of
       the exponential, which keeps deep out-of-the-money prices accurate to a few units in the last
       place (a difference of two erfc-based CDFs loses up to 1e-9 of them there);
-    * ``DF F = S e^{(r_d - q) T - r_d T} = S e^{-qT}`` for equity options, so a book without FX or
-      commodity options needs two exponentials per option and scenario (``DF = e^{-r_d T}`` and
-      ``e^{-d1^2/2}``), and one more (``DF F``) otherwise; the foreign curve, the basis and the FX
-      translation are compiled in only when some option of the book uses them.
+    * three exponentials per option and scenario: ``DF = e^{-r_d T}``, ``DF F`` and ``e^{-d1^2/2}``.
 
     Scenarios run on the minor axis, ``block`` at a time (a loop of the compiled program whose
     arrays stay in cache), and every column, the base ones included, goes through the same loop
-    body: a scenario at the base levels gives the base value bit for bit.  ``buffer`` (donated: its
-    memory becomes the result's) is any array of the result's shape (``kernels._edge.take_scratch``).
+    body: a scenario at the base levels gives the base value bit for bit.  ``key``:
+    :func:`kernels._tuning.snapshot`.
     """
     LT = blocks_with_base(base, new, block)
     ln_spot = jnp.log(LT[:, spot_cols, :])  # [nb, U, block]: one logarithm per underlying
@@ -262,20 +237,16 @@ def _option_values(o: OptionBook, spot_cols, spot_of, base, new, buffer, structu
     ln_k = jnp.log(o.strike)[:, None]
     ln_tt0 = jnp.log(o.expiry / T0_YEARS)[:, None]
     q_t = (o.div_yield * o.expiry)[:, None]
-    exp_q = jnp.exp(-q_t)
     K = o.strike[:, None]
     w = o.omega[:, None]
     u = o.units[:, None]
-    carry_rate = structure.foreign or structure.basis  # DF F needs an exponential of its own
 
     def value(lt, ls):
         S_ = lt[o.spot_idx]
         rd = o.dom.w_lo[:, None] * lt[o.dom.lo] + o.dom.w_hi[:, None] * lt[o.dom.hi]
         log_carry = o.rd_in_fwd[:, None] * rd * T - q_t
-        if structure.foreign:
-            log_carry = log_carry - (o.forn.w_lo[:, None] * lt[o.forn.lo] + o.forn.w_hi[:, None] * lt[o.forn.hi]) * T
-        if structure.basis:
-            log_carry = log_carry + lt[o.basis_idx] * o.basis_time[:, None]
+        log_carry = log_carry - (o.forn.w_lo[:, None] * lt[o.forn.lo] + o.forn.w_hi[:, None] * lt[o.forn.hi]) * T
+        log_carry = log_carry + lt[o.basis_idx] * o.basis_time[:, None]
         k = ln_k - (ls[spot_of] + log_carry)  # ln(K / F)
         x = k * inv_sqrt_t
         atm, skew, curv, term = (lt[o.vol_idx[:, c]] for c in range(4))
@@ -284,21 +255,22 @@ def _option_values(o: OptionBook, spot_cols, spot_of, base, new, buffer, structu
         d1 = -k / sd + 0.5 * sd
         d2 = d1 - sd
         df_k = K * jnp.exp(-rd * T)
-        df_f = S_ * jnp.exp(log_carry - rd * T) if carry_rate else S_ * exp_q
-        g = df_f * jnp.exp(-0.5 * d1 * d1)
-        t1 = g * normal_tail_ratio(jnp.abs(d1))  # DF F N(-|d1|)
-        t2 = g * normal_tail_ratio(jnp.abs(d2))  # DF K N(-|d2|)
-        a = jnp.where(w * d1 < 0, t1, df_f - t1)  # DF F N(omega d1)
-        b = jnp.where(w * d2 < 0, t2, df_k - t2)  # DF K N(omega d2)
-        v = u * w * (a - b)
-        if structure.fx:
-            v = v * jnp.where(o.fx_idx[:, None] >= 0, lt[jnp.maximum(o.fx_idx, 0)], 1.0)
-        return v
+        df_f = S_ * jnp.exp(log_carry - rd * T)
+        if tuning.TAIL_RATIO:
+            g = df_f * jnp.exp(-0.5 * d1 * d1)
+            t1 = g * normal_tail_ratio(jnp.abs(d1))  # DF F N(-|d1|)
+            t2 = g * normal_tail_ratio(jnp.abs(d2))  # DF K N(-|d2|)
+            a = jnp.where(w * d1 < 0, t1, df_f - t1)  # DF F N(omega d1)
+            b = jnp.where(w * d2 < 0, t2, df_k - t2)  # DF K N(omega d2)
+        else:
+            a = df_f * norm_cdf(w * d1)
+            b = df_k * norm_cdf(w * d2)
+        return u * w * (a - b) * jnp.where(o.fx_idx[:, None] >= 0, lt[jnp.maximum(o.fx_idx, 0)], 1.0)
 
-    return fill_blocks(value, (LT, ln_spot), buffer, block)
+    return fill_blocks(value, (LT, ln_spot), jnp.zeros((o.strike.shape[0], LT.shape[0] * block)), block)
 
 
-def option_pnl(o: OptionBook, base, new, block: int = SCENARIO_BLOCK):
+def option_pnl(o: OptionBook, base, new, block: int | None = None):
     """Full-revaluation P&L ``[S, n]`` (base currency) of a book of options from ``base[F]`` to each
     row of ``new[S, F]``: the model of :func:`option_value_one`, batched over options and scenarios
     by hand (see :func:`_option_values`); compiled once per book shape and ``S``.
@@ -307,29 +279,26 @@ def option_pnl(o: OptionBook, base, new, block: int = SCENARIO_BLOCK):
     concrete; see :func:`kernels._edge.block_differences`).
     """
     new = jnp.asarray(new)
-    values = _values(o, base, new, block)
-    pnl = block_differences(values, new.shape[0])
-    keep_scratch(values)
-    return pnl
+    return block_differences(_values(o, base, new, block), new.shape[0])
 
 
-def option_pnl_into(o: OptionBook, base, new, out: np.ndarray, block: int = SCENARIO_BLOCK) -> np.ndarray:
+def option_pnl_into(o: OptionBook, base, new, out: np.ndarray, block: int | None = None) -> np.ndarray:
     """:func:`option_pnl` written into ``out[S, n]`` (fastest when ``out`` is Fortran-ordered)."""
-    values = _values(o, base, jnp.asarray(new), block)
-    write_block_differences(values, out)
-    keep_scratch(values)
-    return out
+    return write_block_differences(_values(o, base, jnp.asarray(new), block), out)
 
 
-def _values(o: OptionBook, base, new, block: int):
-    """:func:`_option_values` of ``new[S, F]``, into this thread's scratch buffer."""
-    buffer = take_scratch((np.shape(o.strike)[0], values_width(new.shape[0], block)), new)
-    try:
-        spot_cols, spot_of = np.unique(np.asarray(o.spot_idx), return_inverse=True)
-        spot_of = spot_of.reshape(-1)
-    except jax.errors.TracerArrayConversionError:
-        spot_cols, spot_of = o.spot_idx, jnp.arange(jnp.shape(o.spot_idx)[0])
-    return _option_values(o, spot_cols, spot_of, jnp.asarray(base), new, buffer, structure=_structure(o), block=block)
+def _values(o: OptionBook, base, new, block: int | None = None):
+    """:func:`_option_values` of ``new[S, F]``, ``block`` scenarios a pass (default
+    :data:`kernels._tuning.SCENARIO_BLOCK`)."""
+    block = block or tuning.SCENARIO_BLOCK
+    spot_cols, spot_of = o.spot_idx, jnp.arange(jnp.shape(o.spot_idx)[0])  # a logarithm per option
+    if tuning.LOG_SPOT_PER_UNDERLYING:
+        try:
+            spot_cols, spot_of = np.unique(np.asarray(o.spot_idx), return_inverse=True)
+            spot_of = spot_of.reshape(-1)
+        except jax.errors.TracerArrayConversionError:
+            pass
+    return _option_values(o, spot_cols, spot_of, jnp.asarray(base), new, block=block, key=tuning.snapshot())
 
 
 def _value_numpy(o: OptionBook, L: np.ndarray) -> np.ndarray:

@@ -5,14 +5,14 @@ scenario's numbers."""
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
-from stressgrid.kernels._curve_nodes import FORWARD_CAP, TOLERANCE, _coefficient_count, _ellipse_count, chebyshev_points, lagrange_weights, nodes_needed
-from stressgrid.kernels._flows import curve_node_values, curve_nodes_inside, flow_layout, layout_pnl, layout_stats, layout_values
+from stressgrid.kernels import _tuning
+from stressgrid.kernels._curve_nodes import FORWARD_CAP, TOLERANCE, chebyshev_points, lagrange_weights, nodes_needed
+from stressgrid.kernels._flows import curve_node_values, curve_nodes_inside, flow_layout, layout_pnl, layout_values
 from stressgrid.kernels._rates import cashflow_pnl_numpy
 
 from kernel_helpers import AS_OF, GRID, bond_book, random_day_bonds, stack_books, zero_curve
@@ -38,14 +38,12 @@ def _interpolation_error(n: int, a: float, b: float) -> float:
 @pytest.mark.parametrize("A,B", [(0.01, 0.0), (0.25 * 0.5, 0.05 * 0.125), (0.25 * 2.5, 0.0), (0.25 * 5, 0.05 * 2.5), (2.0, 0.5)])
 def test_node_counts_meet_their_error_bound(A, B):
     """At the corners of the range (where the error is largest), ``nodes_needed`` points are within
-    the tolerance, and the bound is not wasteful: two points fewer are not.  The count is the smaller
-    of the two bounds', and the coefficient bound's is never the larger."""
+    the tolerance, and the bound is not wasteful: three points fewer are not."""
     n = nodes_needed(A, B)
     for a in (A, -A):
         for b in (B, -B):
             assert _interpolation_error(n, a, b) <= TOLERANCE
-    assert max(_interpolation_error(n - 2, a, b) for a in (A, -A) for b in (B, -B)) > TOLERANCE
-    assert n == _coefficient_count(A, B) <= _ellipse_count(A, B)
+    assert max(_interpolation_error(n - 3, a, b) for a in (A, -A) for b in (B, -B)) > TOLERANCE
 
 
 def test_a_piece_too_wide_to_interpolate_keeps_its_dates():
@@ -55,8 +53,7 @@ def test_a_piece_too_wide_to_interpolate_keeps_its_dates():
     assert nodes_needed(0.25 * 400, 0.0) is None
     book = stack_books([bond_book(AS_OF + pd.DateOffset(years=900), 0.03, 1), bond_book(AS_OF + pd.DateOffset(years=20), 0.02, 2)],
                        np.array([1e6, 2e6]))
-    layout = flow_layout(book, interpolate=True)
-    assert layout_stats(layout)["curve_node_instruments"] == 2
+    layout = flow_layout(book)
     rng = np.random.default_rng(3)
     base = np.concatenate([zero_curve(rng), [0.0]])
     new = base + rng.normal(0, 0.002, (6, len(base)))
@@ -98,8 +95,7 @@ def test_outside_the_range_a_scenario_is_priced_flow_by_flow(book_and_levels):
     1e-12 of the value; with it the P&L equals the numpy twin's, and every other scenario of the
     chunk gets the same bits as in a chunk of its own."""
     book, base, new = book_and_levels
-    layout = flow_layout(book, interpolate=True)
-    assert layout_stats(layout)["curve_node_instruments"] == len(book.units)
+    layout = flow_layout(book)
     far = _far(base)
     levels = np.concatenate([new[:10], far, new[10:]])
     gross = np.abs(book.units) * book.amounts.sum(axis=1)
@@ -114,7 +110,7 @@ def test_outside_the_range_a_scenario_is_priced_flow_by_flow(book_and_levels):
     assert not np.asarray(curve_nodes_inside(layout, LT)).any()
     wild = base + np.concatenate([np.full(len(GRID), -3.0), [0.0]])
     LT = jnp.asarray(wild[:, None])
-    unchecked = book.units * np.asarray(curve_node_values(layout, LT))[layout.order, 0]
+    unchecked = book.units * np.asarray(curve_node_values(layout, LT))[:, 0]
     v_wild = np.asarray(layout_values(layout, book.const, book.units, book.fx_idx, base, wild[None]))[:, 0]
     assert np.max(np.abs(unchecked / v_wild - 1.0)) > 1e-6
     ref = book.units * (book.amounts * np.exp(-(wild[book.pts.lo] * book.pts.w_lo + wild[book.pts.hi] * book.pts.w_hi
@@ -122,60 +118,19 @@ def test_outside_the_range_a_scenario_is_priced_flow_by_flow(book_and_levels):
     np.testing.assert_allclose(v_wild, ref, rtol=1e-12)
 
 
-def test_in_range_scenarios_do_not_need_the_exact_path(book_and_levels):
+def test_in_range_scenarios_do_not_need_the_exact_path(book_and_levels, monkeypatch):
     """The check passes for ordinary moves and near the edge of the range (forward yield plus spread
     2 points under :data:`FORWARD_CAP`), and the nodes then give the exact path's values to 1e-13."""
     book, base, new = book_and_levels
-    layout = flow_layout(book, interpolate=True)
+    layout = flow_layout(book)
     high = base.copy()
     high[: len(GRID)] = FORWARD_CAP - 0.02 - base[len(GRID)]  # flat curve: forward = zero yield; plus the spread
     levels = np.concatenate([new, high[None]])
     assert np.asarray(curve_nodes_inside(layout, jnp.asarray(levels.T))).all()
     v = np.asarray(layout_values(layout, book.const, book.units, book.fx_idx, base, levels))[:, : len(levels)]
-    exact = np.asarray(layout_values(flow_layout(book, interpolate=False), book.const, book.units, book.fx_idx, base, levels))
+    monkeypatch.setattr(_tuning, "CURVE_NODES", False)  # every flow's own discount factor
+    exact = np.asarray(layout_values(layout, book.const, book.units, book.fx_idx, base, levels))
     np.testing.assert_allclose(v, exact[:, : len(levels)], rtol=1e-13, atol=0)
-
-
-def test_only_a_chunk_that_leaves_the_range_runs_the_checked_program(book_and_levels, monkeypatch):
-    """A chunk of in-range scenarios is priced by the program without the per-block branch (one call,
-    no second program); a chunk with a far scenario is priced again by the checked program, whose
-    base block it also uses (a zero shock in that chunk still gives exactly zero)."""
-    import stressgrid.kernels._flows as flows
-
-    book, base, new = book_and_levels
-    layout = flow_layout(book, interpolate=True)
-    checked = []
-    original = flows._states
-    monkeypatch.setattr(flows, "_states", lambda *a, **k: checked.append(1) or original(*a, **k))
-    layout_pnl(layout, book.const, book.units, book.fx_idx, base, new)
-    assert checked == []
-    levels = np.concatenate([new[:3], _far(base)[:1], base[None]])
-    pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, levels))
-    assert checked == [1]
-    assert np.all(pnl[-1] == 0.0)
-    gross = np.abs(book.units) * book.amounts.sum(axis=1)
-    assert np.max(np.abs(pnl - cashflow_pnl_numpy(book, base, levels)) / gross) < 1e-12
-
-
-def test_size_tiers_minimise_padding_plus_products():
-    """The dynamic programme's cuts cost no more than any other way to cut the sorted classes."""
-    from itertools import combinations
-
-    from stressgrid.kernels._flows import COST_MAC, COST_PRODUCT, _size_tiers
-
-    def cost(sizes, ends, K):
-        starts = [0] + ends[:-1]
-        return sum((e - s) * sizes[e - 1] * K * COST_MAC + COST_PRODUCT for s, e in zip(starts, ends))
-
-    rng = np.random.default_rng(4)
-    for _ in range(30):
-        sizes = np.sort(rng.integers(1, 40, rng.integers(1, 9)))
-        K = int(rng.integers(5, 300))
-        G = len(sizes)
-        best = min(cost(sizes, list(c) + [G], K) for r in range(G) for c in combinations(range(1, G), r))
-        ends = _size_tiers(sizes, K)
-        assert ends[-1] == G and ends == sorted(set(ends))
-        assert cost(sizes, ends, K) == pytest.approx(best, rel=1e-12)
 
 
 def _issuers_book(rng, n_issuers=8):
@@ -189,36 +144,16 @@ def _issuers_book(rng, n_issuers=8):
     return book, np.concatenate([zero_curve(rng), rng.uniform(0.005, 0.03, n_issuers)])
 
 
-def test_issuers_of_different_sizes_are_priced_in_tiers():
-    """Issuers of 1 to 8 bonds: the classes are cut into tiers, each padded only to its largest
-    class, and every bond still gets the numpy twin's P&L."""
+def test_issuers_of_different_sizes_are_priced_in_batches():
+    """Issuers of 1 to 8 bonds: the classes are batched by size, each batch padded only to its
+    largest class, and every bond still gets the numpy twin's P&L."""
     rng = np.random.default_rng(12)
     book, base = _issuers_book(rng)
-    layout = flow_layout(book, interpolate=True)
-    tiers = [a for c in layout.curve_nodes for a in c.nodes.amounts]
-    assert len(tiers) >= 2
-    for a in tiers:  # each tier's padding is its largest class
-        assert (np.abs(a).sum(axis=2) > 0).sum(axis=1).max() == a.shape[1]
+    layout = flow_layout(book)
+    assert len(layout.batches) >= 2
+    for c in layout.batches:  # each batch's padding is its largest class
+        assert (np.abs(c.amounts).sum(axis=2) > 0).sum(axis=1).max() == c.amounts.shape[1]
     new = base + rng.normal(0, 0.003, (30, len(base)))
     pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, new))
     gross = np.abs(book.units) * book.amounts.sum(axis=1)
     assert np.max(np.abs(pnl - cashflow_pnl_numpy(book, base, new)) / gross) < 1e-12
-
-
-def test_sub_blocks_of_the_curve_node_products_change_no_bit(monkeypatch):
-    """The curve-node classes' products run SUB_BLOCK scenarios at a time within a block of 64 (for
-    classes of a few bonds, as here): the same values, bit for bit, as the whole block at once."""
-    import stressgrid.kernels._flows as flows
-
-    rng = np.random.default_rng(6)
-    book, base = _issuers_book(rng)
-    layout = flow_layout(book, interpolate=True)
-    assert 0 < flows.SUB_BLOCK < flows.SCENARIO_BLOCK and flows.SCENARIO_BLOCK % flows.SUB_BLOCK == 0
-    for c in layout.curve_nodes:  # small classes: the batch takes sub-blocks
-        assert sum(a.shape[0] * a.shape[1] for a in c.nodes.amounts) <= flows.SUB_BLOCK_ROWS * len(c.nodes.spread_idx)
-    LT = jnp.asarray((base + rng.normal(0, 0.003, (flows.SCENARIO_BLOCK, len(base)))).T)  # one block
-    # compiled, as in the kernel (run op by op, the two would round differently for other reasons)
-    sub = np.asarray(jax.jit(lambda lt: curve_node_values(layout, lt))(LT))
-    monkeypatch.setattr(flows, "SUB_BLOCK", 0)
-    whole = np.asarray(jax.jit(lambda lt: curve_node_values(layout, lt))(LT))
-    np.testing.assert_array_equal(sub, whole)

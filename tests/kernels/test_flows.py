@@ -1,9 +1,8 @@
-"""The batched bond and swap kernel (packed flows): every flow packed once, agreement with the padded
-one-instrument kernel, the numpy twin and QuantLib, exact zero P&L, node blocks where dates are shared."""
+"""The batched cash-flow kernel (``kernels._flows``): its P&L against the padded one-instrument
+kernel, the numpy twin and QuantLib, with curve nodes and flow by flow."""
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 
 import jax.numpy as jnp
@@ -13,9 +12,8 @@ import pytest
 
 from stressgrid import kernels
 from stressgrid.core import book_from_records, log_mask
-from stressgrid.kernels._flows import FlowLayout, flow_layout, layout_pnl, layout_stats
-from stressgrid.kernels._flows import SCENARIO_BLOCK as FLOW_BLOCK
-from stressgrid.kernels._flows import layout_values
+from stressgrid.kernels import _tuning
+from stressgrid.kernels._flows import flow_layout, layout_pnl, layout_stats, layout_values
 from stressgrid.kernels._rates import CashflowBook, _cf_value_numpy, cashflow_pnl, cashflow_pnl_numpy, cashflow_value_one
 
 from kernel_helpers import AS_OF, GRID, GRID_DAYS, bond_book, ql_bond_value, random_cf_book, stack_books, zero_curve
@@ -57,104 +55,36 @@ def two_curves():
     return book, base, new
 
 
-def _bucket_flows(buckets, instrument_of_row, out: list[list[tuple]]) -> int:
-    """Append the flows of slot ``buckets`` (rows numbered on from 0) to ``out``; returns the rows."""
-    row = 0
-    for b in buckets:
-        for r in range(b.a.shape[0]):
-            i = instrument_of_row(row + r)
-            for j in np.flatnonzero(b.a[r]):
-                out[i].append((b.t[r, j], b.a[r, j], b.p[r, j], b.q[r, j], b.lo[j], b.hi[j], b.spread_idx[r], b.spread_w[r]))
-        row += b.a.shape[0]
-    return row
-
-
-def _flows_of(layout: FlowLayout, n: int) -> list[list[tuple]]:
-    """``(t, amount, p, q, lo, hi, spread_idx, spread_w)`` of every packed flow, per instrument."""
-    out: list[list[tuple]] = [[] for _ in range(n)]
-    inst_of_row = np.argsort(layout.order)
-    inst_of_row_set = set(layout.order.tolist())
-    row = _bucket_flows(layout.buckets, lambda r: inst_of_row[r], out)
-    for k in layout.blocks:
-        G, m, _ = k.amounts.shape
-        for g in range(G):
-            for r in range(m):
-                if row + g * m + r not in inst_of_row_set:
-                    assert not k.amounts[g, r].any()  # a padding row
-                    continue
-                i = np.flatnonzero(layout.order == row + g * m + r)[0]
-                for j in np.flatnonzero(k.amounts[g, r]):
-                    out[i].append((k.t[g, j], k.amounts[g, r, j], k.p[g, j], k.q[g, j], k.lo[g, j], k.hi[g, j], k.spread_idx[g],
-                                   k.spread_w[g]))
-        row += G * m
-    # instruments priced from curve nodes: their flows are in the exact slot buckets
-    inst_of_exact = {}
-    for r, e in enumerate(layout.exact_rows):
-        if e >= 0:
-            inst_of_exact[int(e)] = int(np.flatnonzero(layout.order == row + r)[0])
-    assert len(inst_of_exact) == _bucket_flows(layout.exact, lambda r: inst_of_exact[r], out)
-    return out
-
-
-@pytest.mark.parametrize("dense,interpolate", [(None, None), (False, None), (True, None), (None, True)])
-def test_layout_packs_every_flow_exactly_once(two_curves, dense, interpolate):
-    book, _, _ = two_curves
-    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int), dense=dense, interpolate=interpolate)
-    if interpolate:
-        assert layout_stats(layout)["curve_node_instruments"] == len(book.units)
-    assert len(set(layout.order.tolist())) == len(book.units)  # one row each (blocks add padding rows)
-    packed = _flows_of(layout, len(book.units))
-    for i in range(len(book.units)):
-        real = book.amounts[i] != 0
-        t, a = book.times[i, real], book.amounts[i, real]
-        want = sorted(zip(t, a, book.pts.w_lo[i, real] * t, book.pts.w_hi[i, real] * t, book.pts.lo[i, real], book.pts.hi[i, real],
-                          [book.spread_idx[i]] * len(t), [book.spread_w[i]] * len(t)))
-        got = sorted(packed[i])
-        assert len(got) == len(want), i
-        np.testing.assert_array_equal(np.array(got, dtype=float), np.array(want, dtype=float), err_msg=f"instrument {i}")
-    stats = layout_stats(layout)
-    assert stats["flows"] == int((book.amounts != 0).sum())
-    if dense is False:
-        assert stats["blocks"] == 0
-    if dense is True:
-        assert stats["nodes"] <= stats["flows"] and stats["slots"] == 0
-
-
 def test_curve_node_batches_keep_to_one_curve(two_curves):
     """A batch of curve-node classes shares one list of nodes, so classes of two curves never share
     a batch, even when padding is allowed to merge every class of a curve into one."""
     book, base, new = two_curves
-    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int), interpolate=True, waste=100.0)
-    assert len(layout.curve_nodes) == 2
-    for c in layout.curve_nodes:  # USD tenors in columns 0-10, EUR in 11-13
-        assert len(set((c.nodes.lo[0] >= 11).tolist())) == 1
+    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int), waste=100.0)
+    assert len(layout.batches) == 2
+    for c in layout.batches:  # USD tenors in columns 0-10, EUR in 11-13
+        assert len(set((c.lo >= 11).tolist())) == 1
     pnl = np.asarray(layout_pnl(layout, book.const, book.units, book.fx_idx, base, new))
     assert np.max(np.abs(pnl - cashflow_pnl_numpy(book, base, new)) / _gross(book, base)) < 1e-12
 
 
-def test_slots_of_a_bucket_lie_in_one_curve_segment(two_curves):
-    """What makes the bucket kernel exact: a slot's tenor columns are the flow's own interpolation."""
-    book, _, _ = two_curves
-    layout = flow_layout(book, dense=False)
-    assert layout.buckets
-    for b in layout.buckets:
-        assert np.all(b.hi == b.lo + 1)  # adjacent tenors of one curve
-        filled = b.a != 0
-        assert np.all((b.p + b.q)[filled] == pytest.approx(b.t[filled], rel=1e-15))
-        assert np.all(b.p[~filled] == 0) and np.all(b.q[~filled] == 0) and np.all(b.t[~filled] == 0)
+@pytest.fixture(params=[True, False], ids=["curve_nodes", "flow_by_flow"])
+def curve_nodes(request, monkeypatch):
+    """Both ways the kernel prices: from the curve nodes, and every flow's own discount factor (the
+    way of a scenario outside the nodes' range)."""
+    monkeypatch.setattr(_tuning, "CURVE_NODES", request.param)
+    return request.param
 
 
-@pytest.mark.parametrize("dense,curves,interpolate", [(None, True, None), (False, True, None), (True, True, None), (True, False, None),
-                                                     (False, False, None), (None, True, True), (None, False, True)])
-def test_values_agree_with_padded_kernel_and_numpy_twin(two_curves, dense, curves, interpolate):
+@pytest.mark.parametrize("curves", [True, False])
+def test_values_agree_with_padded_kernel_and_numpy_twin(two_curves, curves, curve_nodes):
     """To 1e-13 of each position's value: the sums differ only in the order of the terms (and, from
     curve nodes, by an interpolation error under half a unit in the last place).  Without
-    ``curve_ids`` the two curves share groups: a node or a slot still belongs to one curve."""
+    ``curve_ids`` the two curves share batches: a node still belongs to one curve."""
     book, base, new = two_curves
-    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int) if curves else None, dense=dense, interpolate=interpolate)
+    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int) if curves else None)
     v = np.array(layout_values(layout, book.const, book.units, book.fx_idx, base, new))  # [n, nb block]
     S = len(new)
-    assert v.shape[1] % FLOW_BLOCK == 0 and v.shape[1] > S
+    assert v.shape[1] % _tuning.SCENARIO_BLOCK == 0 and v.shape[1] > S
     assert np.all(v[:, S:] == v[:, S : S + 1])  # the base levels after the scenarios
     ours = np.concatenate([v[:, S : S + 1], v[:, :S]], axis=1)  # [n, 1 + S]
     levels = np.concatenate([base[None], new])
@@ -188,12 +118,11 @@ def test_cashflow_pnl_packs_a_book_without_layout():
     np.testing.assert_array_equal(np.asarray(cashflow_pnl(book, base, new)), np.asarray(cashflow_pnl(packed, base, new)))
 
 
-@pytest.mark.parametrize("interpolate", [None, True])
 @pytest.mark.parametrize("S,block", [(1, 64), (63, 64), (64, 64), (130, 128)])
-def test_zero_shock_gives_exactly_zero_pnl(two_curves, S, block, interpolate):
+def test_zero_shock_gives_exactly_zero_pnl(two_curves, S, block, curve_nodes):
     """Unmoved scenarios anywhere in the chunk (a block's first or last column, the padded block)."""
     book, base, new = two_curves
-    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int), interpolate=interpolate)
+    layout = flow_layout(book, curve_ids=(book.fx_idx >= 0).astype(int))
     rng = np.random.default_rng(S)
     levels = np.repeat(base[None], S, axis=0)
     moved = rng.random(S) < 0.5
@@ -211,17 +140,14 @@ BONDS = [  # maturity, coupon, frequency, spread (as in the QuantLib tests of te
 ]
 
 
-@pytest.mark.parametrize("dense,interpolate", [(False, None), (True, None), (None, True)])
-def test_pnl_matches_quantlib_repricing(dense, interpolate):
+def test_pnl_matches_quantlib_repricing(curve_nodes):
     """P&L of a small book (some bonds sharing dates and spreads) under curve and spread moves equals
     QuantLib's change in NPV (DiscountingBondEngine on a ZeroSpreadedTermStructure) to 1e-10 of the value."""
     pytest.importorskip("QuantLib")
     spreads = sorted({s for *_, s in BONDS})
     books = [bond_book(m, c, f, spread_col=len(GRID) + spreads.index(s)) for m, c, f, s in BONDS]
     book = stack_books(books, np.ones(len(books)))
-    layout = flow_layout(book, dense=dense, interpolate=interpolate)
-    assert (layout_stats(layout)["blocks"] > 0) == bool(dense)
-    assert (layout_stats(layout)["curve_node_instruments"] == len(BONDS)) == bool(interpolate)
+    layout = flow_layout(book)
     rng = np.random.default_rng(4)
     z0 = zero_curve(rng)
     base = np.concatenate([z0, spreads])
@@ -250,31 +176,18 @@ def _records(kind: str, n: int, seed: int) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("kind,interpolate", [("standard", False), ("random", False), ("standard", None), ("random", None)])
-def test_shared_payment_dates_become_node_blocks(kind, interpolate):
-    """Without curve nodes, bonds on common coupon dates are priced from one discount factor per
-    date and bonds on random days stay in slot buckets, but for the few that happen to share a
-    cycle.  With them (the default), each class of 60 bonds on random days (one curve, one spread)
-    is priced from its curve's nodes, far fewer than its flows.  Every way the P&L equals the numpy
-    twin's."""
+@pytest.mark.parametrize("kind", ["standard", "random"])
+def test_bonds_share_their_curve_nodes(kind):
+    """Bonds on common coupon dates and bonds maturing on random days: each class (one curve, one
+    spread) of 60 bonds is priced from far fewer discount factors than its flows, and the P&L equals
+    the numpy twin's."""
     book = book_from_records(_records(kind, 120, 5), source="test")
     factors = tuple(kernels.required_factors(book.positions, "USD"))
     base = np.array([0.01 if f.startswith("CR.") else 0.02 + 0.001 * i for i, f in enumerate(factors)])
     prepared = kernels.prepare(book.positions, factors, "USD", AS_OF)
     (group,) = prepared.groups
-    if interpolate is False:
-        arrays = group.arrays._replace(layout=flow_layout(group.arrays.rows(), interpolate=False))
-        prepared = dataclasses.replace(prepared, groups=(group._replace(arrays=arrays),))
-        (group,) = prepared.groups
     stats = layout_stats(group.arrays.layout)
-    if interpolate is None and kind == "random":
-        assert stats["curve_node_instruments"] == 120 and stats["curve_nodes"] < stats["flows"] / 4
-    elif interpolate is None:  # curve nodes or shared dates, whichever costs less; no slots
-        assert stats["curve_node_instruments"] + stats["block_instruments"] == 120 and stats["slots"] == 0
-    elif kind == "standard":
-        assert stats["block_instruments"] == 120 and stats["nodes"] < stats["flows"] / 4
-    else:
-        assert stats["block_instruments"] < 120 / 2 and stats["slots"] > 0 and stats["curve_node_instruments"] == 0
+    assert stats["curve_node_classes"] == 2 and stats["curve_nodes"] < stats["flows"] / 4
     shocks = np.random.default_rng(1).normal(0, 0.002, (9, len(factors)))
     a = kernels.revalue(prepared, base, shocks, log_mask(factors))
     b = kernels.revalue_numpy(prepared, base, shocks, log_mask(factors))

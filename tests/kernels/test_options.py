@@ -263,9 +263,10 @@ def test_surface_shapes():
 
 def _batched_values(book: OptionBook, base, new) -> np.ndarray:
     """Values ``[n, 1 + S]`` from the batched kernel (column 0 at ``base``)."""
-    from stressgrid.kernels._options import SCENARIO_BLOCK, _values
+    from stressgrid.kernels._options import _values
+    from stressgrid.kernels._tuning import SCENARIO_BLOCK
 
-    v = np.array(_values(book, jnp.asarray(base), jnp.asarray(new), SCENARIO_BLOCK))
+    v = np.array(_values(book, jnp.asarray(base), jnp.asarray(new)))
     # one column per scenario, then the base levels in every column left (at least one)
     S = len(new)
     assert v.shape[1] % SCENARIO_BLOCK == 0 and v.shape[1] > S
@@ -336,18 +337,15 @@ def _mixed_book(rng, n: int) -> tuple[OptionBook, np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("kinds", ["mixed", "equity only"])
 def test_batched_kernel_matches_numpy_twin(kinds):
-    """Values to 1e-13 of ``|units| (F + K)``, P&L likewise; a book of equity options only skips the
-    foreign-curve, basis and FX terms."""
-    from stressgrid.kernels._options import _structure, _value_numpy
+    """Values to 1e-13 of ``|units| (F + K)``, P&L likewise, for a mixed book and one of equity
+    options only (no foreign curve, basis or FX)."""
+    from stressgrid.kernels._options import _value_numpy
 
     rng = np.random.default_rng(21)
     book, base, is_log = _mixed_book(rng, 300)
     if kinds == "equity only":
         book = book._replace(rd_in_fwd=np.ones(300), basis_time=np.zeros(300), fx_idx=np.full(300, -1),
                              forn=type(book.forn)(*(0 * a for a in book.forn)))
-        assert _structure(book) == (False, False, False)
-    else:
-        assert _structure(book) == (True, True, True)
     sd = np.where(is_log, 0.1, 0.01)
     shocks = rng.normal(0, 1, (70, len(base))) * sd
     new = np.where(is_log, base * np.exp(shocks), base + shocks)
@@ -425,23 +423,3 @@ def test_batched_kernel_is_accurate_deep_out_of_the_money():
     assert np.max(np.abs(ours / exact - 1)) < 1e-12
     two_cdfs = DF * (F * ndtr(d1) - strike * ndtr(d1 - sd))
     assert np.max(np.abs(two_cdfs / exact - 1)) > 1e-12  # what the shared exponential avoids
-
-
-def test_scratch_buffers_are_reused_per_device_and_capped(monkeypatch):
-    """The option kernel takes its output buffer back from the last call on the same thread and device
-    (no fresh memory per call), and does not keep one over the cap."""
-    from stressgrid.kernels import _edge
-    from stressgrid.kernels._options import SCENARIO_BLOCK, _values
-
-    rng = np.random.default_rng(3)
-    book, base = _random_book(rng, 30)
-    new = jnp.asarray(np.repeat(base[None], 100, 0))
-    _edge._kept().clear()
-    first = _values(book, jnp.asarray(base), new, SCENARIO_BLOCK)
-    ptr = first.unsafe_buffer_pointer()
-    _edge.keep_scratch(first)
-    second = _values(book, jnp.asarray(base), new, SCENARIO_BLOCK)
-    assert second.unsafe_buffer_pointer() == ptr  # the kept buffer was donated to the second call
-    monkeypatch.setattr(_edge, "SCRATCH_MAX_BYTES", second.nbytes - 1)
-    _edge.keep_scratch(second)
-    assert not _edge._kept()
