@@ -1,4 +1,4 @@
-"""Benchmark of the revaluation kernels: JAX against their numpy twins and a QuantLib loop.
+"""Benchmark of the revaluation kernels: JAX against plain numpy, the kernels' numpy twins and QuantLib.
 
 Usage::
 
@@ -8,7 +8,8 @@ Usage::
     python benchmarks/kernels.py --memory-check       # 10,000 options x 1,000,000 scenarios, chunked
 
 Each measurement runs in a fresh subprocess, so that its peak memory (max RSS) is its own.  For each
-book it reports the throughput in instrument-scenario evaluations per second of
+book it reports the throughput in instrument-scenario evaluations per second of every engine below,
+and its ratio to the baselines measured in the same run.
 
 Books (synthetic, seeded):
 
@@ -39,13 +40,21 @@ scenario, in memory: the JAX engines read only the first chunk's first 16 rows f
   XLA's compute threads and spends more CPU an evaluation than a process of one core (see
   ``docs/kernels.md``);
 * ``numpy``: the same chunks through the numpy/scipy twins (:func:`kernels.revalue_numpy`), one core;
+* ``plain-1``, ``plain-2``: plain numpy written for the book, at 1 and 2 BLAS threads (threadpoolctl):
+  a vectorised Black-Scholes with ``scipy.special.ndtr`` in float64 for the options
+  (:func:`plain_option_values`), and for the bonds one discount factor per distinct flow date and
+  issuer spread per scenario, then a matrix product of the amounts by the discount factors
+  (:func:`plain_bond_pricer`).  numpy's elementwise operations (exponentials, ``ndtr``) run on one
+  thread whatever the limit; only the bond pricer's matrix product uses BLAS threads;
 * ``quantlib``: a per-scenario QuantLib repricing loop, timed on a sample of instruments and
   scenarios and extrapolated linearly to the whole book (for bonds the per-scenario curve rebuild
   is timed and counted once per scenario).
 
-The table (instrument type, instruments, scenarios, evaluations per second, ratio to numpy, compile
-seconds, peak memory) is printed and written as JSON (``--out``).  No assertion on timings: the
-numbers are for people to read.
+The table (instrument type, instruments, scenarios, evaluations per second and their ratios to the
+twin, to plain numpy at 1 and 2 threads and to QuantLib, per wall-clock second and per CPU-second,
+compile seconds, peak memory) is printed with the load average at the start and the end, and
+written as JSON (``--out``, default ``benchmarks/results/kernels.json``).  No assertion on timings:
+the numbers are for people to read.
 """
 
 from __future__ import annotations
@@ -62,10 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-# this file is called kernels.py: keep its own folder off the path so that ``import kernels`` finds the package
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
 AS_OF = "2017-03-29"
 USD = {"1M": 0.0076, "3M": 0.0078, "6M": 0.0092, "1Y": 0.0104, "2Y": 0.0126, "3Y": 0.0153, "5Y": 0.0194, "7Y": 0.0223,
        "10Y": 0.0242, "20Y": 0.0281, "30Y": 0.0314}
@@ -231,6 +237,8 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
             first = pnl.sum(axis=1) if first is None else first
         out.update(compile_seconds=0.0, run_seconds=round(run, 3), cpu_seconds=round(cpu, 3), evals_per_second=n * scenarios / run,
                    evals_per_cpu_second=n * scenarios / cpu, checksum=float(first[:16].sum()))
+    elif engine.startswith("plain-"):
+        out.update(plain_numpy(kind, prepared, base, is_log, make, scenarios, chunk, threads=int(engine.split("-")[1])))
     elif engine == "quantlib":
         out.update(quantlib_loop(kind, book, prepared, base, is_log, make, scenarios=scenarios, sample=n))
         out["compile_seconds"] = 0.0
@@ -238,6 +246,83 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
     if "children_peak_memory_mib" in out:  # jax-procs: the largest of its processes
         out["peak_memory_mib"] = max(out["peak_memory_mib"], out["children_peak_memory_mib"])
     return out
+
+
+def plain_option_values(o, L: np.ndarray) -> np.ndarray:
+    """Values ``[S, n]`` of the option book at levels ``L [S, F]``: a plain vectorised numpy
+    Black-Scholes with a continuous dividend yield (Hull, ch. 17), ``scipy.special.ndtr``, float64,
+    on the kernels' vol surface (every option of the benchmark book is on an equity index in USD)."""
+    from scipy.special import ndtr
+
+    from stressgrid.kernels import T0_YEARS, VOL_FLOOR
+
+    T = o.expiry
+    S_ = L[:, o.spot_idx]
+    r = o.dom.w_lo * L[:, o.dom.lo] + o.dom.w_hi * L[:, o.dom.hi]
+    F = S_ * np.exp((r - o.div_yield) * T)
+    k = np.log(o.strike / F)
+    x = k / np.sqrt(T)
+    atm, skew, curv, term = (L[:, o.vol_idx[:, c]] for c in range(4))
+    sd = np.maximum(atm + term * np.log(T / T0_YEARS) + skew * x + curv * x * x, VOL_FLOOR) * np.sqrt(T)
+    d1 = -k / sd + 0.5 * sd
+    d2 = d1 - sd
+    w = o.omega
+    return o.units * np.exp(-r * T) * w * (F * ndtr(w * d1) - o.strike * ndtr(w * d2))
+
+
+def plain_bond_pricer(b):
+    """A plain numpy bond pricer that shares discount factors across flow dates: the bonds are
+    grouped by issuer spread (or none); each group's distinct flow dates get their discount factor
+    ``exp(-(z(t) + s) t)`` once per scenario, ``D [S, K]``, and the group's values are one matrix
+    product with its cash-flow amounts, ``D @ A.T`` (``A [n_g, K]``).  Returns ``values(L [S, F]) ->
+    [S, n]``."""
+    real = b.amounts != 0
+    key = np.where(b.spread_w != 0, b.spread_idx, -1)
+    groups = []
+    for k in np.unique(key):
+        rows = np.flatnonzero(key == k)
+        r, j = np.nonzero(real[rows])
+        t = b.times[rows][r, j]
+        cols = np.stack([t, b.pts.lo[rows][r, j], b.pts.hi[rows][r, j], b.pts.w_lo[rows][r, j], b.pts.w_hi[rows][r, j]], axis=1)
+        dates, node = np.unique(cols, axis=0, return_inverse=True)
+        A = np.zeros((len(rows), len(dates)))
+        np.add.at(A, (r, node.ravel()), b.amounts[rows][r, j])
+        groups.append((rows, int(k), dates[:, 0], dates[:, 1].astype(np.int64), dates[:, 2].astype(np.int64), dates[:, 3], dates[:, 4], A))
+
+    def values(L: np.ndarray) -> np.ndarray:
+        out = np.empty((L.shape[0], len(b.units)))
+        for rows, k, t, lo, hi, w_lo, w_hi, A in groups:
+            x = w_lo * L[:, lo] + w_hi * L[:, hi] + (L[:, k:k + 1] if k >= 0 else 0.0)
+            out[:, rows] = np.exp(-x * t) @ A.T
+        return (out + b.const) * b.units * np.where(b.fx_idx >= 0, L[:, np.maximum(b.fx_idx, 0)], 1.0)
+
+    return values
+
+
+def plain_numpy(kind, prepared, base, is_log, make, scenarios: int, chunk: int, threads: int) -> dict:
+    """The plain numpy baseline of a book (:func:`plain_option_values`, :func:`plain_bond_pricer`) with
+    ``threads`` BLAS threads (threadpoolctl).  numpy's elementwise operations (the exponentials, the
+    normal CDF) run on one thread whatever the limit; only the bond pricer's matrix products use BLAS."""
+    from threadpoolctl import threadpool_limits
+
+    from stressgrid.kernels import shocked_levels
+
+    arrays = prepared.groups[0].arrays
+    values = (lambda L: plain_option_values(arrays, L)) if kind == "option" else plain_bond_pricer(arrays)
+    run = cpu = 0.0
+    first = None
+    with threadpool_limits(limits=threads):
+        v0 = values(np.asarray(base, dtype=float)[None, :])
+        for start in range(0, scenarios, chunk):
+            sh = make(start, min(start + chunk, scenarios))
+            t0, c0 = time.perf_counter(), time.process_time()
+            pnl = values(shocked_levels(base, sh, is_log)) - v0
+            run += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+            first = pnl.sum(axis=1) if first is None else first
+    n = pnl.shape[1]
+    return dict(compile_seconds=0.0, run_seconds=round(run, 3), cpu_seconds=round(cpu, 3), evals_per_second=n * scenarios / run,
+                evals_per_cpu_second=n * scenarios / cpu, threads=threads, checksum=float(first[:16].sum()))
 
 
 #: seconds a jax-procs process waits for the others at the start (each prepares and compiles first)
@@ -251,6 +336,7 @@ def _proc_child(kind: str, n: int, scenarios: int, sub: int, counter, barrier, r
 
     from stressgrid import kernels
 
+    kernels.configure_process()  # one core: STRESSGRID_ONE_CORE=1
     book, prepared, base, is_log = prepared_book(kind, n)
     shocks = shock_maker(is_log)(0, scenarios)
     F = len(base)
@@ -440,9 +526,13 @@ def _positive(text: str) -> int:
     return value
 
 
+#: the engines of a book's rows, in the table's order
+ENGINES = ("jax", "jax-procs", "numpy", "plain-1", "plain-2", "quantlib")
+
+
 def run_sub(args: list[str], env: dict) -> dict:
     cmd = [sys.executable, __file__, "--worker", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -464,30 +554,35 @@ def main() -> None:
     ap.add_argument("--memory-check", action="store_true", help="only the 10,000 x 1,000,000 chunked run of one book (--memory-kind)")
     ap.add_argument("--memory-kind", choices=sorted(BOOKS), default="option", help="the book of --memory-check")
     ap.add_argument("--memory-scenarios", type=int, default=1_000_000, help="scenarios of --memory-check")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "kernels.json")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "kernels.json")
     ap.add_argument("--worker", nargs=5, metavar=("KIND", "ENGINE", "N", "S", "CHUNK"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         kind, engine, n, s, c = a.worker
+        if engine != "jax-procs":  # its processes set themselves up
+            from stressgrid import kernels
+
+            kernels.configure_process()
         print(json.dumps(measure(kind, engine, int(n), int(s), int(c))))
         return
 
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={a.devices}").strip()
     env["JAX_ENABLE_X64"] = "1"
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     rows = []
+    load_start = os.getloadavg()
     if a.memory_check:
         rows.append(run_sub([a.memory_kind, "jax", "10000", str(a.memory_scenarios), str(a.chunk or chunk_for(10000, a.devices))], env))
     else:
         for kind, n in (("option", a.options), ("bond", a.bonds), ("bond_std", a.bonds)):
             chunk = a.chunk or chunk_for(n, a.devices)
-            runs = {"jax": [], "jax-procs": [], "numpy": [], "quantlib": []}
+            runs = {e: [] for e in ENGINES}
             for _ in range(a.repeat):  # the engines in turn, so that a busy spell of the machine hits all of them
                 runs["jax"].append(run_sub([kind, "jax", str(n), str(a.scenarios), str(chunk)], env))
                 runs["jax-procs"].append(run_sub([kind, "jax-procs", str(n), str(a.scenarios), str(chunk)],
                                                  dict(env, STRESSGRID_BENCH_PROCS=str(a.devices))))
-                runs["numpy"].append(run_sub([kind, "numpy", str(n), str(a.scenarios), str(chunk)], env))
+                for engine in ("numpy", "plain-1", "plain-2"):
+                    runs[engine].append(run_sub([kind, engine, str(n), str(a.scenarios), str(chunk)], env))
                 qls = run_sub([kind, "quantlib", str(min(a.ql_sample, n)), str(a.ql_scenarios), str(chunk)], env)
                 # QuantLib time for the whole book, extrapolated from the sample (wall and CPU)
                 if kind != "option":
@@ -505,42 +600,49 @@ def main() -> None:
             for engine, rs in runs.items():
                 best[engine] = max(rs, key=lambda r: r["evals_per_second"])
                 best[engine]["runs_evals_per_second"] = [r["evals_per_second"] for r in rs]
-            jx, jp, npy, qls = best["jax"], best["jax-procs"], best["numpy"], best["quantlib"]
-            for r in (jx, jp, npy, qls):
-                r["ratio_to_numpy"] = r["evals_per_second"] / npy["evals_per_second"]
-                r["ratio_to_quantlib"] = r["evals_per_second"] / qls["evals_per_second"]
-                r["cpu_ratio_to_numpy"] = r["evals_per_cpu_second"] / npy["evals_per_cpu_second"]
-                r["cpu_ratio_to_quantlib"] = r["evals_per_cpu_second"] / qls["evals_per_cpu_second"]
-            for r in (jx, jp):
+            for r in best.values():
+                for base_engine, name in (("numpy", "twin"), ("plain-1", "plain_1"), ("plain-2", "plain_2"), ("quantlib", "quantlib")):
+                    r[f"ratio_to_{name}"] = r["evals_per_second"] / best[base_engine]["evals_per_second"]
+                    r[f"cpu_ratio_to_{name}"] = r["evals_per_cpu_second"] / best[base_engine]["evals_per_cpu_second"]
+            npy = best["numpy"]
+            for engine in ("jax", "jax-procs", "plain-1", "plain-2"):
+                r = best[engine]
                 if abs(r["checksum"] - npy["checksum"]) > 1e-8 * (1 + abs(npy["checksum"])):
-                    raise SystemExit(f"{kind}: {r['engine']} and numpy disagree ({r['checksum']} vs {npy['checksum']})")
-            rows += [jx, jp, npy, qls]
-    header = (f"{'type':8} {'engine':9} {'instruments':>11} {'scenarios':>10} {'evals/s':>12} {'x numpy':>8} {'x QuantLib':>10} "
-              f"{'evals/cpu-s':>12} {'x numpy':>8} {'x QuantLib':>10} {'compile s':>9} {'peak MiB':>9}")
-    print(f"{'':40} {'--------- wall clock ---------':>32} {'----- per CPU-second (all threads) -----':>32}")
+                    raise SystemExit(f"{kind}: {engine} and numpy disagree ({r['checksum']} vs {npy['checksum']})")
+            rows += [best[e] for e in ENGINES]
+    load = os.getloadavg()
+    header = (f"{'type':8} {'engine':9} {'instruments':>11} {'scenarios':>10} {'evals/s':>12} {'x twin':>7} {'x plain1':>8} {'x plain2':>8} "
+              f"{'x QL':>6} {'evals/cpu-s':>12} {'x plain1':>8} {'x QL':>6} {'compile s':>9} {'peak MiB':>8}")
+    print(f"{'':42} {'------------------ wall clock ------------------':>48} {'--- per CPU-second (all threads) ---':>28}")
     print(header)
     print("-" * len(header))
     nan = float("nan")
     for r in rows:
         print(f"{r['type']:8} {r['engine']:9} {r['instruments']:>11,} {r['scenarios']:>10,} {r['evals_per_second']:>12,.0f} "
-              f"{r.get('ratio_to_numpy', nan):>8.2f} {r.get('ratio_to_quantlib', nan):>10.0f} "
-              f"{r.get('evals_per_cpu_second', nan):>12,.0f} {r.get('cpu_ratio_to_numpy', nan):>8.2f} {r.get('cpu_ratio_to_quantlib', nan):>10.0f} "
-              f"{r['compile_seconds']:>9.2f} {r['peak_memory_mib']:>9,.0f}")
+              f"{r.get('ratio_to_twin', nan):>7.2f} {r.get('ratio_to_plain_1', nan):>8.2f} {r.get('ratio_to_plain_2', nan):>8.2f} "
+              f"{r.get('ratio_to_quantlib', nan):>6.0f} {r.get('evals_per_cpu_second', nan):>12,.0f} {r.get('cpu_ratio_to_plain_1', nan):>8.2f} "
+              f"{r.get('cpu_ratio_to_quantlib', nan):>6.0f} {r['compile_seconds']:>9.2f} {r['peak_memory_mib']:>8,.0f}")
+    print(f"load average (1, 5, 15 min): {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} at the start, "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end; {os.cpu_count()} CPUs")
+    print("twin: the kernels' numpy twins; plain1/plain2: plain numpy (Black-Scholes with scipy's ndtr; bonds with one discount factor "
+          "per distinct flow date and a matrix product) at 1 and 2 BLAS threads (numpy's elementwise work is single-threaded either way); "
+          "QL: QuantLib loop, sampled and extrapolated")
     for r in rows:
         if "flows" in r:
             f = r["flows"]
             lay = f["layout"]
             print(f"{r['type']}: {r['instruments']:,} bonds, {f['flows']:,} flows (padded width {f['padded_width']}), "
                   f"{f['unique_times']:,} distinct flow times, {f['unique_spread_times']:,} distinct (spread, time); "
-                  f"packed as {lay['slots']:,} slots in {lay['buckets']} buckets, {lay['nodes']:,} dates in {lay['blocks']} node blocks "
-                  f"and {lay['curve_node_instruments']:,} bonds in {lay['curve_node_classes']} classes on {lay['curve_nodes']:,} curve nodes")
+                  f"{lay['curve_node_classes']} classes in {lay['batches']} batches, {lay['curve_node_factors']:,} discount factors "
+                  f"a scenario on {lay['curve_nodes']:,} curve nodes")
     meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(), python=platform.python_version(),
                 xla_flags=env["XLA_FLAGS"], args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "worker"},
-                note="QuantLib rows: a sample timed and extrapolated to the full book (see each row's fields).")
+                load_average_start=load_start, load_average_end=load,
+                note="QuantLib rows: a sample timed and extrapolated to the full book (see each row's fields). plain-1/plain-2: plain "
+                     "numpy baselines at 1 and 2 BLAS threads (threadpoolctl); numpy's elementwise operations use one thread either way.")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
     print(f"written {a.out}")
-
 
 if __name__ == "__main__":
     main()
