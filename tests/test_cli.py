@@ -155,7 +155,7 @@ def test_interrupt_says_how_to_resume(workdir, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(grid, "execute", interrupted)
+    monkeypatch.setattr(grid, "run_batch", interrupted)
     res = CliRunner().invoke(main, ["run", str(_write_batch(workdir)), "--out", str(workdir / "out"), "--serial"])
     assert res.exit_code == 130
     assert "--resume" in _error(res)

@@ -52,8 +52,14 @@ def test_kuberay_rayjob_runs_the_cli():
     assert m["apiVersion"] == "ray.io/v1" and m["kind"] == "RayJob"
     args = shlex.split(m["spec"]["entrypoint"])
     assert args[:4] == ["python", "-m", "stressgrid.cli", "run"] and "--out" in args
-    env = yaml.safe_load(m["spec"]["runtimeEnvYAML"])["env_vars"]
+    renv = yaml.safe_load(m["spec"]["runtimeEnvYAML"])
+    env = renv["env_vars"]
     assert env["JAX_ENABLE_X64"] == "1"
+    # the workers set themselves up as the embedded instance's do
+    from stressgrid.cluster import runtime_env
+
+    assert renv["worker_process_setup_hook"] == runtime_env()["worker_process_setup_hook"]
+    assert env["STRESSGRID_ONE_CORE"] == runtime_env()["env_vars"]["STRESSGRID_ONE_CORE"]
     # the entrypoint parses with the real command line
     from click.testing import CliRunner
     from stressgrid import cli
