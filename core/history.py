@@ -12,7 +12,7 @@ import pandas as pd
 from .errors import ConfigError, DataError
 from .factors import factor_spec
 
-__all__ = ["History", "load_history", "BUNDLED_HISTORY"]
+__all__ = ["History", "load_history", "frame_to_history", "BUNDLED_HISTORY"]
 
 BUNDLED_HISTORY = Path(__file__).resolve().parent / "data" / "market_history.parquet"
 
@@ -27,12 +27,26 @@ class History:
         Index: sorted unique ``DatetimeIndex`` named ``date``; one float64 column per factor; NaN
         where a factor has no observation that day.
     source : str
-        Where the data came from (file path or ``"bundled"``).
+        Where the data came from (file path or ``"bundled"``, or several joined by ``" + "``).
+    snapshot_levels : DataFrame or None
+        The levels a market snapshot reads, when they differ from ``levels``: for merged sources, each
+        date's level from the highest-precedence source that has one, while ``levels`` chains the
+        sources' moves (:func:`stressgrid.core.sources.merge_histories`).  None: ``levels``.
+    provenance : dict
+        Factor -> :class:`stressgrid.core.sources.Provenance` (filled by the merge); empty for a single
+        file loaded directly.
     """
 
     levels: pd.DataFrame
     source: str
     mapping: Mapping[str, str] = field(default_factory=dict)
+    snapshot_levels: pd.DataFrame | None = None
+    provenance: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def snapshot(self) -> pd.DataFrame:
+        """The levels a market snapshot reads (see ``snapshot_levels``)."""
+        return self.levels if self.snapshot_levels is None else self.snapshot_levels
 
     @property
     def factors(self) -> list[str]:
@@ -40,7 +54,7 @@ class History:
 
     def span(self, factor: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         """First and last date with an observation of ``factor`` (None if never observed)."""
-        s = self.levels[factor].dropna()
+        s = self.snapshot[factor].dropna()
         return (s.index[0], s.index[-1]) if len(s) else None
 
     def require(self, factors: list[str], what: str) -> None:
@@ -67,6 +81,7 @@ def load_history(
     path: str | Path | None = None,
     mapping: Mapping[str, str] | None = None,
     date_column: str = "date",
+    units: Mapping[str, str] | None = None,
 ) -> History:
     """Load and validate a daily factor history.
 
@@ -75,6 +90,8 @@ def load_history(
     path : path to a CSV or Parquet file, or None for the bundled history
     mapping : optional ``{column name in the file: factor name}`` for columns not named as factors
     date_column : name of the date column
+    units : optional ``{column name: unit}``, a unit of :data:`stressgrid.core.sources.UNITS`
+        (``percent`` and ``bp`` are turned into decimals; a price column cannot take a unit)
 
     Raises
     ------
@@ -86,8 +103,28 @@ def load_history(
     """
     p = BUNDLED_HISTORY if path is None else Path(path)
     source = "bundled" if path is None else str(p)
-    raw = _read(p)
+    return frame_to_history(_read(p), source, mapping, date_column, units)
+
+
+def frame_to_history(raw: pd.DataFrame, source: str, mapping: Mapping[str, str] | None = None,
+                     date_column: str = "date", units: Mapping[str, str] | None = None) -> History:
+    """Validate a table of a date column and factor columns (as read from a file or a database) into a
+    :class:`History`; the checks and messages of :func:`load_history`."""
+    from .sources import UNITS
+
     mapping = dict(mapping or {})
+    units = dict(units or {})
+    for col, unit in units.items():
+        if col not in raw.columns:
+            raise ConfigError(f"history file {source}, field 'units': no column {col!r} (columns: "
+                              f"{', '.join(map(str, raw.columns[:8]))})")
+        if unit not in UNITS:
+            raise ConfigError(f"history file {source}, field 'units.{col}': unknown unit {unit!r}; expected one of "
+                              f"{', '.join(UNITS)}")
+    for col, name in mapping.items():
+        if col not in raw.columns:
+            raise ConfigError(f"history file {source}, field 'columns': no column {col!r} to map to {name} "
+                              f"(columns: {', '.join(map(str, raw.columns[:8]))})")
     if date_column not in raw.columns:
         raise DataError(f"history file {source}: no {date_column!r} column (columns: {', '.join(map(str, raw.columns[:8]))})")
     dates = pd.to_datetime(raw[date_column], errors="coerce")
@@ -127,6 +164,12 @@ def load_history(
             i = nonnum[0]
             raise DataError(f"history file {source}, column {col!r}, row {i + 1}: {raw[col].iloc[i]!r} is not a number")
         v = values.to_numpy(dtype=float)
+        unit = units.get(col, "decimal")
+        if unit != "decimal":
+            if spec.is_log:
+                raise ConfigError(f"history file {source}, field 'units.{col}': {name} is a price; a unit "
+                                  f"({unit!r}) applies to rates, spreads, vols and bases only")
+            v = v * UNITS[unit]
         inf = np.flatnonzero(np.isinf(v))
         if len(inf):
             raise DataError(f"history file {source}, column {col!r}, row {inf[0] + 1}: value is infinite")

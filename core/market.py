@@ -66,7 +66,7 @@ def latest_common_date(history: History, factors: Iterable[str]) -> pd.Timestamp
     """The last date on which every one of ``factors`` has an observation."""
     factors = list(factors)
     history.require(factors, "as-of date")
-    complete = history.levels[factors].notna().all(axis=1)
+    complete = history.snapshot[factors].notna().all(axis=1)
     if not complete.any():
         spans = {f: history.span(f) for f in factors}
         detail = "; ".join(
@@ -97,7 +97,7 @@ def snapshot_from_history(
         if not np.isfinite(value) or (spec.is_log and value <= 0):
             raise DataError(f"market override {name}: level {value!r} must be finite{' and positive' if spec.is_log else ''}")
     from_hist = [f for f in factors if f not in overrides]
-    missing = [f for f in from_hist if f not in history.levels.columns]
+    missing = [f for f in from_hist if f not in history.snapshot.columns]
     if missing:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise DataError(
@@ -112,7 +112,7 @@ def snapshot_from_history(
             levels.append(float(overrides[f]))
             observed[f] = as_of
             continue
-        s = history.levels[f].loc[:as_of].dropna()
+        s = history.snapshot[f].loc[:as_of].dropna()
         if s.empty:
             span = history.span(f)
             where = f"first observed {span[0].date()}" if span else "never observed"

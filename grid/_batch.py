@@ -42,11 +42,40 @@ class _Strict(BaseModel):
 
 
 class HistorySettings(_Strict):
-    """``history``: a user's factor history instead of the bundled one."""
+    """One source of factor history in the batch's ``history`` (docs/data.md): a CSV or Parquet file, or a
+    DuckDB database with ``table`` or ``query``."""
 
     path: Path
     date_column: str = "date"
     columns: dict[str, str] = {}
+    units: dict[str, Literal["decimal", "percent", "bp"]] = {}
+    table: Optional[str] = None
+    query: Optional[str] = None
+
+    def spec(self):
+        from stressgrid.core.sources import SourceSpec
+
+        return SourceSpec(path=self.path, date_column=self.date_column, columns=dict(self.columns),
+                          units=dict(self.units), table=self.table, query=self.query)
+
+
+def _history_list(v):
+    """One source (a mapping) means that source over the bundled history."""
+    return [v, "bundled"] if isinstance(v, dict) else v
+
+
+def _history_item(v):
+    if isinstance(v, str) and v != "bundled":
+        raise ValueError("a history source is a mapping with 'path', or the word 'bundled'")
+    return v
+
+
+#: ``history``: one source (merged over the bundled history), or a list of sources in order of
+#: precedence, where ``bundled`` names the bundled history (left out: not used)
+HistoryField = Annotated[
+    list[Annotated[Union[HistorySettings, Literal["bundled"]], BeforeValidator(_history_item)]],
+    BeforeValidator(_history_list),
+]
 
 
 class MarketSettings(_Strict):
@@ -121,7 +150,7 @@ class Batch(_Strict):
     #: (default: the book's gross exposure, with a note in the manifest)
     nav: Optional[float] = Field(default=None, gt=0)
     seed: int = Field(default=0, ge=0)
-    history: Optional[HistorySettings] = None
+    history: Optional[HistoryField] = None
     market: MarketSettings = MarketSettings()
     scenarios: list[ScenarioSpec] = Field(min_length=1)
     risk: RiskSettings = RiskSettings()
@@ -139,6 +168,22 @@ class Batch(_Strict):
     #: from: every point of a sweep draws from that entry's seed (common random numbers)
     _origins: list[int] = PrivateAttr(default_factory=list)
     _sweeps: list[SweepPoint] = PrivateAttr(default_factory=list)
+
+    def history_sources(self, override: str | Path | None = None) -> list:
+        """The history sources in order of precedence (:class:`stressgrid.core.sources.SourceSpec`).
+
+        ``override`` (the ``--history`` option): that file, then the bundled history, instead of the
+        batch's ``history``.  No ``history``: the bundled history alone.  One source: it, then the
+        bundled history.  A list: as listed (``bundled`` where it is named, or not at all).
+        """
+        from stressgrid.core.sources import SourceSpec
+
+        bundled = SourceSpec(bundled=True)
+        if override is not None:
+            return [SourceSpec(path=Path(override)), bundled]
+        if self.history is None:
+            return [bundled]
+        return [bundled if h == "bundled" else h.spec() for h in self.history]
 
     @property
     def origins(self) -> list[int]:
@@ -176,7 +221,7 @@ def _loc(loc: tuple) -> str:
     for x in loc:
         if isinstance(x, int):
             parts.append(f"[{x}]")
-        elif x in tags or str(x).startswith("function-"):
+        elif x in tags or str(x).startswith("function-") or x in ("HistorySettings", "literal['bundled']"):
             continue  # discriminator tags add nothing for the user
         else:
             parts.append(("." if parts else "") + str(x))
@@ -277,6 +322,8 @@ def load_batch(path: str | Path) -> tuple[Batch, str]:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = _loc(err["loc"])
+        if isinstance(raw, dict) and isinstance(raw.get("history"), dict) and loc.startswith("history[0]"):
+            loc = "history" + loc[len("history[0]"):]  # one source was given, as a mapping
         if points and len(err["loc"]) > 1 and err["loc"][0] == "scenarios" and isinstance(err["loc"][1], int):
             j = err["loc"][1]
             fam = raw["scenarios"][j].get("name") if isinstance(raw["scenarios"][j], dict) else None
@@ -298,7 +345,9 @@ def load_batch(path: str | Path) -> tuple[Batch, str]:
     base = p.resolve().parent
     updates = {"book": (base / batch.book)}
     if batch.history is not None:
-        updates["history"] = batch.history.model_copy(update={"path": base / batch.history.path})
+        if not batch.history:
+            raise ConfigError(f"batch file {p}, field 'history': an empty list; name at least one source or 'bundled'")
+        updates["history"] = [h if h == "bundled" else h.model_copy(update={"path": base / h.path}) for h in batch.history]
     if batch.limits is not None:
         from stressgrid.reports import parse_limits
 

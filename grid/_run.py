@@ -84,19 +84,16 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     kernels.configure_process()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    if history_path is not None:
-        history = load_history(history_path)
-    elif batch.history is not None:
-        h = batch.history
-        history = load_history(h.path, mapping=h.columns, date_column=h.date_column)
-    else:
-        history = load_history()
+    from stressgrid.core.sources import complete_curves, load_source, merge_histories
+
+    history = merge_histories([load_source(s) for s in batch.history_sources(history_path)])
     book = load_book(batch.book)
     base = batch.base_currency
     factors = kernels.required_factors(book.positions, base)
     if not factors:
         types = sorted(set(book.positions["type"]))
         raise ConfigError(f"portfolio file {book.source}: no position can be priced yet (types: {', '.join(types)})")
+    history = complete_curves(history, [f for f in factors if f not in batch.market.overrides])
     market = snapshot_from_history(
         history, factors, batch.market.as_of, batch.market.max_stale_days, batch.market.overrides
     )

@@ -34,9 +34,15 @@ def stage_batch(batch_path: str | Path) -> StagedBatch:
     stage = Path(tempfile.mkdtemp(prefix="stressgrid-job-"))
     shutil.copy(batch.book, stage / Path(batch.book).name)
     raw["book"] = Path(batch.book).name
-    if batch.history is not None:
-        shutil.copy(batch.history.path, stage / Path(batch.history.path).name)
-        raw["history"]["path"] = Path(batch.history.path).name
+    if isinstance(raw.get("history"), dict):
+        shutil.copy(batch.history[0].path, stage / Path(batch.history[0].path).name)
+        raw["history"]["path"] = Path(batch.history[0].path).name
+    elif isinstance(raw.get("history"), list):
+        for k, (entry, checked) in enumerate(zip(raw["history"], batch.history)):
+            if isinstance(entry, dict):
+                name = f"history-{k}-{Path(checked.path).name}"  # two sources may share a file name
+                shutil.copy(checked.path, stage / name)
+                entry["path"] = name
     (stage / "batch.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return StagedBatch(stage, batch.name, digest)
 

@@ -1,0 +1,287 @@
+"""Several market-data sources merged into one history, and curves completed from the tenors given.
+
+A source is a file (CSV, Parquet), a DuckDB database read in place (a table or a read-only query), or the
+bundled history.  Sources are listed in order of precedence; :func:`merge_histories` combines them per
+factor:
+
+* **levels for the snapshot** (``History.snapshot_levels``): on each date, the level of the
+  highest-precedence source that has one;
+* **levels for moves** (``History.levels``): the highest-precedence source's own series over its span,
+  extended before and after it by the next source's series, rebased at the seam (scaled for a price,
+  shifted for a rate, spread or vol) so that every move is the move of one source.  A log-return is
+  unchanged by a scale and a difference by a shift, so a replay of 2008 takes the bundled history's
+  moves when the user's file starts in 2021, and applies them to the user's levels.
+
+Where two sources both have a level on a date, precedence decides; the largest difference is reported
+in the factor's provenance.  :func:`complete_curves` adds the missing tenors of a zero curve by linear
+interpolation in zero yield against tenor (flat beyond the first and last tenor given), on every date,
+so a curve shocked at 2y and 10y moves a 5-year bond by the interpolated 5-year change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, DataError
+from .factors import factor_spec
+from .history import History, frame_to_history, load_history
+
+__all__ = ["UNITS", "SourceSpec", "load_source", "merge_histories", "complete_curves", "Provenance"]
+
+#: units a source's column may be given in, and the factor by which each is turned into a decimal
+UNITS = {"decimal": 1.0, "percent": 0.01, "bp": 1e-4}
+#: a seam between two sources is exact when the lower one has a level on the seam date, and approximate
+#: (the lower source's nearest earlier level taken for it) within this many calendar days
+SEAM_DAYS = 7
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source of factor history.
+
+    Exactly one of ``path`` (CSV, Parquet or a DuckDB database file), or ``bundled=True``.  A DuckDB
+    database needs ``table`` or ``query`` (a read-only SQL query returning a date column and factor
+    columns).  ``columns`` maps the source's column names to factor names; ``units`` gives a column's
+    unit (``decimal``, ``percent`` or ``bp``; prices are never scaled).
+    """
+
+    path: Path | None = None
+    bundled: bool = False
+    date_column: str = "date"
+    columns: Mapping[str, str] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
+    table: str | None = None
+    query: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.bundled:
+            return "bundled"
+        if self.table or self.query:
+            return f"{self.path} ({'table ' + self.table if self.table else 'query'})"
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a factor's history comes from: ``source`` is ``history`` (a user's source), ``bundled``,
+    ``interpolated``; ``detail`` names the file(s), the method or the differences between sources."""
+
+    source: str
+    detail: str
+
+
+def _read_duckdb(spec: SourceSpec) -> pd.DataFrame:
+    try:
+        import duckdb
+    except ImportError:  # pragma: no cover - duckdb is a dependency
+        raise ConfigError(f"history source {spec.path}: reading a DuckDB database needs the duckdb package") from None
+    if not Path(spec.path).exists():
+        raise DataError(f"history source {spec.path}: not found")
+    if bool(spec.table) == bool(spec.query):
+        raise ConfigError(f"history source {spec.path}: a DuckDB database needs exactly one of 'table' or 'query'")
+    try:
+        con = duckdb.connect(str(spec.path), read_only=True)
+    except Exception as exc:
+        raise DataError(f"history source {spec.path}: cannot be opened as a DuckDB database ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0]})") from None
+    try:
+        if spec.table:
+            rel = con.table(spec.table)
+        else:
+            rel = con.sql(spec.query)
+        if rel is None:
+            raise DataError(f"history source {spec.path}, field 'query': the query returns no rows or columns")
+        return rel.df()
+    except DataError:
+        raise
+    except Exception as exc:
+        field_ = "table" if spec.table else "query"
+        value = spec.table if spec.table else spec.query
+        raise DataError(f"history source {spec.path}, field {field_!r}: {str(exc).splitlines()[0]} (got {value!r})") from None
+    finally:
+        con.close()
+
+
+def load_source(spec: SourceSpec) -> History:
+    """Read and validate one source; values in ``percent`` or ``bp`` are turned into decimals."""
+    for col, unit in spec.units.items():
+        if unit not in UNITS:
+            raise ConfigError(f"history source {spec.label}, field 'units.{col}': unknown unit {unit!r}; "
+                              f"expected one of {', '.join(UNITS)}")
+    if spec.bundled:
+        return load_history()
+    p = Path(spec.path)
+    if p.suffix.lower() in (".duckdb", ".db", ".ddb") or spec.table or spec.query:
+        raw = _read_duckdb(spec)
+        return frame_to_history(raw, spec.label, spec.columns, spec.date_column, spec.units)
+    return load_history(p, spec.columns, spec.date_column, units=spec.units)
+
+
+def _seam_value(series: pd.Series, date: pd.Timestamp, before: bool) -> tuple[pd.Timestamp, float] | None:
+    """The lower source's level used at a seam: on the date itself, else its nearest level before it
+    (for a seam at the start of the higher source) or after it (at the end)."""
+    if date in series.index:
+        return date, float(series.loc[date])
+    part = series.loc[:date] if before else series.loc[date:]
+    if part.empty:
+        part = series.loc[date:] if before else series.loc[:date]
+        if part.empty:
+            return None
+        return (part.index[0], float(part.iloc[0])) if before else (part.index[-1], float(part.iloc[-1]))
+    return (part.index[-1], float(part.iloc[-1])) if before else (part.index[0], float(part.iloc[0]))
+
+
+def _rebase(values: pd.Series, seam_value: float, target: float, is_log: bool) -> pd.Series:
+    if is_log:
+        return values * (target / seam_value)
+    return values + (target - seam_value)
+
+
+def _chain(series: list[tuple[str, pd.Series]], is_log: bool) -> tuple[pd.Series, list[str]]:
+    """One factor's series from sources in precedence order: the first source's series, extended before
+    and after its span by each next source rebased at the seam.  Returns the series and notes (spans,
+    seams, largest differences where two sources overlap)."""
+    name, out = series[0]
+    notes = [f"{name} {out.index[0].date()}..{out.index[-1].date()}"]
+    for name, x in series[1:]:
+        a, b = out.index[0], out.index[-1]
+        both = out.index.intersection(x.index)
+        if len(both):
+            d = np.abs(out.loc[both].to_numpy() - x.loc[both].to_numpy())
+            if is_log:
+                d = d / np.abs(out.loc[both].to_numpy())
+            k = int(np.argmax(d))
+            if d[k] > 0:
+                notes.append(f"{name} differs on {len(both)} shared dates by up to "
+                             f"{d[k]:.3g}{' (relative)' if is_log else ''} on {both[k].date()}; precedence kept")
+        pieces = [out]
+        early, late = x.loc[: a - pd.Timedelta(days=1)], x.loc[b + pd.Timedelta(days=1):]
+        if len(early):
+            seam = _seam_value(x, a, before=True)
+            pieces.append(_rebase(early, seam[1], float(out.iloc[0]), is_log))
+            gap = (a - seam[0]).days
+            notes.append(f"{name} before {a.date()}" + (f" (seam {gap} days apart)" if gap > SEAM_DAYS else ""))
+        if len(late):
+            seam = _seam_value(x, b, before=False)
+            pieces.append(_rebase(late, seam[1], float(out.iloc[-1]), is_log))
+            gap = abs((seam[0] - b).days)
+            notes.append(f"{name} after {b.date()}" + (f" (seam {gap} days apart)" if gap > SEAM_DAYS else ""))
+        out = pd.concat(pieces).sort_index()
+    return out, notes
+
+
+def merge_histories(histories: list[History]) -> History:
+    """Merge histories given in order of precedence (first wins); see the module's description.
+
+    A single history is returned as it is.
+    """
+    if not histories:
+        raise ConfigError("history: no source given")
+    if len(histories) == 1:
+        h = histories[0]
+        if h.provenance:
+            return h
+        kind = "bundled" if h.source == "bundled" else "history"
+        return replace(h, provenance={f: Provenance(kind, h.source) for f in h.levels.columns})
+    factors = list(dict.fromkeys(f for h in histories for f in h.levels.columns))
+    index = histories[0].levels.index
+    for h in histories[1:]:
+        index = index.union(h.levels.index)
+    chained, snap, prov = {}, {}, {}
+    for f in factors:
+        have = [(h.source, h.levels[f].dropna()) for h in histories if f in h.levels.columns]
+        have = [(n, s) for n, s in have if len(s)]
+        if not have:
+            chained[f] = snap[f] = pd.Series(np.nan, index=index)
+            prov[f] = Provenance("history", "no observation in any source")
+            continue
+        s, notes = _chain(have, factor_spec(f).is_log)
+        chained[f] = s.reindex(index)
+        first = have[0][1].reindex(index)
+        for _, x in have[1:]:
+            first = first.combine_first(x.reindex(index))
+        snap[f] = first
+        top = have[0][0]
+        prov[f] = Provenance("bundled" if top == "bundled" and len(have) == 1 else "history", "; ".join(notes))
+    levels = pd.DataFrame(chained, index=pd.DatetimeIndex(index, name="date"))
+    snapshot = pd.DataFrame(snap, index=pd.DatetimeIndex(index, name="date"))
+    source = " + ".join(h.source for h in histories)
+    return History(levels=levels, source=source, mapping={}, snapshot_levels=snapshot, provenance=prov)
+
+
+def complete_curves(history: History, needed: Iterable[str]) -> History:
+    """Complete the needed ``IR.CCY.TENOR`` factors from the tenors of their curve observed each day:
+    linear interpolation in zero yield against tenor, flat beyond the shortest and longest tenor observed.
+
+    A tenor the history lacks altogether is added (provenance ``interpolated``); a tenor it has is filled
+    on the dates it is not observed but other tenors of its curve are (its provenance says on how many
+    dates).  The snapshot levels and the levels for moves are completed alike.
+    """
+    needed = list(dict.fromkeys(needed))
+    by_ccy: dict[str, list[str]] = {}
+    for f in needed:
+        spec = factor_spec(f)
+        if spec.kind == "rate":
+            by_ccy.setdefault(spec.currency, []).append(f)
+    if not by_ccy:
+        return history
+    levels = history.levels.copy()
+    snap = history.snapshot_levels.copy() if history.snapshot_levels is not None else None
+    prov = dict(history.provenance)
+    changed = False
+    for ccy, want_f in by_ccy.items():
+        given = sorted((factor_spec(c).tenor_years, c) for c in history.levels.columns
+                       if c.startswith(f"IR.{ccy}.") and factor_spec(c).kind == "rate")
+        if not given:
+            continue
+        t = np.array([g[0] for g in given])
+        cols = [g[1] for g in given]
+        want = np.array([factor_spec(f).tenor_years for f in want_f])
+        filled = {}
+        for frame in (levels,) + ((snap,) if snap is not None else ()):
+            y = frame[cols].to_numpy()
+            new = _interpolate_rows(y, t, want)
+            for j, f in enumerate(want_f):
+                old = frame[f].to_numpy() if f in frame.columns else np.full(len(frame), np.nan)
+                gap = np.isnan(old) & ~np.isnan(new[:, j])
+                if gap.any():
+                    frame[f] = np.where(gap, new[:, j], old)
+                    filled[f] = max(filled.get(f, 0), int(gap.sum()))
+        method = "linear in zero yield between the tenors observed each day, flat beyond the shortest and longest"
+        for f, n in filled.items():
+            changed = True
+            if f not in history.levels.columns:
+                prov[f] = Provenance("interpolated", f"{method} ({', '.join(c.split('.')[-1] for c in cols)})")
+            else:
+                p = prov.get(f)
+                base = (p.source, p.detail + "; ") if p is not None else ("history", "")
+                prov[f] = Provenance(base[0], f"{base[1]}interpolated on {n} dates without an observation ({method})")
+    if not changed:
+        return history
+    return replace(history, levels=levels, snapshot_levels=snap, provenance=prov)
+
+
+def _interpolate_rows(y: np.ndarray, t: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """``[D, len(want)]``: each row of ``y [D, K]`` (NaN where a tenor is not observed) interpolated
+    linearly in ``t`` at ``want``, flat beyond the observed ends; NaN where a row has no observation."""
+    out = np.full((y.shape[0], len(want)), np.nan)
+    ok = ~np.isnan(y)
+    full = ok.all(axis=1)
+    if full.any():  # the common case: every given tenor observed; one vectorised interpolation
+        idx = np.searchsorted(t, want).clip(1, len(t) - 1) if len(t) > 1 else np.zeros(len(want), int)
+        if len(t) == 1:
+            out[full] = y[full][:, [0] * len(want)]
+        else:
+            t0, t1 = t[idx - 1], t[idx]
+            w = np.clip((want - t0) / (t1 - t0), 0.0, 1.0)
+            yf = y[full]
+            out[full] = yf[:, idx - 1] * (1 - w) + yf[:, idx] * w
+    for r in np.flatnonzero(~full & ok.any(axis=1)):
+        out[r] = np.interp(want, t[ok[r]], y[r, ok[r]])
+    return out
