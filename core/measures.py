@@ -9,6 +9,12 @@ J. Banking & Finance 26 (2002)), with losses ``L = -PnL`` and scenario probabili
 
 ``CVaR_a >= VaR_a`` always.  The Euler contribution of position ``j`` to CVaR is its mean loss over the
 same tail mass (Tasche 1999); the contributions add up to CVaR exactly.
+
+Losses within :data:`TIE_RTOL` of the VaR (relative to its size) count as tied with it and share the
+boundary mass in proportion to their weights.  A minimum-CVaR book puts several scenarios at the VaR
+(the active constraints of the linear programme), equal up to rounding; without this, which of them
+carries the boundary mass, and so each position's contribution, would follow the last bit of the
+arithmetic.
 """
 
 from __future__ import annotations
@@ -18,6 +24,13 @@ import numpy as np
 __all__ = ["var_cvar", "tail_weights", "cvar_contributions"]
 
 _TOL = 1e-12
+#: relative distance from the VaR within which losses are tied with it
+TIE_RTOL = 1e-10
+
+
+def near(loss: np.ndarray, level: float) -> np.ndarray:
+    """Losses tied with ``level``: within :data:`TIE_RTOL` of it, relative to its size."""
+    return np.abs(loss - level) <= TIE_RTOL * abs(level)
 
 
 def _check(pnl: np.ndarray, weights: np.ndarray | None, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +52,7 @@ def tail_weights(pnl: np.ndarray, alpha: float, weights: np.ndarray | None = Non
     -------
     var : float
     t : array ``[S]`` with ``sum(t) == 1 - alpha``: ``w`` on scenarios with loss above VaR, and the
-        remaining mass on the scenario(s) at VaR (split in proportion to weight).
+        remaining mass on the scenario(s) at VaR, or tied with it (split in proportion to weight).
     """
     pnl, w = _check(pnl, weights, alpha)
     loss = -pnl
@@ -48,8 +61,8 @@ def tail_weights(pnl: np.ndarray, alpha: float, weights: np.ndarray | None = Non
     k = int(np.searchsorted(cum, alpha - _TOL, side="left"))
     k = min(k, len(loss) - 1)
     var = float(loss[order[k]])
-    above = loss > var
-    at = loss == var
+    at = near(loss, var)
+    above = (loss > var) & ~at
     t = np.where(above, w, 0.0)
     rest = max((1.0 - alpha) - t.sum(), 0.0)
     w_at = w[at].sum()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stressgrid.core import tail_weights
+from stressgrid.core.measures import near
 
 __all__ = ["FamilyPartial", "summarise", "merge_partials", "tail_metrics", "tail_scenarios"]
 
@@ -71,8 +72,8 @@ def summarise(pnl: np.ndarray, start: int, family_codes: np.ndarray, weights: np
         cum = np.cumsum(w[order])
         k = int(np.searchsorted(cum, keep_mass + _TOL, side="left")) + 1
         k = min(k, len(order))
-        if k < len(order):  # keep every scenario tied with the last one kept
-            k += int(np.sum(loss[order[k:]] == loss[order[k - 1]]))
+        if k < len(order):  # keep every scenario tied with the last one kept (core.measures.near)
+            k += int(np.sum(near(loss[order[k:]], loss[order[k - 1]])))
         keep = np.sort(order[:k])
         worst = int(order[0])
         out[int(code)] = FamilyPartial(

@@ -61,3 +61,25 @@ def test_bad_arguments():
         var_cvar(np.ones(3), 1.0)
     with pytest.raises(ValueError, match="weights"):
         var_cvar(np.ones(3), 0.9, np.array([0.5, 0.5, 0.5]))
+
+
+def test_contributions_do_not_follow_the_last_bit_of_a_tie_at_the_var():
+    """Two scenarios at the VaR, as a minimum-CVaR book leaves them, one a rounding error above the other
+    in either direction: the boundary mass is shared, so the contributions are the same both ways."""
+    from stressgrid.core import cvar_contributions, var_cvar
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(40, 3))
+    base[0] = [-1.0, -2.0, -3.0]  # loss 6
+    base[1] = [-3.0, -2.5, -0.5]  # loss 6, from other positions
+    base[2] = [-4.0, -4.0, -4.0]  # loss 12, the worst
+    out = []
+    for eps in (1e-15, -1e-15):
+        m = base.copy()
+        m[1, 2] *= 1 + eps
+        out.append(cvar_contributions(m, 0.95))  # tail mass 2 scenarios: the worst and half of each tie
+        var, cvar = var_cvar(m.sum(axis=1), 0.95)
+        assert out[-1].sum() == pytest.approx(cvar, rel=1e-12) and cvar >= var
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-12)
+    np.testing.assert_allclose(out[0], (np.array([4.0, 4.0, 4.0]) + 0.5 * np.array([1.0, 2.0, 3.0])
+                                        + 0.5 * np.array([3.0, 2.5, 0.5])) / 2, rtol=1e-12)
