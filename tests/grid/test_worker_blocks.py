@@ -12,10 +12,9 @@ from stressgrid.grid import _worker
 
 
 def test_the_worker_knows_the_kernels_pass():
-    from stressgrid.kernels._flows import SCENARIO_BLOCK as CASHFLOW_PASS
-    from stressgrid.kernels._options import SCENARIO_BLOCK as OPTION_PASS
+    from stressgrid.kernels._tuning import SCENARIO_BLOCK  # the pass of the cash-flow and option kernels
 
-    assert _worker.KERNEL_PASS == CASHFLOW_PASS == OPTION_PASS
+    assert _worker.KERNEL_PASS == SCENARIO_BLOCK
 
 
 @pytest.fixture(scope="module")
