@@ -74,6 +74,8 @@ class Provenance:
 
     source: str
     detail: str
+    #: dates on which the level was interpolated from the rest of its curve (see :func:`complete_curves`)
+    interpolated: pd.DatetimeIndex | None = None
 
 
 def _read_duckdb(spec: SourceSpec) -> pd.DataFrame:
@@ -252,16 +254,18 @@ def complete_curves(history: History, needed: Iterable[str]) -> History:
                 gap = np.isnan(old) & ~np.isnan(new[:, j])
                 if gap.any():
                     frame[f] = np.where(gap, new[:, j], old)
-                    filled[f] = max(filled.get(f, 0), int(gap.sum()))
+                    dates = frame.index[gap]
+                    filled[f] = dates if f not in filled else filled[f].union(dates)
         method = "linear in zero yield between the tenors observed each day, flat beyond the shortest and longest"
-        for f, n in filled.items():
+        for f, dates in filled.items():
             changed = True
             if f not in history.levels.columns:
-                prov[f] = Provenance("interpolated", f"{method} ({', '.join(c.split('.')[-1] for c in cols)})")
+                prov[f] = Provenance("interpolated", f"{method} ({', '.join(c.split('.')[-1] for c in cols)})", dates)
             else:
                 p = prov.get(f)
                 base = (p.source, p.detail + "; ") if p is not None else ("history", "")
-                prov[f] = Provenance(base[0], f"{base[1]}interpolated on {n} dates without an observation ({method})")
+                prov[f] = Provenance(base[0], f"{base[1]}interpolated on {len(dates)} dates without an observation "
+                                     f"({method})", dates)
     if not changed:
         return history
     return replace(history, levels=levels, snapshot_levels=snap, provenance=prov)

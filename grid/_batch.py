@@ -84,12 +84,22 @@ class MarketSettings(_Strict):
     as_of: Optional[date] = None
     max_stale_days: int = Field(default=7, ge=0)
     overrides: dict[str, float] = {}
+    #: factors held flat on purpose, each with the reason: ``{FACTOR or pattern: reason}`` (a pattern
+    #: such as ``IR.EUR.*`` matches factor names as in a shell); a list declares them without a reason
+    flat: dict[str, str] = {}
 
     @field_validator("overrides")
     @classmethod
     def _names(cls, v: dict[str, float]) -> dict[str, float]:
         for k in v:
             factor_spec(k)
+        return v
+
+    @field_validator("flat", mode="before")
+    @classmethod
+    def _flat(cls, v):
+        if isinstance(v, list):
+            return {str(k): "declared flat in the batch file (no reason given)" for k in v}
         return v
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -55,6 +55,8 @@ class RunInputs:
     #: family -> (rows in ``scenarios``, daily cumulative factor paths ``[s, H, F]`` on the market's
     #: factors), for the families whose kind keeps paths
     family_paths: dict = field(default_factory=dict)
+    #: factors held flat on purpose (``market.flat``): factor -> reason
+    flat: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +88,8 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     t0 = time.perf_counter()
     from stressgrid.core.sources import complete_curves, load_source, merge_histories
 
+    from ._coverage import check_coverage, resolve_flat
+
     history = merge_histories([load_source(s) for s in batch.history_sources(history_path)])
     book = load_book(batch.book)
     base = batch.base_currency
@@ -94,6 +98,9 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
         types = sorted(set(book.positions["type"]))
         raise ConfigError(f"portfolio file {book.source}: no position can be priced yet (types: {', '.join(types)})")
     history = complete_curves(history, [f for f in factors if f not in batch.market.overrides])
+    source = f"batch {batch.name!r}"
+    flat = resolve_flat(batch.market.flat, factors, source)
+    check_coverage(history, factors, flat, source)
     market = snapshot_from_history(
         history, factors, batch.market.as_of, batch.market.max_stale_days, batch.market.overrides
     )
@@ -109,7 +116,12 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     # differ by their parameters only (common random numbers)
     origins = batch.origins
     children = np.random.SeedSequence(batch.seed).spawn(max(origins) + 1)
-    sets = [scenarios.generate(spec, history, market.factors, seed=children[o], market=market)
+    # a factor held flat on purpose takes no move from any history
+    moving = history if not flat else replace(
+        history, levels=history.levels.drop(columns=[f for f in flat if f in history.levels.columns]),
+        snapshot_levels=None if history.snapshot_levels is None else
+        history.snapshot_levels.drop(columns=[f for f in flat if f in history.snapshot_levels.columns]))
+    sets = [scenarios.generate(spec, moving, market.factors, seed=children[o], market=market)
             for spec, o in zip(batch.scenarios, origins)]
     try:
         scen = concat_scenarios(sets).reorder(market.factors)
@@ -122,7 +134,7 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
             r = s.reorder(market.factors)
             family_paths[s.family[0]] = (np.flatnonzero(fam == s.family[0]), r.paths)
     timings["generate_scenarios"] = time.perf_counter() - t0
-    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths)
+    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat)
 
 
 #: ``outputs.scenario_pnl: auto`` writes the scenario x position table up to this many rows
@@ -277,6 +289,9 @@ def reduce_run(inputs: RunInputs, plan: RunPlan, results: list[ChunkResult], exe
                                                   "pnl": kernels.jump_to_default(prepared, inputs.market.levels)})
     if batch.sweep_points:
         tables["sweeps"] = _sweep_table(batch)
+    from ._coverage import coverage_tables
+
+    tables.update(coverage_tables(inputs))
     timings["reduce"] = time.perf_counter() - t0
     return tables, pnl
 

@@ -115,7 +115,8 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
 
 
 def caveats(run_dir: str | Path | RunDir) -> list[str]:
-    """The caveats of a run, one sentence each: unpriced positions, factors held flat, factors filled."""
+    """The caveats of a run, one sentence each: unpriced positions, coverage, factors held flat on purpose
+    or for want of data, factors filled."""
     run = open_run(run_dir)
     manifest = run.manifest
     out = []
@@ -125,6 +126,19 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         n_un = int((~pos.priced.astype(bool)).sum())
         out.append(f"{n_un} of {counts.get('positions')} positions are not priced yet "
                    f"(types: {', '.join(manifest['unpriced_types'])}) and are excluded from every figure.")
+    declared: set = set()
+    if run.has("coverage"):
+        cov = run.table("coverage")
+        order = ["history", "bundled", "interpolated", "override", "flat"]
+        counts = cov["source"].value_counts()
+        parts = [f"{int(counts[s])} {s}" for s in order if s in counts] + \
+                [f"{int(n)} {s}" for s, n in counts.items() if s not in order]
+        out.append(f"coverage of the {len(cov)} factors: {', '.join(parts)} (coverage table).")
+        flat = cov[cov["source"] == "flat"]
+        if len(flat):
+            declared = set(flat["factor"])
+            out.append(f"{len(flat)} factors are held flat on purpose (market.flat; each reason is in the coverage "
+                       f"table): {_shorten(sorted(declared))}.")
     unc = manifest.get("uncovered_factors") or {}
     if unc:
         sizes = run.table("scenarios").groupby("family").size()
@@ -132,12 +146,13 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         always = set.intersection(*[
             {f for f, n in unc.get(fam, {}).items() if n == size} for fam, size in sizes.items()
         ]) if len(unc) == len(sizes) else set()
+        always -= declared
         if always:
             names = sorted(always)
             out.append(f"{len(names)} factors have no history and are held flat in every scenario "
                        f"(market overrides): {_shorten(names)}.")
         for fam, facs in unc.items():
-            rest = {f: n for f, n in facs.items() if f not in always}
+            rest = {f: n for f, n in facs.items() if f not in always and f not in declared}
             if rest:
                 detail = _shorten([f"{f} ({n} of {sizes.get(fam, '?')})" for f, n in rest.items()])
                 out.append(f"family {fam}: no data, held flat, for {detail}.")

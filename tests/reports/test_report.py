@@ -70,7 +70,9 @@ def test_charts_are_well_formed_svg_with_unique_ids(full_report):
 def test_a_run_without_optional_tables_gets_only_its_sections(linear_run):
     text = reports.write_report(linear_run, out=linear_run / "r" / "out.html").read_text()
     present = set(re.findall(r'<section id="([^"]+)">', text))
-    assert present == {"headline", "risk", "scenario-pnl", "distribution", "contributions", "sensitivity", "run"}
+    # the caveats open with the coverage line, which every run has
+    assert present == {"headline", "caveats", "risk", "scenario-pnl", "distribution", "contributions", "sensitivity", "run"}
+    assert "coverage of the " in text
     assert 'id="chart-capacity"' not in text and 'id="headline-breaches"' not in text
 
 
