@@ -291,32 +291,55 @@ def replay_events(
 
 
 def rolling_windows(spec: RollingSpec, history: History, factors: Sequence[str]) -> ScenarioSet:
-    """Overlapping ``horizon_days`` moves of ``factors`` on dates where all of them are observed."""
+    """Overlapping ``horizon_days`` moves of ``factors``.
+
+    The windows run over the dates on which every factor observed on at least half the dates of the
+    period is observed.  A factor observed on fewer dates (VIX in the bundled history starts in 2014, say)
+    moves in the windows where it is observed at both ends (its level carried over at most
+    :data:`MAX_STALE_DAYS` calendar days to the windows' dates) and is held flat, and flagged as not
+    covered, in the others.
+    """
     factors = list(factors)
-    lv = history.levels.reindex(columns=factors)
-    lv = lv.loc[pd.Timestamp(spec.start) if spec.start else None : pd.Timestamp(spec.end) if spec.end else None]
-    # a factor observed on fewer than half the dates of the window is not covered (held flat, flagged)
-    ok = (lv.notna().mean() >= 0.5).to_numpy() if len(lv) else np.zeros(len(factors), bool)
-    lv = lv.loc[:, ok].dropna(how="any")
+    lv_all = history.levels.reindex(columns=factors)
+    lv_all = lv_all.loc[pd.Timestamp(spec.start) if spec.start else None : pd.Timestamp(spec.end) if spec.end else None]
+    frac = lv_all.notna().mean().to_numpy() if len(lv_all) else np.zeros(len(factors))
+    ok = frac >= 0.5
+    sparse = ~ok & (frac > 0)
+    lv = lv_all.loc[:, ok].dropna(how="any")
     h = spec.horizon_days
     if len(lv) <= h:
         raise ConfigError(
             f"scenario family {spec.name!r}: only {len(lv)} dates on which the book's factors are "
             f"observed{' in the window' if spec.start or spec.end else ''}, need more than horizon_days={h}"
         )
-    x = np.zeros((len(lv), len(factors)))
+    x = np.ones((len(lv), len(factors)))  # placeholder level 1 for a factor without data: no move
     x[:, ok] = lv.to_numpy()
-    x[:, ~ok] = 1.0  # placeholder level: no move
+    if sparse.any():
+        tol = pd.Timedelta(days=MAX_STALE_DAYS)
+        vals = np.column_stack([lv_all[f].dropna().reindex(lv.index, method="ffill", tolerance=tol).to_numpy()
+                                for f in np.asarray(factors)[sparse]])
+        seen = ~np.isnan(vals)
+        x[:, sparse] = np.where(seen, vals, 1.0)
     is_log = log_mask(factors)
     starts = np.arange(0, len(x) - h, spec.step)
-    shocks = factor_moves(x[starts], x[starts + h], is_log)
-    paths = np.stack([factor_moves(x[starts], x[starts + k], is_log) for k in range(1, h + 1)], axis=1)
+    cover = np.repeat(ok[None, :], len(starts), axis=0)
+    if sparse.any():
+        both = seen[starts] & seen[starts + h]
+        for k in range(1, h):  # a path needs every day of the window
+            both &= seen[starts + k]
+        cover[:, sparse] = both
+        x_end = [x[starts + k].copy() for k in range(1, h + 1)]
+        for xe in x_end:  # a window not covered for a factor: no move, at every day of the path
+            xe[:, sparse] = np.where(both, xe[:, sparse], x[starts][:, sparse])
+    else:
+        x_end = [x[starts + k] for k in range(1, h + 1)]
+    shocks = factor_moves(x[starts], x_end[-1], is_log)
+    paths = np.stack([factor_moves(x[starts], xe, is_log) for xe in x_end], axis=1)
     dates = lv.index
     names = tuple(f"{spec.name}:{dates[i].date()}" for i in starts)
     S = len(starts)
-    uncovered = ",".join(f for f, c in zip(factors, ok) if not c)
+    uncovered = [",".join(f for f, c in zip(factors, row) if not c) for row in cover]
     info = pd.DataFrame(dict(scenario=names, family=spec.name, kind="rolling", start=dates[starts],
                              end=dates[starts + h], days=h, description=f"{h}-day historical window",
                              source=history.source, uncovered=uncovered))
-    return ScenarioSet(names, tuple(factors), shocks, np.full(S, 1.0 / S), (spec.name,) * S,
-                       np.repeat(ok[None, :], S, axis=0), paths, info)
+    return ScenarioSet(names, tuple(factors), shocks, np.full(S, 1.0 / S), (spec.name,) * S, cover, paths, info)
