@@ -31,7 +31,8 @@ from .errors import ConfigError, DataError
 from .factors import factor_spec
 from .history import History, frame_to_history, load_history
 
-__all__ = ["UNITS", "SourceSpec", "load_source", "merge_histories", "complete_curves", "Provenance"]
+__all__ = ["UNITS", "SourceSpec", "load_source", "merge_histories", "complete_curves", "Provenance", "ProxySpec",
+           "apply_proxies", "fit_proxy", "MIN_PROXY_OVERLAP"]
 
 #: units a source's column may be given in, and the factor by which each is turned into a decimal
 UNITS = {"decimal": 1.0, "percent": 0.01, "bp": 1e-4}
@@ -70,7 +71,7 @@ class SourceSpec:
 @dataclass(frozen=True)
 class Provenance:
     """Where a factor's history comes from: ``source`` is ``history`` (a user's source), ``bundled``,
-    ``interpolated``; ``detail`` names the file(s), the method or the differences between sources."""
+    ``interpolated`` or ``proxy``; ``detail`` names the file(s), the method or the differences between sources."""
 
     source: str
     detail: str
@@ -289,3 +290,103 @@ def _interpolate_rows(y: np.ndarray, t: np.ndarray, want: np.ndarray) -> np.ndar
     for r in np.flatnonzero(~full & ok.any(axis=1)):
         out[r] = np.interp(want, t[ok[r]], y[r, ok[r]])
     return out
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """A proxy for a factor: its moves are ``beta`` times the proxy's moves (each in its own convention:
+    log-returns for prices, changes otherwise).  ``beta=None``: fitted by least squares on the days both
+    are observed (at least :data:`MIN_PROXY_OVERLAP`)."""
+
+    factor: str
+    beta: float | None = None
+
+
+#: days of common history needed to fit a proxy's beta
+MIN_PROXY_OVERLAP = 60
+
+
+def _move_space(values: np.ndarray, is_log: bool) -> np.ndarray:
+    return np.log(values) if is_log else values
+
+
+def fit_proxy(history: History, target: str, proxy: str) -> tuple[float, float, int]:
+    """``(beta, R^2, days)``: the least-squares slope of the target's daily moves on the proxy's daily
+    moves over the days both are observed (with an intercept; R^2 is the squared correlation)."""
+    both = history.levels[[target, proxy]].dropna()
+    if len(both) < MIN_PROXY_OVERLAP + 1:
+        return float("nan"), float("nan"), max(len(both) - 1, 0)
+    y = np.diff(_move_space(both[target].to_numpy(), factor_spec(target).is_log))
+    x = np.diff(_move_space(both[proxy].to_numpy(), factor_spec(proxy).is_log))
+    vx = float(np.var(x))
+    if vx == 0:
+        return float("nan"), float("nan"), len(x)
+    beta = float(np.cov(x, y, bias=True)[0, 1] / vx)
+    r = float(np.corrcoef(x, y)[0, 1]) if np.var(y) > 0 else 0.0
+    return beta, r * r, len(x)
+
+
+def apply_proxies(history: History, proxies: Mapping[str, ProxySpec], source: str = "proxies") -> History:
+    """Give each proxied factor the moves of its proxy times beta where it has no observation of its own
+    (before and after its own span, or everywhere when it has none), in both the levels for moves and
+    the snapshot levels.  A factor without any history takes its snapshot level from elsewhere (a
+    market override): its proxied series is anchored at an arbitrary level, and only its moves are used.
+
+    Raises :class:`ConfigError` for a proxy cycle, a proxy without history, a proxy of another kind
+    without an explicit beta, or a beta that cannot be fitted."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(f: str, path: list[str]) -> None:
+        if state.get(f) == 2 or f not in proxies:
+            return
+        if state.get(f) == 1:
+            raise ConfigError(f"{source}: proxy cycle {' -> '.join(path + [f])}")
+        state[f] = 1
+        visit(proxies[f].factor, path + [f])
+        state[f] = 2
+        order.append(f)
+
+    for f in proxies:
+        factor_spec(f)
+        factor_spec(proxies[f].factor)
+        visit(f, [])
+    levels = history.levels.copy()
+    snap = history.snapshot_levels.copy() if history.snapshot_levels is not None else None
+    prov = dict(history.provenance)
+    for f in order:
+        p = proxies[f]
+        if p.factor not in levels.columns or levels[p.factor].isna().all():
+            raise ConfigError(f"{source}, field '{f}.factor': the proxy {p.factor} has no history")
+        t_log, p_log = factor_spec(f).is_log, factor_spec(p.factor).is_log
+        own = levels[f].dropna() if f in levels.columns else pd.Series(dtype=float)
+        if p.beta is None:
+            if factor_spec(f).kind != factor_spec(p.factor).kind:
+                raise ConfigError(f"{source}, field '{f}.beta': {f} ({factor_spec(f).kind}) and its proxy "
+                                  f"{p.factor} ({factor_spec(p.factor).kind}) are of different kinds; give beta")
+            beta, r2, days = fit_proxy(History(levels, history.source), f, p.factor) if len(own) else (float("nan"),) * 2 + (0,)
+            if not np.isfinite(beta):
+                raise ConfigError(f"{source}, field '{f}.beta': {days} days of common history with {p.factor}, "
+                                  f"need {MIN_PROXY_OVERLAP} to fit it; give beta")
+            how = f"beta {beta:.4g} fitted on {days} days, R^2 {r2:.3f}"
+        else:
+            beta = float(p.beta)
+            how = f"beta {beta:.4g} declared"
+            if len(own) > MIN_PROXY_OVERLAP:
+                fb, r2, days = fit_proxy(History(levels, history.source), f, p.factor)
+                if np.isfinite(fb):
+                    how += f" (fitted would be {fb:.4g} on {days} days, R^2 {r2:.3f})"
+        for frame in (levels,) + ((snap,) if snap is not None else ()):
+            m = _move_space(frame[p.factor].dropna().to_numpy(), p_log) * beta
+            series = pd.Series(np.exp(m) if t_log else m, index=frame[p.factor].dropna().index)
+            mine = frame[f].dropna() if f in frame.columns else pd.Series(dtype=float)
+            if len(mine):
+                merged, _ = _chain([("own", mine), ("proxy", series)], t_log)
+            else:
+                merged = series
+            frame[f] = merged.reindex(frame.index)
+        detail = f"moves of {p.factor} x {how}" + ("" if len(own) else "; no history of its own")
+        if len(own):
+            detail = f"own history {own.index[0].date()}..{own.index[-1].date()}, before and after it the " + detail
+        prov[f] = Provenance("proxy", detail)
+    return replace(history, levels=levels, snapshot_levels=snap, provenance=prov)

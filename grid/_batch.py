@@ -78,6 +78,20 @@ HistoryField = Annotated[
 ]
 
 
+class ProxySettings(_Strict):
+    """One entry of ``proxies``: the factor whose moves, times ``beta``, stand in for a factor's missing
+    history (``beta`` left out: fitted on the days both are observed)."""
+
+    factor: str
+    beta: Optional[float] = None
+
+    @field_validator("factor")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        factor_spec(v)
+        return v
+
+
 class MarketSettings(_Strict):
     """``market``: the snapshot the book is valued at."""
 
@@ -162,6 +176,8 @@ class Batch(_Strict):
     seed: int = Field(default=0, ge=0)
     history: Optional[HistoryField] = None
     market: MarketSettings = MarketSettings()
+    #: factors whose missing history is taken from another factor's moves (docs/data.md)
+    proxies: dict[str, ProxySettings] = {}
     scenarios: list[ScenarioSpec] = Field(min_length=1)
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()

@@ -19,7 +19,7 @@ from stressgrid.core import ConfigError, History, factor_spec
 __all__ = ["resolve_flat", "check_coverage", "coverage_tables", "SOURCES"]
 
 #: the values of the coverage table's ``source`` column
-SOURCES = ("history", "bundled", "interpolated", "override", "flat")
+SOURCES = ("history", "bundled", "interpolated", "proxy", "override", "flat")
 
 
 def resolve_flat(patterns: dict[str, str], factors: list[str], source: str) -> dict[str, str]:
@@ -61,6 +61,8 @@ def coverage_tables(inputs) -> dict[str, pd.DataFrame]:
         span = history.span(f) if f in history.snapshot.columns else None
         if f in flat:
             src, detail = "flat", flat[f]
+        elif prov is not None and prov.source == "proxy":
+            src, detail = "proxy", prov.detail + ("; level from market.overrides" if f in overrides else "")
         elif f in overrides:
             src = "override"
             detail = "level from market.overrides; moves from " + (prov.detail if prov is not None else history.source)

@@ -86,7 +86,7 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     kernels.configure_process()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    from stressgrid.core.sources import complete_curves, load_source, merge_histories
+    from stressgrid.core.sources import ProxySpec, apply_proxies, complete_curves, load_source, merge_histories
 
     from ._coverage import check_coverage, resolve_flat
 
@@ -99,6 +99,17 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
         raise ConfigError(f"portfolio file {book.source}: no position can be priced yet (types: {', '.join(types)})")
     history = complete_curves(history, [f for f in factors if f not in batch.market.overrides])
     source = f"batch {batch.name!r}"
+    if batch.proxies:
+        for f in batch.proxies:
+            if f not in factors:
+                raise ConfigError(f"{source}, field 'proxies.{f}': not a factor the book needs "
+                                  f"(the book needs {', '.join(factors[:6])}{' ...' if len(factors) > 6 else ''})")
+            own = f in history.snapshot.columns and history.snapshot[f].notna().any()
+            if not own and f not in batch.market.overrides:
+                raise ConfigError(f"{source}, field 'proxies.{f}': {f} has no history of its own, so its level "
+                                  "must be given under market.overrides (the proxy gives its moves only)")
+        history = apply_proxies(history, {f: ProxySpec(p.factor, p.beta) for f, p in batch.proxies.items()},
+                                f"{source}, proxies")
     flat = resolve_flat(batch.market.flat, factors, source)
     check_coverage(history, factors, flat, source)
     market = snapshot_from_history(

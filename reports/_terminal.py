@@ -129,7 +129,7 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
     declared: set = set()
     if run.has("coverage"):
         cov = run.table("coverage")
-        order = ["history", "bundled", "interpolated", "override", "flat"]
+        order = ["history", "bundled", "interpolated", "proxy", "override", "flat"]
         counts = cov["source"].value_counts()
         parts = [f"{int(counts[s])} {s}" for s in order if s in counts] + \
                 [f"{int(n)} {s}" for s, n in counts.items() if s not in order]

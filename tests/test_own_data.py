@@ -119,3 +119,35 @@ def test_a_factor_without_history_must_be_declared_flat(tmp_path):
     err = res.output.strip().splitlines()[-1]
     assert err.startswith("error: batch 'own_data', field 'market': 3 factor(s)")
     assert "VOL.SPX.SKEW" in err and "VOL.SPX.TERM" in err and "VOL.SPX.CURV" in err and "market.flat" in err
+
+
+def test_a_declared_proxy_moves_the_skew_with_the_atm_vol(tmp_path):
+    """VOL.SPX.SKEW has no history; declared as -0.5 times the ATM vol's moves, it moves in every window
+    the ATM vol moves in, by exactly that, and the coverage table says so."""
+    from stressgrid import run_batch
+
+    bundled = load_history()
+    _marks(bundled).to_csv(tmp_path / "my_marks.csv", index=False)
+    (tmp_path / "book.csv").write_text(BOOK)
+    path = _batch(tmp_path)
+    body = yaml.safe_load(path.read_text())
+    body["market"]["flat"] = {"VOL.SPX.TERM": "not in our marks", "VOL.SPX.CURV": "not in our marks"}
+    body["proxies"] = {"VOL.SPX.SKEW": {"factor": "VOL.SPX.ATM", "beta": -0.5}}
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    res = run_batch(path, serial=True)
+    scen = res.run.inputs.scenarios
+    atm, skew = scen.factors.index("VOL.SPX.ATM"), scen.factors.index("VOL.SPX.SKEW")
+    rows = np.asarray(scen.family) == "hist_10d"
+    np.testing.assert_allclose(scen.shocks[rows, skew], -0.5 * scen.shocks[rows, atm], rtol=1e-12, atol=1e-15)
+    assert (scen.shocks[rows, skew] != 0).mean() > 0.99
+    cov = res["coverage"].set_index("factor")
+    assert cov.loc["VOL.SPX.SKEW", "source"] == "proxy"
+    assert "VOL.SPX.ATM x beta -0.5 declared" in cov.loc["VOL.SPX.SKEW", "detail"]
+    assert cov.loc["VOL.SPX.SKEW", "level"] == -0.10  # the level is the override's; the proxy gives moves only
+    # without a level of its own, a proxied factor is refused
+    del body["market"]["overrides"]["VOL.SPX.SKEW"]
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    from stressgrid.core import ConfigError
+
+    with pytest.raises(ConfigError, match=r"field 'proxies.VOL.SPX.SKEW': VOL.SPX.SKEW has no history of its own"):
+        run_batch(path, serial=True)
