@@ -188,34 +188,46 @@ def merge_histories(histories: list[History]) -> History:
         raise ConfigError("history: no source given")
     if len(histories) == 1:
         h = histories[0]
-        if h.provenance:
-            return h
         kind = "bundled" if h.source == "bundled" else "history"
-        return replace(h, provenance={f: Provenance(kind, h.source) for f in h.levels.columns})
+        return replace(h, provenance={**{f: Provenance(kind, h.source) for f in h.levels.columns}, **h.provenance})
     factors = list(dict.fromkeys(f for h in histories for f in h.levels.columns))
     index = histories[0].levels.index
     for h in histories[1:]:
         index = index.union(h.levels.index)
     chained, snap, prov = {}, {}, {}
     for f in factors:
-        have = [(h.source, h.levels[f].dropna()) for h in histories if f in h.levels.columns]
-        have = [(n, s) for n, s in have if len(s)]
+        srcs = [h for h in histories if f in h.levels.columns and h.levels[f].notna().any()]
+        have = [(h.source, h.levels[f].dropna()) for h in srcs]
         if not have:
             chained[f] = snap[f] = pd.Series(np.nan, index=index)
             prov[f] = Provenance("history", "no observation in any source")
             continue
         s, notes = _chain(have, factor_spec(f).is_log)
         chained[f] = s.reindex(index)
-        first = have[0][1].reindex(index)
-        for _, x in have[1:]:
-            first = first.combine_first(x.reindex(index))
+        first = srcs[0].snapshot[f].reindex(index)
+        taken = first.notna().to_numpy()
+        filled = _interpolated(srcs[0], f, index, taken)
+        for h in srcs[1:]:
+            x = h.snapshot[f].reindex(index)
+            new = first.isna().to_numpy() & x.notna().to_numpy()
+            filled = filled.union(_interpolated(h, f, index, new))
+            first = first.combine_first(x)
         snap[f] = first
         top = have[0][0]
-        prov[f] = Provenance("bundled" if top == "bundled" and len(have) == 1 else "history", "; ".join(notes))
+        prov[f] = Provenance("bundled" if top == "bundled" and len(have) == 1 else "history", "; ".join(notes),
+                             filled if len(filled) else None)
     levels = pd.DataFrame(chained, index=pd.DatetimeIndex(index, name="date"))
     snapshot = pd.DataFrame(snap, index=pd.DatetimeIndex(index, name="date"))
     source = " + ".join(h.source for h in histories)
     return History(levels=levels, source=source, mapping={}, snapshot_levels=snapshot, provenance=prov)
+
+
+def _interpolated(h: History, f: str, index: pd.DatetimeIndex, mask: np.ndarray) -> pd.DatetimeIndex:
+    """The dates among ``index[mask]`` on which source ``h`` interpolated factor ``f``."""
+    p = h.provenance.get(f)
+    if p is None or p.interpolated is None:
+        return pd.DatetimeIndex([])
+    return index[mask].intersection(p.interpolated)
 
 
 def complete_curves(history: History, needed: Iterable[str]) -> History:

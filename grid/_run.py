@@ -90,14 +90,17 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
 
     from ._coverage import check_coverage, resolve_flat
 
-    history = merge_histories([load_source(s) for s in batch.history_sources(history_path)])
     book = load_book(batch.book)
     base = batch.base_currency
     factors = kernels.required_factors(book.positions, base)
     if not factors:
         types = sorted(set(book.positions["type"]))
         raise ConfigError(f"portfolio file {book.source}: no position can be priced yet (types: {', '.join(types)})")
-    history = complete_curves(history, [f for f in factors if f not in batch.market.overrides])
+    curve = [f for f in factors if f not in batch.market.overrides]
+    # each source completes its own curves first, so that a day's curve comes whole from one source;
+    # then the merged history fills what is still missing from the tenors of other sources
+    history = merge_histories([complete_curves(load_source(s), curve) for s in batch.history_sources(history_path)])
+    history = complete_curves(history, curve)
     source = f"batch {batch.name!r}"
     if batch.proxies:
         for f in batch.proxies:
