@@ -276,7 +276,8 @@ def complete_curves(history: History, needed: Iterable[str]) -> History:
                 prov[f] = Provenance("interpolated", f"{method} ({', '.join(c.split('.')[-1] for c in cols)})", dates)
             else:
                 p = prov.get(f)
-                base = (p.source, p.detail + "; ") if p is not None else ("history", "")
+                kind = "bundled" if history.source == "bundled" else "history"
+                base = (p.source, p.detail + "; ") if p is not None else (kind, history.source + "; ")
                 prov[f] = Provenance(base[0], f"{base[1]}interpolated on {len(dates)} dates without an observation "
                                      f"({method})", dates)
     if not changed:

