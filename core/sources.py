@@ -31,9 +31,11 @@ from .errors import ConfigError, DataError
 from .factors import factor_spec
 from .history import History, frame_to_history, load_history
 
-__all__ = ["UNITS", "SourceSpec", "load_source", "merge_histories", "complete_curves", "Provenance", "ProxySpec",
+__all__ = ["UNITS", "RATE_KINDS", "par_to_zero", "SourceSpec", "load_source", "merge_histories", "complete_curves", "Provenance", "ProxySpec",
            "apply_proxies", "fit_proxy", "MIN_PROXY_OVERLAP"]
 
+#: how a source's rate columns may be quoted
+RATE_KINDS = ("zero", "par")
 #: units a source's column may be given in, and the factor by which each is turned into a decimal
 UNITS = {"decimal": 1.0, "percent": 0.01, "bp": 1e-4}
 #: a seam between two sources is exact when the lower one has a level on the seam date, and approximate
@@ -48,7 +50,10 @@ class SourceSpec:
     Exactly one of ``path`` (CSV, Parquet or a DuckDB database file), or ``bundled=True``.  A DuckDB
     database needs ``table`` or ``query`` (a read-only SQL query returning a date column and factor
     columns).  ``columns`` maps the source's column names to factor names; ``units`` gives a column's
-    unit (``decimal``, ``percent`` or ``bp``; prices are never scaled).
+    unit (``decimal``, ``percent`` or ``bp``; prices are never scaled).  ``kind`` says how the source's
+    ``IR.*`` columns are quoted: ``zero`` (continuously compounded zero yields, the factors' own
+    convention) or ``par`` (semi-annual par yields, the US Treasury's convention), bootstrapped to zero
+    yields at the tenors observed each day (:func:`stressgrid.core.curves.bootstrap_par_semiannual`).
     """
 
     path: Path | None = None
@@ -58,6 +63,7 @@ class SourceSpec:
     units: Mapping[str, str] = field(default_factory=dict)
     table: str | None = None
     query: str | None = None
+    kind: str = "zero"
 
     @property
     def label(self) -> str:
@@ -117,13 +123,50 @@ def load_source(spec: SourceSpec) -> History:
         if unit not in UNITS:
             raise ConfigError(f"history source {spec.label}, field 'units.{col}': unknown unit {unit!r}; "
                               f"expected one of {', '.join(UNITS)}")
+    if spec.kind not in RATE_KINDS:
+        raise ConfigError(f"history source {spec.label}, field 'kind': unknown rate quote {spec.kind!r}; expected "
+                          f"one of {', '.join(RATE_KINDS)}")
     if spec.bundled:
         return load_history()
     p = Path(spec.path)
     if p.suffix.lower() in (".duckdb", ".db", ".ddb") or spec.table or spec.query:
         raw = _read_duckdb(spec)
-        return frame_to_history(raw, spec.label, spec.columns, spec.date_column, spec.units)
-    return load_history(p, spec.columns, spec.date_column, units=spec.units)
+        h = frame_to_history(raw, spec.label, spec.columns, spec.date_column, spec.units)
+    else:
+        h = load_history(p, spec.columns, spec.date_column, units=spec.units)
+    return par_to_zero(h) if spec.kind == "par" else h
+
+
+def par_to_zero(history: History) -> History:
+    """A history whose ``IR.*`` columns are semi-annual par yields, with those columns replaced by the
+    continuously compounded zero yields bootstrapped from each day's observed par yields of the same
+    currency, at the same tenors (:func:`stressgrid.core.curves.bootstrap_par_semiannual`)."""
+    from .curves import bootstrap_par_semiannual
+
+    levels = history.levels.copy()
+    by_ccy: dict[str, list[tuple[float, str]]] = {}
+    for c in levels.columns:
+        spec = factor_spec(c)
+        if spec.kind == "rate":
+            by_ccy.setdefault(spec.currency, []).append((spec.tenor_years, c))
+    if not by_ccy:
+        raise ConfigError(f"history source {history.source}, field 'kind': par, but the source has no IR.* column")
+    prov = dict(history.provenance)
+    for ccy, cols in by_ccy.items():
+        cols.sort()
+        t = np.array([c[0] for c in cols])
+        names = [c[1] for c in cols]
+        par = levels[names].to_numpy()
+        zero = np.full(par.shape, np.nan)
+        for i, row in enumerate(par):
+            ok = np.isfinite(row)
+            if ok.any():
+                zero[i, ok] = bootstrap_par_semiannual(t[ok], row[ok], t[ok])
+        levels[names] = zero
+        for c in names:
+            prov[c] = Provenance("history", f"{history.source}; zero yields bootstrapped from semi-annual par yields "
+                                 f"({', '.join(n.split('.')[-1] for n in names)})")
+    return replace(history, levels=levels, provenance=prov)
 
 
 def _seam_value(series: pd.Series, date: pd.Timestamp, before: bool) -> tuple[pd.Timestamp, float] | None:
@@ -214,6 +257,9 @@ def merge_histories(histories: list[History]) -> History:
             first = first.combine_first(x)
         snap[f] = first
         top = have[0][0]
+        # what a source did to its own values (par yields bootstrapped to zero yields)
+        notes += [p.detail for h in srcs if (p := h.provenance.get(f)) is not None and p.source == "history"
+                  and p.interpolated is None and p.detail != h.source]
         prov[f] = Provenance("bundled" if top == "bundled" and len(have) == 1 else "history", "; ".join(notes),
                              filled if len(filled) else None)
     levels = pd.DataFrame(chained, index=pd.DatetimeIndex(index, name="date"))

@@ -51,12 +51,15 @@ class HistorySettings(_Strict):
     units: dict[str, Literal["decimal", "percent", "bp"]] = {}
     table: Optional[str] = None
     query: Optional[str] = None
+    #: how the source's IR.* columns are quoted: zero (continuously compounded zero yields) or par
+    #: (semi-annual par yields, bootstrapped to zero yields)
+    kind: Literal["zero", "par"] = "zero"
 
     def spec(self):
         from stressgrid.core.sources import SourceSpec
 
         return SourceSpec(path=self.path, date_column=self.date_column, columns=dict(self.columns),
-                          units=dict(self.units), table=self.table, query=self.query)
+                          units=dict(self.units), table=self.table, query=self.query, kind=self.kind)
 
 
 def _history_list(v):

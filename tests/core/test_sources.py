@@ -182,3 +182,43 @@ def test_bad_units_and_mappings_are_one_clear_error(tmp_path, bundled):
         load_source(SourceSpec(path=path, columns={**cols, "VIX": "VOL.SPX.ATM"}))
     with pytest.raises(ConfigError, match=r"column 'UST2Y'.*factor 'IR.USD.2'"):
         load_source(SourceSpec(path=path, columns={**cols, "UST2Y": "IR.USD.2"}))
+
+
+def test_par_yields_are_bootstrapped_so_that_each_par_bond_prices_at_par(tmp_path):
+    """``kind: par``: semi-annual par yields every six months to 5 years, bootstrapped to zero yields.
+    QuantLib prices each tenor's par bond (semi-annual coupon at its par yield) off a zero curve through
+    those zero yields at 100, to 1e-10; the same file read as zero yields does not."""
+    ql = pytest.importorskip("QuantLib")
+    months = list(range(6, 61, 6))
+    par = {m: 0.010 + 0.0035 * np.log1p(m / 12) for m in months}  # an upward-sloping par curve, decimals
+    df = pd.DataFrame({"date": ["2016-06-01"], **{f"IR.USD.{m}M": [par[m] * 100] for m in months}})
+    path = _write(tmp_path, "par.csv", df)
+    units = {f"IR.USD.{m}M": "percent" for m in months}
+    h = load_source(SourceSpec(path=path, units=units, kind="par"))
+    zeros = {m: float(h.levels[f"IR.USD.{m}M"].iloc[0]) for m in months}
+    assert "bootstrapped from semi-annual par yields" in merge_histories([h, load_source(BUNDLED)]).provenance["IR.USD.60M"].detail
+    today = ql.Date(1, 6, 2016)
+    ql.Settings.instance().evaluationDate = today
+    # tenors on a 360-day year of 30-day months so that QuantLib's times are exactly m/12 (Thirty360)
+    dc = ql.Thirty360(ql.Thirty360.BondBasis)
+    dates = [today] + [today + ql.Period(m, ql.Months) for m in months]
+    curve = ql.ZeroCurve(dates, [zeros[6]] + [zeros[m] for m in months], dc, ql.NullCalendar(), ql.Linear(),
+                         ql.Continuous)
+    handle = ql.YieldTermStructureHandle(curve)
+    for m in months:
+        sched = ql.Schedule(today, today + ql.Period(m, ql.Months), ql.Period(6, ql.Months), ql.NullCalendar(),
+                            ql.Unadjusted, ql.Unadjusted, ql.DateGeneration.Forward, False)
+        bond = ql.FixedRateBond(0, 100.0, sched, [par[m]], dc, ql.Unadjusted)
+        bond.setPricingEngine(ql.DiscountingBondEngine(handle))
+        assert bond.NPV() == pytest.approx(100.0, abs=1e-10), m
+    as_zero = load_source(SourceSpec(path=path, units=units))
+    assert abs(float(as_zero.levels["IR.USD.60M"].iloc[0]) - zeros[60]) > 1e-5
+
+
+def test_an_unknown_rate_quote_is_one_clear_error(tmp_path):
+    path = _write(tmp_path, "x.csv", pd.DataFrame({"date": ["2016-06-01"], "IR.USD.2Y": [0.01]}))
+    with pytest.raises(ConfigError, match="field 'kind': unknown rate quote 'swap'"):
+        load_source(SourceSpec(path=path, kind="swap"))
+    eq = _write(tmp_path, "e.csv", pd.DataFrame({"date": ["2016-06-01"], "EQ.SPX": [2000.0]}))
+    with pytest.raises(ConfigError, match="field 'kind': par, but the source has no IR"):
+        load_source(SourceSpec(path=eq, kind="par"))
