@@ -20,6 +20,7 @@ so a curve shocked at 2y and 10y moves a 5-year bond by the interpolated 5-year 
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -32,7 +33,7 @@ from .factors import factor_spec
 from .history import History, frame_to_history, load_history
 
 __all__ = ["UNITS", "RATE_KINDS", "par_to_zero", "SourceSpec", "load_source", "merge_histories", "complete_curves", "Provenance", "ProxySpec",
-           "apply_proxies", "fit_proxy", "MIN_PROXY_OVERLAP"]
+           "apply_proxies", "fit_proxy", "proxy_noise", "MIN_PROXY_OVERLAP"]
 
 #: how a source's rate columns may be quoted
 RATE_KINDS = ("zero", "par")
@@ -83,6 +84,11 @@ class Provenance:
     detail: str
     #: dates on which the level was interpolated from the rest of its curve (see :func:`complete_curves`)
     interpolated: pd.DatetimeIndex | None = None
+    #: a proxied factor: the dates whose level (and move into it) comes from the proxy, and the daily
+    #: standard deviation of the proxy's residual, added to those moves in estimation windows
+    #: (:func:`proxy_noise`), or None where it is unknown
+    synthetic: pd.DatetimeIndex | None = None
+    residual_sd: float | None = None
 
 
 def _read_duckdb(spec: SourceSpec) -> pd.DataFrame:
@@ -359,6 +365,9 @@ class ProxySpec:
 
     factor: str
     beta: float | None = None
+    #: the residual's daily standard deviation (in the factor's move units), for a factor without enough
+    #: history of its own to estimate it; None: estimated on the common days, or no residual
+    residual_sd: float | None = None
 
 
 #: days of common history needed to fit a proxy's beta
@@ -435,6 +444,13 @@ def apply_proxies(history: History, proxies: Mapping[str, ProxySpec], source: st
                 fb, r2, days = fit_proxy(History(levels, history.source), f, p.factor)
                 if np.isfinite(fb):
                     how += f" (fitted would be {fb:.4g} on {days} days, R^2 {r2:.3f})"
+        resid = _residual_sd(levels, f, p.factor, beta) if len(own) > MIN_PROXY_OVERLAP else None
+        if resid is None and p.residual_sd is not None:
+            resid = float(p.residual_sd)
+            how += f"; residual sd {resid:.4g} a day declared"
+        elif resid is not None:
+            how += f"; residual sd {resid:.4g} a day"
+        synthetic = None
         for frame in (levels,) + ((snap,) if snap is not None else ()):
             m = _move_space(frame[p.factor].dropna().to_numpy(), p_log) * beta
             series = pd.Series(np.exp(m) if t_log else m, index=frame[p.factor].dropna().index)
@@ -444,8 +460,44 @@ def apply_proxies(history: History, proxies: Mapping[str, ProxySpec], source: st
             else:
                 merged = series
             frame[f] = merged.reindex(frame.index)
+            if synthetic is None:  # the levels for moves: the dates the proxy filled
+                synthetic = frame.index[frame[f].notna().to_numpy() & ~frame.index.isin(own.index)]
         detail = f"moves of {p.factor} x {how}" + ("" if len(own) else "; no history of its own")
         if len(own):
             detail = f"own history {own.index[0].date()}..{own.index[-1].date()}, before and after it the " + detail
-        prov[f] = Provenance("proxy", detail)
+        if resid is None:
+            detail += "; no residual noise in bootstrap and Monte Carlo families (too little common history to estimate it; give residual_sd)"
+        prov[f] = Provenance("proxy", detail, synthetic=synthetic, residual_sd=resid)
     return replace(history, levels=levels, snapshot_levels=snap, provenance=prov)
+
+
+def _residual_sd(levels: pd.DataFrame, target: str, proxy: str, beta: float) -> float | None:
+    """The daily standard deviation of ``target``'s moves less ``beta`` times ``proxy``'s, on the days
+    both are observed (None with fewer than :data:`MIN_PROXY_OVERLAP`)."""
+    both = levels[[target, proxy]].dropna()
+    if len(both) < MIN_PROXY_OVERLAP + 1:
+        return None
+    y = np.diff(_move_space(both[target].to_numpy(), factor_spec(target).is_log))
+    x = np.diff(_move_space(both[proxy].to_numpy(), factor_spec(proxy).is_log))
+    return float(np.std(y - beta * x, ddof=1))
+
+
+def proxy_noise(history: History, factor: str, ends: pd.DatetimeIndex, starts: pd.DatetimeIndex) -> np.ndarray | None:
+    """The proxy residual to add to ``factor``'s moves from ``starts[i]`` to ``ends[i]`` (dates of the
+    history), or None for a factor that is not proxied or has no known residual.
+
+    The residual is a fixed pseudo-random normal series over the history's dates, seeded by the factor's
+    name (the same on every run and every split of the work), scaled by the residual's daily standard
+    deviation and drawn only on the dates the proxy filled; a move takes the residuals of the dates it
+    spans, so its variance grows with the days it covers.  With it, a proxied factor's daily moves
+    correlate with its proxy's as they did where both were observed (R, not 1)."""
+    p = history.provenance.get(factor)
+    if p is None or p.synthetic is None or not p.residual_sd or not len(p.synthetic):
+        return None
+    index = history.levels.index
+    rng = np.random.default_rng(np.random.SeedSequence(zlib.crc32(factor.encode())))
+    e = rng.standard_normal(len(index)) * p.residual_sd * index.isin(p.synthetic)
+    cum = np.concatenate([[0.0], np.cumsum(e)])
+    a = index.searchsorted(starts, side="right")
+    b = index.searchsorted(ends, side="right")
+    return cum[b] - cum[a]

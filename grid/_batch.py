@@ -87,6 +87,10 @@ class ProxySettings(_Strict):
 
     factor: str
     beta: Optional[float] = None
+    #: the residual's daily standard deviation (in the factor's move units: log-return for a price,
+    #: change in decimals otherwise), added in bootstrap and Monte Carlo families where the proxy fills;
+    #: estimated on the common history when there are 60 days of it
+    residual_sd: Optional[float] = Field(default=None, ge=0)
 
     @field_validator("factor")
     @classmethod

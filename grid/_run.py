@@ -111,7 +111,7 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
             if not own and f not in batch.market.overrides:
                 raise ConfigError(f"{source}, field 'proxies.{f}': {f} has no history of its own, so its level "
                                   "must be given under market.overrides (the proxy gives its moves only)")
-        history = apply_proxies(history, {f: ProxySpec(p.factor, p.beta) for f, p in batch.proxies.items()},
+        history = apply_proxies(history, {f: ProxySpec(p.factor, p.beta, p.residual_sd) for f, p in batch.proxies.items()},
                                 f"{source}, proxies")
     flat = resolve_flat(batch.market.flat, factors, source)
     check_coverage(history, factors, flat, source)

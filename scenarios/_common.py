@@ -11,6 +11,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stressgrid.core import ConfigError, History, factor_moves, factor_spec, log_mask
+from stressgrid.core.sources import proxy_noise
 
 __all__ = [
     "BLOCK_SIZE",
@@ -149,7 +150,9 @@ def daily_moves(
     -------
     moves : DataFrame ``[T, F_c]``
         Day-over-day moves (log-returns for prices, differences otherwise) of the covered factors,
-        between consecutive dates on which all of them are observed.
+        between consecutive dates on which all of them are observed.  A proxied factor's moves on the
+        dates its proxy filled carry the proxy's residual (:func:`stressgrid.core.sources.proxy_noise`),
+        so that a model fitted on them does not take it as perfectly correlated with its proxy.
     covered : bool ``[F]``
         True for a factor with history on at least half of the window's dates.
 
@@ -182,6 +185,10 @@ def daily_moves(
     sub = lv[cov_f].dropna(how="any")
     x = sub.to_numpy()
     moves = factor_moves(x[:-1], x[1:], log_mask(cov_f))
+    for j, f in enumerate(cov_f):
+        e = proxy_noise(history, f, sub.index[1:], sub.index[:-1])
+        if e is not None:
+            moves[:, j] += e
     if len(moves) < 20:
         raise ConfigError(
             f"{where}: only {len(moves)} daily moves on which {', '.join(cov_f[:5])}{'...' if len(cov_f) > 5 else ''} "

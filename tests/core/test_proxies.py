@@ -73,3 +73,58 @@ def test_cycles_and_proxies_without_history_are_errors():
         apply_proxies(History(lv, "s"), {"CR.IBM": ProxySpec("CR.XYZ", 1.0)})
     with pytest.raises(ConfigError, match=r"field 'CR.IBM.beta': 0 days of common history"):
         apply_proxies(History(lv, "s"), {"CR.IBM": ProxySpec("CR.CDX_IG")})
+
+
+def _half_history(seed=4):
+    """The synthetic pair with the target's own history in the first 1000 days only: the proxy fills the
+    last 1000, where the estimation windows below lie."""
+    lv = _synthetic(seed=seed)
+    lv.loc[lv.index[1000:], "CR.IBM"] = np.nan
+    return apply_proxies(History(lv, "synthetic"), {"CR.IBM": ProxySpec("CR.CDX_IG")})
+
+
+def _generate(kind: dict, h):
+    from pydantic import TypeAdapter
+
+    from stressgrid import scenarios
+
+    window = {} if kind["kind"] == "rolling" else {"window": {"end": str(DATES[-1].date()), "lookback_days": 750}}
+    spec = TypeAdapter(scenarios.ScenarioSpec).validate_python(dict(name="f", **window, **kind))
+    return scenarios.generate(spec, h, ["CR.CDX_IG", "CR.IBM"], np.random.SeedSequence(3))
+
+
+@pytest.mark.parametrize("kind", [
+    dict(kind="montecarlo", model="gaussian", estimator="sample", n_scenarios=20_000, horizon_days=1),
+    dict(kind="bootstrap", block_length=5, horizon_days=5, n_scenarios=20_000),
+])
+def test_random_families_correlate_a_proxied_factor_with_its_proxy_as_r(kind):
+    """Where the proxy fills, the random kinds add its residual: the scenarios' correlation between the
+    target and the proxy is the generating R = sqrt(0.6) = 0.775, not 1 (standard error of the window's
+    correlation over 750 days about (1 - R^2) / sqrt(750) = 0.015)."""
+    h = _half_history()
+    p = h.provenance["CR.IBM"]
+    # the residual's daily sd is the generating one, 0.0012 * sqrt(0.4 / 0.6) = 0.00098, within 3%
+    assert p.residual_sd == pytest.approx(1.2 * 0.001 * np.sqrt(0.4 / 0.6), rel=0.03)
+    assert "residual sd" in p.detail and len(p.synthetic) == len(DATES) - 1000
+    out = _generate(kind, h)
+    r = np.corrcoef(out.shocks[:, 0], out.shocks[:, 1])[0, 1]
+    assert r == pytest.approx(np.sqrt(0.6), abs=0.05)
+
+
+def test_a_replay_of_a_proxied_window_moves_exactly_beta_times_the_proxy():
+    """Historical replays take no residual: the proxied factor's move is the fitted beta times the proxy's."""
+    h = _half_history()
+    beta = float(h.provenance["CR.IBM"].detail.split("beta ")[1].split()[0])
+    out = _generate(dict(kind="rolling", horizon_days=10, start=str(DATES[1200].date()), end=str(DATES[-1].date())), h)
+    np.testing.assert_allclose(out.shocks[:, 1], beta * out.shocks[:, 0], rtol=1e-3, atol=1e-12)
+
+
+def test_without_common_history_the_residual_is_declared_or_said_to_be_missing():
+    lv = _synthetic()[["CR.CDX_IG"]]
+    h = apply_proxies(History(lv, "synthetic"), {"CR.IBM": ProxySpec("CR.CDX_IG", 1.2)})
+    assert h.provenance["CR.IBM"].residual_sd is None and "no residual noise" in h.provenance["CR.IBM"].detail
+    out = _generate(dict(kind="montecarlo", model="gaussian", estimator="sample", n_scenarios=2000, horizon_days=1), h)
+    assert np.corrcoef(out.shocks[:, 0], out.shocks[:, 1])[0, 1] == pytest.approx(1.0, abs=1e-9)
+    h = apply_proxies(History(lv, "synthetic"), {"CR.IBM": ProxySpec("CR.CDX_IG", 1.2, residual_sd=0.00098)})
+    out = _generate(dict(kind="montecarlo", model="gaussian", estimator="sample", n_scenarios=20_000, horizon_days=1), h)
+    assert np.corrcoef(out.shocks[:, 0], out.shocks[:, 1])[0, 1] == pytest.approx(np.sqrt(0.6), abs=0.05)
