@@ -1,8 +1,18 @@
 """Per-task checkpoints in the run directory, so an interrupted run resumes where it stopped.
 
-``RUN_DIR/tasks/plan.json`` holds the fingerprint of the plan (batch hash, data, book and chunking);
-each finished task is written as ``task-NNNNNN.pkl`` atomically (a temporary file renamed into place),
-so a crash never leaves a half-written result.  The files are internal checkpoints, not an output format.
+``RUN_DIR/tasks/plan.json`` holds the checkpoint format and the fingerprint of the plan (batch hash,
+data, book and chunking); each finished task is written as ``task-NNNNNN.npz`` atomically (a temporary
+file, flushed to disk, renamed into place), so a crash never leaves a half-written result.  The files
+are internal checkpoints, not an output format.
+
+A checkpoint holds data only: an uncompressed ``.npz`` of numeric arrays (the task's totals, group
+sums, position P&L and each family's tail) and one ``meta`` entry, the UTF-8 bytes of a JSON object
+with the scalars and the structure (task id, scenario range, timings, group levels, family codes and
+moments, which optional arrays are present).  ``--resume`` reads it with ``allow_pickle=False`` and
+checks every key, type and shape before rebuilding the :class:`ChunkResult`; nothing in the run
+directory is ever unpickled or executed.  A checkpoint that does not pass, and ``.pkl`` checkpoints of
+older versions (which were pickles), are refused with a :class:`ConfigError` that says to run again
+without ``--resume``.
 """
 
 from __future__ import annotations
@@ -10,15 +20,30 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
+import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from stressgrid.core import ConfigError
 
+from ._summary import FamilyPartial
 from ._worker import ChunkResult
 
 __all__ = ["TaskStore"]
+
+#: format of the checkpoints, recorded in ``plan.json``: a run directory of another format is not resumed
+FORMAT = "stressgrid-task-npz/1"
+
+_NAME = re.compile(r"task-(\d+)\.npz")
+#: array dtypes a checkpoint may hold: bool, integers, floats (never objects, strings or records)
+_KINDS = "biuf"
+_RERUN = "run again without --resume (or choose another --out)"
+
+
+class _Malformed(Exception):
+    """What is wrong with a checkpoint (turned into a :class:`ConfigError` naming the file)."""
 
 
 class TaskStore:
@@ -29,8 +54,21 @@ class TaskStore:
         if resume:
             if not plan.exists():
                 raise ConfigError(f"--resume: {Path(run_dir)} holds no interrupted run (no tasks/plan.json)")
-            found = json.loads(plan.read_text()).get("fingerprint")
-            if found != self.fingerprint:
+            if any(self.dir.glob("task-*.pkl")):
+                raise ConfigError(
+                    f"--resume: the checkpoints in {self.dir} were written by an older version of stressgrid "
+                    f"(task-*.pkl) and are not read; {_RERUN}"
+                )
+            try:
+                found = json.loads(plan.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"--resume: {plan} is not readable ({_reason(exc)}); {_RERUN}") from None
+            if not isinstance(found, dict) or found.get("format") != FORMAT:
+                raise ConfigError(
+                    f"--resume: the checkpoints in {self.dir} were written by an older version of stressgrid "
+                    f"(or {plan.name} is not one of its plans); {_RERUN}"
+                )
+            if found.get("fingerprint") != self.fingerprint:
                 raise ConfigError(
                     f"--resume: {Path(run_dir)} holds tasks of a different plan (batch, data, book or chunk size "
                     "changed); run without --resume or choose another --out"
@@ -39,24 +77,191 @@ class TaskStore:
             if self.dir.exists():
                 shutil.rmtree(self.dir)
             self.dir.mkdir(parents=True)
-            plan.write_text(json.dumps({"fingerprint": self.fingerprint, "inputs": fingerprint}, indent=2, default=str))
+            plan.write_text(json.dumps({"format": FORMAT, "fingerprint": self.fingerprint, "inputs": fingerprint},
+                                       indent=2, default=str))
 
     def _path(self, task_id: int) -> Path:
-        return self.dir / f"task-{task_id:06d}.pkl"
+        return self.dir / f"task-{task_id:06d}.npz"
 
     def load(self) -> dict[int, ChunkResult]:
+        """Every checkpoint of the directory by task id; a malformed one raises :class:`ConfigError`."""
         out = {}
-        for p in sorted(self.dir.glob("task-*.pkl")):
-            with open(p, "rb") as fh:
-                r = pickle.load(fh)
+        for p in sorted(self.dir.glob("task-*.npz")):
+            m = _NAME.fullmatch(p.name)
+            try:
+                if m is None or p.name != self._path(int(m.group(1))).name:
+                    raise _Malformed("not a checkpoint name")
+                r = _read(p)
+                if r.task_id != int(m.group(1)):
+                    raise _Malformed(f"it holds task {r.task_id}")
+            except _Malformed as exc:
+                raise ConfigError(f"--resume: checkpoint {p} is corrupt or not a stressgrid checkpoint ({exc}); "
+                                  f"{_RERUN}") from None
             out[r.task_id] = r
         return out
 
     def save(self, result: ChunkResult) -> None:
         path = self._path(result.task_id)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        meta, arrays = _encode(result)
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
+            np.savez(fh, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+
+
+# --- encoding ---------------------------------------------------------------------------------------
+
+def _encode(r: ChunkResult) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON metadata and the named arrays of a result.  Array names are positional (``groups.0``,
+    ``family.2.tail_loss``), so no level name or family code ever becomes a key of the archive."""
+    arrays = {"totals": r.totals}
+    if r.pnl is not None:
+        arrays["pnl"] = r.pnl
+    for i, a in enumerate(r.groups.values()):
+        arrays[f"groups.{i}"] = a
+    if r.sens_groups is not None:
+        for i, a in enumerate(r.sens_groups.values()):
+            arrays[f"sens_groups.{i}"] = a
+    families = []
+    for j, (code, f) in enumerate(r.families.items()):
+        families.append({"code": int(code), "weight": float(f.weight), "mean": float(f.mean), "m2": float(f.m2),
+                         "worst_loss": float(f.worst_loss), "worst_index": int(f.worst_index),
+                         "tail_rows": f.tail_rows is not None})
+        for name in ("tail_index", "tail_loss", "tail_weight", "tail_rows"):
+            if getattr(f, name) is not None:
+                arrays[f"family.{j}.{name}"] = getattr(f, name)
+    meta = {
+        "format": FORMAT, "task_id": int(r.task_id), "start": int(r.start), "stop": int(r.stop),
+        "seconds": float(r.seconds), "compile_seconds": float(r.compile_seconds), "float64": bool(r.float64),
+        "pnl": r.pnl is not None, "groups": [str(k) for k in r.groups],
+        "sens_groups": None if r.sens_groups is None else [str(k) for k in r.sens_groups],
+        "families": families,
+    }
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in _KINDS:
+            raise TypeError(f"task {r.task_id}: {name} is not a numeric array, it cannot be checkpointed")
+    return meta, arrays
+
+
+# --- decoding: every field is checked; anything unexpected is _Malformed ------------------------------
+
+def _reason(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": ")
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _read(path: Path) -> ChunkResult:
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":  # what np.load would otherwise read as .npy or refuse as a pickle
+                raise _Malformed("not an .npz archive")
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as z:
+                arrays = {name: z[name] for name in z.files}
+        if not all(isinstance(a, np.ndarray) for a in arrays.values()):
+            raise _Malformed("an entry is not a .npy array")
+    except _Malformed:
+        raise
+    except Exception as exc:  # a damaged archive fails in many ways (zip, npy header, short read, pickled data)
+        raise _Malformed(_reason(exc)) from None
+    try:
+        return _decode(arrays)
+    except _Malformed:
+        raise
+    except Exception as exc:  # a check missed below must still not end in a traceback
+        raise _Malformed(_reason(exc)) from None
+
+
+def _int(meta: dict, key: str) -> int:
+    v = meta.get(key)
+    if type(v) is not int:
+        raise _Malformed(f"'{key}' is not an integer")
+    return v
+
+
+def _float(meta: dict, key: str) -> float:
+    v = meta.get(key)
+    if type(v) not in (int, float):
+        raise _Malformed(f"'{key}' is not a number")
+    return float(v)
+
+
+def _bool(meta: dict, key: str) -> bool:
+    v = meta.get(key)
+    if type(v) is not bool:
+        raise _Malformed(f"'{key}' is not true or false")
+    return v
+
+
+def _names(meta: dict, key: str, optional: bool = False) -> list[str] | None:
+    v = meta.get(key)
+    if v is None and optional:
+        return None
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v) or len(set(v)) != len(v):
+        raise _Malformed(f"'{key}' is not a list of distinct names")
+    return v
+
+
+def _decode(arrays: dict[str, np.ndarray]) -> ChunkResult:
+    raw = arrays.pop("meta", None)
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise _Malformed("no metadata")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except ValueError:
+        raise _Malformed("the metadata is not JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise _Malformed("unknown format")
+    task_id, start, stop = _int(meta, "task_id"), _int(meta, "start"), _int(meta, "stop")
+    if task_id < 0 or not 0 <= start <= stop:
+        raise _Malformed("bad task id or scenario range")
+    s = stop - start
+    has_pnl = _bool(meta, "pnl")
+    levels, sens_levels = _names(meta, "groups"), _names(meta, "sens_groups", optional=True)
+    fams = meta.get("families")
+    if not isinstance(fams, list) or not all(isinstance(f, dict) for f in fams):
+        raise _Malformed("'families' is not a list")
+
+    expected = {"totals"} | ({"pnl"} if has_pnl else set())
+    expected |= {f"groups.{i}" for i in range(len(levels))}
+    expected |= {f"sens_groups.{i}" for i in range(len(sens_levels or ()))}
+    for j, f in enumerate(fams):
+        expected |= {f"family.{j}.{n}" for n in ("tail_index", "tail_loss", "tail_weight")}
+        if _bool(f, "tail_rows"):
+            expected.add(f"family.{j}.tail_rows")
+    if set(arrays) != expected:
+        extra, missing = sorted(set(arrays) - expected), sorted(expected - set(arrays))
+        raise _Malformed("unexpected arrays " + ", ".join(extra) if extra else "missing arrays " + ", ".join(missing))
+    for name, a in arrays.items():
+        if a.dtype.kind not in _KINDS:
+            raise _Malformed(f"{name} has dtype {a.dtype}")
+
+    def rows(name: str, ndim: int, n: int) -> np.ndarray:
+        a = arrays[name]
+        if a.ndim != ndim or a.shape[0] != n:
+            raise _Malformed(f"{name} has shape {a.shape}")
+        return a
+
+    totals = rows("totals", 1, s)
+    pnl = rows("pnl", 2, s) if has_pnl else None
+    groups = {lv: rows(f"groups.{i}", 2, s) for i, lv in enumerate(levels)}
+    sens = None if sens_levels is None else {lv: rows(f"sens_groups.{i}", 2, s) for i, lv in enumerate(sens_levels)}
+    families: dict[int, FamilyPartial] = {}
+    for j, f in enumerate(fams):
+        code = _int(f, "code")
+        if code in families:
+            raise _Malformed(f"family {code} twice")
+        tail_index = arrays[f"family.{j}.tail_index"]
+        if tail_index.ndim != 1 or tail_index.dtype.kind not in "iu":
+            raise _Malformed(f"family.{j}.tail_index has shape {tail_index.shape} and dtype {tail_index.dtype}")
+        k = tail_index.shape[0]
+        families[code] = FamilyPartial(
+            **{n: _float(f, n) for n in ("weight", "mean", "m2", "worst_loss")},
+            worst_index=_int(f, "worst_index"), tail_index=tail_index,
+            tail_loss=rows(f"family.{j}.tail_loss", 1, k), tail_weight=rows(f"family.{j}.tail_weight", 1, k),
+            tail_rows=rows(f"family.{j}.tail_rows", 2, k) if f["tail_rows"] else None,
+        )
+    return ChunkResult(task_id, start, stop, totals, groups, families, pnl, sens,
+                       _float(meta, "seconds"), _float(meta, "compile_seconds"), _bool(meta, "float64"))

@@ -51,7 +51,7 @@ class _Interrupt:
 def test_interrupted_run_resumes_to_identical_results(inputs, reference, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         execute(inputs, SerialExecutor(fn=_Interrupt(at=4)), run_dir=tmp_path)
-    assert len(list((tmp_path / "tasks").glob("task-*.pkl"))) == 4
+    assert len(list((tmp_path / "tasks").glob("task-*.npz"))) == 4
     ran = []
     res = execute(inputs, SerialExecutor(fn=lambda p, t: ran.append(t.task_id) or run_chunk(p, t)), run_dir=tmp_path, resume=True)
     assert ran == list(range(4, len(res.tasks)))  # only the missing tasks ran
@@ -80,12 +80,12 @@ def test_killed_process_resumes_to_identical_results(inputs, reference, linear_b
                             cwd=Path(__file__).resolve().parents[2])
     deadline = time.time() + 120
     tasks = tmp_path / "run" / "tasks"
-    while time.time() < deadline and len(list(tasks.glob("task-*.pkl"))) < 3:
+    while time.time() < deadline and len(list(tasks.glob("task-*.npz"))) < 3:
         assert proc.poll() is None, "the run ended before it could be killed"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = len(list(tasks.glob("task-*.pkl")))
+    done = len(list(tasks.glob("task-*.npz")))
     assert 3 <= done < len(reference.tasks), "the run was not killed mid-way"
     res = execute(inputs, SerialExecutor(), run_dir=tmp_path / "run", resume=True)
     assert res.resumed_tasks == done
@@ -122,7 +122,7 @@ def test_failing_task_is_named_and_finished_tasks_are_kept(inputs, tmp_path):
     assert "task 2 (scenarios 512..767: hist_10d:" in msg
     assert "ValueError: strike of position X is NaN" in msg
     assert "2 finished task(s) are kept" in msg
-    assert len(list((tmp_path / "tasks").glob("task-*.pkl"))) == 2
+    assert len(list((tmp_path / "tasks").glob("task-*.npz"))) == 2
 
 
 class _CrashOnce:
