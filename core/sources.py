@@ -33,7 +33,7 @@ from .factors import factor_spec
 from .history import History, frame_to_history, load_history
 
 __all__ = ["UNITS", "RATE_KINDS", "par_to_zero", "SourceSpec", "load_source", "merge_histories", "complete_curves", "Provenance", "ProxySpec",
-           "apply_proxies", "fit_proxy", "proxy_noise", "MIN_PROXY_OVERLAP"]
+           "apply_proxies", "fit_proxy", "proxy_noise", "default_proxies", "MIN_PROXY_OVERLAP"]
 
 #: how a source's rate columns may be quoted
 RATE_KINDS = ("zero", "par")
@@ -368,6 +368,8 @@ class ProxySpec:
     #: the residual's daily standard deviation (in the factor's move units), for a factor without enough
     #: history of its own to estimate it; None: estimated on the common days, or no residual
     residual_sd: float | None = None
+    #: why this proxy and beta were chosen (the default map's rule), reported in the coverage table
+    rule: str | None = None
 
 
 #: days of common history needed to fit a proxy's beta
@@ -439,7 +441,7 @@ def apply_proxies(history: History, proxies: Mapping[str, ProxySpec], source: st
             how = f"beta {beta:.4g} fitted on {days} days, R^2 {r2:.3f}"
         else:
             beta = float(p.beta)
-            how = f"beta {beta:.4g} declared"
+            how = f"beta {beta:.4g} " + (f"({p.rule})" if p.rule else "declared")
             if len(own) > MIN_PROXY_OVERLAP:
                 fb, r2, days = fit_proxy(History(levels, history.source), f, p.factor)
                 if np.isfinite(fb):
@@ -501,3 +503,63 @@ def proxy_noise(history: History, factor: str, ends: pd.DatetimeIndex, starts: p
     a = index.searchsorted(starts, side="right")
     b = index.searchsorted(ends, side="right")
     return cum[b] - cum[a]
+
+
+#: the shape factors of a vol surface (``VOL.UNDERLYING.SHAPE``), moved by the default map with its ATM level
+VOL_SHAPES = ("TERM", "SKEW", "CURV")
+#: the credit indices a single-name spread may be proxied by, in order of preference
+CREDIT_INDICES = ("CR.CDX_IG", "CR.ITRAXX_MAIN", "CR.CDX_HY", "CR.ITRAXX_XOVER")
+
+
+def default_proxies(factors: Iterable[str], history: History, levels: Mapping[str, float]) -> tuple[dict[str, ProxySpec], dict[str, str]]:
+    """The default map for factors with no history of their own (``default_proxies: true``, docs/data.md).
+
+    Returns ``(proxies, flat)``:
+
+    * a zero yield of a curve other than USD moves with the USD yield of the same tenor (or the nearest
+      tenor the history has), beta 1: a parallel co-movement, assumed because there is no history to fit it;
+    * a vol surface's term, skew and curvature factors move with the surface's ATM level, beta their
+      level over the ATM level at the as-of date: the smile scales with the ATM level;
+    * a single-name credit spread moves with the first credit index of :data:`CREDIT_INDICES` that has
+      history, beta the name's spread over the index's: spreads move in proportion to their level;
+    * a futures basis is held at its level (``flat``, with that reason): the future keeps its carry over spot.
+
+    A factor without a level at the as-of date (a proxy gives moves, not a level: it comes from
+    ``market.overrides``), or whose proxy has no history either, is left out (the coverage check then
+    asks for its history or a declaration).  ``levels`` are the as-of levels
+    (overrides, else the snapshot) that the level ratios use.
+    """
+    def has(f: str) -> bool:
+        return f in history.snapshot.columns and bool(history.snapshot[f].notna().any())
+
+    out: dict[str, ProxySpec] = {}
+    flat: dict[str, str] = {}
+    usd = sorted((factor_spec(c).tenor_years, c) for c in history.levels.columns
+                 if c.startswith("IR.USD.") and factor_spec(c).kind == "rate" and has(c))
+    index = next((c for c in CREDIT_INDICES if has(c)), None)
+    for f in factors:
+        if has(f):
+            continue
+        spec = factor_spec(f)
+        parts = f.split(".")
+        if spec.kind == "basis":
+            flat[f] = "default map: a futures basis is held at its level (the future keeps its carry over spot)"
+            continue
+        if f not in levels:  # a proxy gives moves, not a level: without one the coverage check asks for it
+            continue
+        if spec.kind == "rate" and spec.currency != "USD" and usd:
+            t, proxy = min(usd, key=lambda u: abs(u[0] - spec.tenor_years))
+            tenor = "same tenor" if abs(t - spec.tenor_years) < 1e-9 else f"nearest tenor {proxy.split('.')[-1]}"
+            out[f] = ProxySpec(proxy, 1.0, rule=f"default map: the USD curve's {tenor}, beta 1 assumed (parallel co-movement)")
+        elif spec.kind == "vol" and len(parts) == 3 and parts[2] in VOL_SHAPES:
+            atm = f"{parts[0]}.{parts[1]}.ATM"
+            lv, la = levels.get(f), levels.get(atm)
+            if has(atm) and lv is not None and la:
+                out[f] = ProxySpec(atm, float(lv) / float(la),
+                                   rule=f"default map: the smile scales with its ATM level ({lv:.4g} / {la:.4g} at the as-of date)")
+        elif spec.kind == "spread" and index is not None and f not in CREDIT_INDICES:
+            lv, li = levels.get(f), levels.get(index)
+            if lv is not None and li:
+                out[f] = ProxySpec(index, float(lv) / float(li),
+                                   rule=f"default map: spreads move in proportion to their level ({lv:.4g} / {li:.4g} at the as-of date)")
+    return out, flat

@@ -108,6 +108,9 @@ class MarketSettings(_Strict):
     #: factors held flat on purpose, each with the reason: ``{FACTOR or pattern: reason}`` (a pattern
     #: such as ``IR.EUR.*`` matches factor names as in a shell); a list declares them without a reason
     flat: dict[str, str] = {}
+    #: the most of the book's gross exposure that may rest on proxied or flat factors (a fraction, e.g.
+    #: 0.25); a batch over it is refused before any work (docs/data.md)
+    max_unmodelled_share: Optional[float] = Field(default=None, ge=0, le=1)
 
     @field_validator("overrides")
     @classmethod
@@ -185,6 +188,10 @@ class Batch(_Strict):
     market: MarketSettings = MarketSettings()
     #: factors whose missing history is taken from another factor's moves (docs/data.md)
     proxies: dict[str, ProxySettings] = {}
+    #: give every factor without history, not declared in ``proxies`` or ``market.flat``, the default
+    #: map's proxy: non-USD curves from the USD curve, a surface's shape from its ATM level, single names
+    #: from the credit index; a futures basis held at its level (docs/data.md)
+    default_proxies: bool = False
     scenarios: list[ScenarioSpec] = Field(min_length=1)
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()

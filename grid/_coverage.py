@@ -16,7 +16,8 @@ import pandas as pd
 
 from stressgrid.core import ConfigError, History, factor_spec
 
-__all__ = ["resolve_flat", "check_coverage", "coverage_tables", "SOURCES"]
+__all__ = ["resolve_flat", "check_coverage", "coverage_tables", "exposure_shares", "check_unmodelled_share", "SOURCES",
+           "DEFAULT_DAILY_MOVE", "SCALE_DAYS"]
 
 #: the values of the coverage table's ``source`` column
 SOURCES = ("history", "bundled", "interpolated", "proxy", "override", "flat")
@@ -50,15 +51,84 @@ def check_coverage(history: History, factors: list[str], flat: dict[str, str], s
             "flat on purpose with a reason (market.flat: {FACTOR: reason}) and a level (market.overrides)")
 
 
-def coverage_tables(inputs) -> dict[str, pd.DataFrame]:
-    """``coverage`` (one row per factor of the snapshot) and ``coverage_families`` (family x factor)."""
-    history, market, scen = inputs.history, inputs.market, inputs.scenarios
+#: a factor's daily move size, for weighing factors without any series of their kind (level units; a
+#: price's is 1% of its level): 5bp for a rate or spread, one vol point, 10bp of basis
+DEFAULT_DAILY_MOVE = {"rate": 5e-4, "spread": 5e-4, "vol": 0.01, "basis": 1e-3, "price": 0.01}
+#: daily moves up to the as-of date that measure a factor's move size
+SCALE_DAYS = 500
+
+
+def _move_sizes(history: History, factors: list[str], as_of) -> tuple[np.ndarray, list[str]]:
+    """``[F]`` the root mean square of each factor's daily level changes over the last :data:`SCALE_DAYS`
+    days up to ``as_of`` (a price's: its level times that of its log-returns); a factor without a
+    series takes the median of its kind's factors that have one, else :data:`DEFAULT_DAILY_MOVE`.
+    Returns the sizes and how each was obtained."""
+    lv = history.levels.reindex(columns=factors).loc[:pd.Timestamp(as_of)]
+    size = np.full(len(factors), np.nan)
+    how = [""] * len(factors)
+    for j, f in enumerate(factors):
+        x = lv[f].dropna().to_numpy()[-(SCALE_DAYS + 1):]
+        if len(x) > 20:
+            spec = factor_spec(f)
+            d = np.diff(np.log(x)) * x[-1] if spec.is_log else np.diff(x)
+            size[j] = float(np.sqrt(np.mean(d * d)))
+            how[j] = "history"
+    kinds = [factor_spec(f).kind for f in factors]
+    for j, f in enumerate(factors):
+        if np.isfinite(size[j]):
+            continue
+        same = [size[i] for i in range(len(factors)) if kinds[i] == kinds[j] and how[i] == "history"]
+        if same:
+            size[j], how[j] = float(np.median(same)), f"median of the {kinds[j]} factors with history"
+        else:
+            size[j], how[j] = DEFAULT_DAILY_MOVE[kinds[j]], "default daily move of its kind"
+    return size, how
+
+
+def exposure_shares(inputs) -> np.ndarray:
+    """``[F]`` the share of the book's gross exposure that rests on each factor of the snapshot.
+
+    Each position's gross exposure (its quantity times its unit value, absolute, as in the liquidity
+    model) is split over the factors it depends on in proportion to ``|dV/dL| x move size``: its
+    first-order P&L under a typical daily move of each factor (:func:`_move_sizes`).  The shares of all
+    factors add up to 1 over the priced positions."""
+    from stressgrid.liquidity import unit_values
+
+    market, sens = inputs.market, inputs.sens
+    factors = list(market.factors)
+    unit = unit_values(inputs.book, market, inputs.prepared, inputs.batch.base_currency)
+    gross = np.abs(inputs.book.positions["quantity"].to_numpy(float) * np.nan_to_num(unit))
+    size, _ = _move_sizes(inputs.history, factors, market.as_of)
+    r = np.abs(np.asarray(sens.grad)) * size[None, :]
+    tot = r.sum(axis=1, keepdims=True)
+    w = np.divide(r, tot, out=np.zeros_like(r), where=tot > 0)
+    g = gross * (tot[:, 0] > 0)
+    return (g @ w) / g.sum() if g.sum() > 0 else np.zeros(len(factors))
+
+
+def check_unmodelled_share(inputs, shares: np.ndarray, limit: float | None) -> None:
+    """Refuse a batch whose share of gross exposure on proxied or flat factors exceeds ``market.max_unmodelled_share``."""
+    if limit is None:
+        return
+    sources = factor_sources(inputs)
+    un = [(float(shares[j]), f, sources[f][0]) for j, f in enumerate(inputs.market.factors)
+          if sources[f][0] in ("proxy", "flat")]
+    total = sum(x[0] for x in un)
+    if total > limit + 1e-12:
+        top = ", ".join(f"{f} ({src}) {x:.1%}" for x, f, src in sorted(un, reverse=True)[:5])
+        raise ConfigError(f"batch {inputs.batch.name!r}, field 'market.max_unmodelled_share': {total:.1%} of the book's "
+                          f"gross exposure rests on proxied or flat factors, over the limit of {limit:.1%} (largest: {top}); "
+                          "give those factors history, or raise the limit")
+
+
+def factor_sources(inputs) -> dict[str, tuple[str, str]]:
+    """``{factor: (source, detail)}`` for every factor of the snapshot (the coverage table's two columns)."""
+    history, market = inputs.history, inputs.market
     overrides = inputs.batch.market.overrides
     flat = inputs.flat
-    rows = []
-    for j, f in enumerate(market.factors):
+    out = {}
+    for f in market.factors:
         prov = history.provenance.get(f)
-        span = history.span(f) if f in history.snapshot.columns else None
         if f in flat:
             src, detail = "flat", flat[f]
         elif prov is not None and prov.source == "proxy":
@@ -72,10 +142,25 @@ def coverage_tables(inputs) -> dict[str, pd.DataFrame]:
             src, detail = prov.source, prov.detail
         else:
             src, detail = ("bundled" if history.source == "bundled" else "history"), history.source
+        out[f] = (src, detail)
+    return out
+
+
+def coverage_tables(inputs) -> dict[str, pd.DataFrame]:
+    """``coverage`` (one row per factor of the snapshot) and ``coverage_families`` (family x factor)."""
+    history, market, scen = inputs.history, inputs.market, inputs.scenarios
+    shares = inputs.exposure_share if inputs.exposure_share is not None else exposure_shares(inputs)
+    sources = factor_sources(inputs)
+    rows = []
+    for j, f in enumerate(market.factors):
+        src, detail = sources[f]
+        span = history.span(f) if f in history.snapshot.columns else None
         rows.append(dict(factor=f, kind=factor_spec(f).kind, source=src, detail=detail,
                          first_date=span[0] if span else pd.NaT, last_date=span[1] if span else pd.NaT,
-                         level=float(market.levels[j]), observed=pd.Timestamp(market.observed.get(f, market.as_of))))
-    cov = pd.DataFrame(rows, columns=["factor", "kind", "source", "detail", "first_date", "last_date", "level", "observed"])
+                         level=float(market.levels[j]), observed=pd.Timestamp(market.observed.get(f, market.as_of)),
+                         exposure_share=float(shares[j])))
+    cov = pd.DataFrame(rows, columns=["factor", "kind", "source", "detail", "first_date", "last_date", "level", "observed",
+                                      "exposure_share"])
     fam = np.asarray(scen.family)
     moved = scen.shocks != 0
     covered = scen.covered

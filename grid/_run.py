@@ -57,6 +57,8 @@ class RunInputs:
     family_paths: dict = field(default_factory=dict)
     #: factors held flat on purpose (``market.flat``): factor -> reason
     flat: dict = field(default_factory=dict)
+    #: ``[F]`` the share of the book's gross exposure resting on each factor (the coverage table's column)
+    exposure_share: object = None
 
 
 @dataclass
@@ -86,9 +88,9 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     kernels.configure_process()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    from stressgrid.core.sources import ProxySpec, apply_proxies, complete_curves, load_source, merge_histories
+    from stressgrid.core.sources import ProxySpec, apply_proxies, complete_curves, default_proxies, load_source, merge_histories
 
-    from ._coverage import check_coverage, resolve_flat
+    from ._coverage import check_coverage, check_unmodelled_share, exposure_shares, resolve_flat
 
     book = load_book(batch.book)
     base = batch.base_currency
@@ -114,6 +116,11 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
         history = apply_proxies(history, {f: ProxySpec(p.factor, p.beta, p.residual_sd) for f, p in batch.proxies.items()},
                                 f"{source}, proxies")
     flat = resolve_flat(batch.market.flat, factors, source)
+    if batch.default_proxies:
+        auto, auto_flat = default_proxies([f for f in factors if f not in flat], history,
+                                          _as_of_levels(history, factors, batch.market.as_of, batch.market.overrides))
+        history = apply_proxies(history, auto, f"{source}, default_proxies")
+        flat = {**flat, **auto_flat}
     check_coverage(history, factors, flat, source)
     market = snapshot_from_history(
         history, factors, batch.market.as_of, batch.market.max_stale_days, batch.market.overrides
@@ -124,6 +131,10 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     t0 = time.perf_counter()
     sens = kernels.sensitivities(prepared, market.levels)
     timings["sensitivities"] = time.perf_counter() - t0
+    # the share of gross exposure on proxied and flat factors, checked against its limit before any work
+    staged = RunInputs(batch, batch_hash, history, book, market, None, prepared, sens=sens, flat=flat)
+    shares = exposure_shares(staged)
+    check_unmodelled_share(replace(staged, exposure_share=shares), shares, batch.market.max_unmodelled_share)
 
     t0 = time.perf_counter()
     # one child seed per batch-file entry; every point of a sweep shares its entry's seed, so the points
@@ -148,7 +159,23 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
             r = s.reorder(market.factors)
             family_paths[s.family[0]] = (np.flatnonzero(fam == s.family[0]), r.paths)
     timings["generate_scenarios"] = time.perf_counter() - t0
-    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat)
+    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares)
+
+
+def _as_of_levels(history, factors, as_of, overrides) -> dict[str, float]:
+    """Each factor's level at the as-of date (the history's last date when None): the override, else the
+    last snapshot level on or before it."""
+    snap = history.snapshot
+    at = pd.Timestamp(as_of) if as_of is not None else snap.index[-1]
+    out = {}
+    for f in factors:
+        if f in overrides:
+            out[f] = float(overrides[f])
+        elif f in snap.columns:
+            s = snap[f].loc[:at].dropna()
+            if len(s):
+                out[f] = float(s.iloc[-1])
+    return out
 
 
 #: ``outputs.scenario_pnl: auto`` writes the scenario x position table up to this many rows

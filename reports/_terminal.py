@@ -133,7 +133,12 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         counts = cov["source"].value_counts()
         parts = [f"{int(counts[s])} {s}" for s in order if s in counts] + \
                 [f"{int(n)} {s}" for s, n in counts.items() if s not in order]
-        out.append(f"coverage of the {len(cov)} factors: {', '.join(parts)} (coverage table).")
+        line = f"coverage of the {len(cov)} factors: {', '.join(parts)} (coverage table)."
+        if "exposure_share" in cov.columns:
+            share = cov.groupby("source")["exposure_share"].sum()
+            line += (f" Of the book's gross exposure, {share.get('proxy', 0.0):.1%} rests on proxied factors and "
+                     f"{share.get('flat', 0.0):.1%} on flat ones (weighted by each factor's typical daily move).")
+        out.append(line)
         flat = cov[cov["source"] == "flat"]
         if len(flat):
             declared = set(flat["factor"])

@@ -128,3 +128,37 @@ def test_without_common_history_the_residual_is_declared_or_said_to_be_missing()
     h = apply_proxies(History(lv, "synthetic"), {"CR.IBM": ProxySpec("CR.CDX_IG", 1.2, residual_sd=0.00098)})
     out = _generate(dict(kind="montecarlo", model="gaussian", estimator="sample", n_scenarios=20_000, horizon_days=1), h)
     assert np.corrcoef(out.shocks[:, 0], out.shocks[:, 1])[0, 1] == pytest.approx(np.sqrt(0.6), abs=0.05)
+
+
+def _curves_and_vols():
+    """USD zero yields at 3M, 2Y and 10Y, SPX and its ATM vol, CDX IG: 300 days of random walks."""
+    rng = np.random.default_rng(11)
+    n = 300
+    idx = pd.DatetimeIndex(pd.bdate_range("2016-01-04", periods=n), name="date")
+    walk = lambda start, sd: start + np.cumsum(sd * rng.standard_normal(n))
+    return History(pd.DataFrame({
+        "IR.USD.3M": walk(0.01, 3e-4), "IR.USD.2Y": walk(0.012, 5e-4), "IR.USD.10Y": walk(0.02, 6e-4),
+        "EQ.SPX": 2000 * np.exp(walk(0, 0.01)), "VOL.SPX.ATM": np.abs(walk(0.15, 0.01)),
+        "CR.CDX_IG": np.abs(walk(0.007, 3e-5)),
+    }, index=idx), "synthetic")
+
+
+def test_the_default_map_by_factor_kind():
+    from stressgrid.core.sources import default_proxies
+
+    h = _curves_and_vols()
+    levels = {"IR.EUR.2Y": -0.007, "IR.EUR.5Y": 0.0, "VOL.SPX.SKEW": -0.12, "VOL.SPX.ATM": 0.15, "CR.IBM": 0.0075,
+              "CR.CDX_IG": 0.005, "VOL.WTI.SKEW": -0.03}
+    need = ["IR.EUR.2Y", "IR.EUR.5Y", "VOL.SPX.SKEW", "CR.IBM", "BASIS.WTI", "VOL.WTI.SKEW", "IR.GBP.10Y", "EQ.SPX"]
+    proxies, flat = default_proxies(need, h, levels)
+    assert proxies["IR.EUR.2Y"].factor == "IR.USD.2Y" and proxies["IR.EUR.2Y"].beta == 1.0
+    # no 5-year USD yield in this history: the nearest tenor (2Y: 3 years away, 10Y: 5)
+    assert proxies["IR.EUR.5Y"].factor == "IR.USD.2Y" and "nearest tenor 2Y" in proxies["IR.EUR.5Y"].rule
+    assert proxies["VOL.SPX.SKEW"].factor == "VOL.SPX.ATM" and proxies["VOL.SPX.SKEW"].beta == pytest.approx(-0.8)
+    assert proxies["CR.IBM"].factor == "CR.CDX_IG" and proxies["CR.IBM"].beta == pytest.approx(1.5)
+    assert set(flat) == {"BASIS.WTI"} and "carry" in flat["BASIS.WTI"]
+    # left out: the WTI surface has no ATM history; GBP 10Y has no level to start from; SPX has history
+    assert set(proxies) == {"IR.EUR.2Y", "IR.EUR.5Y", "VOL.SPX.SKEW", "CR.IBM"}
+    moved = apply_proxies(h, proxies)
+    np.testing.assert_allclose(np.diff(moved.levels["VOL.SPX.SKEW"]), -0.8 * np.diff(h.levels["VOL.SPX.ATM"]), atol=1e-15)
+    assert "default map: the smile scales with its ATM level" in moved.provenance["VOL.SPX.SKEW"].detail
