@@ -16,7 +16,8 @@ DEMO_BATCH = EXAMPLES / "demo_batch.yaml"
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    for line in str(message).splitlines() or [""]:  # several problems: one a line
+        click.echo(f"error: {line}", err=True)
     sys.exit(code)
 
 
@@ -36,6 +37,11 @@ def handle_errors(fn):
     return wrapper
 
 
+def allow_outside_option(fn):
+    return click.option("--allow-outside-paths", is_flag=True,
+                        help="Let the batch file name a book or history file outside its own folder (refused by default).")(fn)
+
+
 def run_options(fn):
     """Options shared by the commands that run a batch."""
     fn = click.option("--history", type=click.Path(dir_okay=False), default=None,
@@ -51,6 +57,7 @@ def run_options(fn):
     fn = click.option("--fail-on-breach", is_flag=True,
                       help="Exit with code 5 when a limit is breached (after writing every output), so a scheduler can alert.")(fn)
     fn = click.option("--no-report", is_flag=True, help="Do not write the HTML report.")(fn)
+    fn = allow_outside_option(fn)
     return fn
 
 
@@ -87,12 +94,13 @@ def main() -> None:
 
 
 def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, resume: bool = False,
-         limits: Path | None = None, fail_on_breach: bool = False, no_report: bool = False) -> None:
+         limits: Path | None = None, fail_on_breach: bool = False, no_report: bool = False,
+         allow_outside_paths: bool = False) -> None:
     from stressgrid import reports
     from stressgrid.grid import load_batch, run_batch
 
     console = _console(quiet)
-    batch, digest = load_batch(batch_path)
+    batch, digest = load_batch(batch_path, allow_outside_paths=allow_outside_paths)
     lim = reports.load_limits(limits) if limits is not None else (
         reports.parse_limits(batch.limits, f"batch file {batch_path}, limits") if batch.limits is not None else None)
     with progress_bar(console) as advance:
@@ -109,13 +117,15 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out: only the tasks without a checkpoint run.")
 @run_options
 @handle_errors
-def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report) -> None:
+def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report,
+        allow_outside_paths) -> None:
     """Run the stress batch in BATCH (a YAML file) and write the results to --out.
 
     Each finished task is checkpointed in --out/tasks as it completes, so an interrupted run can be
     continued with --resume and gives the same numbers as an uninterrupted one.
     """
-    _run(batch, out, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report)
+    _run(batch, out, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report,
+         allow_outside_paths)
 
 
 @main.command()
@@ -123,7 +133,7 @@ def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume
               help="Directory for the Parquet tables and manifest.json.")
 @run_options
 @handle_errors
-def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_breach, no_report) -> None:
+def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_breach, no_report, allow_outside_paths) -> None:
     """Run the bundled demo batch (examples/demo_batch.yaml) on the bundled market history."""
     from stressgrid.core import ConfigError
 
@@ -135,12 +145,13 @@ def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_br
 @main.command()
 @click.argument("batch", type=click.Path(path_type=Path))
 @click.option("--history", type=click.Path(dir_okay=False), default=None, help="Factor history to validate against instead of the bundled data.")
+@allow_outside_option
 @handle_errors
-def validate(batch: Path, history) -> None:
+def validate(batch: Path, history, allow_outside_paths) -> None:
     """Check BATCH, its book, market data and scenarios without running it."""
     from stressgrid.grid import load_batch, prepare_inputs
 
-    b, digest = load_batch(batch)
+    b, digest = load_batch(batch, allow_outside_paths=allow_outside_paths)
     inputs = prepare_inputs(b, digest, history_path=history)
     p = inputs.prepared
     click.echo(
@@ -170,8 +181,9 @@ def jobs_address(fn):
 @click.option("--ship-code", is_flag=True, help="Send this checkout's source with the job (for a cluster that has the dependencies but not stressgrid).")
 @click.option("--pip", "pip", multiple=True, help="A package the cluster installs for this job (repeatable).")
 @click.option("--wait", is_flag=True, help="Stream the job's log and wait until it ends; exit non-zero if it fails.")
+@allow_outside_option
 @handle_errors
-def submit(batch: Path, address: str, remote_out, workers, ship_code: bool, pip, wait: bool) -> None:
+def submit(batch: Path, address: str, remote_out, workers, ship_code: bool, pip, wait: bool, allow_outside_paths) -> None:
     """Submit BATCH to a Ray cluster through its Jobs API and print the job id.
 
     The batch is validated here first; its book and history file travel with it.  Follow it with
@@ -180,7 +192,8 @@ def submit(batch: Path, address: str, remote_out, workers, ship_code: bool, pip,
     from stressgrid.cluster import follow_logs, job_status, wait_for_job
     from stressgrid.grid import submit_batch
 
-    job = submit_batch(batch, address, out=remote_out, ship_code=ship_code, workers=workers, pip=list(pip) or None)
+    job = submit_batch(batch, address, out=remote_out, ship_code=ship_code, workers=workers, pip=list(pip) or None,
+                       allow_outside_paths=allow_outside_paths)
     click.echo(job)
     if wait:
         follow_logs(address, job, lambda text: click.echo(text, nl=False, err=True))

@@ -72,6 +72,8 @@ _UNDERLYING_PREFIX: dict[str, tuple[str, ...]] = {
     "option": ("EQ", "FX", "CMD"),
 }
 ASSET_CLASSES = ("equity", "rates", "credit", "fx", "commodity")
+#: first characters a text cell (id, sleeve, description) may not have: a spreadsheet reads them as a formula
+FORMULA_STARTS = ("=", "+", "-", "@")
 _CCY = re.compile(r"^[A-Z]{3}$")
 #: ISO 4217 currency codes in use (plus XAU/XAG, precious metals quoted as currencies)
 CURRENCIES = frozenset(
@@ -119,6 +121,14 @@ class Position(BaseModel):
     def _nonempty(cls, v: str) -> str:
         if not v:
             raise ValueError("must not be empty")
+        return v
+
+    @field_validator("id", "sleeve", "description")
+    @classmethod
+    def _not_a_formula(cls, v: Optional[str]) -> Optional[str]:
+        # a spreadsheet opening an output table would evaluate a cell that starts like a formula
+        if v and v[0] in FORMULA_STARTS:
+            raise ValueError(f"must not start with {v[0]!r} (a spreadsheet would read it as a formula)")
         return v
 
     @field_validator("quantity", "multiplier")
@@ -309,19 +319,27 @@ class Book:
         return Book(df, self.source)
 
 
-def _format_error(source: str, row: int, pid: object, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"])
-    where = f"portfolio file {source}, position {pid!r} (row {row})"
-    msg = err["msg"].removeprefix("Value error, ")
-    if loc:
-        value = err.get("input")
-        if err["type"] == "missing":
-            return f"{where}, field '{loc}': missing"
-        if err["type"] == "extra_forbidden":
-            return f"{where}: unknown column '{loc}' (known: {', '.join(_COLUMNS)})"
-        return f"{where}, field '{loc}': {msg} (got {value!r})"
-    return f"{where}: {msg}"
+def _format_errors(source: str, row: int, pid: object, exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        where = f"portfolio file {source}, position {pid!r} (row {row})"
+        msg = err["msg"].removeprefix("Value error, ")
+        if loc:
+            value = err.get("input")
+            if err["type"] == "missing":
+                out.append(f"{where}, field '{loc}': missing")
+            elif err["type"] == "extra_forbidden":
+                out.append(f"{where}: unknown column '{loc}' (known: {', '.join(_COLUMNS)})")
+            else:
+                out.append(f"{where}, field '{loc}': {msg} (got {value!r})")
+        else:
+            out.append(f"{where}: {msg}")
+    return out
+
+
+#: at most this many problems of a portfolio file are listed, one a line
+MAX_BOOK_ERRORS = 20
 
 
 def book_from_records(records: list[dict], source: str = "<records>") -> Book:
@@ -329,17 +347,23 @@ def book_from_records(records: list[dict], source: str = "<records>") -> Book:
     if not records:
         raise ConfigError(f"portfolio file {source}: no positions")
     rows = []
+    problems: list[str] = []
     seen: dict[str, int] = {}
     for i, rec in enumerate(records, start=1):
         clean = {k: v for k, v in rec.items() if not (v is None or (isinstance(v, float) and math.isnan(v)) or v == "")}
         try:
             pos = Position.model_validate(clean)
         except ValidationError as exc:
-            raise ConfigError(_format_error(source, i, rec.get("id"), exc)) from None
+            problems += _format_errors(source, i, rec.get("id"), exc)
+            continue
         if pos.id in seen:
-            raise ConfigError(f"portfolio file {source}, position {pos.id!r} (row {i}), field 'id': duplicate of row {seen[pos.id]}")
-        seen[pos.id] = i
+            problems.append(f"portfolio file {source}, position {pos.id!r} (row {i}), field 'id': duplicate of row {seen[pos.id]}")
+        seen.setdefault(pos.id, i)
         rows.append(pos.model_dump())
+    if problems:  # every bad row at once, one a line
+        if len(problems) > MAX_BOOK_ERRORS:
+            problems = problems[:MAX_BOOK_ERRORS] + [f"... and {len(problems) - MAX_BOOK_ERRORS} more problem(s)"]
+        raise ConfigError("\n".join(problems))
     df = pd.DataFrame(rows, columns=_COLUMNS)
     return Book(positions=df, source=source)
 

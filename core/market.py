@@ -107,6 +107,7 @@ def snapshot_from_history(
     as_of = latest_common_date(history, from_hist) if as_of is None else pd.Timestamp(as_of)
     levels = []
     observed = {}
+    problems = []
     for f in factors:
         if f in overrides:
             levels.append(float(overrides[f]))
@@ -116,13 +117,18 @@ def snapshot_from_history(
         if s.empty:
             span = history.span(f)
             where = f"first observed {span[0].date()}" if span else "never observed"
-            raise DataError(f"market snapshot {as_of.date()}: factor {f} has no level on or before it ({where})")
+            problems.append(f"market snapshot {as_of.date()}: factor {f} has no level on or before it ({where})")
+            levels.append(np.nan)
+            continue
         age = (as_of - s.index[-1]).days
         if age > max_stale_days:
-            raise DataError(
+            problems.append(
                 f"market snapshot {as_of.date()}: factor {f} last observed {s.index[-1].date()} "
                 f"({age} days stale, limit {max_stale_days}); choose an earlier as_of or give a market override"
             )
         levels.append(float(s.iloc[-1]))
         observed[f] = s.index[-1]
+    if problems:  # every factor at once, one a line
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more factor(s)"] if len(problems) > 20 else [])
+        raise DataError("\n".join(shown))
     return MarketSnapshot(as_of=as_of, factors=tuple(factors), levels=np.array(levels, dtype=float), observed=observed)

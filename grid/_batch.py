@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from stressgrid.core.yamlfile import read_yaml
 from stressgrid.core import ConfigError
 from stressgrid.core.factors import factor_spec
 from stressgrid.scenarios import ScenarioSpec
@@ -333,23 +334,63 @@ def expand_sweeps(entries: list, where: str = "batch file") -> tuple[list, list[
     return out, origins, points
 
 
-def load_batch(path: str | Path) -> tuple[Batch, str]:
+#: at most this many problems are listed, one a line, before "and N more"
+MAX_ERRORS = 20
+
+
+def _error_line(p: Path, raw: dict, points: list, err: dict) -> str:
+    loc = _loc(err["loc"])
+    if isinstance(raw.get("history"), dict) and loc.startswith("history[0]"):
+        loc = "history" + loc[len("history[0]"):]  # one source was given, as a mapping
+    if points and len(err["loc"]) > 1 and err["loc"][0] == "scenarios" and isinstance(err["loc"][1], int):
+        j = err["loc"][1]
+        fam = raw["scenarios"][j].get("name") if isinstance(raw["scenarios"][j], dict) else None
+        point = next((pt for pt in points if pt.family == fam), None)
+        if point is not None:  # name the batch-file entry and the sweep point, not the expanded index
+            loc = loc.replace(f"scenarios[{j}]", f"scenarios[{point.entry}] (sweep point {fam})", 1)
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        return f"batch file {p}, field '{loc}': missing"
+    if err["type"] == "extra_forbidden":
+        return f"batch file {p}, field '{loc}': unknown key"
+    if err["type"] == "union_tag_invalid":
+        return f"batch file {p}, field '{loc}.kind': {msg}"
+    value = err.get("input")
+    shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    return f"batch file {p}, field '{loc}': {msg}{shown}"
+
+
+def join_errors(lines: list[str]) -> str:
+    """Problems one a line (the command line prefixes each with ``error:``), at most :data:`MAX_ERRORS`."""
+    lines = list(dict.fromkeys(lines))
+    if len(lines) > MAX_ERRORS:
+        lines = lines[:MAX_ERRORS] + [f"... and {len(lines) - MAX_ERRORS} more problem(s)"]
+    return "\n".join(lines)
+
+
+def _inside(base: Path, path: Path, p: Path, field_: str, allow_outside: bool) -> Path:
+    """``path`` from the batch file, resolved against the batch file's folder ``base``; outside it (an
+    absolute path or ``..``) only when ``allow_outside``."""
+    full = (base / path).resolve()
+    if not allow_outside and not full.is_relative_to(base):
+        raise ConfigError(f"batch file {p}, field '{field_}': {str(path)!r} is outside the batch file's folder "
+                          f"{base}; move the file there, or allow paths outside it (--allow-outside-paths)")
+    return full
+
+
+def load_batch(path: str | Path, allow_outside_paths: bool = True) -> tuple[Batch, str]:
     """Read and validate a batch file.
 
     Returns the batch, with ``book`` and ``history.path`` made relative to the batch file's folder,
-    and the SHA-256 of the file's bytes.
+    and the SHA-256 of the file's bytes.  Every problem the batch's structure has is reported at once,
+    one a line.  ``allow_outside_paths=False`` (the command line's default) refuses a book or history
+    path outside the batch file's folder.
     """
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"batch file {p}: not found")
     data = p.read_bytes()
-    try:
-        raw = yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"batch file {p}{where}: malformed YAML ({problem})") from None
+    raw = read_yaml(p, "batch file")
     if not isinstance(raw, dict):
         raise ConfigError(f"batch file {p}: expected a mapping of keys (name, book, scenarios, ...), got {type(raw).__name__}")
     origins: list[int] = []
@@ -360,34 +401,17 @@ def load_batch(path: str | Path) -> tuple[Batch, str]:
     try:
         batch = Batch.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = _loc(err["loc"])
-        if isinstance(raw, dict) and isinstance(raw.get("history"), dict) and loc.startswith("history[0]"):
-            loc = "history" + loc[len("history[0]"):]  # one source was given, as a mapping
-        if points and len(err["loc"]) > 1 and err["loc"][0] == "scenarios" and isinstance(err["loc"][1], int):
-            j = err["loc"][1]
-            fam = raw["scenarios"][j].get("name") if isinstance(raw["scenarios"][j], dict) else None
-            point = next((pt for pt in points if pt.family == fam), None)
-            if point is not None:  # name the batch-file entry and the sweep point, not the expanded index
-                loc = loc.replace(f"scenarios[{j}]", f"scenarios[{point.entry}] (sweep point {fam})", 1)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            raise ConfigError(f"batch file {p}, field '{loc}': missing") from None
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"batch file {p}, field '{loc}': unknown key") from None
-        if err["type"] == "union_tag_invalid":
-            raise ConfigError(f"batch file {p}, field '{loc}.kind': {msg}") from None
-        value = err.get("input")
-        shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
-        raise ConfigError(f"batch file {p}, field '{loc}': {msg}{shown}") from None
+        raise ConfigError(join_errors([_error_line(p, raw, points, e) for e in exc.errors()])) from None
     except ConfigError as exc:  # a factor-name check inside a validator
         raise ConfigError(f"batch file {p}: {exc}") from None
     base = p.resolve().parent
-    updates = {"book": (base / batch.book)}
+    updates = {"book": _inside(base, batch.book, p, "book", allow_outside_paths)}
     if batch.history is not None:
         if not batch.history:
             raise ConfigError(f"batch file {p}, field 'history': an empty list; name at least one source or 'bundled'")
-        updates["history"] = [h if h == "bundled" else h.model_copy(update={"path": base / h.path}) for h in batch.history]
+        updates["history"] = [h if h == "bundled" else h.model_copy(update={
+            "path": _inside(base, h.path, p, f"history[{i}].path", allow_outside_paths)})
+            for i, h in enumerate(batch.history)]
     if batch.limits is not None:
         from stressgrid.reports import parse_limits
 

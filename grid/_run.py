@@ -20,6 +20,7 @@ from stressgrid import scenarios
 from stressgrid.core import (
     Book,
     ConfigError,
+    DataError,
     TaskError,
     History,
     MarketSnapshot,
@@ -122,9 +123,12 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
         history = apply_proxies(history, auto, f"{source}, default_proxies")
         flat = {**flat, **auto_flat}
     check_coverage(history, factors, flat, source)
-    market = snapshot_from_history(
-        history, factors, batch.market.as_of, batch.market.max_stale_days, batch.market.overrides
-    )
+    try:
+        market = snapshot_from_history(
+            history, factors, batch.market.as_of, batch.market.max_stale_days, batch.market.overrides
+        )
+    except DataError as exc:  # name the batch field each problem comes from
+        raise DataError("\n".join(f"{source}, field 'market.as_of': {line}" for line in str(exc).splitlines())) from None
     book.check_dates(market.as_of)
     prepared = kernels.prepare(book.positions, market.factors, base, market.as_of, levels=market.levels)
     timings["load_inputs"] = time.perf_counter() - t0

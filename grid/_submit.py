@@ -27,9 +27,9 @@ class StagedBatch:
     sha256: str
 
 
-def stage_batch(batch_path: str | Path) -> StagedBatch:
+def stage_batch(batch_path: str | Path, allow_outside_paths: bool = True) -> StagedBatch:
     """Validate the batch (failing here, not on the cluster) and copy it with its inputs into a new folder."""
-    batch, digest = load_batch(batch_path)
+    batch, digest = load_batch(batch_path, allow_outside_paths=allow_outside_paths)
     raw = yaml.safe_load(Path(batch_path).read_bytes())
     stage = Path(tempfile.mkdtemp(prefix="stressgrid-job-"))
     shutil.copy(batch.book, stage / Path(batch.book).name)
@@ -48,7 +48,7 @@ def stage_batch(batch_path: str | Path) -> StagedBatch:
 
 
 def submit_batch(batch_path: str | Path, address: str, out: str | None = None, ship_code: bool = False,
-                 workers: int | None = None, pip: list[str] | None = None) -> str:
+                 workers: int | None = None, pip: list[str] | None = None, allow_outside_paths: bool = True) -> str:
     """Submit a batch as a Ray job; returns its submission id.
 
     ``out``: the run directory on the cluster (default under ``cluster.DEFAULT_REMOTE_ROOT``);
@@ -57,7 +57,7 @@ def submit_batch(batch_path: str | Path, address: str, out: str | None = None, s
     """
     from stressgrid.cluster import submit_job
 
-    staged = stage_batch(batch_path)
+    staged = stage_batch(batch_path, allow_outside_paths)
     entrypoint = RUN_ENTRYPOINT + (f" --workers {int(workers)}" if workers else "")
     try:
         return submit_job(staged.folder, address, entrypoint, staged.name, out=out, ship_code=ship_code, pip=pip,

@@ -105,6 +105,12 @@ class RollingSpec(BaseModel):
     step: int = Field(default=1, ge=1)
     amplify: Optional[AmplifySpec] = None
 
+    @model_validator(mode="after")
+    def _ordered(self) -> "RollingSpec":
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start {self.start} is not before end {self.end}")
+        return self
+
 
 def _window_levels(levels: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Rows of ``levels`` from the last trading day on or before ``start`` to ``end`` (forward

@@ -80,7 +80,8 @@ def _error(res) -> str:
         (lambda d: (d / "b.yaml").write_text("name: [x\n") and d / "b.yaml", "malformed YAML"),
         (lambda d: _write_batch(d, events="[no_such_event]"), "unknown event 'no_such_event'"),
         (lambda d: _write_batch(d, extra="history:\n  path: nope.csv\n"), "history file .*nope.csv: not found"),
-        (lambda d: _write_batch(d, extra="market:\n  as_of: 2021-01-04\n"), "factor .* last observed .* stale"),
+        (lambda d: _write_batch(d).write_text(_write_batch(d).read_text().replace("2017-03-29", "2021-01-04"))
+         and d / "batch.yaml", "factor .* last observed .* stale"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(workdir, setup, match):

@@ -1,0 +1,112 @@
+"""Bad input as a user or an attacker gives it: every problem at once, one line each with its file and
+field, exit code 2; duplicate keys, paths outside the batch's folder and formula cells refused."""
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from stressgrid.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    shutil.copy(ROOT / "tests" / "data" / "linear_book.csv", tmp_path / "book.csv")
+    return tmp_path
+
+
+def _batch(d: Path, body: str) -> Path:
+    p = d / "batch.yaml"
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+GOOD = """\
+    name: t
+    book: book.csv
+    seed: 1
+    market:
+      as_of: 2017-03-29
+    scenarios:
+      - {kind: historical, name: crisis, events: [gfc_2008]}
+    """
+
+
+def _lines(res) -> list[str]:
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    assert "Traceback" not in res.output
+    lines = [l for l in res.output.splitlines() if l.strip()]
+    assert all(l.startswith("error: ") for l in lines), res.output
+    return lines
+
+
+def _validate(path: Path, *extra: str):
+    return CliRunner().invoke(main, ["validate", str(path), *extra])
+
+
+def test_a_duplicate_key_is_an_error_with_both_lines(workdir):
+    res = _validate(_batch(workdir, GOOD + "seed: 2\n"))
+    assert res.exit_code == 2
+    [line] = _lines(res)
+    assert "line 8, column 1: duplicate key 'seed' (first at line 3)" in line
+
+
+def test_three_faults_give_three_lines(workdir):
+    body = GOOD.replace("seed: 1", "seed: -1").replace("name: t", "name: t\n    base_currency: usd") + "colour: blue\n"
+    res = _validate(_batch(workdir, body))
+    assert res.exit_code == 2
+    lines = _lines(res)
+    assert len(lines) == 3, lines
+    text = "\n".join(lines)
+    assert "field 'seed'" in text and "(got -1)" in text
+    assert "field 'base_currency'" in text and "(got 'usd')" in text
+    assert "field 'colour': unknown key" in text
+
+
+def test_every_bad_row_of_the_book_at_once(workdir):
+    book = pd.read_csv(workdir / "book.csv")
+    book.loc[1, "adv"] = -5
+    book.loc[4, "bid_ask_bps"] = -1
+    book.loc[6, "id"] = '=CMD("calc")'
+    book.to_csv(workdir / "book.csv", index=False)
+    res = _validate(_batch(workdir, GOOD))
+    assert res.exit_code == 2
+    lines = _lines(res)
+    assert len(lines) == 3, lines
+    assert "(row 2), field 'adv'" in lines[0] and "(row 5), field 'bid_ask_bps'" in lines[1]
+    assert "(row 7), field 'id': must not start with '='" in lines[2]
+
+
+def test_a_book_outside_the_batch_folder_is_refused_unless_allowed(workdir):
+    inner = workdir / "batches"
+    inner.mkdir()
+    for path in ("../book.csv", str(workdir / "book.csv"), "../../../etc/passwd"):
+        res = _validate(_batch(inner, GOOD.replace("book: book.csv", f"book: {path}")))
+        assert res.exit_code == 2
+        [line] = _lines(res)
+        assert f"field 'book': {path!r} is outside the batch file's folder" in line and "--allow-outside-paths" in line
+    ok = _validate(_batch(inner, GOOD.replace("book: book.csv", "book: ../book.csv")), "--allow-outside-paths")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_a_rolling_window_that_ends_before_it_starts(workdir):
+    body = GOOD.replace("{kind: historical, name: crisis, events: [gfc_2008]}",
+                        "{kind: rolling, name: r, start: 2016-01-01, end: 2015-01-01}")
+    res = _validate(_batch(workdir, body))
+    assert res.exit_code == 2
+    [line] = _lines(res)
+    assert "field 'scenarios[0]'" in line and "start 2016-01-01 is not before end 2015-01-01" in line
+
+
+def test_an_as_of_after_the_history_names_the_field_and_every_stale_factor(workdir):
+    res = _validate(_batch(workdir, GOOD.replace("2017-03-29", "2026-11-30")))
+    assert res.exit_code == 2
+    lines = _lines(res)
+    assert len(lines) > 3
+    assert all("field 'market.as_of': market snapshot 2026-11-30: factor " in l for l in lines[:-1])
+    assert any("EQ.SPX last observed" in l for l in lines)
