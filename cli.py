@@ -42,6 +42,11 @@ def allow_outside_option(fn):
                         help="Let the batch file name a book or history file outside its own folder (refused by default).")(fn)
 
 
+def force_option(fn):
+    return click.option("--force", is_flag=True,
+                        help="Run even when the estimated memory or output size exceeds what this machine or --out has.")(fn)
+
+
 def run_options(fn):
     """Options shared by the commands that run a batch."""
     fn = click.option("--history", type=click.Path(dir_okay=False), default=None,
@@ -58,6 +63,7 @@ def run_options(fn):
                       help="Exit with code 5 when a limit is breached (after writing every output), so a scheduler can alert.")(fn)
     fn = click.option("--no-report", is_flag=True, help="Do not write the HTML report.")(fn)
     fn = allow_outside_option(fn)
+    fn = force_option(fn)
     return fn
 
 
@@ -95,7 +101,7 @@ def main() -> None:
 
 def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, resume: bool = False,
          limits: Path | None = None, fail_on_breach: bool = False, no_report: bool = False,
-         allow_outside_paths: bool = False) -> None:
+         allow_outside_paths: bool = False, force: bool = False) -> None:
     from stressgrid import reports
     from stressgrid.grid import load_batch, run_batch
 
@@ -105,7 +111,7 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
         reports.parse_limits(batch.limits, f"batch file {batch_path}, limits") if batch.limits is not None else None)
     with progress_bar(console) as advance:
         run_batch(batch, out, history=history, serial=True if serial else None, address=address, workers=workers,
-                  resume=resume, progress=advance, batch_hash=digest)
+                  resume=resume, progress=advance, batch_hash=digest, force=force)
     code = reports.finish_run(out, console, limits=lim, fail_on_breach=fail_on_breach, html=not no_report)
     if code:
         sys.exit(code)
@@ -118,14 +124,14 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
 @run_options
 @handle_errors
 def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report,
-        allow_outside_paths) -> None:
+        allow_outside_paths, force) -> None:
     """Run the stress batch in BATCH (a YAML file) and write the results to --out.
 
     Each finished task is checkpointed in --out/tasks as it completes, so an interrupted run can be
     continued with --resume and gives the same numbers as an uninterrupted one.
     """
     _run(batch, out, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report,
-         allow_outside_paths)
+         allow_outside_paths, force)
 
 
 @main.command()
@@ -133,32 +139,41 @@ def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume
               help="Directory for the Parquet tables and manifest.json.")
 @run_options
 @handle_errors
-def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_breach, no_report, allow_outside_paths) -> None:
+def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_breach, no_report, allow_outside_paths,
+         force) -> None:
     """Run the bundled demo batch (examples/demo_batch.yaml) on the bundled market history."""
     from stressgrid.core import ConfigError
 
     if not DEMO_BATCH.exists():
         raise ConfigError(f"demo batch {DEMO_BATCH} not found: install stressgrid from a clone with 'pip install -e .'")
-    _run(DEMO_BATCH, out, history, address, workers, serial, quiet, False, limits, fail_on_breach, no_report)
+    _run(DEMO_BATCH, out, history, address, workers, serial, quiet, False, limits, fail_on_breach, no_report,
+         allow_outside_paths, force)
 
 
 @main.command()
 @click.argument("batch", type=click.Path(path_type=Path))
 @click.option("--history", type=click.Path(dir_okay=False), default=None, help="Factor history to validate against instead of the bundled data.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="The run directory the batch would write to: its free space is checked against the output size.")
 @allow_outside_option
+@force_option
 @handle_errors
-def validate(batch: Path, history, allow_outside_paths) -> None:
-    """Check BATCH, its book, market data and scenarios without running it."""
+def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
+    """Check BATCH, its book, market data and scenarios without running it, and print the memory and
+    output size it needs."""
     from stressgrid.grid import load_batch, prepare_inputs
 
     b, digest = load_batch(batch, allow_outside_paths=allow_outside_paths)
-    inputs = prepare_inputs(b, digest, history_path=history)
+    inputs = prepare_inputs(b, digest, history_path=history, out=out, force=force)
     p = inputs.prepared
     click.echo(
         f"ok: batch {b.name!r}: {p.n} positions ({int(p.priced.sum())} priced), "
         f"{len(inputs.scenarios)} scenarios in {len(b.scenarios)} families, {len(inputs.market.factors)} factors, "
         f"as of {inputs.market.as_of.date()}"
     )
+    est = inputs.estimate
+    click.echo(f"needs: about {est.driver_bytes / 1e9:,.1f} GB of memory in the driver and {est.disk_bytes / 1e9:,.2f} GB "
+               f"of tables for {est.total:,} scenarios")
     bases = list(dict.fromkeys(pt.base for pt in b.sweep_points))
     for base in bases:
         n = sum(pt.base == base for pt in b.sweep_points)

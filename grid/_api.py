@@ -66,6 +66,7 @@ def run_batch(
     resume: bool = False,
     progress: Callable[[Progress], None] | None = None,
     batch_hash: str | None = None,
+    force: bool = False,
 ) -> Results:
     """Run a stress batch: load and validate it, generate its scenarios, run the tasks, reduce, and (with
     ``out``) write the Parquet tables and ``manifest.json``.
@@ -82,6 +83,7 @@ def run_batch(
     resume : continue an interrupted run in ``out`` (only tasks without a checkpoint run)
     progress : called after every finished task with a :class:`Progress`
     batch_hash : the SHA-256 recorded for a :class:`Batch` passed in memory
+    force : run even when the estimated memory or output size exceeds what the machine or ``out`` has
 
     Returns
     -------
@@ -97,7 +99,7 @@ def run_batch(
     if resume and out is None:
         raise ConfigError("run_batch: resume=True needs the run directory 'out' of the interrupted run")
     b, digest = _load(batch, batch_hash)
-    inputs = prepare_inputs(b, digest, history_path=history)
+    inputs = prepare_inputs(b, digest, history_path=history, out=out, force=force)
     use_serial = b.execution.executor == "serial" if serial is None else serial
     n_workers = workers or b.execution.workers
     n_scen = len(inputs.scenarios)

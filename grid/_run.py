@@ -60,6 +60,8 @@ class RunInputs:
     flat: dict = field(default_factory=dict)
     #: ``[F]`` the share of the book's gross exposure resting on each factor (the coverage table's column)
     exposure_share: object = None
+    #: the memory and output size estimated before the scenarios were generated (:mod:`._resources`)
+    estimate: object = None
 
 
 @dataclass
@@ -80,11 +82,15 @@ class RunResult:
     block_size: int = 0  # scenarios per kernel call within a task
 
 
-def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None) -> RunInputs:
+def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None,
+                   out: str | Path | None = None, force: bool = False) -> RunInputs:
     """Load and validate everything a batch reads, and generate its scenarios.
 
     ``history_path`` (the ``--history`` option) wins over the batch file's ``history``.  Sets up the
     process for the kernels first (:func:`stressgrid.kernels.configure_process`; a no-op when done).
+    Before the scenarios are generated, the batch's memory and output size are estimated and checked
+    against the machine's available memory and the free space of ``out`` (:mod:`._resources`);
+    ``force`` skips the check.
     """
     kernels.configure_process()
     timings: dict[str, float] = {}
@@ -92,6 +98,7 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     from stressgrid.core.sources import ProxySpec, apply_proxies, complete_curves, default_proxies, load_source, merge_histories
 
     from ._coverage import check_coverage, check_unmodelled_share, exposure_shares, resolve_flat
+    from ._resources import check_resources, estimate_resources
 
     book = load_book(batch.book)
     base = batch.base_currency
@@ -105,6 +112,8 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     history = merge_histories([complete_curves(load_source(s), curve) for s in batch.history_sources(history_path)])
     history = complete_curves(history, curve)
     source = f"batch {batch.name!r}"
+    estimate = estimate_resources(batch, history, len(book.positions), factors)
+    check_resources(estimate, source, None if out is None else Path(out), force)
     if batch.proxies:
         for f in batch.proxies:
             if f not in factors:
@@ -163,7 +172,8 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
             r = s.reorder(market.factors)
             family_paths[s.family[0]] = (np.flatnonzero(fam == s.family[0]), r.paths)
     timings["generate_scenarios"] = time.perf_counter() - t0
-    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares)
+    return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares,
+                     estimate)
 
 
 def _as_of_levels(history, factors, as_of, overrides) -> dict[str, float]:
