@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import sys
 from pathlib import Path
@@ -30,6 +31,13 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except StressGridError as exc:
             _fail(str(exc), exc.exit_code)
+        except OSError as exc:  # a file or folder that cannot be read or written: its path and the reason
+            where = f"{exc.filename}: " if exc.filename else ""
+            hint = ""
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                hint = ("; finished tasks are checkpointed in --out/tasks: free some space and continue with "
+                        "'stressgrid run BATCH --out DIR --resume'")
+            _fail(f"{where}{exc.strerror or exc}{hint}", 2)
         except KeyboardInterrupt:
             _fail("interrupted; finished tasks are checkpointed in --out/tasks: "
                   "continue with 'stressgrid run BATCH --out DIR --resume'", 130)

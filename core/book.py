@@ -371,8 +371,12 @@ def book_from_records(records: list[dict], source: str = "<records>") -> Book:
 def load_book(path: str | Path) -> Book:
     """Read and validate a portfolio file (CSV or Parquet)."""
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"portfolio file {p}: not found")
+    try:
+        found = p.is_file()
+    except OSError as exc:  # a name too long for the file system, say
+        raise ConfigError(f"portfolio file {str(p)[:200]}: cannot be read ({exc.strerror})") from None
+    if not found:
+        raise ConfigError(f"portfolio file {p}: not found" if not p.is_dir() else f"portfolio file {p}: is a folder, not a file")
     try:
         if p.suffix.lower() == ".parquet":
             raw = pd.read_parquet(p)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -127,13 +129,18 @@ def frame_to_history(raw: pd.DataFrame, source: str, mapping: Mapping[str, str] 
                               f"(columns: {', '.join(map(str, raw.columns[:8]))})")
     if date_column not in raw.columns:
         raise DataError(f"history file {source}: no {date_column!r} column (columns: {', '.join(map(str, raw.columns[:8]))})")
-    dates = pd.to_datetime(raw[date_column], errors="coerce")
+    with warnings.catch_warnings():  # mixed formats are parsed one by one; a bad one is reported below
+        warnings.simplefilter("ignore", UserWarning)
+        dates = pd.to_datetime(raw[date_column], errors="coerce")
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)
+    # a year outside 1900-2199 is a typo or a number read as a date
+    dates = dates.where((dates >= pd.Timestamp("1900-01-01")) & (dates < pd.Timestamp("2200-01-01")))
     bad = np.flatnonzero(dates.isna().to_numpy())
     if len(bad):
         i = bad[0]
-        raise DataError(f"history file {source}, column {date_column!r}, row {i + 1}: {raw[date_column].iloc[i]!r} is not a date")
-    if getattr(dates.dt, "tz", None) is not None:
-        dates = dates.dt.tz_localize(None)
+        raise DataError(f"history file {source}, column {date_column!r}, row {i + 1}: {raw[date_column].iloc[i]!r} is not a date "
+                        "between 1900 and 2199")
     dates = dates.dt.normalize()
     d = dates.to_numpy()
     dup = np.flatnonzero(d[1:] == d[:-1])
