@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,20 @@ class Results:
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
+
+
+def check_out_dir(out: str | Path) -> None:
+    """Create the run directory ``out`` (and its parents) and check that a file can be written in it,
+    before any work; otherwise one :class:`ConfigError` naming it and the reason."""
+    p = Path(out)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--out {p}: cannot be used as the run directory ({exc.strerror or exc}"
+                          f"{': ' + str(exc.filename) if exc.filename and str(exc.filename) != str(p) else ''})") from None
 
 
 def _load(batch: str | Path | Batch, batch_hash: str | None) -> tuple[Batch, str]:
@@ -99,6 +114,8 @@ def run_batch(
     if resume and out is None:
         raise ConfigError("run_batch: resume=True needs the run directory 'out' of the interrupted run")
     b, digest = _load(batch, batch_hash)
+    if out is not None:
+        check_out_dir(out)
     inputs = prepare_inputs(b, digest, history_path=history, out=out, force=force)
     use_serial = b.execution.executor == "serial" if serial is None else serial
     n_workers = workers or b.execution.workers

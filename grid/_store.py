@@ -104,11 +104,15 @@ class TaskStore:
         path = self._path(result.task_id)
         tmp = path.with_name(path.name + ".tmp")
         meta, arrays = _encode(result)
-        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
-            np.savez(fh, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
+                np.savez(fh, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:  # a full disk, say: no half-written file is left behind
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 # --- encoding ---------------------------------------------------------------------------------------
