@@ -66,3 +66,20 @@ def test_kuberay_rayjob_runs_the_cli():
 
     res = CliRunner().invoke(cli.main, args[3:4] + ["--help"])
     assert res.exit_code == 0 and "--out" in res.output
+
+
+def test_the_gpu_extra_and_the_gpu_worker_group():
+    """``pip install "stressgrid[gpu]"`` brings JAX's CUDA wheels; the KubeRay manifest's GPU group asks
+    for a GPU per worker, keeps float64, and scales from zero."""
+    import tomllib
+
+    project = tomllib.loads((DEPLOY.parents[1] / "pyproject.toml").read_text())["project"]
+    gpu = project["optional-dependencies"]["gpu"]
+    assert any(r.replace(" ", "").startswith("jax[cuda12]") for r in gpu)
+    text = (DEPLOY / "kuberay-raycluster.yaml").read_text()
+    assert 'stressgrid[gpu]' in text
+    [group] = [g for g in _load("kuberay-raycluster.yaml")["spec"]["workerGroupSpecs"] if g["groupName"] == "gpu"]
+    assert group["minReplicas"] == 0
+    [c] = group["template"]["spec"]["containers"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"name": "JAX_ENABLE_X64", "value": "1"} in c["env"]
