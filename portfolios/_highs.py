@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
+import sys
+
 import highspy
+import numpy as np
 import scipy.sparse as sp
 
 from ._constraints import LinearSystem
@@ -13,9 +16,34 @@ __all__ = ["new_model", "add_columns", "add_rows", "solution", "is_feasible", "m
 INF = highspy.kHighsInf
 
 
+_BANNER_SHOWN = False
+
+
+def _highs() -> highspy.Highs:
+    """``highspy.Highs()``; the first in a process prints HiGHS's banner on the C library's stdout before
+    any option can silence it, so that one is built with file descriptor 1 pointed at /dev/null (a
+    ``--quiet`` run prints nothing, and ``validate``'s output stays its own)."""
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        return highspy.Highs()
+    _BANNER_SHOWN = True
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no file descriptor 1 to redirect
+        return highspy.Highs()
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            return highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def new_model(tol: float = 1e-9) -> highspy.Highs:
     """An empty, silent HiGHS model with tight feasibility tolerances."""
-    h = highspy.Highs()
+    h = _highs()
     h.silent()
     h.setOptionValue("primal_feasibility_tolerance", tol)
     h.setOptionValue("dual_feasibility_tolerance", tol)
