@@ -252,6 +252,17 @@ def _psd_factor(a: np.ndarray) -> np.ndarray:
         return v * np.sqrt(np.clip(w, 0.0, None))
 
 
+def _psd_factors(r: np.ndarray) -> np.ndarray:
+    """``[B, K, K]`` factors ``L`` with ``L L' = r`` of a batch of correlation matrices: Cholesky, or
+    eigenvalue-clipped factors when one of them is singular (two factors moving in step, such as a
+    proxied factor without residual and its proxy)."""
+    try:
+        return np.linalg.cholesky(r)
+    except np.linalg.LinAlgError:
+        w, v = np.linalg.eigh((r + np.swapaxes(r, -1, -2)) / 2)
+        return v * np.sqrt(np.clip(w, 0.0, None))[:, None, :]
+
+
 def fit_montecarlo(spec: MonteCarloSpec, history: History, factors: Sequence[str], as_of=None,
                    levels: Mapping[str, float] | None = None) -> FittedMonteCarlo:
     """Estimate the model of ``spec`` on its window (deterministic: no random draws)."""
@@ -360,7 +371,7 @@ def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index
             for t in range(H):
                 d = 1.0 / np.sqrt(np.einsum("bii->bi", q))
                 r = q * d[:, :, None] * d[:, None, :]
-                L = np.linalg.cholesky(r)
+                L = _psd_factors(r)
                 zt = _t_marginals(np.einsum("bij,bj->bi", L, n[:, t, :]), g.nu)
                 z[:, t, :] = zt
                 q = (1 - a - b) * qbar + a * zt[:, :, None] * zt[:, None, :] + b * q

@@ -162,3 +162,13 @@ def test_the_default_map_by_factor_kind():
     moved = apply_proxies(h, proxies)
     np.testing.assert_allclose(np.diff(moved.levels["VOL.SPX.SKEW"]), -0.8 * np.diff(h.levels["VOL.SPX.ATM"]), atol=1e-15)
     assert "default map: the smile scales with its ATM level" in moved.provenance["VOL.SPX.SKEW"].detail
+
+
+def test_a_proxy_moving_in_step_leaves_garch_dcc_well_defined():
+    """A declared proxy without residual moves exactly with its proxy: the DCC correlation is singular,
+    and the family still draws (an eigenvalue-clipped factor), with the two factors' moves in step."""
+    lv = _synthetic()[["CR.CDX_IG"]]
+    h = apply_proxies(History(lv, "synthetic"), {"CR.IBM": ProxySpec("CR.CDX_IG", 1.0)})
+    out = _generate(dict(kind="montecarlo", model="garch_t", correlation="dcc", n_scenarios=500, horizon_days=3), h)
+    assert np.isfinite(out.shocks).all() and out.shocks.std(axis=0).min() > 0
+    assert np.corrcoef(out.shocks[:, 0], out.shocks[:, 1])[0, 1] > 0.99
