@@ -50,7 +50,7 @@ def _batch(d: Path, n: int, table: str) -> Path:
             name: mc_t
             model: student_t
             estimator: ledoit_wolf
-            window: {{end: 2017-03-29, lookback_days: 750}}
+            window: {{end: 2018-12-31, lookback_days: 750}}
             n_scenarios: {n}
             horizon_days: 10
         outputs:

@@ -147,7 +147,7 @@ def test_negative_vol_from_the_surface_is_rejected_at_prepare(demo):
     book, snap, _ = demo
     levels = snap.levels.copy()
     levels[snap.index["VOL.SPX.ATM"]] = -0.05
-    with pytest.raises(DataError, match=r"position 'SPX_P2200_JUN', field 'strike'.*vol"):
+    with pytest.raises(DataError, match=r"position 'SPX_P2325_MAR', field 'strike'.*vol"):
         kernels.prepare(book.positions, snap.factors, "USD", snap.as_of, levels=levels)
 
 

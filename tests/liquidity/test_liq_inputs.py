@@ -36,7 +36,7 @@ def _row(book, pid):
 def test_unit_values_of_linear_instruments_are_price_times_multiplier(demo):
     book, market, prepared = demo
     uv = unit_values(book, market, prepared, "USD")
-    i, row = _row(book, "ES_M7")
+    i, row = _row(book, "ES_H9")
     assert uv[i] == pytest.approx(50 * market.level("EQ.SPX"), rel=1e-15)
     i, row = _row(book, "AAPL_US")
     assert uv[i] == pytest.approx(market.level("EQ.AAPL"), rel=1e-15)
@@ -44,10 +44,10 @@ def test_unit_values_of_linear_instruments_are_price_times_multiplier(demo):
     assert uv[i] == pytest.approx(market.level("FX.AUDUSD"), rel=1e-15)
     i, row = _row(book, "JPYUSD_FWD")
     assert uv[i] == pytest.approx(market.level("FX.JPYUSD"), rel=1e-15)
-    i, row = _row(book, "CL_N7")  # futures price S exp(b T), Act/365F from the as-of date
+    i, row = _row(book, "CL_J9")  # futures price S exp(b T), Act/365F from the as-of date
     T = float(year_fraction(market.as_of, row["maturity"])[0])
     assert uv[i] == pytest.approx(1000 * market.level("CMD.WTI") * np.exp(market.level("BASIS.WTI") * T), rel=1e-14)
-    for pid in ("USD_SWAP_5Y", "CDX_IG28"):  # notional
+    for pid in ("USD_SWAP_5Y", "CDX_IG31"):  # notional
         i, _ = _row(book, pid)
         assert uv[i] == 1.0
 
@@ -57,7 +57,7 @@ def test_option_unit_value_is_its_premium(demo):
     book, market, prepared = demo
     uv = unit_values(book, market, prepared, "USD")
     shocks = np.zeros((1, len(market.factors)))
-    for pid, und in (("SPX_C2450_SV", "EQ.SPX"), ("EURUSD_C110_SEP", "FX.EURUSD"), ("WTI_C55_Z7", "CMD.WTI")):
+    for pid, und in (("SPX_C2600_SV", "EQ.SPX"), ("EURUSD_C117_JUN", "FX.EURUSD"), ("WTI_C50_U9", "CMD.WTI")):
         i, row = _row(book, pid)
         s = shocks.copy()
         s[0, market.factors.index(und)] = -30.0
@@ -68,10 +68,10 @@ def test_option_unit_value_is_its_premium(demo):
 def test_bond_and_rate_future_unit_values_are_prices_near_par(demo):
     book, market, prepared = demo
     uv = unit_values(book, market, prepared, "USD")
-    for pid in ("UST_2Y", "UST_5Y", "UST_10Y", "UST_30Y", "IBM_27"):
+    for pid in ("UST_2Y", "UST_5Y", "UST_10Y", "UST_30Y", "IBM_28"):
         i, _ = _row(book, pid)
         assert 0.85 < uv[i] < 1.15
-    i, _ = _row(book, "ED_Z7")  # 2,500 USD per point of a price near 100 - 100 x (a ~1.5% forward)
+    i, _ = _row(book, "ED_Z9")  # 2,500 USD per point of a price near 100 - 100 x (a ~2.5% forward)
     assert 2500 * 97 < uv[i] < 2500 * 100
 
 
@@ -90,7 +90,7 @@ def test_daily_vol_of_a_stock_is_the_rms_of_its_daily_pnl(demo, history):
 def test_a_position_whose_underlying_has_no_history_gets_the_class_default(demo, history):
     book, market, prepared = demo
     m = model_from_market(book, market, prepared, history, "USD")
-    i, _ = _row(book, "CDX_IG28")  # CR.CDX_IG is a market override: held flat in the history window
+    i, _ = _row(book, "CDX_IG31")  # CR.CDX_IG is a market override: held flat in the history window
     assert m.vol_source[i] == "default"
     assert m.daily_vol[i] == 0.002
     assert (m.vol_source == "history").sum() == m.n - 1
