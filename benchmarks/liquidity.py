@@ -3,7 +3,7 @@ paths of 20 days, against the 10-second budget of issue #7.
 
 Run:  python benchmarks/liquidity.py [--paths 10000] [--horizon 20] [--nav 2.5e8] [--out FILE]
 
-Inputs (timed apart, not in the budget): the demo batch's book and market at 2017-03-29, ``--paths``
+Inputs (timed apart, not in the budget): the demo batch's book and market at its as-of date, ``--paths``
 Student-t Monte Carlo paths of ``--horizon`` days (``scenarios.generate``, ``paths: true``), revalued with
 the JAX kernels into position P&L paths ``[S, H, N]``, and the cost model (``liquidity.model_from_market``).
 
@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
     batch, digest = load_batch(ROOT / "examples" / "demo_batch.yaml")
     spec = scenarios.MonteCarloSpec.model_validate(dict(
         kind="montecarlo", name="mc_paths", model="student_t", estimator="ledoit_wolf",
-        window={"end": "2017-03-29", "lookback_days": 750}, n_scenarios=args.paths, horizon_days=args.horizon, paths=True))
+        window={"end": str(batch.market.as_of), "lookback_days": 750}, n_scenarios=args.paths, horizon_days=args.horizon, paths=True))
     run_in = _timed(inputs_t, "book_market_scenarios", lambda: prepare_inputs(batch.model_copy(update={"scenarios": [spec]}), digest))
     scen, market, prepared = run_in.scenarios, run_in.market, run_in.prepared
     pp = _timed(inputs_t, "revalue_paths", lambda: lq.revalue_paths(prepared, market, scen.paths))
