@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,17 +50,21 @@ class Results:
 
 
 def check_out_dir(out: str | Path) -> None:
-    """Create the run directory ``out`` (and its parents) and check that a file can be written in it,
-    before any work; otherwise one :class:`ConfigError` naming it and the reason."""
+    """Check, before any work, that the run directory ``out`` can be created and written: its nearest
+    existing ancestor (or itself) must be a folder in which a file can be written.  Nothing is left
+    behind; otherwise one :class:`ConfigError` naming it and the reason."""
     p = Path(out)
+    base = p
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise ConfigError(f"--out {p}: cannot be used as the run directory ({base} is a file, not a folder)")
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".write-check-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".stressgrid-write-check-", dir=base)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
-        raise ConfigError(f"--out {p}: cannot be used as the run directory ({exc.strerror or exc}"
-                          f"{': ' + str(exc.filename) if exc.filename and str(exc.filename) != str(p) else ''})") from None
+        raise ConfigError(f"--out {p}: cannot be used as the run directory ({exc.strerror or exc} in {base})") from None
 
 
 def _load(batch: str | Path | Batch, batch_hash: str | None) -> tuple[Batch, str]:

@@ -39,7 +39,7 @@ def test_out_under_a_file(batch, tmp_path):
     res = _run(batch, tmp_path / "a_file" / "run")
     assert res.exit_code == 2
     line = _one_line(res)
-    assert "--out " in line and "cannot be used as the run directory (Not a directory" in line
+    assert "--out " in line and "cannot be used as the run directory" in line and "is a file, not a folder" in line
 
 
 def test_out_where_nothing_can_be_created(batch):
