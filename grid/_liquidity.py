@@ -2,7 +2,8 @@
 
 Reads the position-level P&L the run kept and the scenario paths, and writes ``liquidation``,
 ``la_risk``, ``la_drawdown``, ``drawdown_paths`` and ``capacity`` (with the AUM at which each capacity
-limit binds) through :mod:`liquidity`.
+limit binds) through :mod:`liquidity`, under the results schema's column names (``group_name``,
+``limit_name``: :data:`OUTPUT_NAMES`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ __all__ = ["LiquiditySettings", "liquidity_tables"]
 MAX_PATH_ROWS = 400_000
 #: worst scenarios per family whose daily P&L paths go into ``drawdown_paths``
 WORST_PATHS = 5
+#: liquidity's column names -> the results schema's (no reserved SQL word as a column name)
+OUTPUT_NAMES = {"group": "group_name", "limit": "limit_name"}
 
 
 class _Strict(BaseModel):
@@ -86,7 +89,7 @@ def liquidity_tables(settings: LiquiditySettings, inputs, pnl: np.ndarray | None
     scopes = {"base": liquidity.BASE, "stress": model.stress_conditions(params)}
     scopes.update(liquidity.family_conditions(scen))
     schedules = {k: liquidity.liquidation_schedule(model, frac, c) for k, c in scopes.items()}
-    tables["liquidation"] = liquidity.liquidation_table(model, schedules)
+    tables["liquidation"] = liquidity.liquidation_table(model, schedules).rename(columns=OUTPUT_NAMES)
 
     # liquidity-adjusted VaR / CVaR per family, from the position-level P&L
     fam = np.asarray(scen.family)
@@ -140,8 +143,9 @@ def liquidity_tables(settings: LiquiditySettings, inputs, pnl: np.ndarray | None
         curve = liquidity.capacity_curve(model, cap.aum_multiples, fraction=frac, pnl=last, pnl_paths=pp, weights=w,
                                          rule=rule, alpha=cap.alpha, params=params)
         curve.insert(0, "family", fam_name or "")
-        tables["capacity"] = curve
+        tables["capacity"] = curve.rename(columns=OUTPUT_NAMES)
         if cap.limits:
             lims = [liquidity.Limit(lm.metric, lm.max, lm.scope) for lm in cap.limits]
-            tables["capacity_limits"] = liquidity.binding_aum(curve, lims, model=model, fraction=frac, params=params)
+            tables["capacity_limits"] = liquidity.binding_aum(curve, lims, model=model, fraction=frac,
+                                                              params=params).rename(columns=OUTPUT_NAMES)
     return tables, notes

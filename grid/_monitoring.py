@@ -1,6 +1,10 @@
 """The batch's ``monitoring`` section through the grid: the book's P&L history, forecasters validated
 walk-forward (each step a grid task), regime signals, declared rules, VaR backtests, and the stress batch
-re-run on the book the rules produce."""
+re-run on the book the rules produce.
+
+The tables are written under the results schema's names (:func:`output_table`): a date range is
+``window_start``/``window_end``, the VaR backtest's estimation window ``lookback_days``, a position
+``position_id``, and the signals a rule reads a list of names."""
 
 from __future__ import annotations
 
@@ -9,10 +13,22 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-__all__ = ["book_pnl_history", "monitoring_tables"]
+__all__ = ["book_pnl_history", "monitoring_tables", "output_table"]
 
 #: trading days of the book's daily P&L history, beyond the VaR window
 PNL_HISTORY_DAYS = 1000
+#: monitoring's column names -> the results schema's (no reserved SQL word as a column name)
+_OUTPUT_NAMES = {"start": "window_start", "end": "window_end", "window": "lookback_days", "id": "position_id"}
+
+
+def output_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """A monitoring table under the results schema's column names; ``rules_fired.signal`` (the signals a
+    rule reads, or those that fired, joined with commas) as a list of names."""
+    out = df.rename(columns=_OUTPUT_NAMES)
+    if name == "rules_fired" and "signal" in out.columns:
+        out["signal"] = pd.Series([None if not isinstance(v, str) else [x.strip() for x in v.split(",") if x.strip()]
+                                   for v in out["signal"]], index=out.index, dtype=object)
+    return out
 
 
 def book_pnl_history(inputs, days: int) -> pd.DataFrame:
@@ -42,7 +58,7 @@ def monitoring_tables(settings, inputs, executor) -> tuple[dict[str, pd.DataFram
         settings, inputs.history, book_pnl_history=pnl_hist, executor=executor, positions=inputs.book.positions,
         nav=inputs.batch.nav, scenario_specs=specs, as_of=inputs.market.as_of,
     )
-    tables = {k: v for k, v in res.items() if isinstance(v, pd.DataFrame)}
+    tables = {k: output_table(k, v) for k, v in res.items() if isinstance(v, pd.DataFrame)}
     notes = {"book_pnl_history_days": int(len(pnl_hist)), "first_day": str(pnl_hist.index[0].date()),
              "last_day": str(pnl_hist.index[-1].date())}
     adapted = None
@@ -86,5 +102,5 @@ def rerun_adapted(inputs, adapted, executor) -> dict[str, pd.DataFrame]:
     pos = book.positions[["id", "type", "underlying", "quantity", "asset_class", "sleeve"]].copy()
     before = inputs.book.positions.set_index("id")["quantity"]
     pos.insert(4, "quantity_before", pos["id"].map(before).to_numpy())
-    out["adapted_positions"] = pos
+    out["adapted_positions"] = output_table("adapted_positions", pos)
     return out

@@ -207,10 +207,10 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
                 "base_var_before", "base_var_after"):
         summary[col] = summary[col] * nav  # base currency, like every other risk table
     summary["cost"] = summary["cost"] * nav
-    w = res.weights.copy()
-    w.insert(3, "asset_class", w["position"].map(dict(zip(ids, pos["asset_class"]))))
-    w.insert(4, "sleeve", w["position"].map(dict(zip(ids, pos["sleeve"]))))
-    contrib = res.contributions.copy()
+    w = res.weights.rename(columns={"position": "position_id"})  # the results schema's position key
+    w.insert(3, "asset_class", w["position_id"].map(dict(zip(ids, pos["asset_class"]))))
+    w.insert(4, "sleeve", w["position_id"].map(dict(zip(ids, pos["sleeve"]))))
+    contrib = res.contributions.rename(columns={"group": "group_name"})
     contrib["cvar_contribution"] = contrib["cvar_contribution"] * nav
     tables = {"reoptimisation": summary, "reoptimisation_weights": w, "reoptimisation_contributions": contrib}
     notes = {"nav": nav, "weights": "exposure / NAV", "unpriced_or_zero_exposure": [ids[i] for i in np.flatnonzero(~priced)]}

@@ -15,7 +15,8 @@ import pandas as pd
 from ._summary import FamilyPartial, merge_partials, tail_scenarios
 from ._worker import ChunkResult
 
-__all__ = ["reduce_results", "merge_families", "tail_plan", "contributions_from_rows", "GROUP_LEVELS"]
+__all__ = ["reduce_results", "merge_families", "tail_plan", "contributions_from_rows", "scenario_table",
+           "sql_names", "GROUP_LEVELS", "LIST_COLUMNS"]
 
 #: the levels every breakdown and contribution table is given at
 GROUP_LEVELS = ("position", "asset_class", "sleeve")
@@ -79,12 +80,13 @@ def reduce_results(
         for a in confidence:
             var, cvar, _, _ = plan[(code, a)]
             contrib = contributions[(code, a)]
-            rm.append(dict(family=fam, metric="VaR", confidence=a, value=var, scenario=None))
-            rm.append(dict(family=fam, metric="CVaR", confidence=a, value=cvar, scenario=None))
+            rm.append(dict(family=fam, metric="var", confidence=a, value=var, scenario=None))
+            rm.append(dict(family=fam, metric="cvar", confidence=a, value=cvar, scenario=None))
             for level in GROUP_LEVELS:
                 key = "id" if level == "position" else level
                 s = pd.Series(contrib).groupby(positions[key].to_numpy(), sort=False).sum()
-                ct += [dict(family=fam, confidence=a, level=level, group=g, cvar_contribution=float(v)) for g, v in s.items()]
+                ct += [dict(family=fam, confidence=a, level=level, group_name=g, cvar_contribution=float(v))
+                       for g, v in s.items()]
         rm.append(dict(family=fam, metric="mean", confidence=np.nan, value=p.mean, scenario=None))
         rm.append(dict(family=fam, metric="vol", confidence=np.nan, value=float(np.sqrt(p.m2 / p.weight)), scenario=None))
         rm.append(dict(family=fam, metric="worst", confidence=np.nan, value=p.worst_loss, scenario=names[p.worst_index]))
@@ -105,7 +107,7 @@ def reduce_results(
         "scenario": pd.Categorical.from_codes(scen_codes, categories=list(names)),
         "family": pd.Categorical.from_codes(np.asarray(family_codes, dtype=np.int64)[scen_codes], categories=list(families)),
         "level": pd.Categorical.from_codes(np.concatenate(level_codes), categories=levels),
-        "group": pd.Categorical.from_codes(np.concatenate(group_codes), categories=all_groups),
+        "group_name": pd.Categorical.from_codes(np.concatenate(group_codes), categories=all_groups),
         "pnl": np.concatenate(mats),
     })
     tables = {
@@ -124,6 +126,46 @@ def reduce_results(
             "pnl": pnl.reshape(-1),
         })
     return tables
+
+
+#: columns of a scenario set's info that hold factor names joined with commas, written as lists
+LIST_COLUMNS = ("uncovered", "calibrated", "propagated", "core", "not_in_model")
+
+
+def sql_names(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its column names as the results schema writes them: ``start``/``end`` ->
+    ``window_start``/``window_end`` and ``spread_mult.<class>`` -> ``spread_mult_<class>`` (plain SQL
+    identifiers, none of them a reserved word)."""
+    def name(c: str) -> str:
+        c = {"start": "window_start", "end": "window_end"}.get(c, c)
+        return c.replace(".", "_") if c.startswith(("spread_mult.", "adv_mult.")) else c
+
+    return df.rename(columns=name)
+
+
+def _names_list(value) -> list[str] | None:
+    """Factor names joined with commas as a list (an empty text: no name; null stays null)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(x) for x in value]
+    if pd.isna(value):
+        return None
+    return [x.strip() for x in str(value).split(",") if x.strip()]
+
+
+def scenario_table(base: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
+    """The ``scenarios`` table: ``base`` (scenario, family, weight, pnl) joined with the scenario set's
+    ``info`` (kind, window, description, ... per scenario), under the schema's names, with the factor
+    lists (:data:`LIST_COLUMNS`) as lists of names."""
+    if not len(info):
+        return base
+    extra = info.drop(columns=[c for c in ("family",) if c in info.columns]).set_index("scenario")
+    out = sql_names(base.join(extra, on="scenario"))
+    for c in LIST_COLUMNS:
+        if c in out.columns:  # the same few texts repeat over a family's scenarios: split each once
+            codes, uniques = pd.factorize(out[c], use_na_sentinel=True)
+            lists = [_names_list(v) for v in uniques] + [None]
+            out[c] = pd.Series([lists[k] for k in codes], index=out.index, dtype=object)
+    return out
 
 
 def _repeat_labels(labels, codes: np.ndarray, times: int) -> pd.Categorical:

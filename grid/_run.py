@@ -330,11 +330,11 @@ def reduce_run(inputs: RunInputs, plan: RunPlan, results: list[ChunkResult], exe
         t0 = time.perf_counter()
     tables = reduce_results(results, scen.names, plan.families, plan.family_codes, scen.weights, pos, plan.group_names,
                             conf, position_table=plan.position_table, contributions=contributions, pnl=pnl)
-    if len(scen.info):
-        extra = scen.info.drop(columns=[c for c in ("family",) if c in scen.info.columns]).set_index("scenario")
-        tables["scenarios"] = tables["scenarios"].join(extra, on="scenario")
+    from ._reduce import scenario_table, sql_names
+
+    tables["scenarios"] = scenario_table(tables["scenarios"], scen.info)
     tables["positions"] = _position_table(inputs)
-    tables["liquidity"] = scen.liquidity_table()
+    tables["liquidity"] = sql_names(scen.liquidity_table())
     if all(r.sens_groups is not None for r in results):
         tables["sensitivity"] = _sensitivity_table(results, scen, plan.group_names["type"])
         tables["risk_metrics"] = pd.concat([tables["risk_metrics"], _sensitivity_metrics(tables["sensitivity"], scen, conf)],
@@ -453,8 +453,8 @@ def _sensitivity_metrics(table: pd.DataFrame, scen: ScenarioSet, conf: list[floa
         idx = fam == f
         for a in conf:
             var, cvar = var_cvar(totals[idx], a, scen.weights[idx])
-            rows.append(dict(family=f, metric="VaR_sensitivity", confidence=a, value=var, scenario=None))
-            rows.append(dict(family=f, metric="CVaR_sensitivity", confidence=a, value=cvar, scenario=None))
+            rows.append(dict(family=f, metric="var_sensitivity", confidence=a, value=var, scenario=None))
+            rows.append(dict(family=f, metric="cvar_sensitivity", confidence=a, value=cvar, scenario=None))
     return pd.DataFrame(rows)
 
 
@@ -473,7 +473,7 @@ def _position_table(inputs: RunInputs) -> pd.DataFrame:
     pos = inputs.book.positions.copy()
     pos["priced"] = inputs.prepared.priced
     keep = ["id", "type", "underlying", "quantity", "multiplier", "currency", "asset_class", "sleeve", "adv", "bid_ask_bps", "priced"]
-    return pos[keep]
+    return pos[keep].rename(columns={"id": "position_id"})  # the position key of every results table
 
 
 def _versions() -> dict[str, str]:
@@ -502,9 +502,11 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    from stressgrid.reports import write_table
+
     t0 = time.perf_counter()
     for name, df in result.tables.items():
-        _atomic_write(out / f"{name}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        write_table(name, df, out / f"{name}.parquet")  # atomic; the schema version in the file's metadata
     result.timings["write"] = time.perf_counter() - t0
     manifest = build_manifest(result)
     _atomic_write(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2, default=str)))
@@ -527,8 +529,10 @@ def build_manifest(result: RunResult) -> dict:
         fill = filled_mask[fam == f].sum(axis=0)
         if fill.any():
             filled[f] = {scen.factors[j]: int(fill[j]) for j in np.flatnonzero(fill)}
+    from stressgrid.reports import SCHEMA_VERSION
+
     manifest = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "batch": {"name": inputs.batch.name, "sha256": inputs.batch_hash, "book": str(inputs.book.source)},
         "started": result.started.isoformat(),
         "finished": result.finished.isoformat(),

@@ -12,6 +12,7 @@ from ._rundir import RunDir, open_run
 from ._schema import (
     SCHEMA_PATH,
     SCHEMA_VERSION,
+    arrow_table,
     check_manifest,
     check_run_dir,
     check_table_schema,
@@ -19,10 +20,12 @@ from ._schema import (
     schema_markdown,
     table_names,
     update_schema_doc,
+    upgrade_table,
     validate_run_dir,
+    write_table,
 )
 from ._store import RunComparison, compare_runs, list_runs, run_id_of, store_run
-from ._terminal import caveats, print_breaches, print_summary
+from ._terminal import caveats, plural, print_breaches, print_summary
 
 __all__ = [
     "BREACH_COLUMNS",
@@ -47,6 +50,7 @@ __all__ = [
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
     "SMALL_FAMILY",
+    "arrow_table",
     "caveats",
     "check_manifest",
     "check_run_dir",
@@ -57,6 +61,7 @@ __all__ = [
     "load_schema",
     "open_run",
     "parse_limits",
+    "plural",
     "print_breaches",
     "print_summary",
     "render_report",
@@ -64,7 +69,9 @@ __all__ = [
     "schema_markdown",
     "table_names",
     "update_schema_doc",
+    "upgrade_table",
     "validate_run_dir",
     "write_breaches",
     "write_report",
+    "write_table",
 ]

@@ -23,6 +23,8 @@ __all__ = [
     "chart_capacity",
     "chart_reoptimisation",
     "scenario_bar_data",
+    "sig2",
+    "aum_ticks",
     "SMALL_FAMILY",
     "MAX_BAR_FAMILIES",
 ]
@@ -45,6 +47,8 @@ _RC = {
     "legend.edgecolor": "none",
 }
 _GAIN, _LOSS = "#2e7d32", "#c62828"
+#: metric names of risk_metrics as a reader writes them
+_SHOWN = {"var": "VaR", "cvar": "CVaR"}
 _counter = itertools.count()
 
 
@@ -86,6 +90,44 @@ def _with_rc(fn):
 
 def _m(x):
     return np.asarray(x, dtype=float) / 1e6
+
+
+def _legend_right(ax, **kw) -> None:
+    """The axes' legend beside it, outside the plotting area (constrained layout makes room for it)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kw)
+
+
+def _legend_outside(fig, ax, ncol: int, loc: str = "outside lower center") -> None:
+    """One legend for the figure (the handles of ``ax``), below (or above) every plot."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc=loc, ncol=max(1, ncol))
+
+
+def sig2(x: float) -> str:
+    """``x`` to two significant digits, rounded down (e.g. 0.314849 -> ``0.31``, 12.6 -> ``12``, 2 -> ``2``):
+    a capacity is never shown larger than it is."""
+    import math
+
+    if not np.isfinite(x) or x <= 0:
+        return f"{x:g}"
+    e = math.floor(math.log10(x))
+    q = 10.0 ** (e - 1)
+    v = math.floor(x / q * (1 + 1e-12)) * q
+    return f"{v:.{max(0, 1 - e)}f}".rstrip("0").rstrip(".") if e < 1 else f"{v:.0f}"
+
+
+def aum_ticks(multiples) -> list[float]:
+    """At most six tick positions for a log axis of AUM multiples: 1-2-5 (or 1-3, or powers of ten) within
+    the range when there are at least two, else the smallest, 1 and the largest multiple that are in it."""
+    lo, hi = float(np.min(multiples)), float(np.max(multiples))
+    decades = range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+    for subs in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** e for e in decades for m in subs if lo * (1 - 1e-9) <= m * 10.0 ** e <= hi * (1 + 1e-9)]
+        if 2 <= len(ticks) <= 6:
+            return ticks
+    if len(ticks) > 6:  # many decades: every other power of ten
+        return ticks[::2]
+    return sorted({lo, hi} | ({1.0} if lo < 1.0 < hi else set()))
 
 
 def scenario_bar_data(run: RunDir) -> pd.DataFrame:
@@ -141,16 +183,16 @@ def chart_distributions(run: RunDir) -> str | None:
         ax.hist(_m(g["pnl"]), bins=60, weights=g["weight"].to_numpy(float), color="#90a4ae")
         r = rm[rm["family"] == fam]
         for a, col in zip(run.confidences, colors):
-            for metric, ls in (("VaR", "--"), ("CVaR", "-")):
+            for metric, ls in (("var", "--"), ("cvar", "-")):
                 v = r.loc[(r["metric"] == metric) & np.isclose(r["confidence"].astype(float), a), "value"]
                 if len(v):
                     x = -float(v.iloc[0]) / 1e6
-                    ax.axvline(x, color=col, ls=ls, lw=1.2, label=f"{metric} {a:.0%}: {-x:,.1f}m")
-        ax.set_title(f"{fam} ({len(g)} scenarios)", loc="left")
+                    ax.axvline(x, color=col, ls=ls, lw=1.2, label=f"{_SHOWN[metric]} {a:.0%}: {-x:,.1f}m")
+        ax.set_title(f"{fam} ({len(g)} scenarios)", loc="left")  # more than SMALL_FAMILY: always plural
         ax.set_xlabel(f"book P&L (millions {run.base_currency})")
         ax.set_ylabel("probability")
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper left")
+            _legend_right(ax)
     for ax in axes[len(fams):]:
         ax.set_visible(False)
     return _svg(fig)
@@ -168,7 +210,7 @@ def chart_contributions(run: RunDir) -> str | None:
     ct = ct[np.isclose(ct["confidence"], a)]
     fams = run.families
     levels = ("asset_class", "sleeve")
-    wides = {lv: ct[ct["level"] == lv].pivot_table(index="group", columns="family", values="cvar_contribution", sort=False)
+    wides = {lv: ct[ct["level"] == lv].pivot_table(index="group_name", columns="family", values="cvar_contribution", sort=False)
              .reindex(columns=fams) for lv in levels}
     n_groups = max(len(w) for w in wides.values())
     if len(fams) > MAX_BAR_FAMILIES:
@@ -188,7 +230,7 @@ def chart_contributions(run: RunDir) -> str | None:
         ax.grid(axis="y", visible=False)
         ax.set_title(f"by {level.replace('_', ' ')}", loc="left")
         ax.set_xlabel(f"CVaR {a:.0%} contribution (millions {run.base_currency})")
-    axes[1].legend(loc="lower right")
+    _legend_outside(fig, axes[1], min(len(fams), 6))
     return _svg(fig)
 
 
@@ -250,7 +292,7 @@ def chart_drawdown_paths(run: RunDir) -> str | None:
         ax.set_title(f"{fam} (dashed: net of unwind costs)", loc="left")
         ax.set_xlabel("day")
         ax.set_ylabel(f"cumulative P&L (m {run.base_currency})")
-        ax.legend(loc="lower left")
+        _legend_right(ax, fontsize=7)
     for ax in axes[len(fams):]:
         ax.set_visible(False)
     return _svg(fig)
@@ -270,27 +312,28 @@ def chart_capacity(run: RunDir) -> str | None:
     if book.empty:
         return None
     panels = [("days_to_liquidate", "days to liquidate", 1.0), ("cost_bps", "liquidation cost (bp)", 1.0)]
-    panels += [(c, f"{c.replace('la_', 'LA ').replace('_', ' ')} (m {run.base_currency})", 1e-6)
-               for c in ("la_cvar", "la_drawdown") if c in book and book[c].notna().any()]
-    fig = _figure(10, 2.8)
+    panels += [(c, f"{shown} (m {run.base_currency})", 1e-6) for c, shown in (("la_cvar", "LA CVaR"), ("la_drawdown", "LA drawdown"))
+               if c in book and book[c].notna().any()]
+    fig = _figure(10, 3.0)
     axes = fig.subplots(1, len(panels), squeeze=False).ravel()
     scopes = list(dict.fromkeys(book["scope"]))
+    # a few round multiples as ticks (every point of the grid is drawn as a marker): the grid's own
+    # multiples (0.314849x, ...) overprinted each other
+    ticks = aum_ticks(book["aum_multiple"].unique())
     for ax, (col, label, scale) in zip(axes, panels):
         for scope, color in zip(scopes, _palette(len(scopes))):
             b = book[book["scope"] == scope].sort_values("aum_multiple")
             ax.plot(b["aum_multiple"], b[col].astype(float) * scale, marker="o", ms=3, color=color,
                     label=None if scope == NO_SCOPE else str(scope))
         ax.set_xscale("log")
-        ticks = np.sort(book["aum_multiple"].unique())
-        if len(ticks) > 8:  # every other multiple, keeping the last
-            ticks = ticks[::-1][::2][::-1]
-        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.set_xticks(ticks, [f"{sig2(t)}x" for t in ticks])
         ax.minorticks_off()
-        ax.set_xlabel("AUM multiple of the current book")
+        ax.tick_params(axis="x", labelsize=8)
         ax.set_title(label, loc="left")
         ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+    fig.supxlabel("AUM multiple of the current book (log scale; dotted: 1x, the book as sized)", fontsize=9)
     if scopes != [NO_SCOPE]:
-        axes[0].legend(loc="upper left")
+        _legend_outside(fig, axes[0], len(scopes), loc="outside upper center")  # the axis label is below
     return _svg(fig)
 
 
@@ -311,12 +354,12 @@ def chart_reoptimisation(run: RunDir, max_positions: int = 30) -> str | None:
         y = np.arange(len(g))
         ax.barh(y + 0.2, g["weight_current"] * 100, height=0.4, color="#90a4ae", label="current")
         ax.barh(y - 0.2, g["weight_new"] * 100, height=0.4, color="#1565c0", label="re-optimised")
-        ax.set_yticks(y, g["position"].astype(str))
+        ax.set_yticks(y, g["position_id"].astype(str))
         ax.axvline(0, color="black", lw=0.8)
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("weight (% of NAV)")
         ax.set_title(f"{fam}, {method}", loc="left")
-        ax.legend(loc="lower right")
+    _legend_outside(fig, axes[0], 2)
     for ax in axes[len(pairs):]:
         ax.set_visible(False)
     return _svg(fig)

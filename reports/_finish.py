@@ -19,7 +19,7 @@ from ._limits import Limits, evaluate_limits, load_limits, write_breaches
 from ._rundir import open_run
 from ._schema import check_run_dir
 from ._store import compare_runs, list_runs, store_run
-from ._terminal import money, print_breaches, print_summary, _esc
+from ._terminal import money, plural, print_breaches, print_summary, _esc
 
 __all__ = ["BREACH_EXIT_CODE", "DEFAULT_STORE", "default_store", "finish_run", "print_runs", "print_comparison"]
 
@@ -88,7 +88,7 @@ def finish_run(run_dir: str | Path, console=None, limits: str | Path | Limits | 
         console.print(f"report: {_esc(path)}")
     n = 0 if breaches is None else int(breaches["breached"].sum())
     if fail_on_breach and n:
-        print(f"breach: {n} of {len(breaches)} limit checks breached (breaches.parquet in {run.path})", file=sys.stderr)
+        print(f"breach: {n} of {plural(len(breaches), 'limit check')} breached (breaches.parquet in {run.path})", file=sys.stderr)
         return BREACH_EXIT_CODE
     return 0
 
@@ -151,6 +151,6 @@ def print_comparison(run_a: str | Path, run_b: str | Path, show_all: bool = Fals
         for c in ("id", "status", "quantity A", "quantity B"):
             t.add_column(c, justify="right" if c.startswith("quantity") else "left")
         for _, r in pos.iterrows():
-            t.add_row(str(r["id"]), r["status"], "" if pd.isna(r["quantity_a"]) else f"{r['quantity_a']:,.2f}",
+            t.add_row(str(r["position_id"]), r["status"], "" if pd.isna(r["quantity_a"]) else f"{r['quantity_a']:,.2f}",
                       "" if pd.isna(r["quantity_b"]) else f"{r['quantity_b']:,.2f}")
         console.print(t)

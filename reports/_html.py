@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 
 from . import _charts
+from ._charts import sig2
 from ._limits import Limits, evaluate_limits
 from ._rundir import RunDir, open_run
 from ._schema import SCHEMA_VERSION
 from ._tables import NO_SCOPE, capacity_scopes, liquidation_groups, liquidation_positions
-from ._terminal import caveats
+from ._terminal import caveats, plural
 
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
 
@@ -51,7 +52,7 @@ th,td{padding:3px 8px;border-bottom:1px solid #e0e0e0;text-align:right;white-spa
 th{background:#eceff1;font-weight:600}td.l,th.l{text-align:left}
 tr.breach td{background:#ffebee;color:#b71c1c;font-weight:600}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0}
-.card{border:1px solid #cfd8dc;border-radius:6px;padding:8px 12px;min-width:170px;background:#f5f7f8}
+.card{border:1px solid #cfd8dc;border-radius:6px;padding:8px 12px;min-width:170px;max-width:340px;background:#f5f7f8}
 .card .k{font-size:11px;color:#546e7a;text-transform:uppercase;letter-spacing:.03em}
 .card .v{font-size:19px;font-weight:600;margin:2px 0}.card .d{font-size:11px;color:#616161}
 .card.bad{border-color:#e57373;background:#ffebee}.card.good{border-color:#81c784;background:#f1f8e9}
@@ -89,6 +90,8 @@ def _table(df: pd.DataFrame, fmt: dict[str, Callable] | None = None, left: tuple
             v = r[c]
             if c in fmt:
                 s = fmt[c](v)
+            elif isinstance(v, (list, tuple, np.ndarray)):  # a list column (list<string>)
+                s = ", ".join(map(str, v))
             elif v is None or (not isinstance(v, str) and pd.isna(v)):
                 s = ""
             elif isinstance(v, pd.Timestamp):
@@ -126,7 +129,8 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     * ``days_to_liquidate`` (when ``capacity`` or ``liquidation`` is present): of the book at its current size;
     * ``capacity`` (when ``capacity`` is present): the largest AUM multiple tested below the first multiple at
       which a book-level ``days_to_liquidate`` or ``cost_bps`` limit is breached (needs such limits;
-      otherwise the days to liquidate at the largest multiple tested);
+      otherwise the days to liquidate at the largest multiple tested), shown to two significant digits
+      rounded down, with a ``note`` on what a multiple below 1x means;
     * ``breaches`` (when limits were evaluated): the number of breached checks.
     """
     run = open_run(run_dir)
@@ -134,7 +138,7 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     ccy = run.base_currency
     out: list[dict] = []
     a = max(run.confidences)
-    var = rm[(rm["metric"] == "VaR") & np.isclose(rm["confidence"].astype(float), a)]
+    var = rm[(rm["metric"] == "var") & np.isclose(rm["confidence"].astype(float), a)]
     if len(var):
         top = var.loc[var["value"].idxmax()]
         out.append(dict(key="stressed_var", label=f"Stressed VaR {a:.0%}", value=float(top["value"]),
@@ -178,7 +182,7 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     if breaches is not None:
         n = int(breaches["breached"].sum())
         out.append(dict(key="breaches", label="Limit breaches", value=float(n), text=str(n),
-                        detail=f"of {len(breaches)} checks"))
+                        detail=f"of {plural(len(breaches), 'check')}"))
     for item in out:
         item.setdefault("currency", ccy)
     return out
@@ -194,7 +198,7 @@ def _capacity(book: pd.DataFrame, limits: Limits | None) -> dict:
         worst = last.loc[last["days_to_liquidate"].idxmax()]
         where = "" if worst["scope"] == NO_SCOPE else f", {worst['scope']}"
         return dict(key="capacity", label="Capacity", value=None, text=f"{float(worst['days_to_liquidate']):,.1f} days",
-                    detail=f"to liquidate at {mults[-1]:g}x AUM{where} (no book liquidity limit given)")
+                    detail=f"to liquidate at {sig2(mults[-1])}x AUM{where} (no book liquidity limit given)")
     first_bad = np.inf
     for lim in checks:
         sel = book if lim.family == "*" else book[book["scope"] == lim.family]
@@ -204,11 +208,13 @@ def _capacity(book: pd.DataFrame, limits: Limits | None) -> dict:
     # capacity: the largest multiple tested below the first one at which a limit is breached
     within = mults[mults < first_bad]
     names = ", ".join(lim.name for lim in checks)
+    below = "Below 1x: the book as sized cannot be liquidated within these limits at that stress."
     if not len(within):
-        return dict(key="capacity", label="Capacity", value=0.0, text=f"below {mults[0]:g}x",
-                    detail=f"{names}: breached at the smallest multiple tested")
-    return dict(key="capacity", label="Capacity", value=float(within[-1]), text=f"{within[-1]:g}x AUM",
-                detail=f"largest multiple tested within {names}")
+        return dict(key="capacity", label="Capacity", value=0.0, text=f"below {sig2(mults[0])}x",
+                    detail=f"{names}: breached at the smallest multiple tested", note=below)
+    return dict(key="capacity", label="Capacity", value=float(within[-1]), text=f"{sig2(within[-1])}x AUM",
+                detail=f"largest multiple tested within {names}",
+                note=below if within[-1] < 1.0 else "1x is the book as sized; below 1x, it could not be liquidated within these limits.")
 
 
 # --- sections --------------------------------------------------------------------------------------------
@@ -218,8 +224,9 @@ def _sec_headline(run: RunDir, breaches, limits) -> str:
     cards = []
     for h in headline(run, breaches, limits):
         cls = " bad" if h["key"] == "breaches" and h["value"] else (" good" if h["key"] == "breaches" else "")
+        note = f'<div class="d">{_e(h["note"])}</div>' if h.get("note") else ""
         cards.append(f'<div class="card{cls}" id="headline-{h["key"]}"><div class="k">{_e(h["label"])}</div>'
-                     f'<div class="v">{_e(h["text"])}</div><div class="d">{_e(h["detail"])}</div></div>')
+                     f'<div class="v">{_e(h["text"])}</div><div class="d">{_e(h["detail"])}</div>{note}</div>')
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
@@ -229,9 +236,9 @@ def _risk_table(run: RunDir) -> str:
     for fam, g in rm.groupby("family", sort=False):
         row = {"family": fam, "scenarios": int(g.loc[g.metric == "scenarios", "value"].iloc[0]) if (g.metric == "scenarios").any() else None}
         for a in run.confidences:
-            for m in ("VaR", "CVaR"):
+            for m, shown in (("var", "VaR"), ("cvar", "CVaR")):
                 v = g.loc[(g.metric == m) & np.isclose(g.confidence.astype(float), a), "value"]
-                row[f"{m} {a:.0%}"] = float(v.iloc[0]) if len(v) else np.nan
+                row[f"{shown} {a:.0%}"] = float(v.iloc[0]) if len(v) else np.nan
         w = g[g.metric == "worst"]
         row["worst scenario"] = str(w["scenario"].iloc[0]) if len(w) else ""
         row["worst loss"] = float(w["value"].iloc[0]) if len(w) else np.nan
@@ -249,15 +256,16 @@ def _sec_breaches(run: RunDir, breaches: pd.DataFrame | None) -> str:
 
     df = breaches.sort_values("breached", ascending=False, kind="stable")
     view = pd.DataFrame({
-        "limit": df["limit"], "family": df["family"].fillna(""), "group": df["group"],
+        "limit": df["limit_name"], "family": df["family"].fillna(""), "group": df["group_name"],
         "value": [_fmt_limit_value(v, u) for v, u in zip(df["value"], df["units"])],
         "limit value": [_fmt_limit_value(v, u) for v, u in zip(df["threshold"], df["units"])],
         "headroom": [_fmt_limit_value(v, u) for v, u in zip(df["headroom"], df["units"])],
         "status": np.where(df["breached"], "BREACH", "ok"),
     })
     n = int(breaches["breached"].sum())
-    lead = (f'<p class="note">{n} of {len(breaches)} checks breached.</p>' if n
-            else f'<p class="sub">All {len(breaches)} checks within their limits.</p>')
+    k = len(breaches)
+    lead = (f'<p class="note">{n} of {plural(k, "check")} breached.</p>' if n
+            else f'<p class="sub">{"All " if k > 1 else ""}{plural(k, "check")} within {"their limits" if k > 1 else "its limit"}.</p>')
     return lead + _table(view, left=tuple(view.columns[:3]) + ("status",),
                          row_class=lambda r: "breach" if r["status"] == "BREACH" else "", max_rows=200)
 
@@ -265,14 +273,14 @@ def _sec_breaches(run: RunDir, breaches: pd.DataFrame | None) -> str:
 def _sec_scenario_pnl(run: RunDir) -> str:
     d = _charts.scenario_bar_data(run)
     small = d["family"].nunique()
-    cap = (f"Book P&L of every scenario in the {small} families of at most {_charts.SMALL_FAMILY} scenarios"
+    cap = (f"Book P&L of every scenario in the {plural(small, 'family')} of at most {_charts.SMALL_FAMILY} scenarios"
            if len(d) and (run.table("scenarios").groupby("family").size() <= _charts.SMALL_FAMILY).any()
            else "The 20 worst scenarios of the run")
     out = _figure("scenario-pnl", _charts.chart_scenario_pnl(run), f"{cap} (millions {run.base_currency}; gains right, losses left).")
     bd = run.table("breakdown")
     sel = bd[(bd["level"] == "asset_class") & bd["scenario"].isin(d["scenario"])]
     if len(sel):
-        wide = sel.pivot_table(index="scenario", columns="group", values="pnl", sort=False).reindex(d["scenario"])
+        wide = sel.pivot_table(index="scenario", columns="group_name", values="pnl", sort=False).reindex(d["scenario"])
         wide["total"] = wide.sum(axis=1)
         wide = wide.reset_index()
         out += f"<h3>By asset class ({_e(run.base_currency)})</h3>" + _table(wide, {c: _money for c in wide.columns[1:]}, left=("scenario",))
@@ -292,7 +300,7 @@ def _sec_contributions(run: RunDir) -> str:
     ct = run.table("contributions")
     ct = ct[np.isclose(ct["confidence"], a) & ct["level"].isin(["asset_class", "sleeve"])]
     for level in ("asset_class", "sleeve"):
-        wide = ct[ct["level"] == level].pivot_table(index="family", columns="group", values="cvar_contribution", sort=False)
+        wide = ct[ct["level"] == level].pivot_table(index="family", columns="group_name", values="cvar_contribution", sort=False)
         wide = wide.reindex([f for f in run.families if f in wide.index])
         wide["CVaR"] = wide.sum(axis=1)
         wide = wide.reset_index()
@@ -317,12 +325,12 @@ def _sec_liquidity(run: RunDir) -> str:
                    f"Cumulative P&L of the worst scenarios per family (millions {run.base_currency}); dashed: net of unwind costs.")
     lq = run.get("liquidation")
     if lq is not None:
-        g = liquidation_groups(lq, "asset_class").rename(columns={"group": "asset class"})
+        g = liquidation_groups(lq, "asset_class").rename(columns={"group_name": "asset class"})
         out += ("<h3>Liquidation by regime and asset class</h3>"
                 + _table(g, {"cost": _money, "cost_bps": lambda v: _num(v, "{:,.1f}")}, left=("scope", "asset class")))
         slow = liquidation_positions(lq).sort_values("days", ascending=False, kind="stable").head(10)
         out += "<h3>Slowest positions to liquidate</h3>" + _table(
-            slow, {"cost": _money, "cost_bps": lambda v: _num(v, "{:,.1f}")}, left=("scope", "position", "asset_class", "sleeve"))
+            slow, {"cost": _money, "cost_bps": lambda v: _num(v, "{:,.1f}")}, left=("scope", "position_id", "asset_class", "sleeve"))
     return out
 
 
@@ -331,7 +339,7 @@ def _sec_capacity(run: RunDir) -> str:
     if cap is None:
         return ""
     out = _figure("capacity", _charts.chart_capacity(run), "The book scaled by the AUM multiple (dotted line: current size).")
-    book = cap[cap["level"] == "book"].drop(columns=["level", "group"])
+    book = cap[cap["level"] == "book"].drop(columns=["level", "group_name"])
     money_cols = [c for c in ("nav", "cost", "cvar", "la_cvar", "drawdown", "la_drawdown") if c in book.columns]
     pct = {c: (lambda v: _num(v, "{:.2%}")) for c in ("la_cvar_nav", "la_drawdown_nav") if c in book.columns}
     return out + "<h3>Book</h3>" + _table(book, {**{c: _money for c in money_cols}, **pct}, left=("scope",))
@@ -390,7 +398,7 @@ def _sec_run(run: RunDir) -> str:
         ("root seed", m.get("seeds", {}).get("root")),
         ("started", m.get("started")), ("finished", m.get("finished")),
         ("scenarios x positions", f"{counts.get('scenarios')} x {counts.get('positions')} ({counts.get('priced')} priced)"),
-        ("tasks", f"{counts.get('tasks')} of {counts.get('chunk_size')} scenarios, {counts.get('workers')} workers"),
+        ("tasks", f"{counts.get('tasks')} of {plural(counts.get('chunk_size'), 'scenario')}, {plural(counts.get('workers'), 'worker')}"),
         ("versions", ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())),
         ("timings (s)", ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in m.get("timings_seconds", {}).items())),
         ("schema version", m.get("schema_version")),
@@ -437,7 +445,7 @@ def render_report(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = 
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
         f"<style>{_CSS}</style></head><body><main>"
         f"<h1>{_e(title)}</h1><p class=\"sub\">as of {_e(m.get('as_of'))}, base currency {_e(run.base_currency)}, "
-        f"{_e(m.get('counts', {}).get('scenarios'))} scenarios, run {_e(m.get('started', ''))[:19]}; losses positive "
+        f"{_e(plural(m.get('counts', {}).get('scenarios'), 'scenario'))}, run {_e(m.get('started', ''))[:19]}; losses positive "
         "in every risk figure</p>"
         f"<nav>{''.join(nav)}</nav>{''.join(body)}"
         f"<footer>Written by stressgrid {_e(m.get('versions', {}).get('stressgrid', ''))} on {now} from {_e(run.path.name)}/ "

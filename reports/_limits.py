@@ -16,19 +16,19 @@ value comes from and which scopes it takes.
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stressgrid.core.yamlfile import read_yaml
 from stressgrid.core import ConfigError, DataError
 
 from ._rundir import RunDir, open_run
+from ._schema import write_table
 from ._tables import capacity_scopes, liquidation_groups, liquidation_positions
 
 __all__ = [
@@ -58,7 +58,7 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 _WITH_CONFIDENCE = {"var", "cvar", "la_var", "la_cvar"}
 
-BREACH_COLUMNS = ["limit", "metric", "confidence", "scope", "family", "group", "value", "threshold", "units",
+BREACH_COLUMNS = ["limit_name", "metric", "confidence", "scope", "family", "group_name", "value", "threshold", "units",
                   "value_currency", "breached", "headroom"]
 
 
@@ -227,14 +227,7 @@ def load_limits(path: str | Path) -> Limits:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"limits file {p}: not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"limits file {p}{where}: malformed YAML ({problem})") from None
-    return parse_limits(raw, f"limits file {p}")
+    return parse_limits(read_yaml(p, "limits file"), f"limits file {p}")
 
 
 # --- evaluation ------------------------------------------------------------------------------------------
@@ -285,8 +278,7 @@ def _money_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.Serie
         rm = run.table("risk_metrics")
         fams = _families(list(dict.fromkeys(rm["family"])), lim)
         if m in ("var", "cvar") and level == "book":
-            key = "VaR" if m == "var" else "CVaR"
-            sel = rm[rm["metric"] == key]
+            sel = rm[rm["metric"] == m]  # the limit's metric is the name in risk_metrics
             sel = _conf_rows(sel, "confidence", lim.confidence, lim, sorted(sel["confidence"].dropna().unique()))
             for f in fams:
                 v = sel.loc[sel["family"] == f, "value"]
@@ -298,7 +290,7 @@ def _money_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.Serie
             sel = sel[sel["level"] == level]
             for f in fams:
                 g = sel[sel["family"] == f]
-                out.append((f, pd.Series(g["cvar_contribution"].to_numpy(float), index=g["group"].to_numpy())))
+                out.append((f, pd.Series(g["cvar_contribution"].to_numpy(float), index=g["group_name"].to_numpy())))
         else:
             worst = rm[rm["metric"] == "worst"].set_index("family")
             for f in fams:
@@ -307,15 +299,15 @@ def _money_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.Serie
                     continue
                 if level == "position":
                     sp = _need(run, "scenario_pnl", lim)
-                    g = sp[sp["family"] == f].rename(columns={"position_id": "group"})
+                    g = sp[sp["family"] == f].rename(columns={"position_id": "group_name"})
                 else:
                     bd = run.table("breakdown")
                     g = bd[(bd["family"] == f) & (bd["level"] == level)]
                 if m == "worst_loss":
-                    s = -g.groupby("group", sort=False)["pnl"].min()
+                    s = -g.groupby("group_name", sort=False)["pnl"].min()
                 else:  # the group's loss in the scenario that is worst for the book
                     g = g[g["scenario"] == worst.loc[f, "scenario"]]
-                    s = -g.set_index("group")["pnl"]
+                    s = -g.set_index("group_name")["pnl"]
                 out.append((f, s.astype(float)))
     elif m in ("la_var", "la_cvar"):
         la = _need(run, "la_risk", lim)
@@ -330,11 +322,11 @@ def _money_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.Serie
             out.append((f, pd.Series({"book": float(dd.loc[dd["family"] == f, m].max())})))
     elif m == "liquidation_cost":
         lq = _need(run, "liquidation", lim)
-        rows = (liquidation_positions(lq).rename(columns={"position": "group"}) if level == "position"
+        rows = (liquidation_positions(lq).rename(columns={"position_id": "group_name"}) if level == "position"
                 else liquidation_groups(lq, level))
         for f in _families(list(dict.fromkeys(rows["scope"])), lim, "liquidity regime"):
             g = rows[rows["scope"] == f]
-            out.append((f, pd.Series(g["cost"].to_numpy(float), index=g["group"].to_numpy())))
+            out.append((f, pd.Series(g["cost"].to_numpy(float), index=g["group_name"].to_numpy())))
     return out
 
 
@@ -357,7 +349,7 @@ def _liquidity_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.S
         out = []
         for f in _families(list(dict.fromkeys(c["scope"])), lim, "liquidity regime"):
             g = c[c["scope"] == f]
-            out.append((f if has_scope else None, pd.Series(g[col].to_numpy(float), index=g["group"].to_numpy())))
+            out.append((f if has_scope else None, pd.Series(g[col].to_numpy(float), index=g["group_name"].to_numpy())))
         return out
     lq = run.get("liquidation")
     if lq is None:
@@ -365,7 +357,7 @@ def _liquidity_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.S
         raise DataError(f"limit {lim.name!r}: metric {lim.metric} of a {level} needs {need}, which run directory "
                         f"{run.path} does not have (the batch did not ask for it)")
     src = "days" if lim.metric == "days_to_liquidate" else "cost_bps"
-    rows = (liquidation_positions(lq).rename(columns={"position": "group"}) if level == "position"
+    rows = (liquidation_positions(lq).rename(columns={"position_id": "group_name"}) if level == "position"
             else liquidation_groups(lq, level))
     if rows[src].isna().any():
         raise DataError(f"limit {lim.name!r}: metric {lim.metric} of a {level} needs the {level} rows of liquidation.parquet "
@@ -373,7 +365,7 @@ def _liquidity_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.S
     out = []
     for f in _families(list(dict.fromkeys(rows["scope"])), lim, "liquidity regime"):
         g = rows[rows["scope"] == f]
-        out.append((f, pd.Series(g[src].to_numpy(float), index=g["group"].to_numpy())))
+        out.append((f, pd.Series(g[src].to_numpy(float), index=g["group_name"].to_numpy())))
     return out
 
 
@@ -409,31 +401,23 @@ def evaluate_limits(run_dir: str | Path | RunDir, limits: Limits, nav: float | N
         for fam, values in pieces:
             for group, v in _select_groups(values, lim).items():
                 value = v / nav if lim.units == "nav" else v
-                rows.append(dict(limit=lim.name, metric=lim.metric, confidence=lim.confidence, scope=lim.scope, family=fam,
-                                 group=str(group), value=float(value), threshold=float(lim.max), units=lim.units,
+                rows.append(dict(limit_name=lim.name, metric=lim.metric, confidence=lim.confidence, scope=lim.scope, family=fam,
+                                 group_name=str(group), value=float(value), threshold=float(lim.max), units=lim.units,
                                  value_currency=float(v) if money else np.nan,
                                  breached=bool(value > lim.max), headroom=float(lim.max - value)))
     df = pd.DataFrame(rows, columns=BREACH_COLUMNS)
     df["confidence"] = df["confidence"].astype("float64")
     df["value_currency"] = df["value_currency"].astype("float64")
     df["breached"] = df["breached"].astype(bool)
-    for c in ("limit", "metric", "scope", "family", "group", "units"):
+    for c in ("limit_name", "metric", "scope", "family", "group_name", "units"):
         df[c] = df[c].astype(object).where(df[c].notna(), None)
     return df
 
 
 def write_breaches(table: pd.DataFrame, run_dir: str | Path) -> Path:
-    """Write the evaluated limits as ``breaches.parquet`` in ``run_dir`` (atomically); returns the path."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    fields = [("limit", pa.string()), ("metric", pa.string()), ("confidence", pa.float64()), ("scope", pa.string()),
-              ("family", pa.string()), ("group", pa.string()), ("value", pa.float64()), ("threshold", pa.float64()),
-              ("units", pa.string()), ("value_currency", pa.float64()), ("breached", pa.bool_()), ("headroom", pa.float64())]
-    t = pa.Table.from_pandas(table[BREACH_COLUMNS], schema=pa.schema(fields), preserve_index=False)
-    out = Path(run_dir) / "breaches.parquet"
-    tmp = out.with_name(f".{out.name}.tmp")
-    pq.write_table(t, tmp)
-    os.replace(tmp, out)
-    return out
+    """Write the evaluated limits as ``breaches.parquet`` in ``run_dir`` (atomically, with the schema version
+    in its metadata); returns the path."""
+    df = table[BREACH_COLUMNS].astype({"confidence": "float64", "value": "float64", "threshold": "float64",
+                                       "value_currency": "float64", "breached": bool, "headroom": "float64"})
+    return write_table("breaches", df, Path(run_dir) / "breaches.parquet")
 

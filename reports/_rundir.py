@@ -9,6 +9,8 @@ import pandas as pd
 
 from stressgrid.core import DataError
 
+from ._schema import SCHEMA_VERSION, upgrade_table
+
 __all__ = ["RunDir", "open_run"]
 
 
@@ -16,7 +18,9 @@ class RunDir:
     """A run directory as written by ``stressgrid run``: ``manifest.json`` and ``<table>.parquet`` files.
 
     Tables are read on first use and cached.  A table the run did not write is absent, not empty:
-    :meth:`get` returns None for it and :meth:`table` raises :class:`core.DataError`.
+    :meth:`get` returns None for it and :meth:`table` raises :class:`core.DataError`.  A run directory
+    of an older schema version (``manifest.json`` ``schema_version``) is read under the current names
+    (:func:`reports.upgrade_table`), so reports and limits work on the runs of a results store.
 
     Parameters
     ----------
@@ -52,14 +56,22 @@ class RunDir:
             if not p.is_file():
                 raise DataError(f"run directory {self.path}: has no {name}.parquet")
             try:
-                self._cache[name] = pd.read_parquet(p)
+                df = pd.read_parquet(p)
             except Exception as exc:  # pyarrow raises several types for a damaged file
                 raise DataError(f"{p}: cannot be read as Parquet ({exc})") from None
+            self._cache[name] = upgrade_table(name, df, self.schema_version)
         return self._cache[name]
 
     def get(self, name: str) -> pd.DataFrame | None:
         """Table ``name``, or None when the run did not write it."""
         return self.table(name) if self.has(name) else None
+
+    @property
+    def schema_version(self) -> int:
+        """The results schema version the run directory follows (the current one when the manifest does
+        not say)."""
+        v = self.manifest.get("schema_version", SCHEMA_VERSION)
+        return v if isinstance(v, int) and not isinstance(v, bool) else SCHEMA_VERSION
 
     @property
     def base_currency(self) -> str:
@@ -78,7 +90,7 @@ class RunDir:
     def confidences(self) -> list[float]:
         """Confidence levels of VaR and CVaR in the run, ascending."""
         rm = self.table("risk_metrics")
-        return sorted(float(a) for a in rm.loc[rm["metric"] == "CVaR", "confidence"].dropna().unique())
+        return sorted(float(a) for a in rm.loc[rm["metric"] == "cvar", "confidence"].dropna().unique())
 
 
 def open_run(run_dir: str | Path | RunDir) -> RunDir:

@@ -2,8 +2,10 @@
 
 The schema file is the single source of truth: ``docs/schema.md`` is generated from it
 (:func:`update_schema_doc`) and :func:`check_run_dir` compares
-a run directory's Parquet files (column names and Arrow types) and ``manifest.json`` (keys and JSON types)
-against it.
+a run directory's Parquet files (column names, Arrow types and the schema version in each file's key-value
+metadata) and ``manifest.json`` (keys and JSON types) against it.  :func:`write_table` writes a table the
+way the schema says (declared types for all-null columns, the version in the metadata);
+:func:`upgrade_table` reads a table of an older version under the current names.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -30,6 +34,11 @@ __all__ = [
     "validate_run_dir",
     "schema_markdown",
     "update_schema_doc",
+    "arrow_table",
+    "write_table",
+    "upgrade_table",
+    "VERSION_KEY",
+    "TABLE_KEY",
 ]
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -56,6 +65,11 @@ def load_schema() -> dict[str, Any]:
 
 
 SCHEMA_VERSION: int = load_schema()["schema_version"]
+#: key of the schema version in each Parquet file's key-value metadata (and of the table's name)
+VERSION_KEY = b"stressgrid.schema_version"
+TABLE_KEY = b"stressgrid.table"
+_ARROW_TYPES = {"string": pa.string(), "double": pa.float64(), "int64": pa.int64(), "bool": pa.bool_(),
+                "timestamp[us]": pa.timestamp("us"), "list<string>": pa.list_(pa.string())}
 
 
 def table_names() -> list[str]:
@@ -74,6 +88,9 @@ def _type_matches(declared: str, actual: pa.DataType, nullable: bool) -> bool:
             hasattr(pa.types, "is_string_view") and pa.types.is_string_view(actual))
     if declared.startswith("timestamp"):
         return pa.types.is_timestamp(actual) and actual.tz is None
+    if declared == "list<string>":
+        return ((pa.types.is_list(actual) or pa.types.is_large_list(actual))
+                and _type_matches("string", actual.value_type, False))
     return str(actual) == declared
 
 
@@ -180,6 +197,12 @@ def check_run_dir(run_dir: str | Path) -> list[str]:
             problems.append(f"{path.name}: not a readable Parquet file ({exc})")
             continue
         problems += check_table_schema(path.stem, schema)
+        version = (schema.metadata or {}).get(VERSION_KEY)
+        if version is None:
+            problems.append(f"{path.name}: no {VERSION_KEY.decode()} in the file's key-value metadata")
+        elif version != str(SCHEMA_VERSION).encode():
+            problems.append(f"{path.name}: {VERSION_KEY.decode()} is {version.decode(errors='replace')}, "
+                            f"this stressgrid reads version {SCHEMA_VERSION}")
     return problems
 
 
@@ -189,6 +212,89 @@ def validate_run_dir(run_dir: str | Path) -> None:
     if problems:
         raise DataError(f"run directory {run_dir}: does not follow results schema version {SCHEMA_VERSION}: "
                         + "; ".join(problems))
+
+
+def _is_null_type(t: pa.DataType) -> bool:
+    """The Arrow type of a column that pandas could not type: null, or a list of nulls (only empty lists)."""
+    return pa.types.is_null(t) or ((pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_null(t.value_type))
+
+
+def arrow_table(name: str, df: pd.DataFrame) -> pa.Table:
+    """Table ``name`` of a run as Arrow, as :func:`write_table` writes it.
+
+    A column that pandas cannot type (all null, or only empty lists) gets the type the schema declares for
+    it, so that the type of a column does not depend on the data of a run; the schema version and the
+    table's name go into the key-value metadata (:data:`VERSION_KEY`, :data:`TABLE_KEY`).
+    """
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    spec = load_schema()["tables"].get(name, {})
+    if not spec.get("open"):
+        for i, f in enumerate(table.schema):
+            cs = _column_spec(spec, f.name)
+            if cs is not None and _is_null_type(f.type):
+                target = _ARROW_TYPES[cs["type"]]
+                table = table.set_column(i, pa.field(f.name, target), table.column(i).cast(target))
+    meta = dict(table.schema.metadata or {})
+    meta.update({VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: name.encode()})
+    return table.replace_schema_metadata(meta)
+
+
+def write_table(name: str, df: pd.DataFrame, path: str | Path) -> Path:
+    """Write table ``name`` of a run to ``path`` (Parquet, atomically: a temporary file renamed into place),
+    with the declared types and the schema version in its metadata (:func:`arrow_table`)."""
+    import os
+
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.tmp")
+    pq.write_table(arrow_table(name, df), tmp)
+    os.replace(tmp, out)
+    return out
+
+
+# --- older versions --------------------------------------------------------------------------------------
+
+#: version 1 -> 2: columns renamed, per table
+_V1_RENAMES = {
+    **{t: {"group": "group_name"} for t in ("contributions", "breakdown", "reoptimisation_contributions",
+                                             "liquidation", "capacity")},
+    **{t: {"limit": "limit_name", "group": "group_name"} for t in ("capacity_limits", "breaches")},
+    **{t: {"id": "position_id"} for t in ("positions", "adapted_positions")},
+    "reoptimisation_weights": {"position": "position_id"},
+    **{t: {"start": "window_start", "end": "window_end"} for t in ("scenarios", "walk_forward", "rebalance_backtest")},
+    "var_backtest": {"window": "lookback_days", "start": "window_start", "end": "window_end"},
+}
+#: version 1 -> 2: metric names
+_V1_METRICS = {"VaR": "var", "CVaR": "cvar", "VaR_sensitivity": "var_sensitivity", "CVaR_sensitivity": "cvar_sensitivity"}
+#: version 1 -> 2: text joined with commas that became lists (table -> column -> separator)
+_V1_LISTS = {"scenarios": {c: "," for c in ("uncovered", "calibrated", "propagated", "core", "not_in_model")},
+             "rules_fired": {"signal": ", "}}
+
+
+def _split(value, sep: str):
+    if pd.isna(value):
+        return None
+    return [x.strip() for x in str(value).split(sep) if x.strip()]
+
+
+def upgrade_table(name: str, df: pd.DataFrame, version: int) -> pd.DataFrame:
+    """Table ``name`` of a run directory of schema ``version``, with the names and types of the current
+    version (a new DataFrame; the same one when ``version`` is current).
+
+    From version 1: the columns renamed in version 2 (``group`` -> ``group_name``, ``id`` and ``position``
+    -> ``position_id``, ``limit`` -> ``limit_name``, ``start``/``end`` -> ``window_start``/``window_end``,
+    ``spread_mult.<class>`` -> ``spread_mult_<class>``), lower-case metric names, and lists for the text
+    joined with commas.
+    """
+    if version >= SCHEMA_VERSION:
+        return df
+    df = df.rename(columns=_V1_RENAMES.get(name, {}))
+    df = df.rename(columns=lambda c: re.sub(r"^(spread_mult|adv_mult)\.", r"\1_", c))
+    if "metric" in df.columns and name in ("risk_metrics", "adapted_risk_metrics"):
+        df = df.assign(metric=df["metric"].replace(_V1_METRICS))
+    for col, sep in _V1_LISTS.get(name, {}).items():
+        if col in df.columns and not df[col].map(lambda v: isinstance(v, (list, np.ndarray))).any():
+            df = df.assign(**{col: df[col].map(lambda v, sep=sep: _split(v, sep))})
+    return df
 
 
 def _md_escape(text: str) -> str:
@@ -234,7 +340,7 @@ END_MARK = "<!-- END GENERATED -->"
 
 def update_schema_doc(path: str | Path) -> None:
     """Rewrite the generated part of a Markdown file (between :data:`BEGIN_MARK` and :data:`END_MARK`) from
-    the schema: ``python -c "import reports; reports.update_schema_doc('docs/schema.md')"``."""
+    the schema: ``python -c "from stressgrid import reports; reports.update_schema_doc('docs/schema.md')"``."""
     p = Path(path)
     text = p.read_text(encoding="utf-8")
     start, end = text.index(BEGIN_MARK) + len(BEGIN_MARK), text.index(END_MARK)

@@ -105,8 +105,8 @@ def list_runs(store_root: str | Path, batch: str | None = None) -> pd.DataFrame:
         m = run.manifest
         rm = run.get("risk_metrics")
         sv, sv_fam = np.nan, None
-        if rm is not None and (rm["metric"] == "VaR").any():
-            var = rm[rm["metric"] == "VaR"]
+        if rm is not None and (rm["metric"] == "var").any():
+            var = rm[rm["metric"] == "var"]
             var = var[np.isclose(var["confidence"], var["confidence"].max())]
             top = var.loc[var["value"].idxmax()]
             sv, sv_fam = float(top["value"]), str(top["family"])
@@ -131,10 +131,10 @@ class RunComparison:
 
     Attributes
     ----------
-    metrics : family, metric, confidence, level, group, value_a, value_b, change (B - A), change_pct
+    metrics : family, metric, confidence, level, group_name, value_a, value_b, change (B - A), change_pct
         (change / |A|; null when A is 0 or missing): every risk measure (level ``book``) and the CVaR
-        contributions by asset class and sleeve (metric ``CVaR_contribution``)
-    positions : id, status (added, removed, changed, unchanged), quantity_a, quantity_b
+        contributions by asset class and sleeve (metric ``cvar_contribution``)
+    positions : position_id, status (added, removed, changed, unchanged), quantity_a, quantity_b
     info : key, value_a, value_b, same: batch, batch hash, as-of date, history, code version, counts, seed
     """
 
@@ -145,22 +145,22 @@ class RunComparison:
 
 def _metric_rows(run: RunDir) -> pd.DataFrame:
     rm = run.table("risk_metrics")[["family", "metric", "confidence", "value"]].copy()
-    rm["level"], rm["group"] = "book", "book"
+    rm["level"], rm["group_name"] = "book", "book"
     ct = run.table("contributions")
     ct = ct[ct["level"].isin(["asset_class", "sleeve"])].rename(columns={"cvar_contribution": "value"})
-    ct = ct.assign(metric="CVaR_contribution")[["family", "metric", "confidence", "value", "level", "group"]]
+    ct = ct.assign(metric="cvar_contribution")[["family", "metric", "confidence", "value", "level", "group_name"]]
     return pd.concat([rm, ct], ignore_index=True)
 
 
 def compare_runs(run_a: str | Path | RunDir, run_b: str | Path | RunDir) -> RunComparison:
     """Compare two runs (run directories or stored runs) metric by metric, position by position."""
     a, b = open_run(run_a), open_run(run_b)
-    keys = ["family", "metric", "confidence", "level", "group"]
+    keys = ["family", "metric", "confidence", "level", "group_name"]
     ma, mb = _metric_rows(a), _metric_rows(b)
     # a null confidence (mean, vol, worst, scenarios) must match a null confidence
     for df in (ma, mb):
         df["_conf"] = df["confidence"].fillna(-1.0).round(12)
-    m = ma.merge(mb, on=["family", "metric", "_conf", "level", "group"], how="outer", suffixes=("_a", "_b"), sort=False)
+    m = ma.merge(mb, on=["family", "metric", "_conf", "level", "group_name"], how="outer", suffixes=("_a", "_b"), sort=False)
     m["confidence"] = m["confidence_a"].combine_first(m["confidence_b"])
     m = m[keys + ["value_a", "value_b"]]
     m["change"] = m["value_b"] - m["value_a"]
@@ -168,12 +168,12 @@ def compare_runs(run_a: str | Path | RunDir, run_b: str | Path | RunDir) -> RunC
     m["change_pct"] = np.where(denom > 0, m["change"] / denom.where(denom > 0, 1.0), np.nan)
     m.loc[m["value_a"].isna() | m["value_b"].isna(), "change_pct"] = np.nan
 
-    pa_, pb = a.table("positions")[["id", "quantity"]], b.table("positions")[["id", "quantity"]]
-    p = pa_.merge(pb, on="id", how="outer", suffixes=("_a", "_b"), sort=False, indicator=True)
+    pa_, pb = a.table("positions")[["position_id", "quantity"]], b.table("positions")[["position_id", "quantity"]]
+    p = pa_.merge(pb, on="position_id", how="outer", suffixes=("_a", "_b"), sort=False, indicator=True)
     p["status"] = np.select(
         [p["_merge"] == "right_only", p["_merge"] == "left_only", ~np.isclose(p["quantity_a"].fillna(0), p["quantity_b"].fillna(0))],
         ["added", "removed", "changed"], "unchanged")
-    p = p[["id", "status", "quantity_a", "quantity_b"]].reset_index(drop=True)
+    p = p[["position_id", "status", "quantity_a", "quantity_b"]].reset_index(drop=True)
 
     def pick(man: dict, path: str):
         cur = man

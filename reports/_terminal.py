@@ -8,7 +8,7 @@ import pandas as pd
 
 from ._rundir import RunDir, open_run
 
-__all__ = ["print_summary", "print_breaches", "money"]
+__all__ = ["print_summary", "print_breaches", "money", "plural"]
 
 
 
@@ -18,6 +18,14 @@ def _esc(x) -> str:
     from rich.markup import escape
 
     return escape(str(x))
+
+def plural(n, word: str, many: str | None = None) -> str:
+    """``n`` and the noun agreeing with it: ``1 family``, ``2 families``, ``0 checks`` (``many``: the plural,
+    default ``word`` + s, or -ies after a consonant and y)."""
+    if many is None:
+        many = word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+    return f"{n} {word if n == 1 else many}"
+
 
 def money(x: float) -> str:
     """An amount in millions, e.g. ``12.35m`` (base currency)."""
@@ -66,7 +74,7 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     for fam, g in rm.groupby("family", sort=False):
         cells = [_esc(fam), f"{int(g.loc[g.metric == 'scenarios', 'value'].iloc[0])}"]
         for a in confs:
-            for m in ("VaR", "CVaR"):
+            for m in ("var", "cvar"):
                 v = g[(g.metric == m) & (g.confidence == a)]["value"]
                 cells.append(money(v.iloc[0]) if len(v) else "")
         worst = g[g.metric == "worst"].iloc[0]
@@ -79,7 +87,7 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     if small:
         bd = run.table("breakdown")
         bd = bd[(bd.level == "asset_class") & bd.family.isin(small)]
-        wide = bd.pivot_table(index="scenario", columns="group", values="pnl", sort=False)
+        wide = bd.pivot_table(index="scenario", columns="group_name", values="pnl", sort=False)
         t2 = Table(title=f"Scenario P&L by asset class ({ccy})", title_justify="left")
         t2.add_column("scenario")
         for c in wide.columns:
@@ -110,8 +118,8 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     else:
         console.print(f"time: {parts}")
     counts = manifest.get("counts", {})
-    console.print(f"{counts.get('scenarios')} scenarios x {counts.get('positions')} positions in {counts.get('tasks')} tasks "
-                  f"of {counts.get('chunk_size')}; outputs in {_esc(run.path)}/")
+    console.print(f"{plural(counts.get('scenarios'), 'scenario')} x {plural(counts.get('positions'), 'position')} in "
+                  f"{plural(counts.get('tasks'), 'task')} of {counts.get('chunk_size')}; outputs in {_esc(run.path)}/")
 
 
 def caveats(run_dir: str | Path | RunDir) -> list[str]:
@@ -124,7 +132,7 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
     if manifest.get("unpriced_types"):
         pos = run.table("positions")
         n_un = int((~pos.priced.astype(bool)).sum())
-        out.append(f"{n_un} of {counts.get('positions')} positions are not priced yet "
+        out.append(f"{n_un} of {plural(counts.get('positions'), 'position')} {'is' if n_un == 1 else 'are'} not priced yet "
                    f"(types: {', '.join(manifest['unpriced_types'])}) and are excluded from every figure.")
     declared: set = set()
     if run.has("coverage"):
@@ -133,7 +141,7 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         counts = cov["source"].value_counts()
         parts = [f"{int(counts[s])} {s}" for s in order if s in counts] + \
                 [f"{int(n)} {s}" for s, n in counts.items() if s not in order]
-        line = f"coverage of the {len(cov)} factors: {', '.join(parts)} (coverage table)."
+        line = f"coverage of the {plural(len(cov), 'factor')}: {', '.join(parts)} (coverage table)."
         if "exposure_share" in cov.columns:
             share = cov.groupby("source")["exposure_share"].sum()
             line += (f" Of the book's gross exposure, {share.get('proxy', 0.0):.1%} rests on proxied factors and "
@@ -142,7 +150,7 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         flat = cov[cov["source"] == "flat"]
         if len(flat):
             declared = set(flat["factor"])
-            out.append(f"{len(flat)} factors are held flat on purpose (market.flat; each reason is in the coverage "
+            out.append(f"{plural(len(flat), 'factor')} {'is' if len(flat) == 1 else 'are'} held flat on purpose (market.flat; each reason is in the coverage "
                        f"table): {_shorten(sorted(declared))}.")
     unc = manifest.get("uncovered_factors") or {}
     if unc:
@@ -154,7 +162,8 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         always -= declared
         if always:
             names = sorted(always)
-            out.append(f"{len(names)} factors have no history and are held flat in every scenario "
+            out.append(f"{plural(len(names), 'factor')} {'has' if len(names) == 1 else 'have'} no history and "
+                       f"{'is' if len(names) == 1 else 'are'} held flat in every scenario "
                        f"(market overrides): {_shorten(names)}.")
         for fam, facs in unc.items():
             rest = {f: n for f, n in facs.items() if f not in always and f not in declared}
@@ -162,7 +171,7 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
                 detail = _shorten([f"{f} ({n} of {sizes.get(fam, '?')})" for f, n in rest.items()])
                 out.append(f"family {fam}: no data, held flat, for {detail}.")
     for fam, facs in (manifest.get("filled_factors") or {}).items():
-        out.append(f"family {fam}: {len(facs)} factors calibrated from public facts or propagated, "
+        out.append(f"family {fam}: {plural(len(facs), 'factor')} calibrated from public facts or propagated, "
                    f"not replayed: {_shorten(sorted(facs))}.")
     return out
 
@@ -190,14 +199,14 @@ def print_breaches(table: pd.DataFrame, console=None, all_limits: bool = False) 
     rows = table if all_limits else table[table["breached"]]
     n = int(table["breached"].sum())
     if rows.empty:
-        console.print(f"limits: {len(table)} checks, no breach")
+        console.print(f"limits: {plural(len(table), 'check')}, no breach")
         return
-    t = Table(title=f"Limit breaches: {n} of {len(table)} checks" if not all_limits else f"Limits ({n} breached)",
+    t = Table(title=f"Limit breaches: {n} of {plural(len(table), 'check')}" if not all_limits else f"Limits ({n} breached)",
               title_justify="left")
     for c in ("limit", "family", "group", "value", "limit value", "headroom", ""):
         t.add_column(c, justify="right" if c in ("value", "limit value", "headroom") else "left")
     for _, r in rows.iterrows():
-        t.add_row(_esc(r["limit"]), "" if r["family"] is None or pd.isna(r["family"]) else _esc(r["family"]), _esc(r["group"]),
+        t.add_row(_esc(r["limit_name"]), "" if r["family"] is None or pd.isna(r["family"]) else _esc(r["family"]), _esc(r["group_name"]),
                   _fmt_limit_value(r["value"], r["units"]), _fmt_limit_value(r["threshold"], r["units"]),
                   _fmt_limit_value(r["headroom"], r["units"]), "[red]BREACH[/]" if r["breached"] else "ok")
     console.print(t)

@@ -49,8 +49,8 @@ def test_la_figures_sit_on_the_grids_own(costly):
     la = res.tables["la_risk"]
     rm = res.tables["risk_metrics"]
     for _, r in la.iterrows():
-        var = rm[(rm.family == r.family) & (rm.metric == "VaR") & (rm.confidence == r.alpha)].value.iloc[0]
-        cvar = rm[(rm.family == r.family) & (rm.metric == "CVaR") & (rm.confidence == r.alpha)].value.iloc[0]
+        var = rm[(rm.family == r.family) & (rm.metric == "var") & (rm.confidence == r.alpha)].value.iloc[0]
+        cvar = rm[(rm.family == r.family) & (rm.metric == "cvar") & (rm.confidence == r.alpha)].value.iloc[0]
         # the plain columns equal the grid's exact merged reduction; exit costs only add
         assert r["var"] == pytest.approx(var, rel=1e-12) and r["cvar"] == pytest.approx(cvar, rel=1e-12)
         assert r.la_cvar >= r.cvar and r.la_var >= r["var"] - 1e-9

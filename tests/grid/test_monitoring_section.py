@@ -61,6 +61,16 @@ def test_tables_and_schema(run, tmp_path):
     assert res.notes["monitoring"]["rules_fired"] >= 1
     write_outputs(res, tmp_path)
     assert reports.check_run_dir(tmp_path) == []
+    # the monitoring tables' columns (not fixed by the schema) follow its naming too: no reserved SQL word,
+    # date ranges as window_start/window_end, the position key position_id, lists of signal names
+    for name, df in res.tables.items():
+        assert not {"start", "end", "window", "id", "group", "limit", "position"} & set(df.columns), name
+    for name in ("walk_forward", "var_backtest", "rebalance_backtest"):
+        assert {"window_start", "window_end"} <= set(res.tables[name].columns), name
+    assert res.tables["var_backtest"]["lookback_days"].tolist() == [250]
+    assert "position_id" in res.tables["adapted_positions"]
+    rf = pd.read_parquet(tmp_path / "rules_fired.parquet")
+    assert [list(v) for v in rf["signal"]] == [["avg_corr"], ["avg_corr"]]
 
 
 def test_the_adapted_book_is_rerun_exactly(run):
@@ -77,7 +87,7 @@ def test_the_adapted_book_is_rerun_exactly(run):
         idx = fam == f
         for a in (0.95, 0.99):
             var, cvar = var_cvar(pnl[idx].sum(axis=1), a, inputs.scenarios.weights[idx])
-            got = arm[(arm.family == f) & (arm.metric == "CVaR") & (arm.confidence == a)].value.iloc[0]
+            got = arm[(arm.family == f) & (arm.metric == "cvar") & (arm.confidence == a)].value.iloc[0]
             assert got == pytest.approx(cvar, rel=1e-10)
 
 
@@ -91,7 +101,7 @@ def test_a_stressed_correlation_rule_regenerates_the_monte_carlo(run):
     rows = np.asarray(inputs.scenarios.family) == "mc"
     _, same_draws = var_cvar((res.pnl[rows] * scale).sum(axis=1), 0.99, inputs.scenarios.weights[rows])
     arm = res.tables["adapted_risk_metrics"]
-    got = arm[(arm.family == "mc") & (arm.metric == "CVaR") & (arm.confidence == 0.99)].value.iloc[0]
+    got = arm[(arm.family == "mc") & (arm.metric == "cvar") & (arm.confidence == 0.99)].value.iloc[0]
     assert abs(got - same_draws) > 1e-6 * same_draws  # new draws, not the old ones rescaled
     # the same thing built by hand: the mc entry with the rule's correlation stress, its own seed,
     # revalued on the adapted book

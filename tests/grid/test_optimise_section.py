@@ -40,8 +40,8 @@ def run(tmp_path_factory):
 
 def _scaled_pnl(res, fam_rows, w):
     """The book's P&L with each position scaled from its current weight to its new one."""
-    cur = w.set_index("position")["weight_current"]
-    new = w.set_index("position")["weight_new"]
+    cur = w.set_index("position_id")["weight_current"]
+    new = w.set_index("position_id")["weight_new"]
     ids = list(res.inputs.book.positions["id"])
     scale = np.array([new[i] / cur[i] if cur[i] != 0 else 0.0 for i in ids])
     return res.pnl[fam_rows] @ scale
@@ -74,7 +74,7 @@ def test_constraints_hold(run):
     for f, g in wts.groupby("family"):
         assert np.abs(g.trade).sum() <= 0.4 + 1e-7
         assert summ.loc[f, "turnover"] == pytest.approx(np.abs(g.trade).sum(), abs=1e-12)
-        es = g[g.position == "ES_M7"].iloc[0]
+        es = g[g.position_id == "ES_M7"].iloc[0]
         assert es.weight_new == pytest.approx(es.weight_current, abs=1e-9)  # frozen
         scale = g.weight_new / g.weight_current
         assert (scale >= -1e-7).all() and (scale <= 2 + 1e-7).all()  # no sign flip, at most doubled

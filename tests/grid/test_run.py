@@ -62,8 +62,8 @@ def test_var_at_most_cvar_and_contributions_add_up(serial_result):
     rm = serial_result.tables["risk_metrics"]
     ct = serial_result.tables["contributions"]
     for (fam, a), g in rm.dropna(subset=["confidence"]).groupby(["family", "confidence"]):
-        var = g.loc[g.metric == "VaR", "value"].iloc[0]
-        cvar = g.loc[g.metric == "CVaR", "value"].iloc[0]
+        var = g.loc[g.metric == "var", "value"].iloc[0]
+        cvar = g.loc[g.metric == "cvar", "value"].iloc[0]
         assert var <= cvar + 1e-9 * abs(cvar)
         for level, c in ct[(ct.family == fam) & (ct.confidence == a)].groupby("level"):
             assert c["cvar_contribution"].sum() == pytest.approx(cvar, rel=1e-10)
@@ -126,6 +126,6 @@ def test_sensitivity_table_sits_next_to_full_revaluation(serial_result):
     assert abs(gfc.loc["equity_future", "error"]) < 1e-6 * abs(gfc.loc["equity_future", "pnl_full"])
     assert abs(gfc.loc["option", "error"]) > 0.05 * abs(gfc.loc["option", "pnl_full"])
     rm = serial_result.tables["risk_metrics"]
-    assert {"VaR_sensitivity", "CVaR_sensitivity"} <= set(rm["metric"])
+    assert {"var_sensitivity", "cvar_sensitivity"} <= set(rm["metric"])
     jtd = serial_result.tables["jump_to_default"]
     assert (jtd.loc[jtd["type"] != "cds", "pnl"] == 0).all() and (jtd.loc[jtd["type"] == "cds", "pnl"] < 0).all()

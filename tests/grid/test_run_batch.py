@@ -18,13 +18,16 @@ def test_run_batch_returns_the_tables_it_writes(linear_batch_path, tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert sorted(f"{n}.parquet" for n in res.tables) == manifest["files"] == res.manifest["files"]
     assert res.run_dir == tmp_path / "run"
+    def lists(df: pd.DataFrame) -> pd.DataFrame:  # Parquet reads a list column back as numpy arrays
+        return df.apply(lambda c: c.map(lambda v: list(v) if isinstance(v, np.ndarray) else v) if c.dtype == object else c)
+
     for name, df in res.tables.items():
         # the same values; Parquet reads text columns back as strings where the table held Python objects
-        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run" / f"{name}.parquet"), df.reset_index(drop=True),
+        pd.testing.assert_frame_equal(lists(pd.read_parquet(tmp_path / "run" / f"{name}.parquet")), df.reset_index(drop=True),
                                       check_exact=True, check_dtype=False)
     rm = res["risk_metrics"]
-    var = rm[(rm.metric == "VaR")].set_index(["family", "confidence"])["value"]
-    cvar = rm[(rm.metric == "CVaR")].set_index(["family", "confidence"])["value"]
+    var = rm[(rm.metric == "var")].set_index(["family", "confidence"])["value"]
+    cvar = rm[(rm.metric == "cvar")].set_index(["family", "confidence"])["value"]
     assert (cvar >= var - 1e-9).all() and len(var) == 4  # two families x two default confidence levels
 
 

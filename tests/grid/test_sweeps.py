@@ -76,7 +76,7 @@ def test_each_point_is_its_own_family_with_common_random_numbers(tmp_path, histo
     assert np.allclose(db, 2.0 * da, rtol=1e-9, atol=1e-12)
     # reported separately: VaR per point, increasing with the multiplier
     rm = result.tables["risk_metrics"]
-    var = {f: rm[(rm.family == f) & (rm.metric == "VaR") & (rm.confidence == 0.99)].value.iloc[0]
+    var = {f: rm[(rm.family == f) & (rm.metric == "var") & (rm.confidence == 0.99)].value.iloc[0]
            for f in ("mc[multiplier=1.5]", "mc[multiplier=2]", "mc[multiplier=3]")}
     assert var["mc[multiplier=1.5]"] < var["mc[multiplier=2]"] < var["mc[multiplier=3]"]
     sw = result.tables["sweeps"]

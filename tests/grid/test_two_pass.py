@@ -61,10 +61,10 @@ def test_var_cvar_and_contributions_equal_one_in_memory_computation(inputs, summ
         rows = fam == f
         for a in inputs.batch.risk.confidence:
             var, cvar = var_cvar(in_memory[rows].sum(axis=1), a, scen.weights[rows])
-            assert rm[(f, "VaR", a)] == pytest.approx(var, rel=1e-12, abs=1e-6)
-            assert rm[(f, "CVaR", a)] == pytest.approx(cvar, rel=1e-12, abs=1e-6)
+            assert rm[(f, "var", a)] == pytest.approx(var, rel=1e-12, abs=1e-6)
+            assert rm[(f, "cvar", a)] == pytest.approx(cvar, rel=1e-12, abs=1e-6)
             ref = cvar_contributions(in_memory[rows], a, scen.weights[rows])
-            got = ct[(ct.family == f) & (ct.confidence == a) & (ct.level == "position")].set_index("group")["cvar_contribution"]
+            got = ct[(ct.family == f) & (ct.confidence == a) & (ct.level == "position")].set_index("group_name")["cvar_contribution"]
             scale = max(abs(cvar), 1.0)
             np.testing.assert_allclose(got.loc[ids].to_numpy(), ref, rtol=0, atol=1e-12 * scale)
             assert got.sum() == pytest.approx(cvar, rel=1e-10)

@@ -37,6 +37,32 @@ def copy_run(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _write(df: pd.DataFrame, run_dir: Path, name: str) -> None:
+    """Write a table as a run does (the schema's writer: declared types, the version in the metadata)."""
+    from stressgrid import reports
+
+    reports.write_table(name, df, run_dir / f"{name}.parquet")
+
+
+#: the capacity grid a batch gets by default (liquidity.capacity_curve): 20 points from 0.25x to 20x
+DEFAULT_AUM_MULTIPLES = tuple(np.geomspace(0.25, 20.0, 20))
+
+
+def synthetic_capacity(pos: pd.DataFrame, multiples, nav: float = 5e8) -> pd.DataFrame:
+    """A capacity table of the book and its sleeves at ``multiples``, in a base and a stress regime:
+    days = ceil(1.5 m s), cost = 8 sqrt(m) s bp, with s = 1 (base) or 2 (stress)."""
+    cap = []
+    for scope, mult in (("base", 1.0), ("stress", 2.0)):
+        for m in multiples:
+            for level, group in [("book", "book")] + [("sleeve", s) for s in dict.fromkeys(pos["sleeve"])]:
+                cap.append(dict(aum_multiple=float(m), nav=nav * m, scope=scope, level=level, group_name=group,
+                                days_to_liquidate=int(np.ceil(1.5 * m * mult)), cost=4e4 * m ** 1.5 * mult,
+                                cost_bps=8.0 * m ** 0.5 * mult, cvar=2e7 * m, la_cvar=2.1e7 * m * mult ** 0.2,
+                                la_cvar_nav=2.1e7 * mult ** 0.2 / nav, drawdown=3e7 * m, la_drawdown=3.2e7 * m * mult ** 0.2,
+                                la_drawdown_nav=3.2e7 * mult ** 0.2 / nav))
+    return pd.DataFrame(cap)
+
+
 def add_synthetic_tables(run_dir: Path, seed: int = 3) -> None:
     """Write the optional tables (liquidity, capacity, re-optimisation, drawdown paths, monitoring) into
     a run directory, with the columns and types of ``reports/schema.json`` and values that are consistent
@@ -53,61 +79,51 @@ def add_synthetic_tables(run_dir: Path, seed: int = 3) -> None:
     for fam in fams[:2]:
         new = rng.dirichlet(np.ones(n))
         for i, p in pos.iterrows():
-            rows.append(dict(family=fam, method="min_cvar", position=p["id"], asset_class=p["asset_class"], sleeve=p["sleeve"],
+            rows.append(dict(family=fam, method="min_cvar", position_id=p["position_id"], asset_class=p["asset_class"], sleeve=p["sleeve"],
                              weight_current=w[i], weight_new=new[i], trade=new[i] - w[i]))
-    pd.DataFrame(rows).to_parquet(run_dir / "reoptimisation_weights.parquet", index=False)
+    pd.DataFrame(rows).pipe(_write, run_dir, "reoptimisation_weights")
     ro = []
     for fam in fams[:2]:
-        cvar = float(rm[(rm.family == fam) & (rm.metric == "CVaR") & (rm.confidence == 0.99)]["value"].iloc[0])
-        var = float(rm[(rm.family == fam) & (rm.metric == "VaR") & (rm.confidence == 0.99)]["value"].iloc[0])
+        cvar = float(rm[(rm.family == fam) & (rm.metric == "cvar") & (rm.confidence == 0.99)]["value"].iloc[0])
+        var = float(rm[(rm.family == fam) & (rm.metric == "var") & (rm.confidence == 0.99)]["value"].iloc[0])
         ro.append(dict(family=fam, method="min_cvar", status="optimal", alpha=0.99, cvar_before=cvar, cvar_after=0.7 * cvar,
                        var_before=var, var_after=0.7 * var, base_cvar_before=0.5 * cvar, base_cvar_after=0.45 * cvar,
                        turnover=0.4, cost=12_000.0, message=None))
-    pd.DataFrame(ro).astype({"message": "string"}).to_parquet(run_dir / "reoptimisation.parquet", index=False)
+    pd.DataFrame(ro).astype({"message": "string"}).pipe(_write, run_dir, "reoptimisation")
 
     liq = []
     for scope, mult in (("base", 1.0), ("stress", 2.5)):
         days = np.ceil(rng.uniform(0.2, 4.0, n) * mult).astype(np.int64)
         value = rng.uniform(1e6, 2e7, n)
         cost = value * rng.uniform(1, 20, n) * mult / 1e4
-        liq.append(pd.DataFrame({"scope": scope, "level": "position", "group": pos["id"], "asset_class": pos["asset_class"],
+        liq.append(pd.DataFrame({"scope": scope, "level": "position", "group_name": pos["position_id"], "asset_class": pos["asset_class"],
                                  "sleeve": pos["sleeve"], "value": value, "days": days, "spread_cost": cost / 2,
                                  "impact_cost": cost / 2, "cost": cost}))
         for level in ("asset_class", "sleeve"):
             for g, idx in pos.groupby(level).groups.items():
-                liq.append(pd.DataFrame({"scope": [scope], "level": [level], "group": [g], "asset_class": [None], "sleeve": [None],
+                liq.append(pd.DataFrame({"scope": [scope], "level": [level], "group_name": [g], "asset_class": [None], "sleeve": [None],
                                          "value": [value[idx].sum()], "days": [days[idx].max()], "spread_cost": [cost[idx].sum() / 2],
                                          "impact_cost": [cost[idx].sum() / 2], "cost": [cost[idx].sum()]}))
-        liq.append(pd.DataFrame({"scope": [scope], "level": ["book"], "group": ["book"], "asset_class": [None], "sleeve": [None],
+        liq.append(pd.DataFrame({"scope": [scope], "level": ["book"], "group_name": ["book"], "asset_class": [None], "sleeve": [None],
                                  "value": [value.sum()], "days": [days.max()], "spread_cost": [cost.sum() / 2],
                                  "impact_cost": [cost.sum() / 2], "cost": [cost.sum()]}))
     lq = pd.concat(liq, ignore_index=True)
     lq["cost_bps"] = 1e4 * lq["cost"] / lq["value"]
     lq["asset_class"] = lq["asset_class"].astype("string")
     lq["sleeve"] = lq["sleeve"].astype("string")
-    lq.to_parquet(run_dir / "liquidation.parquet", index=False)
+    lq.pipe(_write, run_dir, "liquidation")
 
-    cap = []
-    nav = 5e8
-    for scope, mult in (("base", 1.0), ("stress", 2.0)):
-        for m in (0.5, 1.0, 2.0, 4.0, 8.0):
-            for level, group in [("book", "book")] + [("sleeve", s) for s in dict.fromkeys(pos["sleeve"])]:
-                cap.append(dict(aum_multiple=m, nav=nav * m, scope=scope, level=level, group=group,
-                                days_to_liquidate=int(np.ceil(1.5 * m * mult)), cost=4e4 * m ** 1.5 * mult,
-                                cost_bps=8.0 * m ** 0.5 * mult, cvar=2e7 * m, la_cvar=2.1e7 * m * mult ** 0.2,
-                                la_cvar_nav=2.1e7 * mult ** 0.2 / nav, drawdown=3e7 * m, la_drawdown=3.2e7 * m * mult ** 0.2,
-                                la_drawdown_nav=3.2e7 * mult ** 0.2 / nav))
-    pd.DataFrame(cap).to_parquet(run_dir / "capacity.parquet", index=False)
+    synthetic_capacity(pos, (0.5, 1.0, 2.0, 4.0, 8.0)).pipe(_write, run_dir, "capacity")
 
     la = []
     for fam in fams:
         for a in (0.95, 0.99):
             g = rm[(rm.family == fam) & (rm.confidence == a)]
-            var = float(g[g.metric == "VaR"]["value"].iloc[0])
-            cvar = float(g[g.metric == "CVaR"]["value"].iloc[0])
+            var = float(g[g.metric == "var"]["value"].iloc[0])
+            cvar = float(g[g.metric == "cvar"]["value"].iloc[0])
             la.append(dict(family=fam, alpha=a, var=var, cvar=cvar, la_var=1.05 * var, la_cvar=1.08 * cvar,
                            exit_cost_mean=1e5, exit_cost_tail=2e5))
-    pd.DataFrame(la).to_parquet(run_dir / "la_risk.parquet", index=False)
+    pd.DataFrame(la).pipe(_write, run_dir, "la_risk")
 
     dd, paths = [], []
     for fam in fams:
@@ -125,22 +141,21 @@ def add_synthetic_tables(run_dir: Path, seed: int = 3) -> None:
                            unwind_cost=costs[-1], pending_cost=0.0, unwind_days=np.int64(H), holding_end=0.0))
             paths.append(pd.DataFrame({"family": fam, "scenario": r["scenario"], "day": np.arange(H + 1, dtype=np.int64),
                                        "pnl": cum, "la_pnl": la_cum}))
-    pd.DataFrame(dd).to_parquet(run_dir / "la_drawdown.parquet", index=False)
-    pd.concat(paths, ignore_index=True).to_parquet(run_dir / "drawdown_paths.parquet", index=False)
+    pd.DataFrame(dd).pipe(_write, run_dir, "la_drawdown")
+    pd.concat(paths, ignore_index=True).pipe(_write, run_dir, "drawdown_paths")
 
     dates = pd.date_range("2017-01-02", periods=5, freq="B")
     pd.DataFrame({"model": ["hist_10d"] * 2, "confidence": [0.95, 0.99], "observations": [250, 250],
-                  "exceedances": [14, 4], "kupiec_pvalue": [0.62, 0.48]}).to_parquet(run_dir / "var_backtest.parquet", index=False)
-    pd.DataFrame({"date": dates, "signal": "vol_regime", "value": rng.normal(size=5)}).to_parquet(run_dir / "signals.parquet", index=False)
-    pd.DataFrame({"date": dates[:2], "rule": ["vix_above_30", "drawdown_5pct"], "action": ["de-risk 20%", "alert"]}).to_parquet(
-        run_dir / "rules_fired.parquet", index=False)
-    pd.DataFrame({"date": dates, "forecaster": "ewma", "qlike": rng.uniform(0.1, 0.3, 5)}).to_parquet(
-        run_dir / "walk_forward.parquet", index=False)
+                  "exceedances": [14, 4], "kupiec_pvalue": [0.62, 0.48]}).pipe(_write, run_dir, "var_backtest")
+    pd.DataFrame({"date": dates, "signal": "vol_regime", "value": rng.normal(size=5)}).pipe(_write, run_dir, "signals")
+    pd.DataFrame({"date": dates[:2], "rule": ["vix_above_30", "drawdown_5pct"], "signal": [["vix"], ["drawdown", "vol_regime"]],
+                  "action": ["de-risk 20%", "alert"]}).pipe(_write, run_dir, "rules_fired")
+    pd.DataFrame({"date": dates, "forecaster": "ewma", "qlike": rng.uniform(0.1, 0.3, 5)}).pipe(_write, run_dir, "walk_forward")
     pd.DataFrame({"forecaster": ["ewma", "garch"], "role": ["champion", "challenger"], "metric": ["qlike", "qlike"],
-                  "value": [0.21, 0.24]}).to_parquet(run_dir / "champion_challenger.parquet", index=False)
+                  "value": [0.21, 0.24]}).pipe(_write, run_dir, "champion_challenger")
 
     pd.DataFrame({"family": fams, "base": fams[0], "parameter": "horizon_days", "value": ["10"] * len(fams),
-                  "value_number": [10.0] * len(fams)}).to_parquet(run_dir / "sweeps.parquet", index=False)
+                  "value_number": [10.0] * len(fams)}).pipe(_write, run_dir, "sweeps")
 
     m = json.loads((run_dir / "manifest.json").read_text())
     m["files"] = sorted(p.name for p in run_dir.glob("*.parquet"))

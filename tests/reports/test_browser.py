@@ -1,5 +1,9 @@
 """The report in a real browser: headless Chromium (Debian's chromium package) loads it offline, lays out
-every chart with a non-zero size and fetches nothing; a full-page screenshot is not blank.
+every chart with a non-zero size and fetches nothing; no two text labels of a chart overlap and no legend
+lies over a plotting area; the capacity headline is rounded; a full-page screenshot is not blank.
+
+The report is that of the run with every optional table, its capacity curve on the default grid of AUM
+multiples (20 points from 0.25x to 20x, the grid whose tick labels used to overprint).
 
 Skipped only when ``/usr/bin/chromium`` is absent and ``STRESSGRID_REQUIRE_CHROMIUM`` is not set (CI sets
 it after installing chromium, so it cannot skip there)."""
@@ -11,7 +15,7 @@ import os
 import re
 
 import pytest
-from report_helpers import CHROMIUM, chromium
+from report_helpers import CHROMIUM, DEFAULT_AUM_MULTIPLES, LIMITS, _write, chromium, copy_run, synthetic_capacity
 
 from stressgrid import reports
 
@@ -24,6 +28,18 @@ if not CHROMIUM.exists():
 
 # runs in the page after it loaded: the size of each chart, the images, and every resource the page fetched
 PROBE = """<script>
+// the boxes, on the page, of a chart's text labels (matplotlib's text_N groups: tick labels, titles, axis
+// labels, annotations, legend entries), of its legends and of its plotting areas (each axes' background)
+function box(el) { var r = el.getBoundingClientRect(); return {id: el.id, x: r.left, y: r.top, w: r.width, h: r.height}; }
+function layout() {
+  return Array.from(document.querySelectorAll('figure.chart')).map(function (f) {
+    var gs = Array.from(f.querySelectorAll('svg g[id]'));
+    var pick = function (re) { return gs.filter(function (g) { return re.test(g.id); }); };
+    var areas = pick(/-axes_[0-9]+$/).map(function (a) { return a.querySelector(':scope > g[id*="-patch_"]'); })
+                .filter(function (p) { return p; }).map(box);
+    return {id: f.id, texts: pick(/-text_[0-9]+$/).map(box), legends: pick(/-legend_[0-9]+$/).map(box), areas: areas};
+  });
+}
 window.addEventListener('load', function () {
   var figs = Array.from(document.querySelectorAll('figure.chart')).map(function (f) {
     var svg = f.querySelector('svg'), r = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
@@ -33,7 +49,11 @@ window.addEventListener('load', function () {
   });
   var imgs = Array.from(document.images).map(function (i) { return {src: i.src.slice(0, 40), w: i.naturalWidth}; });
   var out = {figures: figs, images: imgs, resources: performance.getEntriesByType('resource').map(function (e) { return e.name; }),
-             height: document.documentElement.scrollHeight, sections: document.querySelectorAll('section').length};
+             height: document.documentElement.scrollHeight, sections: document.querySelectorAll('section').length,
+             layout: layout(), headline: Array.from(document.querySelectorAll('.card')).map(function (c) {
+               return {id: c.id, text: c.querySelector('.v').textContent,
+                       lines: Array.from(c.querySelectorAll('.d')).map(function (d) { return d.textContent; })};
+             })};
   var pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre);
 });
@@ -44,8 +64,34 @@ CHARTS = {"chart-scenario-pnl", "chart-distribution", "chart-contributions", "ch
 
 
 @pytest.fixture(scope="module")
-def report(full_report_src):
-    return full_report_src
+def report(full_run_src, tmp_path_factory):
+    from stressgrid import reports as rp
+
+    run = copy_run(full_run_src, tmp_path_factory.mktemp("browser") / "run")
+    _write(synthetic_capacity(rp.open_run(run).table("positions"), DEFAULT_AUM_MULTIPLES), run, "capacity")
+    # days = ceil(3 m) in the stress regime: 1 day up to 0.3148x, the second multiple of the grid
+    limits = {**LIMITS, "limits": LIMITS["limits"][:2] + [{"metric": "days_to_liquidate", "max": 1}]}
+    return rp.write_report(run, limits=rp.parse_limits(limits))
+
+
+def _overlap(a: dict, b: dict, tol: float = 0.5) -> bool:
+    """Whether two boxes intersect by more than ``tol`` pixels in both directions."""
+    dx = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+    dy = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+    return dx > tol and dy > tol
+
+
+def _collisions(boxes: list[dict], others: list[dict] | None = None) -> list[tuple[str, str]]:
+    if others is None:
+        return [(a["id"], b["id"]) for i, a in enumerate(boxes) for b in boxes[i + 1:] if _overlap(a, b)]
+    return [(a["id"], b["id"]) for a in boxes for b in others if _overlap(a, b)]
+
+
+def test_the_overlap_check_can_fail():
+    a = {"id": "a", "x": 0, "y": 0, "w": 10, "h": 10}
+    assert _collisions([a, {**a, "id": "b", "x": 9}]) == [("a", "b")]
+    assert _collisions([a, {**a, "id": "b", "x": 10.2}]) == []  # touching is not overlapping
+    assert _collisions([a], [{**a, "id": "b", "y": 5}]) == [("a", "b")]
 
 
 def _probe(page, html: str, tmp_path) -> dict:
@@ -73,6 +119,30 @@ def test_chromium_renders_every_chart_and_fetches_nothing(report, tmp_path):
         assert f["width"] > 1000 and f["height"] > 100, f  # laid out at the page's width
         assert f["drawn_width"] > 100 and f["drawn_height"] > 120 and f["paths"] > 20, f  # and something is drawn
     assert out["sections"] == len(reports.REPORT_SECTIONS)  # every section; the caveats open with the coverage line
+
+
+def test_no_two_labels_of_a_chart_overlap_and_no_legend_covers_a_plot(report, tmp_path):
+    """In every chart, as Chromium lays it out: the boxes of the text labels are pairwise disjoint (tick
+    labels of the capacity panels used to overprint), and a legend lies outside every plotting area (the
+    legends of the distribution and drawdown charts used to cover the data)."""
+    out = _probe(tmp_path / "probe.html", report.read_text(encoding="utf-8"), tmp_path)
+    charts = {c["id"]: c for c in out["layout"]}
+    assert set(charts) == CHARTS
+    problems = {}
+    for cid, c in charts.items():
+        texts = [t for t in c["texts"] if t["w"] > 0 and t["h"] > 0]
+        assert len(texts) >= 6 and c["areas"], cid  # the probe found the labels and the plotting areas
+        problems[cid] = {"labels": _collisions(texts), "legends over plots": _collisions(c["legends"], c["areas"])}
+    assert {k: v for k, v in problems.items() if any(v.values())} == {}
+    assert charts["chart-distribution"]["legends"] and charts["chart-drawdown-paths"]["legends"]
+
+
+def test_the_capacity_headline_is_rounded_and_says_what_below_1x_means(report, tmp_path):
+    out = _probe(tmp_path / "probe.html", report.read_text(encoding="utf-8"), tmp_path)
+    cap = next(c for c in out["headline"] if c["id"] == "headline-capacity")
+    assert cap["text"] == "0.31x AUM"  # the multiple 0.314849 of the grid, to two significant digits
+    assert re.fullmatch(r"(below )?\d+(\.\d)?\d?x( AUM)?", cap["text"])
+    assert any("below 1x" in line.lower() and "cannot be liquidated within" in line for line in cap["lines"]), cap
 
 
 def test_chromium_screenshot_of_the_whole_report_is_not_blank(report, tmp_path):

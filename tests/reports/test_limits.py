@@ -28,10 +28,10 @@ def _risk_metrics() -> pd.DataFrame:
     rows = []
     for fam, (v95, c95, v99, c99, worst, ws) in {"crisis": (5e6, 6e6, 7e6, 9e6, 12e6, "gfc"),
                                                  "hist": (3e6, 3.5e6, 4e6, 5e6, 6e6, "h1")}.items():
-        rows += [dict(family=fam, metric="VaR", confidence=0.95, value=v95, scenario=None),
-                 dict(family=fam, metric="CVaR", confidence=0.95, value=c95, scenario=None),
-                 dict(family=fam, metric="VaR", confidence=0.99, value=v99, scenario=None),
-                 dict(family=fam, metric="CVaR", confidence=0.99, value=c99, scenario=None),
+        rows += [dict(family=fam, metric="var", confidence=0.95, value=v95, scenario=None),
+                 dict(family=fam, metric="cvar", confidence=0.95, value=c95, scenario=None),
+                 dict(family=fam, metric="var", confidence=0.99, value=v99, scenario=None),
+                 dict(family=fam, metric="cvar", confidence=0.99, value=c99, scenario=None),
                  dict(family=fam, metric="worst", confidence=np.nan, value=worst, scenario=ws),
                  dict(family=fam, metric="scenarios", confidence=np.nan, value=2.0, scenario=None)]
     return pd.DataFrame(rows)
@@ -48,17 +48,17 @@ def known(tmp_path) -> Path:
         ("h1", "hist", "sleeve", "trend", -2e6), ("h1", "hist", "sleeve", "carry", -3e6), ("h1", "hist", "sleeve", "value", -1e6),
         ("h2", "hist", "sleeve", "trend", 1e6), ("h2", "hist", "sleeve", "carry", 1e6), ("h2", "hist", "sleeve", "value", 1e6),
         ("h1", "hist", "asset_class", "equity", -6e6), ("h2", "hist", "asset_class", "equity", 3e6),
-    ], columns=["scenario", "family", "level", "group", "pnl"])
+    ], columns=["scenario", "family", "level", "group_name", "pnl"])
     ct = pd.DataFrame([
         ("crisis", 0.99, "sleeve", "trend", 5e6), ("crisis", 0.99, "sleeve", "carry", 3e6), ("crisis", 0.99, "sleeve", "value", 1e6),
         ("hist", 0.99, "sleeve", "trend", 2e6), ("hist", 0.99, "sleeve", "carry", 4e6), ("hist", 0.99, "sleeve", "value", -1e6),
-    ], columns=["family", "confidence", "level", "group", "cvar_contribution"])
+    ], columns=["family", "confidence", "level", "group_name", "cvar_contribution"])
     cap = pd.DataFrame([
         (m, scope, "book", "book", d, bps) for scope, rows in {"base": [(0.5, 2, 5.0), (1.0, 3, 7.0), (2.0, 5, 10.0), (4.0, 9, 14.0)],
                                                                 "stress": [(0.5, 3, 9.0), (1.0, 6, 12.0), (2.0, 11, 17.0), (4.0, 21, 24.0)]}.items()
         for m, d, bps in rows
-    ], columns=["aum_multiple", "scope", "level", "group", "days_to_liquidate", "cost_bps"])
-    cap = pd.concat([cap, cap.assign(level="sleeve", group="trend", days_to_liquidate=cap["days_to_liquidate"] - 1)], ignore_index=True)
+    ], columns=["aum_multiple", "scope", "level", "group_name", "days_to_liquidate", "cost_bps"])
+    cap = pd.concat([cap, cap.assign(level="sleeve", group_name="trend", days_to_liquidate=cap["days_to_liquidate"] - 1)], ignore_index=True)
     cap["la_cvar"], cap["la_drawdown"] = 1e7, 2e7
     la = pd.DataFrame([("crisis", 0.99, 7e6, 9e6, 8e6, 10.5e6), ("hist", 0.99, 4e6, 5e6, 4.2e6, 5.4e6)],
                       columns=["family", "alpha", "var", "cvar", "la_var", "la_cvar"])
@@ -67,7 +67,7 @@ def known(tmp_path) -> Path:
     lq = pd.DataFrame([
         ("base", "position", "A", "equity", "trend", 1e7, 2, 1000.0), ("base", "position", "B", "equity", "carry", 2e7, 4, 3000.0),
         ("stress", "position", "A", "equity", "trend", 1e7, 5, 4000.0), ("stress", "position", "B", "equity", "carry", 2e7, 9, 9000.0),
-    ], columns=["scope", "level", "group", "asset_class", "sleeve", "value", "days", "cost"])
+    ], columns=["scope", "level", "group_name", "asset_class", "sleeve", "value", "days", "cost"])
     lq["cost_bps"] = 1e4 * lq["cost"] / lq["value"]
     return _write(tmp_path / "known", risk_metrics=_risk_metrics(), breakdown=bd, contributions=ct, capacity=cap,
                   la_risk=la, la_drawdown=dd, liquidation=lq)
@@ -85,7 +85,7 @@ def test_book_cvar_breach_and_headroom_in_fractions_of_nav(known):
     assert crisis["value"] == pytest.approx(0.09) and crisis["breached"] and crisis["headroom"] == pytest.approx(-0.01)
     assert hist["value"] == pytest.approx(0.05) and not hist["breached"] and hist["headroom"] == pytest.approx(0.03)
     assert crisis["value_currency"] == 9e6 and crisis["threshold"] == pytest.approx(0.08) and crisis["units"] == "nav"
-    assert crisis["limit"] == "cvar99 book <= 8% NAV" and crisis["group"] == "book"
+    assert crisis["limit_name"] == "cvar99 book <= 8% NAV" and crisis["group_name"] == "book"
 
 
 def test_limit_at_exactly_the_threshold_is_not_breached(known):
@@ -95,7 +95,7 @@ def test_limit_at_exactly_the_threshold_is_not_breached(known):
 
 def test_any_sleeve_stressed_loss_is_its_loss_in_the_books_worst_scenario(known):
     t = _eval(known, {"metric": "stressed_loss", "scope": "sleeve:*", "family": "crisis", "max": 0.03})
-    got = t.set_index("group")
+    got = t.set_index("group_name")
     # in gfc (the crisis family's worst): trend -8m, carry -4m, value 0
     assert got.loc["trend", "value"] == pytest.approx(0.08) and got.loc["trend", "breached"]
     assert got.loc["carry", "value"] == pytest.approx(0.04) and got.loc["carry", "breached"]
@@ -126,7 +126,7 @@ def test_liquidity_limits_from_capacity_at_the_current_size(known):
     assert got.loc["stress", "value"] == 6 and got.loc["stress", "breached"] and got.loc["stress", "headroom"] == -1
     assert t["units"].unique().tolist() == ["days"] and t["value_currency"].isna().all()
     s = _eval(known, {"metric": "days_to_liquidate", "scope": "sleeve:*", "family": "stress", "max": 5})
-    assert s[["group", "value"]].values.tolist() == [["trend", 5.0]] and not s["breached"].iloc[0]
+    assert s[["group_name", "value"]].values.tolist() == [["trend", 5.0]] and not s["breached"].iloc[0]
     bps = _eval(known, {"metric": "cost_bps", "max": "10bp"})
     assert bps.set_index("family")["value"].to_dict() == {"base": 7.0, "stress": 12.0}
     assert bps["units"].unique().tolist() == ["bps"]
@@ -134,8 +134,8 @@ def test_liquidity_limits_from_capacity_at_the_current_size(known):
 
 def test_liquidity_limits_of_positions_from_the_liquidation_table(known):
     t = _eval(known, {"metric": "days_to_liquidate", "scope": "position:*", "family": "stress", "max": 6})
-    assert t.set_index("group")["value"].to_dict() == {"A": 5.0, "B": 9.0}
-    assert t.set_index("group")["breached"].to_dict() == {"A": False, "B": True}
+    assert t.set_index("group_name")["value"].to_dict() == {"A": 5.0, "B": 9.0}
+    assert t.set_index("group_name")["breached"].to_dict() == {"A": False, "B": True}
     c = _eval(known, {"metric": "liquidation_cost", "scope": "position:B", "max": 5000, "units": "currency"})
     assert c.set_index("family")["value"].to_dict() == {"base": 3000.0, "stress": 9000.0}
     bps = _eval(known, {"metric": "cost_bps", "scope": "position:A", "family": "base", "max": 1})

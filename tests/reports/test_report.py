@@ -96,7 +96,7 @@ def test_caveats_are_listed(linear_run):
     (linear_run / "manifest.json").write_text(json.dumps(m))
     text = reports.render_report(linear_run)
     assert '<section id="caveats">' in text
-    assert "1 factors have no history and are held flat in every scenario (market overrides): CR.X." in text
+    assert "1 factor has no history and is held flat in every scenario (market overrides): CR.X." in text
     assert "family crisis: no data, held flat, for EQ.AMD (1 of 3)." in text
     assert "family crisis: 2 factors calibrated from public facts or propagated, not replayed: EQ.AAPL, EQ.SPX." in text
 
@@ -190,8 +190,41 @@ def test_many_families_get_a_vector_heat_map_of_contributions(linear_run):
     fig = re.search(r'<figure class="chart" id="chart-contributions">(.*?)</figure>', text, flags=re.S).group(1)
     assert "<image" not in fig and "data:" not in fig
     # the CVaR column of the tables is the sum of the family's contributions (Euler): here (i + 1) x its CVaR
-    cvar = rm[(rm.metric == "CVaR") & (rm.confidence == 0.99)].set_index("family")["value"]
+    cvar = rm[(rm.metric == "cvar") & (rm.confidence == 0.99)].set_index("family")["value"]
     for fam in ("crisis", "hist_10d"):
         section = text[text.index('<section id="contributions">'):text.index('<section id="sensitivity">')]
         row = re.search(rf"<td class=\"l\">{fam}_{n - 1}</td>(.*?)</tr>", section).group(1)
         assert row.endswith(f">{cvar[fam] * n / 1e6:,.2f}m</td>")
+
+
+def test_counts_agree_with_their_nouns(linear_run):
+    """One family, one check, one task: the singular ("in the 1 families" was written before)."""
+    text = reports.render_report(linear_run)
+    assert "every scenario in the 1 family of at most 40 scenarios" in text  # crisis is the only small family
+    lim = reports.parse_limits({"nav": 5e8, "limits": [{"metric": "cvar", "confidence": 0.99, "family": "crisis", "max": "90%"}]})
+    one = reports.render_report(linear_run, breaches=reports.evaluate_limits(linear_run, lim), limits=lim)
+    assert "1 check within its limit." in one and "of 1 check<" in one
+    assert not re.search(r"\b1 (families|checks|factors|positions|scenarios|tasks|workers)\b", text + one)
+    assert reports.plural(1, "family") == "1 family" and reports.plural(2, "family") == "2 families"
+    assert reports.plural(0, "check") == "0 checks" and reports.plural(3, "day") == "3 days"
+
+
+@pytest.mark.parametrize("days, text, value", [
+    # days = ceil(3 m) in the stress regime of the default grid (20 multiples from 0.25x to 20x)
+    (1, "0.31x AUM", 0.3148492329), (2, "0.62x AUM", 0.6289129425), (5, "1.5x AUM", 1.5821259571), (30, "7.9x AUM", 7.9502259565),
+])
+def test_the_capacity_headline_has_two_significant_digits_rounded_down(full_run, days, text, value):
+    """The multiples of the default grid are not round: the headline shows two significant digits, never
+    more than the multiple (0.6289 -> 0.62x, 1.5821 -> 1.5x), and says what a multiple below 1x means."""
+    from report_helpers import DEFAULT_AUM_MULTIPLES, _write, synthetic_capacity
+
+    _write(synthetic_capacity(pd.read_parquet(full_run / "positions.parquet"), DEFAULT_AUM_MULTIPLES), full_run, "capacity")
+    h = {x["key"]: x for x in reports.headline(full_run, limits=reports.parse_limits(
+        {"limits": [{"metric": "days_to_liquidate", "max": days}]}))}
+    assert h["capacity"]["text"] == text and h["capacity"]["value"] == pytest.approx(value, rel=1e-6)
+    if value < 1:
+        assert h["capacity"]["note"] == "Below 1x: the book as sized cannot be liquidated within these limits at that stress."
+    else:
+        assert "below 1x" in h["capacity"]["note"]
+    html = reports.render_report(full_run, limits=reports.parse_limits({"limits": [{"metric": "days_to_liquidate", "max": days}]}))
+    assert re.search(r'id="headline-capacity">.*?<div class="v">' + re.escape(text) + "</div>", html)

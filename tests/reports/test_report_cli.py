@@ -47,7 +47,7 @@ def test_report_with_a_breach_and_fail_on_breach_exits_with_the_breach_code(main
     r = _invoke(main, "report", linear_run, "--limits", f, "--fail-on-breach")
     assert r.exit_code == reports.BREACH_EXIT_CODE
     rm = pd.read_parquet(linear_run / "risk_metrics.parquet")
-    cvar = rm[(rm.metric == "CVaR") & (rm.confidence == 0.99)].set_index("family")["value"] / 5e8
+    cvar = rm[(rm.metric == "cvar") & (rm.confidence == 0.99)].set_index("family")["value"] / 5e8
     n = int((cvar > 0.05).sum())
     assert n == 1  # crisis CVaR99 69.2m = 13.8% of NAV; hist_10d 20.0m = 4.0%
     assert f"breach: {n} of 2 limit checks breached" in r.stderr
@@ -93,7 +93,7 @@ def test_store_runs_and_compare_commands(main, linear_run, tmp_path):
         if p.is_file():
             (b / p.name).write_bytes(p.read_bytes())
     rm = pd.read_parquet(b / "risk_metrics.parquet")
-    rm.loc[(rm.metric == "CVaR") & (rm.confidence == 0.99) & (rm.family == "crisis"), "value"] *= 1.1
+    rm.loc[(rm.metric == "cvar") & (rm.confidence == 0.99) & (rm.family == "crisis"), "value"] *= 1.1
     rm.to_parquet(b / "risk_metrics.parquet", index=False)
     r = _invoke(main, "compare", linear_run, b)
     assert r.exit_code == 0 and "+10.0%" in r.stdout and "crisis" in r.stdout

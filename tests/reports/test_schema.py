@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 duckdb = pytest.importorskip("duckdb")
 
 # DuckDB's name for each schema type (DuckDB reads Parquet's logical types)
-DUCKDB_TYPES = {"string": "VARCHAR", "double": "DOUBLE", "int64": "BIGINT", "bool": "BOOLEAN", "timestamp[us]": "TIMESTAMP"}
+DUCKDB_TYPES = {"string": "VARCHAR", "double": "DOUBLE", "int64": "BIGINT", "bool": "BOOLEAN", "timestamp[us]": "TIMESTAMP",
+                "list<string>": "VARCHAR[]"}
 
 
 def _declared(table: str) -> dict[str, dict]:
@@ -79,7 +80,7 @@ def test_every_scenario_kind_writes_documented_columns(tmp_path):
     out = run_batch(batch, tmp_path / "run")
     assert reports.check_run_dir(out) == []
     cols = set(pq.read_schema(out / "scenarios.parquet").names)
-    for c in ("mahalanobis", "tail_prob", "dcc_a", "dof", "corr_blend", "spread_mult.equity", "model", "calibrated"):
+    for c in ("mahalanobis", "tail_prob", "dcc_a", "dof", "corr_blend", "spread_mult_equity", "model", "calibrated"):
         assert c in cols  # the kinds really wrote their columns, so the check above covered them
 
 
@@ -98,8 +99,8 @@ def test_duckdb_loads_every_table_with_the_documented_types(full_run_src):
         arrow = pq.read_schema(path)
         declared = _declared(name)
         for col, typ, *_ in described:
-            if pa.types.is_null(arrow.field(col).type):  # an all-null optional column: DuckDB picks a type
-                continue
+            # an all-null column is written with its declared type, so DuckDB never has to guess one
+            assert not pa.types.is_null(arrow.field(col).type), (name, col)
             spec = declared.get(col) or next(p for p in schema[name]["patterns"] if re.match(p["regex"], col))
             assert typ == DUCKDB_TYPES[spec["type"]], (name, col, typ)
 
@@ -111,7 +112,7 @@ def test_duckdb_sql_reproduces_the_euler_identity(linear_run_src):
         SELECT c.family, c.confidence, c.level, sum(c.cvar_contribution) AS total, any_value(r.value) AS cvar
         FROM read_parquet('{d}/contributions.parquet') c
         JOIN read_parquet('{d}/risk_metrics.parquet') r
-          ON r.family = c.family AND r.confidence = c.confidence AND r.metric = 'CVaR'
+          ON r.family = c.family AND r.confidence = c.confidence AND r.metric = 'cvar'
         GROUP BY ALL
     """).fetchall()
     assert len(rows) == 2 * 2 * 3  # families x confidence levels x levels
@@ -121,7 +122,7 @@ def test_duckdb_sql_reproduces_the_euler_identity(linear_run_src):
 
 def test_pandas_reads_the_tables_as_is(linear_run_src):
     rm = pd.read_parquet(linear_run_src / "risk_metrics.parquet")
-    assert set(rm["metric"]) >= {"VaR", "CVaR", "mean", "vol", "worst", "scenarios"}
+    assert set(rm["metric"]) >= {"var", "cvar", "mean", "vol", "worst", "scenarios"}
     assert len(pd.read_parquet(linear_run_src / "scenario_pnl.parquet")) == 2512 * 22
 
 
@@ -176,10 +177,10 @@ def test_conformance_check_reports_each_kind_of_problem():
     assert reports.check_table_schema("risk_metrics", good.set(0, pa.field("family", pa.dictionary(pa.int8(), pa.string())))) == []
     assert "not in the results schema" in reports.check_table_schema("mystery", good)[0]
     # patterns: liquidity multipliers of any asset class, but only doubles
-    liq = pa.schema([("scenario", pa.string()), ("family", pa.string()), ("spread_mult.equity", pa.float64()),
-                     ("adv_mult.fx", pa.float64())])
+    liq = pa.schema([("scenario", pa.string()), ("family", pa.string()), ("spread_mult_equity", pa.float64()),
+                     ("adv_mult_fx", pa.float64())])
     assert reports.check_table_schema("liquidity", liq) == []
-    assert reports.check_table_schema("liquidity", liq.append(pa.field("adv_mult.rates", pa.int64())))
+    assert reports.check_table_schema("liquidity", liq.append(pa.field("adv_mult_rates", pa.int64())))
 
 
 def test_manifest_check_names_missing_wrong_and_unknown_keys(linear_run_src):
@@ -217,6 +218,183 @@ def test_documented_column_types_match_the_real_files(linear_run_src):
                 t = declared[f.name]["type"]
                 ok = {"string": pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type),
                       "double": pa.types.is_float64(f.type), "int64": pa.types.is_int64(f.type),
-                      "bool": pa.types.is_boolean(f.type), "timestamp[us]": pa.types.is_timestamp(f.type)}[t]
+                      "bool": pa.types.is_boolean(f.type), "timestamp[us]": pa.types.is_timestamp(f.type),
+                      "list<string>": f.type == pa.list_(pa.string())}[t]
                 assert ok, (path.stem, f.name, f.type, t)
     assert np.isfinite(pd.read_parquet(linear_run_src / "scenarios.parquet")["pnl"]).all()
+
+
+# --- the SQL contract (schema version 2) -----------------------------------------------------------------
+
+#: DuckDB keyword categories that cannot name a column without quotes, or that name a function (position)
+_NOT_A_NAME = ("reserved", "type_function", "column_name")
+
+
+def _sql_problems(name: str, keywords: dict[str, str]) -> list[str]:
+    out = []
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        out.append(f"{name!r} is not a plain lower-case identifier")
+    if keywords.get(name) in _NOT_A_NAME:
+        out.append(f"{name!r} is a DuckDB keyword ({keywords[name]})")
+    if name in ("start", "end", "id", "position", "group", "limit", "window"):
+        out.append(f"{name!r}: the schema's name for it is window_start/window_end, position_id, group_name, limit_name")
+    return out
+
+
+def test_every_column_name_is_a_plain_sql_identifier():
+    """No quoting in SQL: lower-case identifiers, none a word DuckDB reserves, one name for the position
+    key (position_id) and for group, limit and date-range columns, in every table and key of the schema."""
+    keywords = dict(duckdb.sql("SELECT keyword_name, keyword_category FROM duckdb_keywords()").fetchall())
+    assert keywords["group"] == "reserved" and keywords["end"] == "reserved"  # the check can fail
+    problems = []
+    for table, spec in reports.load_schema()["tables"].items():
+        names = [c["name"] for c in spec.get("columns", [])] + list(spec.get("key", []))
+        names += [p["pattern"].replace("<asset_class>", "equity") for p in spec.get("patterns", [])]
+        for p in spec.get("patterns", []):
+            assert re.fullmatch(p["regex"], p["pattern"].replace("<asset_class>", "equity")), (table, p)
+        problems += [f"{table}: {x}" for n in names for x in _sql_problems(n, keywords)]
+    assert problems == []
+
+
+def test_duckdb_selects_every_column_without_quotes(full_run_src):
+    """Every column of every table of a run (the monitoring tables included), named bare in a query."""
+    keywords = dict(duckdb.sql("SELECT keyword_name, keyword_category FROM duckdb_keywords()").fetchall())
+    for path in sorted(full_run_src.glob("*.parquet")):
+        cols = pq.read_schema(path).names
+        assert [x for c in cols for x in _sql_problems(c, keywords)] == [], path.name
+        duckdb.sql(f"SELECT {', '.join(cols)} FROM read_parquet('{path}') LIMIT 1").fetchall()
+
+
+def test_the_position_key_has_one_name(linear_run_src):
+    ids = set(pd.read_parquet(linear_run_src / "positions.parquet")["position_id"])
+    assert set(pd.read_parquet(linear_run_src / "scenario_pnl.parquet")["position_id"]) == ids
+    assert set(pd.read_parquet(linear_run_src / "jump_to_default.parquet")["position_id"]) == ids
+    ct = pd.read_parquet(linear_run_src / "contributions.parquet")
+    assert set(ct.loc[ct.level == "position", "group_name"]) == ids
+    n = duckdb.sql(f"""SELECT count(*) FROM read_parquet('{linear_run_src}/scenario_pnl.parquet')
+                       JOIN read_parquet('{linear_run_src}/positions.parquet') USING (position_id)""").fetchall()[0][0]
+    assert n == len(pd.read_parquet(linear_run_src / "scenario_pnl.parquet"))
+
+
+def test_every_parquet_file_carries_the_schema_version(linear_run_src, linear_run):
+    for path in sorted(linear_run_src.glob("*.parquet")):
+        meta = pq.read_schema(path).metadata
+        assert meta[b"stressgrid.schema_version"] == str(reports.SCHEMA_VERSION).encode(), path.name
+        assert meta[b"stressgrid.table"] == path.stem.encode()
+    kv = dict(duckdb.sql(f"SELECT decode(key), decode(value) FROM parquet_kv_metadata('{linear_run_src}/risk_metrics.parquet')").fetchall())
+    assert kv["stressgrid.schema_version"] == str(reports.SCHEMA_VERSION)
+    # a table written without it, or with another version, is a difference from the schema
+    pd.read_parquet(linear_run / "sensitivity.parquet").to_parquet(linear_run / "sensitivity.parquet", index=False)
+    t = pq.read_table(linear_run / "breakdown.parquet")
+    pq.write_table(t.replace_schema_metadata({**t.schema.metadata, b"stressgrid.schema_version": b"1"}), linear_run / "breakdown.parquet")
+    assert reports.check_run_dir(linear_run) == [
+        "breakdown.parquet: stressgrid.schema_version is 1, this stressgrid reads version 2",
+        "sensitivity.parquet: no stressgrid.schema_version in the file's key-value metadata",
+    ]
+
+
+def test_factor_lists_are_arrow_lists(linear_run_src):
+    """Factors held flat, calibrated or propagated are lists of names (DuckDB VARCHAR[]), not text."""
+    sc = pq.read_table(linear_run_src / "scenarios.parquet")
+    for c in ("uncovered", "calibrated", "propagated"):
+        assert sc.schema.field(c).type == pa.list_(pa.string()), c
+    rows = duckdb.sql(f"""SELECT scenario, len(uncovered) AS n FROM read_parquet('{linear_run_src}/scenarios.parquet')
+                          WHERE family = 'crisis'""").fetchall()
+    assert len(rows) == 3 and all(isinstance(n, int) for _, n in rows)
+    # the schema check takes lists of strings and refuses text where a list is declared
+    good = pa.schema([("scenario", pa.string()), ("family", pa.string()), ("weight", pa.float64()), ("pnl", pa.float64()),
+                      ("kind", pa.string()), ("uncovered", pa.list_(pa.string()))])
+    assert reports.check_table_schema("scenarios", good) == []
+    assert reports.check_table_schema("scenarios", good.set(5, pa.field("uncovered", pa.large_list(pa.large_string())))) == []
+    assert reports.check_table_schema("scenarios", good.set(5, pa.field("uncovered", pa.string())))
+
+
+def test_an_all_null_or_all_empty_column_keeps_its_declared_type():
+    df = pd.DataFrame({"scenario": ["a", "b"], "family": ["f", "f"], "weight": [0.5, 0.5], "pnl": [1.0, -1.0],
+                       "kind": [None, None], "window_start": [None, None], "uncovered": [[], []], "core": [None, None]})
+    t = reports.arrow_table("scenarios", df)
+    assert t.schema.field("kind").type == pa.string() and t.schema.field("window_start").type == pa.timestamp("us")
+    assert t.schema.field("uncovered").type == t.schema.field("core").type == pa.list_(pa.string())
+    assert reports.check_table_schema("scenarios", t.schema) == []
+
+
+def _var_cvar_query() -> str:
+    doc = (ROOT / "docs" / "schema.md").read_text()
+    return re.search(r"<!-- BEGIN VAR CVAR QUERY -->\s*```sql\n(.*?)```\s*<!-- END VAR CVAR QUERY -->", doc, re.S).group(1)
+
+
+def _run_query(run: Path) -> pd.DataFrame:
+    return duckdb.sql(_var_cvar_query().replace("RUN/", f"{run}/")).df()
+
+
+def test_the_documented_query_reproduces_var_and_cvar_of_a_run(linear_run_src):
+    """docs/schema.md's DuckDB query, on the run's scenarios.parquet, gives risk_metrics' var and cvar."""
+    got = _run_query(linear_run_src).set_index(["family", "confidence"])
+    rm = pd.read_parquet(linear_run_src / "risk_metrics.parquet")
+    assert len(got) == 4  # 2 families x 2 levels
+    for m in ("var", "cvar"):
+        want = rm[rm.metric == m].set_index(["family", "confidence"])["value"]
+        assert len(want) == 4
+        for key, v in want.items():
+            assert got.loc[key, m] == pytest.approx(v, rel=1e-9, abs=1e-9), (m, key)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_documented_query_is_the_weighted_estimator_with_its_tie_rule(tmp_path, seed):
+    """On weighted scenarios with exact ties, near ties (within 1e-10 of each other) and equal weights that
+    sum to the confidence level exactly, the query gives core.var_cvar's numbers (to 1e-9)."""
+    from stressgrid.core import var_cvar
+
+    rng = np.random.default_rng(seed)
+    rows, rm = [], []
+    for f, n in (("small", 3), ("equal", 100), ("weighted", 257), ("ties", 40)):
+        pnl = np.round(rng.normal(0, 1e6, n), -4 if f == "ties" else 2)  # "ties": many exactly equal losses
+        if f == "ties":
+            pnl[:8] = pnl.min() * (1 + rng.uniform(-1e-12, 1e-12, 8))  # near ties at the worst loss
+        w = np.full(n, 1.0 / n) if f in ("small", "equal") else rng.dirichlet(np.full(n, 0.7))
+        rows.append(pd.DataFrame({"scenario": [f"{f}_{i}" for i in range(n)], "family": f, "weight": w, "pnl": pnl}))
+        for a in (0.9, 0.95, 0.99):
+            var, cvar = var_cvar(pnl, a, w)
+            rm += [dict(family=f, metric="var", confidence=a, value=var), dict(family=f, metric="cvar", confidence=a, value=cvar)]
+    pd.concat(rows).to_parquet(tmp_path / "scenarios.parquet", index=False)
+    want = pd.DataFrame(rm)
+    want.to_parquet(tmp_path / "risk_metrics.parquet", index=False)
+    got = _run_query(tmp_path).set_index(["family", "confidence"])
+    for _, r in want.iterrows():
+        assert got.loc[(r.family, r.confidence), r.metric] == pytest.approx(r.value, rel=1e-9, abs=1e-6), tuple(r)
+
+
+def _as_version_1(run: Path) -> None:
+    """Rewrite a run directory as schema version 1 wrote it: the old names, metric names and joined text."""
+    old = {"group_name": "group", "limit_name": "limit", "window_start": "start", "window_end": "end"}
+    for path in run.glob("*.parquet"):
+        df = pd.read_parquet(path).rename(columns=old)
+        if path.stem == "positions":
+            df = df.rename(columns={"position_id": "id"})
+        if path.stem == "risk_metrics":
+            df["metric"] = df["metric"].replace({"var": "VaR", "cvar": "CVaR", "var_sensitivity": "VaR_sensitivity",
+                                                 "cvar_sensitivity": "CVaR_sensitivity"})
+        for c in ("uncovered", "calibrated", "propagated"):
+            if c in df.columns:
+                df[c] = [None if v is None else ",".join(v) for v in df[c]]
+        df.to_parquet(path, index=False)
+    m = json.loads((run / "manifest.json").read_text())
+    m["schema_version"] = 1
+    (run / "manifest.json").write_text(json.dumps(m))
+
+
+def test_a_run_directory_of_version_1_is_read_under_the_new_names(linear_run_src, linear_run):
+    """Reports, limits and comparisons of stored runs keep working on a run written before version 2."""
+    _as_version_1(linear_run)
+    assert "contributions.parquet: column 'group_name' is missing" in reports.check_run_dir(linear_run)
+    run = reports.open_run(linear_run)
+    assert run.schema_version == 1 and run.confidences == [0.95, 0.99]
+    assert "group_name" in run.table("breakdown") and "position_id" in run.table("positions")
+    assert list(run.table("scenarios")["uncovered"].iloc[0]) == list(pd.read_parquet(linear_run_src / "scenarios.parquet")["uncovered"].iloc[0])
+    limits = reports.parse_limits({"nav": 5e8, "limits": [{"metric": "cvar", "confidence": 0.99, "max": "4%"},
+                                                          {"metric": "worst_loss", "scope": "sleeve:*", "max": "3%"}]})
+    new, old = reports.evaluate_limits(linear_run_src, limits), reports.evaluate_limits(linear_run, limits)
+    pd.testing.assert_frame_equal(new, old)
+    cmp = reports.compare_runs(linear_run, linear_run_src)
+    assert (cmp.metrics["change"].fillna(0) == 0).all() and set(cmp.positions["status"]) == {"unchanged"}
+    assert "VaR 99%" in reports.render_report(linear_run)

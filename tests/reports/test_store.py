@@ -44,7 +44,7 @@ def test_store_layout_and_listing(linear_run, tmp_path):
     assert runs["run_id"].tolist() == ["20260302T235959Z-abababab", "second"]
     assert runs["batch"].tolist() == ["linear", "demo_book_v2"]
     rm = pd.read_parquet(linear_run / "risk_metrics.parquet")
-    var99 = rm[(rm.metric == "VaR") & (rm.confidence == 0.99)]
+    var99 = rm[(rm.metric == "var") & (rm.confidence == 0.99)]
     assert runs["stressed_var"].iloc[0] == var99["value"].max()
     assert runs["stressed_var_family"].iloc[0] == var99.loc[var99["value"].idxmax(), "family"]
     assert runs["breaches"].isna().all()
@@ -71,9 +71,9 @@ def test_duckdb_loads_one_table_of_every_stored_run(linear_run, tmp_path):
     reports.store_run(_restart(b, "2026-01-06T08:00:00+00:00"), store)
     got = duckdb.sql(f"""
         SELECT run_date, batch, family, value FROM read_parquet('{store}/*/*/*/risk_metrics.parquet', hive_partitioning = true)
-        WHERE metric = 'CVaR' AND confidence = 0.99 ORDER BY run_date, family
+        WHERE metric = 'cvar' AND confidence = 0.99 ORDER BY run_date, family
     """).df()
-    cvar = rm[(rm.metric == "CVaR") & (rm.confidence == 0.99)].set_index("family")["value"]  # doubled
+    cvar = rm[(rm.metric == "cvar") & (rm.confidence == 0.99)].set_index("family")["value"]  # doubled
     assert got["run_date"].astype(str).tolist() == ["2026-01-05"] * 2 + ["2026-01-06"] * 2
     assert set(got["batch"]) == {"linear"}
     np.testing.assert_allclose(got["value"].to_numpy(), np.r_[cvar.sort_index().to_numpy() / 2, cvar.sort_index().to_numpy()])
@@ -82,33 +82,33 @@ def test_duckdb_loads_one_table_of_every_stored_run(linear_run, tmp_path):
 def test_compare_runs_metric_by_metric_and_position_by_position(linear_run, tmp_path):
     b = copy_run(linear_run, tmp_path / "b")
     rm = pd.read_parquet(b / "risk_metrics.parquet")
-    cvar99 = (rm.metric == "CVaR") & (rm.confidence == 0.99) & (rm.family == "crisis")
+    cvar99 = (rm.metric == "cvar") & (rm.confidence == 0.99) & (rm.family == "crisis")
     rm.loc[cvar99, "value"] *= 1.25
     rm = rm[~((rm.metric == "vol") & (rm.family == "hist_10d"))]  # a metric that B lacks
     rm.to_parquet(b / "risk_metrics.parquet", index=False)
     pos = pd.read_parquet(b / "positions.parquet")
-    first, second = pos["id"].iloc[0], pos["id"].iloc[1]
+    first, second = pos["position_id"].iloc[0], pos["position_id"].iloc[1]
     pos.loc[1, "quantity"] *= 2
-    pos = pd.concat([pos.iloc[1:], pos.iloc[[1]].assign(id="NEW_POS")], ignore_index=True)
+    pos = pd.concat([pos.iloc[1:], pos.iloc[[1]].assign(position_id="NEW_POS")], ignore_index=True)
     pos.to_parquet(b / "positions.parquet", index=False)
     _restart(b, "2027-01-01T00:00:00+00:00", sha="f" * 64)
 
     c = reports.compare_runs(linear_run, b)
-    m = c.metrics.set_index(["family", "metric", "confidence", "level", "group"])
-    row = m.loc[("crisis", "CVaR", 0.99, "book", "book")]
+    m = c.metrics.set_index(["family", "metric", "confidence", "level", "group_name"])
+    row = m.loc[("crisis", "cvar", 0.99, "book", "book")]
     assert row["value_b"] == pytest.approx(1.25 * row["value_a"])
     assert row["change"] == pytest.approx(0.25 * row["value_a"]) and row["change_pct"] == pytest.approx(0.25)
-    same = m.loc[("hist_10d", "CVaR", 0.99, "book", "book")]
+    same = m.loc[("hist_10d", "cvar", 0.99, "book", "book")]
     assert same["change"] == 0 and same["change_pct"] == 0
     worst = c.metrics[(c.metrics.family == "crisis") & (c.metrics.metric == "worst")]
     assert len(worst) == 1 and worst["change"].iloc[0] == 0  # a null confidence matches a null confidence
     gone = c.metrics[(c.metrics.family == "hist_10d") & (c.metrics.metric == "vol")].iloc[0]
     assert np.isnan(gone["value_b"]) and np.isnan(gone["change"]) and np.isnan(gone["change_pct"])
-    contrib = c.metrics[c.metrics.metric == "CVaR_contribution"]
+    contrib = c.metrics[c.metrics.metric == "cvar_contribution"]
     assert set(contrib["level"]) == {"asset_class", "sleeve"} and (contrib["change"] == 0).all()
     assert len(c.metrics) == len(pd.read_parquet(linear_run / "risk_metrics.parquet")) + len(contrib)
 
-    st = c.positions.set_index("id")["status"]
+    st = c.positions.set_index("position_id")["status"]
     assert st[first] == "removed" and st[second] == "changed" and st["NEW_POS"] == "added"
     assert (st.drop([first, second, "NEW_POS"]) == "unchanged").all()
     info = c.info.set_index("key")
