@@ -370,6 +370,9 @@ class ProxySpec:
     residual_sd: float | None = None
     #: why this proxy and beta were chosen (the default map's rule), reported in the coverage table
     rule: str | None = None
+    #: extend the factor's own history only before its first observation (never after its last, so that
+    #: a stale factor stays stale at the as-of date)
+    backward_only: bool = False
 
 
 #: days of common history needed to fit a proxy's beta
@@ -399,7 +402,8 @@ def fit_proxy(history: History, target: str, proxy: str) -> tuple[float, float, 
 def apply_proxies(history: History, proxies: Mapping[str, ProxySpec], source: str = "proxies") -> History:
     """Give each proxied factor the moves of its proxy times beta where it has no observation of its own
     (before and after its own span, or everywhere when it has none), in both the levels for moves and
-    the snapshot levels.  A factor without any history takes its snapshot level from elsewhere (a
+    the snapshot levels.  A factor with history of its own keeps its provenance's source (``history``
+    or ``bundled``), with the proxy in its detail; one without is ``proxy``.  A factor without any history takes its snapshot level from elsewhere (a
     market override): its proxied series is anchored at an arbitrary level, and only its moves are used.
 
     Raises :class:`ConfigError` for a proxy cycle, a proxy without history, a proxy of another kind
@@ -438,7 +442,7 @@ def apply_proxies(history: History, proxies: Mapping[str, ProxySpec], source: st
             if not np.isfinite(beta):
                 raise ConfigError(f"{source}, field '{f}.beta': {days} days of common history with {p.factor}, "
                                   f"need {MIN_PROXY_OVERLAP} to fit it; give beta")
-            how = f"beta {beta:.4g} fitted on {days} days, R^2 {r2:.3f}"
+            how = f"beta {beta:.4g} fitted on {days} days, R^2 {r2:.3f}" + (f" ({p.rule})" if p.rule else "")
         else:
             beta = float(p.beta)
             how = f"beta {beta:.4g} " + (f"({p.rule})" if p.rule else "declared")
@@ -457,6 +461,8 @@ def apply_proxies(history: History, proxies: Mapping[str, ProxySpec], source: st
             m = _move_space(frame[p.factor].dropna().to_numpy(), p_log) * beta
             series = pd.Series(np.exp(m) if t_log else m, index=frame[p.factor].dropna().index)
             mine = frame[f].dropna() if f in frame.columns else pd.Series(dtype=float)
+            if p.backward_only and len(mine):
+                series = series.loc[:mine.index[0]]
             if len(mine):
                 merged, _ = _chain([("own", mine), ("proxy", series)], t_log)
             else:
@@ -466,10 +472,16 @@ def apply_proxies(history: History, proxies: Mapping[str, ProxySpec], source: st
                 synthetic = frame.index[frame[f].notna().to_numpy() & ~frame.index.isin(own.index)]
         detail = f"moves of {p.factor} x {how}" + ("" if len(own) else "; no history of its own")
         if len(own):
-            detail = f"own history {own.index[0].date()}..{own.index[-1].date()}, before and after it the " + detail
+            when = "before it" if p.backward_only else "before and after it"
+            detail = f"own history {own.index[0].date()}..{own.index[-1].date()}, {when} the " + detail
         if resid is None:
             detail += "; no residual noise in bootstrap and Monte Carlo families (too little common history to estimate it; give residual_sd)"
-        prov[f] = Provenance("proxy", detail, synthetic=synthetic, residual_sd=resid)
+        before = prov.get(f)
+        if len(own) and before is not None and before.source in ("history", "bundled"):
+            # its own history, extended: it keeps its source, and the detail says what the proxy filled
+            prov[f] = Provenance(before.source, f"{before.detail}; {detail}", before.interpolated, synthetic, resid)
+        else:
+            prov[f] = Provenance("proxy", detail, synthetic=synthetic, residual_sd=resid)
     return replace(history, levels=levels, snapshot_levels=snap, provenance=prov)
 
 
@@ -522,7 +534,11 @@ def default_proxies(factors: Iterable[str], history: History, levels: Mapping[st
       level over the ATM level at the as-of date: the smile scales with the ATM level;
     * a single-name credit spread moves with the first credit index of :data:`CREDIT_INDICES` that has
       history, beta the name's spread over the index's: spreads move in proportion to their level;
-    * a futures basis is held at its level (``flat``, with that reason): the future keeps its carry over spot.
+    * a futures basis is held at its level (``flat``, with that reason): the future keeps its carry over spot;
+    * a factor whose own history starts more than :data:`LATE_START_DAYS` after the earliest of its kind
+      is extended backwards (never forwards) by the factor of its kind, observed earlier, that fits its
+      daily moves best on the common days (:func:`fit_proxy`; R^2 at least :data:`MIN_CHOSEN_R2`), with
+      the fitted beta and residual.
 
     A factor without a level at the as-of date (a proxy gives moves, not a level: it comes from
     ``market.overrides``), or whose proxy has no history either, is left out (the coverage check then
@@ -562,4 +578,40 @@ def default_proxies(factors: Iterable[str], history: History, levels: Mapping[st
             if lv is not None and li:
                 out[f] = ProxySpec(index, float(lv) / float(li),
                                    rule=f"default map: spreads move in proportion to their level ({lv:.4g} / {li:.4g} at the as-of date)")
+    out.update(_fitted_extensions(factors, history, out, flat))
     return out, flat
+
+
+#: a factor's own history starting this many days after the earliest of its kind is extended by a proxy
+LATE_START_DAYS = 365
+#: the least R^2 of a proxy chosen by regression
+MIN_CHOSEN_R2 = 0.25
+
+
+def _fitted_extensions(factors, history: History, taken: Mapping[str, ProxySpec], flat: Mapping[str, str]) -> dict[str, ProxySpec]:
+    """For each needed factor whose own history starts well after the earliest of its kind: the factor
+    of the same kind, observed before it, whose daily moves explain its own best (the largest R^2 on the
+    common days, at least :data:`MIN_CHOSEN_R2` on :data:`MIN_PROXY_OVERLAP` days), extending its history
+    backwards only, with the fitted beta."""
+    snap = history.snapshot
+    first = {c: snap[c].first_valid_index() for c in snap.columns if snap[c].notna().any()}
+    out: dict[str, ProxySpec] = {}
+    for f in factors:
+        if f in taken or f in flat or f not in first:
+            continue
+        kind = factor_spec(f).kind
+        same = [c for c in first if c != f and factor_spec(c).kind == kind
+                and history.provenance.get(c, Provenance("", "")).source != "proxy"]
+        if not same or (first[f] - min(first[c] for c in same)).days < LATE_START_DAYS:
+            continue
+        best = None
+        for c in same:
+            if first[c] >= first[f]:
+                continue
+            beta, r2, days = fit_proxy(history, f, c)
+            if np.isfinite(r2) and r2 >= MIN_CHOSEN_R2 and (best is None or r2 > best[1]):
+                best = (c, r2, days)
+        if best is not None:
+            out[f] = ProxySpec(best[0], None, backward_only=True,
+                               rule=f"default map: of the {kind} factors observed earlier, the one that fits best")
+    return out

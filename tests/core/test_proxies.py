@@ -172,3 +172,26 @@ def test_a_proxy_moving_in_step_leaves_garch_dcc_well_defined():
     out = _generate(dict(kind="montecarlo", model="garch_t", correlation="dcc", n_scenarios=500, horizon_days=3), h)
     assert np.isfinite(out.shocks).all() and out.shocks.std(axis=0).min() > 0
     assert np.corrcoef(out.shocks[:, 0], out.shocks[:, 1])[0, 1] > 0.99
+
+
+def test_a_late_starting_factor_is_extended_backwards_by_its_best_fitting_peer():
+    """Three spreads: the target starts halfway and is generated from peer A (R^2 0.6), not from peer B
+    (independent).  The default map picks A, fits beta 1.2 within its standard error, extends the target
+    before its first date only, and leaves its own levels as they are."""
+    from stressgrid.core.sources import default_proxies
+
+    lv = _synthetic()
+    rng = np.random.default_rng(9)
+    lv["CR.OTHER"] = 0.01 + np.cumsum(0.001 * rng.standard_normal(len(lv)))
+    lv.loc[lv.index[:1000], "CR.IBM"] = np.nan
+    lv.loc[lv.index[-5:], "CR.IBM"] = np.nan  # stale at the end: it stays stale
+    h = History(lv, "synthetic")
+    proxies, flat = default_proxies(["CR.IBM"], h, {})
+    assert proxies["CR.IBM"].factor == "CR.CDX_IG" and proxies["CR.IBM"].backward_only and not flat
+    out = apply_proxies(h, proxies)
+    got = out.levels["CR.IBM"]
+    assert got.iloc[:1000].notna().all() and got.iloc[-5:].isna().all()
+    np.testing.assert_array_equal(got.iloc[1000:-5].to_numpy(), lv["CR.IBM"].iloc[1000:-5].to_numpy())
+    beta = np.diff(got.iloc[:1001].to_numpy()) / np.diff(lv["CR.CDX_IG"].iloc[:1001].to_numpy())
+    assert np.allclose(beta, beta[0]) and beta[0] == pytest.approx(1.2, abs=0.1)
+    assert "of the spread factors observed earlier, the one that fits best" in out.provenance["CR.IBM"].detail
