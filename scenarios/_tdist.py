@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
-__all__ = ["fit_t_dof", "t_loglik", "mvt_scale_draws"]
+__all__ = ["fit_t_dof", "t_loglik", "mvt_scale_draws", "independent_columns"]
 
 #: search range of the estimated degrees of freedom
 DOF_BOUNDS = (2.1, 200.0)
@@ -39,16 +39,39 @@ def t_loglik(nu: float, q: np.ndarray, p: int, logdet_cov: float) -> float:
     return float(T * const - 0.5 * (nu + p) * np.log1p(q / (nu - 2.0)).sum())
 
 
+def independent_columns(x: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Indices (in order) of a largest set of columns of ``x [T, p]`` none of which is a linear
+    combination of the others: QR with column pivoting on the standardised columns, keeping those whose
+    pivot exceeds ``tol`` times the largest.  A proxied factor without residual is beta times its proxy
+    and drops out; columns that merely correlate stay."""
+    from scipy.linalg import qr
+
+    sd = x.std(axis=0)
+    live = np.flatnonzero(sd > 0)
+    if len(live) < 2:
+        return live
+    _, r, piv = qr(x[:, live] / sd[live], mode="economic", pivoting=True)
+    d = np.abs(np.diag(r))
+    rank = int((d > tol * d[0]).sum())
+    return np.sort(live[piv[:rank]])
+
+
 def fit_t_dof(x: np.ndarray, cov: np.ndarray, mean: np.ndarray | None = None) -> float:
     """Degrees of freedom of a multivariate t with covariance ``cov`` that best fits ``x [T, p]``.
 
     Profile likelihood in ``nu`` with the scale tied to the given covariance, maximised on
-    :data:`DOF_BOUNDS` (the upper bound stands for "close to Gaussian") [MFE15, s.6.2.3].
+    :data:`DOF_BOUNDS` (the upper bound stands for "close to Gaussian") [MFE15, s.6.2.3].  The fit uses
+    the :func:`independent_columns` of ``x``: a column that moves exactly with others (a duplicate, or a
+    factor proxied without residual) would otherwise count as a dimension of its own, and a shrunk
+    covariance gives it variance the data never shows, which biases ``nu`` down.
     """
     x = np.asarray(x, float)
     if x.ndim == 1:
         x = x[:, None]
-    mean = np.zeros(x.shape[1]) if mean is None else mean
+    mean = np.zeros(x.shape[1]) if mean is None else np.asarray(mean, float)
+    keep = independent_columns(x - mean)
+    if len(keep) < x.shape[1]:  # a factor that moves exactly with others adds no information on the tails
+        x, mean, cov = x[:, keep], mean[keep], np.asarray(cov)[np.ix_(keep, keep)]
     xc = x - mean
     sign, logdet = np.linalg.slogdet(cov)
     if sign <= 0:

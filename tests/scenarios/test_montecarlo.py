@@ -81,6 +81,25 @@ def test_estimated_dof_recovers_truth():
     assert abs(nu_hat - nu) < 6 / np.sqrt(n * info)
 
 
+def test_a_factor_moving_exactly_with_others_does_not_change_the_dof():
+    """Appending exact linear combinations of the columns (as a proxy without residual appends beta times
+    its proxy) leaves the fitted dof where it was, also under a shrunk (full-rank) covariance: before,
+    the demo's proxied curves took the dof of its Student-t family from 9.7 to 4.0."""
+    from stressgrid.scenarios import estimate_covariance
+    from stressgrid.scenarios._tdist import independent_columns
+
+    rng = np.random.default_rng(5)
+    nu, p, n = 6.0, 4, 3000
+    x = stats.multivariate_t(loc=np.zeros(p), shape=np.eye(p) * 0.5 + 0.5, df=nu).rvs(n, random_state=rng)
+    dup = np.column_stack([x, 1.0 * x[:, 0], 0.8 * x[:, 1], x[:, 2], 0.5 * x[:, 0] + 0.5 * x[:, 3]])
+    assert len(independent_columns(dup)) == p
+    base = fit_t_dof(x, estimate_covariance(x)[0])
+    aug = fit_t_dof(dup, estimate_covariance(dup)[0])
+    assert aug == pytest.approx(base, rel=0.05)
+    # correlated but not collinear columns all stay
+    assert len(independent_columns(np.column_stack([x, x[:, 0] + 0.1 * rng.standard_normal(n)]))) == p + 1
+
+
 def test_garch_recursion_twin_of_arch():
     from arch.univariate import GARCH
 
