@@ -87,7 +87,16 @@ def _console(quiet: bool):
 @contextlib.contextmanager
 def progress_bar(console):
     """A progress bar of scenarios done (tasks done, elapsed, ETA); yields the callback of
-    :func:`stressgrid.run_batch` (it takes a :class:`stressgrid.grid.Progress`)."""
+    :func:`stressgrid.run_batch` (it takes a :class:`stressgrid.grid.Progress`).  With
+    ``STRESSGRID_PROGRESS=lines`` in the environment (a job that 'stressgrid submit' sent, whose log
+    'stressgrid logs' shows), plain lines instead: see :func:`progress_lines`."""
+    import os
+
+    from stressgrid.cluster import PROGRESS_ENV
+
+    if os.environ.get(PROGRESS_ENV, "").lower() == "lines":
+        yield progress_lines(quiet=console.quiet)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks {task.fields[tasks]}"),
@@ -99,6 +108,31 @@ def progress_bar(console):
             bar.update(tid, completed=p.scenarios_done, total=p.scenarios_total, tasks=f"{p.tasks_done}/{p.tasks_total}")
 
         yield advance
+
+
+def progress_lines(quiet: bool = False, step: float = 0.1, write=None):
+    """The progress callback of a run whose output is a log, not a terminal: one line on stderr each time another
+    ``step`` of the tasks has finished (every 10% by default, and the last task), e.g.
+    ``progress: 3/30 tasks (10%), 3,000/30,000 scenarios, 12 s``; nothing when ``quiet``."""
+    import time
+
+    write = write or (lambda line: click.echo(line, err=True))
+    t0 = time.monotonic()
+    shown = {"next": step, "last": -1}
+
+    def advance(p) -> None:
+        if quiet or not p.tasks_total or p.tasks_done == shown["last"]:
+            return
+        frac = p.tasks_done / p.tasks_total
+        if frac + 1e-9 < shown["next"] and p.tasks_done < p.tasks_total:
+            return
+        shown["last"] = p.tasks_done
+        while shown["next"] <= frac + 1e-9:
+            shown["next"] += step
+        write(f"progress: {p.tasks_done}/{p.tasks_total} tasks ({frac:.0%}), "
+              f"{p.scenarios_done:,}/{p.scenarios_total:,} scenarios, {time.monotonic() - t0:.0f} s")
+
+    return advance
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -219,13 +253,13 @@ def submit(batch: Path, address: str, remote_out, workers, ship_code: bool, pip,
                        allow_outside_paths=allow_outside_paths)
     click.echo(job)
     if wait:
+        from stressgrid.cluster import job_failure
+
         follow_logs(address, job, lambda text: click.echo(text, nl=False, err=True))
         wait_for_job(address, job)  # the log stream can close a moment before the status is final
         st = job_status(address, job)
         if st["status"] != "SUCCEEDED":
-            from stressgrid.core import TaskError
-
-            raise TaskError(f"job {job}: {st['status']}: {st['message']}")
+            raise job_failure(job, st["status"], st["message"])  # one line; what to do when the cause is known
 
 
 @main.command()
@@ -238,9 +272,15 @@ def status(job: str, address: str) -> None:
 
     st = job_status(address, job)
     click.echo(f"{st['job']}: {st['status']}")
-    for key in ("batch", "out", "start", "end", "message"):
+    for key in ("batch", "out", "start", "end"):
         if st.get(key):
             click.echo(f"  {key}: {st[key]}")
+    message = (st.get("message") or "").strip()
+    if message:  # a failed job's message carries the end of its log: its first line here, the log with 'logs'
+        more = f" (the whole log: 'stressgrid logs {job}')" if "\n" in message else ""
+        click.echo(f"  message: {message.splitlines()[0].strip()}{more}")
+    if st.get("hint"):
+        click.echo(f"  hint: {st['hint']}")
 
 
 @main.command()
@@ -249,13 +289,29 @@ def status(job: str, address: str) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep streaming until the job ends.")
 @handle_errors
 def logs(job: str, address: str, follow: bool) -> None:
-    """Print the log of JOB."""
-    from stressgrid.cluster import follow_logs, job_logs
+    """Print the log of JOB: a submitted batch's progress (a line every 10% of its tasks) and its summary.
+
+    When the job failed of a known cause (stressgrid or a package missing on the cluster, ...), a last line
+    on stderr says what to do.
+    """
+    from stressgrid.cluster import explain_failure, follow_logs, job_logs, job_status
 
     if follow:
-        follow_logs(address, job, lambda text: click.echo(text, nl=False))
+        seen: list[str] = []
+
+        def write(text: str) -> None:
+            seen.append(text)
+            click.echo(text, nl=False)
+
+        follow_logs(address, job, write)
+        text = "".join(seen)
     else:
-        click.echo(job_logs(address, job), nl=False)
+        text = job_logs(address, job)
+        click.echo(text, nl=False)
+    if job_status(address, job)["status"] in ("FAILED", "STOPPED"):
+        hint = explain_failure(text)
+        if hint:
+            click.echo(f"hint: {hint}", err=True)
 
 
 @main.command()

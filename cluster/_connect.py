@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
+import secrets
+import socket
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
 from typing import Iterator
 
-from stressgrid.core import ConfigError
+from stressgrid.core import ConfigError, StressGridError
 
-__all__ = ["connect", "runtime_env", "ray_available_cpus", "gpu_request", "WORKER_XLA_FLAGS"]
+from ._hints import explain_failure, first_line
+from ._watchdog import INSTANCE_ENV  # the variable that marks the processes of an embedded instance
+
+__all__ = ["connect", "runtime_env", "ray_available_cpus", "gpu_request", "join_error", "WORKER_XLA_FLAGS", "LOOPBACK"]
 
 
 #: XLA settings of a worker process: one intra-op thread, because Ray schedules one task per CPU and
@@ -38,19 +48,33 @@ def runtime_env(working_dir: str | None = None, pip: list[str] | None = None) ->
     return env
 
 
+#: the address every listener of the embedded instance binds to
+LOOPBACK = "127.0.0.1"
+#: Ray on Linux reads a node address of 127.0.0.1 as "this machine's external address" and binds its
+#: servers to all interfaces, unless this is 0 (single-machine mode, the default on macOS and Windows)
+_RAY_MULTI_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: how long joining a cluster waits for its address to answer before giving up
+PROBE_SECONDS = 5.0
+
+
 @contextlib.contextmanager
 def connect(address: str | None = None, num_cpus: int | None = None) -> Iterator[bool]:
     """Make sure Ray is initialised for the duration of the block.
 
     Parameters
     ----------
-    address : None for an embedded local instance (started here and stopped on exit, dashboard off
-        and bound to localhost only), or ``auto``, ``HOST:PORT`` or ``ray://HOST:10001`` to join an
-        existing cluster (left running on exit).
+    address : None for an embedded local instance (started here and stopped on exit), or ``auto``,
+        ``HOST:PORT`` or ``ray://HOST:10001`` to join an existing cluster (left running on exit).
     num_cpus : CPUs of the embedded instance (default: all of this machine's).
 
     Yields True if this call started Ray.  An already initialised Ray (a test session, a notebook) is
     used as it is and left running.
+
+    The embedded instance listens on 127.0.0.1 only (GCS, raylet and object manager, dashboard and
+    runtime-env agents, workers; the dashboard is off) and none of its processes outlives this process,
+    even one killed with SIGKILL: a watchdog started first (``_watchdog.py``) ends them.  Joining a
+    cluster checks first that its address answers, and a failure to join is one :class:`ConfigError`
+    that says what to do (unreachable address, a Jobs API address, token authentication, versions).
     """
     import ray
 
@@ -64,21 +88,182 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Iterator
     kwargs = dict(runtime_env=runtime_env(), logging_level=logging.ERROR, log_to_driver=True)
     if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
         del kwargs["runtime_env"]  # a driver started by the Jobs API: the job's runtime env (set by submit) applies
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1", **kwargs)
-    except ConnectionError as exc:
-        raise ConfigError(f"--address {address!r}: cannot connect to a Ray cluster ({exc})") from None
-    except Exception as exc:  # Ray raises several types for a bad address
-        if address:
-            raise ConfigError(f"--address {address!r}: cannot connect to a Ray cluster ({type(exc).__name__}: {exc})") from None
-        raise
-    try:
+    if address:
+        host = _check_address(address)
+        try:
+            with _loopback_node(host is not None and _is_loopback_host(host)):
+                ray.init(address=address, **kwargs)
+        except Exception as exc:  # Ray raises several types for a bad address
+            raise join_error(address, exc) from None
+        try:
+            yield True
+        finally:
+            ray.shutdown()
+        return
+    with _local_instance(num_cpus, kwargs):
         yield True
+
+
+@contextlib.contextmanager
+def _local_instance(num_cpus: int | None, kwargs: dict) -> Iterator[None]:
+    """An embedded Ray instance on the loopback interface, watched so that it ends with this process."""
+    import ray
+
+    token = secrets.token_hex(8)
+    watchdog = _start_watchdog(token)
+    try:
+        saved = os.environ.get(INSTANCE_ENV)
+        os.environ[INSTANCE_ENV] = token  # inherited by every process Ray starts, and by theirs
+        try:
+            with _loopback_node(True):
+                ctx = ray.init(num_cpus=num_cpus, _node_ip_address=LOOPBACK, include_dashboard=False,
+                               dashboard_host=LOOPBACK, **kwargs)
+        except BaseException:
+            ray.shutdown()  # what started of the instance; the watchdog ends the rest
+            raise
+        finally:
+            _restore_env(INSTANCE_ENV, saved)
+        try:
+            node_ip = str(ctx.address_info.get("node_ip_address", LOOPBACK))
+            if not _is_loopback_host(node_ip):
+                raise StressGridError(
+                    f"the embedded Ray instance came up on {node_ip}, not on {LOOPBACK}, so it would listen beyond "
+                    f"this machine (this Ray version, {ray.__version__}, ignores the loopback setting): run with "
+                    "--serial, or start a Ray head yourself and pass its address with --address")
+            yield
+        finally:
+            ray.shutdown()
     finally:
-        ray.shutdown()
+        _stop_watchdog(watchdog)
+
+
+def _start_watchdog(token: str) -> subprocess.Popen | None:
+    """Start ``_watchdog.py`` for the instance marked with ``token`` (POSIX; None elsewhere).
+
+    Its standard input is a pipe whose write end only this process holds (pipes are not inherited by the
+    processes Ray starts), so it reads end-of-file when this process ends, however it ends.  It runs in a
+    session of its own: a Ctrl-C or a closed terminal reaches the driver, which shuts Ray down itself.
+    """
+    if os.name != "posix":
+        return None
+    script = Path(__file__).with_name("_watchdog.py")
+    return subprocess.Popen([sys.executable, "-I", str(script), token, str(os.getpid())], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop_watchdog(watchdog: subprocess.Popen | None, timeout: float = 15.0) -> None:
+    """Close the watchdog's pipe: it ends what is left of the instance (after ``ray.shutdown()``, an agent
+    or two still exiting) and exits."""
+    if watchdog is None:
+        return
+    try:
+        watchdog.stdin.close()
+        watchdog.wait(timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+@contextlib.contextmanager
+def _loopback_node(on: bool) -> Iterator[None]:
+    """While Ray starts or joins: treat 127.0.0.1 as this node's address rather than replace it by the
+    machine's external address (``ray._private.services.resolve_ip_for_localhost``).
+
+    With that address Ray binds the GCS, the raylet, the agents and the workers to the loopback interface.
+    The setting is read by Ray's processes from the environment (they inherit it at start) and by this
+    process from a module constant read when Ray was imported; both are restored afterwards.
+    """
+    if not on:
+        yield
+        return
+    saved_env = os.environ.get(_RAY_MULTI_NODE_ENV)
+    os.environ[_RAY_MULTI_NODE_ENV] = "0"
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # another Ray layout: the node address check after ray.init reports it
+        ray_constants = None
+    saved = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    if saved is not None:
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if saved is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = saved
+        _restore_env(_RAY_MULTI_NODE_ENV, saved_env)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        addr = ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``HOST:PORT`` or ``ray://HOST[:PORT]``; None for ``auto``, ``local`` and the like."""
+    if address in ("auto", "local") or "://" not in address and ":" not in address:
+        return None
+    scheme = address.split("://", 1)[0] if "://" in address else ""
+    try:
+        parsed = urllib.parse.urlsplit(address if scheme else f"//{address}")
+        port = parsed.port or (10001 if scheme == "ray" else None)
+    except ValueError:
+        return None
+    return (parsed.hostname, port) if parsed.hostname and port else None
+
+
+def _check_address(address: str) -> str | None:
+    """Fail at once, in one line, for an address that is a Jobs API's or that nothing answers at (Ray
+    itself retries an unreachable address for minutes).  Returns the address's host."""
+    if address.startswith(("http://", "https://")):
+        raise ConfigError(f"--address {address!r} is a Jobs API (dashboard) address: send the batch with "
+                          f"'stressgrid submit BATCH --address {address}', or give 'run' the cluster's GCS address "
+                          "(HEAD:6379) or Ray Client address (ray://HEAD:10001)")
+    hp = _host_port(address)
+    if hp is None:
+        return None
+    host, port = hp
+    try:
+        socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise ConfigError(
+            f"--address {address!r}: nothing answers at {host}:{port} ({reason}): check the host and port (the head's "
+            "GCS port, 6379 unless 'ray start --head --port' chose another; ray://HEAD:10001 for Ray Client), that "
+            "the cluster is up and that this machine can reach it; or leave --address out to run on an embedded "
+            "local instance") from None
+    return host
+
+
+def join_error(address: str, exc: BaseException) -> ConfigError:
+    """The one-line :class:`ConfigError` for a failure of ``ray.init(address=...)``."""
+    text = str(exc)
+    hint = explain_failure(text)
+    if hint:
+        return ConfigError(f"--address {address!r}: {hint}")
+    if "Could not find any running Ray instance" in text:
+        return ConfigError(f"--address {address!r}: no Ray cluster runs on this machine: start one with "
+                           "'ray start --head', give a cluster's address (HEAD:6379), or leave --address out to run "
+                           "on an embedded local instance")
+    if isinstance(exc, ConnectionError):
+        return ConfigError(
+            f"--address {address!r}: Ray could not join a cluster there ({first_line(text)}): check that it is "
+            "the head's GCS port (6379 unless chosen otherwise), and, if "
+            "the cluster uses token authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to its token")
+    return ConfigError(f"--address {address!r}: cannot connect to a Ray cluster ({type(exc).__name__}: "
+                       f"{first_line(text)})")
 
 
 def ray_available_cpus() -> int:

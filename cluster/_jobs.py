@@ -24,8 +24,10 @@ from pathlib import Path
 
 from stressgrid.core import ConfigError, StressGridError, TaskError
 
-__all__ = ["submit_job", "job_status", "job_logs", "follow_logs", "fetch_run", "wait_for_job",
-           "DEFAULT_REMOTE_ROOT", "FETCH_BEGIN", "FETCH_END"]
+from ._hints import explain_failure, first_line
+
+__all__ = ["submit_job", "job_status", "job_logs", "follow_logs", "fetch_run", "wait_for_job", "job_failure",
+           "jobs_api_error", "PROGRESS_ENV", "DEFAULT_REMOTE_ROOT", "FETCH_BEGIN", "FETCH_END"]
 
 #: where a submitted run writes on the head node unless ``--out`` says otherwise
 DEFAULT_REMOTE_ROOT = "/tmp/stressgrid/runs"
@@ -33,6 +35,9 @@ FETCH_BEGIN = "STRESSGRID-FETCH-BEGIN"
 FETCH_END = "STRESSGRID-FETCH-END"
 #: largest run directory ``fetch`` moves through a job log
 MAX_FETCH_BYTES = 512 * 2**20
+#: set in a submitted job's environment: its run prints a plain line of progress every 10% of its tasks
+#: (``stressgrid logs`` shows them; a progress bar needs a terminal)
+PROGRESS_ENV = "STRESSGRID_PROGRESS"
 #: the project's source, shipped with ``--ship-code`` to a cluster that has the dependencies but not stressgrid
 _CODE = ("__init__.py", "cli.py", "core", "grid", "scenarios", "portfolios", "kernels", "cluster", "liquidity", "monitoring",
          "reports", "examples")
@@ -48,8 +53,32 @@ def _client(address: str):
 
     try:
         return JobSubmissionClient(address)
-    except Exception as exc:  # ConnectionError, ValueError for a malformed address, ...
-        raise ConfigError(f"--address {address!r}: no Ray Jobs API there ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # ConnectionError, ValueError for a malformed address, AuthenticationError, ...
+        raise jobs_api_error(address, exc) from None
+
+
+def jobs_api_error(address: str, exc: BaseException) -> ConfigError:
+    """The one-line :class:`ConfigError` for a Jobs API at ``address`` that could not be used."""
+    hint = explain_failure(str(exc))
+    if hint:
+        return ConfigError(f"--address {address!r}: {hint}")
+    return ConfigError(
+        f"--address {address!r}: no Ray Jobs API there ({type(exc).__name__}: {first_line(exc)}): check that the "
+        "cluster is up and that its dashboard port (8265 on the head) is reachable from here, e.g. through "
+        "'ray dashboard CLUSTER.yaml' or 'kubectl port-forward'; set the address with --address or "
+        "STRESSGRID_JOBS_ADDRESS")
+
+
+def job_failure(job_id: str, status: str, text: str | None) -> StressGridError:
+    """The one-line error for a job that ended ``status`` (not SUCCEEDED) with ``text`` (its message or log):
+    a :class:`ConfigError` saying what to do when the cause is a known onboarding failure (stressgrid or a
+    package missing on the cluster, ...), else a :class:`TaskError` with the message's last line."""
+    hint = explain_failure(text or "")
+    if hint:
+        return ConfigError(f"job {job_id}: {status}: {hint}")
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    last = lines[-1] if lines else "no message"
+    return TaskError(f"job {job_id}: {status}: {last} (the whole log: 'stressgrid logs {job_id}')")
 
 
 def _source_root() -> Path:
@@ -116,14 +145,17 @@ def submit_job(folder: str | Path, address: str, entrypoint: str, name: str, out
     job_id = f"stressgrid-{safe}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     remote_out = out or f"{DEFAULT_REMOTE_ROOT}/{job_id}"
     client = _client(address)
+    env = runtime_env(working_dir=str(folder), pip=pip)
+    env["env_vars"][PROGRESS_ENV] = "lines"
     try:
         return _submit(
-            client, entrypoint=entrypoint.replace("{out}", remote_out), submission_id=job_id,
-            runtime_env=runtime_env(working_dir=str(folder), pip=pip),
+            client, entrypoint=entrypoint.replace("{out}", remote_out), submission_id=job_id, runtime_env=env,
             metadata={**(metadata or {}), "stressgrid_out": remote_out, "stressgrid_ship_code": "1" if ship_code else "0"},
         )
     except Exception as exc:
-        raise ConfigError(f"--address {address!r}: the cluster refused the job ({type(exc).__name__}: {exc})") from None
+        hint = explain_failure(str(exc))
+        raise ConfigError(f"--address {address!r}: the cluster refused the job: "
+                          + (hint or f"{type(exc).__name__}: {first_line(exc)}")) from None
 
 
 def _info(client, job_id: str):
@@ -134,16 +166,19 @@ def _info(client, job_id: str):
 
 
 def job_status(address: str, job_id: str) -> dict:
-    """Status of a job: ``status``, ``message``, ``start``, ``end``, ``out`` (its run directory), ``batch``."""
+    """Status of a job: ``status``, ``message``, ``start``, ``end``, ``out`` (its run directory), ``batch``,
+    and ``hint``: what to do about a failed job, when its message shows a known cause (else None)."""
     info = _info(_client(address), job_id)
     meta = info.metadata or {}
 
     def ts(ms):
         return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds") if ms else None
 
-    return {"job": job_id, "status": str(info.status.value if hasattr(info.status, "value") else info.status),
-            "message": info.message, "start": ts(info.start_time), "end": ts(info.end_time),
-            "batch": meta.get("stressgrid_batch"), "out": meta.get("stressgrid_out"), "entrypoint": info.entrypoint}
+    status = str(info.status.value if hasattr(info.status, "value") else info.status)
+    hint = explain_failure(info.message or "") if status in ("FAILED", "STOPPED") else None
+    return {"job": job_id, "status": status, "message": info.message, "start": ts(info.start_time),
+            "end": ts(info.end_time), "batch": meta.get("stressgrid_batch"), "out": meta.get("stressgrid_out"),
+            "entrypoint": info.entrypoint, "hint": hint}
 
 
 def job_logs(address: str, job_id: str) -> str:
@@ -206,7 +241,10 @@ def fetch_run(address: str, job_id: str, out_dir: str | Path, timeout: float = 6
     except Exception:
         pass
     if final != "SUCCEEDED" or FETCH_BEGIN not in log:
-        tail = "\n".join(log.strip().splitlines()[-3:])
+        hint = explain_failure(log)
+        if hint:
+            raise ConfigError(f"job {job_id}: could not read its run directory on the cluster: {hint}")
+        tail = " | ".join(line.strip() for line in log.strip().splitlines()[-3:] if line.strip())
         raise TaskError(f"job {job_id}: could not read its run directory {meta['stressgrid_out']} on the cluster: {tail}")
     data = _unpack_log(log, job_id)
     out = Path(out_dir)

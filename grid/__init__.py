@@ -8,7 +8,7 @@ from ._store import TaskStore
 from ._summary import FamilyPartial, merge_partials, summarise, tail_metrics
 from ._run import AUTO_POSITION_CELLS, MAX_POSITION_CELLS, RunInputs, RunPlan, RunResult, build_manifest, execute, plan_run, prepare_inputs, reduce_run, run_plan, write_outputs
 from ._worker import ChunkResult, Payload, run_chunk
-from ._submit import StagedBatch, stage_batch, submit_batch
+from ._submit import RUN_ENTRYPOINT, StagedBatch, stage_batch, submit_batch
 from ._api import Progress, Results, run_batch
 from ._sections import SECTIONS, Section, SectionContext, SectionOutput
 
@@ -30,6 +30,7 @@ __all__ = [
     "FamilyPartial",
     "TaskFailure",
     "TaskStore",
+    "RUN_ENTRYPOINT",
     "AUTO_POSITION_CELLS",
     "MAX_POSITION_CELLS",
     "merge_partials",

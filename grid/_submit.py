@@ -15,7 +15,7 @@ from ._batch import load_batch
 __all__ = ["StagedBatch", "stage_batch", "submit_batch", "RUN_ENTRYPOINT"]
 
 #: the command a submitted batch runs on the cluster; ``{out}`` is the run directory there
-RUN_ENTRYPOINT = "python -m stressgrid.cli run batch.yaml --out {out} --quiet"
+RUN_ENTRYPOINT = "python -m stressgrid.cli run batch.yaml --out {out}"
 
 
 @dataclass(frozen=True)
