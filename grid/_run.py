@@ -80,6 +80,8 @@ class RunResult:
     notes: dict = field(default_factory=dict)  # section -> notes for the manifest (e.g. liquidity's NAV)
     tasks_in_driver: int = 0  # kernel tasks a Ray executor ran in this process (a plan of one task)
     block_size: int = 0  # scenarios per kernel call within a task
+    #: checkpoints found on --resume that did not verify ("FILE: reason"); their tasks ran again
+    rejected_checkpoints: list = field(default_factory=list)
 
 
 def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None,
@@ -281,13 +283,15 @@ def _check_float64(results) -> None:
 
 
 def run_plan(inputs: RunInputs, plan: RunPlan, executor: Executor, progress: Callable[[ChunkResult], None] | None,
-             run_dir: str | Path | None, resume: bool) -> tuple[list[ChunkResult], int, int]:
+             run_dir: str | Path | None, resume: bool) -> tuple[list[ChunkResult], int, int, list[str]]:
     """Run the plan's tasks (only those without a checkpoint when resuming), checkpointing each as it
     completes; returns every result in scenario order, the count of resumed tasks and of tasks run in the
-    driver.  A failing task raises :class:`core.TaskError` naming it, its scenarios and the reason."""
+    driver, and the checkpoints that did not verify on resume (``"FILE: reason"``; their tasks ran again).
+    A failing task raises :class:`core.TaskError` naming it, its scenarios and the reason."""
     scen = inputs.scenarios
     store = TaskStore(run_dir, _fingerprint(inputs, plan.chunk), resume) if run_dir is not None else None
-    done = store.load() if (store and resume) else {}
+    rejected: list[str] = []
+    done = store.load(rejected) if (store and resume) else {}  # a checkpoint that does not verify runs again
     todo = [t for t in plan.tasks if t.task_id not in done]
 
     def on_result(r: ChunkResult) -> None:
@@ -312,7 +316,7 @@ def run_plan(inputs: RunInputs, plan: RunPlan, executor: Executor, progress: Cal
     in_driver = (executor.ran_in_driver - inline_before) * len(todo)
     results = sorted(list(done.values()) + fresh, key=lambda r: r.start)
     _check_float64(results)
-    return results, len(done), in_driver
+    return results, len(done), in_driver, rejected
 
 
 def reduce_run(inputs: RunInputs, plan: RunPlan, results: list[ChunkResult], executor: Executor,
@@ -372,7 +376,7 @@ def execute(
     timings = dict(inputs.timings)
     plan = plan_run(inputs)
     t0 = time.perf_counter()
-    results, resumed, in_driver = run_plan(inputs, plan, executor, progress, run_dir, resume)
+    results, resumed, in_driver, rejected = run_plan(inputs, plan, executor, progress, run_dir, resume)
     timings["run_tasks"] = time.perf_counter() - t0
     timings["kernel_seconds_total"] = float(sum(r.seconds for r in results))
     # the first call in each worker process compiles the kernels for the block shape
@@ -389,7 +393,7 @@ def execute(
                 notes[section.name] = out.notes
     return RunResult(inputs, pnl, plan.tasks, results, tables, timings, started, datetime.now(timezone.utc),
                      executor.concurrency or executor.workers or 0, resumed, float(executor.num_gpus or 0.0),
-                     notes, in_driver, plan.block)
+                     notes, in_driver, plan.block, rejected)
 
 
 def _tail_contributions(results: list[ChunkResult], families: list[str], conf: list[float], payload: Payload,
@@ -552,6 +556,7 @@ def build_manifest(result: RunResult) -> dict:
                    "tasks_resumed": result.resumed_tasks, "gpus_per_task": result.gpus_per_task,
                    "tasks_in_driver": result.tasks_in_driver, "block_size": result.block_size},
         "unpriced_types": list(inputs.prepared.unpriced_types),
+        "checkpoints_rejected": list(result.rejected_checkpoints),  # on --resume: did not verify, ran again
         "uncovered_factors": uncovered,  # family -> factor -> scenarios in which it had no data
         "filled_factors": filled,  # family -> factor -> scenarios in which it was calibrated or propagated, not replayed
         "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},

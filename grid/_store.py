@@ -10,9 +10,10 @@ sums, position P&L and each family's tail) and one ``meta`` entry, the UTF-8 byt
 with the scalars and the structure (task id, scenario range, timings, group levels, family codes and
 moments, which optional arrays are present).  ``--resume`` reads it with ``allow_pickle=False`` and
 checks every key, type and shape before rebuilding the :class:`ChunkResult`; nothing in the run
-directory is ever unpickled or executed.  A checkpoint that does not pass, and ``.pkl`` checkpoints of
-older versions (which were pickles), are refused with a :class:`ConfigError` that says to run again
-without ``--resume``.
+directory is ever unpickled or executed.  On ``--resume``, a checkpoint that does not pass (and any
+``.pkl`` file) is reported in the run's manifest and terminal summary, and its task runs again.  A
+run directory of an older version (its plan has no format, its checkpoints are pickles) is refused
+with a :class:`ConfigError` that says to run again without ``--resume``.
 """
 
 from __future__ import annotations
@@ -54,11 +55,6 @@ class TaskStore:
         if resume:
             if not plan.exists():
                 raise ConfigError(f"--resume: {Path(run_dir)} holds no interrupted run (no tasks/plan.json)")
-            if any(self.dir.glob("task-*.pkl")):
-                raise ConfigError(
-                    f"--resume: the checkpoints in {self.dir} were written by an older version of stressgrid "
-                    f"(task-*.pkl) and are not read; {_RERUN}"
-                )
             try:
                 found = json.loads(plan.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
@@ -67,6 +63,11 @@ class TaskStore:
                 raise ConfigError(
                     f"--resume: the checkpoints in {self.dir} were written by an older version of stressgrid "
                     f"(or {plan.name} is not one of its plans); {_RERUN}"
+                )
+            if any(self.dir.glob("task-*.pkl")) and not any(self.dir.glob("task-*.npz")):
+                raise ConfigError(
+                    f"--resume: the checkpoints in {self.dir} were written by an older version of stressgrid "
+                    f"(task-*.pkl) and are not read; {_RERUN}"
                 )
             if found.get("fingerprint") != self.fingerprint:
                 raise ConfigError(
@@ -83,9 +84,13 @@ class TaskStore:
     def _path(self, task_id: int) -> Path:
         return self.dir / f"task-{task_id:06d}.npz"
 
-    def load(self) -> dict[int, ChunkResult]:
-        """Every checkpoint of the directory by task id; a malformed one raises :class:`ConfigError`."""
+    def load(self, rejected: list[str] | None = None) -> dict[int, ChunkResult]:
+        """Every checkpoint of the directory by task id.  A malformed one raises :class:`ConfigError`, or,
+        given a list ``rejected``, is reported there (``"FILE: reason"``) and left out, so that its task
+        runs again; so are ``task-*.pkl`` files, which are never read."""
         out = {}
+        if rejected is not None:
+            rejected += [f"{p}: a pickle, never read" for p in sorted(self.dir.glob("task-*.pkl"))]
         for p in sorted(self.dir.glob("task-*.npz")):
             m = _NAME.fullmatch(p.name)
             try:
@@ -95,6 +100,9 @@ class TaskStore:
                 if r.task_id != int(m.group(1)):
                     raise _Malformed(f"it holds task {r.task_id}")
             except _Malformed as exc:
+                if rejected is not None:
+                    rejected.append(f"{p}: {exc}")
+                    continue
                 raise ConfigError(f"--resume: checkpoint {p} is corrupt or not a stressgrid checkpoint ({exc}); "
                                   f"{_RERUN}") from None
             out[r.task_id] = r

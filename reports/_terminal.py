@@ -134,6 +134,11 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         n_un = int((~pos.priced.astype(bool)).sum())
         out.append(f"{n_un} of {plural(counts.get('positions'), 'position')} {'is' if n_un == 1 else 'are'} not priced yet "
                    f"(types: {', '.join(manifest['unpriced_types'])}) and are excluded from every figure.")
+    rejected = manifest.get("checkpoints_rejected") or []
+    if rejected:
+        out.append(f"{len(rejected)} checkpoint(s) in the run directory did not verify on --resume and their tasks "
+                   f"ran again (nothing in them was read as code): {'; '.join(rejected[:3])}"
+                   f"{' ...' if len(rejected) > 3 else ''}.")
     declared: set = set()
     if run.has("coverage"):
         cov = run.table("coverage")
