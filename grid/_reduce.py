@@ -129,7 +129,7 @@ def reduce_results(
 
 
 #: columns of a scenario set's info that hold factor names joined with commas, written as lists
-LIST_COLUMNS = ("uncovered", "calibrated", "propagated", "core", "not_in_model")
+LIST_COLUMNS = ("uncovered", "calibrated", "propagated", "core", "not_in_model", "derived_factors")
 
 
 def sql_names(df: pd.DataFrame) -> pd.DataFrame:

@@ -34,7 +34,7 @@ from ._amplify import Amplifier, AmplifySpec, build_amplifier, stressed_covarian
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves
 from ._correlation import EstimatorSpec, cov_to_corr, estimate_covariance, nearest_correlation
 from ._random import assemble_range
-from ._tdist import fit_t_dof, mvt_scale_draws, check_dof
+from ._tdist import check_dof, fit_t_dof, independent_columns, mvt_scale_draws
 
 __all__ = [
     "MonteCarloSpec",
@@ -241,6 +241,10 @@ class FittedMonteCarlo:
     amplifier: Amplifier | None = None
     dates: tuple = ()
     info: dict = field(default_factory=dict)
+    #: GARCH kinds: ``(keep, derived, coef)`` when some of the ``K`` modelled factors move exactly as a
+    #: linear combination of others (a proxy without residual): GARCH and the correlation are fitted on
+    #: the columns ``keep``, and the ``derived`` columns' daily moves are ``moves[keep] @ coef``
+    derived: tuple | None = None
 
 
 def _psd_factor(a: np.ndarray) -> np.ndarray:
@@ -298,11 +302,18 @@ def fit_montecarlo(spec: MonteCarloSpec, history: History, factors: Sequence[str
         info["description"] = (f"{'Student-t' if spec.model == 'student_t' else 'Gaussian'} Monte Carlo, "
                                f"{details['method']} covariance of {len(x)} daily moves")
     else:
+        keep = independent_columns(x)
+        if len(keep) < x.shape[1]:  # factors that move exactly with others are not fitted twice
+            dep = np.setdiff1d(np.arange(x.shape[1]), keep)
+            coef = np.linalg.lstsq(x[:, keep], x[:, dep], rcond=None)[0]
+            fitted.derived = (keep, dep, coef)
+            info["derived_factors"] = ",".join(factors[index[j]] for j in dep)
+            x = x[:, keep]
         g = fit_garch(x)
         fitted.garch = g
         info["garch_fit_seconds"] = float(g.seconds.sum())
         if spec.model == "garch_t":
-            if spec.correlation == "dcc":
+            if spec.correlation == "dcc" and x.shape[1] > 1:  # one factor: nothing to correlate
                 a, b, qbar, qnext = fit_dcc(g.std_resid)
                 fitted.dcc = (a, b, qbar, qnext)
                 info.update(dcc_a=a, dcc_b=b)
@@ -357,17 +368,18 @@ def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index
             cum = ((z @ fitted.chol.T) * w[:, None] + H * fitted.mean)[:, None, :]
     else:
         g = fitted.garch
+        Kg = len(g.nu)  # the factors GARCH was fitted on (fewer than K when some are derived)
         if spec.model == "fhs":
             rows = rng.integers(0, len(g.std_resid), size=(B, H))
             z = g.std_resid[rows]
         elif fitted.dcc is None:
-            n = rng.standard_normal((B, H, K)) @ fitted.corr_chol.T
+            n = rng.standard_normal((B, H, Kg)) @ fitted.corr_chol.T
             z = _t_marginals(n, g.nu)
         else:
             a, b, qbar, qnext = fitted.dcc
-            n = rng.standard_normal((B, H, K))
+            n = rng.standard_normal((B, H, Kg))
             z = np.empty_like(n)
-            q = np.broadcast_to(qnext, (B, K, K)).copy()
+            q = np.broadcast_to(qnext, (B, Kg, Kg)).copy()
             for t in range(H):
                 d = 1.0 / np.sqrt(np.einsum("bii->bi", q))
                 r = q * d[:, :, None] * d[:, None, :]
@@ -378,6 +390,12 @@ def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index
         daily = garch_paths(g, z)
         if spec.mean == "zero":
             daily = daily - g.mu * g.scale
+        if fitted.derived is not None:
+            keep, dep, coef = fitted.derived
+            full = np.empty(daily.shape[:2] + (K,))
+            full[..., keep] = daily
+            full[..., dep] = daily @ coef
+            daily = full
         cum = np.cumsum(daily, axis=1)
     paths = np.zeros((B, cum.shape[1], F))
     paths[:, :, fitted.index] = cum

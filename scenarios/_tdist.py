@@ -40,20 +40,22 @@ def t_loglik(nu: float, q: np.ndarray, p: int, logdet_cov: float) -> float:
 
 
 def independent_columns(x: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-    """Indices (in order) of a largest set of columns of ``x [T, p]`` none of which is a linear
-    combination of the others: QR with column pivoting on the standardised columns, keeping those whose
-    pivot exceeds ``tol`` times the largest.  A proxied factor without residual is beta times its proxy
-    and drops out; columns that merely correlate stay."""
-    from scipy.linalg import qr
-
+    """Indices (in order) of the columns of ``x [T, p]`` that are not linear combinations of earlier
+    ones: each standardised column is kept when its component orthogonal to the kept ones has a norm
+    above ``tol`` times its own (Gram-Schmidt, orthogonalised twice).  A proxied factor without residual
+    is beta times its proxy and drops out when it comes after it; columns that merely correlate stay."""
     sd = x.std(axis=0)
-    live = np.flatnonzero(sd > 0)
-    if len(live) < 2:
-        return live
-    _, r, piv = qr(x[:, live] / sd[live], mode="economic", pivoting=True)
-    d = np.abs(np.diag(r))
-    rank = int((d > tol * d[0]).sum())
-    return np.sort(live[piv[:rank]])
+    keep: list[int] = []
+    basis = np.zeros((x.shape[0], 0))
+    for j in np.flatnonzero(sd > 0):
+        v = (x[:, j] - x[:, j].mean()) / sd[j]
+        r = v - basis @ (basis.T @ v)
+        r = r - basis @ (basis.T @ r)
+        n = np.linalg.norm(r)
+        if n > tol * np.linalg.norm(v):
+            keep.append(int(j))
+            basis = np.column_stack([basis, r / n])
+    return np.asarray(keep, dtype=int)
 
 
 def fit_t_dof(x: np.ndarray, cov: np.ndarray, mean: np.ndarray | None = None) -> float:
