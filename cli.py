@@ -210,12 +210,15 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     p = inputs.prepared
     click.echo(
         f"ok: batch {b.name!r}: {p.n} positions ({int(p.priced.sum())} priced), "
-        f"{len(inputs.scenarios)} scenarios in {len(b.scenarios)} families, {len(inputs.market.factors)} factors, "
+        f"{inputs.n_scenarios} scenarios in {len(b.scenarios)} families, {len(inputs.market.factors)} factors, "
         f"as of {inputs.market.as_of.date()}"
     )
     est = inputs.estimate
     click.echo(f"needs: about {est.driver_bytes / 1e9:,.1f} GB of memory in the driver and {est.disk_bytes / 1e9:,.2f} GB "
                f"of tables for {est.total:,} scenarios")
+    if inputs.streamed:
+        click.echo("streamed: the tasks draw the random families' scenarios and write the per-scenario tables "
+                   "as folders of part files (scenarios/, breakdown/, ...); the driver keeps summaries and the tail")
     bases = list(dict.fromkeys(pt.base for pt in b.sweep_points))
     for base in bases:
         n = sum(pt.base == base for pt in b.sweep_points)

@@ -41,8 +41,9 @@ class Executor(Protocol):
     def concurrency(self) -> int | None: ...
 
     def map(self, payload: Any, tasks: list, on_result: Callable[[Any], None] | None = None, *,
-            fn: Callable[[Any, Any], Any] | None = None, cpu_only: bool = False) -> list:
+            fn: Callable[[Any, Any], Any] | None = None, cpu_only: bool = False, keep: bool = True) -> list:
         """``[fn(payload, t) for t in tasks]`` (``fn`` defaults to the executor's own worker function),
-        calling ``on_result`` as each finishes; ``cpu_only`` asks for no GPU.  Raises
+        calling ``on_result`` as each finishes; ``cpu_only`` asks for no GPU; ``keep=False`` hands each
+        result to ``on_result`` only and returns an empty list (nothing accumulates).  Raises
         :class:`TaskFailure` naming the first task that raised."""
         ...

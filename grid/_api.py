@@ -124,7 +124,7 @@ def run_batch(
     inputs = prepare_inputs(b, digest, history_path=history, out=out, force=force)
     use_serial = b.execution.executor == "serial" if serial is None else serial
     n_workers = workers or b.execution.workers
-    n_scen = len(inputs.scenarios)
+    n_scen = inputs.n_scenarios
     counts = {"scenarios": 0, "tasks": 0}
     callback = None
     if progress is not None:

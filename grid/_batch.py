@@ -155,13 +155,20 @@ class ExecutionSettings(_Strict):
     gpu: TrueFalseOrAuto = "auto"
     #: share of a GPU per task when tasks run on GPUs (several tasks can share one device)
     gpu_per_task: float = Field(default=1.0, gt=0.0, le=1.0)
+    #: ``auto``: a large batch (over 5 million scenario x position cells) runs streamed: its tasks draw
+    #: their own scenarios and write the per-scenario tables as folders of part files, and the driver keeps
+    #: only summaries; ``true``: always; ``false``: never (everything is gathered in the driver).  The
+    #: ``liquidity``, ``optimise`` and ``monitoring`` sections need every scenario in the driver, so a
+    #: batch with one of them does not stream (an error with ``true``)
+    stream: TrueFalseOrAuto = "auto"
 
 
 class OutputSettings(_Strict):
     """``outputs``: optional tables of the run directory."""
 
     #: the scenario x position P&L table (``scenario_pnl.parquet``): ``auto`` writes it when it has at
-    #: most 5 million rows; ``true`` always (up to 20 million); ``false`` never.  Without it, tasks
+    #: most 5 million rows; ``true`` always (up to 20 million rows in a run that is not streamed; a
+    #: streamed run's tasks write it in parts, as large as the disk allows); ``false`` never.  Without it, tasks
     #: return summaries only, which is what makes large batches cheap to distribute.
     scenario_pnl: TrueFalseOrAuto = "auto"
 

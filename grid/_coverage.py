@@ -146,8 +146,22 @@ def factor_sources(inputs) -> dict[str, tuple[str, str]]:
     return out
 
 
-def coverage_tables(inputs) -> dict[str, pd.DataFrame]:
-    """``coverage`` (one row per factor of the snapshot) and ``coverage_families`` (family x factor)."""
+def family_counts(scen) -> dict[str, tuple[int, np.ndarray]]:
+    """family -> (scenarios, int ``[4, F]``): per factor, the scenarios in which it moved, came from data,
+    was filled, and had no data."""
+    fam = np.asarray(scen.family)
+    moved, covered, filled = scen.shocks != 0, scen.covered, scen.filled_mask
+    out = {}
+    for name in dict.fromkeys(scen.family):
+        m = fam == name
+        out[name] = (int(m.sum()), np.stack([moved[m].sum(axis=0), (covered[m] & ~filled[m]).sum(axis=0),
+                                             filled[m].sum(axis=0), (~covered[m]).sum(axis=0)]).astype(np.int64))
+    return out
+
+
+def coverage_tables(inputs, counts: dict | None = None) -> dict[str, pd.DataFrame]:
+    """``coverage`` (one row per factor of the snapshot) and ``coverage_families`` (family x factor), with
+    the family counts of :func:`family_counts` (by default from ``inputs.scenarios``)."""
     history, market, scen = inputs.history, inputs.market, inputs.scenarios
     shares = inputs.exposure_share if inputs.exposure_share is not None else exposure_shares(inputs)
     sources = factor_sources(inputs)
@@ -161,18 +175,10 @@ def coverage_tables(inputs) -> dict[str, pd.DataFrame]:
                          exposure_share=float(shares[j])))
     cov = pd.DataFrame(rows, columns=["factor", "kind", "source", "detail", "first_date", "last_date", "level", "observed",
                                       "exposure_share"])
-    fam = np.asarray(scen.family)
-    moved = scen.shocks != 0
-    covered = scen.covered
-    filled = scen.filled_mask
     out = []
-    for name in dict.fromkeys(scen.family):
-        m = fam == name
-        n = int(m.sum())
-        mv, cv, fl = moved[m].sum(axis=0), (covered[m] & ~filled[m]).sum(axis=0), filled[m].sum(axis=0)
-        un = (~covered[m]).sum(axis=0)
-        for j, f in enumerate(scen.factors):
-            out.append(dict(family=name, factor=f, scenarios=n, moved=int(mv[j]), from_data=int(cv[j]),
-                            filled=int(fl[j]), no_data=int(un[j])))
+    for name, (n, c) in (family_counts(scen) if counts is None else counts).items():
+        for j, f in enumerate(market.factors):
+            out.append(dict(family=name, factor=f, scenarios=n, moved=int(c[0, j]), from_data=int(c[1, j]),
+                            filled=int(c[2, j]), no_data=int(c[3, j])))
     fam_tab = pd.DataFrame(out, columns=["family", "factor", "scenarios", "moved", "from_data", "filled", "no_data"])
     return {"coverage": cov, "coverage_families": fam_tab}

@@ -37,7 +37,7 @@ class SerialExecutor:
         self.fn = fn
 
     def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None, *,
-            fn: WorkerFn | None = None, cpu_only: bool = False) -> list[ChunkResult]:
+            fn: WorkerFn | None = None, cpu_only: bool = False, keep: bool = True) -> list[ChunkResult]:
         fn = fn or self.fn
         out = []
         for t in tasks:
@@ -45,7 +45,8 @@ class SerialExecutor:
                 r = fn(payload, t)
             except Exception as exc:
                 raise TaskFailure(t, _reason(exc)) from exc
-            out.append(r)
+            if keep:
+                out.append(r)
             if on_result:
                 on_result(r)
         return out
@@ -83,7 +84,7 @@ class RayExecutor:
         self.fn = fn
 
     def map(self, payload: Payload, tasks: list[Task], on_result: OnResult | None = None, *,
-            fn: WorkerFn | None = None, cpu_only: bool = False) -> list[ChunkResult]:
+            fn: WorkerFn | None = None, cpu_only: bool = False, keep: bool = True) -> list[ChunkResult]:
         import ray
 
         from stressgrid.cluster import ray_available_cpus
@@ -94,7 +95,7 @@ class RayExecutor:
         self.concurrency = min(self.workers, cpus) if self.workers else cpus
         if len(tasks) == 1 and self.inline_single and not gpus:
             self.ran_in_driver += 1
-            return SerialExecutor(fn).map(payload, tasks, on_result)
+            return SerialExecutor(fn).map(payload, tasks, on_result, keep=keep)
         opts = dict(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)
         if gpus:
             opts["num_gpus"] = gpus
@@ -118,7 +119,9 @@ class RayExecutor:
                         ray.cancel(other)
                     cause = getattr(exc, "cause", None) or exc
                     raise TaskFailure(task, _reason(cause)) from None
-                done[r.task_id] = r
+                if keep:
+                    done[r.task_id] = r
                 if on_result:
                     on_result(r)
-        return [done[t.task_id] for t in tasks]
+                del r
+        return [done[t.task_id] for t in tasks] if keep else []

@@ -15,20 +15,21 @@ import pandas as pd
 from ._summary import FamilyPartial, merge_partials, tail_scenarios
 from ._worker import ChunkResult
 
-__all__ = ["reduce_results", "merge_families", "tail_plan", "contributions_from_rows", "scenario_table",
-           "sql_names", "GROUP_LEVELS", "LIST_COLUMNS"]
+__all__ = ["reduce_results", "risk_tables", "merge_families", "tail_plan", "contributions_from_rows", "scenario_table",
+           "sql_names", "per_scenario_tables", "sensitivity_rows", "GROUP_LEVELS", "LIST_COLUMNS"]
 
 #: the levels every breakdown and contribution table is given at
 GROUP_LEVELS = ("position", "asset_class", "sleeve")
 
 
-def merge_families(results: list[ChunkResult], n_families: int) -> dict[int, FamilyPartial]:
-    """family code -> the merged summary of its scenarios over every chunk."""
+def merge_families(results: list[ChunkResult], n_families: int, keep_mass: float | None = None) -> dict[int, FamilyPartial]:
+    """family code -> the merged summary of its scenarios over every chunk, merged in scenario order (with
+    the tail cut to ``keep_mass`` after each merge when given: :func:`merge_partials`)."""
     out = {}
     for code in range(n_families):
         parts = [r.families[code] for r in sorted(results, key=lambda r: r.start) if code in r.families]
         if parts:
-            out[code] = merge_partials(parts)
+            out[code] = merge_partials(parts, keep_mass)
     return out
 
 
@@ -65,7 +66,7 @@ def reduce_results(
     """
     results = sorted(results, key=lambda r: r.start)
     totals = np.concatenate([r.totals for r in results])
-    merged = merge_families(results, len(families))
+    merged = merge_families(results, len(families), 1.0 - min(confidence))
     plan = tail_plan(merged, confidence)
     if pnl is None and all(r.pnl is not None for r in results):
         pnl = np.concatenate([r.pnl for r in results])
@@ -73,10 +74,22 @@ def reduce_results(
         if pnl is None:
             raise ValueError("no contributions given and the tasks did not return their position P&L")
         contributions = contributions_from_rows(plan, lambda idx: pnl[idx])
+    counts = {code: int(np.sum(family_codes == code)) for code in merged}
+    tables = risk_tables(merged, plan, contributions, families, counts, lambda i: names[i], positions, confidence)
+    groups = {level: np.concatenate([r.groups[level] for r in results]) for level in group_names}
+    tables.update(per_scenario_tables(names, families, family_codes, weights, totals, groups, group_names,
+                                      positions["id"].to_numpy(), pnl if position_table else None))
+    return tables
+
+
+def risk_tables(merged: dict[int, FamilyPartial], plan: dict, contributions: dict, families: list[str],
+                counts: dict[int, int], name_of, positions: pd.DataFrame, confidence: list[float]) -> dict[str, pd.DataFrame]:
+    """``risk_metrics`` and ``contributions`` from the merged family summaries, their :func:`tail_plan`, the
+    Euler contributions per (family code, confidence), the scenario count of each family and
+    ``name_of(global index)``, the name of a scenario."""
     rm, ct = [], []
     for code, p in merged.items():
         fam = families[code]
-        n = int(np.sum(family_codes == code))
         for a in confidence:
             var, cvar, _, _ = plan[(code, a)]
             contrib = contributions[(code, a)]
@@ -89,43 +102,64 @@ def reduce_results(
                        for g, v in s.items()]
         rm.append(dict(family=fam, metric="mean", confidence=np.nan, value=p.mean, scenario=None))
         rm.append(dict(family=fam, metric="vol", confidence=np.nan, value=float(np.sqrt(p.m2 / p.weight)), scenario=None))
-        rm.append(dict(family=fam, metric="worst", confidence=np.nan, value=p.worst_loss, scenario=names[p.worst_index]))
-        rm.append(dict(family=fam, metric="scenarios", confidence=np.nan, value=float(n), scenario=None))
-    fam_of = np.asarray(families, dtype=object)[family_codes]
+        rm.append(dict(family=fam, metric="worst", confidence=np.nan, value=p.worst_loss, scenario=name_of(p.worst_index)))
+        rm.append(dict(family=fam, metric="scenarios", confidence=np.nan, value=float(counts[code]), scenario=None))
+    return {"risk_metrics": pd.DataFrame(rm), "contributions": pd.DataFrame(ct)}
+
+
+def per_scenario_tables(names, families: list[str], family_codes: np.ndarray, weights: np.ndarray, totals: np.ndarray,
+                        groups: dict[str, np.ndarray], group_names: dict[str, list[str]], position_ids,
+                        pnl: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
+    """The tables with rows per scenario, for scenarios ``names [S]``: ``breakdown`` (P&L per group of
+    every level, from ``groups``: level -> ``[S, G]``), ``scenarios`` (before its info columns are
+    joined: :func:`scenario_table`) and, given the position P&L ``pnl [S, N]``, ``scenario_pnl``.
+    Labels are categoricals built from codes (no per-row string work)."""
     S = len(names)
-    # one categorical per column over every level's groups, built from codes (no per-row strings)
     levels = list(group_names)
     all_groups = list(dict.fromkeys(g for gs in group_names.values() for g in gs))
-    mats, level_codes, group_codes = [], [], []
-    for li, (level, groups) in enumerate(group_names.items()):
-        m = np.concatenate([r.groups[level] for r in results])
-        mats.append(m.reshape(-1))
-        level_codes.append(np.full(m.size, li, dtype=np.int64))
-        group_codes.append(np.tile(np.array([all_groups.index(g) for g in groups], dtype=np.int64), S))
-    scen_codes = np.concatenate([np.repeat(np.arange(S, dtype=np.int64), len(g)) for g in group_names.values()])
-    breakdown = pd.DataFrame({
-        "scenario": pd.Categorical.from_codes(scen_codes, categories=list(names)),
-        "family": pd.Categorical.from_codes(np.asarray(family_codes, dtype=np.int64)[scen_codes], categories=list(families)),
-        "level": pd.Categorical.from_codes(np.concatenate(level_codes), categories=levels),
-        "group_name": pd.Categorical.from_codes(np.concatenate(group_codes), categories=all_groups),
-        "pnl": np.concatenate(mats),
-    })
+    # scenario by scenario, each level's groups in turn (so that any split of the scenarios into parts
+    # gives the same rows in the same order)
+    level_codes = np.concatenate([np.full(len(labels), li, dtype=np.int64) for li, labels in enumerate(group_names.values())])
+    group_codes = np.array([all_groups.index(g) for labels in group_names.values() for g in labels], dtype=np.int64)
+    width = len(level_codes)
+    scen_codes = np.repeat(np.arange(S, dtype=np.int64), width)
+    family_codes = np.asarray(family_codes, dtype=np.int64)
+    values = np.concatenate([groups[level] for level in group_names], axis=1) if width else np.zeros((S, 0))
     tables = {
-        "risk_metrics": pd.DataFrame(rm),
-        "contributions": pd.DataFrame(ct),
-        "breakdown": breakdown,
-        "scenarios": pd.DataFrame({"scenario": list(names), "family": fam_of, "weight": weights, "pnl": totals}),
+        "breakdown": pd.DataFrame({
+            "scenario": pd.Categorical.from_codes(scen_codes, categories=list(names)),
+            "family": pd.Categorical.from_codes(family_codes[scen_codes], categories=list(families)),
+            "level": pd.Categorical.from_codes(np.tile(level_codes, S), categories=levels),
+            "group_name": pd.Categorical.from_codes(np.tile(group_codes, S), categories=all_groups),
+            "pnl": values.reshape(-1),
+        }),
+        "scenarios": pd.DataFrame({"scenario": list(names), "family": np.asarray(families, dtype=object)[family_codes],
+                                   "weight": weights, "pnl": totals}),
     }
-    if position_table and pnl is not None:
-        ids = positions["id"].to_numpy()
-        S, N = pnl.shape
+    if pnl is not None:
+        N = pnl.shape[1]
         tables["scenario_pnl"] = pd.DataFrame({
             "scenario": _repeat_labels(names, np.arange(S), N),
             "family": _repeat_labels(families, family_codes, N),
-            "position_id": _tile_labels(list(ids), S),
+            "position_id": _tile_labels(list(position_ids), S),
             "pnl": pnl.reshape(-1),
         })
     return tables
+
+
+def sensitivity_rows(names, families: list[str], family_codes: np.ndarray, types: list[str], full: np.ndarray,
+                     approx: np.ndarray) -> pd.DataFrame:
+    """The ``sensitivity`` table: full revaluation ``full [S, T]`` next to the delta-gamma-vega
+    approximation ``approx [S, T]``, per scenario and instrument type."""
+    S, T = full.shape
+    return pd.DataFrame({
+        "scenario": _repeat_labels(names, np.arange(S), T),
+        "family": _repeat_labels(families, family_codes, T),
+        "type": _tile_labels(types, S),
+        "pnl_full": full.reshape(-1),
+        "pnl_sensitivity": approx.reshape(-1),
+        "error": (approx - full).reshape(-1),
+    })
 
 
 #: columns of a scenario set's info that hold factor names joined with commas, written as lists

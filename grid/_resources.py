@@ -31,6 +31,9 @@ DRIVER_PER_POSITION_CELL = 24.0
 DRIVER_PER_PATH_CELL = 16.0
 #: the process, the libraries and the history, whatever the batch's size
 DRIVER_BASE = 850e6
+#: a streamed run: the summaries of the tasks in flight and the merge's copies (measured up to 10M
+#: scenarios of the demo book by ``benchmarks/scale.py``)
+STREAM_PER_TASK_BYTES = 200e6
 #: output bytes per scenario (the scenarios, breakdown and sensitivity tables and the task checkpoints)
 #: and per scenario x position row
 DISK_PER_SCENARIO = 700.0
@@ -83,8 +86,9 @@ def _paths_days(spec) -> int:
     return 0
 
 
-def estimate_resources(batch, history: History, n_positions: int, factors) -> Estimate:
-    """Driver memory and output size of ``batch`` (counts from :func:`count_scenarios`)."""
+def estimate_resources(batch, history: History, n_positions: int, factors, streamed: bool = False) -> Estimate:
+    """Driver memory and output size of ``batch`` (counts from :func:`count_scenarios`), run in memory or
+    ``streamed`` (:mod:`._stream`: the driver holds the families generated there and the tail rows)."""
     from ._run import AUTO_POSITION_CELLS, MAX_POSITION_CELLS
 
     n_factors = len(factors)
@@ -93,6 +97,15 @@ def estimate_resources(batch, history: History, n_positions: int, factors) -> Es
     cells = S * n_positions
     want = batch.outputs.scenario_pnl
     table = want is True or (want == "auto" and cells <= AUTO_POSITION_CELLS)
+    if streamed:
+        # families generated in the driver (not random kinds) as before; drawn ones cost their tail rows
+        # (the tail of 1 - min(confidence), twice over while merging) and their totals' tail
+        here = sum(n for s, n in zip(batch.scenarios, counts.values()) if s.kind not in ("montecarlo", "bootstrap"))
+        tail = (1.0 - min(batch.risk.confidence)) * S
+        driver = (DRIVER_BASE + here * (DRIVER_PER_SCENARIO + DRIVER_PER_CELL * n_factors)
+                  + tail * (2 * 8.0 * n_positions + 64.0) + STREAM_PER_TASK_BYTES)
+        disk = S * DISK_PER_SCENARIO + (cells * DISK_PER_POSITION_ROW if table else 0.0)
+        return Estimate(counts, float(driver), float(disk))
     gather = table or ((batch.liquidity is not None or batch.optimise is not None) and cells <= MAX_POSITION_CELLS)
     path_cells = sum(counts[s.name] * _paths_days(s) for s in batch.scenarios) * n_factors
     driver = (DRIVER_BASE + S * (DRIVER_PER_SCENARIO + DRIVER_PER_CELL * n_factors)

@@ -34,7 +34,7 @@ from stressgrid.core import (
 from ._batch import Batch
 from ._executor import Executor, TaskFailure
 from ._plan import Task, auto_block_size, auto_chunk_size, plan_tasks, tail_chunk_size
-from ._reduce import _repeat_labels, _tile_labels, merge_families, reduce_results, tail_plan
+from ._reduce import merge_families, reduce_results, tail_plan
 from ._store import TaskStore
 from ._worker import ChunkResult, Payload, TailPayload, group_sensitivities, run_tail_chunk
 
@@ -62,6 +62,16 @@ class RunInputs:
     exposure_share: object = None
     #: the memory and output size estimated before the scenarios were generated (:mod:`._resources`)
     estimate: object = None
+    #: a streamed run's families (:class:`._stream.FamilySource`, batch order); ``scenarios`` is then None
+    sources: list | None = None
+
+    @property
+    def n_scenarios(self) -> int:
+        return sum(s.n for s in self.sources) if self.sources is not None else len(self.scenarios)
+
+    @property
+    def streamed(self) -> bool:
+        return self.sources is not None
 
 
 @dataclass
@@ -82,6 +92,9 @@ class RunResult:
     block_size: int = 0  # scenarios per kernel call within a task
     #: checkpoints found on --resume that did not verify ("FILE: reason"); their tasks ran again
     rejected_checkpoints: list = field(default_factory=list)
+
+    #: the tables the tasks of a streamed run wrote as folders of parts (none for an in-memory run)
+    streamed_tables: list = field(default_factory=list)
 
 
 def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None,
@@ -114,7 +127,11 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     history = merge_histories([complete_curves(load_source(s), curve) for s in batch.history_sources(history_path)])
     history = complete_curves(history, curve)
     source = f"batch {batch.name!r}"
-    estimate = estimate_resources(batch, history, len(book.positions), factors)
+    from ._stream import wants_stream
+
+    counted = estimate_resources(batch, history, len(book.positions), factors, streamed=False)
+    streamed = wants_stream(batch, counted.total, len(book.positions), len(factors), source)
+    estimate = estimate_resources(batch, history, len(book.positions), factors, streamed=streamed) if streamed else counted
     check_resources(estimate, source, None if out is None else Path(out), force)
     if batch.proxies:
         for f in batch.proxies:
@@ -161,6 +178,11 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
         history, levels=history.levels.drop(columns=[f for f in flat if f in history.levels.columns]),
         snapshot_levels=None if history.snapshot_levels is None else
         history.snapshot_levels.drop(columns=[f for f in flat if f in history.snapshot_levels.columns]))
+    if streamed:
+        sources = _family_sources(batch, moving, market, children, origins)
+        timings["generate_scenarios"] = time.perf_counter() - t0
+        return RunInputs(batch, batch_hash, history, book, market, None, prepared, timings, sens, {}, flat, shares,
+                         estimate, sources)
     sets = [scenarios.generate(spec, moving, market.factors, seed=children[o], market=market)
             for spec, o in zip(batch.scenarios, origins)]
     try:
@@ -176,6 +198,30 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     timings["generate_scenarios"] = time.perf_counter() - t0
     return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares,
                      estimate)
+
+
+def _family_sources(batch: Batch, history: History, market: MarketSnapshot, children, origins) -> list:
+    """The families of a streamed run: random kinds fitted here and drawn by the tasks, the others
+    generated here (they are small)."""
+    from ._stream import FamilySource
+
+    out = []
+    for spec, o in zip(batch.scenarios, origins):
+        if spec.kind in ("montecarlo", "bootstrap"):
+            fitted = scenarios.fit(spec, history, market.factors, market=market)
+            out.append(FamilySource(spec.name, int(spec.n_scenarios), spec, fitted, children[o],
+                                    scenarios.family_info(spec, fitted, history.source)))
+        else:
+            s = scenarios.generate(spec, history, market.factors, seed=children[o], market=market).reorder(market.factors)
+            if len(s):
+                out.append(FamilySource(s.family[0], len(s), scenarios=s))
+    names = [s.name for s in out]
+    dup = pd.Index(names)[pd.Index(names).duplicated()]
+    if len(dup):
+        raise ConfigError(f"batch {batch.name!r}, scenarios: duplicate family name {dup[0]!r}")
+    if not out:
+        raise ConfigError(f"batch {batch.name!r}, scenarios: no scenarios")
+    return out
 
 
 def _as_of_levels(history, factors, as_of, overrides) -> dict[str, float]:
@@ -225,7 +271,9 @@ def _fingerprint(inputs: RunInputs, chunk: int) -> dict:
         "history": [inputs.history.source, h.shape, str(h.index[-1].date()), float(np.nansum(h.to_numpy()))],
         "book": inputs.book.positions.to_json(),
         "as_of": str(inputs.market.as_of.date()),
-        "scenarios": [len(inputs.scenarios), float(inputs.scenarios.shocks.sum())],
+        "scenarios": ([len(inputs.scenarios), float(inputs.scenarios.shocks.sum())] if not inputs.streamed else
+                      [[s.name, s.n, None if s.drawn else float(s.scenarios.shocks.sum())] for s in inputs.sources]),
+        "streamed": inputs.streamed,
         "chunk_size": chunk,
         "code": _versions().get("stressgrid", "dev"),
     }
@@ -248,9 +296,20 @@ class RunPlan:
 def chunk_size(inputs: RunInputs) -> int:
     """Scenarios per task: the batch's ``execution.chunk_size``, else chosen from the batch's size (never
     from the worker count)."""
-    scen, prepared = inputs.scenarios, inputs.prepared
-    chunk = inputs.batch.execution.chunk_size or auto_chunk_size(prepared.n, len(scen.factors), len(scen))
-    return min(chunk, len(scen))
+    prepared, S = inputs.prepared, inputs.n_scenarios
+    chunk = inputs.batch.execution.chunk_size or auto_chunk_size(prepared.n, len(inputs.market.factors), S)
+    return min(chunk, S)
+
+
+def _groups(pos: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
+    """level -> group labels, and level -> int ``[N]`` group code of each position, for the asset class,
+    sleeve and instrument type."""
+    group_names, group_codes = {}, {}
+    for level in ("asset_class", "sleeve", "type"):
+        labels = list(dict.fromkeys(pos[level]))
+        group_names[level] = labels
+        group_codes[level] = np.array([labels.index(v) for v in pos[level]], dtype=np.int64)
+    return group_names, group_codes
 
 
 def plan_run(inputs: RunInputs) -> RunPlan:
@@ -261,12 +320,7 @@ def plan_run(inputs: RunInputs) -> RunPlan:
     tasks = plan_tasks(len(scen), chunk, batch.seed)
     families = list(dict.fromkeys(scen.family))
     family_codes = np.array([families.index(f) for f in scen.family], dtype=np.int64)
-    pos = inputs.book.positions
-    group_names, group_codes = {}, {}
-    for level in ("asset_class", "sleeve", "type"):
-        labels = list(dict.fromkeys(pos[level]))
-        group_names[level] = labels
-        group_codes[level] = np.array([labels.index(v) for v in pos[level]], dtype=np.int64)
+    group_names, group_codes = _groups(inputs.book.positions)
     conf = batch.risk.confidence
     gather, position_table = keeps_positions(batch, len(scen), prepared.n)
     payload = Payload(
@@ -341,7 +395,8 @@ def reduce_run(inputs: RunInputs, plan: RunPlan, results: list[ChunkResult], exe
     tables["liquidity"] = sql_names(scen.liquidity_table())
     if all(r.sens_groups is not None for r in results):
         tables["sensitivity"] = _sensitivity_table(results, scen, plan.group_names["type"])
-        tables["risk_metrics"] = pd.concat([tables["risk_metrics"], _sensitivity_metrics(tables["sensitivity"], scen, conf)],
+        partials = _sensitivity_partials(results, plan, 1.0 - min(conf))
+        tables["risk_metrics"] = pd.concat([tables["risk_metrics"], _sensitivity_metrics(partials, plan.families, conf)],
                                            ignore_index=True)
     if inputs.sens is not None:
         tables["jump_to_default"] = pd.DataFrame({"position_id": pos["id"], "type": pos["type"],
@@ -372,6 +427,8 @@ def execute(
     """
     from ._sections import SECTIONS, SectionContext
 
+    if inputs.streamed:
+        return _execute_streamed(inputs, executor, progress, run_dir, resume)
     started = datetime.now(timezone.utc)
     timings = dict(inputs.timings)
     plan = plan_run(inputs)
@@ -396,6 +453,145 @@ def execute(
                      notes, in_driver, plan.block, rejected)
 
 
+def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, resume: bool) -> RunResult:
+    """A streamed run (:mod:`._stream`): tasks draw, revalue and write their rows; the driver merges their
+    summaries in task order and writes the tables that do not grow with the scenarios."""
+    from ._reduce import risk_tables
+    from ._stream import (STREAM_TABLES, RowsTask, StreamMerger, StreamPayload, StreamResult, clear_tables,
+                          run_stream_chunk, run_stream_rows)
+    batch, prepared, pos, market = inputs.batch, inputs.prepared, inputs.book.positions, inputs.market
+    if run_dir is None:
+        raise ConfigError(f"batch {batch.name!r}: a streamed run (execution.stream) has its tasks write the "
+                          "per-scenario tables: give it a run directory")
+    started = datetime.now(timezone.utc)
+    timings = dict(inputs.timings)
+    out = Path(run_dir)
+    sources = inputs.sources
+    S, N = inputs.n_scenarios, prepared.n
+    chunk = chunk_size(inputs)
+    block = min(auto_block_size(N, len(market.factors)), chunk)
+    tasks = plan_tasks(S, chunk, batch.seed)
+    families = [src.name for src in sources]
+    group_names, group_codes = _groups(pos)
+    conf = batch.risk.confidence
+    keep_mass = 1.0 - min(conf)
+    want = batch.outputs.scenario_pnl
+    offsets = np.concatenate([[0], np.cumsum([src.n for src in sources])]).astype(np.int64)
+    payload = StreamPayload(
+        prepared, market.levels, market.is_log, block, group_codes, group_names, tuple(pos["id"]), keep_mass,
+        None if inputs.sens is None else group_sensitivities(inputs.sens, {"type": group_codes["type"]}),
+        tuple(sources), offsets, tuple(dict.fromkeys(c for src in sources for c in src.info_columns())), str(out),
+        want is True or (want == "auto" and S * N <= AUTO_POSITION_CELLS))
+    store = TaskStore(out, _fingerprint(inputs, chunk), resume)
+    if not resume:
+        clear_tables(out)
+    else:
+        clear_tables(out, [n for n in STREAM_TABLES if (out / f"{n}.parquet").exists()])
+    rejected: list[str] = []
+    done = store.load(rejected) if resume else {}
+    for tid, r in sorted(done.items()):
+        lost = [rel for rel in getattr(r, "parts", ()) if not (out / rel).is_file()]
+        if not isinstance(r, StreamResult) or lost:
+            why = f"its table part {lost[0]} is missing" if lost else "not a checkpoint of a streamed run"
+            rejected.append(f"{store._path(tid)}: {why}")
+            del done[tid]
+    merger = StreamMerger(len(tasks), keep_mass)
+
+    def on_result(r) -> None:
+        store.save(r)
+        merger.add(r)
+        if progress:
+            progress(r)
+
+    for r in sorted(done.values(), key=lambda r: r.task_id):
+        merger.add(r)
+        if progress:
+            progress(r)
+    todo = [t for t in tasks if t.task_id not in done]
+    t0 = time.perf_counter()
+    inline_before = executor.ran_in_driver
+    try:
+        if todo:
+            executor.map(payload, todo, on_result, fn=run_stream_chunk, keep=False)
+    except TaskFailure as exc:
+        t = exc.task
+        first = _scenario_name(sources, offsets, t.start)
+        last = _scenario_name(sources, offsets, t.stop - 1)
+        raise TaskError(f"task {t.task_id} (scenarios {t.start}..{t.stop - 1}: {first} .. {last}) failed: {exc.reason}; "
+                        f"{len(store.load())} finished task(s) are kept: rerun with --resume after fixing it") from None
+    if not merger.complete:
+        raise TaskError(f"batch {batch.name!r}: {len(tasks) - merger._next} task(s) returned no result")
+    if not merger.float64:
+        raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
+    timings["run_tasks"] = time.perf_counter() - t0
+    timings["kernel_seconds_total"] = merger.seconds["kernel"]
+    timings["compile_seconds_max"] = merger.seconds["compile_max"]
+    timings["draw_seconds_total"] = merger.seconds["draw"]
+    timings["write_seconds_total"] = merger.seconds["write"]
+
+    t0 = time.perf_counter()
+    plan = tail_plan(merger.families, conf)
+    # the position rows of every tail scenario: kept by the tasks, or revalued again where one was not
+    wanted = np.unique(np.concatenate([idx[t > 0] for _, _, idx, t in plan.values()]))
+    have = np.concatenate([merger.rows[c][0] for c in merger.rows]) if merger.rows else np.zeros(0, np.int64)
+    missing = np.setdiff1d(wanted, have)
+    timings["rows_again"] = 0.0
+    if len(missing):
+        starts = np.array([t.start for t in tasks])
+        owner = np.searchsorted(starts, missing, side="right") - 1
+        again = [RowsTask(tasks[k], missing[owner == k]) for k in np.unique(owner)]
+        try:
+            extra = executor.map(payload, again, fn=run_stream_rows)
+        except TaskFailure as exc:
+            raise TaskError(f"task {exc.task.task_id}, revaluing tail scenarios again: {exc.reason}") from None
+        fam_of = np.searchsorted(offsets, missing, side="right") - 1
+        idx_all = np.concatenate([e.rows_index for e in extra])
+        rows_all = np.concatenate([e.rows for e in extra])
+        for code in np.unique(fam_of):
+            on = np.searchsorted(offsets, idx_all, side="right") - 1 == code
+            idx = np.concatenate([merger.rows.get(code, (np.zeros(0, np.int64),))[0], idx_all[on]])
+            rows = np.concatenate([merger.rows.get(code, (None, np.zeros((0, N))))[1], rows_all[on]])
+            order = np.argsort(idx, kind="stable")
+            merger.rows[code] = idx[order], rows[order]
+        timings["rows_again"] = time.perf_counter() - t0
+    contributions = {}
+    for (code, a), (_, _, idx, t) in plan.items():
+        kept_idx, kept_rows = merger.rows.get(code, (np.zeros(0, np.int64), np.zeros((0, N))))
+        at = np.searchsorted(kept_idx, idx)
+        found = (at < len(kept_idx)) & (kept_idx[np.minimum(at, len(kept_idx) - 1)] == idx) if len(kept_idx) else np.zeros(len(idx), bool)
+        if not found[t > 0].all():
+            raise AssertionError("a tail scenario's position P&L is missing")
+        rows = np.zeros((len(idx), N))
+        rows[found] = kept_rows[at[found]]
+        contributions[(code, a)] = -(t @ rows) / (1.0 - a)
+    counts = {code: src.n for code, src in enumerate(sources)}
+    tables = risk_tables(merger.families, plan, contributions, families, counts,
+                         lambda i: _scenario_name(sources, offsets, i), pos, conf)
+    if merger.sens:
+        tables["risk_metrics"] = pd.concat([tables["risk_metrics"], _sensitivity_metrics(merger.sens, families, conf)],
+                                           ignore_index=True)
+    tables["positions"] = _position_table(inputs)
+    if inputs.sens is not None:
+        tables["jump_to_default"] = pd.DataFrame({"position_id": pos["id"], "type": pos["type"],
+                                                  "pnl": kernels.jump_to_default(prepared, market.levels)})
+    if batch.sweep_points:
+        tables["sweeps"] = _sweep_table(batch)
+    from ._coverage import coverage_tables
+
+    tables.update(coverage_tables(inputs, {families[c]: (sources[c].n, merger.counts[c]) for c in range(len(sources))}))
+    timings["reduce"] = time.perf_counter() - t0
+    in_driver = (executor.ran_in_driver - inline_before) * len(todo)
+    written = {rel.split("/")[0] for rel in merger.parts}
+    return RunResult(inputs, None, tasks, [], tables, timings, started, datetime.now(timezone.utc),
+                     executor.concurrency or executor.workers or 0, len(done), float(executor.num_gpus or 0.0),
+                     {}, in_driver, block, rejected, [n for n in STREAM_TABLES if n in written])
+
+
+def _scenario_name(sources, offsets: np.ndarray, i: int) -> str:
+    code = int(np.searchsorted(offsets, i, side="right") - 1)
+    return sources[code].name_of(int(i - offsets[code]))
+
+
 def _tail_contributions(results: list[ChunkResult], families: list[str], conf: list[float], payload: Payload,
                         executor: Executor) -> dict[tuple[int, float], np.ndarray]:
     """Euler contributions without the position P&L on the driver.
@@ -407,7 +603,7 @@ def _tail_contributions(results: list[ChunkResult], families: list[str], conf: l
     (:func:`tail_chunk_size`, not the worker count), and the partial sums are added in task order, so
     the numbers do not depend on the executor.
     """
-    plan = tail_plan(merge_families(results, len(families)), conf)
+    plan = tail_plan(merge_families(results, len(families), 1.0 - min(conf)), conf)
     keys = list(plan)
     union = np.unique(np.concatenate([plan[k][2][plan[k][3] > 0] for k in keys]))
     coef = np.zeros((len(union), len(keys)))
@@ -431,35 +627,40 @@ def _tail_contributions(results: list[ChunkResult], families: list[str], conf: l
 
 def _sensitivity_table(results: list[ChunkResult], scen: ScenarioSet, types: list[str]) -> pd.DataFrame:
     """Full revaluation next to the delta-gamma-vega approximation, per scenario and instrument type."""
-    full = np.concatenate([r.groups["type"] for r in results])
-    approx = np.concatenate([r.sens_groups["type"] for r in results])
-    S, T = full.shape
+    from ._reduce import sensitivity_rows
+
     families = list(dict.fromkeys(scen.family))
     fam_codes = pd.Categorical(list(scen.family), categories=families).codes
-    return pd.DataFrame({
-        "scenario": _repeat_labels(scen.names, np.arange(S), T),
-        "family": _repeat_labels(families, fam_codes, T),
-        "type": _tile_labels(types, S),
-        "pnl_full": full.reshape(-1),
-        "pnl_sensitivity": approx.reshape(-1),
-        "error": (approx - full).reshape(-1),
-    })
+    return sensitivity_rows(scen.names, families, fam_codes, types, np.concatenate([r.groups["type"] for r in results]),
+                            np.concatenate([r.sens_groups["type"] for r in results]))
 
 
-def _sensitivity_metrics(table: pd.DataFrame, scen: ScenarioSet, conf: list[float]) -> pd.DataFrame:
-    """VaR and CVaR of the sensitivity-based P&L (metrics ``VaR_sensitivity``, ``CVaR_sensitivity``)."""
-    from stressgrid.core import var_cvar
+def _sensitivity_metrics(partials: dict, families: list[str], conf: list[float]) -> pd.DataFrame:
+    """VaR and CVaR of the sensitivity-based P&L (metrics ``var_sensitivity``, ``cvar_sensitivity``) from
+    the merged summaries of its totals (family code -> :class:`FamilyPartial`)."""
+    from ._summary import tail_scenarios
 
-    totals = table.groupby("scenario", sort=False)["pnl_sensitivity"].sum().reindex(list(scen.names)).to_numpy()
-    fam = np.asarray(scen.family)
     rows = []
-    for f in dict.fromkeys(scen.family):
-        idx = fam == f
+    for code, p in partials.items():
         for a in conf:
-            var, cvar = var_cvar(totals[idx], a, scen.weights[idx])
-            rows.append(dict(family=f, metric="var_sensitivity", confidence=a, value=var, scenario=None))
-            rows.append(dict(family=f, metric="cvar_sensitivity", confidence=a, value=cvar, scenario=None))
+            var, cvar, _, _ = tail_scenarios(p, a)
+            rows.append(dict(family=families[code], metric="var_sensitivity", confidence=a, value=var, scenario=None))
+            rows.append(dict(family=families[code], metric="cvar_sensitivity", confidence=a, value=cvar, scenario=None))
     return pd.DataFrame(rows)
+
+
+def _sensitivity_partials(results: list[ChunkResult], plan: "RunPlan", keep_mass: float) -> dict:
+    """The delta-gamma-vega totals of every task summarised per family (as a streamed task does) and
+    merged in scenario order."""
+    from ._summary import merge_partials, summarise
+
+    merged: dict = {}
+    for r in sorted(results, key=lambda r: r.start):
+        sl = slice(r.start, r.stop)
+        for code, p in summarise(r.sens_groups["type"].sum(axis=1), r.start, plan.family_codes[sl],
+                                 plan.payload.weights[sl], keep_mass).items():
+            merged[code] = p if code not in merged else merge_partials([merged[code], p], keep_mass)
+    return merged
 
 
 def _sweep_table(batch: Batch) -> pd.DataFrame:
@@ -508,6 +709,10 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     from stressgrid.reports import write_table
 
+    from ._stream import STREAM_TABLES, clear_tables
+
+    # a table is a file or a folder of parts, never both: drop what an earlier run in ``out`` left
+    clear_tables(out, [n for n in STREAM_TABLES if n not in result.streamed_tables])
     t0 = time.perf_counter()
     for name, df in result.tables.items():
         write_table(name, df, out / f"{name}.parquet")  # atomic; the schema version in the file's metadata
@@ -521,18 +726,14 @@ def build_manifest(result: RunResult) -> dict:
     """The run's manifest (``manifest.json``): batch and its hash, versions, seeds, market dates, counts,
     caveats (uncovered and filled factors) and timings."""
     inputs = result.inputs
-    scen = inputs.scenarios
     uncovered: dict[str, dict[str, int]] = {}
     filled: dict[str, dict[str, int]] = {}
-    fam = np.asarray(scen.family)
-    filled_mask = scen.filled_mask
-    for f in dict.fromkeys(scen.family):
-        miss = (~scen.covered[fam == f]).sum(axis=0)
-        if miss.any():
-            uncovered[f] = {scen.factors[j]: int(miss[j]) for j in np.flatnonzero(miss)}
-        fill = filled_mask[fam == f].sum(axis=0)
-        if fill.any():
-            filled[f] = {scen.factors[j]: int(fill[j]) for j in np.flatnonzero(fill)}
+    cf = result.tables["coverage_families"]
+    for f, g in cf.groupby("family", sort=False):
+        if (g["no_data"] > 0).any():
+            uncovered[f] = {r.factor: int(r.no_data) for r in g.itertuples() if r.no_data > 0}
+        if (g["filled"] > 0).any():
+            filled[f] = {r.factor: int(r.filled) for r in g.itertuples() if r.filled > 0}
     from stressgrid.reports import SCHEMA_VERSION
 
     manifest = {
@@ -551,7 +752,7 @@ def build_manifest(result: RunResult) -> dict:
         **({"nav": result.notes["liquidity"]["nav"]} if "liquidity" in result.notes and inputs.batch.nav is None else {}),
         **({"notes": result.notes} if result.notes else {}),
         "counts": {"positions": int(inputs.prepared.n), "priced": int(inputs.prepared.priced.sum()),
-                   "scenarios": len(scen), "factors": len(scen.factors), "tasks": len(result.tasks),
+                   "scenarios": inputs.n_scenarios, "factors": len(inputs.market.factors), "tasks": len(result.tasks),
                    "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers,
                    "tasks_resumed": result.resumed_tasks, "gpus_per_task": result.gpus_per_task,
                    "tasks_in_driver": result.tasks_in_driver, "block_size": result.block_size},
@@ -560,6 +761,6 @@ def build_manifest(result: RunResult) -> dict:
         "uncovered_factors": uncovered,  # family -> factor -> scenarios in which it had no data
         "filled_factors": filled,  # family -> factor -> scenarios in which it was calibrated or propagated, not replayed
         "timings_seconds": {k: round(v, 4) for k, v in result.timings.items()},
-        "files": sorted(f"{n}.parquet" for n in result.tables),
+        "files": sorted([f"{n}.parquet" for n in result.tables] + [f"{n}/" for n in result.streamed_tables]),
     }
     return manifest

@@ -9,7 +9,9 @@ A checkpoint holds data only: an uncompressed ``.npz`` of numeric arrays (the ta
 sums, position P&L and each family's tail) and one ``meta`` entry, the UTF-8 bytes of a JSON object
 with the scalars and the structure (task id, scenario range, timings, group levels, family codes and
 moments, which optional arrays are present).  ``--resume`` reads it with ``allow_pickle=False`` and
-checks every key, type and shape before rebuilding the :class:`ChunkResult`; nothing in the run
+checks every key, type and shape before rebuilding the :class:`ChunkResult` (or, for a streamed run, the
+:class:`._stream.StreamResult`: its families' tails, coverage counts, the position rows of its largest
+losses and the names of the table parts it wrote, which must still be there); nothing in the run
 directory is ever unpickled or executed.  On ``--resume``, a checkpoint that does not pass (and any
 ``.pkl`` file) is reported in the run's manifest and terminal summary, and its task runs again.  A
 run directory of an older version (its plan has no format, its checkpoints are pickles) is refused
@@ -125,9 +127,44 @@ class TaskStore:
 
 # --- encoding ---------------------------------------------------------------------------------------
 
-def _encode(r: ChunkResult) -> tuple[dict, dict[str, np.ndarray]]:
+def _families_out(prefix: str, families: dict[int, FamilyPartial], arrays: dict) -> list[dict]:
+    out = []
+    for j, (code, f) in enumerate(families.items()):
+        out.append({"code": int(code), "weight": float(f.weight), "mean": float(f.mean), "m2": float(f.m2),
+                    "worst_loss": float(f.worst_loss), "worst_index": int(f.worst_index),
+                    "tail_rows": f.tail_rows is not None})
+        for name in ("tail_index", "tail_loss", "tail_weight", "tail_rows"):
+            if getattr(f, name) is not None:
+                arrays[f"{prefix}.{j}.{name}"] = getattr(f, name)
+    return out
+
+
+def _encode_stream(r) -> tuple[dict, dict[str, np.ndarray]]:
+    arrays = {"rows_index": r.rows_index, "rows": r.rows}
+    families = _families_out("family", r.families, arrays)
+    sens = None if r.sens_families is None else _families_out("sens", r.sens_families, arrays)
+    counts = []
+    for j, (code, c) in enumerate(r.counts.items()):
+        counts.append(int(code))
+        arrays[f"counts.{j}"] = c
+    meta = {
+        "format": FORMAT, "kind": "stream", "task_id": int(r.task_id), "start": int(r.start), "stop": int(r.stop),
+        "seconds": float(r.seconds), "compile_seconds": float(r.compile_seconds),
+        "draw_seconds": float(r.draw_seconds), "write_seconds": float(r.write_seconds), "float64": bool(r.float64),
+        "families": families, "sens_families": sens, "counts": counts, "parts": [str(x) for x in r.parts],
+    }
+    return meta, arrays
+
+
+def _encode(r) -> tuple[dict, dict[str, np.ndarray]]:
     """The JSON metadata and the named arrays of a result.  Array names are positional (``groups.0``,
     ``family.2.tail_loss``), so no level name or family code ever becomes a key of the archive."""
+    if not isinstance(r, ChunkResult):
+        meta, arrays = _encode_stream(r)
+        for name, a in arrays.items():
+            if not isinstance(a, np.ndarray) or a.dtype.kind not in _KINDS:
+                raise TypeError(f"task {r.task_id}: {name} is not a numeric array, it cannot be checkpointed")
+        return meta, arrays
     arrays = {"totals": r.totals}
     if r.pnl is not None:
         arrays["pnl"] = r.pnl
@@ -226,6 +263,8 @@ def _decode(arrays: dict[str, np.ndarray]) -> ChunkResult:
         raise _Malformed("the metadata is not JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _Malformed("unknown format")
+    if meta.get("kind") == "stream":
+        return _decode_stream(meta, arrays)
     task_id, start, stop = _int(meta, "task_id"), _int(meta, "start"), _int(meta, "stop")
     if task_id < 0 or not 0 <= start <= stop:
         raise _Malformed("bad task id or scenario range")
@@ -277,3 +316,73 @@ def _decode(arrays: dict[str, np.ndarray]) -> ChunkResult:
         )
     return ChunkResult(task_id, start, stop, totals, groups, families, pnl, sens,
                        _float(meta, "seconds"), _float(meta, "compile_seconds"), _bool(meta, "float64"))
+
+
+_PART = re.compile(r"(scenarios|breakdown|scenario_pnl|sensitivity|liquidity)/part-\d{6}-\d{4}\.parquet")
+
+
+def _families_in(prefix: str, fams, arrays: dict, with_rows: bool) -> dict[int, FamilyPartial]:
+    if not isinstance(fams, list) or not all(isinstance(f, dict) for f in fams):
+        raise _Malformed(f"'{prefix}' is not a list")
+    out: dict[int, FamilyPartial] = {}
+    for j, f in enumerate(fams):
+        code = _int(f, "code")
+        if code in out:
+            raise _Malformed(f"family {code} twice")
+        if _bool(f, "tail_rows") != with_rows:
+            raise _Malformed(f"{prefix}.{j}: unexpected tail rows")
+        tail_index = arrays[f"{prefix}.{j}.tail_index"]
+        if tail_index.ndim != 1 or tail_index.dtype.kind not in "iu":
+            raise _Malformed(f"{prefix}.{j}.tail_index has shape {tail_index.shape} and dtype {tail_index.dtype}")
+        k = tail_index.shape[0]
+        for n in ("tail_loss", "tail_weight"):
+            if arrays[f"{prefix}.{j}.{n}"].shape != (k,):
+                raise _Malformed(f"{prefix}.{j}.{n} has shape {arrays[f'{prefix}.{j}.{n}'].shape}")
+        out[code] = FamilyPartial(
+            **{n: _float(f, n) for n in ("weight", "mean", "m2", "worst_loss")},
+            worst_index=_int(f, "worst_index"), tail_index=tail_index,
+            tail_loss=arrays[f"{prefix}.{j}.tail_loss"], tail_weight=arrays[f"{prefix}.{j}.tail_weight"], tail_rows=None)
+    return out
+
+
+def _decode_stream(meta: dict, arrays: dict[str, np.ndarray]):
+    from ._stream import StreamResult
+
+    task_id, start, stop = _int(meta, "task_id"), _int(meta, "start"), _int(meta, "stop")
+    if task_id < 0 or not 0 <= start < stop:
+        raise _Malformed("bad task id or scenario range")
+    fams, sens, counts = meta.get("families"), meta.get("sens_families"), meta.get("counts")
+    parts = meta.get("parts")
+    if not isinstance(parts, list) or not all(isinstance(x, str) and _PART.fullmatch(x) for x in parts):
+        raise _Malformed("'parts' is not a list of table parts")
+    if not isinstance(counts, list) or not all(type(c) is int for c in counts):
+        raise _Malformed("'counts' is not a list of family codes")
+    if not isinstance(fams, list) or (sens is not None and not isinstance(sens, list)):
+        raise _Malformed("'families' is not a list")
+    expected = {"rows_index", "rows"} | {f"counts.{j}" for j in range(len(counts))}
+    for prefix, lst in (("family", fams), ("sens", sens or [])):
+        for j in range(len(lst)):
+            expected |= {f"{prefix}.{j}.{n}" for n in ("tail_index", "tail_loss", "tail_weight")}
+    if set(arrays) != expected:
+        extra, missing = sorted(set(arrays) - expected), sorted(expected - set(arrays))
+        raise _Malformed("unexpected arrays " + ", ".join(extra) if extra else "missing arrays " + ", ".join(missing))
+    for name, a in arrays.items():
+        if a.dtype.kind not in _KINDS:
+            raise _Malformed(f"{name} has dtype {a.dtype}")
+    rows_index, rows = arrays["rows_index"], arrays["rows"]
+    if rows_index.ndim != 1 or rows_index.dtype.kind not in "iu" or rows.ndim != 2 or rows.shape[0] != len(rows_index):
+        raise _Malformed(f"rows has shape {rows.shape} for {rows_index.shape} indices")
+    if len(rows_index) and (rows_index.min() < start or rows_index.max() >= stop):
+        raise _Malformed("a kept row lies outside the task's scenarios")
+    count_arrays = {}
+    for j, code in enumerate(counts):
+        c = arrays[f"counts.{j}"]
+        if c.ndim != 2 or c.shape[0] != 4 or c.dtype.kind not in "iu":
+            raise _Malformed(f"counts.{j} has shape {c.shape}")
+        count_arrays[code] = c
+    families = _families_in("family", fams, arrays, False)
+    if set(families) != set(count_arrays):
+        raise _Malformed("the families of the summaries and of the counts differ")
+    return StreamResult(task_id, start, stop, families, None if sens is None else _families_in("sens", sens, arrays, False),
+                        rows_index, rows, count_arrays, parts, _float(meta, "seconds"), _float(meta, "compile_seconds"),
+                        _float(meta, "draw_seconds"), _float(meta, "write_seconds"), _bool(meta, "float64"))

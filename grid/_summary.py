@@ -49,7 +49,20 @@ class FamilyPartial:
     tail_rows: np.ndarray | None
 
 
-def summarise(pnl: np.ndarray, start: int, family_codes: np.ndarray, weights: np.ndarray, keep_mass: float) -> dict[int, FamilyPartial]:
+def _kept(loss: np.ndarray, w: np.ndarray, index: np.ndarray, keep_mass: float) -> np.ndarray:
+    """Positions (ascending) of the largest losses until their weight reaches ``keep_mass``, ties by
+    scenario ``index``, with every loss tied to the last one kept (:func:`core.measures.near`)."""
+    order = np.lexsort((index, -loss))  # largest loss first, ties by scenario order
+    cum = np.cumsum(w[order])
+    k = int(np.searchsorted(cum, keep_mass + _TOL, side="left")) + 1
+    k = min(k, len(order))
+    if k < len(order):
+        k += int(np.sum(near(loss[order[k:]], loss[order[k - 1]])))
+    return np.sort(order[:k])
+
+
+def summarise(pnl: np.ndarray, start: int, family_codes: np.ndarray, weights: np.ndarray, keep_mass: float,
+              rows: np.ndarray | None = None) -> dict[int, FamilyPartial]:
     """Per-family partial summaries of scenarios ``start .. start + len(pnl)``.
 
     Parameters
@@ -57,57 +70,70 @@ def summarise(pnl: np.ndarray, start: int, family_codes: np.ndarray, weights: np
     pnl : ``[s, N]`` position P&L (the tails keep their rows), or ``[s]`` total P&L (they do not)
     family_codes : int ``[s]``; weights : ``[s]`` (probabilities within each family)
     keep_mass : tail mass to keep, ``1 - min(confidence levels)``
+    rows : ``[s, N]`` position P&L whose rows the tails keep, with ``pnl`` the totals ``[s]`` (so that the
+        totals are the caller's, not re-summed here)
     """
     pnl = np.asarray(pnl, dtype=float)
     totals = pnl.sum(axis=1) if pnl.ndim == 2 else pnl
+    if rows is None and pnl.ndim == 2:
+        rows = pnl
     out = {}
     for code in np.unique(family_codes):
-        rows = np.flatnonzero(family_codes == code)
-        x, w = totals[rows], weights[rows]
+        at = np.flatnonzero(family_codes == code)
+        x, w = totals[at], weights[at]
         W = float(w.sum())
         mean = float(w @ x / W) if W > 0 else 0.0
         m2 = float(w @ (x - mean) ** 2)
         loss = -x
-        order = np.lexsort((rows, -loss))  # largest loss first, ties by scenario order
-        cum = np.cumsum(w[order])
-        k = int(np.searchsorted(cum, keep_mass + _TOL, side="left")) + 1
-        k = min(k, len(order))
-        if k < len(order):  # keep every scenario tied with the last one kept (core.measures.near)
-            k += int(np.sum(near(loss[order[k:]], loss[order[k - 1]])))
-        keep = np.sort(order[:k])
-        worst = int(order[0])
+        keep = _kept(loss, w, at, keep_mass)
+        worst = int(np.lexsort((at, -loss))[0])
         out[int(code)] = FamilyPartial(
-            weight=W, mean=mean, m2=m2, worst_loss=float(loss[worst]), worst_index=start + int(rows[worst]),
-            tail_index=start + rows[keep], tail_loss=loss[keep], tail_weight=w[keep], tail_rows=pnl[rows[keep]] if pnl.ndim == 2 else None,
+            weight=W, mean=mean, m2=m2, worst_loss=float(loss[worst]), worst_index=start + int(at[worst]),
+            tail_index=start + at[keep], tail_loss=loss[keep], tail_weight=w[keep],
+            tail_rows=None if rows is None else rows[at[keep]],
         )
     return out
 
 
-def merge_partials(parts: list[FamilyPartial]) -> FamilyPartial:
+def merge_partials(parts: list[FamilyPartial], keep_mass: float | None = None) -> FamilyPartial:
     """Merge summaries of disjoint scenario sets of one family (order does not matter for the tail;
-    moments are merged pairwise)."""
+    moments are merged pairwise, in the order given).
+
+    With ``keep_mass``, the merged tail is cut after each merge to the largest losses until their weight
+    reaches it (and their ties), as :func:`summarise` keeps them: the global tail of every confidence level
+    down to ``1 - keep_mass`` stays whole, and a summary that carries its rows holds about
+    ``keep_mass`` of the family's scenarios, not the sum of every part's tail.
+    """
     acc = parts[0]
-    W, mean, m2 = acc.weight, acc.mean, acc.m2
-    worst_loss, worst_index = acc.worst_loss, acc.worst_index
     for p in parts[1:]:
-        Wn = W + p.weight
-        if Wn > 0:
-            delta = p.mean - mean
-            mean = mean + delta * p.weight / Wn
-            m2 = m2 + p.m2 + delta * delta * W * p.weight / Wn
-        W = Wn
-        if p.worst_loss > worst_loss or (p.worst_loss == worst_loss and p.worst_index < worst_index):
-            worst_loss, worst_index = p.worst_loss, p.worst_index
-    idx = np.concatenate([p.tail_index for p in parts])
+        acc = _merge_two(acc, p, keep_mass)
+    return acc
+
+
+def _merge_two(a: FamilyPartial, p: FamilyPartial, keep_mass: float | None) -> FamilyPartial:
+    W, mean, m2 = a.weight, a.mean, a.m2
+    Wn = W + p.weight
+    if Wn > 0:
+        delta = p.mean - mean
+        mean = mean + delta * p.weight / Wn
+        m2 = m2 + p.m2 + delta * delta * W * p.weight / Wn
+    worst_loss, worst_index = a.worst_loss, a.worst_index
+    if p.worst_loss > worst_loss or (p.worst_loss == worst_loss and p.worst_index < worst_index):
+        worst_loss, worst_index = p.worst_loss, p.worst_index
+    idx = np.concatenate([a.tail_index, p.tail_index])
     order = np.argsort(idx, kind="stable")
-    return FamilyPartial(
-        weight=W, mean=mean, m2=m2, worst_loss=worst_loss, worst_index=worst_index,
-        tail_index=idx[order],
-        tail_loss=np.concatenate([p.tail_loss for p in parts])[order],
-        tail_weight=np.concatenate([p.tail_weight for p in parts])[order],
-        tail_rows=(np.concatenate([p.tail_rows for p in parts])[order]
-                   if all(p.tail_rows is not None for p in parts) else None),
-    )
+    loss = np.concatenate([a.tail_loss, p.tail_loss])[order]
+    w = np.concatenate([a.tail_weight, p.tail_weight])[order]
+    rows = (np.concatenate([a.tail_rows, p.tail_rows])[order]
+            if a.tail_rows is not None and p.tail_rows is not None else None)
+    idx = idx[order]
+    if keep_mass is not None:
+        keep = _kept(loss, w, idx, keep_mass)
+        if len(keep) < len(idx):
+            idx, loss, w = idx[keep], loss[keep], w[keep]
+            rows = None if rows is None else rows[keep]
+    return FamilyPartial(weight=Wn, mean=mean, m2=m2, worst_loss=worst_loss, worst_index=worst_index,
+                         tail_index=idx, tail_loss=loss, tail_weight=w, tail_rows=rows)
 
 
 def tail_scenarios(p: FamilyPartial, alpha: float) -> tuple[float, float, np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ from stressgrid.kernels import PreparedBook
 from ._plan import Task
 from ._summary import FamilyPartial, summarise
 
-__all__ = ["Payload", "ChunkResult", "run_chunk", "TailPayload", "TailResult", "run_tail_chunk", "group_sensitivities"]
+__all__ = ["Payload", "ChunkResult", "run_chunk", "revalue_chunk", "TailPayload", "TailResult", "run_tail_chunk", "group_sensitivities"]
 
 
 @dataclass(frozen=True)
@@ -131,14 +131,18 @@ def run_chunk(payload: Payload, task: Task) -> ChunkResult:
         return _run_chunk(payload, task)
 
 
-def _run_chunk(payload: Payload, task: Task) -> ChunkResult:
-    s, N = task.size, payload.book.n
-    sl = slice(task.start, task.stop)
+def revalue_chunk(payload, shocks: np.ndarray, keep_positions: bool):
+    """Revalue ``shocks [s, F]`` block by block (:func:`_blocks`), reducing each block while it is in cache.
+
+    Returns ``(totals [s], groups, pnl, sens_groups, seconds, compile_seconds)``: the total P&L, level ->
+    ``[s, G]`` P&L per group of ``payload.group_codes``, the position P&L ``[s, N]`` when
+    ``keep_positions`` (else None), and the delta-gamma-vega P&L per group when ``payload.sens`` is set."""
+    s, N = len(shocks), payload.book.n
     H = np.concatenate([_indicator(codes) for codes in payload.group_codes.values()], axis=1)
     totals, sums = np.zeros(s), np.zeros((s, H.shape[1]))
-    pnl = np.zeros((s, N)) if payload.keep_positions else None
+    pnl = np.zeros((s, N)) if keep_positions else None
     seconds = compile_s = 0.0
-    for a, b, groups, sec, comp in _blocks(payload, payload.shocks[sl]):
+    for a, b, groups, sec, comp in _blocks(payload, shocks):
         for cols, g in groups:
             totals[a:b] += g.sum(axis=1)
             sums[a:b] += g @ H[cols]
@@ -146,14 +150,19 @@ def _run_chunk(payload: Payload, task: Task) -> ChunkResult:
                 kernels.place(pnl[a:b], cols, g)
         seconds += sec
         compile_s += comp
-    groups = _split_levels(sums, payload.group_codes)
-    families = summarise(totals, task.start, payload.family_codes[sl], payload.weights[sl], payload.keep_mass)
     sens_groups = None
     if payload.sens is not None:
         base = np.asarray(payload.base_levels, dtype=float)
-        dL = kernels.shocked_levels(base, payload.shocks[sl], payload.is_log) - base
+        dL = kernels.shocked_levels(base, shocks, payload.is_log) - base
         dL2 = 0.5 * dL * dL
         sens_groups = {level: dL @ a + dL2 @ b for level, (a, b) in payload.sens.items()}
+    return totals, _split_levels(sums, payload.group_codes), pnl, sens_groups, seconds, compile_s
+
+
+def _run_chunk(payload: Payload, task: Task) -> ChunkResult:
+    sl = slice(task.start, task.stop)
+    totals, groups, pnl, sens_groups, seconds, compile_s = revalue_chunk(payload, payload.shocks[sl], payload.keep_positions)
+    families = summarise(totals, task.start, payload.family_codes[sl], payload.weights[sl], payload.keep_mass)
     return ChunkResult(task.task_id, task.start, task.stop, totals, groups, families, pnl, sens_groups, seconds,
                        compile_s, kernels.x64_enabled())
 

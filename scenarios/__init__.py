@@ -38,7 +38,7 @@ from ._amplify import (
     build_amplifier,
     stressed_covariance,
 )
-from ._bootstrap import BootstrapSpec, bootstrap_block, bootstrap_scenarios, fit_bootstrap
+from ._bootstrap import BootstrapSpec, bootstrap_block, bootstrap_info, bootstrap_scenarios, fit_bootstrap
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves, n_blocks, parse_shock
 from ._correlation import EstimatorSpec, estimate_covariance, nearest_correlation, pairwise_covariance
 from ._historical import CustomEvent, HistoricalSpec, RollingSpec, replay_events, rolling_windows
@@ -51,6 +51,7 @@ from ._montecarlo import (
     montecarlo_block,
     montecarlo_scenarios,
 )
+from ._random import assemble_range
 from ._predictive import PredictiveSpec, StressDef, conditional_stress, predictive_scenarios
 
 __all__ = [
@@ -77,6 +78,8 @@ __all__ = [
     "block_seed",
     "conditional_stress",
     "daily_moves",
+    "draw_range",
+    "family_info",
     "estimate_covariance",
     "fit",
     "fit_garch",
@@ -162,6 +165,22 @@ def generate_block(spec, fitted, block_index: int, seed: np.random.SeedSequence 
     if isinstance(spec, MonteCarloSpec):
         return montecarlo_block(spec, fitted, block_index, seed)
     raise ConfigError(f"scenario kind {getattr(spec, 'kind', spec)!r} is not random; use generate()")
+
+
+def family_info(spec, fitted, source: str) -> dict:
+    """The info columns shared by every scenario of a random family (``fitted`` from :func:`fit`; ``source``
+    names the history)."""
+    if isinstance(spec, BootstrapSpec):
+        return bootstrap_info(spec, fitted, source)
+    return dict(fitted.info)
+
+
+def draw_range(spec, fitted, seed, info: dict, start: int, stop: int) -> ScenarioSet:
+    """Scenarios ``[start, stop)`` of a random family from its fitted model (:func:`fit`) and ``info``
+    (:func:`family_info`), without the history: what a grid task draws for its share of the family.
+    Equal, row for row, to the same rows of :func:`generate` with the same seed."""
+    return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
+                          lambda b: generate_block(spec, fitted, b, seed), info, start, stop, fitted.amplifier)
 
 
 def generate_range(spec, history: History, factors: Sequence[str], seed, start: int, stop: int,

@@ -116,10 +116,15 @@ def bootstrap_scenarios(spec: BootstrapSpec, history: History, factors: Sequence
                         start: int = 0, stop: int | None = None) -> ScenarioSet:
     """Scenarios ``[start, stop)`` (default all) of a bootstrap family."""
     fitted = fit_bootstrap(spec, history, factors, as_of, levels)
-    info = dict(kind="bootstrap", start=fitted.dates[0], end=fitted.dates[1], days=spec.horizon_days,
-                description=f"stationary bootstrap, expected block {spec.block_length:g} days, "
-                            f"{len(fitted.moves)} daily moves",
-                source=history.source,
-                uncovered=",".join(f for f, c in zip(fitted.factors, fitted.covered) if not c))
+    info = bootstrap_info(spec, fitted, history.source)
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
                           lambda b: bootstrap_block(spec, fitted, b, seed), info, start, stop, fitted.amplifier)
+
+
+def bootstrap_info(spec: BootstrapSpec, fitted, source: str) -> dict:
+    """The info columns of a bootstrap family's scenarios (the same for all of them)."""
+    return dict(kind="bootstrap", start=fitted.dates[0], end=fitted.dates[1], days=spec.horizon_days,
+                description=f"stationary bootstrap, expected block {spec.block_length:g} days, "
+                            f"{len(fitted.moves)} daily moves",
+                source=source,
+                uncovered=",".join(f for f, c in zip(fitted.factors, fitted.covered) if not c))

@@ -62,11 +62,24 @@ def test_validate_refuses_a_hundred_million_scenarios_before_drawing_any(tmp_pat
           - {kind: historical, name: crisis, events: [gfc_2008]}
           - {kind: montecarlo, name: mc, model: gaussian, n_scenarios: 100000000,
              window: {end: 2017-03-29, lookback_days: 500}}
+        execution: {stream: false}
         """))
     res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
     assert res.exit_code == 2, res.output
     line = res.output.strip()
     assert "\n" not in line and "largest family 'mc': 100,000,000 scenarios" in line and "--force" in line
+    # streamed, the driver holds the tail, not the scenarios: 100 million fit; the position rows of
+    # half of 400 million (a 50% confidence level) do not
+    streamed = (tmp_path / "b.yaml").read_text().replace("stream: false", "stream: auto")
+    (tmp_path / "b.yaml").write_text(streamed)
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
+    assert res.exit_code == 0 and "streamed:" in res.output, res.output
+    more = "".join(f"  - {{kind: montecarlo, name: mc{i}, model: gaussian, n_scenarios: 100000000,\n"
+                   "     window: {end: 2017-03-29, lookback_days: 500}}\n" for i in range(3))
+    (tmp_path / "b.yaml").write_text(streamed.replace("execution:", more + "risk: {confidence: [0.5]}\nexecution:"))
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
+    assert res.exit_code == 2 and "memory for 400,000,001 scenarios" in res.output, res.output
+    (tmp_path / "b.yaml").write_text(streamed)
     small = (tmp_path / "b.yaml").read_text().replace("100000000", "1000")
     (tmp_path / "b.yaml").write_text(small)
     res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
