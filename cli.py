@@ -216,6 +216,11 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     est = inputs.estimate
     click.echo(f"needs: about {est.driver_bytes / 1e9:,.1f} GB of memory in the driver and {est.disk_bytes / 1e9:,.2f} GB "
                f"of tables for {est.total:,} scenarios")
+    from stressgrid.grid._stream import not_streamed_because
+
+    why = not_streamed_because(b, inputs.n_scenarios, p.n, len(inputs.market.factors))
+    if why:
+        click.echo(f"note: {why}")
     if inputs.streamed:
         click.echo("streamed: the tasks draw the random families' scenarios and write the per-scenario tables "
                    "as folders of part files (scenarios/, breakdown/, ...); the driver keeps summaries and the tail")

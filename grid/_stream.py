@@ -45,7 +45,7 @@ from ._summary import FamilyPartial, _kept, merge_partials, summarise
 from ._worker import _blocks, _one_blas_thread, revalue_chunk
 
 __all__ = ["STREAM_TABLES", "STREAM_CELLS", "FamilySource", "StreamPayload", "StreamResult", "StreamMerger",
-           "run_stream_chunk", "run_stream_rows", "wants_stream", "part_name", "clear_tables"]
+           "run_stream_chunk", "run_stream_rows", "wants_stream", "not_streamed_because", "part_name", "clear_tables"]
 
 #: the tables a streamed run's tasks write as part files (a folder each)
 STREAM_TABLES = ("scenarios", "breakdown", "scenario_pnl", "sensitivity", "liquidity")
@@ -76,6 +76,21 @@ def wants_stream(batch, n_scenarios: int, n_positions: int, n_factors: int, sour
     if setting is False or sections:
         return False
     return setting is True or n_scenarios * max(n_positions, n_factors, 1) > STREAM_CELLS
+
+
+def not_streamed_because(batch, n_scenarios: int, n_positions: int, n_factors: int) -> str | None:
+    """Why a batch large enough to stream runs in memory (None when it streams or is small): the sections
+    that need every scenario in the driver, and the bound that then applies."""
+    sections = [s for s in GATHERING_SECTIONS if getattr(batch, s) is not None]
+    large = n_scenarios * max(n_positions, n_factors, 1) > STREAM_CELLS
+    if batch.execution.stream is False or not sections or not large:
+        return None
+    from ._run import MAX_POSITION_CELLS
+
+    return (f"the {', '.join(sections)} section{'s' if len(sections) > 1 else ''} need{'' if len(sections) > 1 else 's'} "
+            "every scenario's position P&L in the driver, so this batch runs in memory: its driver memory grows "
+            f"with the scenarios, and those sections are limited to {MAX_POSITION_CELLS:,} scenario x position "
+            "cells; run them in a batch of their own to stream the rest")
 
 
 def part_name(task_id: int, family_code: int) -> str:

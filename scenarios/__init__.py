@@ -178,9 +178,10 @@ def family_info(spec, fitted, source: str) -> dict:
 def draw_range(spec, fitted, seed, info: dict, start: int, stop: int) -> ScenarioSet:
     """Scenarios ``[start, stop)`` of a random family from its fitted model (:func:`fit`) and ``info``
     (:func:`family_info`), without the history: what a grid task draws for its share of the family.
-    Equal, row for row, to the same rows of :func:`generate` with the same seed."""
+    Equal, row for row, to the same rows of :func:`generate` with the same seed (without the daily paths)."""
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
-                          lambda b: generate_block(spec, fitted, b, seed), info, start, stop, fitted.amplifier)
+                          lambda b: generate_block(spec, fitted, b, seed), info, start, stop, fitted.amplifier,
+                          keep_paths=False)
 
 
 def generate_range(spec, history: History, factors: Sequence[str], seed, start: int, stop: int,

@@ -31,6 +31,7 @@ def assemble_range(
     start: int = 0,
     stop: int | None = None,
     amplifier=None,
+    keep_paths: bool = True,
 ) -> ScenarioSet:
     """Scenarios ``[start, stop)`` of a random family.
 
@@ -40,6 +41,8 @@ def assemble_range(
     covered : bool ``[F]``
     info : constant info columns of the family
     amplifier : adds liquidity multipliers (and its report) when given
+    keep_paths : False leaves the daily paths out of the set (a task that revalues the scenarios once
+        needs only their shocks)
     """
     stop = n_scenarios if stop is None else min(stop, n_scenarios)
     if not 0 <= start < stop:
@@ -51,7 +54,7 @@ def assemble_range(
         lo = max(start - b * BLOCK_SIZE, 0)
         hi = min(stop - b * BLOCK_SIZE, BLOCK_SIZE)
         shocks.append(s[lo:hi])
-        if p is not None:
+        if p is not None and keep_paths:
             paths.append(p[lo:hi])
     S = stop - start
     F = len(factors)

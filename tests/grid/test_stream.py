@@ -174,6 +174,12 @@ def test_stream_true_with_a_section_that_gathers_is_refused(tmp_path):
     p.write_text(yaml.safe_dump(spec))
     b, h = load_batch(p)
     assert not prepare_inputs(b, h, out=tmp_path / "out").streamed
+    # and validate says why a large one does not stream
+    from stressgrid.grid._stream import not_streamed_because
+
+    assert not_streamed_because(b, 200, 49, 95) is None  # small: nothing to say
+    why = not_streamed_because(b, 1_000_000, 49, 95)
+    assert "liquidity section needs every scenario's position P&L" in why and "20,000,000" in why
 
 
 def test_auto_streams_a_batch_above_the_cells_threshold(tmp_path):

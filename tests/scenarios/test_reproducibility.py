@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stressgrid import scenarios
@@ -38,6 +39,17 @@ def test_blocks_and_ranges_equal_the_whole(spec, history, factors, market, case)
         assert np.array_equal(np.concatenate([p.paths for p in parts]), whole.paths)
     assert sum(p.weights.sum() for p in parts) == pytest.approx(1.0)
     assert tuple(n for p in parts for n in p.names) == whole.names
+    # what a streamed task draws: the fitted model and the family's info, without the history
+    info = scenarios.family_info(s, fitted, history.source)
+    drawn = [scenarios.draw_range(s, fitted, seed, info, a, b) for a, b in zip(edges[:-1], edges[1:])]
+    assert np.array_equal(np.concatenate([p.shocks for p in drawn]), whole.shocks)
+    assert all(p.paths is None for p in drawn)
+    assert np.array_equal(np.concatenate([p.covered for p in drawn]), whole.covered)
+    clock = ["garch_fit_seconds"]  # the fit's wall-clock time: the whole generation fitted again
+    pd.testing.assert_frame_equal(pd.concat([p.info for p in drawn], ignore_index=True).drop(columns=clock, errors="ignore"),
+                                  whole.info.drop(columns=clock, errors="ignore"))
+    pd.testing.assert_frame_equal(pd.concat([p.liquidity_table() for p in drawn], ignore_index=True),
+                                  whole.liquidity_table())
     # another seed gives other numbers; the same seed (a fresh SeedSequence object) the same
     again = scenarios.generate(s, history, factors, np.random.SeedSequence(2024).spawn(3)[1], market)
     assert np.array_equal(again.shocks, whole.shocks)
