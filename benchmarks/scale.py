@@ -1,0 +1,141 @@
+"""The grid at scale: `stressgrid run` on the demo book with one Student-t Monte Carlo family of 1M, 3M
+and 10M scenarios, with the driver's and the workers' peak memory.
+
+Run:  python benchmarks/scale.py [--sizes 1000000 3000000 10000000] [--stream auto|false] [--out FILE]
+
+Each size runs as a user runs it: the `stressgrid run` command in a fresh process, on the embedded Ray
+instance (one worker per core), with ``--no-report --quiet``.  While it runs, the script reads the peak
+resident memory (``VmHWM``) of the driver (the command's process) and of every Ray worker process it
+started (the processes whose environment carries the run's tag), every 0.2 s.  It prints, per size:
+wall time, scenarios per second, driver and worker peak memory, the size of the run folder and the
+manifest's timings; then the growth exponent of time and of driver memory between the smallest and
+the largest size (``log(t2/t1) / log(n2/n1)``: 1 is linear, 0 constant).
+
+``--stream false`` runs the same batches in memory (everything gathered in the driver), the way every
+run went before streamed runs existed; it needs about 6.5 GB of driver memory at 1M scenarios, so keep
+its sizes small.  Results go to ``--out`` (default ``benchmarks/results/scale.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _batch(folder: Path, n: int, stream: str) -> Path:
+    import yaml
+
+    demo = yaml.safe_load((ROOT / "examples" / "demo_batch.yaml").read_text())
+    (folder / "book.csv").write_text((ROOT / "examples" / "demo_book.csv").read_text())
+    end = str(demo["market"]["as_of"])
+    body = {k: demo[k] for k in ("market", "default_proxies", "nav") if k in demo}
+    body.update(name=f"scale_{n}", book="book.csv", seed=7,
+                execution={"stream": stream if stream == "auto" else stream == "true"},
+                scenarios=[{"kind": "montecarlo", "name": "mc_t", "model": "student_t", "estimator": "ledoit_wolf",
+                            "window": {"end": end, "lookback_days": 750}, "n_scenarios": n, "horizon_days": 10}])
+    p = folder / f"batch_{n}.yaml"
+    p.write_text(yaml.safe_dump(body, sort_keys=False))
+    return p
+
+
+def _hwm(pid: int) -> int:
+    """Peak resident memory of a process in bytes (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _descendants(pid: int) -> set[int]:
+    import psutil
+
+    try:
+        return {c.pid for c in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return b"default_worker.py" in cmd or cmd.startswith(b"ray::")
+
+
+def run_one(n: int, stream: str, folder: Path) -> dict:
+    batch = _batch(folder, n, stream)
+    out = folder / f"out_{n}"
+    exe = Path(sys.executable).with_name("stressgrid")
+    cmd = ([str(exe)] if exe.exists() else [sys.executable, "-m", "stressgrid.cli"]) + [
+        "run", str(batch), "--out", str(out), "--no-report", "--quiet"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = worker = 0
+    seen: dict[int, int] = {}
+    while proc.poll() is None:
+        driver = max(driver, _hwm(proc.pid))
+        for pid in _descendants(proc.pid):
+            if pid in seen or _is_worker(pid):
+                seen[pid] = max(seen.get(pid, 0), _hwm(pid))
+        time.sleep(0.2)
+    wall = time.perf_counter() - t0
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"n={n}: stressgrid run failed ({proc.returncode}):\n{stderr[-2000:]}")
+    worker = max(seen.values(), default=0)
+    manifest = json.loads((out / "manifest.json").read_text())
+    disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {"scenarios": n, "stream": stream, "wall_s": round(wall, 2), "scenarios_per_s": round(n / wall),
+            "driver_peak_gb": round(driver / 1e9, 3), "worker_peak_gb": round(worker / 1e9, 3),
+            "workers_seen": len(seen), "output_gb": round(disk / 1e9, 3), "tasks": manifest["counts"]["tasks"],
+            "streamed": any(f.endswith("/") for f in manifest["files"]), "timings": manifest["timings_seconds"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
+    ap.add_argument("--stream", choices=["auto", "true", "false"], default="auto")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale.json")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            r = run_one(n, args.stream, Path(tmp))
+            rows.append(r)
+            t = r["timings"]
+            print(f"{n:>11,} scenarios: {r['wall_s']:7.1f} s ({r['scenarios_per_s']:,}/s), driver peak "
+                  f"{r['driver_peak_gb']:.2f} GB, worker peak {r['worker_peak_gb']:.2f} GB ({r['workers_seen']} workers), "
+                  f"output {r['output_gb']:.2f} GB, {r['tasks']} tasks; tasks {t.get('run_tasks', 0):.1f} s "
+                  f"(kernels {t.get('kernel_seconds_total', 0):.1f}, draws {t.get('draw_seconds_total', 0):.1f}, "
+                  f"writes {t.get('write_seconds_total', 0):.1f} s summed over tasks)", flush=True)
+    growth = {}
+    if len(rows) >= 2:
+        a, b = rows[0], rows[-1]
+        k = math.log(b["scenarios"] / a["scenarios"])
+        growth = {"time": round(math.log(b["wall_s"] / a["wall_s"]) / k, 3),
+                  "driver_memory": round(math.log(b["driver_peak_gb"] / a["driver_peak_gb"]) / k, 3)}
+        print(f"growth exponent from {a['scenarios']:,} to {b['scenarios']:,}: time {growth['time']}, "
+              f"driver memory {growth['driver_memory']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    import platform
+
+    args.out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                                    "rows": rows, "growth_exponent": growth}, indent=2))
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
