@@ -1,7 +1,8 @@
 """Risk reports: results schema, HTML report, limits and breaches, the results store.
 
 Everything here reads a run directory (the Parquet tables and ``manifest.json`` that ``stressgrid run``
-writes); nothing here runs scenarios.  ``reports/schema.json`` documents and versions those files.
+writes; a per-scenario table may be a folder of part files, one per grid task and family); nothing here
+runs scenarios.  ``reports/schema.json`` documents and versions those files.
 """
 
 from ._finish import BREACH_EXIT_CODE, DEFAULT_STORE, default_store, finish_run, print_comparison, print_runs
@@ -10,6 +11,8 @@ from ._html import MONITORING_TABLES, REPORT_SECTIONS, headline, render_report, 
 from ._limits import BREACH_COLUMNS, METRICS, Limit, Limits, evaluate_limits, load_limits, parse_limits, write_breaches
 from ._rundir import RunDir, open_run
 from ._schema import (
+    PART_NAME,
+    PARTITIONED_TABLES,
     SCHEMA_PATH,
     SCHEMA_VERSION,
     arrow_table,
@@ -17,7 +20,9 @@ from ._schema import (
     check_run_dir,
     check_table_schema,
     load_schema,
+    part_file_name,
     schema_markdown,
+    table_files,
     table_names,
     update_schema_doc,
     upgrade_table,
@@ -46,6 +51,8 @@ __all__ = [
     "METRICS",
     "MONITORING_TABLES",
     "REPORT_SECTIONS",
+    "PART_NAME",
+    "PARTITIONED_TABLES",
     "RunDir",
     "SCHEMA_PATH",
     "SCHEMA_VERSION",
@@ -61,12 +68,14 @@ __all__ = [
     "load_schema",
     "open_run",
     "parse_limits",
+    "part_file_name",
     "plural",
     "print_breaches",
     "print_summary",
     "render_report",
     "scenario_bar_data",
     "schema_markdown",
+    "table_files",
     "table_names",
     "update_schema_doc",
     "upgrade_table",

@@ -23,6 +23,7 @@ __all__ = [
     "chart_capacity",
     "chart_reoptimisation",
     "scenario_bar_data",
+    "weighted_histogram",
     "sig2",
     "aum_ticks",
     "SMALL_FAMILY",
@@ -132,13 +133,43 @@ def aum_ticks(multiples) -> list[float]:
 
 def scenario_bar_data(run: RunDir) -> pd.DataFrame:
     """Scenarios drawn as bars: every scenario of the families with at most :data:`SMALL_FAMILY` scenarios,
-    or the 20 worst scenarios of the run when every family is larger.  Columns scenario, family, pnl."""
-    sc = run.table("scenarios")[["scenario", "family", "pnl"]]
-    sizes = sc.groupby("family", sort=False).size()
-    small = sizes[sizes <= SMALL_FAMILY].index
-    if len(small):
-        return sc[sc["family"].isin(small)].reset_index(drop=True)
-    return sc.nsmallest(20, "pnl").reset_index(drop=True)
+    or the 20 worst scenarios of the run when every family is larger.  Columns scenario, family, pnl.
+
+    Reads only the rows of the small families, or (every family being larger) the ``pnl`` column piece by
+    piece and the other columns of the 20 rows found (:meth:`reports.RunDir.smallest`).
+    """
+    sizes = run.family_sizes()
+    small = list(sizes[sizes <= SMALL_FAMILY].index)
+    if small:
+        return run.table("scenarios", columns=["scenario", "family", "pnl"], families=small).reset_index(drop=True)
+    return run.smallest("scenarios", 20, "pnl", columns=["scenario", "family", "pnl"])
+
+
+def weighted_histogram(run: RunDir, family: str, bins: int = 60, unit: float = 1.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """The probability-weighted histogram of the book P&L (divided by ``unit``, e.g. 1e6 for millions) of
+    one family's scenarios, read piece by piece, columns ``pnl`` and ``weight`` only.
+
+    Returns ``(edges [bins + 1], mass [bins])``: ``bins`` equal bins from the smallest to the largest P&L,
+    each closed on the left and the last also on the right, and the sum of the weights in each, the same
+    as ``numpy.histogram(pnl / unit, bins, weights=weight)`` on the whole family; None when the family has
+    no scenario with a P&L.
+    """
+    lo, hi = np.inf, -np.inf
+    for piece in run.scan("scenarios", columns=["pnl"], families=[family]):
+        v = piece["pnl"].to_numpy(float) / unit
+        v = v[np.isfinite(v)]
+        if len(v):
+            lo, hi = min(lo, v.min()), max(hi, v.max())
+    if not np.isfinite(lo):
+        return None
+    edges = np.histogram_bin_edges(np.array([lo, hi]), bins)
+    mass = np.zeros(bins)
+    for piece in run.scan("scenarios", columns=["pnl", "weight"], families=[family]):
+        v, w = piece["pnl"].to_numpy(float) / unit, piece["weight"].to_numpy(float)
+        keep = np.isfinite(v)
+        idx = np.minimum(np.searchsorted(edges, v[keep], side="right") - 1, bins - 1)
+        mass += np.bincount(idx, weights=w[keep], minlength=bins)
+    return edges, mass
 
 
 @_with_rc
@@ -168,9 +199,10 @@ def chart_scenario_pnl(run: RunDir) -> str | None:
 def chart_distributions(run: RunDir) -> str | None:
     """Weighted P&L histogram of each family with more than :data:`SMALL_FAMILY` scenarios, with -VaR and
     -CVaR of every confidence level marked (losses are on the left)."""
-    sc = run.table("scenarios")
     rm = run.table("risk_metrics")
-    fams = [f for f, g in sc.groupby("family", sort=False) if len(g) > SMALL_FAMILY]
+    sizes = run.family_sizes()
+    hists = {f: weighted_histogram(run, f, unit=1e6) for f, n in sizes.items() if n > SMALL_FAMILY}
+    fams = [f for f, h in hists.items() if h is not None]
     if not fams:
         return None
     ncol = 2 if len(fams) > 1 else 1
@@ -179,8 +211,8 @@ def chart_distributions(run: RunDir) -> str | None:
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
     colors = ["#ef6c00", "#6a1b9a", "#1565c0", "#00838f"]
     for ax, fam in zip(axes, fams):
-        g = sc[sc["family"] == fam]
-        ax.hist(_m(g["pnl"]), bins=60, weights=g["weight"].to_numpy(float), color="#90a4ae")
+        edges, mass = hists[fam]
+        ax.hist(edges[:-1], bins=edges, weights=mass, color="#90a4ae")  # one value per bin, weighted by its mass
         r = rm[rm["family"] == fam]
         for a, col in zip(run.confidences, colors):
             for metric, ls in (("var", "--"), ("cvar", "-")):
@@ -188,7 +220,7 @@ def chart_distributions(run: RunDir) -> str | None:
                 if len(v):
                     x = -float(v.iloc[0]) / 1e6
                     ax.axvline(x, color=col, ls=ls, lw=1.2, label=f"{_SHOWN[metric]} {a:.0%}: {-x:,.1f}m")
-        ax.set_title(f"{fam} ({len(g)} scenarios)", loc="left")  # more than SMALL_FAMILY: always plural
+        ax.set_title(f"{fam} ({sizes[fam]} scenarios)", loc="left")  # more than SMALL_FAMILY: always plural
         ax.set_xlabel(f"book P&L (millions {run.base_currency})")
         ax.set_ylabel("probability")
         if ax.get_legend_handles_labels()[0]:

@@ -17,7 +17,7 @@ from ._limits import Limits, evaluate_limits
 from ._rundir import RunDir, open_run
 from ._schema import SCHEMA_VERSION
 from ._tables import NO_SCOPE, capacity_scopes, liquidation_groups, liquidation_positions
-from ._terminal import caveats, plural
+from ._terminal import TERMINAL_SMALL_FAMILY, caveats, plural, worst_sensitivity
 
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
 
@@ -273,12 +273,14 @@ def _sec_breaches(run: RunDir, breaches: pd.DataFrame | None) -> str:
 def _sec_scenario_pnl(run: RunDir) -> str:
     d = _charts.scenario_bar_data(run)
     small = d["family"].nunique()
+    drawn = list(dict.fromkeys(d["family"]))
     cap = (f"Book P&L of every scenario in the {plural(small, 'family')} of at most {_charts.SMALL_FAMILY} scenarios"
-           if len(d) and (run.table("scenarios").groupby("family").size() <= _charts.SMALL_FAMILY).any()
+           if len(d) and (run.family_sizes().reindex(drawn) <= _charts.SMALL_FAMILY).all()
            else "The 20 worst scenarios of the run")
     out = _figure("scenario-pnl", _charts.chart_scenario_pnl(run), f"{cap} (millions {run.base_currency}; gains right, losses left).")
-    bd = run.table("breakdown")
-    sel = bd[(bd["level"] == "asset_class") & bd["scenario"].isin(d["scenario"])]
+    # only the rows of the scenarios drawn (of the small families, or the worst ones' parts)
+    sel = run.table("breakdown", columns=["scenario", "group_name", "pnl"], families=drawn,
+                    where={"level": "asset_class", "scenario": list(d["scenario"])}) if len(d) else pd.DataFrame()
     if len(sel):
         wide = sel.pivot_table(index="scenario", columns="group_name", values="pnl", sort=False).reindex(d["scenario"])
         wide["total"] = wide.sum(axis=1)
@@ -368,15 +370,12 @@ def _sec_monitoring(run: RunDir) -> str:
 
 
 def _sec_sensitivity(run: RunDir) -> str:
-    st = run.get("sensitivity")
-    sc = run.table("scenarios")
-    if st is None:
+    if not run.has("sensitivity"):
         return ""
-    small = [f for f, g in sc.groupby("family", sort=False) if len(g) <= 12]
-    if not small:
+    found = worst_sensitivity(run, [f for f, n in run.family_sizes().items() if n <= TERMINAL_SMALL_FAMILY])
+    if found is None:
         return ""
-    worst = sc[sc.family == small[0]].sort_values("pnl").iloc[0]["scenario"]
-    rows = st[st.scenario == worst][["type", "pnl_full", "pnl_sensitivity", "error"]]
+    worst, rows = found
     return (f"<p class='sub'>Scenario {_e(worst)}, by instrument type ({_e(run.base_currency)}).</p>"
             + _table(rows, {c: _money for c in ("pnl_full", "pnl_sensitivity", "error")}, left=("type",)))
 

@@ -269,6 +269,16 @@ def _conf_rows(df: pd.DataFrame, col: str, a: float, lim: Limit, available: list
     return rows
 
 
+def _group_min(run: RunDir, name: str, key: str, family: str, where: dict) -> pd.Series:
+    """The smallest ``pnl`` of each group (column ``key``) over the rows of one family of a per-scenario
+    table, read piece by piece (columns ``key`` and ``pnl`` only); groups in the order they first appear."""
+    mins = [piece.groupby(piece[key].astype(str), sort=False)["pnl"].min()
+            for piece in run.scan(name, columns=[key, "pnl"], families=[family], where=where)]
+    if not mins:
+        return pd.Series([], index=pd.Index([], dtype=object, name="group_name"), dtype=float)
+    return pd.concat(mins).groupby(level=0, sort=False).min().rename_axis("group_name")
+
+
 def _money_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.Series]]:
     """(family, Series group -> value in base currency, losses positive) for a money metric."""
     level = lim.scope.partition(":")[0]
@@ -298,16 +308,16 @@ def _money_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.Serie
                     out.append((f, pd.Series({"book": float(worst.loc[f, "value"])})))
                     continue
                 if level == "position":
-                    sp = _need(run, "scenario_pnl", lim)
-                    g = sp[sp["family"] == f].rename(columns={"position_id": "group_name"})
+                    _need(run, "scenario_pnl", lim)
+                    name, key, where = "scenario_pnl", "position_id", {}
                 else:
-                    bd = run.table("breakdown")
-                    g = bd[(bd["family"] == f) & (bd["level"] == level)]
+                    name, key, where = "breakdown", "group_name", {"level": level}
                 if m == "worst_loss":
-                    s = -g.groupby("group_name", sort=False)["pnl"].min()
+                    s = -_group_min(run, name, key, f, where)
                 else:  # the group's loss in the scenario that is worst for the book
-                    g = g[g["scenario"] == worst.loc[f, "scenario"]]
-                    s = -g.set_index("group_name")["pnl"]
+                    g = run.table(name, columns=[key, "pnl"], families=[f],
+                                  where={**where, "scenario": [worst.loc[f, "scenario"]]})
+                    s = -g.set_index(key)["pnl"].rename_axis("group_name")
                 out.append((f, s.astype(float)))
     elif m in ("la_var", "la_cvar"):
         la = _need(run, "la_risk", lim)

@@ -3,7 +3,10 @@
 The schema file is the single source of truth: ``docs/schema.md`` is generated from it
 (:func:`update_schema_doc`) and :func:`check_run_dir` compares
 a run directory's Parquet files (column names, Arrow types and the schema version in each file's key-value
-metadata) and ``manifest.json`` (keys and JSON types) against it.  :func:`write_table` writes a table the
+metadata) and ``manifest.json`` (keys and JSON types) against it.  A per-scenario table (those the schema
+marks ``partitioned``: :data:`PARTITIONED_TABLES`) is either one file ``<name>.parquet`` or a folder
+``<name>/`` of part files ``part-<task>-<family>.parquet`` (:func:`part_file_name`), one per grid task and
+scenario family; :func:`table_files` lists the files of a table in either form.  :func:`write_table` writes a table the
 way the schema says (declared types for all-null columns, the version in the metadata);
 :func:`upgrade_table` reads a table of an older version under the current names.
 """
@@ -39,6 +42,11 @@ __all__ = [
     "upgrade_table",
     "VERSION_KEY",
     "TABLE_KEY",
+    "PARTITIONED_TABLES",
+    "PART_NAME",
+    "part_file_name",
+    "table_files",
+    "upgraded_column",
 ]
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -70,6 +78,32 @@ VERSION_KEY = b"stressgrid.schema_version"
 TABLE_KEY = b"stressgrid.table"
 _ARROW_TYPES = {"string": pa.string(), "double": pa.float64(), "int64": pa.int64(), "bool": pa.bool_(),
                 "timestamp[us]": pa.timestamp("us"), "list<string>": pa.list_(pa.string())}
+
+
+#: the per-scenario tables, which a run may store as a folder ``<name>/`` of part files instead of ``<name>.parquet``
+PARTITIONED_TABLES: tuple[str, ...] = tuple(n for n, t in load_schema()["tables"].items() if t.get("partitioned"))
+#: the name of a part file in such a folder: ``part-<task, six digits>-<family code, four digits>.parquet``
+PART_NAME = re.compile(load_schema()["partitions"]["regex"])
+
+
+def part_file_name(task: int, family_code: int) -> str:
+    """The name of the part file of grid task ``task`` holding the rows of the family of code ``family_code``,
+    e.g. ``part-000003-0001.parquet``; the parts sort by task, then family."""
+    if not (0 <= task < 10**6 and 0 <= family_code < 10**4):
+        raise ValueError(f"part file name: task must be in [0, 999999] and family_code in [0, 9999] "
+                         f"(got task {task!r}, family_code {family_code!r})")
+    return f"part-{task:06d}-{family_code:04d}.parquet"
+
+
+def table_files(run_dir: str | Path, name: str) -> list[Path]:
+    """The Parquet files of table ``name`` in a run directory, in the order of its rows: ``[<name>.parquet]``,
+    or the part files ``part-*.parquet`` of the folder ``<name>/`` sorted by name, or ``[]`` when the run
+    has neither.  (A run that has both is malformed: :func:`check_run_dir` says so; the file comes first.)"""
+    run = Path(run_dir)
+    out = [run / f"{name}.parquet"] if (run / f"{name}.parquet").is_file() else []
+    if (run / name).is_dir():
+        out += sorted((p for p in (run / name).glob("part-*.parquet") if p.is_file()), key=lambda p: p.name)
+    return out
 
 
 def table_names() -> list[str]:
@@ -104,28 +138,30 @@ def _column_spec(table: dict, name: str) -> dict | None:
     return None
 
 
-def check_table_schema(name: str, schema: pa.Schema) -> list[str]:
+def check_table_schema(name: str, schema: pa.Schema, file: str | None = None) -> list[str]:
     """Problems of one table's Arrow schema against the results schema (empty when it conforms).
 
     Every required column must be present with its declared type, and every column present must be
-    declared (by name or by pattern); the order of the columns does not matter.
+    declared (by name or by pattern); the order of the columns does not matter.  ``file`` names the file
+    in the messages (default ``<name>.parquet``; e.g. ``scenarios/part-000000-0001.parquet`` for a part).
     """
+    file = file or f"{name}.parquet"
     spec = load_schema()["tables"].get(name)
     if spec is None:
-        return [f"{name}.parquet: table not in the results schema (reports/schema.json)"]
+        return [f"{file}: table not in the results schema (reports/schema.json)"]
     if spec.get("open"):
         return []
     problems = []
     present = {f.name: f.type for f in schema}
     for col in spec.get("columns", []):
         if col.get("required", True) and col["name"] not in present:
-            problems.append(f"{name}.parquet: column {col['name']!r} is missing")
+            problems.append(f"{file}: column {col['name']!r} is missing")
     for col, typ in present.items():
         cs = _column_spec(spec, col)
         if cs is None:
-            problems.append(f"{name}.parquet: column {col!r} ({typ}) is not in the results schema")
+            problems.append(f"{file}: column {col!r} ({typ}) is not in the results schema")
         elif not _type_matches(cs["type"], typ, cs.get("nullable", False)):
-            problems.append(f"{name}.parquet: column {col!r} has type {typ}, the schema says {cs['type']}")
+            problems.append(f"{file}: column {col!r} has type {typ}, the schema says {cs['type']}")
     return problems
 
 
@@ -170,11 +206,95 @@ def check_manifest(manifest: dict) -> list[str]:
     return problems
 
 
+def _check_file(path: Path, table: str, shown: str) -> list[str]:
+    """Problems of one Parquet file of ``table`` (``shown``: its name in the messages)."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        return [f"{shown}: not a readable Parquet file ({exc})"]
+    problems = check_table_schema(table, schema, shown)
+    meta = schema.metadata or {}
+    version = meta.get(VERSION_KEY)
+    if version is None:
+        problems.append(f"{shown}: no {VERSION_KEY.decode()} in the file's key-value metadata")
+    elif version != str(SCHEMA_VERSION).encode():
+        problems.append(f"{shown}: {VERSION_KEY.decode()} is {version.decode(errors='replace')}, "
+                        f"this stressgrid reads version {SCHEMA_VERSION}")
+    written = meta.get(TABLE_KEY)
+    if written is not None and written != table.encode():
+        problems.append(f"{shown}: {TABLE_KEY.decode()} is {written.decode(errors='replace')}, the file is a part of "
+                        f"table {table}")
+    return problems
+
+
+def _part_family(path: Path) -> str | None:
+    """The one family of a part file, from the statistics of its ``family`` column (its footer only);
+    ``"<several>"`` when they show more than one, None when they do not say."""
+    try:
+        meta = pq.read_metadata(path)
+    except (pa.ArrowInvalid, OSError):
+        return None
+    names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    if "family" not in names:
+        return None
+    j = names.index("family")
+    values: set = set()
+    for i in range(meta.num_row_groups):
+        st = meta.row_group(i).column(j).statistics
+        if meta.row_group(i).num_rows == 0:
+            continue
+        if st is None or not st.has_min_max:
+            return None
+        values |= {st.min, st.max}
+    return "<several>" if len(values) > 1 else next(iter(values), None)
+
+
+def _check_folder(run: Path, name: str, codes: dict[str, str]) -> list[str]:
+    """Problems of the folder of table ``name``: every entry a part file with a well-formed name, each
+    checked like a file and holding one family, whose code is the same in every table (``codes``: family
+    code -> family, filled across tables)."""
+    folder = run / name
+    if name not in PARTITIONED_TABLES:
+        return [f"{name}/: only the per-scenario tables ({', '.join(PARTITIONED_TABLES)}) may be stored as a folder"]
+    problems = []
+    parts = 0
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        shown = f"{name}/{path.name}"
+        if path.name.startswith("."):
+            continue  # a temporary file of an atomic write
+        if not path.is_file():
+            problems.append(f"{shown}: not a part file (a folder table holds part-<task>-<family>.parquet files only)")
+            continue
+        if not PART_NAME.match(path.name):
+            problems.append(f"{shown}: not a part file name: expected part-<task, six digits>-<family code, four "
+                            f"digits>.parquet, e.g. {part_file_name(0, 1)}")
+            if not path.name.startswith("part-") or path.suffix != ".parquet":
+                continue  # not read as a part: no more to check
+        parts += 1
+        found = _check_file(path, name, shown)
+        problems += found
+        family = None if found else _part_family(path)
+        if family == "<several>":
+            problems.append(f"{shown}: holds the rows of several families (a part holds one family)")
+        elif family is not None and PART_NAME.match(path.name):
+            code = path.name[len("part-000000-"):-len(".parquet")]
+            seen = codes.setdefault(code, family)
+            if seen != family:
+                problems.append(f"{shown}: family {family!r} under code {code}, which is the code of family {seen!r} "
+                                f"in another part")
+    if not parts:
+        problems.append(f"{name}/: holds no part files (a table stored as a folder has at least one)")
+    return problems
+
+
 def check_run_dir(run_dir: str | Path) -> list[str]:
     """Problems of a run directory against the results schema (empty when it conforms).
 
-    Checks every ``*.parquet`` file at the top of the directory (names, columns, Arrow types), that
-    every table the schema marks ``always`` is present, and the manifest's keys and types.
+    Checks every ``*.parquet`` file at the top of the directory and every part file in the folder of a
+    per-scenario table (names, columns, Arrow types, the schema version in each file), that a part file
+    holds one family (from its statistics) under the same family code in every table, that no table is
+    both a file and a folder, that every table the schema marks ``always`` is present (as a file or a
+    folder), and the manifest's keys and types (and that a folder it lists is there).
     """
     run = Path(run_dir)
     problems = []
@@ -187,22 +307,26 @@ def check_run_dir(run_dir: str | Path) -> list[str]:
         return [f"{manifest_path}: not valid JSON ({exc})"]
     problems += check_manifest(manifest)
     tables = load_schema()["tables"]
+    folders = {p.name for p in run.iterdir() if p.is_dir() and p.name in tables}
     for name, spec in tables.items():
-        if spec["presence"] == "always" and not (run / f"{name}.parquet").is_file():
+        if spec["presence"] == "always" and not (run / f"{name}.parquet").is_file() and name not in folders:
             problems.append(f"{name}.parquet: missing (the schema says it is always written)")
     for path in sorted(run.glob("*.parquet")):
-        try:
-            schema = pq.read_schema(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            problems.append(f"{path.name}: not a readable Parquet file ({exc})")
-            continue
-        problems += check_table_schema(path.stem, schema)
-        version = (schema.metadata or {}).get(VERSION_KEY)
-        if version is None:
-            problems.append(f"{path.name}: no {VERSION_KEY.decode()} in the file's key-value metadata")
-        elif version != str(SCHEMA_VERSION).encode():
-            problems.append(f"{path.name}: {VERSION_KEY.decode()} is {version.decode(errors='replace')}, "
-                            f"this stressgrid reads version {SCHEMA_VERSION}")
+        problems += _check_file(path, path.stem, path.name)
+        if path.stem in folders:
+            problems.append(f"{path.name}: the table is also the folder {path.stem}/ (a table is a file or a folder "
+                            f"of part files, never both)")
+    codes: dict[str, str] = {}
+    for name in sorted(folders):
+        problems += _check_folder(run, name, codes)
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    for entry in listed if isinstance(listed, list) else []:
+        if isinstance(entry, str) and entry.endswith("/"):
+            if entry[:-1] not in PARTITIONED_TABLES:
+                problems.append(f"manifest.json: files lists the folder {entry}, but only the per-scenario tables "
+                                f"({', '.join(PARTITIONED_TABLES)}) may be stored as a folder")
+            elif entry[:-1] not in folders:
+                problems.append(f"manifest.json: files lists the folder {entry}, which the run directory does not have")
     return problems
 
 
@@ -223,10 +347,17 @@ def arrow_table(name: str, df: pd.DataFrame) -> pa.Table:
     """Table ``name`` of a run as Arrow, as :func:`write_table` writes it.
 
     A column that pandas cannot type (all null, or only empty lists) gets the type the schema declares for
-    it, so that the type of a column does not depend on the data of a run; the schema version and the
-    table's name go into the key-value metadata (:data:`VERSION_KEY`, :data:`TABLE_KEY`).
+    it, so that the type of a column does not depend on the data of a run; dictionary-encoded text (a
+    pandas Categorical) gets 32-bit indices and string values whatever the number of its categories, so that
+    the part files of a table stored as a folder share one Arrow type and read as one dataset; the schema
+    version and the table's name go into the key-value metadata (:data:`VERSION_KEY`, :data:`TABLE_KEY`).
     """
     table = pa.Table.from_pandas(df, preserve_index=False)
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type) and _type_matches("string", f.type.value_type, False):
+            target = pa.dictionary(pa.int32(), pa.string())
+            if f.type != target:
+                table = table.set_column(i, pa.field(f.name, target, f.nullable, f.metadata), table.column(i).cast(target))
     spec = load_schema()["tables"].get(name, {})
     if not spec.get("open"):
         for i, f in enumerate(table.schema):
@@ -276,6 +407,15 @@ def _split(value, sep: str):
     return [x.strip() for x in str(value).split(sep) if x.strip()]
 
 
+def upgraded_column(name: str, column: str, version: int) -> str:
+    """The current name of column ``column`` of table ``name`` in a file of schema ``version`` (see
+    :func:`upgrade_table`)."""
+    if version >= SCHEMA_VERSION:
+        return column
+    column = _V1_RENAMES.get(name, {}).get(column, column)
+    return re.sub(r"^(spread_mult|adv_mult)\.", r"\1_", column)
+
+
 def upgrade_table(name: str, df: pd.DataFrame, version: int) -> pd.DataFrame:
     """Table ``name`` of a run directory of schema ``version``, with the names and types of the current
     version (a new DataFrame; the same one when ``version`` is current).
@@ -287,8 +427,7 @@ def upgrade_table(name: str, df: pd.DataFrame, version: int) -> pd.DataFrame:
     """
     if version >= SCHEMA_VERSION:
         return df
-    df = df.rename(columns=_V1_RENAMES.get(name, {}))
-    df = df.rename(columns=lambda c: re.sub(r"^(spread_mult|adv_mult)\.", r"\1_", c))
+    df = df.rename(columns=lambda c: upgraded_column(name, c, version))
     if "metric" in df.columns and name in ("risk_metrics", "adapted_risk_metrics"):
         df = df.assign(metric=df["metric"].replace(_V1_METRICS))
     for col, sep in _V1_LISTS.get(name, {}).items():
@@ -307,11 +446,16 @@ def schema_markdown() -> str:
     out = [f"Schema version: **{s['schema_version']}** (`manifest.json` key `schema_version`).", ""]
     out += ["Conventions:", ""] + [f"- {_md_escape(c)}" for c in s["conventions"]] + [""]
     out += ["| type | meaning |", "|---|---|"] + [f"| `{k}` | {_md_escape(v)} |" for k, v in s["types"].items()]
+    parts = s["partitions"]
+    out += ["", f"Part files: `{parts['pattern']}` (file-name pattern `{_md_escape(parts['regex'])}`): {parts['description']}."]
     for name, t in s["tables"].items():
         presence = _PRESENCE[t["presence"]]
         if t.get("presence_note"):
             presence += f": {t['presence_note']}"
         out += ["", f"### `{name}.parquet`", "", f"{t['description']}", "", f"Presence: {presence}."]
+        if t.get("partitioned"):
+            out += ["", f"Stored as: the file `{name}.parquet`, or the folder `{name}/` of part files "
+                        f"`{parts['pattern']}` (one per grid task and family; never both)."]
         if t.get("key"):
             out += ["", "One row per " + ", ".join(f"`{k}`" for k in t["key"]) + "."]
         if t.get("open"):

@@ -4,6 +4,9 @@ The partition folders are Hive-style (``key=value``), so a warehouse can load on
 run at once, with the partitions as columns, e.g. in DuckDB::
 
     SELECT * FROM read_parquet('STORE/*/*/*/risk_metrics.parquet', hive_partitioning = true)
+
+A per-scenario table that a run wrote as a folder of part files is stored as that folder
+(``STORE/*/*/*/scenarios/*.parquet``).
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ def run_id_of(run_dir: str | Path | RunDir) -> str:
 
 
 def store_run(run_dir: str | Path | RunDir, store_root: str | Path, run_id: str | None = None) -> Path:
-    """Copy a run directory into the results store (``manifest.json``, the Parquet tables and
-    ``report.html``; not the task checkpoints).
+    """Copy a run directory into the results store (``manifest.json``, the Parquet tables, every part file of
+    a table stored as a folder, and ``report.html``; not the task checkpoints).
 
     The run lands in ``store_root/run_date=YYYY-MM-DD/batch=NAME/run=RUN_ID/``, where the date is the
     run's UTC start date and ``RUN_ID`` defaults to :func:`run_id_of`.  The copy is made in a temporary
@@ -77,6 +80,11 @@ def store_run(run_dir: str | Path | RunDir, store_root: str | Path, run_id: str 
         for p in sorted(run.path.iterdir()):
             if p.is_file() and not p.name.startswith(".") and (p.suffix == ".parquet" or p.name in ("manifest.json", "report.html")):
                 shutil.copy2(p, tmp / p.name)
+            elif p.is_dir() and run.is_partitioned(p.name):  # a per-scenario table as a folder of part files
+                (tmp / p.name).mkdir()
+                for part in sorted(p.glob("part-*.parquet")):
+                    if part.is_file():
+                        shutil.copy2(part, tmp / p.name / part.name)
         tmp.rename(dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,8 +8,10 @@ import pandas as pd
 
 from ._rundir import RunDir, open_run
 
-__all__ = ["print_summary", "print_breaches", "money", "plural"]
+__all__ = ["print_summary", "print_breaches", "money", "plural", "worst_sensitivity", "TERMINAL_SMALL_FAMILY"]
 
+#: a family with at most this many scenarios gets its scenarios' P&L by asset class in the terminal summary
+TERMINAL_SMALL_FAMILY = 12
 
 
 def _esc(x) -> str:
@@ -50,6 +52,9 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     full revaluation against the delta-gamma-vega approximation in the worst scenario of the first small
     family, every caveat (unpriced positions, factors held flat or filled), and where the time went.
 
+    Of the per-scenario tables, only the rows of the small families (at most :data:`TERMINAL_SMALL_FAMILY`
+    scenarios) are read; the family sizes come from ``risk_metrics`` (:meth:`reports.RunDir.family_sizes`).
+
     Parameters
     ----------
     run_dir : a run directory (or :class:`reports.RunDir`)
@@ -82,11 +87,11 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
         t.add_row(*cells)
     console.print(t)
 
-    sc = run.table("scenarios")
-    small = [f for f, g in sc.groupby("family", sort=False) if len(g) <= 12]
-    if small:
-        bd = run.table("breakdown")
-        bd = bd[(bd.level == "asset_class") & bd.family.isin(small)]
+    sizes = run.family_sizes()
+    small = [f for f, n in sizes.items() if n <= TERMINAL_SMALL_FAMILY]
+    bd = run.table("breakdown", columns=["scenario", "group_name", "pnl"], families=small,
+                   where={"level": "asset_class"}) if small else None  # only the rows of the small families
+    if bd is not None and len(bd):
         wide = bd.pivot_table(index="scenario", columns="group_name", values="pnl", sort=False)
         t2 = Table(title=f"Scenario P&L by asset class ({ccy})", title_justify="left")
         t2.add_column("scenario")
@@ -97,11 +102,9 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
             t2.add_row(_esc(name), *[money(v) for v in row], money(row.sum()))
         console.print(t2)
 
-    st = run.get("sensitivity")
-    if st is not None and small:
-        fam = small[0]
-        worst = sc[sc.family == fam].sort_values("pnl").iloc[0]["scenario"]
-        rows = st[st.scenario == worst]
+    found = worst_sensitivity(run, small) if run.has("sensitivity") else None
+    if found is not None:
+        worst, rows = found
         t3 = Table(title=f"Full revaluation vs delta-gamma-vega approximation, {_esc(worst)} ({ccy})", title_justify="left")
         for c in ("type", "full", "approximation", "error"):
             t3.add_column(c, justify="left" if c == "type" else "right")
@@ -120,6 +123,19 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     counts = manifest.get("counts", {})
     console.print(f"{plural(counts.get('scenarios'), 'scenario')} x {plural(counts.get('positions'), 'position')} in "
                   f"{plural(counts.get('tasks'), 'task')} of {counts.get('chunk_size')}; outputs in {_esc(run.path)}/")
+
+
+def worst_sensitivity(run: RunDir, families: list[str]) -> tuple[str, pd.DataFrame] | None:
+    """The worst scenario of the first of ``families`` (small ones) that has scenarios, and its rows of
+    ``sensitivity``: type, pnl_full, pnl_sensitivity, error; None when none has.  Only the rows of that
+    family are read."""
+    for family in families:
+        sc = run.table("scenarios", columns=["scenario", "pnl"], families=[family])
+        if len(sc):
+            worst = sc.sort_values("pnl").iloc[0]["scenario"]
+            return worst, run.table("sensitivity", columns=["type", "pnl_full", "pnl_sensitivity", "error"],
+                                    families=[family], where={"scenario": [worst]})
+    return None
 
 
 def caveats(run_dir: str | Path | RunDir) -> list[str]:
@@ -159,7 +175,7 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
                        f"table): {_shorten(sorted(declared))}.")
     unc = manifest.get("uncovered_factors") or {}
     if unc:
-        sizes = run.table("scenarios").groupby("family").size()
+        sizes = run.family_sizes()
         # factors without data in every scenario of every family (typically set by market overrides)
         always = set.intersection(*[
             {f for f, n in unc.get(fam, {}).items() if n == size} for fam, size in sizes.items()

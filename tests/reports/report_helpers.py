@@ -37,6 +37,68 @@ def copy_run(src: Path, dst: Path) -> Path:
     return dst
 
 
+def partition_run(src: Path, file_dst: Path, folder_dst: Path, tasks: int = 1, plain_parts: bool = False) -> tuple[Path, Path]:
+    """Two copies of a run directory that hold the same tables: in ``file_dst`` each per-scenario table is
+    one file, in ``folder_dst`` a folder of part files, as the grid's tasks write them.
+
+    The scenarios (in the order of ``scenarios.parquet``) are cut into ``tasks`` contiguous ranges, one per
+    task; a part holds the rows of one task's scenarios of one family (code: the family's place in
+    ``risk_metrics``), written by ``reports.write_table`` as ``part-<task>-<code>.parquet``.  The rows of the
+    file copy are put in the order of the parts (task, then family), as the layout requires.  Each part
+    keeps only the categories it uses (a dictionary of its own); with ``plain_parts``, every other part
+    stores its text plainly (no dictionary).  The manifest's ``files`` lists the folders as ``<name>/``.
+    """
+    from stressgrid import reports
+
+    copy_run(src, file_dst)
+    copy_run(src, folder_dst)
+    codes = {f: i for i, f in enumerate(dict.fromkeys(pd.read_parquet(src / "risk_metrics.parquet")["family"]))}
+    sc = pd.read_parquet(src / "scenarios.parquet")
+    task_of = dict(zip(sc["scenario"], np.arange(len(sc)) * tasks // len(sc)))
+    for name in reports.PARTITIONED_TABLES:
+        if not (src / f"{name}.parquet").is_file():
+            continue
+        df = pd.read_parquet(src / f"{name}.parquet")
+        key = df["scenario"].astype(str).map(task_of).to_numpy() * 10_000 + df["family"].astype(str).map(codes).to_numpy()
+        order = np.argsort(key, kind="stable")
+        df, key = df.iloc[order].reset_index(drop=True), key[order]
+        reports.write_table(name, df, file_dst / f"{name}.parquet")
+        (folder_dst / f"{name}.parquet").unlink()
+        (folder_dst / name).mkdir()
+        for i, k in enumerate(dict.fromkeys(key)):
+            part = df[key == k].reset_index(drop=True)
+            for c in part.columns:
+                if isinstance(part[c].dtype, pd.CategoricalDtype):
+                    part[c] = part[c].astype(str) if plain_parts and i % 2 else part[c].cat.remove_unused_categories()
+            reports.write_table(name, part, folder_dst / name / reports.part_file_name(int(k // 10_000), int(k % 10_000)))
+    m = json.loads((folder_dst / "manifest.json").read_text())
+    m["files"] = sorted([p.name for p in folder_dst.glob("*.parquet")]
+                        + [f"{p.name}/" for p in folder_dst.iterdir() if p.is_dir() and p.name in reports.PARTITIONED_TABLES])
+    (folder_dst / "manifest.json").write_text(json.dumps(m, indent=2))
+    return file_dst, folder_dst
+
+
+def drop_family(src: Path, dst: Path, family: str) -> Path:
+    """A copy of a run directory without one scenario family: its rows gone from every table with a
+    ``family`` column (``risk_metrics`` included) and from the manifest's scenario count."""
+    from stressgrid import reports
+
+    copy_run(src, dst)
+    gone = 0
+    for path in sorted(dst.glob("*.parquet")):
+        df = pd.read_parquet(path)
+        if "family" in df.columns:
+            if path.stem == "scenarios":
+                gone = int((df["family"] == family).sum())
+            reports.write_table(path.stem, df[df["family"] != family].reset_index(drop=True), path)
+    m = json.loads((dst / "manifest.json").read_text())
+    m["counts"]["scenarios"] -= gone
+    for key in ("uncovered_factors", "filled_factors"):
+        (m.get(key) or {}).pop(family, None)
+    (dst / "manifest.json").write_text(json.dumps(m, indent=2))
+    return dst
+
+
 def _write(df: pd.DataFrame, run_dir: Path, name: str) -> None:
     """Write a table as a run does (the schema's writer: declared types, the version in the metadata)."""
     from stressgrid import reports
