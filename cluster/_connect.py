@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import urllib.parse
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -57,6 +58,19 @@ _RAY_MULTI_NODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 PROBE_SECONDS = 5.0
 
 
+#: JAX warns at every fork once it runs threads; the processes started here fork and exec at once
+#: (subprocess), which is safe, so that warning is not shown for them
+_FORK_WARNING = r"os\.fork\(\) was called"
+
+
+@contextlib.contextmanager
+def _fork_and_exec() -> Iterator[None]:
+    """A block that starts processes with subprocess (fork, then exec at once): no fork warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_FORK_WARNING, category=RuntimeWarning)
+        yield
+
+
 @contextlib.contextmanager
 def connect(address: str | None = None, num_cpus: int | None = None) -> Iterator[bool]:
     """Make sure Ray is initialised for the duration of the block.
@@ -91,7 +105,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Iterator
     if address:
         host = _check_address(address)
         try:
-            with _loopback_node(host is not None and _is_loopback_host(host)):
+            with _loopback_node(host is not None and _is_loopback_host(host)), _fork_and_exec():
                 ray.init(address=address, **kwargs)
         except Exception as exc:  # Ray raises several types for a bad address
             raise join_error(address, exc) from None
@@ -110,12 +124,13 @@ def _local_instance(num_cpus: int | None, kwargs: dict) -> Iterator[None]:
     import ray
 
     token = secrets.token_hex(8)
-    watchdog = _start_watchdog(token)
+    with _fork_and_exec():
+        watchdog = _start_watchdog(token)
     try:
         saved = os.environ.get(INSTANCE_ENV)
         os.environ[INSTANCE_ENV] = token  # inherited by every process Ray starts, and by theirs
         try:
-            with _loopback_node(True):
+            with _loopback_node(True), _fork_and_exec():
                 ctx = ray.init(num_cpus=num_cpus, _node_ip_address=LOOPBACK, include_dashboard=False,
                                dashboard_host=LOOPBACK, **kwargs)
         except BaseException:

@@ -74,6 +74,9 @@ def test_a_streamed_run_writes_the_same_tables_as_one_in_memory(runs):
     for name in ("scenarios", "breakdown", "scenario_pnl", "sensitivity", "liquidity"):
         assert f"{name}/" in files and not (d / "streamed" / f"{name}.parquet").exists()
         assert f"{name}.parquet" in memory.manifest["files"]
+    from stressgrid.reports import check_run_dir
+
+    assert check_run_dir(d / "streamed") == [] and check_run_dir(d / "memory") == []
 
 
 def test_each_part_holds_one_family_of_one_task_in_scenario_order(runs):
