@@ -15,7 +15,7 @@ import pandas as pd
 from ._summary import FamilyPartial, merge_partials, tail_scenarios
 from ._worker import ChunkResult
 
-__all__ = ["reduce_results", "risk_tables", "merge_families", "tail_plan", "contributions_from_rows", "scenario_table",
+__all__ = ["reduce_results", "risk_tables", "merge_families", "tail_plan", "contributions_by_task", "contributions_from_rows", "scenario_table",
            "sql_names", "per_scenario_tables", "sensitivity_rows", "GROUP_LEVELS", "LIST_COLUMNS"]
 
 #: the levels every breakdown and contribution table is given at
@@ -36,6 +36,29 @@ def merge_families(results: list[ChunkResult], n_families: int, keep_mass: float
 def tail_plan(merged: dict[int, FamilyPartial], confidence: list[float]) -> dict[tuple[int, float], tuple]:
     """(family code, confidence) -> ``(VaR, CVaR, idx, t)``: the global tail scenarios and their mass."""
     return {(code, a): tail_scenarios(p, a) for code, p in merged.items() for a in confidence}
+
+
+def contributions_by_task(plan: dict, bounds, rows, n_positions: int) -> dict[tuple[int, float], np.ndarray]:
+    """Euler contributions ``-(t @ pnl[idx]) / (1 - alpha)`` per (family code, confidence), summed task by
+    task in scenario order over the tail scenarios with ``t > 0``.
+
+    ``bounds``: the tasks' first scenarios and the batch's size; ``rows(code, idx)``: the position P&L
+    ``[k, N]`` of the scenarios ``idx`` (all inside one task).  The sums are the same, bit for bit, whether
+    the rows come from a gathered matrix or from the tasks' kept rows, and no more than one task's tail
+    rows are gathered at a time.
+    """
+    bounds = np.asarray(bounds, dtype=np.int64)
+    out = {}
+    for key, (_, _, idx, t) in plan.items():
+        on = t > 0
+        ii, tt = idx[on], t[on]
+        cuts = np.searchsorted(ii, bounds)
+        total = np.zeros(n_positions)
+        for lo, hi in zip(cuts[:-1], cuts[1:]):
+            if hi > lo:
+                total += tt[lo:hi] @ rows(key[0], ii[lo:hi])
+        out[key] = -total / (1.0 - key[1])
+    return out
 
 
 def contributions_from_rows(plan: dict, rows) -> dict[tuple[int, float], np.ndarray]:
@@ -73,7 +96,8 @@ def reduce_results(
     if contributions is None:
         if pnl is None:
             raise ValueError("no contributions given and the tasks did not return their position P&L")
-        contributions = contributions_from_rows(plan, lambda idx: pnl[idx])
+        bounds = [r.start for r in results] + [results[-1].stop]
+        contributions = contributions_by_task(plan, bounds, lambda code, idx: pnl[idx], pnl.shape[1])
     counts = {code: int(np.sum(family_codes == code)) for code in merged}
     tables = risk_tables(merged, plan, contributions, families, counts, lambda i: names[i], positions, confidence)
     groups = {level: np.concatenate([r.groups[level] for r in results]) for level in group_names}

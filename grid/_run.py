@@ -456,7 +456,7 @@ def execute(
 def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, resume: bool) -> RunResult:
     """A streamed run (:mod:`._stream`): tasks draw, revalue and write their rows; the driver merges their
     summaries in task order and writes the tables that do not grow with the scenarios."""
-    from ._reduce import risk_tables
+    from ._reduce import contributions_by_task, risk_tables
     from ._stream import (STREAM_TABLES, RowsTask, StreamMerger, StreamPayload, StreamResult, clear_tables,
                           run_stream_chunk, run_stream_rows)
     batch, prepared, pos, market = inputs.batch, inputs.prepared, inputs.book.positions, inputs.market
@@ -533,37 +533,29 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
     plan = tail_plan(merger.families, conf)
     # the position rows of every tail scenario: kept by the tasks, or revalued again where one was not
     wanted = np.unique(np.concatenate([idx[t > 0] for _, _, idx, t in plan.values()]))
-    have = np.concatenate([merger.rows[c][0] for c in merger.rows]) if merger.rows else np.zeros(0, np.int64)
-    missing = np.setdiff1d(wanted, have)
+    missing = np.setdiff1d(wanted, merger.has_rows())
+    starts = np.array([t.start for t in tasks], dtype=np.int64)
     timings["rows_again"] = 0.0
     if len(missing):
-        starts = np.array([t.start for t in tasks])
         owner = np.searchsorted(starts, missing, side="right") - 1
         again = [RowsTask(tasks[k], missing[owner == k]) for k in np.unique(owner)]
         try:
             extra = executor.map(payload, again, fn=run_stream_rows)
         except TaskFailure as exc:
             raise TaskError(f"task {exc.task.task_id}, revaluing tail scenarios again: {exc.reason}") from None
-        fam_of = np.searchsorted(offsets, missing, side="right") - 1
-        idx_all = np.concatenate([e.rows_index for e in extra])
-        rows_all = np.concatenate([e.rows for e in extra])
-        for code in np.unique(fam_of):
-            on = np.searchsorted(offsets, idx_all, side="right") - 1 == code
-            idx = np.concatenate([merger.rows.get(code, (np.zeros(0, np.int64),))[0], idx_all[on]])
-            rows = np.concatenate([merger.rows.get(code, (None, np.zeros((0, N))))[1], rows_all[on]])
-            order = np.argsort(idx, kind="stable")
-            merger.rows[code] = idx[order], rows[order]
+        for e in extra:
+            start = int(tasks[e.task_id].start)
+            fam_of = np.searchsorted(offsets, e.rows_index, side="right") - 1
+            for code in np.unique(fam_of):
+                on = fam_of == code
+                merger.add_rows(int(code), start, e.rows_index[on], e.rows[on])
         timings["rows_again"] = time.perf_counter() - t0
-    contributions = {}
-    for (code, a), (_, _, idx, t) in plan.items():
-        kept_idx, kept_rows = merger.rows.get(code, (np.zeros(0, np.int64), np.zeros((0, N))))
-        at = np.searchsorted(kept_idx, idx)
-        found = (at < len(kept_idx)) & (kept_idx[np.minimum(at, len(kept_idx) - 1)] == idx) if len(kept_idx) else np.zeros(len(idx), bool)
-        if not found[t > 0].all():
-            raise AssertionError("a tail scenario's position P&L is missing")
-        rows = np.zeros((len(idx), N))
-        rows[found] = kept_rows[at[found]]
-        contributions[(code, a)] = -(t @ rows) / (1.0 - a)
+    bounds = np.append(starts, S)
+
+    def rows(code: int, idx: np.ndarray) -> np.ndarray:
+        return merger.rows_of(code, int(starts[np.searchsorted(starts, idx[0], side="right") - 1]), idx)
+
+    contributions = contributions_by_task(plan, bounds, rows, N)
     counts = {code: src.n for code, src in enumerate(sources)}
     tables = risk_tables(merger.families, plan, contributions, families, counts,
                          lambda i: _scenario_name(sources, offsets, i), pos, conf)

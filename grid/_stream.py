@@ -343,7 +343,9 @@ class StreamMerger:
     families: dict[int, FamilyPartial] = field(default_factory=dict)
     sens: dict[int, FamilyPartial] = field(default_factory=dict)
     counts: dict[int, np.ndarray] = field(default_factory=dict)
-    rows: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # family -> (index, rows)
+    #: family -> task's first scenario -> (global indices ascending, position rows) of its tail scenarios
+    rows: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    _stored: dict[int, int] = field(default_factory=dict)
     parts: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: {"kernel": 0.0, "compile_max": 0.0, "draw": 0.0,
                                                                "write": 0.0})
@@ -375,15 +377,40 @@ class StreamMerger:
             self.sens[code] = p if code not in self.sens else merge_partials([self.sens[code], p], self.keep_mass)
         for code, p in r.families.items():
             on = np.isin(r.rows_index, p.tail_index, assume_unique=True)
-            idx, rows = r.rows_index[on], r.rows[on]
-            if code in self.rows:
-                idx, rows = np.concatenate([self.rows[code][0], idx]), np.concatenate([self.rows[code][1], rows])
-            self.rows[code] = idx, rows
-        self._trim()
-
-    def _trim(self) -> None:
-        """Keep only the rows of scenarios still in their family's merged tail (tail indices ascend)."""
-        for code, (idx, rows) in list(self.rows.items()):
+            self.rows.setdefault(code, {})[r.start] = r.rows_index[on], r.rows[on]
+            self._stored[code] = self._stored.get(code, 0) + int(on.sum())
             tail = self.families[code].tail_index
+            if self._stored[code] > 2 * len(tail) + 4096:
+                self._trim(code, tail)
+
+    def _trim(self, code: int, tail: np.ndarray) -> None:
+        """Keep only the rows of scenarios still in the family's merged tail (one task's rows at a time,
+        so that the copies stay small)."""
+        n = 0
+        for start, (idx, rows) in list(self.rows[code].items()):
             on = np.isin(idx, tail, assume_unique=True)
-            self.rows[code] = idx[on], rows[on]
+            if not on.all():
+                self.rows[code][start] = idx[on], rows[on]
+            n += int(on.sum())
+        self._stored[code] = n
+
+    def add_rows(self, code: int, start: int, idx: np.ndarray, rows: np.ndarray) -> None:
+        """Rows revalued again for task ``start`` of family ``code``, merged into what it kept."""
+        have_idx, have_rows = self.rows.setdefault(code, {}).get(start, (np.zeros(0, np.int64), np.zeros((0, rows.shape[1]))))
+        all_idx = np.concatenate([have_idx, idx])
+        order = np.argsort(all_idx, kind="stable")
+        self.rows[code][start] = all_idx[order], np.concatenate([have_rows, rows])[order]
+
+    def has_rows(self) -> np.ndarray:
+        """The global indices of every kept row."""
+        parts = [idx for chunks in self.rows.values() for idx, _ in chunks.values()]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def rows_of(self, code: int, start: int, idx: np.ndarray) -> np.ndarray:
+        """The kept position rows of the scenarios ``idx`` of family ``code`` in the task starting at
+        ``start``; an AssertionError if one is missing."""
+        have_idx, have_rows = self.rows[code][start]
+        at = np.searchsorted(have_idx, idx)
+        if np.any(at >= len(have_idx)) or not np.array_equal(have_idx[np.minimum(at, len(have_idx) - 1)], idx):
+            raise AssertionError(f"a tail scenario's position P&L is missing (family {code}, task at {start})")
+        return have_rows[at]
