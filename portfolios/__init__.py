@@ -8,6 +8,8 @@ needs Ray or files.
 
 * :class:`MeanCVaR` - minimum CVaR, maximum return at a CVaR budget, efficient frontier; exact for any
   number of scenarios (cutting planes and scenario aggregation on HiGHS, or the full LP in cvxpy);
+  :class:`DistributedCVaR` solves the same problem over :class:`ScenarioChunks` held by separate
+  processes (Ray actors, handed a ``ray`` module by the caller), the driver never holding the scenarios;
 * :class:`Constraints` - budget/net, leverage, bounds, groups, turnover limit and penalty, ADV caps
   (:func:`adv_caps`), frozen positions, factor bands (:class:`FactorBand`);
   :func:`diagnose_infeasibility` says which family binds;
@@ -22,6 +24,7 @@ needs Ray or files.
 
 from ._constraints import FAMILIES, Constraints, FactorBand, LinearSystem, adv_caps, compile_constraints
 from ._cvar import MeanCVaR
+from ._cvar_distributed import DistributedCVaR, ScenarioChunks
 from ._cvar_solver import CutPlaneCVaR, CVaRSolution
 from ._diagnose import Diagnosis, diagnose_infeasibility
 from ._factors import FactorExposureModel, FactorTargeting
@@ -46,6 +49,7 @@ __all__ = [
     "Constraints",
     "CutPlaneCVaR",
     "Diagnosis",
+    "DistributedCVaR",
     "FactorBand",
     "FactorExposureModel",
     "FactorRiskParity",
@@ -56,6 +60,7 @@ __all__ = [
     "RULinearProgram",
     "ReoptimisationResult",
     "RiskParity",
+    "ScenarioChunks",
     "VolTarget",
     "adv_caps",
     "compile_constraints",

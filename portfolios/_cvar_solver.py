@@ -80,6 +80,16 @@ def tail(loss: np.ndarray, p: np.ndarray | None, alpha: float) -> tuple[float, f
     return var, cvar, t
 
 
+def matvec(R: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``R @ w`` for a row-major ``[S, n]`` array through numpy's own multiply-add loop.
+
+    OpenBLAS's ``gemv`` on a row-major matrix runs at about half the memory bandwidth that this loop
+    reaches on one core (measured at 100,000 x 200: 13 ms against 6.5 ms); the scenario passes of both
+    phases are such products.
+    """
+    return np.einsum("ij,j->i", R, w)
+
+
 def _subgradient(Rs: np.ndarray, t: np.ndarray, c: float) -> np.ndarray:
     """``-c R^T t`` over the scenarios in the tail only (``t`` is zero elsewhere)."""
     idx = np.flatnonzero(t)
@@ -104,23 +114,108 @@ class CVaRSolution:
     groups: list = field(default_factory=list, repr=False)
 
 
-class CutPlaneCVaR:
-    """Exact CVaR optimiser over a fixed constraint system; re-solved for many scenario sets.
+class GroupLP:
+    """The aggregated LP of phase 2 on HiGHS, over a partition of the scenarios that only grows.
 
-    Parameters
-    ----------
-    system : compiled constraints (:func:`portfolios.compile_constraints`).
-    alpha : confidence level of CVaR, e.g. 0.95.
-    tol : relative optimality tolerance of the certificate (default 1e-9).
-    band : scenarios kept individual on each side of VaR in the first aggregated LP, as a multiple of
-        the number of positions (default 2).
-    phase1_tol, phase1_max_iter : stopping rule of the cutting-plane phase (relative predicted decrease
-        and iteration cap; the cap is 30 when the band holds a tenth of the scenarios or more, where the
-        aggregated LP is small anyway).
-    warm_phase1_iter : cutting-plane iterations when re-solving from the previous solution (None: the
-        usual cap).  0 goes straight to the exact phase from the previous optimum, which pays when the
-        scenario rows correspond from one solve to the next (stressed versions of the same draws).
+    Group ``g`` (probability ``P_g``, probability-weighted mean scenario ``m_g``) is one column
+    ``v_g >= 0`` and one row ``v_g + m_g . w + z >= 0``; its column costs ``P_g / (1-a)`` (minimum CVaR)
+    or enters the CVaR row ``z + sum_g P_g v_g / (1-a) <= budget`` (maximum return), as in Espinoza and
+    Moreno (2014).  Group ``g`` is column ``cols[g]``.
     """
+
+    def __init__(self, system: LinearSystem, c: float, cost: np.ndarray, mu_s: np.ndarray | None = None,
+                 budget_s: float | None = None):
+        n = system.n
+        self.n, self.n_x, self.c = n, system.n_x, c
+        self.maximise = mu_s is not None
+        h = hx.new_model()
+        obj = cost.copy()
+        if self.maximise:
+            obj[:n] -= mu_s
+        hx.load_system(h, system, cost=obj)
+        self.z = int(hx.add_columns(h, [-np.inf], [np.inf], [0.0 if self.maximise else 1.0])[0])
+        self.cvar_row = None
+        if self.maximise:
+            self.cvar_row = h.getNumRow()
+            hx.add_dense_rows(h, np.array([self.z], dtype=np.int32), np.ones((1, 1)), -np.inf, budget_s)
+        self.wz = np.r_[np.arange(n), self.z].astype(np.int32)
+        self.h = h
+        self.cols: list[int] = []
+        self._runs = 0
+
+    def add(self, P: np.ndarray, means: np.ndarray) -> None:
+        """Append groups of probability ``P [m]`` and mean scenarios ``means [m, n]`` (scaled returns)."""
+        h, n = self.h, self.n
+        m = len(P)
+        if m == 0:
+            return
+        weight = self.c * P
+        vcols = hx.add_columns(h, np.zeros(m), np.full(m, np.inf), None if self.maximise else weight)
+        if self.maximise:
+            for col, wgt in zip(vcols, weight):
+                h.changeCoeff(self.cvar_row, int(col), float(wgt))
+        # rows: v_g + mean_g . w + z >= 0
+        k = n + 2
+        idx = np.empty((m, k), dtype=np.int32)
+        idx[:, : n + 1] = self.wz
+        idx[:, n + 1] = vcols
+        vals = np.empty((m, k))
+        vals[:, :n] = means
+        vals[:, n] = 1.0
+        vals[:, n + 1] = 1.0
+        h.addRows(m, np.zeros(m), np.full(m, hx.INF), m * k, (np.arange(m) * k).astype(np.int32),
+                  idx.ravel(), vals.ravel())
+        self.cols.extend(int(v) for v in vcols)
+
+    def split(self, mixed: np.ndarray, P: np.ndarray, means: np.ndarray) -> None:
+        """Replace each mixed group ``mixed[j]`` by its part above ``z`` (row ``j`` of ``P``/``means``,
+        same group number) and its part at or below ``z`` (row ``len(mixed) + j``, appended as group
+        ``len(cols) + j``).  The old columns stay in the model with a zero weight."""
+        h = self.h
+        for gi in mixed:
+            col = self.cols[gi]
+            if self.maximise:
+                h.changeCoeff(self.cvar_row, col, 0.0)
+            else:
+                h.changeColCost(col, 0.0)
+        m = len(mixed)
+        base = len(self.cols)
+        self.add(P, means)
+        for j, gi in enumerate(mixed):
+            self.cols[gi] = self.cols[base + j]
+        tail_cols = self.cols[base + m:]
+        del self.cols[base:]
+        self.cols.extend(tail_cols)
+
+    def solve(self) -> tuple[str, np.ndarray | None, float | None, float | None]:
+        """Run HiGHS; returns (status, x, z, objective), x and z None unless optimal.
+
+        The first LP starts from nothing: the interior-point method with crossover solves it in about
+        half the time of the dual simplex at hundreds of dense group rows (measured at 200 assets, 836
+        groups: 0.9 s against 1.5 s).  Later LPs differ by a few split groups and the dual simplex
+        re-solves them from the basis in a few dozen iterations.
+        """
+        h = self.h
+        h.setOptionValue("solver", "ipm" if self._runs == 0 else "simplex")
+        self._runs += 1
+        h.run()
+        status = hx.model_status(h)
+        if status != "optimal" and self._runs == 1:
+            # the simplex method decides infeasibility and unboundedness, as it always did
+            h.setOptionValue("solver", "simplex")
+            h.clearSolver()
+            h.run()
+            status = hx.model_status(h)
+        if status != "optimal":
+            return status, None, None, None
+        sol = hx.solution(h)
+        return status, sol[: self.n_x], float(sol[self.z]), float(h.getInfo().objective_function_value)
+
+
+class ExactCVaRBase:
+    """What the in-memory and the distributed exact solvers share: settings, the starting point, the two
+    cutting-plane loops (over any oracle of CVaR and a subgradient) and the phase-2 refinement loop
+    (over any holder of the scenario groups)."""
 
     def __init__(
         self,
@@ -161,23 +256,35 @@ class CutPlaneCVaR:
             raise _Infeasible(status)
         return x, False
 
+    def _band_size(self, S: int) -> int:
+        """Scenarios kept individual on each side of VaR in the first aggregated LP: ``band`` times the
+        positions plus one, and at least ``S / 62,500`` times.  The scenarios that cross VaR between the
+        cutting-plane point and the optimum grow in number with ``S`` (the cutting planes stop at a
+        relative tolerance); with a fixed band, 50 assets x 2,000,000 scenarios took 12 aggregation rounds
+        and 19.5 s, with this one 3 rounds and 8.7 s (100 x 1,000,000: 11 rounds and 25.6 s against 4
+        and 17.6 s; up to 125,000 scenarios nothing changes)."""
+        return int(np.ceil(max(self.band, S / 62_500) * (self.system.n + 1)))
+
     def _phase1_cap(self, S: int) -> int:
         band = 2 * np.ceil(self.band * (self.system.n + 1))
         return min(self.phase1_max_iter, 30) if S <= 10 * band else self.phase1_max_iter
 
+    def _cap(self, S: int, warm: bool) -> int:
+        return self.warm_phase1_iter if (warm and self.warm_phase1_iter is not None) else self._phase1_cap(S)
+
     # ------------------------------------------------------------------ phase 1
-    def _phase1_min(self, Rs, p, cost, x0, max_iter) -> tuple[np.ndarray, int]:
+    def _phase1_min(self, oracle, cost, x0, max_iter) -> tuple[np.ndarray, int]:
+        """Trust-region cutting planes for ``min CVaR(w) + cost . x``; ``oracle(w) -> (CVaR, subgradient)``."""
         sysm = self.system
         n, nx = sysm.n, sysm.n_x
-        alpha, c = self.alpha, self.c
         h = hx.new_model()
         hx.load_system(h, sysm, cost=cost)
         theta = hx.add_columns(h, [-np.inf], [np.inf], [1.0])[0]
         wcols = np.r_[np.arange(n), theta].astype(np.int32)
 
         def f(x):
-            _, cv, t = tail(-(Rs @ x[:n]), p, alpha)
-            return cv + cost @ x, cv, _subgradient(Rs, t, c)
+            cv, g = oracle(x[:n])
+            return cv + cost @ x, cv, g
 
         def add_cut(x, cv, g):
             w = x[:n]
@@ -221,11 +328,10 @@ class CutPlaneCVaR:
                     nnull = 0
         return xc, it
 
-    def _phase1_max(self, Rs, p, mu_s, cost, budget_s, x0, max_iter) -> tuple[np.ndarray, int]:
+    def _phase1_max(self, oracle, mu_s, cost, budget_s, x0, max_iter) -> tuple[np.ndarray, int]:
         """Kelley's outer approximation of ``CVaR <= budget`` (no trust region): a starting point."""
         sysm = self.system
         n, nx = sysm.n, sysm.n_x
-        alpha, c = self.alpha, self.c
         h = hx.new_model()
         obj = cost.copy()
         obj[:n] -= mu_s
@@ -240,10 +346,9 @@ class CutPlaneCVaR:
         x = x0
         it = 0
         for it in range(1, max_iter + 1):
-            _, cv, t = tail(-(Rs @ x[:n]), p, alpha)
+            cv, g = oracle(x[:n])
             if cv <= budget_s + self.phase1_tol * max(abs(budget_s), 1e-12):
                 break
-            g = _subgradient(Rs, t, c)
             hx.add_dense_rows(h, wcols, np.r_[-g, 1.0][None, :], cv - g @ x[:n], np.inf)
             h.run()
             if hx.model_status(h) != "optimal":
@@ -252,13 +357,127 @@ class CutPlaneCVaR:
         return x, it
 
     # ------------------------------------------------------------------ phase 2
+    def _phase2(self, lp: GroupLP, groups, cost, budget_s):
+        """Solve the aggregated LP and split its mixed groups until it is exact.
+
+        ``groups`` holds the partition: ``groups.classify(w, z, tol) -> (mixed, CVaR at z)`` lists the
+        groups with scenarios both above ``z + tol`` and below ``z - tol`` at weights ``w`` and returns
+        ``z + E[(L - z)^+] / (1-a)``; ``groups.split(mixed, z, lp)`` splits them at ``z`` (the losses of
+        the last classification) and hands the parts to ``lp.split``.
+
+        Returns (status, x, z, lp objective, rounds).
+        """
+        n = self.system.n
+        rounds = 0
+        tol_cls = 1e-9
+        while True:
+            rounds += 1
+            status, x, zval, lp_obj = lp.solve()
+            if status != "optimal":
+                return status, None, None, None, rounds
+            mixed, cv = groups.classify(x[:n], zval, tol_cls)
+            if len(mixed) == 0:
+                if tol_cls == 0.0 or self._certified(cv, x, cost, lp_obj, budget_s):
+                    return "optimal", x, zval, lp_obj, rounds
+                tol_cls = 0.0  # tolerance hid a split that matters: split exactly
+                continue
+            if rounds >= self.max_rounds:
+                return "iteration_limit", x, zval, lp_obj, rounds
+            groups.split(mixed, zval, lp)
+
+    def _certified(self, cv, x, cost, lp_obj, budget_s) -> bool:
+        """Whether the aggregated LP is exact at its solution, to the tolerance: its objective equals
+        the true one (minimise), or the true CVaR ``cv`` meets the budget (maximise)."""
+        if budget_s is not None:
+            return cv <= budget_s + self.tol * max(abs(budget_s), 1e-12) + 1e-13
+        true = cv + float(cost @ x)
+        return true - lp_obj <= self.tol * max(abs(true), 1e-12) + 1e-13
+
+
+class _MemoryGroups:
+    """The phase-2 partition of an in-memory scenario matrix: a list of index arrays."""
+
+    def __init__(self, Rs: np.ndarray, p: np.ndarray | None, groups: list, c: float):
+        S = Rs.shape[0]
+        self.Rs, self.p, self.c = Rs, p, c
+        self.pw = np.full(S, 1.0 / S) if p is None else p
+        self.groups = [np.asarray(g) for g in groups if len(g)]
+        self.gid = np.empty(S, dtype=np.int64)
+        for i, g in enumerate(self.groups):
+            self.gid[g] = i
+        self.loss: np.ndarray | None = None
+
+    def sums(self, gs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Probability ``P [m]`` and probability-weighted mean scenario ``[m, n]`` of each group."""
+        m = len(gs)
+        S = self.Rs.shape[0]
+        sizes = np.fromiter((len(g) for g in gs), dtype=np.int64, count=m)
+        members = np.concatenate(gs)
+        rid = np.repeat(np.arange(m), sizes)
+        G = sp.csr_matrix((self.pw[members], (rid, members)), shape=(m, S))
+        P = np.asarray(G.sum(axis=1)).ravel()
+        sums = np.asarray(G @ self.Rs)
+        # a group of zero probability (zero-weight scenarios) enters with a zero row and no weight
+        return P, np.divide(sums, P[:, None], out=np.zeros_like(sums), where=P[:, None] > 0)
+
+    def classify(self, w: np.ndarray, z: float, tol: float) -> tuple[np.ndarray, float]:
+        loss = -matvec(self.Rs, w)
+        self.loss = loss
+        ng = len(self.groups)
+        n_above = np.bincount(self.gid, weights=loss > z + tol, minlength=ng)
+        n_below = np.bincount(self.gid, weights=loss < z - tol, minlength=ng)
+        mixed = np.flatnonzero((n_above > 0) & (n_below > 0))
+        cv = z + self.c * float(self.pw @ np.maximum(loss - z, 0.0)) if len(mixed) == 0 else np.nan
+        return mixed, cv
+
+    def split(self, mixed: np.ndarray, z: float, lp: GroupLP) -> None:
+        loss, groups = self.loss, self.groups
+        new_a = [groups[gi][loss[groups[gi]] > z] for gi in mixed]
+        new_b = [groups[gi][loss[groups[gi]] <= z] for gi in mixed]
+        lp.split(mixed, *self.sums(new_a + new_b))
+        base = len(groups)
+        for j, gi in enumerate(mixed):
+            groups[gi] = new_a[j]
+            self.gid[new_a[j]] = gi
+        for j, b in enumerate(new_b):
+            groups.append(b)
+            self.gid[b] = base + j
+
+
+class CutPlaneCVaR(ExactCVaRBase):
+    """Exact CVaR optimiser over a fixed constraint system; re-solved for many scenario sets.
+
+    Parameters
+    ----------
+    system : compiled constraints (:func:`portfolios.compile_constraints`).
+    alpha : confidence level of CVaR, e.g. 0.95.
+    tol : relative optimality tolerance of the certificate (default 1e-9).
+    band : scenarios kept individual on each side of VaR in the first aggregated LP, as a multiple of
+        the number of positions plus one (default 2; at least ``S / 62,500``, see :meth:`_band_size`).
+    phase1_tol, phase1_max_iter : stopping rule of the cutting-plane phase (relative predicted decrease
+        and iteration cap; the cap is 30 when the band holds a tenth of the scenarios or more, where the
+        aggregated LP is small anyway).
+    warm_phase1_iter : cutting-plane iterations when re-solving from the previous solution (None: the
+        usual cap).  0 goes straight to the exact phase from the previous optimum, which pays when the
+        scenario rows correspond from one solve to the next (stressed versions of the same draws).
+    """
+
+    def _oracle(self, Rs: np.ndarray, p: np.ndarray | None):
+        alpha, c = self.alpha, self.c
+
+        def oracle(w):
+            _, cv, t = tail(-matvec(Rs, w), p, alpha)
+            return cv, _subgradient(Rs, t, c)
+
+        return oracle
+
     def _initial_groups(self, Rs, p, w) -> list[np.ndarray]:
         S = Rs.shape[0]
-        loss = -(Rs @ w)
+        loss = -matvec(Rs, w)
         order = np.argsort(loss, kind="stable")
         cum = np.cumsum(np.full(S, 1.0 / S) if p is None else p[order])
         k = min(int(np.searchsorted(cum, self.alpha - 1e-12)), S - 1)
-        b = int(np.ceil(self.band * (self.system.n + 1)))
+        b = self._band_size(S)
         lo, hi = max(0, k - b), min(S, k + b + 1)
         groups = [order[i:i + 1] for i in range(lo, hi)]
         # geometric groups away from VaR: 1, 2, 4, ... scenarios
@@ -273,128 +492,6 @@ class CutPlaneCVaR:
             i -= size
             size *= 2
         return groups
-
-    def _phase2(self, Rs, p, cost, mu_s, budget_s, groups, x_start):
-        """Aggregated LP, refined until exact. Returns (x, z, lp objective, groups, rounds)."""
-        sysm = self.system
-        n, nx = sysm.n, sysm.n_x
-        S = Rs.shape[0]
-        c = self.c
-        pw = np.full(S, 1.0 / S) if p is None else p
-        maximise = mu_s is not None
-        h = hx.new_model()
-        obj = cost.copy()
-        if maximise:
-            obj[:n] -= mu_s
-        hx.load_system(h, sysm, cost=obj)
-        z = hx.add_columns(h, [-np.inf], [np.inf], [0.0 if maximise else 1.0])[0]
-        cvar_row = None
-        if maximise:
-            cvar_row = h.getNumRow()
-            hx.add_dense_rows(h, np.array([z], dtype=np.int32), np.ones((1, 1)), -np.inf, budget_s)
-        wz = np.r_[np.arange(n), z].astype(np.int32)
-
-        gid = np.empty(S, dtype=np.int64)
-        cols: list[int] = []
-
-        def add_groups(gs: list[np.ndarray]) -> None:
-            m = len(gs)
-            if m == 0:
-                return
-            sizes = np.fromiter((len(g) for g in gs), dtype=np.int64, count=m)
-            members = np.concatenate(gs)
-            rid = np.repeat(np.arange(m), sizes)
-            G = sp.csr_matrix((pw[members], (rid, members)), shape=(m, S))
-            P = np.asarray(G.sum(axis=1)).ravel()
-            means = (G @ Rs) / P[:, None]
-            weight = c * P
-            vcols = hx.add_columns(h, np.zeros(m), np.full(m, np.inf), None if maximise else weight)
-            if maximise:
-                for col, wgt in zip(vcols, weight):
-                    h.changeCoeff(cvar_row, int(col), float(wgt))
-            # rows: v_g + mean_g . w + z >= 0
-            k = n + 2
-            idx = np.empty((m, k), dtype=np.int32)
-            idx[:, : n + 1] = wz
-            idx[:, n + 1] = vcols
-            vals = np.empty((m, k))
-            vals[:, :n] = means
-            vals[:, n] = 1.0
-            vals[:, n + 1] = 1.0
-            h.addRows(m, np.zeros(m), np.full(m, hx.INF), m * k, (np.arange(m) * k).astype(np.int32),
-                      idx.ravel(), vals.ravel())
-            cols.extend(int(v) for v in vcols)
-
-        def retire(gi: int) -> None:
-            col = cols[gi]
-            if maximise:
-                h.changeCoeff(cvar_row, col, 0.0)
-            else:
-                h.changeColCost(col, 0.0)
-
-        groups = [np.asarray(g) for g in groups if len(g)]
-        add_groups(groups)
-        for i, g in enumerate(groups):
-            gid[g] = i
-        rounds = 0
-        tol_cls = 1e-9
-        while True:
-            rounds += 1
-            h.run()
-            status = hx.model_status(h)
-            if status != "optimal":
-                return status, None, None, None, groups, rounds
-            sol = hx.solution(h)
-            x = sol[:nx]
-            zval = sol[z]
-            lp_obj = h.getInfo().objective_function_value
-            loss = -(Rs @ x[:n])
-            above = loss > zval + tol_cls
-            below = loss < zval - tol_cls
-            ng = len(groups)
-            n_above = np.bincount(gid, weights=above, minlength=ng)
-            n_below = np.bincount(gid, weights=below, minlength=ng)
-            mixed = np.flatnonzero((n_above > 0) & (n_below > 0))
-            if len(mixed) == 0:
-                if tol_cls == 0.0 or self._exact(loss, p, zval, x, cost, lp_obj, budget_s if maximise else None):
-                    return "optimal", x, zval, lp_obj, groups, rounds
-                tol_cls = 0.0  # tolerance hid a split that matters: split exactly
-                continue
-            if rounds >= self.max_rounds:
-                return "iteration_limit", x, zval, lp_obj, groups, rounds
-            new_a, new_b = [], []
-            for gi in mixed:
-                g = groups[gi]
-                a = g[loss[g] > zval]
-                b = g[loss[g] <= zval]
-                retire(gi)
-                new_a.append(a)
-                new_b.append(b)
-            base = len(groups)
-            add_groups(new_a + new_b)
-            # the first half replaces the mixed groups (new columns), the second half is appended
-            for j, gi in enumerate(mixed):
-                groups[gi] = new_a[j]
-                cols[gi] = cols[base + j]
-            tail_cols = cols[base + len(mixed):]
-            del cols[base:]
-            for j, b in enumerate(new_b):
-                groups.append(b)
-                cols.append(tail_cols[j])
-            for gi in mixed:
-                gid[groups[gi]] = gi
-            for j in range(len(new_b)):
-                gid[groups[base + j]] = base + j
-
-    def _exact(self, loss, p, zval, x, cost, lp_obj, budget_s) -> bool:
-        """Whether the aggregated LP is exact at its solution, to the tolerance: its objective equals
-        the true one (minimise), or the true CVaR meets the budget (maximise)."""
-        pw = np.full(len(loss), 1.0 / len(loss)) if p is None else p
-        cv = zval + self.c * float(pw @ np.maximum(loss - zval, 0.0))
-        if budget_s is not None:
-            return cv <= budget_s + self.tol * max(abs(budget_s), 1e-12) + 1e-13
-        true = cv + float(cost @ x)
-        return true - lp_obj <= self.tol * max(abs(true), 1e-12) + 1e-13
 
     # ------------------------------------------------------------------ public
     def solve(self, returns: np.ndarray, p: np.ndarray | None, **kwargs) -> CVaRSolution:
@@ -433,15 +530,16 @@ class CutPlaneCVaR:
         sysm = self.system
         R = np.asarray(returns, dtype=float)
         S, n = R.shape
-        scale = float(np.sqrt(np.mean(R * R))) if R.size else 1.0
+        scale = float(np.sqrt(np.einsum("ij,ij->", R, R) / R.size)) if R.size else 1.0
         if not np.isfinite(scale) or scale <= 0:
             scale = 1.0
         Rs = R / scale
         cost_s = sysm.cost / scale
         x0, warm = self._start(start)
-        cap = self.warm_phase1_iter if (warm and self.warm_phase1_iter is not None) else self._phase1_cap(S)
+        cap = self._cap(S, warm)
+        oracle = self._oracle(Rs, p)
         maximise = objective == "max_return"
-        mu = None
+        mu = mu_s = budget_s = None
         if maximise:
             if cvar_budget is None:
                 raise ConfigError("cvar_budget: required when objective='max_return' (got None)")
@@ -449,24 +547,23 @@ class CutPlaneCVaR:
             mu_s = mu / scale
             budget_s = float(cvar_budget) / scale
             if groups is None:
-                x1, n_cuts = self._phase1_max(Rs, p, mu_s, cost_s, budget_s, x0, cap)
+                x1, n_cuts = self._phase1_max(oracle, mu_s, cost_s, budget_s, x0, cap)
             else:
                 x1, n_cuts = x0, 0
-            status, x, zval, lp_obj, groups, rounds = self._phase2(
-                Rs, p, cost_s, mu_s, budget_s, groups or self._initial_groups(Rs, p, x1[:n]), x1
-            )
         else:
             if groups is None:
-                x1, n_cuts = self._phase1_min(Rs, p, cost_s, x0, cap)
+                x1, n_cuts = self._phase1_min(oracle, cost_s, x0, cap)
             else:
                 x1, n_cuts = x0, 0
-            status, x, zval, lp_obj, groups, rounds = self._phase2(
-                Rs, p, cost_s, None, None, groups or self._initial_groups(Rs, p, x1[:n]), x1
-            )
+        held = _MemoryGroups(Rs, p, groups or self._initial_groups(Rs, p, x1[:n]), self.c)
+        lp = GroupLP(sysm, self.c, cost_s, mu_s, budget_s)
+        lp.add(*held.sums(held.groups))
+        status, x, zval, lp_obj, rounds = self._phase2(lp, held, cost_s, budget_s)
+        groups = held.groups
         if status != "optimal" and x is None:
             raise _Infeasible(status)
         w = x[:n].copy()
-        var, cvar, _ = tail(-(R @ w), p, self.alpha)
+        var, cvar, _ = tail(-matvec(R, w), p, self.alpha)
         er = float((R.mean(axis=0) if p is None else p @ R) @ w) if mu is None else float(mu @ w)
         penalty = float(sysm.cost @ sysm.complete(w))
         if maximise:
