@@ -6,7 +6,9 @@ Run:  python benchmarks/scale.py [--sizes 1000000 3000000 10000000] [--stream au
 Each size runs as a user runs it: the `stressgrid run` command in a fresh process, on the embedded Ray
 instance (one worker per core), with ``--no-report --quiet``.  While it runs, the script reads the peak
 resident memory (``VmHWM``) of the driver (the command's process) and of every Ray worker process it
-started (the processes whose environment carries the run's tag), every 0.2 s.  It prints, per size:
+started (its descendants running Ray's worker), every 0.2 s, and the driver's private memory
+(``RssAnon``) and the shared pages of Ray's object store mapped into it (``RssShmem``; results pass
+through the store, and its pages count in the resident memory of every process that reads them).  It prints, per size:
 wall time, scenarios per second, driver and worker peak memory, the size of the run folder and the
 manifest's timings; then the growth exponent of time and of driver memory between the smallest and
 the largest size (``log(t2/t1) / log(n2/n1)``: 1 is linear, 0 constant).
@@ -47,15 +49,23 @@ def _batch(folder: Path, n: int, stream: str) -> Path:
     return p
 
 
-def _hwm(pid: int) -> int:
-    """Peak resident memory of a process in bytes (0 when it is gone)."""
+def _status(pid: int) -> dict[str, int]:
+    """``VmHWM`` (peak resident memory), ``RssAnon`` (private memory now) and ``RssShmem`` (shared memory
+    pages now, e.g. Ray's object store mapped into the process) of a process, in bytes (empty when gone)."""
+    out = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+            key = line.split(":", 1)[0]
+            if key in ("VmHWM", "RssAnon", "RssShmem"):
+                out[key] = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return out
+
+
+def _hwm(pid: int) -> int:
+    """Peak resident memory of a process in bytes (0 when it is gone)."""
+    return _status(pid).get("VmHWM", 0)
 
 
 def _descendants(pid: int) -> set[int]:
@@ -85,8 +95,12 @@ def run_one(n: int, stream: str, folder: Path) -> dict:
     proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     driver = worker = 0
     seen: dict[int, int] = {}
+    private = shared = 0
     while proc.poll() is None:
-        driver = max(driver, _hwm(proc.pid))
+        st = _status(proc.pid)
+        driver = max(driver, st.get("VmHWM", 0))
+        private = max(private, st.get("RssAnon", 0))
+        shared = max(shared, st.get("RssShmem", 0))
         for pid in _descendants(proc.pid):
             if pid in seen or _is_worker(pid):
                 seen[pid] = max(seen.get(pid, 0), _hwm(pid))
@@ -99,7 +113,8 @@ def run_one(n: int, stream: str, folder: Path) -> dict:
     manifest = json.loads((out / "manifest.json").read_text())
     disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"scenarios": n, "stream": stream, "wall_s": round(wall, 2), "scenarios_per_s": round(n / wall),
-            "driver_peak_gb": round(driver / 1e9, 3), "worker_peak_gb": round(worker / 1e9, 3),
+            "driver_peak_gb": round(driver / 1e9, 3), "driver_private_peak_gb": round(private / 1e9, 3),
+            "driver_shared_peak_gb": round(shared / 1e9, 3), "worker_peak_gb": round(worker / 1e9, 3),
             "workers_seen": len(seen), "output_gb": round(disk / 1e9, 3), "tasks": manifest["counts"]["tasks"],
             "streamed": any(f.endswith("/") for f in manifest["files"]), "timings": manifest["timings_seconds"]}
 
@@ -117,7 +132,8 @@ def main() -> None:
             rows.append(r)
             t = r["timings"]
             print(f"{n:>11,} scenarios: {r['wall_s']:7.1f} s ({r['scenarios_per_s']:,}/s), driver peak "
-                  f"{r['driver_peak_gb']:.2f} GB, worker peak {r['worker_peak_gb']:.2f} GB ({r['workers_seen']} workers), "
+                  f"{r['driver_peak_gb']:.2f} GB (private {r['driver_private_peak_gb']:.2f}, object store pages "
+                  f"{r['driver_shared_peak_gb']:.2f}), worker peak {r['worker_peak_gb']:.2f} GB ({r['workers_seen']} workers), "
                   f"output {r['output_gb']:.2f} GB, {r['tasks']} tasks; tasks {t.get('run_tasks', 0):.1f} s "
                   f"(kernels {t.get('kernel_seconds_total', 0):.1f}, draws {t.get('draw_seconds_total', 0):.1f}, "
                   f"writes {t.get('write_seconds_total', 0):.1f} s summed over tasks)", flush=True)

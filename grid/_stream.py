@@ -380,12 +380,12 @@ class StreamMerger:
             self.rows.setdefault(code, {})[r.start] = r.rows_index[on], r.rows[on]
             self._stored[code] = self._stored.get(code, 0) + int(on.sum())
             tail = self.families[code].tail_index
-            if self._stored[code] > 2 * len(tail) + 4096:
+            if self._stored[code] > 1.5 * len(tail) + 4096:
                 self._trim(code, tail)
 
     def _trim(self, code: int, tail: np.ndarray) -> None:
         """Keep only the rows of scenarios still in the family's merged tail (one task's rows at a time,
-        so that the copies stay small)."""
+        so that the copies stay small); done when the rows kept exceed the tail by half."""
         n = 0
         for start, (idx, rows) in list(self.rows[code].items()):
             on = np.isin(idx, tail, assume_unique=True)

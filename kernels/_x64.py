@@ -18,6 +18,12 @@ directly (:func:`stressgrid.kernels.revalue` refuses to run in float32):
   then restored, so the operating system still places the process on any core.  Workers that Ray
   schedules one per CPU then do not compete for the same cores.  Only on systems with
   ``os.sched_setaffinity`` (Linux); elsewhere only the synchronous dispatch applies.
+* The persistent cache of compiled programs (JAX's compilation cache), so that a new process loads the
+  kernels and the sensitivities compiled by an earlier run instead of compiling them again: the folder
+  ``STRESSGRID_COMPILE_CACHE`` names, else ``$XDG_CACHE_HOME/stressgrid/jax`` (``~/.cache/...``);
+  ``STRESSGRID_COMPILE_CACHE=off`` turns it off.  The cache holds code that JAX runs, so it is used only
+  when the folder belongs to this user and no one else may write to it (it is created with mode 0700);
+  a run directory is never used for it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import os
 from importlib import metadata
 
-__all__ = ["configure_process", "x64_enabled", "VECTOR_WIDTH_FLAG"]
+__all__ = ["configure_process", "x64_enabled", "compile_cache_dir", "VECTOR_WIDTH_FLAG"]
 
 VECTOR_WIDTH_FLAG = "--xla_cpu_prefer_vector_width=512"
 #: jaxlib releases the flag was checked on: XLA aborts the process on a flag it does not know, so a
@@ -39,6 +45,30 @@ def _jaxlib_checked() -> bool:
         return metadata.version("jaxlib").startswith(_CHECKED_JAXLIB)
     except metadata.PackageNotFoundError:
         return False
+
+
+#: compilations shorter than this are not worth a file in the cache
+CACHE_MIN_COMPILE_SECONDS = 0.1
+
+
+def compile_cache_dir() -> str | None:
+    """The folder of the persistent compilation cache, or None (turned off, or not private to this user)."""
+    value = os.environ.get("STRESSGRID_COMPILE_CACHE", "").strip()
+    if value.lower() in ("off", "0", "false", "no", "none"):
+        return None
+    if value:
+        path = os.path.abspath(os.path.expanduser(value))
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "stressgrid", "jax")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.stat(path)
+    except OSError:
+        return None
+    if (hasattr(os, "getuid") and st.st_uid != os.getuid()) or st.st_mode & 0o022:
+        return None  # others could write code into it that this process would run
+    return path
 
 
 def _start_backend_on_one_core() -> None:
@@ -75,7 +105,7 @@ def configure_process(one_core: bool | None = None, vector_width: bool = True) -
     Returns
     -------
     dict
-        The settings in force after the call (``x64``, ``one_core``, ``xla_flags``).  A second call
+        The settings in force after the call (``x64``, ``one_core``, ``xla_flags``, ``compile_cache``).  A second call
         changes nothing and returns the same.
     """
     if _configured:
@@ -88,10 +118,14 @@ def configure_process(one_core: bool | None = None, vector_width: bool = True) -
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    cache = compile_cache_dir()
+    if cache is not None:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECONDS)
     if one_core:
         jax.config.update("jax_cpu_enable_async_dispatch", False)
         _start_backend_on_one_core()
-    _configured.update(x64=True, one_core=bool(one_core), xla_flags=os.environ.get("XLA_FLAGS", ""))
+    _configured.update(x64=True, one_core=bool(one_core), xla_flags=os.environ.get("XLA_FLAGS", ""), compile_cache=cache)
     return dict(_configured)
 
 
