@@ -42,11 +42,19 @@ def _highs() -> highspy.Highs:
 
 
 def new_model(tol: float = 1e-9) -> highspy.Highs:
-    """An empty, silent HiGHS model with tight feasibility tolerances."""
+    """An empty, silent HiGHS model with tight feasibility tolerances, on one thread.
+
+    HiGHS runs every model of a process on one global thread pool, sized by the first model that runs;
+    a later model that asks for another size fails to run (status "not set"), which the solvers would
+    report as infeasible.  Another library's HiGHS (cvxpy's) may have sized it first, so the pool is
+    reset here (it starts again, at one thread, on the next run)."""
     h = _highs()
     h.silent()
     h.setOptionValue("primal_feasibility_tolerance", tol)
     h.setOptionValue("dual_feasibility_tolerance", tol)
+    reset = getattr(highspy.Highs, "resetGlobalScheduler", None)
+    if reset is not None:
+        reset(True)
     h.setOptionValue("threads", 1)
     return h
 
