@@ -159,12 +159,14 @@ def _encode_stream(r) -> tuple[dict, dict[str, np.ndarray]]:
 def _encode(r) -> tuple[dict, dict[str, np.ndarray]]:
     """The JSON metadata and the named arrays of a result.  Array names are positional (``groups.0``,
     ``family.2.tail_loss``), so no level name or family code ever becomes a key of the archive."""
-    if not isinstance(r, ChunkResult):
-        meta, arrays = _encode_stream(r)
-        for name, a in arrays.items():
-            if not isinstance(a, np.ndarray) or a.dtype.kind not in _KINDS:
-                raise TypeError(f"task {r.task_id}: {name} is not a numeric array, it cannot be checkpointed")
-        return meta, arrays
+    meta, arrays = _encode_chunk(r) if isinstance(r, ChunkResult) else _encode_stream(r)
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in _KINDS:
+            raise TypeError(f"task {r.task_id}: {name} is not a numeric array, it cannot be checkpointed")
+    return meta, arrays
+
+
+def _encode_chunk(r: ChunkResult) -> tuple[dict, dict[str, np.ndarray]]:
     arrays = {"totals": r.totals}
     if r.pnl is not None:
         arrays["pnl"] = r.pnl
@@ -173,14 +175,7 @@ def _encode(r) -> tuple[dict, dict[str, np.ndarray]]:
     if r.sens_groups is not None:
         for i, a in enumerate(r.sens_groups.values()):
             arrays[f"sens_groups.{i}"] = a
-    families = []
-    for j, (code, f) in enumerate(r.families.items()):
-        families.append({"code": int(code), "weight": float(f.weight), "mean": float(f.mean), "m2": float(f.m2),
-                         "worst_loss": float(f.worst_loss), "worst_index": int(f.worst_index),
-                         "tail_rows": f.tail_rows is not None})
-        for name in ("tail_index", "tail_loss", "tail_weight", "tail_rows"):
-            if getattr(f, name) is not None:
-                arrays[f"family.{j}.{name}"] = getattr(f, name)
+    families = _families_out("family", r.families, arrays)
     meta = {
         "format": FORMAT, "task_id": int(r.task_id), "start": int(r.start), "stop": int(r.stop),
         "seconds": float(r.seconds), "compile_seconds": float(r.compile_seconds), "float64": bool(r.float64),
@@ -188,9 +183,6 @@ def _encode(r) -> tuple[dict, dict[str, np.ndarray]]:
         "sens_groups": None if r.sens_groups is None else [str(k) for k in r.sens_groups],
         "families": families,
     }
-    for name, a in arrays.items():
-        if not isinstance(a, np.ndarray) or a.dtype.kind not in _KINDS:
-            raise TypeError(f"task {r.task_id}: {name} is not a numeric array, it cannot be checkpointed")
     return meta, arrays
 
 
