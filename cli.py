@@ -216,7 +216,7 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     est = inputs.estimate
     click.echo(f"needs: about {est.driver_bytes / 1e9:,.1f} GB of memory in the driver and {est.disk_bytes / 1e9:,.2f} GB "
                f"of tables for {est.total:,} scenarios")
-    from stressgrid.grid._stream import not_streamed_because
+    from stressgrid.grid import not_streamed_because
 
     why = not_streamed_because(b, inputs.n_scenarios, p.n, len(inputs.market.factors))
     if why:

@@ -11,8 +11,11 @@ from ._worker import ChunkResult, Payload, run_chunk
 from ._submit import RUN_ENTRYPOINT, StagedBatch, stage_batch, submit_batch
 from ._api import Progress, Results, run_batch
 from ._sections import SECTIONS, Section, SectionContext, SectionOutput
+from ._stream import STREAM_TABLES, not_streamed_because
 
 __all__ = [
+    "STREAM_TABLES",
+    "not_streamed_because",
     "Batch",
     "ChunkResult",
     "ExecutionSettings",

@@ -269,34 +269,12 @@ def _write_parts(p: StreamPayload, task: Task, segs, totals, groups, pnl, sens_g
 
 
 def write_part(name: str, df: pd.DataFrame, path: Path) -> None:
-    """Write one part of table ``name`` atomically, with the types the results schema declares (so every
-    part of a table has the same Arrow schema whatever its family's data) and text labels as dictionaries
-    with 32-bit indices."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Write one part of table ``name`` atomically, every column with the type the results schema declares
+    (so every part of a table has the same Arrow schema whatever its family's data)."""
+    from stressgrid.reports import write_table
 
-    from stressgrid.reports._schema import _ARROW_TYPES, _column_spec, arrow_table, load_schema
-
-    table = arrow_table(name, df)
-    spec = load_schema()["tables"].get(name, {})
-    for i, f in enumerate(table.schema):
-        target = None
-        if pa.types.is_dictionary(f.type):
-            target = pa.dictionary(pa.int32(), pa.string())
-        else:
-            cs = _column_spec(spec, f.name)
-            if cs is not None and _ARROW_TYPES[cs["type"]] != f.type:
-                target = _ARROW_TYPES[cs["type"]]
-        if target is not None and target != f.type:
-            table = table.set_column(i, pa.field(f.name, target), table.column(i).cast(target))
-    tmp = path.with_name(f".{path.name}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_table(name, df, path, declared=True)
 
 
 @dataclass

@@ -343,8 +343,11 @@ def _is_null_type(t: pa.DataType) -> bool:
     return pa.types.is_null(t) or ((pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_null(t.value_type))
 
 
-def arrow_table(name: str, df: pd.DataFrame) -> pa.Table:
+def arrow_table(name: str, df: pd.DataFrame, declared: bool = False) -> pa.Table:
     """Table ``name`` of a run as Arrow, as :func:`write_table` writes it.
+
+    ``declared=True`` casts every column the schema declares to its declared type (a part of a table
+    stored as a folder: one family's data, e.g. a column without values, must not change its type).
 
     A column that pandas cannot type (all null, or only empty lists) gets the type the schema declares for
     it, so that the type of a column does not depend on the data of a run; dictionary-encoded text (a
@@ -362,23 +365,30 @@ def arrow_table(name: str, df: pd.DataFrame) -> pa.Table:
     if not spec.get("open"):
         for i, f in enumerate(table.schema):
             cs = _column_spec(spec, f.name)
-            if cs is not None and _is_null_type(f.type):
-                target = _ARROW_TYPES[cs["type"]]
+            if cs is None or pa.types.is_dictionary(f.type):
+                continue
+            target = _ARROW_TYPES[cs["type"]]
+            if f.type != target and (_is_null_type(f.type) or declared):
                 table = table.set_column(i, pa.field(f.name, target), table.column(i).cast(target))
     meta = dict(table.schema.metadata or {})
     meta.update({VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: name.encode()})
     return table.replace_schema_metadata(meta)
 
 
-def write_table(name: str, df: pd.DataFrame, path: str | Path) -> Path:
-    """Write table ``name`` of a run to ``path`` (Parquet, atomically: a temporary file renamed into place),
-    with the declared types and the schema version in its metadata (:func:`arrow_table`)."""
+def write_table(name: str, df: pd.DataFrame, path: str | Path, declared: bool = False) -> Path:
+    """Write table ``name`` of a run to ``path`` (Parquet, atomically: a temporary file renamed into place,
+    none left behind on failure), with the declared types (every declared column's with ``declared``)
+    and the schema version in its metadata (:func:`arrow_table`)."""
     import os
 
     out = Path(path)
     tmp = out.with_name(f".{out.name}.tmp")
-    pq.write_table(arrow_table(name, df), tmp)
-    os.replace(tmp, out)
+    try:
+        pq.write_table(arrow_table(name, df, declared), tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return out
 
 
