@@ -245,6 +245,16 @@ def _names(meta: dict, key: str, optional: bool = False) -> list[str] | None:
     return v
 
 
+def _check_arrays(arrays: dict[str, np.ndarray], expected: set[str]) -> None:
+    """The archive holds exactly the ``expected`` arrays, all numeric."""
+    if set(arrays) != expected:
+        extra, missing = sorted(set(arrays) - expected), sorted(expected - set(arrays))
+        raise _Malformed("unexpected arrays " + ", ".join(extra) if extra else "missing arrays " + ", ".join(missing))
+    for name, a in arrays.items():
+        if a.dtype.kind not in _KINDS:
+            raise _Malformed(f"{name} has dtype {a.dtype}")
+
+
 def _decode(arrays: dict[str, np.ndarray]) -> ChunkResult:
     raw = arrays.pop("meta", None)
     if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
@@ -274,12 +284,7 @@ def _decode(arrays: dict[str, np.ndarray]) -> ChunkResult:
         expected |= {f"family.{j}.{n}" for n in ("tail_index", "tail_loss", "tail_weight")}
         if _bool(f, "tail_rows"):
             expected.add(f"family.{j}.tail_rows")
-    if set(arrays) != expected:
-        extra, missing = sorted(set(arrays) - expected), sorted(expected - set(arrays))
-        raise _Malformed("unexpected arrays " + ", ".join(extra) if extra else "missing arrays " + ", ".join(missing))
-    for name, a in arrays.items():
-        if a.dtype.kind not in _KINDS:
-            raise _Malformed(f"{name} has dtype {a.dtype}")
+    _check_arrays(arrays, expected)
 
     def rows(name: str, ndim: int, n: int) -> np.ndarray:
         a = arrays[name]
@@ -355,12 +360,7 @@ def _decode_stream(meta: dict, arrays: dict[str, np.ndarray]):
     for prefix, lst in (("family", fams), ("sens", sens or [])):
         for j in range(len(lst)):
             expected |= {f"{prefix}.{j}.{n}" for n in ("tail_index", "tail_loss", "tail_weight")}
-    if set(arrays) != expected:
-        extra, missing = sorted(set(arrays) - expected), sorted(expected - set(arrays))
-        raise _Malformed("unexpected arrays " + ", ".join(extra) if extra else "missing arrays " + ", ".join(missing))
-    for name, a in arrays.items():
-        if a.dtype.kind not in _KINDS:
-            raise _Malformed(f"{name} has dtype {a.dtype}")
+    _check_arrays(arrays, expected)
     rows_index, rows = arrays["rows_index"], arrays["rows"]
     if rows_index.ndim != 1 or rows_index.dtype.kind not in "iu" or rows.ndim != 2 or rows.shape[0] != len(rows_index):
         raise _Malformed(f"rows has shape {rows.shape} for {rows_index.shape} indices")
