@@ -75,6 +75,41 @@ def _load(batch: str | Path | Batch, batch_hash: str | None) -> tuple[Batch, str
     raise ConfigError(f"run_batch: batch must be a path to a batch file or a Batch (got {type(batch).__name__})")
 
 
+class _Preparing:
+    """``prepare(loaded)`` run on a thread of its own (daemon: an interrupted run does not wait for it);
+    ``prepare`` calls ``loaded()`` once its inputs are loaded and checked."""
+
+    def __init__(self, prepare: Callable):
+        import threading
+
+        self._loaded = threading.Event()
+        self._done = threading.Event()
+        self._value = self._error = None
+
+        def body() -> None:
+            try:
+                self._value = prepare(self._loaded.set)
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+            finally:
+                self._done.set()
+                self._loaded.set()
+
+        threading.Thread(target=body, name="stressgrid-prepare", daemon=True).start()
+
+    def wait_loaded(self) -> None:
+        """Wait until the inputs are loaded; raise now if loading them failed."""
+        self._loaded.wait()
+        if self._done.is_set() and self._error is not None:
+            raise self._error
+
+    def result(self):
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 def run_batch(
     batch: str | Path | Batch,
     out: str | Path | None = None,
@@ -121,13 +156,14 @@ def run_batch(
     b, digest = _load(batch, batch_hash)
     if out is not None:
         check_out_dir(out)
-    inputs = prepare_inputs(b, digest, history_path=history, out=out, force=force)
     use_serial = b.execution.executor == "serial" if serial is None else serial
     n_workers = workers or b.execution.workers
-    n_scen = inputs.n_scenarios
     counts = {"scenarios": 0, "tasks": 0}
-    callback = None
-    if progress is not None:
+
+    def callbacks(inputs):
+        if progress is None:
+            return None
+        n_scen = inputs.n_scenarios
         n_tasks = -(-n_scen // chunk_size(inputs))
 
         def callback(r) -> None:
@@ -135,20 +171,30 @@ def run_batch(
             counts["tasks"] += 1
             progress(Progress(counts["scenarios"], n_scen, counts["tasks"], n_tasks))
 
+        return callback
+
     ray_start = 0.0
     if use_serial:
-        result = execute(inputs, SerialExecutor(), callback, run_dir=out, resume=resume)
+        inputs = prepare_inputs(b, digest, history_path=history, out=out, force=force)
+        result = execute(inputs, SerialExecutor(), callbacks(inputs), run_dir=out, resume=resume)
     else:
         from stressgrid.cluster import connect, gpu_request
 
+        # Ray starts while the sensitivities and the scenarios are computed: the inputs are loaded and
+        # checked first, so a mistyped book or history fails before any process is started
+        preparing = _Preparing(lambda loaded: prepare_inputs(b, digest, history_path=history, out=out, force=force,
+                                                             on_loaded=loaded))
+        preparing.wait_loaded()
         t0 = time.perf_counter()
         with connect(address, num_cpus=n_workers) as started:
             ray_start = time.perf_counter() - t0
             gpus = gpu_request(b.execution.gpu, b.execution.gpu_per_task)
+            inputs = preparing.result()
             # an instance started here has exactly n_workers CPUs, which caps the tasks running at
             # once: let Ray queue more so that no worker waits for the driver between tasks
             cap = None if started else n_workers
-            result = execute(inputs, RayExecutor(workers=cap, num_gpus=gpus), callback, run_dir=out, resume=resume)
+            result = execute(inputs, RayExecutor(workers=cap, num_gpus=gpus), callbacks(inputs), run_dir=out,
+                             resume=resume)
     result.timings["start_ray"] = ray_start
     if out is not None:
         manifest = write_outputs(result, out)

@@ -98,14 +98,17 @@ class RunResult:
 
 
 def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None,
-                   out: str | Path | None = None, force: bool = False) -> RunInputs:
+                   out: str | Path | None = None, force: bool = False,
+                   on_loaded: Callable[[], None] | None = None) -> RunInputs:
     """Load and validate everything a batch reads, and generate its scenarios.
 
     ``history_path`` (the ``--history`` option) wins over the batch file's ``history``.  Sets up the
     process for the kernels first (:func:`stressgrid.kernels.configure_process`; a no-op when done).
     Before the scenarios are generated, the batch's memory and output size are estimated and checked
     against the machine's available memory and the free space of ``out`` (:mod:`._resources`);
-    ``force`` skips the check.
+    ``force`` skips the check.  ``on_loaded`` is called once the book, the history and the market
+    snapshot are loaded and checked (the errors of a mistyped input come before it), before the
+    sensitivities and the scenarios.
     """
     kernels.configure_process()
     timings: dict[str, float] = {}
@@ -160,6 +163,8 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     book.check_dates(market.as_of)
     prepared = kernels.prepare(book.positions, market.factors, base, market.as_of, levels=market.levels)
     timings["load_inputs"] = time.perf_counter() - t0
+    if on_loaded is not None:
+        on_loaded()
     t0 = time.perf_counter()
     sens = kernels.sensitivities(prepared, market.levels)
     timings["sensitivities"] = time.perf_counter() - t0
