@@ -195,6 +195,7 @@ def _rss_gb(nbytes: float | None) -> float:
 def bench_distributed(N: int, S: int, chunks: int, peers: bool) -> dict:
     """One problem solved in memory, over chunks in this process, over Ray actors, and by the peers."""
     from stressgrid.cluster import connect
+    from stressgrid.grid import actor_pool
 
     R = scenarios(S, N, seed=S + N)
     system = compile_constraints(None, N)
@@ -213,10 +214,8 @@ def bench_distributed(N: int, S: int, chunks: int, peers: bool) -> dict:
     out.update(serial_s=t, serial_cvar=cv, serial_rel_diff=(cv - ref) / abs(ref))
     print(f"  {N} x {S}  chunks, serial {t:8.3f} s  CVaR {cv:.10g}", flush=True)
     with connect(num_cpus=chunks):
-        import ray
-
         t0 = time.perf_counter()
-        with ScenarioChunks(parts, ray=ray) as held:
+        with ScenarioChunks(parts, pool=actor_pool()) as held:
             out["ray_open_s"] = time.perf_counter() - t0
             t, w = timed(lambda _: DistributedCVaR(system, ALPHA).solve(held).weights, R, 3)
             out["ray_actor_peak_rss_gb"] = [_rss_gb(b) for b in held.peak_rss()]
@@ -258,6 +257,7 @@ def student_t_chunk(root: int, N: int, first: int, stop: int, block: int) -> np.
 def bench_large(N: int, S: int, chunks: int, block: int = 250_000) -> dict:
     """Minimum CVaR over ``S x N`` scenarios generated inside ``chunks`` Ray actors."""
     from stressgrid.cluster import connect
+    from stressgrid.grid import actor_pool
 
     n_blocks = -(-S // block)
     S = n_blocks * block
@@ -268,10 +268,8 @@ def bench_large(N: int, S: int, chunks: int, block: int = 250_000) -> dict:
     out: dict = {"assets": N, "scenarios": S, "chunks": chunks, "block_rows": block}
     print(f"large: minimum CVaR over {S:,} scenarios x {N} assets in {chunks} Ray actors", flush=True)
     with connect(num_cpus=chunks):
-        import ray
-
         t0 = time.perf_counter()
-        with ScenarioChunks(sources, ray=ray) as held:
+        with ScenarioChunks(sources, pool=actor_pool()) as held:
             out["open_s"] = time.perf_counter() - t0
             print(f"  actors started, chunks generated: {out['open_s']:.1f} s", flush=True)
             t1 = time.perf_counter()

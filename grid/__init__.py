@@ -12,8 +12,11 @@ from ._submit import RUN_ENTRYPOINT, StagedBatch, stage_batch, submit_batch
 from ._api import Progress, Results, run_batch
 from ._sections import SECTIONS, Section, SectionContext, SectionOutput
 from ._stream import STREAM_TABLES, not_streamed_because
+from ._actors import ActorPool, actor_pool
 
 __all__ = [
+    "ActorPool",
+    "actor_pool",
     "STREAM_TABLES",
     "not_streamed_because",
     "Batch",

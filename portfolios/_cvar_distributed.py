@@ -309,33 +309,6 @@ class _LocalPool:
         self.chunks = []
 
 
-class _RayPool:
-    """One Ray actor per chunk; a call goes to every actor at once and waits for all of them."""
-
-    def __init__(self, ray, sources: Sequence[ChunkSource], num_cpus: float | None):
-        if num_cpus is None:
-            cpus = float(ray.cluster_resources().get("CPU", 1.0))
-            num_cpus = min(1.0, cpus / len(sources))
-        self.ray = ray
-        actor = ray.remote(num_cpus=num_cpus)(_Chunk)
-        self.actors = [actor.remote(s, i) for i, s in enumerate(sources)]
-
-    def call(self, method: str, *args) -> list:
-        refs = [getattr(a, method).remote(*args) for a in self.actors]
-        try:
-            return self.ray.get(refs)
-        except Exception as exc:  # an error of ours raised in an actor: raise it as it is
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, StressGridError):
-                raise cause from None
-            raise
-
-    def close(self) -> None:
-        for a in self.actors:
-            self.ray.kill(a)
-        self.actors = []
-
-
 class ScenarioChunks:
     """Scenario chunks held in memory by separate processes (or this one) for one or more solves.
 
@@ -348,12 +321,11 @@ class ScenarioChunks:
         is held (so a large set can be generated or read there and never pass through the driver).
         Under Ray a callable must be picklable (``functools.partial`` of an importable function, e.g.
         ``partial(numpy.load, path)``).
-    ray : None (the chunks live in this process and are called one after the other), or the imported
-        ``ray`` module of a connected session (``cluster.connect``): one actor per chunk, killed by
-        :meth:`close`.  ``portfolios`` never imports Ray itself (docs/architecture.md); the caller that
-        holds the connection hands it in.
-    num_cpus : CPUs each actor reserves (default: ``min(1, cluster CPUs / chunks)``, so that every chunk
-        gets an actor at once).
+    pool : None (the chunks live in this process and are called one after the other), or a factory
+        ``pool(chunk_class, sources)`` of an object that holds one ``chunk_class(source, index)`` per
+        source elsewhere, with ``call(method, *args) -> list`` (the method on every chunk, results in
+        chunk order) and ``close()``: :func:`stressgrid.grid.actor_pool` puts each chunk in a Ray actor.
+        ``portfolios`` knows nothing of Ray (docs/architecture.md).
 
     Attributes
     ----------
@@ -364,13 +336,11 @@ class ScenarioChunks:
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, sources: Sequence[ChunkSource], ray=None, num_cpus: float | None = None):
+    def __init__(self, sources: Sequence[ChunkSource], pool: Callable | None = None):
         sources = list(sources)
         if not sources:
             raise ConfigError("chunks: expected at least one chunk (got none)")
-        if num_cpus is not None and not float(num_cpus) > 0:
-            raise ConfigError(f"num_cpus: expected a positive number (got {num_cpus!r})")
-        self.pool = _LocalPool(sources) if ray is None else _RayPool(ray, sources, num_cpus)
+        self.pool = _LocalPool(sources) if pool is None else pool(_Chunk, sources)
         try:
             self._describe(self.pool.call("load"))
         except BaseException:
@@ -523,7 +493,7 @@ class DistributedCVaR(ExactCVaRBase):
 
     Examples
     --------
-    >>> with ScenarioChunks([R1, R2, R3], ray=ray) as chunks:          # doctest: +SKIP
+    >>> with ScenarioChunks([R1, R2, R3], pool=grid.actor_pool()) as chunks:   # doctest: +SKIP
     ...     sol = DistributedCVaR(compile_constraints(None, n), 0.95).solve(chunks)
 
     ``solve`` also takes the list of sources and holds them in this process for the one solve.

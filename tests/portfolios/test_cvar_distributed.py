@@ -227,8 +227,10 @@ def test_bad_chunks_and_settings_raise_clear_errors(problem):
         solver.solve([R], objective="max_return")
     with pytest.raises(ConfigError, match="alpha"):
         DistributedCVaR(system, 1.5)
+    from stressgrid.grid import actor_pool
+
     with pytest.raises(ConfigError, match="num_cpus"):
-        ScenarioChunks([R], num_cpus=0)
+        ScenarioChunks([R], pool=actor_pool(num_cpus=0))
     with pytest.raises(ConfigError, match="at least one chunk"):
         ScenarioChunks([])
 
@@ -258,7 +260,9 @@ def test_ray_actors_equal_the_serial_path_and_are_killed(ray_session, tmp_path, 
     np.save(last, R[rows[2]])
     # arrays put into two actors, and one actor that reads its chunk itself (a lambda travels by value)
     sources = [(R[rows[0]], p[rows[0]]), (R[rows[1]], p[rows[1]]), lambda: (np.load(last), p_last)]
-    with ScenarioChunks(sources, ray=ray) as chunks:
+    from stressgrid.grid import actor_pool
+
+    with ScenarioChunks(sources, pool=actor_pool()) as chunks:
         actors = list(chunks.pool.actors)
         assert len(actors) == 3 and chunks.n_scenarios == 2000
         a = DistributedCVaR(system, ALPHA).solve(chunks)
