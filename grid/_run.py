@@ -218,6 +218,7 @@ def _family_sources(batch: Batch, history: History, market: MarketSnapshot, chil
                                     scenarios.family_info(spec, fitted, history.source)))
         else:
             s = scenarios.generate(spec, history, market.factors, seed=children[o], market=market).reorder(market.factors)
+            s = replace(s, paths=None)  # the tasks revalue the shocks; the paths serve only sections that gather
             if len(s):
                 out.append(FamilySource(s.family[0], len(s), scenarios=s))
     names = [s.name for s in out]

@@ -26,7 +26,6 @@ A streamed run differs from an in-memory one in where the work and the rows are,
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,7 +301,7 @@ def run_stream_rows(payload: StreamPayload, rt: RowsTask) -> RowsResult:
     kernels.configure_process()
     with _one_blas_thread():
         task = rt.task
-        segs = [p for p in (payload.sources[c].rows(a, b) for c, _, a, b in payload.segments(task.start, task.stop))]
+        segs = [payload.sources[c].rows(a, b) for c, _, a, b in payload.segments(task.start, task.stop)]
         shocks = np.concatenate([s.shocks for s in segs])[rt.wanted - task.start]
         pnl = np.zeros((len(shocks), payload.book.n))
         for a, b, groups, _, _ in _blocks(payload, shocks):
