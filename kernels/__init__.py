@@ -10,6 +10,7 @@ parametric vol surface (option).  ``docs/kernels.md`` describes the models.
 from . import _pricers  # noqa: F401  (registers the pricers)
 from ._common import CURVE_TENORS, DEFAULT_TENORS, curve_factors, curve_tenors
 from ._credit import CdsBook, jump_to_default_pnl
+from ._horizon import age, horizon_date
 from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
 from ._forwards import CommodityFutureBook, futures_price
 from ._options import T0_YEARS, VOL_FLOOR, VOL_PARAMS, OptionBook, black, black_numpy, option_values_numpy, surface_vol
@@ -42,6 +43,8 @@ __all__ = [
     "option_values_numpy",
     "rate_future_price",
     "CdsBook",
+    "age",
+    "horizon_date",
     "DEFAULT_TENORS",
     "LinearBook",
     "OptionBook",

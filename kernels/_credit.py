@@ -50,7 +50,9 @@ class CdsBook(NamedTuple):
         and default mid-point; tau, tau_mid : Actual/360 accrual of the full period and to the
         mid-point; mask : 1 for real periods, 0 for padding; p_end, p_mid : curve interpolation at
         ``t_end`` and ``t_mid``; spread_idx, recovery, coupon, units, fx_idx; constituents: names
-        in the index (1 for a single name), used only by :func:`jump_to_default_pnl`.
+        in the index (1 for a single name), used only by :func:`jump_to_default_pnl`; cash: premium
+        received since the as-of date per unit notional, held as cash (0 unless the book is valued
+        at a horizon: :func:`kernels.age`).
     """
 
     t_start: np.ndarray
@@ -67,6 +69,7 @@ class CdsBook(NamedTuple):
     units: np.ndarray
     fx_idx: np.ndarray
     constituents: np.ndarray
+    cash: np.ndarray | float = 0.0
 
 
 def cds_periods(as_of: pd.Timestamp, maturity) -> dict[str, np.ndarray]:
@@ -114,7 +117,7 @@ def cds_value(c: CdsBook, L):
 
 
 def _cds_value_base(c: CdsBook, L):
-    return c.units * cds_value(c, L) * fx_level(L, c.fx_idx)
+    return c.units * (cds_value(c, L) + c.cash) * fx_level(L, c.fx_idx)
 
 
 #: one CDS position's full-revaluation P&L from ``base[F]`` to ``new[F]``, and the jitted batch ``[S, n]``
@@ -167,4 +170,21 @@ def cds_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Ti
         units=(df["quantity"] * df["multiplier"]).to_numpy(dtype=float),
         fx_idx=np.array([fx_index(c, base_ccy, idx) for c in ccys], dtype=np.int64),
         constituents=(df["constituents"].fillna(1) if "constituents" in df else pd.Series(np.ones(n))).to_numpy(dtype=float),
+        cash=np.zeros(n),
     )
+
+
+def cds_age(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp, at: pd.Timestamp,
+            base: np.ndarray) -> CdsBook:
+    """CDS valued at the later date ``at``: the periods left after ``at`` (the model values the premium
+    from the valuation date) and in ``cash`` the premium accrued from ``as_of`` to ``at`` (or the
+    maturity), ``coupon x days / 360`` per unit notional, held without interest.  No default happens
+    inside the horizon (that is the jump-to-default measure's question)."""
+    book = cds_build(df, idx, base_ccy, at)
+    start = pd.Timestamp(as_of).normalize()
+    days = np.array([(min(pd.Timestamp(at).normalize(), pd.Timestamp(m)) - start).days for m in df["maturity"]], dtype=float)
+    return book._replace(cash=df["coupon"].to_numpy(dtype=float) * np.maximum(days, 0.0) / ACCRUAL_DAYS)
+
+
+def cds_mark(c: CdsBook, L) -> np.ndarray:
+    return _cds_value_base(c, np.atleast_2d(np.asarray(L, dtype=float)))

@@ -111,7 +111,8 @@ def fx_forward_factors(df: pd.DataFrame, base_ccy: str) -> list[list[str]]:
 
 
 def fx_forward_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp) -> FxForwardBook:
-    T = year_fraction(as_of, df["maturity"].to_numpy())
+    # a forward that settled before ``as_of`` (a book valued at a horizon) is worth N (S - K) X
+    T = np.maximum(year_fraction(as_of, df["maturity"].to_numpy()), 0.0)
     forn, dom, fxi = [], [], []
     for j, und in enumerate(df["underlying"]):
         aaa, bbb = _pair(und)
@@ -145,7 +146,17 @@ def commodity_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of:
     return CommodityFutureBook(
         spot_idx=np.array([idx[u] for u in df["underlying"]], dtype=np.int64),
         basis_idx=np.array([idx["BASIS." + u.split(".", 1)[1]] for u in df["underlying"]], dtype=np.int64),
-        mat=year_fraction(as_of, df["maturity"].to_numpy()),
+        # a future that expired before ``as_of`` (a book valued at a horizon) settles on the spot
+        mat=np.maximum(year_fraction(as_of, df["maturity"].to_numpy()), 0.0),
         units=(df["quantity"] * df["multiplier"]).to_numpy(dtype=float),
         fx_idx=np.array([fx_index(c, base_ccy, idx) for c in df["currency"]], dtype=np.int64),
     )
+
+
+def fx_forward_mark(f: FxForwardBook, L) -> np.ndarray:
+    return fx_forward_value(f, np.atleast_2d(np.asarray(L, dtype=float)))
+
+
+def commodity_future_mark(c: CommodityFutureBook, L) -> np.ndarray:
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    return c.units * futures_price(c, L) * fx_level(L, c.fx_idx)

@@ -425,3 +425,76 @@ def check_option_vols(o: OptionBook, base: np.ndarray, ids, factors) -> None:
             f"position {ids[j]!r}, field 'strike': implied vol from {names} at strike {o.strike[j]:g}, "
             f"expiry {o.expiry[j]:.4f}y is {raw[j]:.6f} (ATM {atm[j]:.6f}); vols must be > 0"
         )
+
+
+# ---------------------------------------------------------------------------------------------------
+# options that expire inside a horizon (:func:`kernels.age`)
+# ---------------------------------------------------------------------------------------------------
+
+
+class SettledOptionBook(NamedTuple):
+    """``n`` options that expired between the as-of date and a horizon, held as their payoff in cash.
+
+    spot_idx, fx_idx, strike, omega, units : as in :class:`OptionBook`
+    basis_idx, basis_time : the commodity future's basis column and its time left at the option's
+        expiry (``max(T_f - T, 0)``; 0 with any column for equity and FX options)
+    """
+
+    spot_idx: np.ndarray
+    fx_idx: np.ndarray
+    strike: np.ndarray
+    omega: np.ndarray
+    units: np.ndarray
+    basis_idx: np.ndarray
+    basis_time: np.ndarray
+
+
+def settled_option_value(o: SettledOptionBook, L):
+    """``units max(omega (F - K), 0) X``: the payoff, in base currency, of an option that expired,
+    with ``F`` the underlying at the levels ``L`` (the future's price ``S exp(b (T_f - T))`` for a
+    commodity option); jax or numpy ``L[..., F]``."""
+    xp = np if isinstance(L, np.ndarray) else jnp
+    F = L[..., o.spot_idx] * xp.exp(L[..., o.basis_idx] * o.basis_time)
+    return o.units * xp.maximum(o.omega * (F - o.strike), 0.0) * fx_level(L, o.fx_idx)
+
+
+settled_option_pnl_one, settled_option_pnl = make_kernel(settled_option_value)
+
+
+def settled_option_pnl_numpy(o: SettledOptionBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Numpy twin of :func:`settled_option_pnl`, ``[S, n]``."""
+    return numpy_pnl(settled_option_value, value_diff, o, base, new)
+
+
+def settled_option_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp) -> SettledOptionBook:
+    """The payoff of each option of ``df`` (all expired by ``as_of``)."""
+    basis_i, basis_t, fx_i = [], [], []
+    for _, row in df.iterrows():
+        dom, _ = _currencies(row)
+        und = row["underlying"]
+        fx_i.append(fx_index(dom, base_ccy, idx))
+        if und.startswith("CMD."):
+            m = _get(row, "maturity")
+            left = 0.0 if m is None else max(float(year_fraction(pd.Timestamp(row["expiry"]), m)[0]), 0.0)
+            basis_i.append(idx["BASIS." + und.split(".", 1)[1]])
+            basis_t.append(left)
+        else:
+            basis_i.append(0)
+            basis_t.append(0.0)
+    return SettledOptionBook(
+        spot_idx=np.array([idx[u] for u in df["underlying"]], dtype=np.int64),
+        fx_idx=np.array(fx_i, dtype=np.int64),
+        strike=df["strike"].to_numpy(dtype=float),
+        omega=np.where(df["option_type"].to_numpy() == "call", 1.0, -1.0),
+        units=(df["quantity"] * df["multiplier"]).to_numpy(dtype=float),
+        basis_idx=np.array(basis_i, dtype=np.int64),
+        basis_time=np.array(basis_t, dtype=float),
+    )
+
+
+def settled_option_mark(o: SettledOptionBook, L) -> np.ndarray:
+    return settled_option_value(o, np.atleast_2d(np.asarray(L, dtype=float)))
+
+
+def option_mark(o: OptionBook, L) -> np.ndarray:
+    return option_values_numpy(o, L)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from ._credit import cds_build, cds_factors, cds_pnl, cds_pnl_numpy, cds_pnl_one
+import numpy as np
+
+from ._credit import cds_age, cds_build, cds_factors, cds_mark, cds_pnl, cds_pnl_numpy, cds_pnl_one
 from ._forwards import (
     commodity_build,
     commodity_factors,
+    commodity_future_mark,
+    fx_forward_mark,
     commodity_future_pnl,
     commodity_future_pnl_numpy,
     commodity_future_pnl_one,
@@ -15,9 +19,25 @@ from ._forwards import (
     fx_forward_pnl_numpy,
     fx_forward_pnl_one,
 )
-from ._options import check_option_vols, option_build, option_factors, option_pnl, option_pnl_into, option_pnl_numpy, option_pnl_one
+from ._options import (
+    check_option_vols,
+    option_build,
+    option_factors,
+    option_mark,
+    option_pnl,
+    option_pnl_into,
+    option_pnl_numpy,
+    option_pnl_one,
+    settled_option_build,
+    settled_option_mark,
+    settled_option_pnl,
+    settled_option_pnl_numpy,
+    settled_option_pnl_one,
+)
 from ._rates import (
+    cashflow_age,
     cashflow_build,
+    cashflow_mark,
     cashflow_pnl,
     cashflow_pnl_into,
     cashflow_pnl_numpy,
@@ -25,23 +45,54 @@ from ._rates import (
     rate_future_build,
     rate_future_pnl,
     rate_future_pnl_numpy,
+    rate_future_mark,
     rate_future_pnl_one,
     rates_factors,
 )
 from ._revalue import Pricer, register
 
-__all__ = ["OPTION", "CASHFLOW", "RATE_FUTURE", "FX_FORWARD", "COMMODITY_FUTURE", "CDS"]
+__all__ = ["OPTION", "SETTLED_OPTION", "CASHFLOW", "RATE_FUTURE", "FX_FORWARD", "COMMODITY_FUTURE", "CDS"]
+
+
+def _option_age(df, idx, base_ccy, as_of, at, base):
+    """Options alive at ``at`` on the shorter time to expiry; the others hold their payoff."""
+    import pandas as pd
+
+    live = (pd.to_datetime(df["expiry"]) > pd.Timestamp(at).normalize()).to_numpy()
+    out = []
+    if live.any():
+        out.append((live, OPTION, option_build(df[live], idx, base_ccy, at)))
+    if (~live).any():
+        out.append((~live, SETTLED_OPTION, settled_option_build(df[~live], idx, base_ccy, at)))
+    return out
+
+
+def _built_by(age):
+    """An ``age`` hook from a function that builds the whole group's arrays at ``at``."""
+    def hook(df, idx, base_ccy, as_of, at, base):
+        return [(np.ones(len(df), dtype=bool), PRICER_OF[id(age)], age(df, idx, base_ccy, as_of, at, base))]
+    return hook
+
+
+PRICER_OF: dict[int, Pricer] = {}
 
 OPTION = Pricer(("option",), option_factors, option_build, option_pnl, option_pnl_numpy, option_pnl_one, check_option_vols,
-                pnl_into=option_pnl_into)
+                pnl_into=option_pnl_into, mark=option_mark, age=_option_age)
+#: options that expired inside a horizon, held as their payoff (no position has this type)
+SETTLED_OPTION = Pricer(("option:settled",), option_factors, settled_option_build, settled_option_pnl, settled_option_pnl_numpy,
+                        settled_option_pnl_one, mark=settled_option_mark)
 CASHFLOW = Pricer(("bond", "swap"), rates_factors, cashflow_build, cashflow_pnl, cashflow_pnl_numpy, cashflow_pnl_one,
-                  rows=lambda b: b.rows(), pnl_into=cashflow_pnl_into)
-RATE_FUTURE = Pricer(("rate_future",), rates_factors, rate_future_build, rate_future_pnl, rate_future_pnl_numpy, rate_future_pnl_one)
-FX_FORWARD = Pricer(("fx_forward",), fx_forward_factors, fx_forward_build, fx_forward_pnl, fx_forward_pnl_numpy, fx_forward_pnl_one)
+                  rows=lambda b: b.rows(), pnl_into=cashflow_pnl_into, mark=cashflow_mark, age=_built_by(cashflow_age))
+RATE_FUTURE = Pricer(("rate_future",), rates_factors, rate_future_build, rate_future_pnl, rate_future_pnl_numpy, rate_future_pnl_one,
+                     mark=rate_future_mark)
+FX_FORWARD = Pricer(("fx_forward",), fx_forward_factors, fx_forward_build, fx_forward_pnl, fx_forward_pnl_numpy, fx_forward_pnl_one,
+                    mark=fx_forward_mark)
 COMMODITY_FUTURE = Pricer(
-    ("commodity_future",), commodity_factors, commodity_build, commodity_future_pnl, commodity_future_pnl_numpy, commodity_future_pnl_one
+    ("commodity_future",), commodity_factors, commodity_build, commodity_future_pnl, commodity_future_pnl_numpy, commodity_future_pnl_one,
+    mark=commodity_future_mark,
 )
-CDS = Pricer(("cds",), cds_factors, cds_build, cds_pnl, cds_pnl_numpy, cds_pnl_one)
+CDS = Pricer(("cds",), cds_factors, cds_build, cds_pnl, cds_pnl_numpy, cds_pnl_one, mark=cds_mark, age=_built_by(cds_age))
+PRICER_OF.update({id(cashflow_age): CASHFLOW, id(cds_age): CDS})
 
-for _p in (OPTION, CASHFLOW, RATE_FUTURE, FX_FORWARD, COMMODITY_FUTURE, CDS):
+for _p in (OPTION, SETTLED_OPTION, CASHFLOW, RATE_FUTURE, FX_FORWARD, COMMODITY_FUTURE, CDS):
     register(_p)

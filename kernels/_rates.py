@@ -137,7 +137,8 @@ def bond_cashflows(as_of: pd.Timestamp, maturity, coupon: float, frequency: int)
     dates = _schedule_days(as_of, maturity, frequency)
     t = (dates - np.datetime64(as_of.normalize().date(), "D")).astype(np.int64) / DAYS_PER_YEAR
     a = np.full(len(dates), coupon / frequency)
-    a[-1] += 1.0
+    if len(a):  # none left: matured (a book valued at a horizon)
+        a[-1] += 1.0
     return t, a
 
 
@@ -278,6 +279,8 @@ def rate_future_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_o
         start = pd.Timestamp(row["maturity"])
         end = start + pd.DateOffset(months=12 // int(f))
         a, b = year_fraction(as_of, [start, end])
+        if a <= 0.0:  # the rate period has started (a book valued at a horizon): fixed on that day's curve
+            a, b = 0.0, b - a
         ccy = _curve_ccy(row["underlying"])
         t1.append(a)
         t2.append(b)
@@ -294,3 +297,42 @@ def rate_future_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_o
         units=(df["quantity"] * df["multiplier"]).to_numpy(dtype=float),
         fx_idx=np.array([fx_index(c, base_ccy, idx) for c in df["currency"]], dtype=np.int64),
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# valued at a horizon (:func:`kernels.age`)
+# ---------------------------------------------------------------------------------------------------
+
+
+def cashflow_age(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp, at: pd.Timestamp,
+                 base: np.ndarray) -> CashflowBook:
+    """Bonds and swaps valued at the later date ``at``: the flows after ``at`` on the curve (whose zero
+    yields keep their tenor, so every time shrinks), and in ``const`` the cash paid since ``as_of``
+    per unit of face, held without interest: the bond's coupons and face; for a swap the fixed
+    coupons less the floating leg's growth ``exp(z(tau) tau)`` over ``tau = min(at, maturity) - as_of``,
+    with ``z`` today's zero yield at ``tau`` (the floating leg, worth par today, accrues at the rate
+    fixed today and is worth par again at ``at``; after maturity the swap holds its cash)."""
+    book = cashflow_build(df, idx, base_ccy, at)
+    end = np.datetime64(pd.Timestamp(at).normalize().date(), "D")
+    const = np.zeros(len(df))
+    for i, (_, row) in enumerate(df.iterrows()):
+        freq = int(row["frequency"])
+        dates = _schedule_days(pd.Timestamp(as_of), row["maturity"], freq)
+        amounts = np.full(len(dates), float(row["coupon"]) / freq)
+        if len(amounts):
+            amounts[-1] += 1.0
+        const[i] = float(amounts[dates <= end].sum())
+        if row["type"] == "swap":
+            tau = float(min(year_fraction(as_of, [at])[0], year_fraction(as_of, [row["maturity"]])[0]))
+            z = float(zero_at(np.asarray(base, float), curve_points(_curve_ccy(row["underlying"]), np.array(tau), idx)))
+            const[i] -= math.exp(z * tau)
+    return book._replace(const=const)
+
+
+def cashflow_mark(b: CashflowBook, L) -> np.ndarray:
+    return cashflow_values_numpy(b, L)
+
+
+def rate_future_mark(r: RateFutureBook, L) -> np.ndarray:
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    return r.units * rate_future_price(r, L) * fx_level(L, r.fx_idx)

@@ -43,6 +43,14 @@ class Pricer:
     pnl_into : (arrays, base[F], new[S, F], out[S, n]) -> out: ``pnl`` written into ``out``, for
         kernels that can write it without an intermediate array (the option kernel, whose values are
         held scenario-contiguous, writes a Fortran-ordered ``out`` in one pass); optional
+    mark : (arrays, L[S, F]) -> ``[S, n]`` numpy: each position's mark in base currency, such that the
+        P&L between two books of the same positions at the same levels (today's and the one valued at
+        a horizon, :func:`kernels.age`) is the difference of their marks (the value; for futures settled
+        daily, ``units x price x FX``); needed to value a book at a horizon
+    age : (positions, idx, base_ccy, as_of, at, base[F]) -> ``[(mask, pricer, arrays), ...]``: the
+        positions valued at the later date ``at``, split into groups (e.g. options that expire before
+        ``at`` settle into a group of their own; ``mask`` selects the rows of ``positions`` of each);
+        optional, default ``build`` at ``at``
     """
 
     types: tuple[str, ...]
@@ -54,6 +62,8 @@ class Pricer:
     check: Callable | None = None
     rows: Callable | None = None
     pnl_into: Callable | None = None
+    mark: Callable | None = None
+    age: Callable | None = None
 
     def __reduce__(self):
         # Pickle a registered pricer as a reference to the registry of the process that loads it.  Its
@@ -92,7 +102,14 @@ def register(pricer: Pricer) -> None:
         PRICERS[t] = pricer
 
 
-register(Pricer(("equity", "equity_future"), _linear_factors, _linear_build, linear_pnl, linear_pnl_numpy, linear_pnl_one))
+def _linear_mark(b: LinearBook, L) -> np.ndarray:
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    fx = np.where(b.fx_idx >= 0, L[:, np.maximum(b.fx_idx, 0)], 1.0)
+    return b.units * L[:, b.price_idx] * fx
+
+
+register(Pricer(("equity", "equity_future"), _linear_factors, _linear_build, linear_pnl, linear_pnl_numpy, linear_pnl_one,
+                mark=_linear_mark))
 
 
 class _Group(NamedTuple):
@@ -106,7 +123,11 @@ class PreparedBook:
     """A book turned into per-pricer struct-of-arrays on a fixed factor order.
 
     n : number of positions; priced : bool ``[n]``; unpriced_types : types without a pricer;
-    ids : position ids ``[n]`` (for messages).
+    ids : position ids ``[n]`` (for messages).  A book valued at a horizon (:func:`kernels.age`) also
+    has ``horizon_days`` (business days after the as-of date), ``at`` (that date) and ``offset``
+    ``[n]``, the P&L of the time that passes at unchanged factor levels, which every revaluation adds:
+    its P&L is the value at ``at`` under the shocked levels, plus the cash paid meanwhile, less today's
+    value at the base levels.
     """
 
     n: int
@@ -115,6 +136,9 @@ class PreparedBook:
     priced: np.ndarray
     unpriced_types: tuple[str, ...] = field(default=())
     ids: tuple[str, ...] = field(default=())
+    offset: np.ndarray | None = None
+    horizon_days: int = 0
+    at: pd.Timestamp | None = None
 
 
 def required_factors(positions: pd.DataFrame, base_ccy: str) -> list[str]:
@@ -194,7 +218,9 @@ def revalue_groups(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_
     base_j = jnp.asarray(base)
     # dispatch every group first (JAX runs them asynchronously unless async dispatch is off), then wait
     pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups]
-    return [(np.asarray(cols), np.asarray(pnl)) for cols, pnl in pending]
+    if book.offset is None:
+        return [(np.asarray(cols), np.asarray(pnl)) for cols, pnl in pending]
+    return [(np.asarray(cols), np.asarray(pnl) + book.offset[cols]) for cols, pnl in pending]
 
 
 def revalue(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -223,6 +249,8 @@ def revalue(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np
         covered[cols] = True
     if not covered.all():
         out[:, ~covered] = 0.0
+    if book.offset is not None:
+        out += book.offset
     return out
 
 
@@ -250,4 +278,6 @@ def revalue_numpy(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_l
     out = np.zeros((shocks.shape[0], book.n))
     for g in book.groups:
         out[:, g.columns] = g.pricer.pnl_numpy(g.arrays, base, new)
+    if book.offset is not None:
+        out += book.offset
     return out
