@@ -4,7 +4,9 @@ Importing this package changes no process setting; :func:`configure_process` tur
 sets XLA's flags (the command line and the grid's workers call it; :func:`prepare` and :func:`revalue`
 refuse to run without float64).  The package registers a pricer for every instrument type: linear (equity, equity_future), CIP (fx_forward), spot and basis
 (commodity_future), zero curve (bond, swap, rate_future), flat hazard (cds) and Black on a
-parametric vol surface (option).  ``docs/kernels.md`` describes the models.
+parametric vol surface (option).  ``docs/kernels.md`` describes the models.  :func:`sensitivities` and
+:func:`position_sensitivities` give each position's Greeks, theta and rate convexity per curve by
+automatic differentiation.
 """
 
 from . import _pricers  # noqa: F401  (registers the pricers)
@@ -30,7 +32,7 @@ from ._revalue import (
     revalue_numpy,
     shocked_levels,
 )
-from ._sensitivity import Sensitivities, revalue_sensitivity, sensitivities, sensitivity_pnl
+from ._sensitivity import Sensitivities, position_sensitivities, revalue_sensitivity, sensitivities, sensitivity_pnl
 from ._stream import StreamResult, revalue_stream
 from ._x64 import configure_process, x64_enabled
 
@@ -75,6 +77,7 @@ __all__ = [
     "required_factors",
     "revalue",
     "place",
+    "position_sensitivities",
     "revalue_groups",
     "preferred_order",
     "revalue_numpy",
