@@ -79,13 +79,16 @@ def reduce_results(
     position_table: bool = True,
     contributions: dict[tuple[int, float], np.ndarray] | None = None,
     pnl: np.ndarray | None = None,
+    time: np.ndarray | None = None,
+    revaluation: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Tables of a run: risk_metrics, contributions, breakdown, scenarios, and scenario_pnl when
     ``position_table`` and every task returned its position-level P&L.
 
     ``contributions``: (family code, confidence) -> Euler contributions ``[N]``; by default they are
     computed from the position P&L ``pnl [S, N]`` (by default the tasks' own, which must then have
-    been returned).
+    been returned).  ``time``, ``revaluation``: each scenario's time component and how its book was
+    valued (see :func:`per_scenario_tables`).
     """
     results = sorted(results, key=lambda r: r.start)
     totals = np.concatenate([r.totals for r in results])
@@ -101,8 +104,10 @@ def reduce_results(
     counts = {code: int(np.sum(family_codes == code)) for code in merged}
     tables = risk_tables(merged, plan, contributions, families, counts, lambda i: names[i], positions, confidence)
     groups = {level: np.concatenate([r.groups[level] for r in results]) for level in group_names}
+    market = np.concatenate([r.totals if r.market is None else r.market for r in results])
     tables.update(per_scenario_tables(names, families, family_codes, weights, totals, groups, group_names,
-                                      positions["id"].to_numpy(), pnl if position_table else None))
+                                      positions["id"].to_numpy(), pnl if position_table else None, time=time, market=market,
+                                      revaluation=revaluation))
     return tables
 
 
@@ -133,11 +138,16 @@ def risk_tables(merged: dict[int, FamilyPartial], plan: dict, contributions: dic
 
 def per_scenario_tables(names, families: list[str], family_codes: np.ndarray, weights: np.ndarray, totals: np.ndarray,
                         groups: dict[str, np.ndarray], group_names: dict[str, list[str]], position_ids,
-                        pnl: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
+                        pnl: np.ndarray | None = None, time: np.ndarray | None = None, market: np.ndarray | None = None,
+                        revaluation: np.ndarray | None = None) -> dict[str, pd.DataFrame]:
     """The tables with rows per scenario, for scenarios ``names [S]``: ``breakdown`` (P&L per group of
     every level, from ``groups``: level -> ``[S, G]``), ``scenarios`` (before its info columns are
     joined: :func:`scenario_table`) and, given the position P&L ``pnl [S, N]``, ``scenario_pnl``.
-    Labels are categoricals built from codes (no per-row string work)."""
+    Labels are categoricals built from codes (no per-row string work).
+
+    The P&L explained: ``time [S]`` (the P&L at unchanged levels of a book valued at a horizon; default
+    0), ``market [S]`` (today's book under the scenario's levels; default the P&L) and the cross term,
+    the rest; ``revaluation [S]``: ``horizon`` or ``instantaneous`` (the default)."""
     S = len(names)
     levels = list(group_names)
     all_groups = list(dict.fromkeys(g for gs in group_names.values() for g in gs))
@@ -158,7 +168,7 @@ def per_scenario_tables(names, families: list[str], family_codes: np.ndarray, we
             "pnl": values.reshape(-1),
         }),
         "scenarios": pd.DataFrame({"scenario": list(names), "family": np.asarray(families, dtype=object)[family_codes],
-                                   "weight": weights, "pnl": totals}),
+                                   "weight": weights, "pnl": totals, **_explained(totals, time, market, revaluation)}),
     }
     if pnl is not None:
         N = pnl.shape[1]
@@ -169,6 +179,15 @@ def per_scenario_tables(names, families: list[str], family_codes: np.ndarray, we
             "pnl": pnl.reshape(-1),
         })
     return tables
+
+
+def _explained(totals: np.ndarray, time, market, revaluation) -> dict[str, np.ndarray]:
+    """The scenarios table's P&L explained: time, market move and cross term, and the revaluation."""
+    S = len(totals)
+    time = np.zeros(S) if time is None else np.asarray(time, dtype=float)
+    market = np.asarray(totals if market is None else market, dtype=float)
+    how = np.full(S, "instantaneous", dtype=object) if revaluation is None else np.asarray(revaluation, dtype=object)
+    return {"pnl_time": time, "pnl_market": market, "pnl_cross": totals - time - market, "revaluation": how}
 
 
 def sensitivity_rows(names, families: list[str], family_codes: np.ndarray, types: list[str], full: np.ndarray,

@@ -64,6 +64,14 @@ class RunInputs:
     estimate: object = None
     #: a streamed run's families (:class:`._stream.FamilySource`, batch order); ``scenarios`` is then None
     sources: list | None = None
+    #: the book as revalued: ``books[0]`` is ``prepared`` (at the as-of date), the others valued at a
+    #: horizon (:func:`kernels.age`); ``family_books``: family name -> index into ``books``
+    books: tuple = ()
+    family_books: dict = field(default_factory=dict)
+
+    def book_codes(self, families: list[str]) -> np.ndarray:
+        """int ``[len(families)]``: the index into ``books`` of each family's book."""
+        return np.array([self.family_books.get(f, 0) for f in families], dtype=np.int64)
 
     @property
     def n_scenarios(self) -> int:
@@ -186,8 +194,10 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
     if streamed:
         sources = _family_sources(batch, moving, market, children, origins)
         timings["generate_scenarios"] = time.perf_counter() - t0
+        books, family_books = _horizon_books(prepared, book, market, base, [(s.name, sp) for s, sp in
+                                                                            zip(sources, _source_specs(batch, sources))])
         return RunInputs(batch, batch_hash, history, book, market, None, prepared, timings, sens, {}, flat, shares,
-                         estimate, sources)
+                         estimate, sources, books=books, family_books=family_books)
     sets = [scenarios.generate(spec, moving, market.factors, seed=children[o], market=market)
             for spec, o in zip(batch.scenarios, origins)]
     try:
@@ -201,8 +211,46 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
             r = s.reorder(market.factors)
             family_paths[s.family[0]] = (np.flatnonzero(fam == s.family[0]), r.paths)
     timings["generate_scenarios"] = time.perf_counter() - t0
+    books, family_books = _horizon_books(prepared, book, market, base, [(s.family[0], sp) for s, sp in zip(sets, batch.scenarios)
+                                                                        if len(s)])
     return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares,
-                     estimate)
+                     estimate, books=books, family_books=family_books)
+
+
+def explain_rows(inputs: RunInputs, families: list[str], family_codes: np.ndarray) -> tuple:
+    """``(time [S], revaluation [S])`` of the scenarios of ``family_codes``: the time component of each
+    scenario's book (the sum of its ``offset``) and ``horizon`` or ``instantaneous``; ``(None, None)``
+    when no family is valued at a horizon."""
+    if len(inputs.books) <= 1:
+        return None, None
+    codes = inputs.book_codes(families)[np.asarray(family_codes, dtype=np.int64)]
+    per_book = np.array([0.0 if b.offset is None else float(b.offset.sum()) for b in inputs.books])
+    return per_book[codes], np.where(codes > 0, "horizon", "instantaneous").astype(object)
+
+
+def horizon_days(spec) -> int:
+    """Business days a family's book is valued after the as-of date: its ``horizon_days`` when its
+    ``revaluation`` is ``horizon`` (the default of the kinds that have a horizon), else 0."""
+    return int(spec.horizon_days) if getattr(spec, "revaluation", None) == "horizon" else 0
+
+
+def _horizon_books(prepared, book: Book, market: MarketSnapshot, base: str, families) -> tuple[tuple, dict]:
+    """``(books, family_books)`` of :class:`RunInputs` from ``families``, ``[(name, spec), ...]``: one book
+    valued at each distinct horizon (:func:`kernels.age`)."""
+    books, at_days, family_books = [prepared], {0: 0}, {}
+    for name, spec in families:
+        days = horizon_days(spec) if spec is not None else 0
+        if days not in at_days:
+            at_days[days] = len(books)
+            books.append(kernels.age(prepared, book.positions, base, market.as_of, days, market.levels))
+        family_books[name] = at_days[days]
+    return tuple(books), family_books
+
+
+def _source_specs(batch: Batch, sources: list) -> list:
+    """The batch-file entry of each streamed family (by name)."""
+    by_name = {sp.name: sp for sp in batch.scenarios}
+    return [by_name.get(s.name) for s in sources]
 
 
 def _family_sources(batch: Batch, history: History, market: MarketSnapshot, children, origins) -> list:
@@ -333,6 +381,7 @@ def plan_run(inputs: RunInputs) -> RunPlan:
         prepared, inputs.market.levels, inputs.market.is_log, scen.shocks, chunk, block, family_codes, scen.weights,
         group_codes, 1.0 - min(conf), gather,
         None if inputs.sens is None else group_sensitivities(inputs.sens, {"type": group_codes["type"]}),
+        inputs.books, inputs.book_codes(families) if len(inputs.books) > 1 else None,
     )
     return RunPlan(tasks, payload, families, family_codes, group_names, position_table, chunk, block)
 
@@ -392,8 +441,10 @@ def reduce_run(inputs: RunInputs, plan: RunPlan, results: list[ChunkResult], exe
         contributions = _tail_contributions(results, plan.families, conf, plan.payload, executor)
         timings["tail_tasks"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+    time_pnl, how = explain_rows(inputs, plan.families, plan.family_codes)
     tables = reduce_results(results, scen.names, plan.families, plan.family_codes, scen.weights, pos, plan.group_names,
-                            conf, position_table=plan.position_table, contributions=contributions, pnl=pnl)
+                            conf, position_table=plan.position_table, contributions=contributions, pnl=pnl, time=time_pnl,
+                            revaluation=how)
     from ._reduce import scenario_table, sql_names
 
     tables["scenarios"] = scenario_table(tables["scenarios"], scen.info)
@@ -487,7 +538,8 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
         prepared, market.levels, market.is_log, block, group_codes, group_names, tuple(pos["id"]), keep_mass,
         None if inputs.sens is None else group_sensitivities(inputs.sens, {"type": group_codes["type"]}),
         tuple(sources), offsets, tuple(dict.fromkeys(c for src in sources for c in src.info_columns())), str(out),
-        want is True or (want == "auto" and S * N <= AUTO_POSITION_CELLS))
+        want is True or (want == "auto" and S * N <= AUTO_POSITION_CELLS), inputs.books,
+        inputs.book_codes([src.name for src in sources]) if len(inputs.books) > 1 else None)
     store = TaskStore(out, _fingerprint(inputs, chunk), resume)
     if not resume:
         clear_tables(out)
@@ -609,7 +661,8 @@ def _tail_contributions(results: list[ChunkResult], families: list[str], conf: l
         _, _, idx, t = plan[k]
         on = t > 0
         coef[np.searchsorted(union, idx[on]), j] = -t[on] / (1.0 - k[1])
-    tail = TailPayload(payload.book, payload.base_levels, payload.is_log, payload.shocks[union], coef, payload.block_size)
+    tail = TailPayload(payload.book, payload.base_levels, payload.is_log, payload.shocks[union], coef, payload.block_size,
+                       payload.books, None if payload.family_books is None else payload.family_books[payload.family_codes[union]])
     chunk = tail_chunk_size(len(union), payload.book.n, payload.block_size)
     tasks = [Task(i, a, min(a + chunk, len(union)), ()) for i, a in enumerate(range(0, len(union), chunk))]
     try:

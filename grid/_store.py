@@ -175,13 +175,15 @@ def _encode_chunk(r: ChunkResult) -> tuple[dict, dict[str, np.ndarray]]:
     if r.sens_groups is not None:
         for i, a in enumerate(r.sens_groups.values()):
             arrays[f"sens_groups.{i}"] = a
+    if r.market is not None:
+        arrays["market"] = r.market
     families = _families_out("family", r.families, arrays)
     meta = {
         "format": FORMAT, "task_id": int(r.task_id), "start": int(r.start), "stop": int(r.stop),
         "seconds": float(r.seconds), "compile_seconds": float(r.compile_seconds), "float64": bool(r.float64),
         "pnl": r.pnl is not None, "groups": [str(k) for k in r.groups],
         "sens_groups": None if r.sens_groups is None else [str(k) for k in r.sens_groups],
-        "families": families,
+        "families": families, "market": r.market is not None,
     }
     return meta, arrays
 
@@ -277,7 +279,8 @@ def _decode(arrays: dict[str, np.ndarray]) -> ChunkResult:
     if not isinstance(fams, list) or not all(isinstance(f, dict) for f in fams):
         raise _Malformed("'families' is not a list")
 
-    expected = {"totals"} | ({"pnl"} if has_pnl else set())
+    has_market = _bool(meta, "market")
+    expected = {"totals"} | ({"pnl"} if has_pnl else set()) | ({"market"} if has_market else set())
     expected |= {f"groups.{i}" for i in range(len(levels))}
     expected |= {f"sens_groups.{i}" for i in range(len(sens_levels or ()))}
     for j, f in enumerate(fams):
@@ -312,7 +315,8 @@ def _decode(arrays: dict[str, np.ndarray]) -> ChunkResult:
             tail_rows=rows(f"family.{j}.tail_rows", 2, k) if f["tail_rows"] else None,
         )
     return ChunkResult(task_id, start, stop, totals, groups, families, pnl, sens,
-                       _float(meta, "seconds"), _float(meta, "compile_seconds"), _bool(meta, "float64"))
+                       _float(meta, "seconds"), _float(meta, "compile_seconds"), _bool(meta, "float64"),
+                       rows("market", 1, s) if has_market else None)
 
 
 _PART = re.compile(r"(scenarios|breakdown|scenario_pnl|sensitivity|liquidity)/part-\d{6}-\d{4}\.parquet")

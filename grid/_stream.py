@@ -162,6 +162,14 @@ class StreamPayload:
     info_columns: tuple[str, ...]
     out_dir: str
     position_table: bool
+    books: tuple = ()  # as in :class:`grid._worker.Payload`
+    family_books: np.ndarray | None = None
+
+    def rows_book(self, segs) -> np.ndarray | None:
+        """int: the index into ``books`` of each row of ``segs`` (``(code, ..., rows)``; None: all ``book``)."""
+        if self.family_books is None:
+            return None
+        return np.concatenate([np.full(len(s[-1]), self.family_books[s[0]], dtype=np.int64) for s in segs])
 
     def segments(self, start: int, stop: int):
         """``(family code, first global row, rows within the family [a, b))`` of the rows ``[start, stop)``."""
@@ -219,7 +227,8 @@ def _run_stream_chunk(p: StreamPayload, task: Task) -> StreamResult:
     segs = [(code, g0, p.sources[code].rows(a, b)) for code, g0, a, b in p.segments(task.start, task.stop)]
     shocks = segs[0][2].shocks if len(segs) == 1 else np.concatenate([s.shocks for _, _, s in segs])
     draw_s = time.perf_counter() - t0
-    totals, groups, pnl, sens_groups, seconds, compile_s = revalue_chunk(p, shocks, keep_positions=True)
+    totals, groups, pnl, sens_groups, seconds, compile_s, market = revalue_chunk(p, shocks, keep_positions=True,
+                                                                                 book_of=p.rows_book(segs))
     codes = np.concatenate([np.full(len(s), c, dtype=np.int64) for c, _, s in segs])
     weights = np.concatenate([s.weights for _, _, s in segs])
     families = summarise(totals, task.start, codes, weights, p.keep_mass)
@@ -235,14 +244,14 @@ def _run_stream_chunk(p: StreamPayload, task: Task) -> StreamResult:
         keep_idx.append(at[k])
     keep = np.concatenate(keep_idx)
     t0 = time.perf_counter()
-    parts = _write_parts(p, task, segs, totals, groups, pnl, sens_groups)
+    parts = _write_parts(p, task, segs, totals, groups, pnl, sens_groups, market)
     write_s = time.perf_counter() - t0
     return StreamResult(task.task_id, task.start, task.stop, families, sens_families, task.start + keep, pnl[keep],
                         {c: _counts(s) for c, _, s in segs}, parts, seconds, compile_s, draw_s, write_s,
                         kernels.x64_enabled())
 
 
-def _write_parts(p: StreamPayload, task: Task, segs, totals, groups, pnl, sens_groups) -> list[str]:
+def _write_parts(p: StreamPayload, task: Task, segs, totals, groups, pnl, sens_groups, market=None) -> list[str]:
     out = Path(p.out_dir)
     written = []
     at = 0
@@ -251,9 +260,14 @@ def _write_parts(p: StreamPayload, task: Task, segs, totals, groups, pnl, sens_g
         at += len(seg)
         name = p.sources[code].name
         zeros = np.zeros(len(seg), dtype=np.int64)
+        book = p.books[int(p.family_books[code])] if p.family_books is not None else p.book
+        explain = {}
+        if book.offset is not None:
+            explain = dict(time=np.full(len(seg), float(book.offset.sum())), market=market[sl],
+                           revaluation=np.full(len(seg), "horizon", dtype=object))
         tabs = per_scenario_tables(seg.names, [name], zeros, seg.weights, totals[sl],
                                    {lv: g[sl] for lv, g in groups.items()}, p.group_names, p.position_ids,
-                                   pnl[sl] if p.position_table else None)
+                                   pnl[sl] if p.position_table else None, **explain)
         info = seg.info if len(seg.info) else pd.DataFrame({"scenario": list(seg.names), "family": name})
         tabs["scenarios"] = scenario_table(tabs["scenarios"], info.reindex(columns=list(p.info_columns)))
         if sens_groups is not None:
@@ -301,10 +315,11 @@ def run_stream_rows(payload: StreamPayload, rt: RowsTask) -> RowsResult:
     kernels.configure_process()
     with _one_blas_thread():
         task = rt.task
-        segs = [payload.sources[c].rows(a, b) for c, _, a, b in payload.segments(task.start, task.stop)]
-        shocks = np.concatenate([s.shocks for s in segs])[rt.wanted - task.start]
+        segs = [(c, payload.sources[c].rows(a, b)) for c, _, a, b in payload.segments(task.start, task.stop)]
+        shocks = np.concatenate([s.shocks for _, s in segs])[rt.wanted - task.start]
+        book_of = payload.rows_book(segs)
         pnl = np.zeros((len(shocks), payload.book.n))
-        for a, b, groups, _, _ in _blocks(payload, shocks):
+        for a, b, groups, _, _ in _blocks(payload, shocks, None if book_of is None else book_of[rt.wanted - task.start]):
             for cols, g in groups:
                 kernels.place(pnl[a:b], cols, g)
         return RowsResult(task.task_id, rt.wanted, pnl, kernels.x64_enabled())

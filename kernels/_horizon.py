@@ -75,4 +75,5 @@ def age(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, days:
             cols = g.columns[np.asarray(mask, dtype=bool)]
             groups.append(_Group(pricer, cols, arrays))
             offset[cols] += pricer.mark(arrays, base[None, :])[0]
-    return replace(book, groups=tuple(groups), offset=offset, horizon_days=int(days), at=at)
+    return replace(book, groups=tuple(groups), offset=offset, horizon_days=int(days), at=at,
+                   horizon_years=(at - as_of).days / 365.0)

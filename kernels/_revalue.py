@@ -124,7 +124,8 @@ class PreparedBook:
 
     n : number of positions; priced : bool ``[n]``; unpriced_types : types without a pricer;
     ids : position ids ``[n]`` (for messages).  A book valued at a horizon (:func:`kernels.age`) also
-    has ``horizon_days`` (business days after the as-of date), ``at`` (that date) and ``offset``
+    has ``horizon_days`` (business days after the as-of date), ``at`` (that date), ``horizon_years``
+    (Actual/365 from the as-of date to ``at``) and ``offset``
     ``[n]``, the P&L of the time that passes at unchanged factor levels, which every revaluation adds:
     its P&L is the value at ``at`` under the shocked levels, plus the cash paid meanwhile, less today's
     value at the base levels.
@@ -139,6 +140,7 @@ class PreparedBook:
     offset: np.ndarray | None = None
     horizon_days: int = 0
     at: pd.Timestamp | None = None
+    horizon_years: float = 0.0
 
 
 def required_factors(positions: pd.DataFrame, base_ccy: str) -> list[str]:

@@ -41,6 +41,8 @@ class BootstrapSpec(BaseModel):
     window: WindowSpec = WindowSpec()
     block_length: float = Field(default=10.0, ge=1.0)
     horizon_days: int = Field(default=10, ge=1, le=260)
+    #: value the book at the horizon (time passes: kernels.age) or at the as-of date
+    revaluation: Literal["horizon", "instantaneous"] = "horizon"
     n_scenarios: int = Field(default=1000, ge=1, le=10_000_000)
     paths: bool = True
     amplify: Optional[AmplifySpec] = None

@@ -100,6 +100,8 @@ class RollingSpec(BaseModel):
     kind: Literal["rolling"]
     name: str = "rolling"
     horizon_days: int = Field(default=10, ge=1, le=260)
+    #: value the book at the horizon (time passes: kernels.age) or at the as-of date
+    revaluation: Literal["horizon", "instantaneous"] = "horizon"
     start: Optional[date] = None
     end: Optional[date] = None
     step: int = Field(default=1, ge=1)

@@ -70,6 +70,8 @@ class MonteCarloSpec(BaseModel):
     window: WindowSpec = WindowSpec()
     n_scenarios: int = Field(default=10_000, ge=1, le=100_000_000)
     horizon_days: int = Field(default=1, ge=1, le=260)
+    #: value the book at the horizon (time passes: kernels.age) or at the as-of date
+    revaluation: Literal["horizon", "instantaneous"] = "horizon"
     paths: bool = False
     mean: Literal["zero", "sample"] = "zero"
     amplify: Optional[AmplifySpec] = None

@@ -69,6 +69,8 @@ class PredictiveSpec(BaseModel):
     estimator: EstimatorSpec = EstimatorSpec(method="ledoit_wolf")
     window: WindowSpec = WindowSpec()
     horizon_days: int = Field(default=10, ge=1, le=260)
+    #: value the book at the horizon (time passes: kernels.age) or at the as-of date
+    revaluation: Literal["horizon", "instantaneous"] = "horizon"
     n_draws: int = Field(default=0, ge=0, le=1_000_000)
     amplify: Optional[AmplifySpec] = None
 

@@ -36,8 +36,17 @@ def summaries_only(inputs):
 
 @pytest.fixture(scope="module")
 def in_memory(inputs):
-    """The whole [S, N] P&L in one call of the kernels."""
-    return kernels.revalue(inputs.prepared, inputs.market.levels, inputs.scenarios.shocks, inputs.market.is_log)
+    """The whole [S, N] P&L, one call of the kernels per family, with the family's book (valued at its
+    horizon or at the as-of date)."""
+    scen = inputs.scenarios
+    fam = np.asarray(scen.family)
+    out = np.zeros((len(scen), inputs.prepared.n))
+    assert len(inputs.books) > 1  # the demo has families valued at a horizon
+    for f in dict.fromkeys(scen.family):
+        rows = fam == f
+        book = inputs.books[inputs.family_books[f]]
+        out[rows] = kernels.revalue(book, inputs.market.levels, scen.shocks[rows], inputs.market.is_log)
+    return out
 
 
 def test_tasks_return_summaries_only(summaries_only):
@@ -111,8 +120,15 @@ def test_which_runs_gather_the_position_pnl(inputs):
 
 
 def test_sensitivity_pnl_per_type_is_the_sum_of_the_positions_approximations(inputs, summaries_only):
+    """Per family, over its horizon (theta times the horizon's years, 0 at the as-of date)."""
     scen = inputs.scenarios
-    approx = kernels.sensitivity_pnl(inputs.sens, inputs.market.levels, scen.shocks, inputs.market.is_log)
+    fam = np.asarray(scen.family)
+    approx = np.zeros((len(scen), inputs.prepared.n))
+    for f in dict.fromkeys(scen.family):
+        rows = fam == f
+        dt = inputs.books[inputs.family_books[f]].horizon_years
+        approx[rows] = kernels.sensitivity_pnl(inputs.sens, inputs.market.levels, scen.shocks[rows], inputs.market.is_log, dt=dt)
+    assert np.any(inputs.sens.theta != 0) and np.any(inputs.sens.convexity != 0)
     types = inputs.book.positions["type"].to_numpy()
     st = summaries_only.tables["sensitivity"]
     for t in dict.fromkeys(types):
