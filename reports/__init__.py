@@ -30,7 +30,7 @@ from ._schema import (
     write_table,
 )
 from ._store import RunComparison, compare_runs, list_runs, run_id_of, store_run
-from ._terminal import caveats, plural, print_breaches, print_summary
+from ._terminal import caveats, horizon_explained, plural, print_breaches, print_summary
 
 __all__ = [
     "BREACH_COLUMNS",
@@ -51,6 +51,7 @@ __all__ = [
     "METRICS",
     "MONITORING_TABLES",
     "REPORT_SECTIONS",
+    "horizon_explained",
     "PART_NAME",
     "PARTITIONED_TABLES",
     "RunDir",

@@ -17,7 +17,7 @@ from ._limits import Limits, evaluate_limits
 from ._rundir import RunDir, open_run
 from ._schema import SCHEMA_VERSION
 from ._tables import NO_SCOPE, capacity_scopes, liquidation_groups, liquidation_positions
-from ._terminal import TERMINAL_SMALL_FAMILY, caveats, plural, worst_sensitivity
+from ._terminal import TERMINAL_SMALL_FAMILY, caveats, horizon_explained, plural, worst_sensitivity
 
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
 
@@ -35,6 +35,7 @@ REPORT_SECTIONS = {
     "capacity": "Capacity",
     "reoptimisation": "Re-optimisation",
     "monitoring": "Monitoring",
+    "explained": "P&L explained at the horizon",
     "sensitivity": "Full revaluation and approximation",
     "caveats": "Caveats",
     "run": "Run",
@@ -380,6 +381,16 @@ def _sec_sensitivity(run: RunDir) -> str:
             + _table(rows, {c: _money for c in ("pnl_full", "pnl_sensitivity", "error")}, left=("type",)))
 
 
+def _sec_explained(run: RunDir) -> str:
+    ex = horizon_explained(run)
+    if ex is None:
+        return ""
+    return (f"<p class='sub'>The worst scenario of each family revalued at its horizon ({_e(run.base_currency)}): time is "
+            "the P&L at unchanged levels (decay, carry, roll-down, coupons and premium received, expiries), market the "
+            "scenario's moves on today's book, cross the rest. The scenarios table has the split for every scenario.</p>"
+            + _table(ex, {c: _money for c in ("pnl", "pnl_time", "pnl_market", "pnl_cross")}, left=("family", "scenario")))
+
+
 def _sec_caveats(run: RunDir) -> str:
     lines = caveats(run)
     return "".join(f'<p class="note">{_e(x)}</p>' for x in lines)
@@ -425,6 +436,7 @@ def render_report(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = 
         "capacity": lambda: _sec_capacity(run),
         "reoptimisation": lambda: _sec_reoptimisation(run),
         "monitoring": lambda: _sec_monitoring(run),
+        "explained": lambda: _sec_explained(run),
         "sensitivity": lambda: _sec_sensitivity(run),
         "caveats": lambda: _sec_caveats(run),
         "run": lambda: _sec_run(run),

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ._rundir import RunDir, open_run
 
-__all__ = ["print_summary", "print_breaches", "money", "plural", "worst_sensitivity", "TERMINAL_SMALL_FAMILY"]
+__all__ = ["print_summary", "print_breaches", "money", "plural", "worst_sensitivity", "horizon_explained", "TERMINAL_SMALL_FAMILY"]
 
 #: a family with at most this many scenarios gets its scenarios' P&L by asset class in the terminal summary
 TERMINAL_SMALL_FAMILY = 12
@@ -112,6 +112,16 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
             t3.add_row(_esc(r["type"]), money(r["pnl_full"]), money(r["pnl_sensitivity"]), money(r["error"]))
         console.print(t3)
 
+    ex = horizon_explained(run)
+    if ex is not None:
+        t4 = Table(title=f"P&L explained at the horizon, worst scenario of each family ({ccy})", title_justify="left")
+        for c in ("family", "days", "scenario", "P&L", "time", "market", "cross"):
+            t4.add_column(c, justify="left" if c in ("family", "scenario") else "right")
+        for _, r in ex.iterrows():
+            t4.add_row(_esc(r["family"]), str(int(r["days"])), _esc(r["scenario"]), money(r["pnl"]), money(r["pnl_time"]),
+                       money(r["pnl_market"]), money(r["pnl_cross"]))
+        console.print(t4)
+
     for line in caveats(run):
         console.print(f"[yellow]note:[/] {_esc(line)}")
     tm = manifest.get("timings_seconds", {})
@@ -123,6 +133,27 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     counts = manifest.get("counts", {})
     console.print(f"{plural(counts.get('scenarios'), 'scenario')} x {plural(counts.get('positions'), 'position')} in "
                   f"{plural(counts.get('tasks'), 'task')} of {counts.get('chunk_size')}; outputs in {_esc(run.path)}/")
+
+
+def horizon_explained(run_dir: str | Path | RunDir) -> pd.DataFrame | None:
+    """The worst scenario of each family whose book was valued at its horizon, its P&L split into time
+    (at unchanged levels), market move (today's book) and cross term: columns family, days, scenario,
+    pnl, pnl_time, pnl_market, pnl_cross; None when no family was (or the run predates the split)."""
+    from stressgrid.core import DataError
+
+    run = open_run(run_dir)
+    if not run.has("scenarios"):
+        return None
+    cols = ["scenario", "family", "days", "pnl", "pnl_time", "pnl_market", "pnl_cross", "revaluation"]
+    rows = []
+    for fam in run.family_sizes().index:
+        try:  # the family's largest loss, read by its row (the other rows' P&L only)
+            r = run.smallest("scenarios", 1, by="pnl", columns=cols, families=[fam])
+        except DataError:  # a run written before the split
+            return None
+        if len(r) and r["revaluation"].iloc[0] == "horizon":
+            rows.append(r)
+    return pd.concat(rows, ignore_index=True)[cols[:-1]] if rows else None
 
 
 def worst_sensitivity(run: RunDir, families: list[str]) -> tuple[str, pd.DataFrame] | None:

@@ -360,8 +360,8 @@ def test_finish_run_on_a_folder_form(forms, tmp_path):
 
 
 def test_the_terminal_summary_never_reads_a_large_family(split3, monkeypatch):
-    """Only the small families' rows are read: no part of hist_10d (2509 scenarios), no scenario column of
-    it; and nothing reads a table around the run directory's reader."""
+    """Only the small families' rows are read, and of hist_10d (2509 scenarios) only the P&L explained of
+    its worst scenario; and nothing reads a table around the run directory's reader."""
     _, folder = split3
     family = _family_of_parts(folder / "scenarios")
     sizes = reports.open_run(folder).family_sizes()
@@ -377,9 +377,12 @@ def test_the_terminal_summary_never_reads_a_large_family(split3, monkeypatch):
     assert "Scenario P&L by asset class" in text
     read = {(t, part) for t, part, _, _ in spy.reads}
     assert {t for t, _ in read} == {"risk_metrics", "breakdown", "scenarios", "sensitivity", "coverage"}
+    explained = {"scenario", "family", "days", "pnl", "pnl_time", "pnl_market", "pnl_cross", "revaluation"}
     for table, part, columns, _ in spy.reads:
-        if table in reports.PARTITIONED_TABLES:
-            assert sizes[family[part]] <= TERMINAL_SMALL_FAMILY, (table, part, columns)
+        if table in reports.PARTITIONED_TABLES and sizes[family[part]] > TERMINAL_SMALL_FAMILY:
+            # only the P&L explained of a large family's worst scenario, read by its name
+            assert table == "scenarios" and set(columns) <= explained, (table, part, columns)
+    assert "P&L explained at the horizon" in text and "hist_10d" in text
     scenario_reads = [(t, c) for t, _, c, _ in spy.reads if "scenario" in c]
     assert scenario_reads and all(t in ("scenarios", "breakdown", "sensitivity", "risk_metrics") for t, _ in scenario_reads)
 

@@ -71,7 +71,8 @@ def test_a_run_without_optional_tables_gets_only_its_sections(linear_run):
     text = reports.write_report(linear_run, out=linear_run / "r" / "out.html").read_text()
     present = set(re.findall(r'<section id="([^"]+)">', text))
     # the caveats open with the coverage line, which every run has
-    assert present == {"headline", "caveats", "risk", "scenario-pnl", "distribution", "contributions", "sensitivity", "run"}
+    # its rolling family is revalued at its horizon (a linear book: time 0, shown)
+    assert present == {"headline", "caveats", "risk", "scenario-pnl", "distribution", "contributions", "explained", "sensitivity", "run"}
     assert "coverage of the " in text
     assert 'id="chart-capacity"' not in text and 'id="headline-breaches"' not in text
 
