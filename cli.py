@@ -224,6 +224,13 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     if inputs.streamed:
         click.echo("streamed: the tasks draw the random families' scenarios and write the per-scenario tables "
                    "as folders of part files (scenarios/, breakdown/, ...); the driver keeps summaries and the tail")
+    aged = {}
+    for name, code in inputs.family_books.items():
+        if code:
+            aged.setdefault(inputs.books[code].at.date(), []).append(name)
+    for at, names in aged.items():
+        click.echo(f"horizon: {', '.join(names)} revalue the book at {at} (time passes: decay, carry, expiries; "
+                   f"'revaluation: instantaneous' values it at the as-of date)")
     bases = list(dict.fromkeys(pt.base for pt in b.sweep_points))
     for base in bases:
         n = sum(pt.base == base for pt in b.sweep_points)

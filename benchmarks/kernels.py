@@ -53,8 +53,12 @@ scenario, in memory: the JAX engines read only the first chunk's first 16 rows f
 The table (instrument type, instruments, scenarios, evaluations per second and their ratios to the
 twin, to plain numpy at 1 and 2 threads and to QuantLib, per wall-clock second and per CPU-second,
 compile seconds, peak memory) is printed with the load average at the start and the end, and
-written as JSON (``--out``, default ``benchmarks/results/kernels.json``).  No assertion on timings:
-the numbers are for people to read.
+written as JSON (``--out``, default ``benchmarks/results/kernels.json``).
+
+Horizon: the ``jax`` engine also revalues each book aged by ``HORIZON_DAYS`` business days
+(:func:`kernels.age`, engine ``jax-horizon``, in turn with ``jax`` and on the same shocks); a second
+table (and the JSON's ``horizon``) gives each book's scenarios per second, instantaneous and at the
+horizon, and their ratio.  No assertion on timings: the numbers are for people to read.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ HERE = Path(__file__).resolve().parent
 AS_OF = "2017-03-29"
 USD = {"1M": 0.0076, "3M": 0.0078, "6M": 0.0092, "1Y": 0.0104, "2Y": 0.0126, "3Y": 0.0153, "5Y": 0.0194, "7Y": 0.0223,
        "10Y": 0.0242, "20Y": 0.0281, "30Y": 0.0314}
+#: business days of the ``jax-horizon`` engine's aged book
+HORIZON_DAYS = 10
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,9 +206,15 @@ def measure(kind: str, engine: str, n: int, scenarios: int, chunk: int) -> dict:
     build_s = time.perf_counter() - t0
     make = shock_maker(is_log)
     out = dict(type=kind, engine=engine, instruments=n, scenarios=scenarios, chunk=chunk, build_seconds=round(build_s, 3))
+    if engine == "jax-horizon":  # the jax engine on the book valued HORIZON_DAYS business days later
+        from stressgrid import kernels
+
+        t0 = time.perf_counter()
+        prepared = kernels.age(prepared, book.positions, "USD", AS_OF, HORIZON_DAYS, base)
+        out.update(horizon_days=HORIZON_DAYS, age_seconds=round(time.perf_counter() - t0, 3))
     if kind != "option" and engine == "jax":
         out["flows"] = flow_stats(prepared.groups[0].arrays)
-    if engine == "jax":
+    if engine in ("jax", "jax-horizon"):
         import jax
 
         from stressgrid import kernels
@@ -569,7 +581,7 @@ def main() -> None:
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={a.devices}").strip()
     env["JAX_ENABLE_X64"] = "1"
-    rows = []
+    rows, horizon = [], []
     load_start = os.getloadavg()
     if a.memory_check:
         rows.append(run_sub([a.memory_kind, "jax", "10000", str(a.memory_scenarios), str(a.chunk or chunk_for(10000, a.devices))], env))
@@ -577,8 +589,10 @@ def main() -> None:
         for kind, n in (("option", a.options), ("bond", a.bonds), ("bond_std", a.bonds)):
             chunk = a.chunk or chunk_for(n, a.devices)
             runs = {e: [] for e in ENGINES}
+            aged = []
             for _ in range(a.repeat):  # the engines in turn, so that a busy spell of the machine hits all of them
                 runs["jax"].append(run_sub([kind, "jax", str(n), str(a.scenarios), str(chunk)], env))
+                aged.append(run_sub([kind, "jax-horizon", str(n), str(a.scenarios), str(chunk)], env))
                 runs["jax-procs"].append(run_sub([kind, "jax-procs", str(n), str(a.scenarios), str(chunk)],
                                                  dict(env, STRESSGRID_BENCH_PROCS=str(a.devices))))
                 for engine in ("numpy", "plain-1", "plain-2"):
@@ -610,6 +624,13 @@ def main() -> None:
                 if abs(r["checksum"] - npy["checksum"]) > 1e-8 * (1 + abs(npy["checksum"])):
                     raise SystemExit(f"{kind}: {engine} and numpy disagree ({r['checksum']} vs {npy['checksum']})")
             rows += [best[e] for e in ENGINES]
+            hz = max(aged, key=lambda r: r["evals_per_second"])
+            horizon.append(dict(type=kind, instruments=n, scenarios=a.scenarios, chunk=chunk, horizon_days=HORIZON_DAYS,
+                                instantaneous_scenarios_per_second=best["jax"]["evals_per_second"] / n,
+                                horizon_scenarios_per_second=hz["evals_per_second"] / n,
+                                ratio=hz["evals_per_second"] / best["jax"]["evals_per_second"],
+                                runs_horizon_scenarios_per_second=[r["evals_per_second"] / n for r in aged],
+                                horizon_compile_seconds=hz["compile_seconds"], age_seconds=hz["age_seconds"]))
     load = os.getloadavg()
     header = (f"{'type':8} {'engine':9} {'instruments':>11} {'scenarios':>10} {'evals/s':>12} {'x twin':>7} {'x plain1':>8} {'x plain2':>8} "
               f"{'x QL':>6} {'evals/cpu-s':>12} {'x plain1':>8} {'x QL':>6} {'compile s':>9} {'peak MiB':>8}")
@@ -635,13 +656,21 @@ def main() -> None:
                   f"{f['unique_times']:,} distinct flow times, {f['unique_spread_times']:,} distinct (spread, time); "
                   f"{lay['curve_node_classes']} classes in {lay['batches']} batches, {lay['curve_node_factors']:,} discount factors "
                   f"a scenario on {lay['curve_nodes']:,} curve nodes")
+    if horizon:
+        print(f"\njax engine, today's book against the book aged {HORIZON_DAYS} business days (kernels.age), same shocks:")
+        hh = f"{'type':8} {'instruments':>11} {'scenarios':>10} {'instant scen/s':>14} {'horizon scen/s':>14} {'horizon/instant':>15}"
+        print(hh)
+        print("-" * len(hh))
+        for h in horizon:
+            print(f"{h['type']:8} {h['instruments']:>11,} {h['scenarios']:>10,} {h['instantaneous_scenarios_per_second']:>14,.0f} "
+                  f"{h['horizon_scenarios_per_second']:>14,.0f} {h['ratio']:>15.2f}")
     meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(), python=platform.python_version(),
                 xla_flags=env["XLA_FLAGS"], args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "worker"},
                 load_average_start=load_start, load_average_end=load,
                 note="QuantLib rows: a sample timed and extrapolated to the full book (see each row's fields). plain-1/plain-2: plain "
                      "numpy baselines at 1 and 2 BLAS threads (threadpoolctl); numpy's elementwise operations use one thread either way.")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(dict(meta=meta, rows=rows), indent=2))
+    a.out.write_text(json.dumps(dict(meta=meta, rows=rows, horizon=horizon), indent=2))
     print(f"written {a.out}")
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ def test_validate_the_demo(demo_batch_path):
     n = len(pd.read_csv(demo_batch_path.parent / "demo_book.csv"))
     assert res.output.startswith(f"ok: batch 'demo': {n} positions ({n} priced)")
     assert "sweep: 'mc_sweep' expands into 6 families" in res.output
+    line = [x for x in res.output.splitlines() if x.startswith("horizon: ")]
+    assert len(line) == 1 and "hist_10d" in line[0] and "2019-01-14" in line[0] and "crisis," not in line[0]
 
 
 @pytest.fixture
