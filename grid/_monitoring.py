@@ -96,7 +96,14 @@ def rerun_adapted(inputs, adapted, executor) -> dict[str, pd.DataFrame]:
         sets = [scenarios.generate(sp, inputs.history, inputs.market.factors, seed=children[o], market=inputs.market)
                 for sp, o in zip(batch.scenarios, inputs.batch.origins)]
         scen = concat_scenarios(sets).reorder(inputs.market.factors)
-    again = replace(inputs, batch=batch, book=book, prepared=prepared, scenarios=scen, sens=None, family_paths={})
+    # the adapted book valued at each family's horizon, as the original run valued its book
+    from ._run import _horizon_books, specs_by_name
+
+    families = list(dict.fromkeys(scen.family))
+    books, family_books = _horizon_books(prepared, book, inputs.market, batch.base_currency,
+                                         list(zip(families, specs_by_name(batch, families))))
+    again = replace(inputs, batch=batch, book=book, prepared=prepared, scenarios=scen, sens=None, family_paths={},
+                    books=books, family_books=family_books)
     res = execute(again, executor)
     out = {"adapted_risk_metrics": res.tables["risk_metrics"]}
     pos = book.positions[["id", "type", "underlying", "quantity", "asset_class", "sleeve"]].copy()

@@ -195,7 +195,7 @@ def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | Non
         sources = _family_sources(batch, moving, market, children, origins)
         timings["generate_scenarios"] = time.perf_counter() - t0
         books, family_books = _horizon_books(prepared, book, market, base, [(s.name, sp) for s, sp in
-                                                                            zip(sources, _source_specs(batch, sources))])
+                                                                            zip(sources, specs_by_name(batch, [s.name for s in sources]))])
         return RunInputs(batch, batch_hash, history, book, market, None, prepared, timings, sens, {}, flat, shares,
                          estimate, sources, books=books, family_books=family_books)
     sets = [scenarios.generate(spec, moving, market.factors, seed=children[o], market=market)
@@ -247,10 +247,10 @@ def _horizon_books(prepared, book: Book, market: MarketSnapshot, base: str, fami
     return tuple(books), family_books
 
 
-def _source_specs(batch: Batch, sources: list) -> list:
-    """The batch-file entry of each streamed family (by name)."""
+def specs_by_name(batch: Batch, names: list[str]) -> list:
+    """The batch-file entry of each family of ``names`` (None for a family no entry is named after)."""
     by_name = {sp.name: sp for sp in batch.scenarios}
-    return [by_name.get(s.name) for s in sources]
+    return [by_name.get(n) for n in names]
 
 
 def _family_sources(batch: Batch, history: History, market: MarketSnapshot, children, origins) -> list:

@@ -1,5 +1,6 @@
 """The small batch that the grid's section tests (liquidity, optimise, monitoring) build on: the linear
-test book with a NAV, a crisis replay and rolling 10-day windows; each test module adds its section."""
+test book with a NAV, a crisis replay and rolling 10-day windows; each test module adds its section.
+And a run's table read as a user reads it."""
 
 import textwrap
 from pathlib import Path
@@ -40,3 +41,16 @@ def section_inputs(directory: Path, text: str, book: pd.DataFrame | None = None)
     (directory / "b.yaml").write_text(text)
     batch, digest = load_batch(directory / "b.yaml")
     return prepare_inputs(batch, digest)
+
+
+def read_run_table(out: Path, name: str) -> pd.DataFrame:
+    """A table as the user reads it (a file, or a folder of parts in file-name order), labels as text."""
+    folder = out / name
+    if folder.is_dir():
+        df = pd.concat([pd.read_parquet(p) for p in sorted(folder.glob("part-*.parquet"))], ignore_index=True)
+    else:
+        df = pd.read_parquet(out / f"{name}.parquet")
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = df[c].astype(str)
+    return df

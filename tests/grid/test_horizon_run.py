@@ -15,6 +15,8 @@ import yaml
 from stressgrid import kernels
 from stressgrid.grid import run_batch
 
+from section_helpers import read_run_table
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,11 +34,7 @@ def _batch(tmp_path: Path, stream: bool) -> Path:
     return p
 
 
-def _read(out: Path, name: str) -> pd.DataFrame:
-    folder = out / name
-    if folder.is_dir():
-        return pd.concat([pd.read_parquet(p) for p in sorted(folder.glob("part-*.parquet"))], ignore_index=True)
-    return pd.read_parquet(out / f"{name}.parquet")
+_read = read_run_table
 
 
 @pytest.fixture(scope="module")
