@@ -42,6 +42,8 @@ def test_tables_and_schema(costly, tmp_path):
     write_outputs(res, tmp_path)
     assert reports.check_run_dir(tmp_path) == []
     assert res.notes["liquidity"]["nav"] == 50_000_000
+    # hist_10d is valued at its horizon, the paths at the as-of date: the caveats say so
+    assert sum("no time passes along a path" in c for c in reports.caveats(tmp_path)) == 1
 
 
 def test_la_figures_sit_on_the_grids_own(costly):
