@@ -67,14 +67,13 @@ def _option_age(df, idx, base_ccy, as_of, at, base):
     return out
 
 
-def _built_by(age):
-    """An ``age`` hook from a function that builds the whole group's arrays at ``at``."""
-    def hook(df, idx, base_ccy, as_of, at, base):
-        return [(np.ones(len(df), dtype=bool), PRICER_OF[id(age)], age(df, idx, base_ccy, as_of, at, base))]
-    return hook
+def _cashflow_age(df, idx, base_ccy, as_of, at, base):
+    return [(np.ones(len(df), dtype=bool), CASHFLOW, cashflow_age(df, idx, base_ccy, as_of, at, base))]
 
 
-PRICER_OF: dict[int, Pricer] = {}
+def _cds_age(df, idx, base_ccy, as_of, at, base):
+    return [(np.ones(len(df), dtype=bool), CDS, cds_age(df, idx, base_ccy, as_of, at, base))]
+
 
 OPTION = Pricer(("option",), option_factors, option_build, option_pnl, option_pnl_numpy, option_pnl_one, check_option_vols,
                 pnl_into=option_pnl_into, mark=option_mark, age=_option_age)
@@ -82,7 +81,7 @@ OPTION = Pricer(("option",), option_factors, option_build, option_pnl, option_pn
 SETTLED_OPTION = Pricer(("option:settled",), option_factors, settled_option_build, settled_option_pnl, settled_option_pnl_numpy,
                         settled_option_pnl_one, mark=settled_option_mark)
 CASHFLOW = Pricer(("bond", "swap"), rates_factors, cashflow_build, cashflow_pnl, cashflow_pnl_numpy, cashflow_pnl_one,
-                  rows=lambda b: b.rows(), pnl_into=cashflow_pnl_into, mark=cashflow_mark, age=_built_by(cashflow_age))
+                  rows=lambda b: b.rows(), pnl_into=cashflow_pnl_into, mark=cashflow_mark, age=_cashflow_age)
 RATE_FUTURE = Pricer(("rate_future",), rates_factors, rate_future_build, rate_future_pnl, rate_future_pnl_numpy, rate_future_pnl_one,
                      mark=rate_future_mark)
 FX_FORWARD = Pricer(("fx_forward",), fx_forward_factors, fx_forward_build, fx_forward_pnl, fx_forward_pnl_numpy, fx_forward_pnl_one,
@@ -91,8 +90,7 @@ COMMODITY_FUTURE = Pricer(
     ("commodity_future",), commodity_factors, commodity_build, commodity_future_pnl, commodity_future_pnl_numpy, commodity_future_pnl_one,
     mark=commodity_future_mark,
 )
-CDS = Pricer(("cds",), cds_factors, cds_build, cds_pnl, cds_pnl_numpy, cds_pnl_one, mark=cds_mark, age=_built_by(cds_age))
-PRICER_OF.update({id(cashflow_age): CASHFLOW, id(cds_age): CDS})
+CDS = Pricer(("cds",), cds_factors, cds_build, cds_pnl, cds_pnl_numpy, cds_pnl_one, mark=cds_mark, age=_cds_age)
 
 for _p in (OPTION, SETTLED_OPTION, CASHFLOW, RATE_FUTURE, FX_FORWARD, COMMODITY_FUTURE, CDS):
     register(_p)
