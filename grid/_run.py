@@ -108,6 +108,25 @@ class RunResult:
 def prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None,
                    out: str | Path | None = None, force: bool = False,
                    on_loaded: Callable[[], None] | None = None) -> RunInputs:
+    """Load and validate everything a batch reads, and generate its scenarios (:func:`_prepare_inputs`),
+    with one BLAS thread.
+
+    The driver's matrices here are small (factors x factors: covariance estimates, nearest-correlation
+    projections, GARCH fits), where a BLAS thread pool costs more in synchronisation than it gains, and
+    where it spins against the processes a Ray instance starts meanwhile: on two cores, the demo's
+    nearest-correlation projections (a thousand eigendecompositions) took minutes instead of a second
+    while Ray started.  One thread is also faster on an idle machine.
+    """
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS: the limit covers the libraries loaded now)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _prepare_inputs(batch, batch_hash, history_path, out, force, on_loaded)
+
+
+def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | None = None,
+                    out: str | Path | None = None, force: bool = False,
+                    on_loaded: Callable[[], None] | None = None) -> RunInputs:
     """Load and validate everything a batch reads, and generate its scenarios.
 
     ``history_path`` (the ``--history`` option) wins over the batch file's ``history``.  Sets up the
