@@ -34,6 +34,7 @@ from ._revalue import (
 )
 from ._sensitivity import Sensitivities, position_sensitivities, revalue_sensitivity, sensitivities, sensitivity_pnl
 from ._stream import StreamResult, revalue_stream
+from ._total import total_pnl
 from ._x64 import configure_process, x64_enabled
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "register",
     "required_factors",
     "revalue",
+    "total_pnl",
     "place",
     "position_sensitivities",
     "revalue_groups",
