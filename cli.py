@@ -237,6 +237,10 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
         click.echo(f"sweep: {base!r} expands into {n} families")
     if p.unpriced_types:
         click.echo(f"note: instrument types not priced yet: {', '.join(p.unpriced_types)}")
+    from stressgrid.grid import guard_notes
+
+    for line in guard_notes(inputs):
+        click.echo(f"warning: {line}")
 
 
 def jobs_address(fn):

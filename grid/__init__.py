@@ -12,6 +12,7 @@ from ._submit import RUN_ENTRYPOINT, StagedBatch, stage_batch, submit_batch
 from ._api import Progress, Results, run_batch
 from ._sections import SECTIONS, Section, SectionContext, SectionOutput
 from ._stream import STREAM_TABLES, not_streamed_because
+from ._guards import guard_notes
 from ._actors import ActorPool, actor_pool
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "actor_pool",
     "STREAM_TABLES",
     "not_streamed_because",
+    "guard_notes",
     "Batch",
     "ChunkResult",
     "ExecutionSettings",

@@ -129,9 +129,11 @@ class MarketSettings(_Strict):
 
 
 class RiskSettings(_Strict):
-    """``risk``: confidence levels of VaR and CVaR."""
+    """``risk``: confidence levels of VaR and CVaR, and the fewest tail scenarios a CVaR (or a re-optimised
+    CVaR) may rest on before it is reported as thin (``risk_metrics.thin_tail``, a warning in the summary)."""
 
     confidence: list[float] = [0.95, 0.99]
+    min_tail_scenarios: int = Field(default=10, ge=1)
 
     @field_validator("confidence")
     @classmethod

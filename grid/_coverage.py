@@ -4,7 +4,8 @@ Before the run, every factor the book needs must have history (a user's source o
 a curve to interpolate it from) or be declared flat in ``market.flat`` with a reason; otherwise the
 batch is refused with the full list and how to fix it.  After it, the ``coverage`` table has one row
 per factor (its source, detail, span and snapshot level) and ``coverage_families`` says, per family,
-in how many scenarios each factor moved, was replayed from data, filled, or had no data.
+in how many scenarios each factor moved, was replayed from data, filled, or had no data, and, for the
+random families, the tail guard's judgement of its moves and its GARCH fit (:mod:`._guards`).
 """
 
 from __future__ import annotations
@@ -146,22 +147,34 @@ def factor_sources(inputs) -> dict[str, tuple[str, str]]:
     return out
 
 
-def family_counts(scen) -> dict[str, tuple[int, np.ndarray]]:
-    """family -> (scenarios, int ``[4, F]``): per factor, the scenarios in which it moved, came from data,
-    was filled, and had no data."""
+def family_counts(scen) -> dict[str, tuple[int, np.ndarray, tuple | None]]:
+    """family -> (scenarios, int ``[4, F]``, guard tally): per factor, the scenarios in which it moved, came
+    from data, was filled, and had no data; and the tail guard's :func:`._guards.guard_tally` of the
+    family's scenarios (None without a guard)."""
+    from ._guards import guard_tally
+
     fam = np.asarray(scen.family)
     moved, covered, filled = scen.shocks != 0, scen.covered, scen.filled_mask
     out = {}
     for name in dict.fromkeys(scen.family):
         m = fam == name
+        tally = guard_tally(scen.info.loc[m], scen.factors) if len(scen.info) else None
         out[name] = (int(m.sum()), np.stack([moved[m].sum(axis=0), (covered[m] & ~filled[m]).sum(axis=0),
-                                             filled[m].sum(axis=0), (~covered[m]).sum(axis=0)]).astype(np.int64))
+                                             filled[m].sum(axis=0), (~covered[m]).sum(axis=0)]).astype(np.int64),
+                     tally)
     return out
 
 
 def coverage_tables(inputs, counts: dict | None = None) -> dict[str, pd.DataFrame]:
     """``coverage`` (one row per factor of the snapshot) and ``coverage_families`` (family x factor), with
-    the family counts of :func:`family_counts` (by default from ``inputs.scenarios``)."""
+    the family counts of :func:`family_counts` (by default from ``inputs.scenarios``; a family's value is
+    ``(scenarios, counts [4, F])`` or ``(scenarios, counts, guard tally)``, the tally on the snapshot's
+    factors).  The tail guard's columns (``implausible``, ``max_multiple``, ``guard_multiple``,
+    ``guard_cap``, ``garch_boundary``) are null for a family without a guard or a GARCH fit."""
+    from stressgrid.scenarios import parse_garch_boundary
+
+    from ._guards import family_constants
+
     history, market, scen = inputs.history, inputs.market, inputs.scenarios
     shares = inputs.exposure_share if inputs.exposure_share is not None else exposure_shares(inputs)
     sources = factor_sources(inputs)
@@ -176,9 +189,23 @@ def coverage_tables(inputs, counts: dict | None = None) -> dict[str, pd.DataFram
     cov = pd.DataFrame(rows, columns=["factor", "kind", "source", "detail", "first_date", "last_date", "level", "observed",
                                       "exposure_share"])
     out = []
-    for name, (n, c) in (family_counts(scen) if counts is None else counts).items():
+    consts = family_constants(inputs)
+    for name, value in (family_counts(scen) if counts is None else counts).items():
+        n, c = value[0], value[1]
+        tally = value[2] if len(value) > 2 else None
+        const = consts.get(name, {})
+        garch = parse_garch_boundary(const.get("garch_boundary"))
+        guarded = "guard_multiple" in const
         for j, f in enumerate(market.factors):
             out.append(dict(family=name, factor=f, scenarios=n, moved=int(c[0, j]), from_data=int(c[1, j]),
-                            filled=int(c[2, j]), no_data=int(c[3, j])))
-    fam_tab = pd.DataFrame(out, columns=["family", "factor", "scenarios", "moved", "from_data", "filled", "no_data"])
+                            filled=int(c[2, j]), no_data=int(c[3, j]),
+                            implausible=int(tally[0][j]) if tally is not None else None,
+                            max_multiple=float(tally[1][j]) if tally is not None else np.nan,
+                            guard_multiple=float(const["guard_multiple"]) if guarded else np.nan,
+                            guard_cap=bool(const["guard_cap"]) if guarded else None,
+                            garch_boundary=garch.get(f)))
+    fam_tab = pd.DataFrame(out, columns=["family", "factor", "scenarios", "moved", "from_data", "filled", "no_data",
+                                         "implausible", "max_multiple", "guard_multiple", "guard_cap", "garch_boundary"])
+    fam_tab["implausible"] = fam_tab["implausible"].astype("Int64")
+    fam_tab["guard_cap"] = fam_tab["guard_cap"].astype("boolean")
     return {"coverage": cov, "coverage_families": fam_tab}

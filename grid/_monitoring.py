@@ -75,7 +75,6 @@ def rerun_adapted(inputs, adapted, executor) -> dict[str, pd.DataFrame]:
     """The stress batch on the book (and scenario specs) the rules produced: its risk metrics and
     positions, in tables ``adapted_risk_metrics`` and ``adapted_positions``."""
     from stressgrid import kernels
-    from stressgrid import scenarios
     from stressgrid.core import Book, concat_scenarios
 
     from ._run import execute
@@ -92,16 +91,20 @@ def rerun_adapted(inputs, adapted, executor) -> dict[str, pd.DataFrame]:
         checked = Batch.model_validate({**batch.model_dump(mode="json", exclude={"limits"}), "scenarios": [
             s if isinstance(s, dict) else s.model_dump(mode="json", exclude_none=True) for s in specs]})
         batch = batch.model_copy(update={"scenarios": checked.scenarios})
+    # the adapted book valued at each family's horizon, as the original run valued its book
+    from ._run import _generate, _horizon_books, specs_by_name
+
+    if specs is not None:
+        books, family_books = _horizon_books(prepared, book, inputs.market, batch.base_currency,
+                                             [(sp.name, sp) for sp in batch.scenarios])
         children = np.random.SeedSequence(batch.seed).spawn(max(inputs.batch.origins) + 1)
-        sets = [scenarios.generate(sp, inputs.history, inputs.market.factors, seed=children[o], market=inputs.market)
+        sets = [_generate(sp, inputs.history, inputs.market, children[o], books[family_books.get(sp.name, 0)], batch)
                 for sp, o in zip(batch.scenarios, inputs.batch.origins)]
         scen = concat_scenarios(sets).reorder(inputs.market.factors)
-    # the adapted book valued at each family's horizon, as the original run valued its book
-    from ._run import _horizon_books, specs_by_name
-
-    families = list(dict.fromkeys(scen.family))
-    books, family_books = _horizon_books(prepared, book, inputs.market, batch.base_currency,
-                                         list(zip(families, specs_by_name(batch, families))))
+    else:
+        families = list(dict.fromkeys(scen.family))
+        books, family_books = _horizon_books(prepared, book, inputs.market, batch.base_currency,
+                                             list(zip(families, specs_by_name(batch, families))))
     again = replace(inputs, batch=batch, book=book, prepared=prepared, scenarios=scen, sens=None, family_paths={},
                     books=books, family_books=family_books)
     res = execute(again, executor)

@@ -129,6 +129,31 @@ def _optimise_task(pl: _Payload, task: Task):
     return res
 
 
+def _thin_tails(summary: pd.DataFrame, pnl: np.ndarray, weights: np.ndarray, family: np.ndarray, alpha: float,
+                min_tail: int) -> None:
+    """Add ``tail_scenarios`` and ``thin_tail`` to the re-optimisation ``summary`` (in place), and name a thin
+    tail in its ``message``: a CVaR at ``alpha`` that averages fewer than ``min_tail`` scenarios (of the
+    current book's P&L ``pnl [S]``, with the scenario ``weights`` normalised within each ``family [S]``) is
+    minimised by fitting those few scenarios, whatever the solver's status says."""
+    from stressgrid.core import tail_weights
+
+    from ._guards import tail_count
+
+    counts = {}
+    for f in dict.fromkeys(summary["family"]):
+        on = family == f
+        p = weights[on] / weights[on].sum()
+        counts[f] = tail_count(tail_weights(pnl[on], alpha, p)[1], alpha)
+    summary["tail_scenarios"] = summary["family"].map(counts).astype(np.int64)
+    summary["thin_tail"] = summary["tail_scenarios"] < min_tail
+    note = summary["tail_scenarios"].map(
+        lambda k: f"thin tail: the CVaR at {alpha:.0%} rests on {k} scenario{'' if k == 1 else 's'}, fewer than "
+                  f"risk.min_tail_scenarios ({min_tail}); the optimum fits those scenarios")
+    old = summary["message"].where(summary["message"].notna(), None)
+    summary["message"] = [(f"{n}; {m}" if m else n) if thin else m
+                          for n, m, thin in zip(note, old, summary["thin_tail"])]
+
+
 def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, executor, source: str) -> tuple[dict[str, pd.DataFrame], dict]:
     """Re-optimise per family on the executor; tables and notes for the manifest."""
     from stressgrid import liquidity
@@ -207,6 +232,7 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
                 "base_var_before", "base_var_after"):
         summary[col] = summary[col] * nav  # base currency, like every other risk table
     summary["cost"] = summary["cost"] * nav
+    _thin_tails(summary, R @ w0, scen.weights, fam, settings.alpha, inputs.batch.risk.min_tail_scenarios)
     w = res.weights.rename(columns={"position": "position_id"})  # the results schema's position key
     w.insert(3, "asset_class", w["position_id"].map(dict(zip(ids, pos["asset_class"]))))
     w.insert(4, "sleeve", w["position_id"].map(dict(zip(ids, pos["sleeve"]))))

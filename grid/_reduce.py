@@ -81,9 +81,11 @@ def reduce_results(
     pnl: np.ndarray | None = None,
     time: np.ndarray | None = None,
     revaluation: np.ndarray | None = None,
+    min_tail: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Tables of a run: risk_metrics, contributions, breakdown, scenarios, and scenario_pnl when
-    ``position_table`` and every task returned its position-level P&L.
+    ``position_table`` and every task returned its position-level P&L.  ``min_tail``: the batch's
+    ``risk.min_tail_scenarios`` (see :func:`risk_tables`).
 
     ``contributions``: (family code, confidence) -> Euler contributions ``[N]``; by default they are
     computed from the position P&L ``pnl [S, N]`` (by default the tasks' own, which must then have
@@ -102,7 +104,8 @@ def reduce_results(
         bounds = [r.start for r in results] + [results[-1].stop]
         contributions = contributions_by_task(plan, bounds, lambda code, idx: pnl[idx], pnl.shape[1])
     counts = {code: int(np.sum(family_codes == code)) for code in merged}
-    tables = risk_tables(merged, plan, contributions, families, counts, lambda i: names[i], positions, confidence)
+    tables = risk_tables(merged, plan, contributions, families, counts, lambda i: names[i], positions, confidence,
+                         min_tail)
     groups = {level: np.concatenate([r.groups[level] for r in results]) for level in group_names}
     market = np.concatenate([r.totals if r.market is None else r.market for r in results])
     tables.update(per_scenario_tables(names, families, family_codes, weights, totals, groups, group_names,
@@ -112,18 +115,27 @@ def reduce_results(
 
 
 def risk_tables(merged: dict[int, FamilyPartial], plan: dict, contributions: dict, families: list[str],
-                counts: dict[int, int], name_of, positions: pd.DataFrame, confidence: list[float]) -> dict[str, pd.DataFrame]:
+                counts: dict[int, int], name_of, positions: pd.DataFrame, confidence: list[float],
+                min_tail: int | None = None) -> dict[str, pd.DataFrame]:
     """``risk_metrics`` and ``contributions`` from the merged family summaries, their :func:`tail_plan`, the
     Euler contributions per (family code, confidence), the scenario count of each family and
-    ``name_of(global index)``, the name of a scenario."""
+    ``name_of(global index)``, the name of a scenario.
+
+    The ``var`` and ``cvar`` rows carry ``tail_scenarios``, the scenarios with tail mass beyond VaR (those
+    CVaR averages: ``ceil((1 - alpha) S)`` of ``S`` equally weighted ones), and ``thin_tail``, whether they
+    are fewer than ``min_tail`` (null without it)."""
+    from ._guards import tail_count
+
     rm, ct = [], []
     for code, p in merged.items():
         fam = families[code]
         for a in confidence:
-            var, cvar, _, _ = plan[(code, a)]
+            var, cvar, _, t = plan[(code, a)]
             contrib = contributions[(code, a)]
-            rm.append(dict(family=fam, metric="var", confidence=a, value=var, scenario=None))
-            rm.append(dict(family=fam, metric="cvar", confidence=a, value=cvar, scenario=None))
+            k = tail_count(t, a)
+            tail = dict(tail_scenarios=k, thin_tail=None if min_tail is None else k < min_tail)
+            rm.append(dict(family=fam, metric="var", confidence=a, value=var, scenario=None, **tail))
+            rm.append(dict(family=fam, metric="cvar", confidence=a, value=cvar, scenario=None, **tail))
             for level in GROUP_LEVELS:
                 key = "id" if level == "position" else level
                 s = pd.Series(contrib).groupby(positions[key].to_numpy(), sort=False).sum()
@@ -133,7 +145,10 @@ def risk_tables(merged: dict[int, FamilyPartial], plan: dict, contributions: dic
         rm.append(dict(family=fam, metric="vol", confidence=np.nan, value=float(np.sqrt(p.m2 / p.weight)), scenario=None))
         rm.append(dict(family=fam, metric="worst", confidence=np.nan, value=p.worst_loss, scenario=name_of(p.worst_index)))
         rm.append(dict(family=fam, metric="scenarios", confidence=np.nan, value=float(counts[code]), scenario=None))
-    return {"risk_metrics": pd.DataFrame(rm), "contributions": pd.DataFrame(ct)}
+    rm = pd.DataFrame(rm, columns=["family", "metric", "confidence", "value", "scenario", "tail_scenarios", "thin_tail"])
+    rm["tail_scenarios"] = rm["tail_scenarios"].astype("Int64")
+    rm["thin_tail"] = rm["thin_tail"].astype("boolean")
+    return {"risk_metrics": rm, "contributions": pd.DataFrame(ct)}
 
 
 def per_scenario_tables(names, families: list[str], family_codes: np.ndarray, weights: np.ndarray, totals: np.ndarray,
@@ -207,6 +222,8 @@ def sensitivity_rows(names, families: list[str], family_codes: np.ndarray, types
 
 #: columns of a scenario set's info that hold factor names joined with commas, written as lists
 LIST_COLUMNS = ("uncovered", "calibrated", "propagated", "core", "not_in_model", "derived_factors")
+#: info columns of some kinds only, with the pandas type that keeps an integer or a flag with nulls
+NULLABLE_TYPES = {"implausible": "Int64", "guard_cap": "boolean"}
 
 
 def sql_names(df: pd.DataFrame) -> pd.DataFrame:
@@ -237,6 +254,9 @@ def scenario_table(base: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
         return base
     extra = info.drop(columns=[c for c in ("family",) if c in info.columns]).set_index("scenario")
     out = sql_names(base.join(extra, on="scenario"))
+    for c, dtype in NULLABLE_TYPES.items():  # null for the kinds without them, whatever the other families
+        if c in out.columns:
+            out[c] = out[c].astype(dtype)
     for c in LIST_COLUMNS:
         if c in out.columns:  # the same few texts repeat over a family's scenarios: split each once
             codes, uniques = pd.factorize(out[c], use_na_sentinel=True)

@@ -75,6 +75,10 @@ def count_scenarios(spec, history: History, factors=None) -> int:
         return int(spec.n_scenarios)
     if kind == "predictive":
         return len(spec.stresses) * (1 + int(spec.n_draws))
+    if kind == "hypothetical":
+        return spec.n_scenarios
+    if kind == "reverse":  # one per target (a second local solution adds a row; three at most)
+        return spec.n_targets
     raise ValueError(f"unknown scenario kind {kind!r}")
 
 

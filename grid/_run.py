@@ -68,6 +68,8 @@ class RunInputs:
     #: horizon (:func:`kernels.age`); ``family_books``: family name -> index into ``books``
     books: tuple = ()
     family_books: dict = field(default_factory=dict)
+    #: tables that describe how scenarios were designed (``reverse_shocks``), written with the results
+    design_tables: dict = field(default_factory=dict)
 
     def book_codes(self, families: list[str]) -> np.ndarray:
         """int ``[len(families)]``: the index into ``books`` of each family's book."""
@@ -210,15 +212,27 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
         history, levels=history.levels.drop(columns=[f for f in flat if f in history.levels.columns]),
         snapshot_levels=None if history.snapshot_levels is None else
         history.snapshot_levels.drop(columns=[f for f in flat if f in history.snapshot_levels.columns]))
+    # the book as each family values it (today's, or aged to its horizon): reverse stress tests search on it
+    books, family_books = _horizon_books(prepared, book, market, base, [(sp.name, sp) for sp in batch.scenarios])
+
+    shock_rows: list[pd.DataFrame] = []
+
+    def generate(spec, seed):
+        s = _generate(spec, moving, market, seed, books[family_books.get(spec.name, 0)], batch)
+        if spec.kind == "reverse" and len(s):
+            levels = dict(zip(market.factors, market.levels))
+            shock_rows.append(scenarios.reverse_shocks(spec, s.reorder(market.factors), moving, levels, market.as_of))
+        return s
+
+    def design() -> dict:
+        return {"reverse_shocks": pd.concat(shock_rows, ignore_index=True)} if shock_rows else {}
+
     if streamed:
-        sources = _family_sources(batch, moving, market, children, origins)
+        sources = _family_sources(batch, moving, market, children, origins, generate)
         timings["generate_scenarios"] = time.perf_counter() - t0
-        books, family_books = _horizon_books(prepared, book, market, base, [(s.name, sp) for s, sp in
-                                                                            zip(sources, specs_by_name(batch, [s.name for s in sources]))])
         return RunInputs(batch, batch_hash, history, book, market, None, prepared, timings, sens, {}, flat, shares,
-                         estimate, sources, books=books, family_books=family_books)
-    sets = [scenarios.generate(spec, moving, market.factors, seed=children[o], market=market)
-            for spec, o in zip(batch.scenarios, origins)]
+                         estimate, sources, books=books, family_books=family_books, design_tables=design())
+    sets = [generate(spec, children[o]) for spec, o in zip(batch.scenarios, origins)]
     try:
         scen = concat_scenarios(sets).reorder(market.factors)
     except ValueError as exc:
@@ -230,10 +244,8 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
             r = s.reorder(market.factors)
             family_paths[s.family[0]] = (np.flatnonzero(fam == s.family[0]), r.paths)
     timings["generate_scenarios"] = time.perf_counter() - t0
-    books, family_books = _horizon_books(prepared, book, market, base, [(s.family[0], sp) for s, sp in zip(sets, batch.scenarios)
-                                                                        if len(s)])
     return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares,
-                     estimate, books=books, family_books=family_books)
+                     estimate, books=books, family_books=family_books, design_tables=design())
 
 
 def explain_rows(inputs: RunInputs, families: list[str], family_codes: np.ndarray) -> tuple:
@@ -272,9 +284,38 @@ def specs_by_name(batch: Batch, names: list[str]) -> list:
     return [by_name.get(n) for n in names]
 
 
-def _family_sources(batch: Batch, history: History, market: MarketSnapshot, children, origins) -> list:
+def _generate(spec, history: History, market: MarketSnapshot, seed, book: kernels.PreparedBook, batch: Batch) -> ScenarioSet:
+    """A family's scenarios; a reverse stress test searches on ``book`` (the book as the family values it)."""
+    if spec.kind == "reverse":
+        return scenarios.generate(spec, history, market.factors, seed=seed, market=market,
+                                  revaluer=kernels.total_pnl(book, market.levels), nav=batch.nav,
+                                  limits=limit_losses(batch))
+    return scenarios.generate(spec, history, market.factors, seed=seed, market=market)
+
+
+def limit_losses(batch: Batch) -> dict[str, float]:
+    """Name -> loss (base currency) of the batch's book-level loss limits (``stressed_loss``, ``worst_loss``,
+    ``var`` and ``cvar`` with scope ``book``; a limit in units of NAV times the limits' or the batch's NAV),
+    for a reverse stress test's ``loss: "limit:NAME"``."""
+    if batch.limits is None:
+        return {}
+    from stressgrid.reports import parse_limits
+
+    lims = parse_limits(batch.limits, f"batch {batch.name!r}, limits")
+    nav = lims.nav or batch.nav
+    out = {}
+    for lim in lims.limits:
+        if lim.metric in ("stressed_loss", "worst_loss", "var", "cvar") and lim.scope == "book":
+            if lim.units == "currency":
+                out[lim.name] = float(lim.max)
+            elif nav is not None:
+                out[lim.name] = float(lim.max) * float(nav)
+    return out
+
+
+def _family_sources(batch: Batch, history: History, market: MarketSnapshot, children, origins, generate) -> list:
     """The families of a streamed run: random kinds fitted here and drawn by the tasks, the others
-    generated here (they are small)."""
+    generated here by ``generate(spec, seed)`` (they are small)."""
     from ._stream import FamilySource
 
     out = []
@@ -284,7 +325,7 @@ def _family_sources(batch: Batch, history: History, market: MarketSnapshot, chil
             out.append(FamilySource(spec.name, int(spec.n_scenarios), spec, fitted, children[o],
                                     scenarios.family_info(spec, fitted, history.source)))
         else:
-            s = scenarios.generate(spec, history, market.factors, seed=children[o], market=market).reorder(market.factors)
+            s = generate(spec, children[o]).reorder(market.factors)
             s = replace(s, paths=None)  # the tasks revalue the shocks; the paths serve only sections that gather
             if len(s):
                 out.append(FamilySource(s.family[0], len(s), scenarios=s))
@@ -463,7 +504,7 @@ def reduce_run(inputs: RunInputs, plan: RunPlan, results: list[ChunkResult], exe
     time_pnl, how = explain_rows(inputs, plan.families, plan.family_codes)
     tables = reduce_results(results, scen.names, plan.families, plan.family_codes, scen.weights, pos, plan.group_names,
                             conf, position_table=plan.position_table, contributions=contributions, pnl=pnl, time=time_pnl,
-                            revaluation=how)
+                            revaluation=how, min_tail=batch.risk.min_tail_scenarios)
     from ._reduce import scenario_table, sql_names
 
     tables["scenarios"] = scenario_table(tables["scenarios"], scen.info)
@@ -504,7 +545,9 @@ def execute(
     from ._sections import SECTIONS, SectionContext
 
     if inputs.streamed:
-        return _execute_streamed(inputs, executor, progress, run_dir, resume)
+        result = _execute_streamed(inputs, executor, progress, run_dir, resume)
+        result.tables.update(inputs.design_tables)
+        return result
     started = datetime.now(timezone.utc)
     timings = dict(inputs.timings)
     plan = plan_run(inputs)
@@ -515,6 +558,7 @@ def execute(
     # the first call in each worker process compiles the kernels for the block shape
     timings["compile_seconds_max"] = float(max(r.compile_seconds for r in results))
     tables, pnl = reduce_run(inputs, plan, results, executor, timings)
+    tables.update(inputs.design_tables)
     notes: dict = {}
     ctx = SectionContext(inputs, pnl, executor, f"batch {inputs.batch.name!r}")
     for section in SECTIONS:
@@ -635,7 +679,7 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
     contributions = contributions_by_task(plan, bounds, rows, N)
     counts = {code: src.n for code, src in enumerate(sources)}
     tables = risk_tables(merger.families, plan, contributions, families, counts,
-                         lambda i: _scenario_name(sources, offsets, i), pos, conf)
+                         lambda i: _scenario_name(sources, offsets, i), pos, conf, batch.risk.min_tail_scenarios)
     if merger.sens:
         tables["risk_metrics"] = pd.concat([tables["risk_metrics"], _sensitivity_metrics(merger.sens, families, conf)],
                                            ignore_index=True)
@@ -647,7 +691,8 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
         tables["sweeps"] = _sweep_table(batch)
     from ._coverage import coverage_tables
 
-    tables.update(coverage_tables(inputs, {families[c]: (sources[c].n, merger.counts[c]) for c in range(len(sources))}))
+    tables.update(coverage_tables(inputs, {families[c]: (sources[c].n, merger.counts[c], merger.guards.get(c))
+                                           for c in range(len(sources))}))
     timings["reduce"] = time.perf_counter() - t0
     in_driver = (executor.ran_in_driver - inline_before) * len(todo)
     written = {rel.split("/")[0] for rel in merger.parts}

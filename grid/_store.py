@@ -10,8 +10,8 @@ sums, position P&L and each family's tail) and one ``meta`` entry, the UTF-8 byt
 with the scalars and the structure (task id, scenario range, timings, group levels, family codes and
 moments, which optional arrays are present).  ``--resume`` reads it with ``allow_pickle=False`` and
 checks every key, type and shape before rebuilding the :class:`ChunkResult` (or, for a streamed run, the
-:class:`._stream.StreamResult`: its families' tails, coverage counts, the position rows of its largest
-losses and the names of the table parts it wrote, which must still be there); nothing in the run
+:class:`._stream.StreamResult`: its families' tails, coverage counts, tail guard tallies, the position rows of
+its largest losses and the names of the table parts it wrote, which must still be there); nothing in the run
 directory is ever unpickled or executed.  On ``--resume``, a checkpoint that does not pass (and any
 ``.pkl`` file) is reported in the run's manifest and terminal summary, and its task runs again.  A
 run directory of an older version (its plan has no format, its checkpoints are pickles) is refused
@@ -147,11 +147,16 @@ def _encode_stream(r) -> tuple[dict, dict[str, np.ndarray]]:
     for j, (code, c) in enumerate(r.counts.items()):
         counts.append(int(code))
         arrays[f"counts.{j}"] = c
+    guards = []
+    for j, (code, (n, top)) in enumerate(r.guards.items()):
+        guards.append(int(code))
+        arrays[f"guards.{j}.implausible"] = n
+        arrays[f"guards.{j}.max_multiple"] = top
     meta = {
         "format": FORMAT, "kind": "stream", "task_id": int(r.task_id), "start": int(r.start), "stop": int(r.stop),
         "seconds": float(r.seconds), "compile_seconds": float(r.compile_seconds),
         "draw_seconds": float(r.draw_seconds), "write_seconds": float(r.write_seconds), "float64": bool(r.float64),
-        "families": families, "sens_families": sens, "counts": counts, "parts": [str(x) for x in r.parts],
+        "families": families, "sens_families": sens, "counts": counts, "guards": guards, "parts": [str(x) for x in r.parts],
     }
     return meta, arrays
 
@@ -358,9 +363,13 @@ def _decode_stream(meta: dict, arrays: dict[str, np.ndarray]):
         raise _Malformed("'parts' is not a list of table parts")
     if not isinstance(counts, list) or not all(type(c) is int for c in counts):
         raise _Malformed("'counts' is not a list of family codes")
+    guards = meta.get("guards")
+    if not isinstance(guards, list) or not all(type(c) is int and c in counts for c in guards):
+        raise _Malformed("'guards' is not a list of the task's family codes")
     if not isinstance(fams, list) or (sens is not None and not isinstance(sens, list)):
         raise _Malformed("'families' is not a list")
     expected = {"rows_index", "rows"} | {f"counts.{j}" for j in range(len(counts))}
+    expected |= {f"guards.{j}.{n}" for j in range(len(guards)) for n in ("implausible", "max_multiple")}
     for prefix, lst in (("family", fams), ("sens", sens or [])):
         for j in range(len(lst)):
             expected |= {f"{prefix}.{j}.{n}" for n in ("tail_index", "tail_loss", "tail_weight")}
@@ -376,9 +385,16 @@ def _decode_stream(meta: dict, arrays: dict[str, np.ndarray]):
         if c.ndim != 2 or c.shape[0] != 4 or c.dtype.kind not in "iu":
             raise _Malformed(f"counts.{j} has shape {c.shape}")
         count_arrays[code] = c
+    guard_arrays = {}
+    for j, code in enumerate(guards):
+        n, top = arrays[f"guards.{j}.implausible"], arrays[f"guards.{j}.max_multiple"]
+        F = count_arrays[code].shape[1]
+        if n.shape != (F,) or top.shape != (F,) or n.dtype.kind not in "iu" or top.dtype.kind != "f":
+            raise _Malformed(f"guards.{j} has shapes {n.shape}, {top.shape} for {F} factors")
+        guard_arrays[code] = (n, top)
     families = _families_in("family", fams, arrays, False)
     if set(families) != set(count_arrays):
         raise _Malformed("the families of the summaries and of the counts differ")
     return StreamResult(task_id, start, stop, families, None if sens is None else _families_in("sens", sens, arrays, False),
                         rows_index, rows, count_arrays, parts, _float(meta, "seconds"), _float(meta, "compile_seconds"),
-                        _float(meta, "draw_seconds"), _float(meta, "write_seconds"), _bool(meta, "float64"))
+                        _float(meta, "draw_seconds"), _float(meta, "write_seconds"), _bool(meta, "float64"), guard_arrays)

@@ -14,7 +14,8 @@ A streamed run differs from an in-memory one in where the work and the rows are,
   parts give the rows in scenario order.
 * **Summaries.** A task returns, per family, the weighted moments, the worst loss and its largest losses
   (:class:`FamilyPartial`, totals only), the same for the delta-gamma-vega P&L, the coverage counts per
-  factor, and the position P&L of its largest losses (:data:`ROW_MARGIN`).  The driver merges them in
+  factor, the tail guard's tally of its scenarios' moves (:func:`._guards.guard_tally`), and the
+  position P&L of its largest losses (:data:`ROW_MARGIN`).  The driver merges them in
   task order, cutting each family's tail to ``1 - min(confidence)`` after every merge, so it holds about
   that share of the scenarios' totals and position rows (the Euler contributions need the rows of the
   tail scenarios), never a whole ``[S, N]`` matrix or a per-scenario table.
@@ -38,6 +39,7 @@ from stressgrid import scenarios as scenario_kinds
 from stressgrid.core import ConfigError, ScenarioSet
 from stressgrid.kernels import PreparedBook
 
+from ._guards import guard_tally, merge_tallies
 from ._plan import Task
 from ._reduce import per_scenario_tables, scenario_table, sensitivity_rows, sql_names
 from ._summary import FamilyPartial, _kept, merge_partials, summarise
@@ -137,7 +139,8 @@ class FamilySource:
         if self.scenarios is not None:
             return list(self.scenarios.info.columns) if len(self.scenarios.info) else ["scenario", "family"]
         amp = getattr(self.fitted, "amplifier", None)
-        return ["scenario", "family", *self.info, *(amp.report if amp is not None else {})]
+        guard = scenario_kinds.GUARD_COLUMNS if getattr(self.fitted, "guard", None) is not None else ()
+        return ["scenario", "family", *self.info, *(amp.report if amp is not None else {}), *guard]
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,8 @@ class StreamResult:
     counts : family code -> int ``[4, F]``: scenarios in which each factor moved, came from data, was
         filled, had no data
     parts : the part files written, relative to the run directory
+    guards : family code -> the tail guard's tally of the task's scenarios (:func:`._guards.guard_tally`;
+        only the guarded families)
     """
 
     task_id: int
@@ -207,6 +212,7 @@ class StreamResult:
     draw_seconds: float
     write_seconds: float
     float64: bool
+    guards: dict = field(default_factory=dict)
 
 
 def run_stream_chunk(payload: StreamPayload, task: Task) -> StreamResult:
@@ -246,9 +252,10 @@ def _run_stream_chunk(p: StreamPayload, task: Task) -> StreamResult:
     t0 = time.perf_counter()
     parts = _write_parts(p, task, segs, totals, groups, pnl, sens_groups, market)
     write_s = time.perf_counter() - t0
+    guards = {c: g for c, _, s in segs if (g := guard_tally(s.info, s.factors)) is not None}
     return StreamResult(task.task_id, task.start, task.stop, families, sens_families, task.start + keep, pnl[keep],
                         {c: _counts(s) for c, _, s in segs}, parts, seconds, compile_s, draw_s, write_s,
-                        kernels.x64_enabled())
+                        kernels.x64_enabled(), guards)
 
 
 def _write_parts(p: StreamPayload, task: Task, segs, totals, groups, pnl, sens_groups, market=None) -> list[str]:
@@ -335,6 +342,8 @@ class StreamMerger:
     families: dict[int, FamilyPartial] = field(default_factory=dict)
     sens: dict[int, FamilyPartial] = field(default_factory=dict)
     counts: dict[int, np.ndarray] = field(default_factory=dict)
+    #: family -> the tail guard's tally of the merged tasks' scenarios (guarded families only)
+    guards: dict[int, tuple] = field(default_factory=dict)
     #: family -> task's first scenario -> (global indices ascending, position rows) of its tail scenarios
     rows: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     _stored: dict[int, int] = field(default_factory=dict)
@@ -365,6 +374,8 @@ class StreamMerger:
         for code, p in r.families.items():
             self.families[code] = p if code not in self.families else merge_partials([self.families[code], p], self.keep_mass)
             self.counts[code] = r.counts[code] + self.counts.get(code, 0)
+        for code, g in r.guards.items():
+            self.guards[code] = merge_tallies(self.guards.get(code), g)
         for code, p in (r.sens_families or {}).items():
             self.sens[code] = p if code not in self.sens else merge_partials([self.sens[code], p], self.keep_mass)
         for code, p in r.families.items():

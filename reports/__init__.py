@@ -30,7 +30,8 @@ from ._schema import (
     write_table,
 )
 from ._store import RunComparison, compare_runs, list_runs, run_id_of, store_run
-from ._terminal import caveats, horizon_explained, plural, print_breaches, print_summary
+from ._terminal import (caveats, garch_warning, horizon_explained, implausible_warning, plural, print_breaches, print_summary,
+                        tail_warnings, thin_tail_warning, DESIGNED_KINDS)
 
 __all__ = [
     "BREACH_COLUMNS",
@@ -52,6 +53,11 @@ __all__ = [
     "MONITORING_TABLES",
     "REPORT_SECTIONS",
     "horizon_explained",
+    "garch_warning",
+    "implausible_warning",
+    "tail_warnings",
+    "thin_tail_warning",
+    "DESIGNED_KINDS",
     "PART_NAME",
     "PARTITIONED_TABLES",
     "RunDir",

@@ -395,3 +395,34 @@ def chart_reoptimisation(run: RunDir, max_positions: int = 30) -> str | None:
     for ax in axes[len(pairs):]:
         ax.set_visible(False)
     return _svg(fig)
+
+
+def chart_reverse(run: RunDir, max_panels: int = 4, n_factors: int = 12) -> str | None:
+    """Each reverse stress solution (at most ``max_panels``) as a bar chart of its factor moves in standard
+    deviations of the horizon move (free factors dark, those moved by their conditional expectation light),
+    titled with its loss and distance."""
+    from ._reverse import chart_data, format_move, reverse_stress
+
+    rev = reverse_stress(run)
+    if rev is None:
+        return None
+    rev = rev[rev["converged"].astype(bool)].head(max_panels)
+    if not len(rev):
+        return None
+    cols = 2 if len(rev) > 1 else 1
+    rows = -(-len(rev) // cols)
+    fig = _figure(10, 0.6 + rows * (0.9 + 0.22 * n_factors))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, r in zip(axes, rev.itertuples()):
+        d = chart_data(run, r.scenario, n_factors).iloc[::-1]
+        y = np.arange(len(d))
+        colors = ["#1565c0" if role == "free" else "#90caf9" for role in d["role"]]
+        ax.barh(y, d["z"].astype(float), color=colors, height=0.7)
+        ax.set_yticks(y, [f"{f}  {format_move(f, m)}" for f, m in zip(d["factor"], d["move"])])
+        ax.axvline(0, color="black", lw=0.8)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("move (standard deviations of the horizon move)")
+        ax.set_title(f"{r.scenario}\nloss {r.loss / 1e6:,.2f}m at distance {r.distance:.2f}", loc="left", fontsize="medium")
+    for ax in axes[len(rev):]:
+        ax.set_visible(False)
+    return _svg(fig)

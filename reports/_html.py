@@ -14,10 +14,11 @@ import pandas as pd
 from . import _charts
 from ._charts import sig2
 from ._limits import Limits, evaluate_limits
+from ._reverse import probability, reverse_stress
 from ._rundir import RunDir, open_run
 from ._schema import SCHEMA_VERSION
 from ._tables import NO_SCOPE, capacity_scopes, liquidation_groups, liquidation_positions
-from ._terminal import TERMINAL_SMALL_FAMILY, caveats, horizon_explained, plural, worst_sensitivity
+from ._terminal import TERMINAL_SMALL_FAMILY, caveats, horizon_explained, plural, tail_warnings, worst_sensitivity
 
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
 
@@ -35,6 +36,7 @@ REPORT_SECTIONS = {
     "capacity": "Capacity",
     "reoptimisation": "Re-optimisation",
     "monitoring": "Monitoring",
+    "reverse": "Reverse stress tests",
     "explained": "P&L explained at the horizon",
     "sensitivity": "Full revaluation and approximation",
     "caveats": "Caveats",
@@ -391,8 +393,26 @@ def _sec_explained(run: RunDir) -> str:
             + _table(ex, {c: _money for c in ("pnl", "pnl_time", "pnl_market", "pnl_cross")}, left=("family", "scenario")))
 
 
+def _sec_reverse(run: RunDir) -> str:
+    rev = reverse_stress(run)
+    if rev is None or not len(rev):
+        return ""
+    shown = rev.assign(converged=rev["converged"].map({True: "yes", False: "no: not a solution"}),
+                       starts_agree=rev["starts_agree"].map({True: "yes", False: "no"}))
+    return (f"<p class='sub'>The most plausible factor moves that cost the book each loss, and the worst loss within "
+            "each plausibility bound, on full revaluation. Distance is the Mahalanobis distance of the move under "
+            "the family's covariance of the horizon move; the tail probability is that of the half-space beyond the "
+            "scenario (exact for a linear book). Largest moves: the factors with the largest shares of the distance "
+            f"({_e(run.base_currency)}).</p>"
+            + _table(shown, {"target_loss": _money, "loss": _money, "distance": _num,
+                             "tail_probability": probability}, left=("family", "scenario", "main_moves"))
+            + _figure("reverse", _charts.chart_reverse(run),
+                      "Each solution's factor moves in standard deviations of the horizon move: dark bars are the "
+                      "factors searched over, light ones move by their conditional expectation given them."))
+
+
 def _sec_caveats(run: RunDir) -> str:
-    lines = caveats(run)
+    lines = caveats(run) + tail_warnings(run)
     return "".join(f'<p class="note">{_e(x)}</p>' for x in lines)
 
 
@@ -436,6 +456,7 @@ def render_report(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = 
         "capacity": lambda: _sec_capacity(run),
         "reoptimisation": lambda: _sec_reoptimisation(run),
         "monitoring": lambda: _sec_monitoring(run),
+        "reverse": lambda: _sec_reverse(run),
         "explained": lambda: _sec_explained(run),
         "sensitivity": lambda: _sec_sensitivity(run),
         "caveats": lambda: _sec_caveats(run),

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._reverse import probability, reverse_stress
 from ._rundir import RunDir, open_run
 
-__all__ = ["print_summary", "print_breaches", "money", "plural", "worst_sensitivity", "horizon_explained", "TERMINAL_SMALL_FAMILY"]
+__all__ = ["print_summary", "print_breaches", "money", "plural", "worst_sensitivity", "horizon_explained", "TERMINAL_SMALL_FAMILY",
+           "tail_warnings", "implausible_warning", "garch_warning", "thin_tail_warning"]
 
 #: a family with at most this many scenarios gets its scenarios' P&L by asset class in the terminal summary
 TERMINAL_SMALL_FAMILY = 12
@@ -122,8 +124,24 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
                        money(r["pnl_market"]), money(r["pnl_cross"]))
         console.print(t4)
 
+    rev = reverse_stress(run)
+    if rev is not None and len(rev):
+        t5 = Table(title=f"Reverse stress tests: the most plausible moves that cost the loss ({ccy})", title_justify="left")
+        for c in ("scenario", "loss", "distance", "tail prob.", "largest moves (share of the distance)"):
+            t5.add_column(c, justify="left" if c in ("scenario", "largest moves (share of the distance)") else "right")
+        for _, r in rev.iterrows():
+            if not bool(r["converged"]):
+                t5.add_row(_esc(r["scenario"]), money(r["loss"]), "", "", "[red]did not converge: not a solution[/]")
+                continue
+            agree = "" if bool(r["starts_agree"]) else " [yellow](another start found another solution)[/]"
+            t5.add_row(_esc(r["scenario"]), money(r["loss"]), f"{r['distance']:.2f}", probability(r["tail_probability"]),
+                       _esc(r["main_moves"]) + agree)
+        console.print(t5)
+
     for line in caveats(run):
         console.print(f"[yellow]note:[/] {_esc(line)}")
+    for line in tail_warnings(run):
+        console.print(f"[yellow]warning:[/] {_esc(line)}")
     tm = manifest.get("timings_seconds", {})
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items() if k != "total")
     if "total" in tm:
@@ -229,6 +247,85 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
     for fam, facs in (manifest.get("filled_factors") or {}).items():
         out.append(f"family {fam}: {plural(len(facs), 'factor')} calibrated from public facts or propagated, "
                    f"not replayed: {_shorten(sorted(facs))}.")
+    return out
+
+
+def implausible_warning(family: str, flagged: int, scenarios: int, multiple: float, cap: bool, factor: str,
+                        worst: float) -> str:
+    """The line of a family whose model moved factors beyond the tail guard's bound."""
+    how = "capped at the bound" if cap else "flagged, not capped"
+    return (f"{family}: {flagged:,} of {scenarios:,} scenario{'' if scenarios == 1 else 's'} ({flagged / scenarios:.1%}) "
+            f"move a factor beyond "
+            f"{multiple:g}x its historical extreme over the horizon ({how}; scenarios.implausible); worst {factor} "
+            f"x{worst:.1f} of its historical extreme")
+
+
+def garch_warning(family: str, found: dict[str, str]) -> str:
+    """The line of a family whose GARCH fits sit at a boundary (``found``: factor -> its parameters)."""
+    items = [f"{f} ({p})" for f, p in found.items()]
+    return (f"{family}: GARCH fit at a boundary (alpha + beta near 1, dof near 2 or a large alpha) for "
+            + ", ".join(items[:4]) + (f" and {len(items) - 4} more (coverage_families.garch_boundary)" if len(items) > 4 else ""))
+
+
+#: scenario kinds whose families are lists of designed stresses, not samples of a distribution: their VaR
+#: and CVaR rest on one scenario by construction, and the thin-tail warning leaves them out
+DESIGNED_KINDS = ("hypothetical", "reverse")
+
+
+def thin_tail_warning(thin: dict[str, list[tuple[float, int]]], min_tail: int | None = None) -> str:
+    """One line naming the families whose CVaR rests on too few scenarios (``thin``: family -> [(confidence,
+    tail scenarios), ...]; ``min_tail``: the batch's ``risk.min_tail_scenarios`` when known)."""
+    below = f"fewer than {min_tail}" if min_tail is not None else "too few"
+    parts = [f"{f} (" + ", ".join(f"{a:.0%}: {k}" for a, k in sorted(v, reverse=True)) + ")" for f, v in thin.items()]
+    return (f"CVaR rests on {below} tail scenarios (risk.min_tail_scenarios) in {plural(len(parts), 'family')}: "
+            + ", ".join(parts[:6]) + (f" and {len(parts) - 6} more (risk_metrics.thin_tail)" if len(parts) > 6 else ""))
+
+
+def _flag(col: pd.Series) -> pd.Series:
+    """A nullable bool column as a mask (null: False)."""
+    return col.astype("boolean").fillna(False).astype(bool)
+
+
+def tail_warnings(run_dir: str | Path | RunDir) -> list[str]:
+    """The tail guards' warnings of a run, one line each: per family, moves beyond the plausibility bound
+    (``coverage_families``) and GARCH fits at a boundary; one line for the families whose CVaR rests on too
+    few tail scenarios (``risk_metrics.thin_tail``), and one for re-optimisations on such a tail."""
+    run = open_run(run_dir)
+    out = []
+    if run.has("coverage_families"):
+        cf = run.table("coverage_families")
+        if "implausible" in cf.columns:
+            for fam, g in cf.groupby("family", sort=False):
+                flagged = int(g["implausible"].fillna(0).sum())
+                if flagged:
+                    w = g.loc[g["max_multiple"].idxmax()]
+                    out.append(implausible_warning(fam, flagged, int(g["scenarios"].iloc[0]), float(w["guard_multiple"]),
+                                                   bool(w["guard_cap"]), w["factor"], float(w["max_multiple"])))
+        if "garch_boundary" in cf.columns:
+            at = cf[cf["garch_boundary"].notna()]
+            for fam, g in at.groupby("family", sort=False):
+                out.append(garch_warning(fam, dict(zip(g["factor"], g["garch_boundary"]))))
+    rm = run.table("risk_metrics")
+    if "thin_tail" in rm.columns:
+        thin = rm[(rm["metric"] == "cvar") & _flag(rm["thin_tail"])]
+        found = {f: [(float(a), int(k)) for a, k in zip(g["confidence"], g["tail_scenarios"])]
+                 for f, g in thin.groupby("family", sort=False)}
+        if found and run.has("scenarios"):  # a list of designed stresses is not a distribution: no warning
+            kinds = run.table("scenarios", columns=["family", "kind"], families=list(found))
+            designed = set(kinds.loc[kinds["kind"].isin(DESIGNED_KINDS), "family"].astype(str))
+            found = {f: v for f, v in found.items() if f not in designed}
+        if found:
+            out.append(thin_tail_warning(found))
+    ro = run.get("reoptimisation")
+    if ro is not None and "thin_tail" in ro.columns:
+        thin = ro[_flag(ro["thin_tail"])]
+        if len(thin):
+            parts = [f"{f} ({plural(int(k), 'scenario')} at {a:.0%})" for f, k, a in
+                     zip(thin["family"], thin["tail_scenarios"], thin["alpha"])]
+            parts = list(dict.fromkeys(parts))
+            out.append("re-optimisation on a thin tail (fewer scenarios than risk.min_tail_scenarios): "
+                       + ", ".join(parts[:6]) + (f" and {len(parts) - 6} more (reoptimisation.thin_tail)" if len(parts) > 6 else "")
+                       + "; its optimum fits those scenarios, whatever the solver's status")
     return out
 
 

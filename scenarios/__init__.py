@@ -11,7 +11,12 @@ Kinds (the ``kind`` key of a batch file's ``scenarios`` entry):
 * ``bootstrap``: stationary block bootstrap (arch);
 * ``montecarlo``: Gaussian, Student-t, GARCH(1,1)-t (constant or DCC correlation) and filtered
   historical simulation;
-* ``predictive``: conditional stress on a few core factors with a plausibility measure.
+* ``predictive``: conditional stress on a few core factors with a plausibility measure;
+* ``reverse``: the most plausible move that costs the book a given loss, and the worst loss within a
+  plausibility bound (needs the book's revaluation: ``generate(..., revaluer=...)``);
+* ``hypothetical``: shocks written by hand (by factor, by wildcard, curve, vol-surface and credit
+  builders), the other factors held at 0 or propagated by their conditional expectation (takes no
+  ``amplify`` block).
 
 Every kind takes an optional ``amplify`` block (correlation, volatility and liquidity stress).
 Random kinds draw in blocks of :data:`BLOCK_SIZE` scenarios with one child seed per block
@@ -42,6 +47,7 @@ from ._bootstrap import BootstrapSpec, bootstrap_block, bootstrap_info, bootstra
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves, n_blocks, parse_shock
 from ._correlation import EstimatorSpec, estimate_covariance, nearest_correlation, pairwise_covariance
 from ._historical import CustomEvent, HistoricalSpec, RollingSpec, replay_events, rolling_windows
+from ._hypothetical import HypotheticalSpec, HypotheticalStress, hypothetical_scenarios
 from ._library import CRISIS_LIBRARY, CrisisEvent, CrisisFacts
 from ._montecarlo import (
     MonteCarloSpec,
@@ -52,7 +58,9 @@ from ._montecarlo import (
     montecarlo_scenarios,
 )
 from ._random import assemble_range
+from ._guard import GUARD_COLUMNS, GuardSpec, TailGuard, garch_boundary, historical_extreme, parse_garch_boundary
 from ._predictive import PredictiveSpec, StressDef, conditional_stress, predictive_scenarios
+from ._reverse import ReverseModel, ReverseSpec, WithinSpec, fit_reverse, least_distance, reverse_scenarios, reverse_shocks, worst_within
 
 __all__ = [
     "BLOCK_SIZE",
@@ -66,9 +74,19 @@ __all__ = [
     "CustomEvent",
     "EstimatorSpec",
     "HistoricalSpec",
+    "HypotheticalSpec",
+    "HypotheticalStress",
     "LiquidityStress",
     "MonteCarloSpec",
     "PredictiveSpec",
+    "ReverseSpec",
+    "WithinSpec",
+    "least_distance",
+    "reverse_scenarios",
+    "reverse_shocks",
+    "fit_reverse",
+    "ReverseModel",
+    "worst_within",
     "RollingSpec",
     "fit_dcc",
     "ScenarioSpec",
@@ -83,9 +101,16 @@ __all__ = [
     "estimate_covariance",
     "fit",
     "fit_garch",
+    "GUARD_COLUMNS",
+    "GuardSpec",
+    "TailGuard",
+    "garch_boundary",
+    "historical_extreme",
+    "parse_garch_boundary",
     "generate",
     "generate_block",
     "generate_range",
+    "hypothetical_scenarios",
     "n_blocks",
     "nearest_correlation",
     "pairwise_covariance",
@@ -96,7 +121,8 @@ __all__ = [
 
 #: one entry of the batch file's ``scenarios`` list, chosen by its ``kind`` key
 ScenarioSpec = Annotated[
-    Union[HistoricalSpec, RollingSpec, BootstrapSpec, MonteCarloSpec, PredictiveSpec], Field(discriminator="kind")
+    Union[HistoricalSpec, RollingSpec, BootstrapSpec, MonteCarloSpec, PredictiveSpec, ReverseSpec,
+          HypotheticalSpec], Field(discriminator="kind")
 ]
 
 RANDOM_KINDS = (BootstrapSpec, MonteCarloSpec)
@@ -156,14 +182,16 @@ def fit(spec, history: History, factors: Sequence[str], market=None):
     return None
 
 
-def generate_block(spec, fitted, block_index: int, seed: np.random.SeedSequence | int | None):
+def generate_block(spec, fitted, block_index: int, seed: np.random.SeedSequence | int | None,
+                   guard_rows: bool = False):
     """Block ``block_index`` (scenarios ``[b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE)``) of a random family:
     ``(shocks [BLOCK_SIZE, F], paths [BLOCK_SIZE, H, F] or None)`` on ``fitted.factors``, bit-identical
-    to the same rows of :func:`generate` with the same ``seed``."""
+    to the same rows of :func:`generate` with the same ``seed``; with ``guard_rows``, the tail guard's
+    judgement of each scenario third (``GuardRows``: implausible, multiple, worst; None without a guard)."""
     if isinstance(spec, BootstrapSpec):
-        return bootstrap_block(spec, fitted, block_index, seed)
+        return bootstrap_block(spec, fitted, block_index, seed, guard_rows)
     if isinstance(spec, MonteCarloSpec):
-        return montecarlo_block(spec, fitted, block_index, seed)
+        return montecarlo_block(spec, fitted, block_index, seed, guard_rows)
     raise ConfigError(f"scenario kind {getattr(spec, 'kind', spec)!r} is not random; use generate()")
 
 
@@ -180,8 +208,8 @@ def draw_range(spec, fitted, seed, info: dict, start: int, stop: int) -> Scenari
     (:func:`family_info`), without the history: what a grid task draws for its share of the family.
     Equal, row for row, to the same rows of :func:`generate` with the same seed (without the daily paths)."""
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
-                          lambda b: generate_block(spec, fitted, b, seed), info, start, stop, fitted.amplifier,
-                          keep_paths=False)
+                          lambda b: generate_block(spec, fitted, b, seed, guard_rows=True), info, start, stop,
+                          fitted.amplifier, keep_paths=False)
 
 
 def generate_range(spec, history: History, factors: Sequence[str], seed, start: int, stop: int,
@@ -203,6 +231,9 @@ def generate(
     factors: Sequence[str],
     seed: np.random.SeedSequence | int | None = None,
     market=None,
+    revaluer=None,
+    nav: float | None = None,
+    limits: dict[str, float] | None = None,
 ) -> ScenarioSet:
     """Scenarios of one batch entry on ``factors``.
 
@@ -218,6 +249,10 @@ def generate(
         VIX high, ``iv_level``) into shocks; without it windows end at the history's last date and the
         VIX level and ``iv_level`` bases are taken from the history's last close on or before the
         window's end (the history's last close for crisis replays)
+    revaluer : ``reverse`` only: ``f(shock[F]) -> (pnl, gradient[F])``, the book's P&L on ``factors`` as the
+        family values it (:func:`stressgrid.kernels.total_pnl`)
+    nav : ``reverse`` only: the batch's NAV, for losses in % of NAV
+    limits : ``reverse`` only: limit name -> loss of the batch's book-level loss limits (``loss: "limit:NAME"``)
     """
     as_of, levels = _market(market)
     factors = list(factors)
@@ -232,6 +267,10 @@ def generate(
         return montecarlo_scenarios(spec, history, factors, seed, as_of, levels)
     elif isinstance(spec, PredictiveSpec):
         return predictive_scenarios(spec, history, factors, seed, as_of)
+    elif isinstance(spec, HypotheticalSpec):
+        return hypothetical_scenarios(spec, history, factors, seed, as_of, levels)
+    elif isinstance(spec, ReverseSpec):
+        return reverse_scenarios(spec, history, factors, revaluer, seed, as_of, nav, limits)
     else:
         raise ConfigError(f"scenario kind {getattr(spec, 'kind', spec)!r} is not supported")
     if spec.amplify is not None:

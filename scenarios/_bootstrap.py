@@ -21,6 +21,7 @@ from stressgrid.core import ConfigError, History, ScenarioSet
 from ._amplify import Amplifier, AmplifySpec, build_amplifier
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves
 from ._correlation import estimate_covariance
+from ._guard import GuardSpec, TailGuard, fit_guard
 from ._random import assemble_range
 
 __all__ = ["BootstrapSpec", "FittedBootstrap", "fit_bootstrap", "bootstrap_block", "bootstrap_scenarios"]
@@ -32,7 +33,8 @@ class BootstrapSpec(BaseModel):
     Batch-file keys: ``kind: bootstrap``, ``name``, ``window`` (``start``, ``end``, ``lookback_days``),
     ``block_length`` (expected block length in days, geometric blocks [PR94]; default 10),
     ``horizon_days`` (path length, default 10), ``n_scenarios`` (default 1000), ``paths`` (keep the daily
-    paths, default true), ``amplify``.
+    paths, default true), ``amplify``, ``guard`` (the tail guard, :class:`GuardSpec`; on by default,
+    flagging only; ``null`` turns it off).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -46,13 +48,15 @@ class BootstrapSpec(BaseModel):
     n_scenarios: int = Field(default=1000, ge=1, le=10_000_000)
     paths: bool = True
     amplify: Optional[AmplifySpec] = None
+    guard: Optional[GuardSpec] = GuardSpec()
 
 
 @dataclass(frozen=True)
 class FittedBootstrap:
     """What every block of a bootstrap family reads.
 
-    moves : ``[T, K]`` daily moves of the covered factors; index : ``[K]`` their positions in ``factors``
+    moves : ``[T, K]`` daily moves of the covered factors; index : ``[K]`` their positions in ``factors``;
+    guard : the tail guard (None when the spec turns it off)
     """
 
     factors: tuple[str, ...]
@@ -61,6 +65,7 @@ class FittedBootstrap:
     covered: np.ndarray
     dates: tuple[pd.Timestamp, pd.Timestamp]
     amplifier: Amplifier | None
+    guard: TailGuard | None = None
 
 
 def fit_bootstrap(spec: BootstrapSpec, history: History, factors: Sequence[str], as_of=None,
@@ -85,18 +90,22 @@ def fit_bootstrap(spec: BootstrapSpec, history: History, factors: Sequence[str],
     if spec.amplify is not None:
         cov = estimate_covariance(moves.to_numpy(), spec.amplify.estimator)[0] if spec.amplify.moves_factors else None
         amp = build_amplifier(spec.amplify, factors, cov, index, spec.name, levels)
-    return FittedBootstrap(factors, moves.to_numpy(), index, ok, (moves.index[0], moves.index[-1]), amp)
+    x = moves.to_numpy()
+    guard = fit_guard(spec.guard, x, index, factors, spec.horizon_days) if spec.guard is not None else None
+    return FittedBootstrap(factors, x, index, ok, (moves.index[0], moves.index[-1]), amp, guard)
 
 
 def bootstrap_block(spec: BootstrapSpec, fitted: FittedBootstrap, block_index: int,
-                    seed: np.random.SeedSequence | int | None) -> tuple[np.ndarray, np.ndarray | None]:
+                    seed: np.random.SeedSequence | int | None, guard_rows: bool = False) -> tuple:
     """Block ``block_index`` of the family: ``BLOCK_SIZE`` resampled paths.
 
     Each path is the first ``horizon_days`` indices of one stationary-bootstrap resample of the
     window (``StationaryBootstrap.update_indices``, seeded with this block's generator); the daily
-    moves along it are cumulated (log-returns and absolute changes both add over days).
+    moves along it are cumulated (log-returns and absolute changes both add over days).  The tail guard
+    (``fitted.guard``) judges, and with ``cap`` clips, the resampled paths before the ``amplify`` stress.
 
-    Returns shocks ``[BLOCK_SIZE, F]`` and paths ``[BLOCK_SIZE, H, F]`` (None unless ``spec.paths``).
+    Returns shocks ``[BLOCK_SIZE, F]`` and paths ``[BLOCK_SIZE, H, F]`` (None unless ``spec.paths``), and
+    with ``guard_rows`` the block's ``GuardRows`` (None without a guard) third.
     """
     rng = np.random.default_rng(block_seed(seed, block_index))
     bs = StationaryBootstrap(spec.block_length, fitted.moves, seed=rng)
@@ -108,8 +117,13 @@ def bootstrap_block(spec: BootstrapSpec, fitted: FittedBootstrap, block_index: i
     F = len(fitted.factors)
     paths = np.zeros((BLOCK_SIZE, H, F))
     paths[:, :, fitted.index] = cum
+    rows = None
+    if fitted.guard is not None:
+        paths, rows = fitted.guard.apply(paths)
     if fitted.amplifier is not None:
         paths = fitted.amplifier.apply_moves(paths)
+    if guard_rows:
+        return paths[:, -1, :].copy(), (paths if spec.paths else None), rows
     return paths[:, -1, :].copy(), (paths if spec.paths else None)
 
 
@@ -120,7 +134,8 @@ def bootstrap_scenarios(spec: BootstrapSpec, history: History, factors: Sequence
     fitted = fit_bootstrap(spec, history, factors, as_of, levels)
     info = bootstrap_info(spec, fitted, history.source)
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
-                          lambda b: bootstrap_block(spec, fitted, b, seed), info, start, stop, fitted.amplifier)
+                          lambda b: bootstrap_block(spec, fitted, b, seed, guard_rows=True), info, start, stop,
+                          fitted.amplifier)
 
 
 def bootstrap_info(spec: BootstrapSpec, fitted, source: str) -> dict:
@@ -129,4 +144,6 @@ def bootstrap_info(spec: BootstrapSpec, fitted, source: str) -> dict:
                 description=f"stationary bootstrap, expected block {spec.block_length:g} days, "
                             f"{len(fitted.moves)} daily moves",
                 source=source,
-                uncovered=",".join(f for f, c in zip(fitted.factors, fitted.covered) if not c))
+                uncovered=",".join(f for f, c in zip(fitted.factors, fitted.covered) if not c),
+                **({} if fitted.guard is None else dict(guard_multiple=fitted.guard.max_multiple,
+                                                        guard_cap=fitted.guard.cap)))

@@ -33,6 +33,7 @@ from stressgrid.core import History, ScenarioSet
 from ._amplify import Amplifier, AmplifySpec, build_amplifier, stressed_covariance
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves
 from ._correlation import EstimatorSpec, cov_to_corr, estimate_covariance, nearest_correlation
+from ._guard import GuardSpec, TailGuard, fit_guard, format_garch_boundary, garch_boundary
 from ._random import assemble_range
 from ._tdist import check_dof, fit_t_dof, independent_columns, mvt_scale_draws
 
@@ -57,7 +58,8 @@ class MonteCarloSpec(BaseModel):
     ``garch_t``, ``fhs``), ``dof`` (Student-t degrees of freedom > 2; default estimated), ``correlation``
     (``constant`` or ``dcc``, for ``garch_t``), ``estimator`` (covariance / correlation estimator),
     ``window``, ``n_scenarios``, ``horizon_days`` (default 1), ``paths`` (keep daily paths; default
-    false), ``mean`` (``zero`` or ``sample``), ``amplify``.
+    false), ``mean`` (``zero`` or ``sample``), ``amplify``, ``guard`` (the tail guard,
+    :class:`GuardSpec`; on by default, flagging only; ``null`` turns it off).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -75,6 +77,7 @@ class MonteCarloSpec(BaseModel):
     paths: bool = False
     mean: Literal["zero", "sample"] = "zero"
     amplify: Optional[AmplifySpec] = None
+    guard: Optional[GuardSpec] = GuardSpec()
 
     @field_validator("dof")
     @classmethod
@@ -227,7 +230,8 @@ class FittedMonteCarlo:
     amplified, Gaussian / Student-t); chol : ``[K, K]`` with ``chol chol' = cov``; dof : Student-t degrees
     of freedom; garch : per-factor fit; corr_chol : ``[K, K]`` constant correlation factor of the
     innovations; dcc : ``(a, b, Qbar, Q_next)``; amplifier : the stress (its map is None where the
-    stress entered ``cov`` directly); info : dict of info columns.
+    stress entered ``cov`` directly); info : dict of info columns; guard : the tail guard (None when the
+    spec turns it off).
     """
 
     factors: tuple[str, ...]
@@ -247,6 +251,7 @@ class FittedMonteCarlo:
     #: linear combination of others (a proxy without residual): GARCH and the correlation are fitted on
     #: the columns ``keep``, and the ``derived`` columns' daily moves are ``moves[keep] @ coef``
     derived: tuple | None = None
+    guard: TailGuard | None = None
 
 
 def _psd_factor(a: np.ndarray) -> np.ndarray:
@@ -275,8 +280,10 @@ def fit_montecarlo(spec: MonteCarloSpec, history: History, factors: Sequence[str
     factors = tuple(factors)
     moves_df, ok = daily_moves(history, factors, spec.window, as_of, spec.name)
     x = moves_df.to_numpy()
+    window_moves = x
     index = np.flatnonzero(ok)
     mean = x.mean(axis=0) if spec.mean == "sample" else np.zeros(x.shape[1])
+    vol_ratio = None
     cov, details = estimate_covariance(x, spec.estimator)
     info: dict = dict(kind="montecarlo", model=spec.model, estimator=details["method"],
                       start=moves_df.index[0], end=moves_df.index[-1], days=spec.horizon_days,
@@ -290,6 +297,8 @@ def fit_montecarlo(spec: MonteCarloSpec, history: History, factors: Sequence[str
             cov_s, rep = stressed_covariance(cov, [factors[i] for i in index], amp_spec, spec.name,
                                              [f for f, c in zip(factors, ok) if not c])
             fitted.cov, fitted.chol = cov_s, _psd_factor(cov_s)
+            d = np.diag(cov)
+            vol_ratio = np.sqrt(np.divide(np.diag(cov_s), d, out=np.ones_like(d), where=d > 0))
             fitted.amplifier = build_amplifier(amp_spec.model_copy(update={"correlation": None, "vol": _no_scaling(amp_spec)}),
                                                factors, None, index, spec.name, levels) if _has_extras(amp_spec) else None
             if fitted.amplifier is not None:
@@ -314,6 +323,9 @@ def fit_montecarlo(spec: MonteCarloSpec, history: History, factors: Sequence[str
         g = fit_garch(x)
         fitted.garch = g
         info["garch_fit_seconds"] = float(g.seconds.sum())
+        fitted_cols = index[fitted.derived[0]] if fitted.derived is not None else index
+        info["garch_boundary"] = format_garch_boundary(
+            garch_boundary([factors[i] for i in fitted_cols], g.alpha, g.beta, g.nu))
         if spec.model == "garch_t":
             if spec.correlation == "dcc" and x.shape[1] > 1:  # one factor: nothing to correlate
                 a, b, qbar, qnext = fit_dcc(g.std_resid)
@@ -327,6 +339,9 @@ def fit_montecarlo(spec: MonteCarloSpec, history: History, factors: Sequence[str
         if amp_spec is not None:
             fitted.amplifier = build_amplifier(amp_spec, factors, cov if amp_spec.moves_factors else None,
                                                index, spec.name, levels)
+    if spec.guard is not None:
+        fitted.guard = fit_guard(spec.guard, window_moves, index, factors, spec.horizon_days, vol_ratio)
+        info.update(guard_multiple=fitted.guard.max_multiple, guard_cap=fitted.guard.cap)
     fitted.info = info
     return fitted
 
@@ -340,7 +355,7 @@ def _has_extras(a: AmplifySpec) -> bool:
 
 
 def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index: int,
-                     seed: np.random.SeedSequence | int | None) -> tuple[np.ndarray, np.ndarray | None]:
+                     seed: np.random.SeedSequence | int | None, guard_rows: bool = False) -> tuple:
     """Block ``block_index`` of the family: ``BLOCK_SIZE`` scenarios from ``block_seed(seed, block_index)``.
 
     * ``gaussian`` / ``student_t``: daily moves ``m + w L z`` with ``z ~ N(0, I)`` and ``w`` the t mixing
@@ -353,7 +368,11 @@ def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index
     * ``fhs``: innovations are whole days (rows) of the fitted standardised residuals drawn with
       replacement, through :func:`garch_paths` [BGV99].
 
-    Returns shocks ``[BLOCK_SIZE, F]`` and paths ``[BLOCK_SIZE, H, F]`` (None unless ``spec.paths``).
+    The tail guard (``fitted.guard``) judges, and with ``cap`` clips, the model's cumulative moves before
+    the ``amplify`` stress maps them.
+
+    Returns shocks ``[BLOCK_SIZE, F]`` and paths ``[BLOCK_SIZE, H, F]`` (None unless ``spec.paths``), and
+    with ``guard_rows`` the block's ``GuardRows`` (None without a guard) third.
     """
     rng = np.random.default_rng(block_seed(seed, block_index))
     B, H, K, F = BLOCK_SIZE, spec.horizon_days, len(fitted.index), len(fitted.factors)
@@ -401,9 +420,14 @@ def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index
         cum = np.cumsum(daily, axis=1)
     paths = np.zeros((B, cum.shape[1], F))
     paths[:, :, fitted.index] = cum
+    rows = None
+    if fitted.guard is not None:
+        paths, rows = fitted.guard.apply(paths)
     if fitted.amplifier is not None:
         paths = fitted.amplifier.apply_moves(paths)
     shocks = paths[:, -1, :].copy()
+    if guard_rows:
+        return shocks, (paths if spec.paths else None), rows
     return shocks, (paths if spec.paths else None)
 
 
@@ -414,5 +438,5 @@ def montecarlo_scenarios(spec: MonteCarloSpec, history: History, factors: Sequen
     """Scenarios ``[start, stop)`` (default all) of a Monte Carlo family."""
     fitted = fitted or fit_montecarlo(spec, history, factors, as_of, levels)
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
-                          lambda b: montecarlo_block(spec, fitted, b, seed), fitted.info, start, stop,
+                          lambda b: montecarlo_block(spec, fitted, b, seed, guard_rows=True), fitted.info, start, stop,
                           fitted.amplifier)

@@ -37,7 +37,9 @@ def assemble_range(
 
     Parameters
     ----------
-    block : ``b -> (shocks [BLOCK_SIZE, F], paths [BLOCK_SIZE, H, F] or None)``, already amplified
+    block : ``b -> (shocks [BLOCK_SIZE, F], paths [BLOCK_SIZE, H, F] or None)``, already amplified, or
+        ``(shocks, paths, guard rows)`` for a family with a tail guard (``scenarios._guard.GuardRows``, or None):
+        the info columns ``implausible``, ``tail_multiple`` and ``tail_factor`` are then added per scenario
     covered : bool ``[F]``
     info : constant info columns of the family
     amplifier : adds liquidity multipliers (and its report) when given
@@ -48,14 +50,18 @@ def assemble_range(
     if not 0 <= start < stop:
         raise ValueError(f"scenario range [{start}, {stop}) of family {family!r} (size {n_scenarios}) is empty")
     b0, b1 = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
-    shocks, paths = [], []
+    shocks, paths, guards = [], [], []
     for b in range(b0, b1 + 1):
-        s, p = block(b)
+        out = block(b)
+        s, p = out[0], out[1]
+        g = out[2] if len(out) > 2 else None
         lo = max(start - b * BLOCK_SIZE, 0)
         hi = min(stop - b * BLOCK_SIZE, BLOCK_SIZE)
         shocks.append(s[lo:hi])
         if p is not None and keep_paths:
             paths.append(p[lo:hi])
+        if g is not None:
+            guards.append(g.rows(lo, hi))
     S = stop - start
     F = len(factors)
     names = tuple(f"{family}:{i}" for i in range(start, stop))
@@ -65,6 +71,12 @@ def assemble_range(
     df = pd.DataFrame({"scenario": names})
     for k, v in {"family": family, **row}.items():
         df[k] = v
+    if guards:
+        multiple = np.concatenate([g.multiple for g in guards])
+        worst = np.asarray(factors, dtype=object)[np.concatenate([g.worst for g in guards])]
+        df["implausible"] = np.concatenate([g.implausible for g in guards])
+        df["tail_multiple"] = multiple
+        df["tail_factor"] = np.where(multiple > 0, worst, None)
     spread = adv = None
     if amplifier is not None and amplifier.spread_mult is not None:
         spread = np.repeat(amplifier.spread_mult[None, :], S, axis=0)

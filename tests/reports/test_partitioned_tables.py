@@ -376,7 +376,8 @@ def test_the_terminal_summary_never_reads_a_large_family(split3, monkeypatch):
     text = _summary(folder)
     assert "Scenario P&L by asset class" in text
     read = {(t, part) for t, part, _, _ in spy.reads}
-    assert {t for t, _ in read} == {"risk_metrics", "breakdown", "scenarios", "sensitivity", "coverage"}
+    # coverage_families (family x factor, small): the tail guards' flagged moves and GARCH boundaries
+    assert {t for t, _ in read} == {"risk_metrics", "breakdown", "scenarios", "sensitivity", "coverage", "coverage_families"}
     explained = {"scenario", "family", "days", "pnl", "pnl_time", "pnl_market", "pnl_cross", "revaluation"}
     for table, part, columns, _ in spy.reads:
         if table in reports.PARTITIONED_TABLES and sizes[family[part]] > TERMINAL_SMALL_FAMILY:
