@@ -216,16 +216,24 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     books, family_books = _horizon_books(prepared, book, market, base, [(sp.name, sp) for sp in batch.scenarios])
 
     shock_rows: list[pd.DataFrame] = []
+    view_rows: list[pd.DataFrame] = []
 
     def generate(spec, seed):
-        s = _generate(spec, moving, market, seed, books[family_books.get(spec.name, 0)], batch)
+        family_book = books[family_books.get(spec.name, 0)]
+        s = _generate(spec, moving, market, seed, family_book, batch)
         if spec.kind == "reverse" and len(s):
             levels = dict(zip(market.factors, market.levels))
             shock_rows.append(scenarios.reverse_shocks(spec, s.reorder(market.factors), moving, levels, market.as_of))
+        if getattr(spec, "views", None) and len(s):
+            s, table = _with_views(spec, s, family_book, market, batch)
+            view_rows.append(table)
         return s
 
     def design() -> dict:
-        return {"reverse_shocks": pd.concat(shock_rows, ignore_index=True)} if shock_rows else {}
+        out = {"reverse_shocks": pd.concat(shock_rows, ignore_index=True)} if shock_rows else {}
+        if view_rows:
+            out["views"] = pd.concat(view_rows, ignore_index=True)
+        return out
 
     if streamed:
         sources = _family_sources(batch, moving, market, children, origins, generate)
@@ -291,6 +299,26 @@ def _generate(spec, history: History, market: MarketSnapshot, seed, book: kernel
                                   revaluer=kernels.total_pnl(book, market.levels), nav=batch.nav,
                                   limits=limit_losses(batch))
     return scenarios.generate(spec, history, market.factors, seed=seed, market=market)
+
+
+def _with_views(spec, scen: ScenarioSet, book: kernels.PreparedBook, market: MarketSnapshot,
+                batch: Batch) -> tuple[ScenarioSet, pd.DataFrame]:
+    """``scen`` with the probabilities that meet the family's ``views`` (entropy pooling,
+    :func:`scenarios.apply_views`), and the rows of the ``views`` table.  Views on the P&L read the full
+    revaluation of ``book``, the book as the family values it."""
+    r = scen.reorder(market.factors)
+    pnl = None
+    if any(v.of == scenarios.PNL for v in spec.views):
+        pnl = kernels.revalue(book, market.levels, r.shocks, market.is_log).sum(axis=1)
+    q, report = scenarios.apply_views(spec.views, r.shocks, r.factors, r.weights, pnl,
+                                      where=f"scenario family {spec.name!r}", nav=batch.nav)
+    table = report.reset_index(drop=True).assign(
+        family=spec.name, scenarios=len(q), effective_scenarios=float(report.attrs["effective_scenarios"]),
+        effective_scenarios_prior=float(report.attrs["effective_scenarios_prior"]),
+        relative_entropy=float(report.attrs["relative_entropy"]))
+    cols = ["family", "view", "statistic", "op", "target", "prior", "posterior", "holds", "stage", "scenarios",
+            "effective_scenarios", "effective_scenarios_prior", "relative_entropy"]
+    return replace(scen, weights=np.asarray(q, dtype=float)), table[cols]
 
 
 def limit_losses(batch: Batch) -> dict[str, float]:

@@ -61,20 +61,37 @@ ROW_MARGIN = 2.0
 ROW_FLOOR = 64
 
 
+def gathering(batch) -> list[str]:
+    """What of ``batch`` needs every scenario in the driver: the sections of :data:`GATHERING_SECTIONS` it
+    has, and ``views`` when a family re-weights its scenarios by entropy pooling (the probabilities of a
+    family depend on all its scenarios, and on their P&L for views on it)."""
+    out = [s for s in GATHERING_SECTIONS if getattr(batch, s) is not None]
+    views = [sp.name for sp in batch.scenarios if getattr(sp, "views", None)]
+    if views:
+        out.append(f"views (of {', '.join(repr(v) for v in views[:3])}{' ...' if len(views) > 3 else ''})")
+    return out
+
+
 def wants_stream(batch, n_scenarios: int, n_positions: int, n_factors: int, source: str) -> bool:
     """Whether the batch runs streamed (``execution.stream``): ``true`` always, ``false`` never, ``auto``
     above :data:`STREAM_CELLS` cells.  A section that needs every scenario in the driver
     (:data:`GATHERING_SECTIONS`) cannot stream: with ``true`` that is an error naming it, with ``auto``
     the run stays in memory (within the limits of those sections)."""
     setting = batch.execution.stream
-    sections = [s for s in GATHERING_SECTIONS if getattr(batch, s) is not None]
+    sections = gathering(batch)
+    views = [sp.name for sp in batch.scenarios if getattr(sp, "views", None)]
+    if setting is True and views:
+        raise ConfigError(f"{source}, field 'execution.stream': true cannot run a family with views (family "
+                          f"{views[0]!r}): its scenario probabilities depend on all its scenarios, so it runs in "
+                          "memory; set execution.stream to auto or false")
+    sections = [x for x in sections if not x.startswith("views")]
     if setting is True and sections:
         raise ConfigError(
             f"{source}, field 'execution.stream': true cannot run the {', '.join(sections)} section"
             f"{'s' if len(sections) > 1 else ''}: {'they need' if len(sections) > 1 else 'it needs'} every "
             "scenario's position P&L in one process; set execution.stream to auto or false, or run the "
             "section in a batch of its own with fewer scenarios")
-    if setting is False or sections:
+    if setting is False or sections or views:
         return False
     return setting is True or n_scenarios * max(n_positions, n_factors, 1) > STREAM_CELLS
 
@@ -82,7 +99,7 @@ def wants_stream(batch, n_scenarios: int, n_positions: int, n_factors: int, sour
 def not_streamed_because(batch, n_scenarios: int, n_positions: int, n_factors: int) -> str | None:
     """Why a batch large enough to stream runs in memory (None when it streams or is small): the sections
     that need every scenario in the driver, and the bound that then applies."""
-    sections = [s for s in GATHERING_SECTIONS if getattr(batch, s) is not None]
+    sections = gathering(batch)
     large = n_scenarios * max(n_positions, n_factors, 1) > STREAM_CELLS
     if batch.execution.stream is False or not sections or not large:
         return None

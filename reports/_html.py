@@ -37,6 +37,7 @@ REPORT_SECTIONS = {
     "reoptimisation": "Re-optimisation",
     "monitoring": "Monitoring",
     "reverse": "Reverse stress tests",
+    "views": "Views by entropy pooling",
     "explained": "P&L explained at the horizon",
     "sensitivity": "Full revaluation and approximation",
     "caveats": "Caveats",
@@ -411,6 +412,22 @@ def _sec_reverse(run: RunDir) -> str:
                       "factors searched over, light ones move by their conditional expectation given them."))
 
 
+def _sec_views(run: RunDir) -> str:
+    views = run.get("views")
+    if views is None or not len(views):
+        return ""
+    shown = views[["family", "view", "prior", "posterior", "holds", "scenarios", "effective_scenarios",
+                   "relative_entropy"]].assign(holds=views["holds"].map({True: "yes", False: "no"}))
+    return ("<p class='sub'>Families whose scenario probabilities were set by entropy pooling: the probabilities "
+            "closest to the prior (least relative entropy) that meet every view. Every figure of these families "
+            "(VaR, CVaR, contributions, drawdowns, re-optimisation) uses them; the effective number of scenarios "
+            "is exp of the probabilities' entropy (the family's size when they are equal). Factor moves are in "
+            f"the factor's convention, P&L figures in {_e(run.base_currency)}.</p>"
+            + _table(shown, {"prior": lambda x: f"{x:.4g}", "posterior": lambda x: f"{x:.4g}",
+                             "effective_scenarios": lambda x: f"{x:,.0f}", "relative_entropy": lambda x: f"{x:.3f}"},
+                     left=("family", "view")))
+
+
 def _sec_caveats(run: RunDir) -> str:
     lines = caveats(run) + tail_warnings(run)
     return "".join(f'<p class="note">{_e(x)}</p>' for x in lines)
@@ -457,6 +474,7 @@ def render_report(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = 
         "reoptimisation": lambda: _sec_reoptimisation(run),
         "monitoring": lambda: _sec_monitoring(run),
         "reverse": lambda: _sec_reverse(run),
+        "views": lambda: _sec_views(run),
         "explained": lambda: _sec_explained(run),
         "sensitivity": lambda: _sec_sensitivity(run),
         "caveats": lambda: _sec_caveats(run),

@@ -138,6 +138,25 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
                        _esc(r["main_moves"]) + agree)
         console.print(t5)
 
+    views = run.get("views")
+    if views is not None and len(views):
+        t6 = Table(title=f"Views by entropy pooling: the families' scenario probabilities ({ccy} for the P&L)",
+                   title_justify="left")
+        for c in ("family", "view", "prior", "posterior", "effective scenarios"):
+            t6.add_column(c, justify="left" if c in ("family", "view") else "right")
+        for _, r in views.iterrows():
+            fmt = money if "pnl" in str(r["statistic"]) else (lambda x: f"{x:.4g}")
+            t6.add_row(_esc(r["family"]), _esc(r["view"]) + ("" if bool(r["holds"]) else " [red](not met)[/]"),
+                       fmt(r["prior"]), fmt(r["posterior"]),
+                       f"{r['effective_scenarios']:,.0f} of {int(r['scenarios']):,}")
+        console.print(t6)
+        for fam, g in views.groupby("family", sort=False):
+            eff, n = float(g["effective_scenarios"].iloc[0]), int(g["scenarios"].iloc[0])
+            if eff < VIEWS_CONCENTRATED * n:
+                console.print(f"[yellow]warning:[/] {_esc(fam)}: the views concentrate the probabilities on "
+                              f"{eff:,.0f} effective scenarios of {n:,} ({eff / n:.0%}): its VaR and CVaR rest on fewer "
+                              "scenarios than its size says (scenarios.weight)")
+
     for line in caveats(run):
         console.print(f"[yellow]note:[/] {_esc(line)}")
     for line in tail_warnings(run):
@@ -266,6 +285,9 @@ def garch_warning(family: str, found: dict[str, str]) -> str:
     return (f"{family}: GARCH fit at a boundary (alpha + beta near 1, dof near 2 or a large alpha) for "
             + ", ".join(items[:4]) + (f" and {len(items) - 4} more (coverage_families.garch_boundary)" if len(items) > 4 else ""))
 
+
+#: below this share of a family's scenarios, the effective number of scenarios its views leave is warned about
+VIEWS_CONCENTRATED = 0.25
 
 #: scenario kinds whose families are lists of designed stresses, not samples of a distribution: their VaR
 #: and CVaR rest on one scenario by construction, and the thin-tail warning leaves them out

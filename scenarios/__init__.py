@@ -60,6 +60,7 @@ from ._montecarlo import (
 from ._random import assemble_range
 from ._guard import GUARD_COLUMNS, GuardSpec, TailGuard, garch_boundary, historical_extreme, parse_garch_boundary
 from ._predictive import PredictiveSpec, StressDef, conditional_stress, predictive_scenarios
+from ._views import PNL, View, apply_views, effective_scenarios, entropy_pooling, parse_views, relative_entropy
 from ._reverse import ReverseModel, ReverseSpec, WithinSpec, fit_reverse, least_distance, reverse_scenarios, reverse_shocks, worst_within
 
 __all__ = [
@@ -80,6 +81,13 @@ __all__ = [
     "MonteCarloSpec",
     "PredictiveSpec",
     "ReverseSpec",
+    "View",
+    "PNL",
+    "apply_views",
+    "effective_scenarios",
+    "entropy_pooling",
+    "parse_views",
+    "relative_entropy",
     "WithinSpec",
     "least_distance",
     "reverse_scenarios",

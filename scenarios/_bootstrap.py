@@ -23,6 +23,7 @@ from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves
 from ._correlation import estimate_covariance
 from ._guard import GuardSpec, TailGuard, fit_guard
 from ._random import assemble_range
+from ._views import View
 
 __all__ = ["BootstrapSpec", "FittedBootstrap", "fit_bootstrap", "bootstrap_block", "bootstrap_scenarios"]
 
@@ -34,7 +35,8 @@ class BootstrapSpec(BaseModel):
     ``block_length`` (expected block length in days, geometric blocks [PR94]; default 10),
     ``horizon_days`` (path length, default 10), ``n_scenarios`` (default 1000), ``paths`` (keep the daily
     paths, default true), ``amplify``, ``guard`` (the tail guard, :class:`GuardSpec`; on by default,
-    flagging only; ``null`` turns it off).
+    flagging only; ``null`` turns it off), ``views`` (scenario probabilities by entropy pooling,
+    :mod:`._views`; the grid applies them).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -49,6 +51,7 @@ class BootstrapSpec(BaseModel):
     paths: bool = True
     amplify: Optional[AmplifySpec] = None
     guard: Optional[GuardSpec] = GuardSpec()
+    views: Optional[list[View]] = Field(default=None, min_length=1)
 
 
 @dataclass(frozen=True)

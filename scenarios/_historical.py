@@ -16,6 +16,7 @@ from ._amplify import AmplifySpec
 from ._common import parse_shock
 from ._correlation import pairwise_covariance
 from ._library import CRISIS_LIBRARY, CrisisEvent
+from ._views import View
 
 __all__ = ["CustomEvent", "HistoricalSpec", "RollingSpec", "replay_events", "rolling_windows", "propagation_model"]
 
@@ -93,7 +94,7 @@ class RollingSpec(BaseModel):
 
     Batch-file keys: ``kind: rolling``, ``name``, ``horizon_days`` (trading days), ``start``, ``end``
     (default: the whole history of the book's factors), ``step`` (days between window starts, default 1),
-    ``amplify``.
+    ``amplify``, ``views`` (scenario probabilities by entropy pooling, :mod:`._views`; the grid applies them).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -106,6 +107,7 @@ class RollingSpec(BaseModel):
     end: Optional[date] = None
     step: int = Field(default=1, ge=1)
     amplify: Optional[AmplifySpec] = None
+    views: Optional[list[View]] = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> "RollingSpec":

@@ -36,6 +36,7 @@ from ._correlation import EstimatorSpec, cov_to_corr, estimate_covariance, neare
 from ._guard import GuardSpec, TailGuard, fit_guard, format_garch_boundary, garch_boundary
 from ._random import assemble_range
 from ._tdist import check_dof, fit_t_dof, independent_columns, mvt_scale_draws
+from ._views import View
 
 __all__ = [
     "MonteCarloSpec",
@@ -78,6 +79,8 @@ class MonteCarloSpec(BaseModel):
     mean: Literal["zero", "sample"] = "zero"
     amplify: Optional[AmplifySpec] = None
     guard: Optional[GuardSpec] = GuardSpec()
+    #: scenario probabilities by entropy pooling (:mod:`._views`; the grid applies them)
+    views: Optional[list[View]] = Field(default=None, min_length=1)
 
     @field_validator("dof")
     @classmethod
