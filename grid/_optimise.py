@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._plan import Task
 
-__all__ = ["OptimiseSettings", "optimise_tables"]
+__all__ = ["HRPSettings", "OptimiseSettings", "RiskBudgetSettings", "optimise_tables", "position_budgets"]
 
 
 class _Strict(BaseModel):
@@ -33,17 +33,55 @@ class AdvCapSettings(_Strict):
     horizon_days: float = Field(default=5.0, gt=0.0)
 
 
+#: the objectives that re-scale the book along its signs to a gross exposure (risk parity, HRP)
+SIGNED_OBJECTIVES = ("risk_parity", "hrp")
+#: the default ``scale_bounds`` of min_cvar and max_return
+DEFAULT_SCALE_BOUNDS = (0.0, 2.0)
+
+
+class RiskBudgetSettings(_Strict):
+    """``optimise.risk_budget``: the risk budgets of ``objective: risk_parity``.
+
+    ``level: position`` budgets positions by id; ``sleeve`` or ``asset_class`` budgets the groups, each
+    group's budget split equally over its positions held.  Without ``budgets`` every position (or group)
+    gets an equal one; with them, every position or group held needs one.  Budgets are relative (they
+    are normalised to sum to 1)."""
+
+    measure: Literal["vol", "cvar"] = "vol"  # the scenario covariance, or CVaR at optimise.alpha
+    level: Literal["position", "sleeve", "asset_class"] = "position"
+    budgets: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> "RiskBudgetSettings":
+        for k, v in self.budgets.items():
+            if not np.isfinite(v) or v <= 0:
+                raise ValueError(f"budgets[{k!r}] must be a positive number (got {v!r})")
+        return self
+
+
+class HRPSettings(_Strict):
+    """``optimise.hrp``: the clustering of ``objective: hrp`` (portfolios.HRP)."""
+
+    linkage: Literal["single", "complete", "average", "ward", "weighted"] = "single"
+    optimal_ordering: bool = False
+    risk_measure: Literal["variance", "cvar"] = "variance"  # cvar at optimise.alpha
+
+
 class OptimiseSettings(_Strict):
     """``optimise``: re-optimise the book under each stress (docs/portfolios.md)."""
 
     families: Optional[list[str]] = None  # default: every family but the base one
     base_family: Optional[str] = None  # the unstressed set reported next to the stressed one
     alpha: float = Field(default=0.95, gt=0.5, lt=1.0)
-    objective: Literal["min_cvar", "max_return"] = "min_cvar"
+    objective: Literal["min_cvar", "max_return", "risk_parity", "hrp"] = "min_cvar"
     cvar_budget: Optional[float] = Field(default=None, gt=0.0)  # fraction of NAV, for max_return
-    #: each position's new size as a multiple of its current one, in [low, high] (no sign flips)
-    scale_bounds: tuple[float, float] = (0.0, 2.0)
-    #: gross exposure at most this multiple of the current book's (1: no added leverage)
+    risk_budget: Optional[RiskBudgetSettings] = None  # risk_parity (default: equal per position, vol)
+    hrp: Optional[HRPSettings] = None  # hrp (default: single linkage, variance)
+    #: each position's new size as a multiple of its current one, in [low, high] (no sign flips);
+    #: default (0, 2) for min_cvar and max_return, none for risk_parity and hrp
+    scale_bounds: Optional[tuple[float, float]] = None
+    #: gross exposure at most this multiple of the current book's (1: no added leverage); risk_parity and
+    #: hrp scale the book to exactly this multiple
     max_gross_multiple: float = Field(default=1.0, gt=0.0)
     max_turnover: Optional[float] = Field(default=None, gt=0.0)  # fraction of NAV
     turnover_penalty: float = Field(default=0.0, ge=0.0)
@@ -54,12 +92,26 @@ class OptimiseSettings(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "OptimiseSettings":
-        lo, hi = self.scale_bounds
-        if not 0.0 <= lo <= 1.0 <= hi:
-            raise ValueError(f"scale_bounds {list(self.scale_bounds)} must satisfy 0 <= low <= 1 <= high")
+        if self.scale_bounds is not None:
+            lo, hi = self.scale_bounds
+            if not 0.0 <= lo <= 1.0 <= hi:
+                raise ValueError(f"scale_bounds {list(self.scale_bounds)} must satisfy 0 <= low <= 1 <= high")
         if self.objective == "max_return" and self.cvar_budget is None:
             raise ValueError("objective max_return needs cvar_budget (CVaR as a fraction of NAV)")
+        for key, objective in (("risk_budget", "risk_parity"), ("hrp", "hrp")):
+            if getattr(self, key) is not None and self.objective != objective:
+                raise ValueError(f"{key} applies to objective {objective} (got objective {self.objective})")
+        if self.objective in SIGNED_OBJECTIVES and self.turnover_penalty:
+            raise ValueError(f"objective {self.objective} takes no turnover_penalty (got {self.turnover_penalty}); "
+                             "use max_turnover")
         return self
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """The scale bounds in force: the given ones, the min_cvar/max_return default, or None."""
+        if self.scale_bounds is not None:
+            return self.scale_bounds
+        return None if self.objective in SIGNED_OBJECTIVES else DEFAULT_SCALE_BOUNDS
 
 
 @dataclass(frozen=True)
@@ -76,6 +128,7 @@ class _Payload:
     adv: np.ndarray
     nav: float
     model: object  # liquidity.LiquidityModel for the trading cost
+    risk_budget: np.ndarray | None  # [N] per position, for objective risk_parity
     conditions: dict  # family -> liquidity.Conditions (uniform, the family's most stressed)
     adv_mult: dict  # family -> [N] ADV multiplier
 
@@ -84,9 +137,14 @@ def _constraints(pl: _Payload, family: str):
     from stressgrid import portfolios
 
     st = pl.settings
-    lo, hi = st.scale_bounds
-    a, b = pl.w0 * lo, pl.w0 * hi
-    lower, upper = np.minimum(a, b), np.maximum(a, b)
+    signed = st.objective in SIGNED_OBJECTIVES
+    if st.bounds is not None:
+        lo, hi = st.bounds
+        a, b = pl.w0 * lo, pl.w0 * hi
+        lower, upper = np.minimum(a, b), np.maximum(a, b)
+    else:  # the signs of the current book only
+        lower = np.where(pl.w0 > 0, 0.0, np.where(pl.w0 < 0, -np.inf, 0.0))
+        upper = np.where(pl.w0 < 0, 0.0, np.where(pl.w0 > 0, np.inf, 0.0))
     idx = {k: i for i, k in enumerate(pl.ids)}
     frozen = [idx[k] for k in st.frozen]
     max_position = None
@@ -96,12 +154,68 @@ def _constraints(pl: _Payload, family: str):
         # a position already above its cap may keep its size but not grow
         max_position = np.maximum(caps, np.abs(pl.w0))
     gb = {lvl: {g: tuple(v) for g, v in d.items()} for lvl, d in st.group_bounds.items()}
+    # risk parity and HRP set the gross exposure themselves
+    max_gross = None if signed else st.max_gross_multiple * float(np.abs(pl.w0).sum())
     return portfolios.Constraints(
-        budget=None, max_gross=st.max_gross_multiple * float(np.abs(pl.w0).sum()), lower=lower, upper=upper,
+        budget=None, max_gross=max_gross, lower=lower, upper=upper,
         groups={lvl: pl.groups[lvl] for lvl in gb} or None, group_bounds=gb or None,
         max_turnover=st.max_turnover, turnover_penalty=st.turnover_penalty, max_position=max_position,
         frozen=frozen or None,
     )
+
+
+def _optimiser(pl: _Payload, family: str):
+    """The optimiser of ``optimise.objective`` for one family."""
+    from stressgrid import portfolios
+
+    st = pl.settings
+    cs = _constraints(pl, family)
+    gross = st.max_gross_multiple * float(np.abs(pl.w0).sum())
+    if st.objective == "risk_parity":
+        rb = st.risk_budget or RiskBudgetSettings()
+        return portfolios.SignedRiskParity(measure=rb.measure, alpha=st.alpha, risk_budget=pl.risk_budget,
+                                           gross=gross, constraints=cs, labels=list(pl.ids))
+    if st.objective == "hrp":
+        h = st.hrp or HRPSettings()
+        return portfolios.SignedHRP(linkage=h.linkage, optimal_ordering=h.optimal_ordering,
+                                    risk_measure=h.risk_measure, alpha=st.alpha, gross=gross, constraints=cs)
+    return portfolios.MeanCVaR(alpha=st.alpha, objective=st.objective, cvar_budget=st.cvar_budget, constraints=cs)
+
+
+def position_budgets(rb: RiskBudgetSettings, ids, groups: dict, held: np.ndarray, source: str) -> np.ndarray:
+    """Risk budgets per position ``[N]`` (summing to 1, zero where the book holds nothing) from
+    ``optimise.risk_budget``: a group's budget is split equally over its positions held.
+
+    Raises
+    ------
+    ConfigError
+        A budget for a position or group the book does not have, or one the book does not hold; a
+        position or group held without a budget when ``budgets`` is given.
+    """
+    from stressgrid.core import ConfigError
+
+    field = f"{source}, field 'optimise.risk_budget.budgets'"
+    labels = np.asarray(ids, dtype=object) if rb.level == "position" else np.asarray(groups[rb.level], dtype=object)
+    what = "position" if rb.level == "position" else rb.level
+    names = list(dict.fromkeys(labels[held]))
+    for k in rb.budgets:
+        if k not in set(labels):
+            known = ", ".join(map(str, dict.fromkeys(labels)))
+            raise ConfigError(f"{field}: no {what} {k!r} in the book ({what}s: {known})")
+        if k not in names:
+            raise ConfigError(f"{field}: the book holds no priced exposure in {what} {k!r}; drop its budget")
+    if rb.budgets:
+        missing = [str(g) for g in names if g not in rb.budgets]
+        if missing:
+            raise ConfigError(f"{field}: no budget for {what}s {', '.join(missing)}; give every {what} held a budget, "
+                              "or none for equal budgets")
+    group_budget = {g: float(rb.budgets.get(g, 1.0)) for g in names}
+    total = sum(group_budget.values())
+    b = np.zeros(len(labels))
+    for g in names:
+        on = held & (labels == g)
+        b[on] = group_budget[g] / total / on.sum()
+    return b
 
 
 def _optimise_task(pl: _Payload, task: Task):
@@ -114,8 +228,7 @@ def _optimise_task(pl: _Payload, task: Task):
     R = pl.returns[task.start:task.stop]
     p = pl.weights[task.start:task.stop]
     p = p / p.sum()
-    opt = portfolios.MeanCVaR(alpha=st.alpha, objective=st.objective, cvar_budget=st.cvar_budget,
-                              constraints=_constraints(pl, fam))
+    opt = _optimiser(pl, fam)
     kw = {}
     if pl.base is not None:
         b0, b1 = pl.base
@@ -214,9 +327,12 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
         _, adv = scen.subset(fam == f).liquidity()
         per_class = adv.min(axis=0)
         adv_mult[f] = np.array([per_class[LIQUIDITY_CLASSES.index(c)] for c in classes])
-    payload = _Payload(R, scen.weights, w0, tuple(fams), base, settings, ids,
-                       {"asset_class": pos["asset_class"].to_numpy(), "sleeve": pos["sleeve"].to_numpy()},
-                       unit, pos["adv"].to_numpy(float), nav, model, fc, adv_mult)
+    groups = {"asset_class": pos["asset_class"].to_numpy(), "sleeve": pos["sleeve"].to_numpy()}
+    budget = None
+    if settings.objective == "risk_parity":
+        budget = position_budgets(settings.risk_budget or RiskBudgetSettings(), ids, groups, priced, source)
+    payload = _Payload(R, scen.weights, w0, tuple(fams), base, settings, ids, groups,
+                       unit, pos["adv"].to_numpy(float), nav, model, budget, fc, adv_mult)
     try:
         results = executor.map(payload, tasks, fn=_optimise_task, cpu_only=True)
     except TaskFailure as exc:

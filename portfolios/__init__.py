@@ -14,6 +14,8 @@ needs Ray or files.
   (:func:`adv_caps`), frozen positions, factor bands (:class:`FactorBand`);
   :func:`diagnose_infeasibility` says which family binds;
 * :class:`RiskParity` (volatility or CVaR), :class:`HRP`, :class:`FactorRiskParity`;
+  :class:`SignedRiskParity` and :class:`SignedHRP` on long-short books (signs kept, gross set, desk
+  constraints solved or reported);
 * :class:`FactorExposureModel` (Lasso loadings) and :class:`FactorTargeting`;
 * :class:`VolTarget` - scale to a volatility target under a leverage cap;
 * :func:`reoptimise_families` - per scenario family: weights before/after, VaR/CVaR before/after on the
@@ -29,6 +31,7 @@ from ._cvar_solver import CutPlaneCVaR, CVaRSolution
 from ._diagnose import Diagnosis, diagnose_infeasibility
 from ._factors import FactorExposureModel, FactorTargeting
 from ._hrp import HRP
+from ._longshort import SignedHRP, SignedRiskParity
 from ._lp import RULinearProgram
 from ._reoptimise import (
     SUMMARY_COLUMNS,
@@ -61,6 +64,8 @@ __all__ = [
     "ReoptimisationResult",
     "RiskParity",
     "ScenarioChunks",
+    "SignedHRP",
+    "SignedRiskParity",
     "VolTarget",
     "adv_caps",
     "compile_constraints",

@@ -35,6 +35,9 @@ SUMMARY_COLUMNS = [
     "turnover", "cost", "message",
 ]
 WEIGHT_COLUMNS = ["family", "method", "position", "weight_current", "weight_new", "trade"]
+#: risk-parity methods (``risk_share_`` and ``risk_budget_`` on the optimiser): the position's risk budget
+#: and its Euler share of the optimised risk measure after the move (fractions summing to 1)
+OPTIONAL_WEIGHT_COLUMNS = ["risk_budget", "risk_contribution"]
 CONTRIBUTION_COLUMNS = ["family", "method", "scenario_set", "state", "level", "group", "cvar_contribution"]
 
 
@@ -183,10 +186,17 @@ def reoptimise_family(
             "expected_return_before": float(mean @ w0), "expected_return_after": float(mean @ w),
             "turnover": float(np.abs(trade).sum()), "cost": cost, "message": message,
         })
-        weights.append(pd.DataFrame({
+        wt = pd.DataFrame({
             "family": family, "method": mname, "position": names,
             "weight_current": w0, "weight_new": w, "trade": trade,
-        }))
+        })
+        share = getattr(opt, "risk_share_", None) if status != "fallback" else None
+        if share is not None:
+            # risk-parity methods: each position's budget and its share of the optimised risk measure
+            budget = getattr(opt, "risk_budget_", None)
+            wt["risk_budget"] = np.nan if budget is None else np.asarray(budget, float)
+            wt["risk_contribution"] = np.asarray(share, float)
+        weights.append(wt)
         for df in before + contributions(w, "after"):
             d = df.copy()
             d.insert(0, "method", mname)
@@ -194,9 +204,18 @@ def reoptimise_family(
             contribs.append(d)
     return ReoptimisationResult(
         pd.DataFrame(summary, columns=SUMMARY_COLUMNS),
-        pd.concat(weights, ignore_index=True)[WEIGHT_COLUMNS] if weights else pd.DataFrame(columns=WEIGHT_COLUMNS),
+        _weight_table(weights),
         pd.concat(contribs, ignore_index=True)[CONTRIBUTION_COLUMNS] if contribs else pd.DataFrame(columns=CONTRIBUTION_COLUMNS),
     )
+
+
+def _weight_table(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``WEIGHT_COLUMNS``, then ``OPTIONAL_WEIGHT_COLUMNS`` when a method reports them (NaN for the others)."""
+    if not frames:
+        return pd.DataFrame(columns=WEIGHT_COLUMNS)
+    df = pd.concat(frames, ignore_index=True)
+    extra = [c for c in OPTIONAL_WEIGHT_COLUMNS if c in df.columns]
+    return df[WEIGHT_COLUMNS + extra]
 
 
 def reoptimise_families(

@@ -361,6 +361,13 @@ def _sec_reoptimisation(run: RunDir) -> str:
             left=("family", "method", "status", "message"))
     out += _figure("reoptimisation", _charts.chart_reoptimisation(run),
                    "Weights before (grey) and after (blue) re-optimisation, positions with the largest trades.")
+    rw = run.get("reoptimisation_weights")
+    if rw is not None and "risk_contribution" in rw.columns and rw["risk_contribution"].notna().any():
+        # risk parity and HRP: each sleeve's budget and its share of the optimised risk after the move
+        g = rw[rw["risk_contribution"].notna()].groupby(["family", "method", "sleeve"], sort=False, observed=True)
+        by = g[["risk_budget", "risk_contribution"]].sum(min_count=1).reset_index()
+        share = {c: (lambda v: _num(v, "{:.1%}")) for c in ("risk_budget", "risk_contribution")}
+        out += "<h3>Risk budgets and contributions by sleeve</h3>" + _table(by, share, left=("family", "method", "sleeve"))
     return out
 
 

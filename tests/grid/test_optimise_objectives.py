@@ -1,0 +1,183 @@
+"""The batch's ``optimise`` section with ``objective: risk_parity`` and ``hrp``: long-short books re-scaled
+along their signs, budgets per position or group met (recomputed from the run's own position-level
+P&L), binding constraints named, the tables and the report, and bad settings as one line, exit 2."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from stressgrid import reports
+from stressgrid.cli import main
+from stressgrid.core import ConfigError
+from stressgrid.grid import SerialExecutor, execute, run_batch, write_outputs
+from section_helpers import DATA, section_batch, section_inputs
+
+BOOT = """\
+  - kind: bootstrap
+    name: boot
+    window: {end: 2017-03-29, lookback_days: 750}
+    block_length: 10
+    horizon_days: 10
+    n_scenarios: 400
+"""
+
+
+def _batch(optimise: str) -> str:
+    """The section batch with a bootstrap family and the ``optimise`` section's lines."""
+    return section_batch("obj", "2014-03-29",
+                         BOOT + "optimise:\n" + "".join(f"  {line}\n" for line in optimise.strip().splitlines()))
+
+
+RP_GROUPS = _batch("""
+base_family: hist_10d
+families: [boot, hist_10d]
+objective: risk_parity
+max_gross_multiple: 1.2
+risk_budget: {level: sleeve, budgets: {trend: 3, value: 1}}
+""")
+
+
+def _returns(inputs, res, family):
+    """Per-unit-weight returns of the family ``[S, N]`` and its probabilities, from the run's P&L."""
+    fam = np.asarray(inputs.scenarios.family) == family
+    w = res.tables["reoptimisation_weights"]
+    cur = w[(w.family == family)].set_index("position_id")["weight_current"]
+    ids = list(inputs.book.positions["id"])
+    nav = 50_000_000.0
+    R = res.pnl[fam] / (cur.loc[ids].to_numpy() * nav)
+    p = inputs.scenarios.weights[fam] / inputs.scenarios.weights[fam].sum()
+    return R, p
+
+
+def _vol_shares(R, p, w):
+    X = R - p @ R
+    cov = X.T @ (X * p[:, None])
+    return w * (cov @ w) / (w @ cov @ w)
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    inputs = section_inputs(tmp_path_factory.mktemp("rp"), RP_GROUPS)
+    return inputs, execute(inputs, SerialExecutor())
+
+
+def test_grouped_budgets_are_met_on_the_runs_pnl(grouped):
+    inputs, res = grouped
+    s = res.tables["reoptimisation"]
+    assert list(s.family) == ["boot", "hist_10d"] and set(s.method) == {"risk_parity"}
+    assert set(s.status) == {"optimal"}
+    w = res.tables["reoptimisation_weights"]
+    for fam, g in w.groupby("family"):
+        R, p = _returns(inputs, res, fam)
+        shares = _vol_shares(R, p, g.weight_new.to_numpy())
+        np.testing.assert_allclose(shares, g.risk_contribution, atol=1e-10)
+        by_sleeve = g.assign(share=shares).groupby("sleeve")[["share", "risk_budget"]].sum()
+        np.testing.assert_allclose(by_sleeve.share, [0.75, 0.25], atol=1e-8)  # trend 3 : value 1
+        np.testing.assert_allclose(by_sleeve.risk_budget, [0.75, 0.25], atol=1e-14)
+        # split equally within a sleeve
+        np.testing.assert_allclose(shares[g.sleeve.to_numpy() == "value"], 0.25 / 20, atol=1e-8)
+        assert np.array_equal(np.sign(g.weight_new), np.sign(g.weight_current))  # shorts stay short
+        assert np.abs(g.weight_new).sum() == pytest.approx(1.2 * np.abs(g.weight_current).sum(), rel=1e-12)
+
+
+def test_tables_follow_the_schema_and_the_report_shows_them(grouped, tmp_path):
+    _, res = grouped
+    write_outputs(res, tmp_path)
+    assert reports.check_run_dir(tmp_path) == []
+    html = reports.render_report(tmp_path)
+    assert "risk_parity" in html and "Tail risk before and after" in html
+    part = html.split("Risk budgets and contributions by sleeve")[1]
+    assert "75.0%" in part and "25.0%" in part  # trend 3 : value 1, budgets and contributions
+
+
+def test_binding_turnover_is_named(tmp_path):
+    text = _batch("""
+families: [boot]
+objective: risk_parity
+max_turnover: 0.4
+""")
+    res = execute(section_inputs(tmp_path, text), SerialExecutor())
+    s = res.tables["reoptimisation"].iloc[0]
+    assert s.status == "constrained" and s.method == "risk_parity"
+    assert "the turnover constraints bind" in s.message and "raise constraints.max_turnover" in s.message
+    assert s.turnover <= 0.4 + 1e-7
+
+
+def test_a_family_too_small_for_volatility_parity_falls_back(tmp_path):
+    res = execute(section_inputs(tmp_path, _batch("families: [crisis]\nobjective: risk_parity")), SerialExecutor())
+    s = res.tables["reoptimisation"].iloc[0]
+    assert s.status == "fallback" and "covariance of the 22 positions held is singular" in s.message
+
+
+def test_hrp_through_run_batch(tmp_path):
+    (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
+    (tmp_path / "b.yaml").write_text(_batch("""
+families: [boot]
+objective: hrp
+hrp: {linkage: ward, optimal_ordering: true}
+max_turnover: 0.05
+"""))
+    out = tmp_path / "out"
+    run_batch(tmp_path / "b.yaml", out=out, serial=True)
+    import pandas as pd
+
+    s = pd.read_parquet(out / "reoptimisation.parquet")
+    w = pd.read_parquet(out / "reoptimisation_weights.parquet")
+    assert list(s.method.astype(str)) == ["hrp"] and s.status.iloc[0] == "constraints_violated"
+    assert s.message.iloc[0].startswith("HRP takes no constraints and its weights break turnover")
+    assert np.array_equal(np.sign(w.weight_new), np.sign(w.weight_current))
+    assert np.abs(w.weight_new).sum() == pytest.approx(np.abs(w.weight_current).sum(), rel=1e-12)
+    assert w.risk_budget.isna().all() and w.risk_contribution.sum() == pytest.approx(1.0, abs=1e-9)
+    assert reports.check_run_dir(out) == []
+
+
+def test_risk_parity_through_run_batch(tmp_path):
+    (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
+    (tmp_path / "b.yaml").write_text(_batch("families: [boot]\nobjective: risk_parity\nrisk_budget: {measure: vol}"))
+    run_batch(tmp_path / "b.yaml", out=tmp_path / "out", serial=True)
+    import pandas as pd
+
+    s = pd.read_parquet(tmp_path / "out" / "reoptimisation.parquet")
+    w = pd.read_parquet(tmp_path / "out" / "reoptimisation_weights.parquet")
+    assert list(s.method.astype(str)) == ["risk_parity"] and s.status.iloc[0] == "optimal"
+    np.testing.assert_allclose(w.risk_contribution, 1 / 22, atol=1e-8)
+
+
+@pytest.mark.parametrize("optimise, match", [
+    ("objective: risk_parity\nrisk_budget: {level: desk}", r"optimise.*risk_budget.*level"),
+    ("objective: risk_parity\nrisk_budget: {level: sleeve, budgets: {trend: -0.2, value: 1}}",
+     r"budgets\['trend'\] must be a positive number \(got -0.2\)"),
+    ("objective: min_cvar\nrisk_budget: {level: sleeve}", r"risk_budget applies to objective risk_parity"),
+    ("objective: risk_parity\nturnover_penalty: 0.01", r"objective risk_parity takes no turnover_penalty"),
+    ("objective: herc", r"objective"),
+])
+def test_bad_settings_are_one_line_exit_2_at_validate(tmp_path, optimise, match):
+    (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
+    (tmp_path / "b.yaml").write_text(_batch(optimise))
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
+    assert res.exit_code == 2, res.output
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.output
+    import re
+
+    assert re.search(match, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("budgets, match", [
+    ("{level: sleeve, budgets: {trend: 1, macro: 1}}",
+     r"field 'optimise.risk_budget.budgets': no sleeve 'macro' in the book"),
+    ("{level: sleeve, budgets: {trend: 1}}", r"no budget for sleeves value; give every sleeve held a budget"),
+    ("{level: position, budgets: {XX: 1}}", r"no position 'XX' in the book"),
+])
+def test_budgets_checked_against_the_book_one_line_exit_2(tmp_path, budgets, match):
+    (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
+    (tmp_path / "b.yaml").write_text(_batch(f"families: [boot]\nobjective: risk_parity\nrisk_budget: {budgets}"))
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "b.yaml"), "--out", str(tmp_path / "out"), "--serial"])
+    assert res.exit_code == 2, res.output
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    import re
+
+    assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(match, lines[0]), res.output
+    with pytest.raises(ConfigError, match=match):
+        execute(section_inputs(tmp_path, _batch(f"families: [boot]\nobjective: risk_parity\nrisk_budget: {budgets}")),
+                SerialExecutor())
