@@ -50,9 +50,14 @@ class RiskBudgetSettings(_Strict):
     measure: Literal["vol", "cvar"] = "vol"  # the scenario covariance, or CVaR at optimise.alpha
     level: Literal["position", "sleeve", "asset_class"] = "position"
     budgets: dict[str, float] = {}
+    #: ``position``: every position sized on its own, a group's budget split equally over its positions;
+    #: ``group``: each group keeps its composition and is scaled as a whole (sleeve or asset_class level)
+    scale: Literal["position", "group"] = "position"
 
     @model_validator(mode="after")
     def _check(self) -> "RiskBudgetSettings":
+        if self.scale == "group" and self.level == "position":
+            raise ValueError("scale group needs level sleeve or asset_class (got level position)")
         for k, v in self.budgets.items():
             if not np.isfinite(v) or v <= 0:
                 raise ValueError(f"budgets[{k!r}] must be a positive number (got {v!r})")
@@ -174,7 +179,8 @@ def _optimiser(pl: _Payload, family: str):
     if st.objective == "risk_parity":
         rb = st.risk_budget or RiskBudgetSettings()
         return portfolios.SignedRiskParity(measure=rb.measure, alpha=st.alpha, risk_budget=pl.risk_budget,
-                                           gross=gross, constraints=cs, labels=list(pl.ids))
+                                           gross=gross, constraints=cs, labels=list(pl.ids),
+                                           groups=pl.groups[rb.level] if rb.scale == "group" else None)
     if st.objective == "hrp":
         h = st.hrp or HRPSettings()
         return portfolios.SignedHRP(linkage=h.linkage, optimal_ordering=h.optimal_ordering,

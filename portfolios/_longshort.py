@@ -157,7 +157,7 @@ class SignedRiskParity:
     """
 
     def __init__(self, measure: str = "vol", alpha: float = 0.95, risk_budget=None, gross: float | None = None,
-                 constraints: Constraints | None = None, solver: str | None = None, labels=None):
+                 constraints: Constraints | None = None, solver: str | None = None, labels=None, groups=None):
         self.measure = measure
         self.alpha = alpha
         self.risk_budget = risk_budget
@@ -165,6 +165,8 @@ class SignedRiskParity:
         self.constraints = constraints
         self.solver = solver
         self.labels = labels  # [N] position names for messages (default: their indices)
+        #: [N] group names: each group keeps its composition and is scaled as a whole (None: each position)
+        self.groups = groups
 
     def _budget(self, s: np.ndarray) -> np.ndarray:
         n = len(s)
@@ -229,6 +231,8 @@ class SignedRiskParity:
         held = s != 0
         y = np.zeros(n)
         labels = list(self.labels) if self.labels is not None else [str(i) for i in range(n)]
+        if self.groups is not None:
+            return self._by_group(R, p, w0, s, b, G)
         y[held] = G * self._unconstrained(R[:, held] * s[held], p, b[held], [labels[i] for i in np.flatnonzero(held)])
         w = s * y
         self.status_, self.diagnosis_ = "optimal", ""
@@ -246,6 +250,41 @@ class SignedRiskParity:
         self.risk_, self.risk_contributions_ = self._risk(R, p, w)
         self.risk_share_ = self.risk_contributions_ / self.risk_ if self.risk_ > 0 else np.zeros(n)
         self.risk_budget_ = b
+        self.weights_ = w
+        return self
+
+    def _by_group(self, R, p, w0, s, b, G) -> "SignedRiskParity":
+        """Risk budgeting over groups, each scaled as a whole: ``w = sum_g m_g w0_g`` with ``m_g > 0``, the
+        group's budget the sum of its positions' in ``b``; the columns are the groups' P&L per unit of
+        NAV at their current composition, ``Z = R W0``.  The constraints are checked, not imposed (a
+        desk constraint on positions would change a group's composition): a broken one is named."""
+        n = len(s)
+        g = np.asarray(self.groups, dtype=object)
+        if g.shape != (n,):
+            raise ConfigError(f"groups: expected {n} group names (got shape {g.shape})")
+        held = s != 0
+        names = list(dict.fromkeys(g[held]))
+        W = np.zeros((n, len(names)))
+        for k, name in enumerate(names):
+            on = held & (g == name)
+            W[on, k] = w0[on]
+        bg = np.array([b[held & (g == name)].sum() for name in names])
+        m = self._unconstrained(R @ W, p, bg / bg.sum(), [str(x) for x in names])
+        w = W @ m
+        w = w * (G / float(np.abs(w).sum()))
+        self.status_, self.diagnosis_ = "optimal", ""
+        if self.constraints is not None:
+            cs = _sign_bounded(replace(self.constraints, max_gross=None, budget=None, net_bounds=None), s)
+            bad = _violations(constraint_report(cs, w, w0), G)
+            if bad:
+                self.status_ = "constraints_violated"
+                self.diagnosis_ = ("risk parity by group scales each group as a whole and takes no constraints; its "
+                                   "weights break " + ", ".join(f"{f} (by {v:.3g})" for f, v in bad.items())
+                                   + "; they are reported as computed, scaled to the gross exposure")
+        self.risk_, self.risk_contributions_ = self._risk(R, p, w)
+        self.risk_share_ = self.risk_contributions_ / self.risk_ if self.risk_ > 0 else np.zeros(n)
+        self.risk_budget_ = b
+        self.group_multipliers_ = dict(zip(names, m * (G / float(np.abs(W @ m).sum()))))
         self.weights_ = w
         return self
 

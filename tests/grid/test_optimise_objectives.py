@@ -181,3 +181,29 @@ def test_budgets_checked_against_the_book_one_line_exit_2(tmp_path, budgets, mat
     with pytest.raises(ConfigError, match=match):
         execute(section_inputs(tmp_path, _batch(f"families: [boot]\nobjective: risk_parity\nrisk_budget: {budgets}")),
                 SerialExecutor())
+
+
+def test_scale_group_needs_a_group_level():
+    from stressgrid.grid._optimise import RiskBudgetSettings
+
+    with pytest.raises(ValueError, match="scale group needs level sleeve or asset_class"):
+        RiskBudgetSettings(level="position", scale="group")
+    assert RiskBudgetSettings(level="sleeve", scale="group").scale == "group"
+
+
+def test_sleeves_scaled_as_a_whole_through_the_run(tmp_path):
+    """risk_budget.scale group: each sleeve keeps its composition, and the sleeves' volatility shares,
+    recomputed from the run's P&L, are their budgets."""
+    inputs = section_inputs(tmp_path, RP_GROUPS.replace("budgets: {trend: 3, value: 1}}",
+                                                        "budgets: {trend: 3, value: 1}, scale: group}"))
+    res = execute(inputs, SerialExecutor())
+    w = res.tables["reoptimisation_weights"]
+    for fam, g in w.groupby("family"):
+        R, p = _returns(inputs, res, fam)
+        shares = _vol_shares(R, p, g.weight_new.to_numpy())
+        by_sleeve = g.assign(share=shares).groupby("sleeve")["share"].sum()
+        np.testing.assert_allclose(by_sleeve, [0.75, 0.25], atol=1e-8)
+        ratio = (g.weight_new / g.weight_current).to_numpy()
+        for sleeve in ("trend", "value"):
+            on = g.sleeve.to_numpy() == sleeve
+            np.testing.assert_allclose(ratio[on], ratio[on][0], rtol=1e-12)

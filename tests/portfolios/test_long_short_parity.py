@@ -196,3 +196,38 @@ def test_caps_keep_the_uncapped_positions_in_budget_proportion(long_short):
     np.testing.assert_allclose(ratio, ratio.mean(), rtol=1e-7)
     assert np.all(shares(R, w)[capped] / b[capped] < ratio.mean())
     assert np.abs(w).sum() == pytest.approx(np.abs(w0).sum(), rel=1e-6)
+
+
+def test_groups_scaled_as_a_whole_meet_their_budgets(long_short):
+    """scale group: each group keeps its composition (w_i / w0_i equal within a group, signs kept), the
+    groups' volatility contributions equal their budgets, and the multipliers are skfolio's risk
+    budgeting of the groups' P&L columns Z = R W0 (long-only in the multipliers)."""
+    R, w0 = long_short
+    groups = np.array(["a", "a", "b", "b", "b", "c", "c", "d", "d", "d"], dtype=object)
+    b = np.array([1, 1, 2, 2, 2, 1, 1, 3, 3, 3.0]) / np.array([2, 2, 3, 3, 3, 2, 2, 3, 3, 3])  # a 1, b 2, c 1, d 3
+    m = SignedRiskParity(risk_budget=b, gross=1.8, groups=groups).fit(R, current_weights=w0)
+    w = m.weights_
+    assert np.array_equal(np.sign(w), np.sign(w0)) and np.abs(w).sum() == pytest.approx(1.8, rel=1e-13)
+    ratio = w / w0
+    for g in "abcd":
+        on = groups == g
+        np.testing.assert_allclose(ratio[on], ratio[on][0], rtol=1e-13)
+    per_group = {g: shares(R, w)[groups == g].sum() for g in "abcd"}
+    want = {"a": 1 / 7, "b": 2 / 7, "c": 1 / 7, "d": 3 / 7}
+    for g in "abcd":
+        assert per_group[g] == pytest.approx(want[g], abs=1e-8)
+    W = np.zeros((10, 4))
+    for k, g in enumerate("abcd"):
+        W[groups == g, k] = w0[groups == g]
+    sk = RiskBudgeting(risk_measure=RiskMeasure.VARIANCE, risk_budget=np.array([1, 2, 1, 3.0]),
+                       solver_params=TIGHT).fit(R @ W).weights_
+    mult = np.array([ratio[groups == g][0] for g in "abcd"])
+    np.testing.assert_allclose(mult / mult.sum(), sk / sk.sum(), atol=1e-6)
+
+
+def test_groups_scaled_as_a_whole_name_the_constraints_they_break(long_short):
+    R, w0 = long_short
+    groups = np.array(list("aabbbccddd"), dtype=object)
+    cs = Constraints(budget=None, lower=-np.inf, upper=np.inf, max_turnover=0.01)
+    m = SignedRiskParity(groups=groups, constraints=cs).fit(R, current_weights=w0)
+    assert m.status_ == "constraints_violated" and "turnover" in m.diagnosis_
