@@ -126,6 +126,20 @@ def _violations(report: dict[str, tuple[float, bool]], scale: float) -> dict[str
     return {f: v for f, (v, _) in report.items() if v > _TOL * max(scale, 1.0)}
 
 
+def _checked(constraints: Constraints | None, s: np.ndarray, w: np.ndarray, w0: np.ndarray, G: float,
+             what: str) -> tuple[str, str]:
+    """``(status, diagnosis)`` of weights ``w`` of a method that takes no constraints (``what`` says so):
+    ``("optimal", "")``, or ``("constraints_violated", ...)`` naming each broken family and by how much."""
+    if constraints is None:
+        return "optimal", ""
+    cs = _sign_bounded(replace(constraints, max_gross=None, budget=None, net_bounds=None), s)
+    bad = _violations(constraint_report(cs, w, w0), G)
+    if not bad:
+        return "optimal", ""
+    return "constraints_violated", (f"{what}; its weights break " + ", ".join(f"{f} (by {v:.3g})" for f, v in bad.items())
+                                    + "; they are reported as computed, scaled to the gross exposure")
+
+
 def _hints(families) -> str:
     return "; ".join(f"{f} ({RELAX_HINT.get(f, 'relax it')})" for f in families)
 
@@ -272,15 +286,9 @@ class SignedRiskParity:
         m = self._unconstrained(R @ W, p, bg / bg.sum(), [str(x) for x in names])
         w = W @ m
         w = w * (G / float(np.abs(w).sum()))
-        self.status_, self.diagnosis_ = "optimal", ""
-        if self.constraints is not None:
-            cs = _sign_bounded(replace(self.constraints, max_gross=None, budget=None, net_bounds=None), s)
-            bad = _violations(constraint_report(cs, w, w0), G)
-            if bad:
-                self.status_ = "constraints_violated"
-                self.diagnosis_ = ("risk parity by group scales each group as a whole and takes no constraints; its "
-                                   "weights break " + ", ".join(f"{f} (by {v:.3g})" for f, v in bad.items())
-                                   + "; they are reported as computed, scaled to the gross exposure")
+        self.status_, self.diagnosis_ = _checked(self.constraints, s, w, w0, G,
+                                                 "risk parity by group scales each group as a whole and takes no "
+                                                 "constraints")
         self.risk_, self.risk_contributions_ = self._risk(R, p, w)
         self.risk_share_ = self.risk_contributions_ / self.risk_ if self.risk_ > 0 else np.zeros(n)
         self.risk_budget_ = b
@@ -458,16 +466,7 @@ class SignedHRP:
         y = np.zeros(n)
         y[held] = G * h.weights_ / h.weights_.sum()
         w = s * y
-        self.status_, self.diagnosis_ = "optimal", ""
-        if self.constraints is not None:
-            cs = _sign_bounded(replace(self.constraints, max_gross=None, budget=None, net_bounds=None), s)
-            bad = _violations(constraint_report(cs, w, w0), G)
-            if bad:
-                self.status_ = "constraints_violated"
-                self.diagnosis_ = (
-                    "HRP takes no constraints and its weights break "
-                    + ", ".join(f"{f} (by {v:.3g})" for f, v in bad.items())
-                    + "; they are reported as computed, scaled to the gross exposure")
+        self.status_, self.diagnosis_ = _checked(self.constraints, s, w, w0, G, "HRP takes no constraints")
         if self.risk_measure == "variance":
             cov = weighted_covariance(R, p)
             rc = vol_contributions(cov, w)

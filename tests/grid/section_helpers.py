@@ -12,6 +12,17 @@ from stressgrid.grid import load_batch, prepare_inputs
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
+#: a bootstrap family of 400 scenarios, as a line of a section batch's scenarios list
+BOOT = """\
+  - kind: bootstrap
+    name: boot
+    window: {end: 2017-03-29, lookback_days: 750}
+    block_length: 10
+    horizon_days: 10
+    n_scenarios: 400
+"""
+
+
 def section_batch(name: str, rolling_start: str, rest: str = "") -> str:
     """Batch-file text: the common header, then ``rest`` (more scenario entries and the section under
     test, as indented YAML text)."""

@@ -10,16 +10,8 @@ from stressgrid import reports
 from stressgrid.cli import main
 from stressgrid.core import ConfigError
 from stressgrid.grid import SerialExecutor, execute, run_batch, write_outputs
-from section_helpers import DATA, section_batch, section_inputs
+from section_helpers import BOOT, DATA, section_batch, section_inputs
 
-BOOT = """\
-  - kind: bootstrap
-    name: boot
-    window: {end: 2017-03-29, lookback_days: 750}
-    block_length: 10
-    horizon_days: 10
-    n_scenarios: 400
-"""
 
 
 def _batch(optimise: str) -> str:
@@ -124,7 +116,7 @@ max_turnover: 0.05
     s = pd.read_parquet(out / "reoptimisation.parquet")
     w = pd.read_parquet(out / "reoptimisation_weights.parquet")
     assert list(s.method.astype(str)) == ["hrp"] and s.status.iloc[0] == "constraints_violated"
-    assert s.message.iloc[0].startswith("HRP takes no constraints and its weights break turnover")
+    assert s.message.iloc[0].startswith("HRP takes no constraints; its weights break turnover")
     assert np.array_equal(np.sign(w.weight_new), np.sign(w.weight_current))
     assert np.abs(w.weight_new).sum() == pytest.approx(np.abs(w.weight_current).sum(), rel=1e-12)
     assert w.risk_budget.isna().all() and w.risk_contribution.sum() == pytest.approx(1.0, abs=1e-9)

@@ -9,15 +9,9 @@ import pytest
 from stressgrid import reports
 from stressgrid.core import ConfigError, InfeasibleError, var_cvar
 from stressgrid.grid import RayExecutor, SerialExecutor, execute, write_outputs
-from section_helpers import section_batch, section_inputs
+from section_helpers import BOOT, section_batch, section_inputs
 
-BATCH = section_batch("opt", "2014-03-29", """\
-  - kind: bootstrap
-    name: boot
-    window: {end: 2017-03-29, lookback_days: 750}
-    block_length: 10
-    horizon_days: 10
-    n_scenarios: 400
+BATCH = section_batch("opt", "2014-03-29", BOOT + """\
 optimise:
   base_family: hist_10d
   alpha: 0.95

@@ -174,7 +174,7 @@ def test_hrp_names_the_constraints_it_breaks(long_short):
     R, w0 = long_short
     m = SignedHRP(constraints=Constraints(**FREE, max_turnover=0.05)).fit(R, current_weights=w0)
     assert m.status_ == "constraints_violated"
-    assert m.diagnosis_.startswith("HRP takes no constraints and its weights break turnover (by ")
+    assert m.diagnosis_.startswith("HRP takes no constraints; its weights break turnover (by ")
     ok = SignedHRP(constraints=Constraints(**FREE, max_turnover=100.0)).fit(R, current_weights=w0)
     assert ok.status_ == "optimal"
     np.testing.assert_allclose(ok.weights_, m.weights_)
