@@ -20,6 +20,7 @@ __all__ = [
     "n_blocks",
     "daily_moves",
     "parse_shock",
+    "parse_amount",
     "check_factors",
     "as_seed_sequence",
 ]
@@ -195,3 +196,26 @@ def daily_moves(
             f"are all observed; need at least 20 (widen the window)"
         )
     return pd.DataFrame(moves, index=sub.index[1:], columns=cov_f), ok
+
+
+_NUMBER = r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
+_AMOUNT = re.compile(rf"^\s*([+-]?(?:{_NUMBER}))\s*(%|k|m|bn)?\s*$")
+_AMOUNT_UNIT = {None: 1.0, "k": 1e3, "m": 1e6, "bn": 1e9}
+
+
+def parse_amount(value: float | str) -> tuple[float, bool] | None:
+    """``(x, of_nav)`` of an amount in the batch file: a number or ``"12.5m"``, ``"800k"``, ``"1bn"`` (base
+    currency, ``of_nav`` False), or ``"2%"`` (``x = 0.02``, a share of NAV); None for text of another
+    form.  Raises ``ValueError`` for a boolean or a value that is not finite."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    if isinstance(value, str):
+        m = _AMOUNT.match(value)
+        if not m:
+            return None
+        x, unit = float(m.group(1)), m.group(2)
+        return (x / 100.0, True) if unit == "%" else (x * _AMOUNT_UNIT[unit], False)
+    x = float(value)
+    if not np.isfinite(x):
+        raise ValueError(f"{value!r} is not finite")
+    return x, False

@@ -50,7 +50,7 @@ from scipy import optimize, stats
 
 from stressgrid.core import ConfigError, History, ScenarioSet
 
-from ._common import WindowSpec, as_seed_sequence, daily_moves
+from ._common import WindowSpec, as_seed_sequence, daily_moves, parse_amount
 from ._correlation import EstimatorSpec, estimate_covariance
 from ._tdist import check_dof, fit_t_dof
 
@@ -64,9 +64,7 @@ ANGLE_TOL = 1e-8
 #: two solutions closer than this (relative to the larger distance) are the same solution
 SAME_TOL = 1e-4
 
-_LOSS = re.compile(r"^\s*([+]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)\s*(%|k|m|bn)?\s*$")
 _LIMIT = re.compile(r"^\s*limit:\s*(\S.*?)\s*$")
-_SCALE = {None: 1.0, "k": 1e3, "m": 1e6, "bn": 1e9}
 
 
 def limit_name(value: float | str) -> str | None:
@@ -76,23 +74,19 @@ def limit_name(value: float | str) -> str | None:
 
 
 def parse_loss(value: float | str) -> tuple[float, bool]:
-    """``(amount, of_nav)`` from a batch file's loss: a number (base currency), ``"12.5m"``, ``"800k"``,
-    ``"1bn"`` or ``"5%"`` (of NAV).  Raises ``ValueError`` for anything else or a loss that is not
-    positive (``"limit:NAME"`` is resolved by :func:`reverse_scenarios`)."""
-    if isinstance(value, bool):
-        raise ValueError(f"loss {value!r} is not a number")
-    if isinstance(value, (int, float)):
-        x, pct = float(value), False
-    else:
-        m = _LOSS.match(str(value))
-        if not m:
-            raise ValueError(f"loss {value!r} is not an amount ('25000000', '25m', '800k'), a share of NAV ('5%') or "
-                             "a limit of the batch ('limit:NAME')")
-        pct = m.group(2) == "%"
-        x = float(m.group(1)) * (0.01 if pct else _SCALE[m.group(2)])
-    if not np.isfinite(x) or x <= 0:
+    """``(amount, of_nav)`` from a batch file's loss (:func:`._common.parse_amount`: a number in the base
+    currency, ``"12.5m"``, ``"800k"``, ``"1bn"`` or ``"5%"`` of NAV).  Raises ``ValueError`` for anything
+    else or a loss that is not positive (``"limit:NAME"`` is resolved by :func:`reverse_scenarios`)."""
+    try:
+        parsed = parse_amount(value)
+    except ValueError as exc:
+        raise ValueError(f"loss {exc}") from None
+    if parsed is None:
+        raise ValueError(f"loss {value!r} is not an amount ('25000000', '25m', '800k'), a share of NAV ('5%') or "
+                         "a limit of the batch ('limit:NAME')")
+    if parsed[0] <= 0:
         raise ValueError(f"loss {value!r} must be a positive amount (a loss is written as a positive number)")
-    return x, pct
+    return parsed
 
 
 class WithinSpec(BaseModel):

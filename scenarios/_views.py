@@ -159,7 +159,7 @@ from scipy import optimize, special
 
 from stressgrid.core import ConfigError, factor_spec
 
-from ._common import parse_shock
+from ._common import parse_amount, parse_shock
 
 __all__ = [
     "PNL",
@@ -187,8 +187,6 @@ _STAGE = {"mean": 1, "quantile": 1, "var": 1, "cvar": 1, "vol": 2, "corr": 3}
 _NUM = r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
 _MULT = re.compile(rf"^\s*[xX]\s*({_NUM})\s*$")
 _SCALE = re.compile(rf"^\s*\+?({_NUM})\s*(%|bp)?\s*$")
-_AMOUNT = re.compile(rf"^\s*([+-]?(?:{_NUM}))\s*(%|k|m|bn)?\s*$")
-_AMOUNT_UNIT = {None: 1.0, "k": 1e3, "m": 1e6, "bn": 1e9}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,16 +253,14 @@ def _parse_amount(value, what: str, positive: bool) -> _Target:
     rel = _multiplier(value)
     if rel is not None:
         return rel
-    if isinstance(value, str):
-        m = _AMOUNT.match(value)
-        if not m:
-            raise ValueError(f"{what}: {value!r} is not an amount (-1000000, '-1m', '800k', '1bn'), a share of NAV "
-                             "('2%') or 'xm'")
-        x = float(m.group(1))
-        kind = "nav" if m.group(2) == "%" else "abs"
-        x = x / 100.0 if kind == "nav" else x * _AMOUNT_UNIT[m.group(2)]
-    else:
-        x, kind = _finite(value, what), "abs"
+    try:
+        parsed = parse_amount(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+    if parsed is None:
+        raise ValueError(f"{what}: {value!r} is not an amount (-1000000, '-1m', '800k', '1bn'), a share of NAV "
+                         "('2%') or 'xm'")
+    x, kind = parsed[0], ("nav" if parsed[1] else "abs")
     if positive and x <= 0:
         raise ValueError(f"{what}: {value!r} must be positive (a loss is written as a positive number)")
     return _Target(kind, x)

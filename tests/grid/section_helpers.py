@@ -65,3 +65,12 @@ def read_run_table(out: Path, name: str) -> pd.DataFrame:
         if isinstance(df[c].dtype, pd.CategoricalDtype):
             df[c] = df[c].astype(str)
     return df
+
+
+def run_in_memory_and_streamed(make_batch, folder: Path) -> tuple:
+    """The batch ``make_batch(folder, stream)`` writes, run serially in memory (into ``folder/memory``) and
+    streamed (``folder/streamed``): ``(memory, streamed)`` results."""
+    from stressgrid.grid import run_batch
+
+    return (run_batch(make_batch(folder, False), folder / "memory", serial=True),
+            run_batch(make_batch(folder, True), folder / "streamed", serial=True))

@@ -13,9 +13,8 @@ import pytest
 import yaml
 
 from stressgrid import kernels
-from stressgrid.grid import run_batch
 
-from section_helpers import read_run_table
+from section_helpers import read_run_table, run_in_memory_and_streamed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,15 +39,14 @@ _read = read_run_table
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("horizon")
-    mem = run_batch(_batch(tmp, False), tmp / "mem", serial=True)
-    streamed = run_batch(_batch(tmp, True), tmp / "stream", serial=True)
+    mem, streamed = run_in_memory_and_streamed(_batch, tmp)
     return mem, streamed, tmp
 
 
 def test_the_horizon_splits_into_time_market_and_cross(runs):
     mem, _, tmp = runs
     inputs = mem.run.inputs
-    s = _read(tmp / "mem", "scenarios")
+    s = _read(tmp / "memory", "scenarios")
     h, t = s[s["family"] == "at_horizon"].reset_index(drop=True), s[s["family"] == "today"].reset_index(drop=True)
     assert len(h) == len(t) > 100
     assert set(h["revaluation"]) == {"horizon"} and set(t["revaluation"]) == {"instantaneous"}
@@ -72,14 +70,14 @@ def test_the_horizon_splits_into_time_market_and_cross(runs):
 
 def test_streamed_and_in_memory_runs_write_the_same_split(runs):
     _, _, tmp = runs
-    a = _read(tmp / "mem", "scenarios")
-    b = _read(tmp / "stream", "scenarios")
+    a = _read(tmp / "memory", "scenarios")
+    b = _read(tmp / "streamed", "scenarios")
     for c in ("scenario", "revaluation"):
         assert list(a[c].astype(str)) == list(b[c].astype(str))
     for c in ("pnl", "pnl_time", "pnl_market", "pnl_cross"):
         np.testing.assert_array_equal(a[c].to_numpy(), b[c].to_numpy())
-    rm_a = _read(tmp / "mem", "risk_metrics").set_index(["family", "metric", "confidence"])["value"].sort_index()
-    rm_b = _read(tmp / "stream", "risk_metrics").set_index(["family", "metric", "confidence"])["value"].sort_index()
+    rm_a = _read(tmp / "memory", "risk_metrics").set_index(["family", "metric", "confidence"])["value"].sort_index()
+    rm_b = _read(tmp / "streamed", "risk_metrics").set_index(["family", "metric", "confidence"])["value"].sort_index()
     np.testing.assert_allclose(rm_a.to_numpy(), rm_b.to_numpy(), rtol=1e-12)
 
 
@@ -89,12 +87,12 @@ def test_terminal_summary_explains_the_worst_scenario_at_the_horizon(runs):
     from stressgrid.reports import horizon_explained, print_summary
 
     _, _, tmp = runs
-    ex = horizon_explained(tmp / "mem")
+    ex = horizon_explained(tmp / "memory")
     assert list(ex["family"]) == ["at_horizon"] and int(ex["days"].iloc[0]) == 10
-    s = _read(tmp / "mem", "scenarios").set_index("scenario")
+    s = _read(tmp / "memory", "scenarios").set_index("scenario")
     row = s.loc[ex["scenario"].iloc[0]]
     assert row["pnl"] == s[s["family"] == "at_horizon"]["pnl"].min()
     buf = io.StringIO()
-    print_summary(tmp / "mem", console=Console(file=buf, width=200, highlight=False))
+    print_summary(tmp / "memory", console=Console(file=buf, width=200, highlight=False))
     text = buf.getvalue()
     assert "P&L explained at the horizon" in text and ex["scenario"].iloc[0] in text

@@ -183,7 +183,7 @@ def test_terminal_and_report_show_each_solution(run):
                     r"within distance 10 \([\d.,]+m\): give a smaller loss or a larger max_distance$"),
     ("loss: '5%'", r"^error: scenario family 'r', field 'loss': '5%' is a share of NAV, but the batch gives no 'nav'$"),
     ("{loss: 1m, factors: ['EQ.NOPE*']}", r"^error: scenario family 'r', field 'factors': 'EQ\.NOPE\*' matches none"),
-    ("loss: -3m", r"^error: batch file .*batch\.yaml, field 'scenarios\[0\]\.loss.*'-3m' is not an amount"),
+    ("loss: -3m", r"^error: batch file .*batch\.yaml, field 'scenarios\[0\]\.loss.*'-3m' must be a positive amount"),
     ("loss: 'limit:nope'", r"^error: scenario family 'r', field 'loss': 'limit:nope' names no book-level loss limit of "
                            r"the batch .*the batch has: none\)$"),
 ])

@@ -16,7 +16,7 @@ import yaml
 from stressgrid.core import ConfigError
 from stressgrid.grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, run_batch, write_outputs
 
-from section_helpers import read_run_table
+from section_helpers import read_run_table, run_in_memory_and_streamed
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ["risk_metrics", "contributions", "coverage", "coverage_families", "positions", "jump_to_default",
@@ -52,8 +52,7 @@ def _same(a: Path, b: Path, names=TABLES) -> None:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("stream")
-    memory = run_batch(_batch(d, False), d / "memory", serial=True)
-    streamed = run_batch(_batch(d, True), d / "streamed", serial=True)
+    memory, streamed = run_in_memory_and_streamed(_batch, d)
     return d, memory, streamed
 
 

@@ -141,7 +141,9 @@ def test_bad_input_names_the_field_and_value(spec, history):
     with pytest.raises(ConfigError, match=r"already lost with no factor move"):
         _run(spec({"kind": "reverse", "name": "r", "loss": "1m", "window": WINDOW}), history,
              lambda s: (-2e6 + float(W @ s), W.copy()))
-    with pytest.raises(Exception, match=r"loss '-5m' is not an amount"):
+    with pytest.raises(Exception, match=r"loss 'lots' is not an amount"):
+        spec({"kind": "reverse", "name": "r", "loss": "lots"})
+    with pytest.raises(Exception, match=r"loss '-5m' must be a positive amount"):
         spec({"kind": "reverse", "name": "r", "loss": "-5m"})
     with pytest.raises(Exception, match=r"give 'loss'"):
         spec({"kind": "reverse", "name": "r"})
