@@ -21,7 +21,13 @@ What ``underlying`` means per type (``docs/kernels.md`` has the models):
 * commodity_future: the ``CMD.X`` spot, with basis factor ``BASIS.X``;
 * bond, swap, rate_future: any ``IR.CCY.*`` factor; it names the discount curve (CCY must be the
   position's ``currency``), and the instrument is priced off that currency's whole tenor grid;
-* cds: the ``CR.*`` spread of the reference name or index.
+* cds: the ``CR.*`` spread of the reference name or index;
+* vix_future, vix_option: ``VOL.U.ATM``, the ATM factor of the implied-vol surface ``U`` whose 30-day
+  forward variance the index measures (``VOL.SPX.ATM`` for the VIX), with the surface's term slope
+  ``VOL.U.TERM`` and, for options, its vol-of-vol ``VOL.U.VOV``; ``expiry`` is the final settlement
+  (future) or expiry (option) date, ``strike`` is in index points (20 = a vol of 20%), and ``currency``
+  (USD for the VIX) names the discount curve.  ``asset_class`` is the desk's choice (``equity`` for
+  equity volatility).
 
 Currencies must be ISO 4217 codes (:data:`CURRENCIES`).
 
@@ -58,6 +64,8 @@ INSTRUMENT_TYPES: dict[str, tuple[str, ...]] = {
     "swap": ("coupon", "frequency", "maturity"),
     "cds": ("coupon", "maturity", "recovery"),
     "option": ("strike", "expiry", "option_type"),
+    "vix_future": ("expiry",),
+    "vix_option": ("strike", "expiry", "option_type"),
 }
 #: the prefix the underlying factor of each type must have
 _UNDERLYING_PREFIX: dict[str, tuple[str, ...]] = {
@@ -70,7 +78,11 @@ _UNDERLYING_PREFIX: dict[str, tuple[str, ...]] = {
     "swap": ("IR",),
     "cds": ("CR",),
     "option": ("EQ", "FX", "CMD"),
+    "vix_future": ("VOL",),
+    "vix_option": ("VOL",),
 }
+#: types written on a vol index, whose ``underlying`` is the ATM factor ``VOL.U.ATM`` of a surface
+VOL_INDEX_TYPES = ("vix_future", "vix_option")
 ASSET_CLASSES = ("equity", "rates", "credit", "fx", "commodity")
 #: first characters a text cell (id, sleeve, description) may not have: a spreadsheet reads them as a formula
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -235,10 +247,9 @@ class Position(BaseModel):
         prefix = self.underlying.split(".", 1)[0]
         allowed = _UNDERLYING_PREFIX[self.type]
         if prefix not in allowed:
-            raise ValueError(
-                f"field 'underlying': {self.underlying!r} cannot underlie a {self.type}; "
-                f"expected a {' or '.join(p + '.*' for p in allowed)} factor"
-            )
+            expected = ("the ATM factor of a vol surface, VOL.<U>.ATM (VOL.SPX.ATM for the VIX)" if self.type in VOL_INDEX_TYPES
+                        else f"a {' or '.join(p + '.*' for p in allowed)} factor")
+            raise ValueError(f"field 'underlying': {self.underlying!r} cannot underlie a {self.type}; expected {expected}")
         if self.spread_factor is not None and not self.spread_factor.startswith("CR."):
             raise ValueError(f"field 'spread_factor': {self.spread_factor!r} must be a CR.* factor")
         spec = factor_spec(self.underlying)
@@ -263,6 +274,23 @@ class Position(BaseModel):
                 f"field 'underlying': {self.underlying} names the {spec.currency} curve but the position's "
                 f"currency is {self.currency}; use an IR.{self.currency}.* factor"
             )
+        if self.type in VOL_INDEX_TYPES:
+            parts = self.underlying.split(".")
+            if parts[-1] != "ATM":
+                raise ValueError(
+                    f"field 'underlying': {self.underlying!r} cannot underlie a {self.type}; expected the ATM factor of "
+                    f"the surface, VOL.{parts[1]}.ATM (the index is priced off the surface's ATM term structure)"
+                )
+            if self.maturity is not None:
+                raise ValueError(
+                    f"field 'maturity': a {self.type} settles on the index at its expiry; leave maturity empty "
+                    f"(got {self.maturity})"
+                )
+            if self.type == "vix_option" and self.strike is not None and self.strike < 1.0:
+                raise ValueError(
+                    f"field 'strike': {self.strike!r} looks like a decimal vol; a vix_option's strike is in index "
+                    f"points (20 = a vol of 20%)"
+                )
         if self.dividend_yield is not None and not (self.type == "option" and prefix == "EQ"):
             raise ValueError("field 'dividend_yield': only options on EQ.* underlyings take a dividend yield")
         if self.constituents is not None and self.type != "cds":

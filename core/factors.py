@@ -15,6 +15,10 @@ prefix    meaning                                    kind        shock
           ``F(T) = S exp(b T)``
 ========  =========================================  ==========  =========================
 
+The parameters of a vol surface ``U`` are ``VOL.U.ATM``, ``VOL.U.TERM``, ``VOL.U.SKEW`` and ``VOL.U.CURV``
+(the option kernels' surface) and ``VOL.U.VOV``, its vol-of-vol: the annualised vol of the VIX-style
+future on the surface, which VIX options are priced with (``docs/kernels.md``).
+
 Shocks of a price factor are log-returns, ``L' = L * exp(s)``; every other factor moves by an absolute
 change, ``L' = L + s``.  Rates, spreads and vols are decimals (0.01 = 1% = 100bp).
 """

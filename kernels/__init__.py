@@ -3,8 +3,9 @@
 Importing this package changes no process setting; :func:`configure_process` turns on float64 and
 sets XLA's flags (the command line and the grid's workers call it; :func:`prepare` and :func:`revalue`
 refuse to run without float64).  The package registers a pricer for every instrument type: linear (equity, equity_future), CIP (fx_forward), spot and basis
-(commodity_future), zero curve (bond, swap, rate_future), flat hazard (cds) and Black on a
-parametric vol surface (option).  ``docs/kernels.md`` describes the models.  :func:`sensitivities` and
+(commodity_future), zero curve (bond, swap, rate_future), flat hazard (cds), Black on a
+parametric vol surface (option), and the surface's forward ATM variance and Black-76 with a vol-of-vol
+(vix_future, vix_option).  ``docs/kernels.md`` describes the models.  :func:`sensitivities` and
 :func:`position_sensitivities` give each position's Greeks, theta and rate convexity per curve by
 automatic differentiation.
 """
@@ -35,6 +36,16 @@ from ._revalue import (
 from ._sensitivity import Sensitivities, position_sensitivities, revalue_sensitivity, sensitivities, sensitivity_pnl
 from ._stream import StreamResult, revalue_stream
 from ._total import total_pnl
+from ._vix import (
+    VIX_TAU_YEARS,
+    VOV_PARAM,
+    VixFutureBook,
+    VixOptionBook,
+    vix_forward_variance,
+    vix_future_price,
+    vix_futures_level,
+    vix_option_values_numpy,
+)
 from ._x64 import configure_process, x64_enabled
 
 __all__ = [
@@ -90,6 +101,14 @@ __all__ = [
     "shocked_levels",
     "surface_vol",
     "x64_enabled",
+    "VIX_TAU_YEARS",
+    "VOV_PARAM",
+    "VixFutureBook",
+    "VixOptionBook",
+    "vix_forward_variance",
+    "vix_future_price",
+    "vix_futures_level",
+    "vix_option_values_numpy",
 ]
 
 

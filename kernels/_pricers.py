@@ -50,8 +50,30 @@ from ._rates import (
     rates_factors,
 )
 from ._revalue import Pricer, register
+from ._vix import (
+    check_vix_future,
+    check_vix_option,
+    settled_vix_option_build,
+    settled_vix_option_mark,
+    settled_vix_option_pnl,
+    settled_vix_option_pnl_numpy,
+    settled_vix_option_pnl_one,
+    vix_future_build,
+    vix_future_factors,
+    vix_future_mark,
+    vix_future_pnl,
+    vix_future_pnl_numpy,
+    vix_future_pnl_one,
+    vix_option_build,
+    vix_option_factors,
+    vix_option_mark,
+    vix_option_pnl,
+    vix_option_pnl_numpy,
+    vix_option_pnl_one,
+)
 
-__all__ = ["OPTION", "SETTLED_OPTION", "CASHFLOW", "RATE_FUTURE", "FX_FORWARD", "COMMODITY_FUTURE", "CDS"]
+__all__ = ["OPTION", "SETTLED_OPTION", "CASHFLOW", "RATE_FUTURE", "FX_FORWARD", "COMMODITY_FUTURE", "CDS", "VIX_FUTURE",
+           "VIX_OPTION", "SETTLED_VIX_OPTION"]
 
 
 def _option_age(df, idx, base_ccy, as_of, at, base):
@@ -64,6 +86,19 @@ def _option_age(df, idx, base_ccy, as_of, at, base):
         out.append((live, OPTION, option_build(df[live], idx, base_ccy, at)))
     if (~live).any():
         out.append((~live, SETTLED_OPTION, settled_option_build(df[~live], idx, base_ccy, at)))
+    return out
+
+
+def _vix_option_age(df, idx, base_ccy, as_of, at, base):
+    """VIX options alive at ``at`` on the shorter time to expiry; the others hold their payoff."""
+    import pandas as pd
+
+    live = (pd.to_datetime(df["expiry"]) > pd.Timestamp(at).normalize()).to_numpy()
+    out = []
+    if live.any():
+        out.append((live, VIX_OPTION, vix_option_build(df[live], idx, base_ccy, at)))
+    if (~live).any():
+        out.append((~live, SETTLED_VIX_OPTION, settled_vix_option_build(df[~live], idx, base_ccy, at)))
     return out
 
 
@@ -91,6 +126,15 @@ COMMODITY_FUTURE = Pricer(
     mark=commodity_future_mark,
 )
 CDS = Pricer(("cds",), cds_factors, cds_build, cds_pnl, cds_pnl_numpy, cds_pnl_one, mark=cds_mark, age=_cds_age)
+#: VIX futures settle daily (a future that settles inside a horizon is worth the spot VIX: the default age,
+#: ``build`` at the later date, clips its time to 0)
+VIX_FUTURE = Pricer(("vix_future",), vix_future_factors, vix_future_build, vix_future_pnl, vix_future_pnl_numpy, vix_future_pnl_one,
+                    check_vix_future, mark=vix_future_mark)
+VIX_OPTION = Pricer(("vix_option",), vix_option_factors, vix_option_build, vix_option_pnl, vix_option_pnl_numpy, vix_option_pnl_one,
+                    check_vix_option, mark=vix_option_mark, age=_vix_option_age)
+#: VIX options that expired inside a horizon, held as their payoff (no position has this type)
+SETTLED_VIX_OPTION = Pricer(("vix_option:settled",), vix_option_factors, settled_vix_option_build, settled_vix_option_pnl,
+                            settled_vix_option_pnl_numpy, settled_vix_option_pnl_one, mark=settled_vix_option_mark)
 
-for _p in (OPTION, SETTLED_OPTION, CASHFLOW, RATE_FUTURE, FX_FORWARD, COMMODITY_FUTURE, CDS):
+for _p in (OPTION, SETTLED_OPTION, CASHFLOW, RATE_FUTURE, FX_FORWARD, COMMODITY_FUTURE, CDS, VIX_FUTURE, VIX_OPTION, SETTLED_VIX_OPTION):
     register(_p)

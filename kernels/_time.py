@@ -22,6 +22,8 @@ Conventions (the model of each instrument is that of its pricing module):
 * CDS: period times shift; the first period now starts at the valuation date, so its accrual
   fractions ``tau`` and ``tau_mid`` shrink by ``h x 365/360`` (the model values the premium from the
   valuation date), and the premium accrued goes to cash: ``+units x coupon x 365/360 x X``.
+* VIX futures and options: the expiry (and an option's curve point) shifts, so the future rolls along
+  the surface's ATM term structure (:mod:`kernels._vix`); a future's theta is ``units x dF/dh x X``.
 * Equities and equity futures: 0 (no dividends or futures basis are modelled).
 
 The shifted arrays are exact in ``h`` only inside the curve segments of ``h = 0``; they serve the
@@ -46,6 +48,7 @@ from ._linear import LinearBook
 from ._options import OptionBook, option_value_one
 from ._rates import CashflowBook, RateFutureBook, cashflow_value_one, rate_future_price
 from ._revalue import PreparedBook
+from ._vix import VixFutureBook, VixOptionBook, vix_future_value, vix_option_value
 
 __all__ = ["CurveGrid", "ThetaRule", "THETA_RULES", "curve_grid", "roll", "shift", "theta_one", "theta"]
 
@@ -134,6 +137,14 @@ def _shift_commodity(c: CommodityFutureBook, h, grid: CurveGrid) -> CommodityFut
     return c._replace(mat=c.mat - h)
 
 
+def _shift_vix_future(v: VixFutureBook, h, grid: CurveGrid) -> VixFutureBook:
+    return v._replace(expiry=v.expiry - h)
+
+
+def _shift_vix_option(o: VixOptionBook, h, grid: CurveGrid) -> VixOptionBook:
+    return o._replace(expiry=o.expiry - h, dom=roll(o.dom, o.expiry, h, grid))
+
+
 def _shift_cds(c: CdsBook, h, grid: CurveGrid) -> CdsBook:
     first = jnp.arange(jnp.shape(c.t_start)[-1]) == 0  # the period running at the as-of date
     accrued = h * DAYS_PER_YEAR / ACCRUAL_DAYS
@@ -187,6 +198,8 @@ THETA_RULES: dict[type, ThetaRule] = {
     FxForwardBook: ThetaRule(fx_forward_value, _shift_fx_forward),
     CommodityFutureBook: ThetaRule(_commodity_value, _shift_commodity),
     CdsBook: ThetaRule(_cds_value_base, _shift_cds, _cds_premium_carry),
+    VixFutureBook: ThetaRule(vix_future_value, _shift_vix_future),
+    VixOptionBook: ThetaRule(vix_option_value, _shift_vix_option),
 }
 
 

@@ -12,6 +12,8 @@ option                              ``multiplier x premium x X`` (the option ker
 bond                                ``multiplier x dirty price per unit face x X`` (the bond kernel)
 rate_future                         ``multiplier x (100 - 100 f) x X`` (the futures price)
 swap, cds                           ``multiplier x X``: notional
+vix_future                          ``multiplier x F x X`` (the VIX futures price, in index points)
+vix_option                          ``multiplier x premium x X`` (the VIX option kernel's value)
 ==================================  ==============================================================
 
 ``S`` the underlying's level, ``X`` the factor converting the position's currency into the base
@@ -74,6 +76,11 @@ def unit_values(book: Book | pd.DataFrame, market: MarketSnapshot, prepared: ker
         elif isinstance(a, kernels.CommodityFutureBook):
             fx = np.where(a.fx_idx >= 0, L[np.maximum(a.fx_idx, 0)], 1.0)
             out[cols] = mult[cols] * kernels.futures_price(a, L) * fx
+        elif isinstance(a, kernels.VixFutureBook):
+            fx = np.where(a.fx_idx >= 0, L[np.maximum(a.fx_idx, 0)], 1.0)
+            out[cols] = mult[cols] * kernels.vix_future_price(a, L) * fx
+        elif isinstance(a, kernels.VixOptionBook):
+            out[cols] = mult[cols] * kernels.vix_option_values_numpy(a._replace(units=np.ones(len(cols))), L)[0]
     return np.abs(out)
 
 

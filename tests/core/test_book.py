@@ -65,3 +65,61 @@ def test_csv_errors(tmp_path):
     p.write_text(",".join(GOOD) + "\n")
     with pytest.raises(ConfigError, match="no positions"):
         load_book(p)
+
+
+VIX_OPT = dict(GOOD, id="VXC", type="vix_option", underlying="VOL.SPX.ATM", multiplier=100, strike=20.0,
+               expiry="2019-02-13", option_type="call")
+VIX_FUT = dict(GOOD, id="VX", type="vix_future", underlying="VOL.SPX.ATM", multiplier=1000, expiry="2019-02-13")
+
+
+def test_vix_positions_load():
+    book = book_from_records([VIX_FUT, VIX_OPT])
+    assert list(book.positions["type"]) == ["vix_future", "vix_option"]
+
+
+def _one_line(exc) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+@pytest.mark.parametrize(
+    "rec, drop, match",
+    [
+        (VIX_OPT, "strike", r"position 'VXC' \(row 1\): field 'strike' is required for type vix_option"),
+        (VIX_OPT, "expiry", r"position 'VXC' \(row 1\): field 'expiry' is required for type vix_option"),
+        (VIX_OPT, "option_type", r"field 'option_type' is required for type vix_option"),
+        (VIX_FUT, "expiry", r"position 'VX' \(row 1\): field 'expiry' is required for type vix_future"),
+    ],
+)
+def test_vix_missing_fields(rec, drop, match):
+    rec = {k: v for k, v in rec.items() if k != drop}
+    with pytest.raises(ConfigError, match=match) as exc:
+        book_from_records([rec], source="b.csv")
+    _one_line(exc)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(underlying="EQ.SPX"), r"field 'underlying': 'EQ.SPX' cannot underlie a vix_option; expected .*VOL.SPX.ATM for the VIX"),
+        (dict(underlying="VOL.SPX.SKEW"), r"field 'underlying': 'VOL.SPX.SKEW' cannot underlie a vix_option; expected .* VOL.SPX.ATM"),
+        (dict(strike=0.2), r"field 'strike': 0.2 looks like a decimal vol; .* index points"),
+        (dict(strike=-20), r"field 'strike': .*must be > 0 \(got -20\)"),
+        (dict(maturity="2019-03-20"), r"field 'maturity': a vix_option settles on the index at its expiry.*2019-03-20"),
+        (dict(expiry="13/02/2019"), r"field 'expiry'.*13/02/2019"),
+        (dict(option_type="straddle"), r"field 'option_type'.*straddle"),
+    ],
+)
+def test_vix_bad_fields_name_field_and_value(change, match):
+    with pytest.raises(ConfigError, match=match) as exc:
+        book_from_records([{**VIX_OPT, **change}], source="b.csv")
+    _one_line(exc)
+
+
+def test_vix_future_on_an_equity_and_expired_vix_option():
+    with pytest.raises(ConfigError, match=r"position 'VX' \(row 1\): field 'underlying': 'EQ.SPX' cannot underlie a vix_future"):
+        book_from_records([{**VIX_FUT, "underlying": "EQ.SPX"}])
+    book = book_from_records([VIX_FUT, VIX_OPT])
+    with pytest.raises(ConfigError, match=r"position 'VX', field 'expiry': 2019-02-13 is not after the as-of date 2019-03-01"):
+        book.check_dates(pd.Timestamp("2019-03-01"))
