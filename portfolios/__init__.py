@@ -13,9 +13,9 @@ needs Ray or files.
 * :class:`Constraints` - budget/net, leverage, bounds, groups, turnover limit and penalty, ADV caps
   (:func:`adv_caps`), frozen positions, factor bands (:class:`FactorBand`);
   :func:`diagnose_infeasibility` says which family binds;
-* :class:`RiskParity` (volatility or CVaR), :class:`HRP`, :class:`FactorRiskParity`;
-  :class:`SignedRiskParity` and :class:`SignedHRP` on long-short books (signs kept, gross set, desk
-  constraints solved or reported);
+* :class:`RiskParity` (volatility or CVaR), :class:`HRP`, :class:`HERC`, :class:`FactorRiskParity`;
+  :class:`SignedRiskParity`, :class:`SignedHRP` and :class:`SignedHERC` on long-short books (signs kept,
+  gross set, desk constraints solved or reported);
 * :class:`FactorExposureModel` (Lasso loadings) and :class:`FactorTargeting`;
 * :class:`VolTarget` - scale to a volatility target under a leverage cap;
 * :func:`reoptimise_families` - per scenario family: weights before/after, VaR/CVaR before/after on the
@@ -29,9 +29,11 @@ from ._cvar import MeanCVaR
 from ._cvar_distributed import DistributedCVaR, ScenarioChunks
 from ._cvar_solver import CutPlaneCVaR, CVaRSolution
 from ._diagnose import Diagnosis, diagnose_infeasibility
+from ._factor_books import FactorRiskParityBook, FactorTargetBook, mimicking_factor_returns
 from ._factors import FactorExposureModel, FactorTargeting
+from ._herc import HERC
 from ._hrp import HRP
-from ._longshort import SignedHRP, SignedRiskParity
+from ._longshort import SignedHERC, SignedHRP, SignedRiskParity
 from ._lp import RULinearProgram
 from ._reoptimise import (
     SUMMARY_COLUMNS,
@@ -45,6 +47,7 @@ from ._riskparity import FactorRiskParity, RiskParity
 from ._voltarget import VolTarget
 
 __all__ = [
+    "mimicking_factor_returns",
     "FAMILIES",
     "SUMMARY_COLUMNS",
     "WEIGHT_COLUMNS",
@@ -55,8 +58,11 @@ __all__ = [
     "DistributedCVaR",
     "FactorBand",
     "FactorExposureModel",
+    "FactorRiskParityBook",
+    "FactorTargetBook",
     "FactorRiskParity",
     "FactorTargeting",
+    "HERC",
     "HRP",
     "LinearSystem",
     "MeanCVaR",
@@ -64,6 +70,7 @@ __all__ = [
     "ReoptimisationResult",
     "RiskParity",
     "ScenarioChunks",
+    "SignedHERC",
     "SignedHRP",
     "SignedRiskParity",
     "VolTarget",

@@ -36,8 +36,13 @@ class FactorExposureModel:
 
     Parameters
     ----------
-    alpha : Lasso penalty ``lambda`` (on returns in their own units), or ``"cv"`` to choose it per asset
-        by ``cv``-fold cross-validation (``LassoCV``, contiguous folds).
+    alpha : the penalty ``lambda`` (on returns in their own units), or ``"cv"`` to choose it per asset
+        by cross-validation over ``cv`` (a number of contiguous folds, or a scikit-learn splitter such as
+        ``TimeSeriesSplit``, which validates each fold on later data only).
+    method : ``"lasso"`` (default), ``"ridge"`` (scikit-learn's ``Ridge``, objective
+        ``|r - a - F b|^2 + lambda |b|^2`` on the standardised factors; with ``"cv"``, the ``lambda / T`` of
+        26 log-spaced values in ``[1e-4, 10]`` with the least mean squared validation error) or ``"ols"`` (least squares, no penalty, with standard errors and
+        t-statistics).
     fit_intercept : estimate an intercept per asset.
     positive : constrain loadings to be >= 0.
     standardize : fit on factors scaled to unit variance (so one penalty suits factors of different
@@ -47,10 +52,14 @@ class FactorExposureModel:
     Attributes
     ----------
     loadings_ : ``[N, K]``.  intercept_ : ``[N]``.  r2_ : ``[N]`` in-sample R^2.  alpha_ : ``[N]`` penalties.
+    std_errors_, t_stats_ : ``[N, K]`` for ``method="ols"`` (homoskedastic standard errors,
+        ``s^2 (X'X)^-1`` with ``s^2`` the residual variance on ``T - K - 1`` degrees of freedom); NaN for
+        the penalised methods, whose sampling distribution has no such closed form.
     """
 
     def __init__(self, alpha: float | str = 1e-4, fit_intercept: bool = True, positive: bool = False,
-                 standardize: bool = True, cv: int = 5, max_iter: int = 100_000, tol: float = 1e-10):
+                 standardize: bool = True, cv=5, max_iter: int = 100_000, tol: float = 1e-10,
+                 method: str = "lasso"):
         self.alpha = alpha
         self.fit_intercept = fit_intercept
         self.positive = positive
@@ -58,6 +67,7 @@ class FactorExposureModel:
         self.cv = cv
         self.max_iter = max_iter
         self.tol = tol
+        self.method = method
 
     def fit(self, asset_returns, factor_returns, asset_names: Sequence[str] | None = None,
             factor_names: Sequence[str] | None = None) -> "FactorExposureModel":
@@ -70,6 +80,8 @@ class FactorExposureModel:
             )
         T, n = Y.shape
         k = X.shape[1]
+        if self.method not in ("lasso", "ridge", "ols"):
+            raise ConfigError(f"method: expected lasso, ridge or ols (got {self.method!r})")
         if isinstance(self.alpha, str):
             if self.alpha != "cv":
                 raise ConfigError(f"alpha: expected a number >= 0 or 'cv' (got {self.alpha!r})")
@@ -78,26 +90,34 @@ class FactorExposureModel:
         B = np.zeros((n, k))
         a = np.zeros(n)
         lam = np.zeros(n)
+        se = np.full((n, k), np.nan)
         X_raw = X
-        if self.standardize:
-            sd = X.std(axis=0)
-            if np.any(sd == 0):
-                j = int(np.flatnonzero(sd == 0)[0])
-                raise ConfigError(f"factor_returns[:, {j}]: a constant factor cannot be standardised (got sd 0)")
-            X = X / sd
-        if self.alpha == "cv":
-            for i in range(n):
-                m = LassoCV(cv=self.cv, fit_intercept=self.fit_intercept, positive=self.positive,
-                            max_iter=self.max_iter, tol=self.tol).fit(X, Y[:, i])
-                B[i], a[i], lam[i] = m.coef_, m.intercept_, m.alpha_
+        if self.method == "ols":
+            B, a, se = _ols(Y, X, self.fit_intercept)
         else:
-            m = Lasso(alpha=float(self.alpha), fit_intercept=self.fit_intercept, positive=self.positive,
-                      max_iter=self.max_iter, tol=self.tol).fit(X, Y)
-            B = np.atleast_2d(m.coef_).reshape(n, k)
-            a = np.atleast_1d(m.intercept_) * np.ones(n)
-            lam[:] = float(self.alpha)
-        if self.standardize:
-            B = B / sd          # the intercept is unchanged: only the scale of X changed
+            if self.standardize:
+                sd = X.std(axis=0)
+                if np.any(sd == 0):
+                    j = int(np.flatnonzero(sd == 0)[0])
+                    raise ConfigError(f"factor_returns[:, {j}]: a constant factor cannot be standardised (got sd 0)")
+                X = X / sd
+            if self.method == "ridge":
+                B, a, lam = self._ridge(X, Y)
+            elif self.alpha == "cv":
+                for i in range(n):
+                    m = LassoCV(cv=self.cv, fit_intercept=self.fit_intercept, positive=self.positive,
+                                max_iter=self.max_iter, tol=self.tol).fit(X, Y[:, i])
+                    B[i], a[i], lam[i] = m.coef_, m.intercept_, m.alpha_
+            else:
+                m = Lasso(alpha=float(self.alpha), fit_intercept=self.fit_intercept, positive=self.positive,
+                          max_iter=self.max_iter, tol=self.tol).fit(X, Y)
+                B = np.atleast_2d(m.coef_).reshape(n, k)
+                a = np.atleast_1d(m.intercept_) * np.ones(n)
+                lam[:] = float(self.alpha)
+            if self.standardize:
+                B = B / sd          # the intercept is unchanged: only the scale of X changed
+        self.std_errors_ = se
+        self.t_stats_ = np.where(se > 0, B / np.where(se > 0, se, 1.0), np.nan)
         X = X_raw
         fitted = X @ B.T + a
         ss_res = ((Y - fitted) ** 2).sum(axis=0)
@@ -110,10 +130,62 @@ class FactorExposureModel:
         self.factor_names_ = [f"factor_{j}" for j in range(k)] if factor_names is None else list(factor_names)
         return self
 
+    def _ridge(self, X: np.ndarray, Y: np.ndarray):
+        from sklearn.linear_model import Ridge
+
+        T, n = Y.shape
+        lam = np.full(n, float(self.alpha)) if self.alpha != "cv" else _ridge_cv(X, Y, self.cv, self.fit_intercept)
+        m = Ridge(alpha=lam, fit_intercept=self.fit_intercept).fit(X, Y)
+        return np.atleast_2d(m.coef_).reshape(n, X.shape[1]), np.atleast_1d(m.intercept_) * np.ones(n), lam
+
     def predict(self, factor_returns) -> np.ndarray:
         """Asset returns ``[T, N]`` implied by factor returns ``[T, K]``."""
         X = check_returns(factor_returns, "factor_returns")
         return X @ self.loadings_.T + self.intercept_
+
+
+#: the ridge penalties cross-validated, as multiples of the number of observations
+RIDGE_GRID = np.logspace(-4, 1, 26)
+
+
+def _ridge_cv(X: np.ndarray, Y: np.ndarray, cv, intercept: bool) -> np.ndarray:
+    """Per column of ``Y``, the ridge penalty of :data:`RIDGE_GRID` (times ``T``) with the least mean squared
+    error over the validation folds of ``cv`` (a number of contiguous folds or a splitter); each fold's
+    fits for every penalty and column come from one SVD of its training rows."""
+    from sklearn.model_selection import KFold, check_cv
+
+    T = X.shape[0]
+    folds = check_cv(KFold(int(cv)) if isinstance(cv, int) else cv).split(X)
+    grid = T * RIDGE_GRID
+    err = np.zeros((len(grid), Y.shape[1]))
+    for tr, te in folds:
+        xm = X[tr].mean(axis=0) if intercept else np.zeros(X.shape[1])
+        ym = Y[tr].mean(axis=0) if intercept else np.zeros(Y.shape[1])
+        U, s, Vt = np.linalg.svd(X[tr] - xm, full_matrices=False)
+        UtY = U.T @ (Y[tr] - ym)                           # [K, N]
+        Xte = (X[te] - xm) @ Vt.T                          # [T_te, K]
+        for j, a in enumerate(grid):
+            pred = Xte @ ((s / (s * s + a))[:, None] * UtY) + ym
+            err[j] += ((Y[te] - pred) ** 2).mean(axis=0)
+    return grid[np.argmin(err, axis=0)]
+
+
+def _ols(Y: np.ndarray, X: np.ndarray, intercept: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares loadings ``[N, K]``, intercepts ``[N]`` and homoskedastic standard errors ``[N, K]``."""
+    T, k = X.shape
+    D = np.column_stack([np.ones(T), X]) if intercept else X
+    coef, *_ = np.linalg.lstsq(D, Y, rcond=None)       # [K(+1), N]
+    dof = T - D.shape[1]
+    if dof <= 0:
+        raise ConfigError(f"factor_returns: least squares needs more observations than factors (got {T} for {k})")
+    resid = Y - D @ coef
+    s2 = (resid ** 2).sum(axis=0) / dof               # [N]
+    inv = np.linalg.pinv(D.T @ D)
+    var = np.outer(s2, np.diag(inv))                  # [N, K(+1)]
+    j = 1 if intercept else 0
+    B = coef[j:].T
+    a = coef[0] if intercept else np.zeros(Y.shape[1])
+    return B, a, np.sqrt(var[:, j:])
 
 
 class FactorTargeting:
@@ -129,19 +201,24 @@ class FactorTargeting:
     target_exposures : ``[K]`` target of ``B^T w``.
     constraints : :class:`portfolios.Constraints` (default here: no budget, weights in [-1, 1]).
     exclude : indices of assets held at zero (illiquid or excluded names).
+    tolerance : a band ``|B^T w - target|_inf <= tolerance`` counts as on target.  When stage 1 reaches the
+        band, stage 2 is the book nearest the reference inside the band (less trading than pinning the
+        exposures); when it does not, stage 2 pins the closest exposures as above.
 
     Attributes
     ----------
     weights_ : ``[N]``.  exposures_ : ``B^T weights_``.  exposure_error_ : ``|exposures_ - target|_2``.
-    hit_ : whether the target is reached (error <= 1e-7).  status_ : ``"optimal"``.
+    hit_ : whether the target is reached (every exposure within ``tolerance``, plus 1e-7).
+    status_ : ``"optimal"``.
     """
 
     def __init__(self, target_exposures, constraints: Constraints | None = None,
-                 exclude: Sequence[int] | None = None, solver: str | None = None):
+                 exclude: Sequence[int] | None = None, solver: str | None = None, tolerance: float = 0.0):
         self.target_exposures = target_exposures
         self.constraints = constraints
         self.exclude = exclude
         self.solver = solver
+        self.tolerance = tolerance
         self._built = None
 
     def _constraints(self, n: int) -> Constraints:
@@ -181,14 +258,20 @@ class FactorTargeting:
             raise InfeasibleError(
                 diag.message if not diag.feasible else f"factor targeting: the solver failed (status {P.stage1.status})"
             )
+        tol = float(self.tolerance)
+        if not np.isfinite(tol) or tol < 0:
+            raise ConfigError(f"tolerance: expected a number >= 0 (got {self.tolerance!r})")
         w1 = np.asarray(P.x.value[:n], float)
+        in_band = tol > 0 and float(np.max(np.abs(B.T @ w1 - t))) <= tol + 1e-9
+        stage2 = P.stage2_band if in_band else P.stage2
         P.e.value = B.T @ w1
-        P.stage2.solve(solver=solver, **opts)
-        ok = P.stage2.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and P.x.value is not None
+        P.tol.value = tol
+        stage2.solve(solver=solver, **opts)
+        ok = stage2.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and P.x.value is not None
         self.weights_ = np.asarray(P.x.value[:n], float) if ok else w1
         self.exposures_ = B.T @ self.weights_
         self.exposure_error_ = float(np.linalg.norm(self.exposures_ - t))
-        self.hit_ = self.exposure_error_ <= 1e-7
+        self.hit_ = float(np.max(np.abs(self.exposures_ - t))) <= tol + 1e-7
         self.status_ = "optimal"
         return self
 
@@ -204,6 +287,7 @@ class _TargetingProblem:
         self.t = cp.Parameter(k)
         self.e = cp.Parameter(k)
         self.wref = cp.Parameter(n)
+        self.tol = cp.Parameter(nonneg=True)
         self.idx = {}
         self.par = {}
         cons = []
@@ -218,6 +302,8 @@ class _TargetingProblem:
         expo = self.B.T @ w
         self.stage1 = cp.Problem(cp.Minimize(cp.sum_squares(expo - self.t)), cons)
         self.stage2 = cp.Problem(cp.Minimize(cp.sum_squares(w - self.wref)), cons + [expo == self.e])
+        self.stage2_band = cp.Problem(cp.Minimize(cp.sum_squares(w - self.wref)),
+                                      cons + [cp.abs(expo - self.t) <= self.tol])
 
     def load(self, system, B, t) -> None:
         self.B.value = B

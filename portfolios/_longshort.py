@@ -10,15 +10,15 @@ A long-short book is written ``w = s * y`` with ``s = sign(w0)`` the signs of th
   (Mausser and Romanko 2014); ``y`` is then scaled so that ``sum(y)``, the gross exposure, equals the
   target.  Risk budgeting is scale-free, so the contributions ``w_i (Sigma w)_i / w' Sigma w`` equal
   the budgets whatever the gross.
-* HRP (Lopez de Prado 2016) on ``R S``, scaled to the target gross.
+* HRP (Lopez de Prado 2016) and HERC (Raffinot 2018) on ``R S``, scaled to the target gross.
 
 Desk constraints (:class:`portfolios.Constraints`: bounds, groups, turnover, position caps, frozen
 positions) are not scale-free.  When the scaled weights break one, :class:`SignedRiskParity` solves the
 constrained risk-budgeting problem of Richard and Roncalli ("Constrained risk budgeting portfolios",
 2019): ``y(lambda) = argmin rho(y) - lambda b' log y`` over the constraint set, with ``lambda`` chosen so
 that the gross exposure is the target; the binding families are named in ``diagnosis_`` and the
-contributions then differ from the budgets by what the constraints impose.  :class:`SignedHRP` takes no
-constraints: it reports the ones its weights break.
+contributions then differ from the budgets by what the constraints impose.  :class:`SignedHRP` and
+:class:`SignedHERC` take no constraints: they report the ones their weights break.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ from stressgrid.core.measures import cvar_contributions, var_cvar
 
 from ._constraints import RELAX_HINT, Constraints, compile_constraints, frozen_mask, validate_current
 from ._diagnose import diagnose_infeasibility
+from ._herc import HERC
 from ._hrp import HRP
 from ._risk import vol_contributions, weighted_covariance
 from ._riskparity import MEASURES, RiskParity, spinu_newton
 from ._validate import check_alpha, check_choice, check_returns, check_sample_weight
 
-__all__ = ["SignedHRP", "SignedRiskParity", "constraint_report"]
+__all__ = ["SignedHERC", "SignedHRP", "SignedRiskParity", "constraint_report"]
 
 #: relative tolerance for a constraint to count as holding (unconstrained weights) or binding (solution)
 _TOL = 1e-7
@@ -475,5 +476,66 @@ class SignedHRP:
         self.risk_share_ = rc / rc.sum() if rc.sum() != 0 else np.zeros(n)
         self.risk_budget_ = None
         self.order_ = np.flatnonzero(held)[h.order_]
+        self.weights_ = w
+        return self
+
+
+class SignedHERC:
+    """Hierarchical equal risk contribution on a long-short book: HERC on the sign-adjusted returns
+    ``R S`` of the positions held, the signs of the current book kept, scaled to a gross exposure.
+
+    Parameters
+    ----------
+    linkage, optimal_ordering, risk_measure, alpha, n_clusters : as :class:`portfolios.HERC` (the clusters
+        are those of the sign-adjusted returns: a short position clusters with the longs it hedges).
+    gross : the gross exposure ``sum |w|`` (fraction of NAV; default the current book's).
+    constraints : :class:`portfolios.Constraints` to check the weights against.  HERC takes no
+        constraints: a broken one is named in ``diagnosis_`` (status ``"constraints_violated"``), never
+        hidden.
+
+    Attributes
+    ----------
+    weights_ : ``[N]``.  status_ : ``"optimal"`` or ``"constraints_violated"``.  diagnosis_ : ``""`` or one line.
+    risk_share_ : ``[N]`` Euler shares of the volatility (``"variance"`` and ``"vol"``) or CVaR.
+    risk_budget_ : None.  order_ : leaf order (indices into the book).
+    labels_ : ``[N]`` cluster of each position held, -1 for positions not held.  n_clusters_ : int.
+    """
+
+    def __init__(self, linkage: str = "ward", optimal_ordering: bool = False, risk_measure: str = "variance",
+                 alpha: float = 0.95, n_clusters: int | str = "gap", gross: float | None = None,
+                 constraints: Constraints | None = None):
+        self.linkage = linkage
+        self.optimal_ordering = optimal_ordering
+        self.risk_measure = risk_measure
+        self.alpha = alpha
+        self.n_clusters = n_clusters
+        self.gross = gross
+        self.constraints = constraints
+
+    def fit(self, returns, sample_weight=None, current_weights=None) -> "SignedHERC":
+        """Compute the weights from scenario returns per unit weight ``[S, N]`` and the current book ``[N]``."""
+        R = check_returns(returns)
+        S, n = R.shape
+        p = check_sample_weight(sample_weight, S)
+        s = _signs(current_weights, n)
+        w0 = np.asarray(current_weights, float)
+        G = _gross(self.gross, w0)
+        held = s != 0
+        h = HERC(linkage=self.linkage, optimal_ordering=self.optimal_ordering, risk_measure=self.risk_measure,
+                 alpha=self.alpha, n_clusters=self.n_clusters).fit(R[:, held] * s[held], sample_weight=p)
+        y = np.zeros(n)
+        y[held] = G * h.weights_ / h.weights_.sum()
+        w = s * y
+        self.status_, self.diagnosis_ = _checked(self.constraints, s, w, w0, G, "HERC takes no constraints")
+        if self.risk_measure == "cvar":
+            rc = cvar_contributions(R * w, check_alpha(self.alpha), p)
+        else:
+            rc = vol_contributions(weighted_covariance(R, p), w)
+        self.risk_share_ = rc / rc.sum() if rc.sum() != 0 else np.zeros(n)
+        self.risk_budget_ = None
+        self.order_ = np.flatnonzero(held)[h.order_]
+        self.labels_ = np.full(n, -1)
+        self.labels_[held] = h.labels_
+        self.n_clusters_ = h.n_clusters_
         self.weights_ = w
         return self
