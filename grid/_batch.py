@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 
 from stressgrid.core.yamlfile import read_yaml
 from stressgrid.core import ConfigError
@@ -21,7 +22,8 @@ from stressgrid.scenarios import ScenarioSpec
 from stressgrid.monitoring import MonitoringSettings
 
 from ._liquidity import LiquiditySettings
-from ._optimise import OptimiseSettings
+from ._factors import FactorModelSettings
+from ._optimise import FACTOR_OBJECTIVES, OptimiseSettings
 
 __all__ = ["Batch", "load_batch", "RiskSettings", "ExecutionSettings", "MarketSettings", "HistorySettings",
            "OutputSettings", "SweepPoint", "expand_sweeps"]
@@ -210,8 +212,11 @@ class Batch(_Strict):
     limits: Optional[dict] = None
     #: liquidity-aware tables: liquidation, LA VaR/CVaR, LA drawdowns, capacity (docs/liquidity.md)
     liquidity: Optional[LiquiditySettings] = None
-    #: the book re-optimised under each scenario family (docs/portfolios.md)
-    optimise: Optional[OptimiseSettings] = None
+    #: exposures of positions and groups on declared factors, fitted on a dated family (docs/portfolios.md)
+    factor_model: Optional[FactorModelSettings] = None
+    #: the book re-optimised under each scenario family (docs/portfolios.md): one mapping, or a list of
+    #: cases (read as a list of one)
+    optimise: Optional[list[OptimiseSettings]] = None
     #: model monitoring: forecasters walk-forward, regime signals and rules, VaR backtests (docs/monitoring.md)
     monitoring: Optional[MonitoringSettings] = None
     #: for each entry of ``scenarios`` (after sweep expansion), the index of the batch-file entry it came
@@ -249,6 +254,38 @@ class Batch(_Strict):
         if len(v) != 3 or not v.isalpha() or not v.isupper():
             raise ValueError(f"{v!r} is not a three-letter upper-case currency code")
         return v
+
+    @field_validator("optimise", mode="before")
+    @classmethod
+    def _cases(cls, v):
+        return [v] if isinstance(v, dict) else v
+
+    @model_validator(mode="after")
+    def _optimise_cases(self) -> "Batch":
+        cases = self.optimise or []
+        names = [c.case for c in cases]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"optimise: case name {dup[0]!r} is used twice; give each case its own 'name'")
+        for i, c in enumerate(cases):
+            at = "optimise" if len(cases) == 1 else f"optimise[{i}]"
+            if c.objective in FACTOR_OBJECTIVES and self.factor_model is None:
+                raise ValueError(f"{at}: objective {c.objective} needs the factor_model section (the factors and the "
+                                 "family their exposures are fitted on)")
+            given = (c.factor_target.exposures if c.factor_target else {}) | (
+                c.factor_risk_budget.budgets if c.factor_risk_budget else {})
+            for k in given:
+                if self.factor_model is not None and k not in self.factor_model.factors:
+                    raise ValueError(f"{at}: no factor {k!r} in factor_model.factors "
+                                     f"({', '.join(self.factor_model.factors)})")
+        fm = self.factor_model
+        kinds = {s.name: s.kind for s in self.scenarios}
+        if fm is not None and fm.family not in kinds:
+            raise ValueError(f"factor_model.family: no scenario family {fm.family!r} (families: {', '.join(kinds)})")
+        if fm is not None and kinds[fm.family] not in ("rolling", "historical"):
+            raise ValueError(f"factor_model.family: family {fm.family!r} is {kinds[fm.family]}; the factor model needs "
+                             "dated observations: a rolling or historical family")
+        return self
 
     @field_validator("scenarios")
     @classmethod
@@ -349,8 +386,9 @@ MAX_ERRORS = 20
 
 def _error_line(p: Path, raw: dict, points: list, err: dict) -> str:
     loc = _loc(err["loc"])
-    if isinstance(raw.get("history"), dict) and loc.startswith("history[0]"):
-        loc = "history" + loc[len("history[0]"):]  # one source was given, as a mapping
+    for key in ("history", "optimise"):
+        if isinstance(raw.get(key), dict) and loc.startswith(f"{key}[0]"):
+            loc = key + loc[len(f"{key}[0]"):]  # one entry was given, as a mapping
     if points and len(err["loc"]) > 1 and err["loc"][0] == "scenarios" and isinstance(err["loc"][1], int):
         j = err["loc"][1]
         fam = raw["scenarios"][j].get("name") if isinstance(raw["scenarios"][j], dict) else None
@@ -358,6 +396,9 @@ def _error_line(p: Path, raw: dict, points: list, err: dict) -> str:
         if point is not None:  # name the batch-file entry and the sweep point, not the expanded index
             loc = loc.replace(f"scenarios[{j}]", f"scenarios[{point.entry}] (sweep point {fam})", 1)
     msg = err["msg"].removeprefix("Value error, ")
+    if not loc and ": " in msg:  # a check across sections names its own field
+        head, rest = msg.split(": ", 1)
+        return f"batch file {p}, field '{head}': {rest}"
     if err["type"] == "missing":
         return f"batch file {p}, field '{loc}': missing"
     if err["type"] == "extra_forbidden":

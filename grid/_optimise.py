@@ -10,15 +10,17 @@ P&L divided by ``q_i v_i``, so ``R @ w`` is the book's P&L over NAV and re-weigh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._factors import position_exposures
 from ._plan import Task
 
-__all__ = ["HRPSettings", "OptimiseSettings", "RiskBudgetSettings", "optimise_tables", "position_budgets"]
+__all__ = ["FactorTargetSettings", "HRPSettings", "OptimiseSettings", "RiskBudgetSettings", "optimise_tables",
+           "position_budgets"]
 
 
 class _Strict(BaseModel):
@@ -33,8 +35,20 @@ class AdvCapSettings(_Strict):
     horizon_days: float = Field(default=5.0, gt=0.0)
 
 
-#: the objectives that re-scale the book along its signs to a gross exposure (risk parity, HRP)
-SIGNED_OBJECTIVES = ("risk_parity", "hrp")
+#: the objectives that re-scale the book along its signs to a gross exposure (risk parity, HRP, HERC)
+SIGNED_OBJECTIVES = ("risk_parity", "hrp", "herc")
+#: the objectives that read the factor_model section's loadings
+FACTOR_OBJECTIVES = ("factor_target", "factor_risk_parity")
+#: what to relax, per constraint family, in the batch's words
+BATCH_HINTS = {
+    "gross": "raise optimise.max_gross_multiple",
+    "bounds": "widen optimise.weight_bounds or scale_bounds, or set signs: free",
+    "groups": "widen optimise.group_bounds",
+    "turnover": "raise optimise.max_turnover",
+    "position_caps": "raise optimise.adv_caps (higher participation or longer horizon_days)",
+    "frozen": "unfreeze some of optimise.frozen or optimise.exclude",
+    "factor": "widen optimise.factor_target.tolerance",
+}
 #: the default ``scale_bounds`` of min_cvar and max_return
 DEFAULT_SCALE_BOUNDS = (0.0, 2.0)
 
@@ -72,16 +86,64 @@ class HRPSettings(_Strict):
     risk_measure: Literal["variance", "cvar"] = "variance"  # cvar at optimise.alpha
 
 
-class OptimiseSettings(_Strict):
-    """``optimise``: re-optimise the book under each stress (docs/portfolios.md)."""
+class HERCSettings(_Strict):
+    """``optimise.herc``: the clustering of ``objective: herc`` (portfolios.HERC, Raffinot 2018)."""
 
+    linkage: Literal["single", "complete", "average", "ward", "weighted"] = "ward"
+    #: gap: the mean intra-cluster distance's second difference; gap_std: with the standard deviation; or a count
+    n_clusters: Union[Literal["gap", "gap_std"], int] = "gap"
+    risk_measure: Literal["variance", "vol", "cvar"] = "variance"  # cvar at optimise.alpha
+
+    @model_validator(mode="after")
+    def _check(self) -> "HERCSettings":
+        if not isinstance(self.n_clusters, str) and self.n_clusters < 1:
+            raise ValueError(f"n_clusters must be gap, gap_std or a count >= 1 (got {self.n_clusters!r})")
+        return self
+
+
+class FactorTargetSettings(_Strict):
+    """``optimise.factor_target``: target exposures per factor of the ``factor_model`` section (exposure of
+    the book per unit of the factor's move, weights as fractions of NAV); a factor not listed is free."""
+
+    exposures: dict[str, float] = Field(min_length=1)
+    tolerance: float = Field(default=0.0, ge=0.0)  # |exposure - target| that counts as on target
+
+
+class FactorRiskBudgetSettings(_Strict):
+    """``optimise.factor_risk_budget``: relative budgets of the systematic risk per factor (default equal)."""
+
+    budgets: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> "FactorRiskBudgetSettings":
+        for k, v in self.budgets.items():
+            if not np.isfinite(v) or v <= 0:
+                raise ValueError(f"budgets[{k!r}] must be a positive number (got {v!r})")
+        return self
+
+
+class OptimiseSettings(_Strict):
+    """``optimise``: re-optimise the book under each stress (docs/portfolios.md).  The section is one
+    mapping, or a list of them (cases, each with its own ``name``)."""
+
+    #: the case's name in the tables' ``case`` column (default: the objective); unique within the section
+    name: Optional[str] = None
     families: Optional[list[str]] = None  # default: every family but the base one
     base_family: Optional[str] = None  # the unstressed set reported next to the stressed one
     alpha: float = Field(default=0.95, gt=0.5, lt=1.0)
-    objective: Literal["min_cvar", "max_return", "risk_parity", "hrp"] = "min_cvar"
+    objective: Literal["min_cvar", "max_return", "risk_parity", "hrp", "herc", "factor_risk_parity",
+                       "factor_target"] = "min_cvar"
     cvar_budget: Optional[float] = Field(default=None, gt=0.0)  # fraction of NAV, for max_return
     risk_budget: Optional[RiskBudgetSettings] = None  # risk_parity (default: equal per position, vol)
     hrp: Optional[HRPSettings] = None  # hrp (default: single linkage, variance)
+    herc: Optional[HERCSettings] = None  # herc (default: ward linkage, gap rule, variance)
+    factor_target: Optional[FactorTargetSettings] = None  # factor_target
+    factor_risk_budget: Optional[FactorRiskBudgetSettings] = None  # factor_risk_parity (default equal)
+    #: every position's weight (fraction of NAV) in [low, high], on top of the other bounds
+    weight_bounds: Optional[tuple[float, float]] = None
+    #: keep: no position changes side (default); free: a position may change side within weight_bounds
+    signs: Literal["keep", "free"] = "keep"
+    exclude: list[str] = []  # position ids held at zero (illiquid or excluded names)
     #: each position's new size as a multiple of its current one, in [low, high] (no sign flips);
     #: default (0, 2) for min_cvar and max_return, none for risk_parity and hrp
     scale_bounds: Optional[tuple[float, float]] = None
@@ -103,10 +165,26 @@ class OptimiseSettings(_Strict):
                 raise ValueError(f"scale_bounds {list(self.scale_bounds)} must satisfy 0 <= low <= 1 <= high")
         if self.objective == "max_return" and self.cvar_budget is None:
             raise ValueError("objective max_return needs cvar_budget (CVaR as a fraction of NAV)")
-        for key, objective in (("risk_budget", "risk_parity"), ("hrp", "hrp")):
-            if getattr(self, key) is not None and self.objective != objective:
-                raise ValueError(f"{key} applies to objective {objective} (got objective {self.objective})")
-        if self.objective in SIGNED_OBJECTIVES and self.turnover_penalty:
+        for key, objectives in (("risk_budget", ("risk_parity",)), ("hrp", ("hrp",)), ("herc", ("herc",)),
+                                ("factor_target", ("factor_target",)), ("factor_risk_budget", ("factor_risk_parity",))):
+            if getattr(self, key) is not None and self.objective not in objectives:
+                raise ValueError(f"{key} applies to objective {' or '.join(objectives)} (got objective {self.objective})")
+        if self.objective == "factor_target" and self.factor_target is None:
+            raise ValueError("objective factor_target needs factor_target.exposures (target exposure per factor)")
+        if self.weight_bounds is not None:
+            lo, hi = self.weight_bounds
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo <= 0.0 <= hi and lo < hi):
+                raise ValueError(f"weight_bounds {list(self.weight_bounds)} must satisfy low <= 0 <= high, low < high")
+        if self.signs == "free" and self.objective in SIGNED_OBJECTIVES:
+            raise ValueError(f"objective {self.objective} keeps the signs of the book; signs: free applies to "
+                             "min_cvar, max_return and the factor objectives")
+        if self.exclude and self.objective in SIGNED_OBJECTIVES:
+            raise ValueError(f"objective {self.objective} keeps every position held; exclude applies to min_cvar, "
+                             "max_return and the factor objectives")
+        if self.signs == "free" and self.scale_bounds is not None:
+            raise ValueError("signs: free cannot take scale_bounds (multiples of each position's size); "
+                             "use weight_bounds")
+        if self.objective in SIGNED_OBJECTIVES + FACTOR_OBJECTIVES and self.turnover_penalty:
             raise ValueError(f"objective {self.objective} takes no turnover_penalty (got {self.turnover_penalty}); "
                              "use max_turnover")
         return self
@@ -116,7 +194,13 @@ class OptimiseSettings(_Strict):
         """The scale bounds in force: the given ones, the min_cvar/max_return default, or None."""
         if self.scale_bounds is not None:
             return self.scale_bounds
-        return None if self.objective in SIGNED_OBJECTIVES else DEFAULT_SCALE_BOUNDS
+        if self.objective in SIGNED_OBJECTIVES + FACTOR_OBJECTIVES or self.signs == "free":
+            return None
+        return DEFAULT_SCALE_BOUNDS
+
+    @property
+    def case(self) -> str:
+        return self.name or self.objective
 
 
 @dataclass(frozen=True)
@@ -136,6 +220,10 @@ class _Payload:
     risk_budget: np.ndarray | None  # [N] per position, for objective risk_parity
     conditions: dict  # family -> liquidity.Conditions (uniform, the family's most stressed)
     adv_mult: dict  # family -> [N] ADV multiplier
+    tradable: np.ndarray  # [N] priced, with an exposure, not excluded
+    loadings: np.ndarray | None = None  # [N, K] from the factor_model section
+    factor_names: tuple[str, ...] = ()
+    factor_budget: np.ndarray | None = None  # [K] for objective factor_risk_parity
 
 
 def _constraints(pl: _Payload, family: str):
@@ -147,9 +235,15 @@ def _constraints(pl: _Payload, family: str):
         lo, hi = st.bounds
         a, b = pl.w0 * lo, pl.w0 * hi
         lower, upper = np.minimum(a, b), np.maximum(a, b)
+    elif st.signs == "free":  # either side, within weight_bounds (or the gross bound)
+        lower, upper = np.full(len(pl.w0), -np.inf), np.full(len(pl.w0), np.inf)
     else:  # the signs of the current book only
         lower = np.where(pl.w0 > 0, 0.0, np.where(pl.w0 < 0, -np.inf, 0.0))
         upper = np.where(pl.w0 < 0, 0.0, np.where(pl.w0 > 0, np.inf, 0.0))
+    if st.weight_bounds is not None:
+        lower, upper = np.maximum(lower, st.weight_bounds[0]), np.minimum(upper, st.weight_bounds[1])
+    lower = np.where(pl.tradable, lower, 0.0)  # unpriced, zero-exposure and excluded positions stay at zero
+    upper = np.where(pl.tradable, upper, 0.0)
     idx = {k: i for i, k in enumerate(pl.ids)}
     frozen = [idx[k] for k in st.frozen]
     max_position = None
@@ -183,12 +277,45 @@ def _optimiser(pl: _Payload, family: str):
                                            groups=pl.groups[rb.level] if rb.scale == "group" else None)
     if st.objective == "hrp":
         h = st.hrp or HRPSettings()
-        return portfolios.SignedHRP(linkage=h.linkage, optimal_ordering=h.optimal_ordering,
-                                    risk_measure=h.risk_measure, alpha=st.alpha, gross=gross, constraints=cs)
+        return portfolios.SignedHRP(linkage=h.linkage, optimal_ordering=h.optimal_ordering, risk_measure=h.risk_measure,
+                                    alpha=st.alpha, gross=gross, constraints=cs)
+    if st.objective == "herc":
+        h = st.herc or HERCSettings()
+        return portfolios.SignedHERC(linkage=h.linkage, n_clusters=h.n_clusters, risk_measure=h.risk_measure,
+                                     alpha=st.alpha, gross=gross, constraints=cs)
+    if st.objective == "factor_target":
+        ft = st.factor_target
+        target = np.array([ft.exposures.get(k, np.nan) for k in pl.factor_names])
+        free = np.isnan(target)
+        if free.any():  # factors without a target: a band as wide as the book can make
+            target = np.where(free, 0.0, target)
+            return _PartialTarget(pl.loadings, target, ~free, cs, ft.tolerance, pl.factor_names)
+        return portfolios.FactorTargetBook(pl.loadings, target, cs, ft.tolerance, pl.factor_names, BATCH_HINTS)
+    if st.objective == "factor_risk_parity":
+        return portfolios.FactorRiskParityBook(pl.loadings, pl.factor_budget, cs, pl.factor_names, BATCH_HINTS)
     return portfolios.MeanCVaR(alpha=st.alpha, objective=st.objective, cvar_budget=st.cvar_budget, constraints=cs)
 
 
-def position_budgets(rb: RiskBudgetSettings, ids, groups: dict, held: np.ndarray, source: str) -> np.ndarray:
+class _PartialTarget:
+    """factor_target with some factors left free: targeting on the listed factors' loadings only."""
+
+    def __init__(self, loadings, target, listed, cs, tolerance, names):
+        from stressgrid import portfolios
+
+        self._inner = portfolios.FactorTargetBook(loadings[:, listed], target[listed], cs, tolerance,
+                                                  [n for n, k in zip(names, listed) if k], BATCH_HINTS)
+        self._loadings, self._listed, self._target = loadings, listed, target
+
+    def fit(self, returns, sample_weight=None, current_weights=None):
+        self._inner.fit(returns, sample_weight, current_weights)
+        self.weights_, self.status_, self.diagnosis_ = self._inner.weights_, self._inner.status_, self._inner.diagnosis_
+        self.factor_exposures_ = self._loadings.T @ self.weights_
+        self.factor_target_ = np.where(self._listed, self._target, np.nan)
+        return self
+
+
+def position_budgets(rb: RiskBudgetSettings, ids, groups: dict, held: np.ndarray, source: str,
+                     section: str = "optimise") -> np.ndarray:
     """Risk budgets per position ``[N]`` (summing to 1, zero where the book holds nothing) from
     ``optimise.risk_budget``: a group's budget is split equally over its positions held.
 
@@ -200,7 +327,7 @@ def position_budgets(rb: RiskBudgetSettings, ids, groups: dict, held: np.ndarray
     """
     from stressgrid.core import ConfigError
 
-    field = f"{source}, field 'optimise.risk_budget.budgets'"
+    field = f"{source}, field '{section}.risk_budget.budgets'"
     labels = np.asarray(ids, dtype=object) if rb.level == "position" else np.asarray(groups[rb.level], dtype=object)
     what = "position" if rb.level == "position" else rb.level
     names = list(dict.fromkeys(labels[held]))
@@ -240,11 +367,36 @@ def _optimise_task(pl: _Payload, task: Task):
         b0, b1 = pl.base
         pb = pl.weights[b0:b1]
         kw = dict(base_returns=pl.returns[b0:b1], base_sample_weight=pb / pb.sum())
+    if pl.loadings is not None:  # contributions by factor, from the factor returns implied in each scenario
+        kw.update(loadings=pl.loadings, factor_names=list(pl.factor_names),
+                  factor_returns=portfolios.mimicking_factor_returns(R, pl.loadings))
+        if pl.base is not None:
+            kw["base_factor_returns"] = portfolios.mimicking_factor_returns(kw["base_returns"], pl.loadings)
     cost = liquidity.cost_fn(pl.model, pl.conditions.get(fam))
     res = portfolios.reoptimise_family(
         fam, R, pl.w0, methods={st.objective: opt}, alpha=st.alpha, sample_weight=p, positions=list(pl.ids),
         groups=pl.groups, cost_fn=cost, fallback="current" if st.fallback == "current" else None, **kw)
     res.task_id = task.task_id
+    res.exposures = None
+    if pl.loadings is not None:
+        w = res.weights["weight_new"].to_numpy(float)
+        target = getattr(opt, "factor_target_", None)
+        budget = getattr(opt, "factor_risk_budget_", None)
+        omega = portfolios.weighted_covariance(portfolios.mimicking_factor_returns(R, pl.loadings), p)
+
+        def shares(x):
+            y = pl.loadings.T @ x
+            v = float(y @ omega @ y)
+            return y * (omega @ y) / v if v > 0 else np.full(len(y), np.nan)
+
+        k = len(pl.factor_names)
+        fell_back = res.summary["status"].iloc[0] == "fallback"
+        res.exposures = pd.DataFrame({
+            "family": fam, "method": st.objective, "factor": list(pl.factor_names),
+            "target": np.full(k, np.nan) if target is None or fell_back else np.asarray(target, float),
+            "exposure_before": pl.loadings.T @ pl.w0, "exposure_after": pl.loadings.T @ w,
+            "risk_budget": np.full(k, np.nan) if budget is None or fell_back else np.asarray(budget, float),
+            "risk_share_before": shares(pl.w0), "risk_share_after": shares(w)})
     return res
 
 
@@ -273,18 +425,38 @@ def _thin_tails(summary: pd.DataFrame, pnl: np.ndarray, weights: np.ndarray, fam
                           for n, m, thin in zip(note, old, summary["thin_tail"])]
 
 
-def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, executor, source: str) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Re-optimise per family on the executor; tables and notes for the manifest."""
+def optimise_tables(cases, inputs, pnl: np.ndarray | None, executor, source: str,
+                    factors=None) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Re-optimise per case and family on the executor; tables (each with a column after
+    ``method``: ``case_name``) and notes for the manifest.  ``cases``: one :class:`OptimiseSettings` or a list of them;
+    ``factors``: the factor_model section's :class:`FittedFactors` (needed by the factor objectives)."""
+    single = isinstance(cases, OptimiseSettings)
+    cases = [cases] if single else list(cases)
+    tables: dict[str, list[pd.DataFrame]] = {}
+    notes: dict = {}
+    for i, st in enumerate(cases):
+        field = "optimise" if single or len(cases) == 1 else f"optimise[{i}]"
+        t, n = _case_tables(st, inputs, pnl, executor, source, field, factors)
+        for k, df in t.items():
+            df = df.copy()
+            df.insert(list(df.columns).index("method") + 1, "case_name", st.case)
+            tables.setdefault(k, []).append(df)
+        notes.update({k: v for k, v in n.items() if k != "case"})
+        notes.setdefault("cases", {})[st.case] = st.objective
+    return {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}, notes
+
+
+def _case_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, executor, source: str, field: str,
+                 factors) -> tuple[dict[str, pd.DataFrame], dict]:
+    """One case of the ``optimise`` section."""
     from stressgrid import liquidity
     from stressgrid import portfolios
 
     from stressgrid.core import ConfigError
 
     from stressgrid.core.executor import TaskFailure
-    from ._liquidity import LiquiditySettings, build_model
-
     if pnl is None:
-        raise ConfigError(f"{source}, field 'optimise': needs the position-level P&L, which is not kept for "
+        raise ConfigError(f"{source}, field '{field}': needs the position-level P&L, which is not kept for "
                           "scenarios x positions over 20 million; run fewer scenarios or positions")
     scen = inputs.scenarios
     fam = np.asarray(scen.family)
@@ -292,24 +464,21 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
     for key, val in (("families", settings.families or []), ("base_family", [settings.base_family] if settings.base_family else [])):
         for f in val:
             if f not in names:
-                raise ConfigError(f"{source}, field 'optimise.{key}': no scenario family {f!r} (families: {', '.join(names)})")
+                raise ConfigError(f"{source}, field '{field}.{key}': no scenario family {f!r} (families: {', '.join(names)})")
     pos = inputs.book.positions
     ids = tuple(pos["id"])
-    for k in settings.frozen:
-        if k not in ids:
-            raise ConfigError(f"{source}, field 'optimise.frozen': no position {k!r} in the book")
+    for key in ("frozen", "exclude"):
+        for k in getattr(settings, key):
+            if k not in ids:
+                raise ConfigError(f"{source}, field '{field}.{key}': no position {k!r} in the book")
     for lvl, d in settings.group_bounds.items():
         if lvl not in ("asset_class", "sleeve"):
-            raise ConfigError(f"{source}, field 'optimise.group_bounds': level {lvl!r} must be asset_class or sleeve")
+            raise ConfigError(f"{source}, field '{field}.group_bounds': level {lvl!r} must be asset_class or sleeve")
         for g in d:
             if g not in set(pos[lvl]):
-                raise ConfigError(f"{source}, field 'optimise.group_bounds.{lvl}': no {lvl} {g!r} in the book")
+                raise ConfigError(f"{source}, field '{field}.group_bounds.{lvl}': no {lvl} {g!r} in the book")
 
-    model, _ = build_model(inputs.batch.liquidity or LiquiditySettings(), inputs, source)
-    nav = float(model.nav)
-    unit = np.asarray(model.unit_value, float)
-    exposure = pos["quantity"].to_numpy(float) * unit
-    priced = np.asarray(inputs.prepared.priced, bool) & (np.abs(exposure) > 0)
+    nav, unit, exposure, priced, model = position_exposures(inputs, source)
     safe = np.where(priced, exposure, 1.0)
     R = np.where(priced[None, :], pnl / safe[None, :], 0.0)
     w0 = np.where(priced, exposure / nav, 0.0)
@@ -336,19 +505,43 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
     groups = {"asset_class": pos["asset_class"].to_numpy(), "sleeve": pos["sleeve"].to_numpy()}
     budget = None
     if settings.objective == "risk_parity":
-        budget = position_budgets(settings.risk_budget or RiskBudgetSettings(), ids, groups, priced, source)
+        budget = position_budgets(settings.risk_budget or RiskBudgetSettings(), ids, groups, priced, source, field)
+    loadings, fnames, fbudget = None, (), None
+    if factors is not None:
+        loadings, fnames = factors.loadings, factors.names
+    if settings.objective in FACTOR_OBJECTIVES:
+        if factors is None:
+            raise ConfigError(f"{source}, field '{field}.objective': {settings.objective} needs the factor_model section "
+                              "(the factors and the family their exposures are fitted on)")
+        given = (settings.factor_target.exposures if settings.objective == "factor_target"
+                 else (settings.factor_risk_budget.budgets if settings.factor_risk_budget else {}))
+        key = "factor_target.exposures" if settings.objective == "factor_target" else "factor_risk_budget.budgets"
+        for k in given:
+            if k not in fnames:
+                raise ConfigError(f"{source}, field '{field}.{key}': no factor {k!r} in factor_model.factors "
+                                  f"({', '.join(fnames)})")
+        if settings.objective == "factor_risk_parity" and given:
+            missing = [k for k in fnames if k not in given]
+            if missing:
+                raise ConfigError(f"{source}, field '{field}.{key}': no budget for factor(s) {', '.join(missing)}; give "
+                                  "every factor a budget, or none for equal budgets")
+            fbudget = np.array([given[k] for k in fnames], float)
+    tradable = priced & ~np.isin(np.asarray(ids, dtype=object), settings.exclude)
     payload = _Payload(R, scen.weights, w0, tuple(fams), base, settings, ids, groups,
-                       unit, pos["adv"].to_numpy(float), nav, model, budget, fc, adv_mult)
+                       unit, pos["adv"].to_numpy(float), nav, model, budget, fc, adv_mult, tradable,
+                       loadings, tuple(fnames), fbudget)
     try:
         results = executor.map(payload, tasks, fn=_optimise_task, cpu_only=True)
     except TaskFailure as exc:
         from stressgrid.core import InfeasibleError, TaskError
 
-        msg = f"re-optimisation of family {fams[exc.task.task_id]!r}: {exc.reason}"
+        where = "" if field == "optimise" else f" ({field}, case {settings.case})"
+        msg = f"re-optimisation of family {fams[exc.task.task_id]!r}{where}: {exc.reason}"
         if exc.reason.startswith("InfeasibleError"):
-            raise InfeasibleError(msg + " (or set optimise.fallback: current)") from None
+            raise InfeasibleError(msg + f" (or set {field}.fallback: current)") from None
         raise TaskError(msg) from None
-    res = portfolios.ReoptimisationResult.concat(sorted(results, key=lambda r: r.task_id))
+    results = sorted(results, key=lambda r: r.task_id)
+    res = portfolios.ReoptimisationResult.concat(results)
     summary = res.summary.copy()
     for col in ("cvar_before", "cvar_after", "var_before", "var_after", "base_cvar_before", "base_cvar_after",
                 "base_var_before", "base_var_after"):
@@ -361,6 +554,8 @@ def optimise_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, 
     contrib = res.contributions.rename(columns={"group": "group_name"})
     contrib["cvar_contribution"] = contrib["cvar_contribution"] * nav
     tables = {"reoptimisation": summary, "reoptimisation_weights": w, "reoptimisation_contributions": contrib}
+    if loadings is not None:
+        tables["reoptimisation_exposures"] = pd.concat([r.exposures for r in results], ignore_index=True)
     notes = {"nav": nav, "weights": "exposure / NAV", "unpriced_or_zero_exposure": [ids[i] for i in np.flatnonzero(~priced)]}
     return tables, notes
 

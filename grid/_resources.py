@@ -110,7 +110,7 @@ def estimate_resources(batch, history: History, n_positions: int, factors, strea
                   + tail * (2 * 8.0 * n_positions + 64.0) + STREAM_PER_TASK_BYTES)
         disk = S * DISK_PER_SCENARIO + (cells * DISK_PER_POSITION_ROW if table else 0.0)
         return Estimate(counts, float(driver), float(disk))
-    gather = table or ((batch.liquidity is not None or batch.optimise is not None) and cells <= MAX_POSITION_CELLS)
+    gather = table or ((batch.liquidity is not None or batch.optimise is not None or batch.factor_model is not None) and cells <= MAX_POSITION_CELLS)
     path_cells = sum(counts[s.name] * _paths_days(s) for s in batch.scenarios) * n_factors
     driver = (DRIVER_BASE + S * (DRIVER_PER_SCENARIO + DRIVER_PER_CELL * n_factors)
               + (cells * DRIVER_PER_POSITION_CELL if gather else 0.0) + path_cells * DRIVER_PER_PATH_CELL)

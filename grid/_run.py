@@ -402,7 +402,7 @@ def keeps_positions(batch: Batch, n_scenarios: int, n_positions: int) -> tuple[b
                           f"{n_positions:,} positions = {cells:,} rows, over the limit of {MAX_POSITION_CELLS:,}; "
                           "use auto or false, or fewer scenarios")
     table = want is True or (want == "auto" and cells <= AUTO_POSITION_CELLS)
-    sections = batch.liquidity is not None or batch.optimise is not None
+    sections = batch.liquidity is not None or batch.optimise is not None or batch.factor_model is not None
     return table or (sections and cells <= MAX_POSITION_CELLS), table
 
 

@@ -1,6 +1,7 @@
 """The batch's optional sections, each one object with the same small interface.
 
-A section is enabled by its key in the batch file (``liquidity``, ``optimise``, ``monitoring``); it reads
+A section is enabled by its key in the batch file (``liquidity``, ``factor_model``, ``optimise``,
+``monitoring``); it reads
 the run's inputs, the gathered position-level P&L (when kept) and the executor, and returns tables, notes
 for the manifest and its timings.  :func:`stressgrid.grid.execute` runs the enabled ones in the order of
 :data:`SECTIONS`.
@@ -26,6 +27,8 @@ class SectionContext:
     pnl: np.ndarray | None  # [S, N] position-level P&L, when the run gathered it
     executor: Executor
     source: str  # names the batch in error messages
+    #: what a section leaves for a later one (the factor model's loadings for the optimise section)
+    shared: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -59,6 +62,23 @@ class LiquiditySection:
         return SectionOutput(tables, notes, {"liquidity": time.perf_counter() - t0})
 
 
+class FactorModelSection:
+    """Exposures of positions and groups on the declared factors, fitted on a dated family."""
+
+    name = "factor_model"
+
+    def enabled(self, batch) -> bool:
+        return batch.factor_model is not None
+
+    def run(self, ctx: SectionContext) -> SectionOutput:
+        from ._factors import factor_model_tables
+
+        t0 = time.perf_counter()
+        tables, notes, fitted = factor_model_tables(ctx.inputs.batch.factor_model, ctx.inputs, ctx.pnl, ctx.source)
+        ctx.shared["factors"] = fitted
+        return SectionOutput(tables, notes, {"factor_model": time.perf_counter() - t0})
+
+
 class OptimiseSection:
     """The book re-optimised under each stress family, one task per family."""
 
@@ -71,7 +91,8 @@ class OptimiseSection:
         from ._optimise import optimise_tables
 
         t0 = time.perf_counter()
-        tables, notes = optimise_tables(ctx.inputs.batch.optimise, ctx.inputs, ctx.pnl, ctx.executor, ctx.source)
+        tables, notes = optimise_tables(ctx.inputs.batch.optimise, ctx.inputs, ctx.pnl, ctx.executor, ctx.source,
+                                        ctx.shared.get("factors"))
         return SectionOutput(tables, notes, {"optimise": time.perf_counter() - t0})
 
 
@@ -98,4 +119,4 @@ class MonitoringSection:
 
 
 #: the sections, in the order they run
-SECTIONS: tuple[Section, ...] = (LiquiditySection(), OptimiseSection(), MonitoringSection())
+SECTIONS: tuple[Section, ...] = (LiquiditySection(), FactorModelSection(), OptimiseSection(), MonitoringSection())

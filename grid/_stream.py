@@ -54,7 +54,7 @@ STREAM_TABLES = ("scenarios", "breakdown", "scenario_pnl", "sensitivity", "liqui
 #: (about 100,000 scenarios of the demo book), when no section needs every scenario's P&L in one process
 STREAM_CELLS = 5_000_000
 #: the sections that read the gathered ``[S, N]`` P&L or the whole scenario set in the driver
-GATHERING_SECTIONS = ("liquidity", "optimise", "monitoring")
+GATHERING_SECTIONS = ("liquidity", "factor_model", "optimise", "monitoring")
 #: a task keeps the position rows of its largest losses up to ``ROW_MARGIN`` times its share of the tail
 #: mass, and at least ``ROW_FLOOR`` more rows
 ROW_MARGIN = 2.0

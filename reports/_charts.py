@@ -376,12 +376,13 @@ def chart_reoptimisation(run: RunDir, max_positions: int = 30) -> str | None:
     rw = run.get("reoptimisation_weights")
     if rw is None or rw.empty:
         return None
-    pairs = list(dict.fromkeys(zip(rw["family"], rw["method"])))[:4]
-    n_pos = min(max_positions, int(rw.groupby(["family", "method"]).size().max()))
+    key = "case_name" if "case_name" in rw.columns else "method"
+    pairs = list(dict.fromkeys(zip(rw["family"], rw[key])))[:4]
+    n_pos = min(max_positions, int(rw.groupby(["family", key]).size().max()))
     fig = _figure(10, 0.9 + 0.2 * n_pos * (-(-len(pairs) // 2)))
     axes = fig.subplots(-(-len(pairs) // 2), 2 if len(pairs) > 1 else 1, squeeze=False).ravel()
     for ax, (fam, method) in zip(axes, pairs):
-        g = rw[(rw["family"] == fam) & (rw["method"] == method)]
+        g = rw[(rw["family"] == fam) & (rw[key] == method)]
         g = g.reindex(g["trade"].abs().sort_values(ascending=False).index).head(max_positions).iloc[::-1]
         y = np.arange(len(g))
         ax.barh(y + 0.2, g["weight_current"] * 100, height=0.4, color="#90a4ae", label="current")

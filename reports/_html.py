@@ -34,6 +34,7 @@ REPORT_SECTIONS = {
     "contributions": "Where the tail loss comes from",
     "liquidity": "Liquidity",
     "capacity": "Capacity",
+    "factors": "Factor exposures",
     "reoptimisation": "Re-optimisation",
     "monitoring": "Monitoring",
     "reverse": "Reverse stress tests",
@@ -351,6 +352,29 @@ def _sec_capacity(run: RunDir) -> str:
     return out + "<h3>Book</h3>" + _table(book, {**{c: _money for c in money_cols}, **pct}, left=("scope",))
 
 
+def _sec_factors(run: RunDir) -> str:
+    fe = run.get("factor_exposures")
+    if fe is None or fe.empty:
+        return ""
+    out = (f"<p class='sub'>Exposure of each sleeve and asset class (P&L over NAV per unit move of the factor) and of "
+           f"each position (per unit of its exposure), fitted on the {_e(str(fe['family'].iloc[0]))} family's "
+           f"{int(fe['n_observations'].iloc[0]):,} observations; Lasso with its penalty chosen by time-series "
+           "cross-validation unless given, least squares with t-statistics where the windows do not overlap.</p>")
+    for level in ("sleeve", "asset_class", "position"):
+        g = fe[fe["level"] == level]
+        if g.empty:
+            continue
+        wide = g.pivot_table(index=["name", "method"], columns="factor", values="loading", sort=False).reset_index()
+        r2 = g.drop_duplicates(["name", "method"]).set_index(["name", "method"])["r2"]
+        wide["r2"] = [r2.loc[(n, m)] for n, m in zip(wide["name"], wide["method"])]
+        if level == "position":
+            wide = wide[wide["method"] == "lasso"]
+        fmt = {c: (lambda v: _num(v, "{:.3f}")) for c in wide.columns if c not in ("name", "method")}
+        out += f"<h3>By {_e(level.replace('_', ' '))}{' (Lasso)' if level == 'position' else ''}</h3>" + _table(
+            wide, fmt, left=("name", "method"))
+    return out
+
+
 def _sec_reoptimisation(run: RunDir) -> str:
     ro = run.get("reoptimisation")
     out = ""
@@ -358,16 +382,27 @@ def _sec_reoptimisation(run: RunDir) -> str:
         money_cols = [c for c in ro.columns if c.startswith(("cvar", "var", "base_cvar")) or c == "cost"]
         out += "<h3>Tail risk before and after</h3>" + _table(
             ro, {**{c: _money for c in money_cols}, "turnover": lambda v: _num(v, "{:.1%}")},
-            left=("family", "method", "status", "message"))
+            left=("family", "method", "case_name", "status", "message"))
+    ex = run.get("reoptimisation_exposures")
+    if ex is not None and not ex.empty:
+        shown = ex[ex["method"].isin(["factor_target", "factor_risk_parity"])]
+        if shown.empty:
+            shown = ex
+        fmt = {c: (lambda v: _num(v, "{:.3f}")) for c in ("target", "exposure_before", "exposure_after")}
+        fmt.update({c: (lambda v: _num(v, "{:.1%}")) for c in ("risk_budget", "risk_share_before", "risk_share_after")})
+        out += ("<h3>Factor exposures: target and achieved</h3><p class='sub'>The book's exposure to each factor "
+                "(sum of weight x loading) before and after; the risk shares split the systematic variance on the "
+                "family's scenarios.</p>" + _table(shown, fmt, left=("family", "method", "case_name", "factor")))
     out += _figure("reoptimisation", _charts.chart_reoptimisation(run),
                    "Weights before (grey) and after (blue) re-optimisation, positions with the largest trades.")
     rw = run.get("reoptimisation_weights")
     if rw is not None and "risk_contribution" in rw.columns and rw["risk_contribution"].notna().any():
         # risk parity and HRP: each sleeve's budget and its share of the optimised risk after the move
-        g = rw[rw["risk_contribution"].notna()].groupby(["family", "method", "sleeve"], sort=False, observed=True)
+        keys = ["family", "method"] + (["case_name"] if "case_name" in rw.columns else []) + ["sleeve"]
+        g = rw[rw["risk_contribution"].notna()].groupby(keys, sort=False, observed=True)
         by = g[["risk_budget", "risk_contribution"]].sum(min_count=1).reset_index()
         share = {c: (lambda v: _num(v, "{:.1%}")) for c in ("risk_budget", "risk_contribution")}
-        out += "<h3>Risk budgets and contributions by sleeve</h3>" + _table(by, share, left=("family", "method", "sleeve"))
+        out += "<h3>Risk budgets and contributions by sleeve</h3>" + _table(by, share, left=tuple(keys))
     return out
 
 
@@ -478,6 +513,7 @@ def render_report(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = 
         "contributions": lambda: _sec_contributions(run),
         "liquidity": lambda: _sec_liquidity(run),
         "capacity": lambda: _sec_capacity(run),
+        "factors": lambda: _sec_factors(run),
         "reoptimisation": lambda: _sec_reoptimisation(run),
         "monitoring": lambda: _sec_monitoring(run),
         "reverse": lambda: _sec_reverse(run),

@@ -46,7 +46,7 @@ from ._amplify import (
 from ._bootstrap import BootstrapSpec, bootstrap_block, bootstrap_info, bootstrap_scenarios, fit_bootstrap
 from ._common import BLOCK_SIZE, WindowSpec, block_seed, daily_moves, n_blocks, parse_shock
 from ._correlation import EstimatorSpec, estimate_covariance, nearest_correlation, pairwise_covariance
-from ._historical import CustomEvent, HistoricalSpec, RollingSpec, replay_events, rolling_windows
+from ._historical import MAX_STALE_DAYS, CustomEvent, HistoricalSpec, RollingSpec, replay_events, rolling_windows
 from ._hypothetical import HypotheticalSpec, HypotheticalStress, hypothetical_scenarios
 from ._library import CRISIS_LIBRARY, CrisisEvent, CrisisFacts
 from ._montecarlo import (
@@ -96,6 +96,7 @@ __all__ = [
     "ReverseModel",
     "worst_within",
     "RollingSpec",
+    "MAX_STALE_DAYS",
     "fit_dcc",
     "ScenarioSpec",
     "StressDef",

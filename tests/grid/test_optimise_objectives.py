@@ -141,7 +141,12 @@ def test_risk_parity_through_run_batch(tmp_path):
      r"budgets\['trend'\] must be a positive number \(got -0.2\)"),
     ("objective: min_cvar\nrisk_budget: {level: sleeve}", r"risk_budget applies to objective risk_parity"),
     ("objective: risk_parity\nturnover_penalty: 0.01", r"objective risk_parity takes no turnover_penalty"),
-    ("objective: herc", r"objective"),
+    ("objective: herc\nherc: {n_clusters: 0}", r"n_clusters must be gap, gap_std or a count >= 1 \(got 0\)"),
+    ("objective: factor_target", r"objective factor_target needs factor_target.exposures"),
+    ("objective: factor_target\nfactor_target: {exposures: {equity: 0.5}}",
+     r"field 'optimise': objective factor_target needs the factor_model section"),
+    ("objective: risk_parity\nsigns: free", r"objective risk_parity keeps the signs of the book"),
+    ("objective: min_cvar\nweight_bounds: [0.1, 0.5]", r"weight_bounds \[0.1, 0.5\] must satisfy low <= 0 <= high"),
 ])
 def test_bad_settings_are_one_line_exit_2_at_validate(tmp_path, optimise, match):
     (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())

@@ -141,17 +141,27 @@ def add_synthetic_tables(run_dir: Path, seed: int = 3) -> None:
     for fam in fams[:2]:
         new = rng.dirichlet(np.ones(n))
         for i, p in pos.iterrows():
-            rows.append(dict(family=fam, method="min_cvar", position_id=p["position_id"], asset_class=p["asset_class"], sleeve=p["sleeve"],
+            rows.append(dict(family=fam, method="min_cvar", case_name="min_cvar", position_id=p["position_id"], asset_class=p["asset_class"], sleeve=p["sleeve"],
                              weight_current=w[i], weight_new=new[i], trade=new[i] - w[i]))
     pd.DataFrame(rows).pipe(_write, run_dir, "reoptimisation_weights")
     ro = []
     for fam in fams[:2]:
         cvar = float(rm[(rm.family == fam) & (rm.metric == "cvar") & (rm.confidence == 0.99)]["value"].iloc[0])
         var = float(rm[(rm.family == fam) & (rm.metric == "var") & (rm.confidence == 0.99)]["value"].iloc[0])
-        ro.append(dict(family=fam, method="min_cvar", status="optimal", alpha=0.99, cvar_before=cvar, cvar_after=0.7 * cvar,
+        ro.append(dict(family=fam, method="min_cvar", case_name="min_cvar", status="optimal", alpha=0.99, cvar_before=cvar, cvar_after=0.7 * cvar,
                        var_before=var, var_after=0.7 * var, base_cvar_before=0.5 * cvar, base_cvar_after=0.45 * cvar,
                        turnover=0.4, cost=12_000.0, message=None))
     pd.DataFrame(ro).astype({"message": "string"}).pipe(_write, run_dir, "reoptimisation")
+    factors = ["equity", "rates"]
+    fe = [dict(family=fams[0], level="position", name=p["position_id"], factor=f, method=m,
+               loading=float(rng.normal()), t_stat=float(rng.normal()) if m == "ols" else np.nan, r2=0.5,
+               penalty=0.0 if m == "ols" else 1e-4, n_observations=250)
+          for _, p in pos.iterrows() for m in ("lasso", "ridge", "ols") for f in factors]
+    pd.DataFrame(fe).astype({"n_observations": "int64"}).pipe(_write, run_dir, "factor_exposures")
+    ex = [dict(family=fam, method="min_cvar", case_name="min_cvar", factor=f, target=np.nan, exposure_before=0.5,
+               exposure_after=0.4, risk_budget=np.nan, risk_share_before=0.5, risk_share_after=0.5)
+          for fam in fams[:2] for f in factors]
+    pd.DataFrame(ex).pipe(_write, run_dir, "reoptimisation_exposures")
 
     liq = []
     for scope, mult in (("base", 1.0), ("stress", 2.5)):
