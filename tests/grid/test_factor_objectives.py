@@ -255,3 +255,27 @@ def test_a_factor_without_history_and_an_undated_family_are_one_line(tmp_path):
     assert len(lines) == 1 and "field 'factor_model.factors.oil': no history for EQ.NOPE" in lines[0], res.output
     with pytest.raises(ConfigError, match=r"family 'boot' is bootstrap; the factor model needs dated observations"):
         section_inputs(tmp_path, section_batch("fac", "2014-03-29", BOOT + FACTOR_MODEL.replace("family: daily", "family: boot")))
+
+
+@pytest.mark.slow
+def test_the_factor_allocation_example_runs_as_a_user_runs_it(tmp_path):
+    """``stressgrid run examples/factor_allocation.yaml`` from another folder: the four cases, each target
+    reached where the bounds allow it, the report written."""
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    res = CliRunner().invoke(main, ["run", str(examples / "factor_allocation.yaml"), "--out", str(tmp_path / "run"),
+                                    "--serial", "--quiet"])
+    assert res.exit_code == 0, res.output
+    ro = pd.read_parquet(tmp_path / "run" / "reoptimisation.parquet")
+    assert list(dict.fromkeys(ro.case_name)) == ["case1_target", "case2_long_only", "case3_liquid_long_only",
+                                                 "case4_factor_risk_parity"]
+    ex = pd.read_parquet(tmp_path / "run" / "reoptimisation_exposures.parquet")
+    hit = ex[ex.case_name.str.startswith(("case1", "case2", "case3"))]
+    np.testing.assert_allclose(hit.exposure_after, hit.target, atol=1e-6)
+    w = pd.read_parquet(tmp_path / "run" / "reoptimisation_weights.parquet")
+    assert (w[w.case_name == "case2_long_only"].weight_new >= -1e-9).all()
+    excluded = w[(w.case_name == "case3_liquid_long_only") & w.position_id.isin(["BRLUSD_FWD", "MXNUSD_FWD"])]
+    assert len(excluded) and (excluded.weight_new.abs() <= 1e-9).all()
+    assert w[w.case_name == "case4_factor_risk_parity"].weight_new.abs().max() <= 0.5 + 1e-9
+    assert (tmp_path / "run" / "report.html").is_file()
