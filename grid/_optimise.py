@@ -144,6 +144,9 @@ class OptimiseSettings(_Strict):
     #: keep: no position changes side (default); free: a position may change side within weight_bounds
     signs: Literal["keep", "free"] = "keep"
     exclude: list[str] = []  # position ids held at zero (illiquid or excluded names)
+    #: factor objectives: the book nearest the current one by tracking error on the family's scenarios, or
+    #: by least squares in the weights
+    nearest: Literal["tracking_error", "weights"] = "tracking_error"
     #: each position's new size as a multiple of its current one, in [low, high] (no sign flips);
     #: default (0, 2) for min_cvar and max_return, none for risk_parity and hrp
     scale_bounds: Optional[tuple[float, float]] = None
@@ -181,6 +184,8 @@ class OptimiseSettings(_Strict):
         if self.exclude and self.objective in SIGNED_OBJECTIVES:
             raise ValueError(f"objective {self.objective} keeps every position held; exclude applies to min_cvar, "
                              "max_return and the factor objectives")
+        if self.nearest != "tracking_error" and self.objective not in FACTOR_OBJECTIVES:
+            raise ValueError(f"nearest applies to the factor objectives (got objective {self.objective})")
         if self.signs == "free" and self.scale_bounds is not None:
             raise ValueError("signs: free cannot take scale_bounds (multiples of each position's size); "
                              "use weight_bounds")
@@ -289,21 +294,22 @@ def _optimiser(pl: _Payload, family: str):
         free = np.isnan(target)
         if free.any():  # factors without a target: a band as wide as the book can make
             target = np.where(free, 0.0, target)
-            return _PartialTarget(pl.loadings, target, ~free, cs, ft.tolerance, pl.factor_names)
-        return portfolios.FactorTargetBook(pl.loadings, target, cs, ft.tolerance, pl.factor_names, BATCH_HINTS)
+            return _PartialTarget(pl.loadings, target, ~free, cs, ft.tolerance, pl.factor_names, st.nearest)
+        return portfolios.FactorTargetBook(pl.loadings, target, cs, ft.tolerance, pl.factor_names, BATCH_HINTS, st.nearest)
     if st.objective == "factor_risk_parity":
-        return portfolios.FactorRiskParityBook(pl.loadings, pl.factor_budget, cs, pl.factor_names, BATCH_HINTS)
+        return portfolios.FactorRiskParityBook(pl.loadings, pl.factor_budget, cs, pl.factor_names, BATCH_HINTS,
+                                               st.nearest)
     return portfolios.MeanCVaR(alpha=st.alpha, objective=st.objective, cvar_budget=st.cvar_budget, constraints=cs)
 
 
 class _PartialTarget:
     """factor_target with some factors left free: targeting on the listed factors' loadings only."""
 
-    def __init__(self, loadings, target, listed, cs, tolerance, names):
+    def __init__(self, loadings, target, listed, cs, tolerance, names, nearest):
         from stressgrid import portfolios
 
         self._inner = portfolios.FactorTargetBook(loadings[:, listed], target[listed], cs, tolerance,
-                                                  [n for n, k in zip(names, listed) if k], BATCH_HINTS)
+                                                  [n for n, k in zip(names, listed) if k], BATCH_HINTS, nearest)
         self._loadings, self._listed, self._target = loadings, listed, target
 
     def fit(self, returns, sample_weight=None, current_weights=None):
@@ -427,37 +433,86 @@ def _thin_tails(summary: pd.DataFrame, pnl: np.ndarray, weights: np.ndarray, fam
 
 def optimise_tables(cases, inputs, pnl: np.ndarray | None, executor, source: str,
                     factors=None) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Re-optimise per case and family on the executor; tables (each with a column after
-    ``method``: ``case_name``) and notes for the manifest.  ``cases``: one :class:`OptimiseSettings` or a list of them;
-    ``factors``: the factor_model section's :class:`FittedFactors` (needed by the factor objectives)."""
+    """Re-optimise per case and family on the executor, every (case, family) one task of one map;
+    tables (each with a column after ``method``: ``case_name``) and notes for the manifest.  ``cases``:
+    one :class:`OptimiseSettings` or a list of them; ``factors``: the factor_model section's
+    :class:`FittedFactors` (needed by the factor objectives)."""
+    from stressgrid.core import ConfigError, InfeasibleError, TaskError
+    from stressgrid.core.executor import TaskFailure
+
     single = isinstance(cases, OptimiseSettings)
     cases = [cases] if single else list(cases)
+    if pnl is None:
+        raise ConfigError(f"{source}, field 'optimise': needs the position-level P&L, which is not kept for "
+                          "scenarios x positions over 20 million; run fewer scenarios or positions")
+    book = _BookReturns.of(inputs, pnl, source)
+    prepared = [_prepare_case(st, inputs, book, source, "optimise" if single or len(cases) == 1 else f"optimise[{i}]",
+                              factors) for i, st in enumerate(cases)]
+    tasks, where = [], []
+    for c, (payload, local, _) in enumerate(prepared):
+        for t in local:
+            tasks.append(Task(len(tasks), t.start, t.stop, (c, t.task_id)))
+            where.append((c, t.task_id))
+    try:
+        results = executor.map(tuple(p for p, _, _ in prepared), tasks, fn=_optimise_any_task, cpu_only=True)
+    except TaskFailure as exc:
+        c, local = where[exc.task.task_id]
+        payload, _, field = prepared[c]
+        at = "" if field == "optimise" else f" ({field}, case {payload.settings.case})"
+        msg = f"re-optimisation of family {payload.families[local]!r}{at}: {exc.reason}"
+        if exc.reason.startswith("InfeasibleError"):
+            raise InfeasibleError(msg + f" (or set {field}.fallback: current)") from None
+        raise TaskError(msg) from None
     tables: dict[str, list[pd.DataFrame]] = {}
     notes: dict = {}
-    for i, st in enumerate(cases):
-        field = "optimise" if single or len(cases) == 1 else f"optimise[{i}]"
-        t, n = _case_tables(st, inputs, pnl, executor, source, field, factors)
+    for c, (payload, _, field) in enumerate(prepared):
+        mine = sorted((r for r in results if r.case_index == c), key=lambda r: r.task_id)
+        t, n = _case_tables(payload, mine, inputs, book)
         for k, df in t.items():
             df = df.copy()
-            df.insert(list(df.columns).index("method") + 1, "case_name", st.case)
+            df.insert(list(df.columns).index("method") + 1, "case_name", payload.settings.case)
             tables.setdefault(k, []).append(df)
-        notes.update({k: v for k, v in n.items() if k != "case"})
-        notes.setdefault("cases", {})[st.case] = st.objective
+        notes.update(n)
+        notes.setdefault("cases", {})[payload.settings.case] = payload.settings.objective
     return {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}, notes
 
 
-def _case_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, executor, source: str, field: str,
-                 factors) -> tuple[dict[str, pd.DataFrame], dict]:
-    """One case of the ``optimise`` section."""
+@dataclass(frozen=True)
+class _BookReturns:
+    """What every case reads: the NAV, the positions' returns per unit weight ``[S, N]``, the current
+    weights, which positions are priced, the unit values and the liquidity model."""
+
+    nav: float
+    returns: np.ndarray
+    w0: np.ndarray
+    priced: np.ndarray
+    unit: np.ndarray
+    model: object
+
+    @classmethod
+    def of(cls, inputs, pnl: np.ndarray, source: str) -> "_BookReturns":
+        nav, unit, exposure, priced, model = position_exposures(inputs, source)
+        safe = np.where(priced, exposure, 1.0)
+        R = np.where(priced[None, :], pnl / safe[None, :], 0.0)
+        return cls(nav, R, np.where(priced, exposure / nav, 0.0), priced, unit, model)
+
+
+def _optimise_any_task(payloads: tuple, task: Task):
+    """The task of one case (``task.seed = (case, family index within the case)``)."""
+    c, local = task.seed
+    res = _optimise_task(payloads[c], Task(local, task.start, task.stop, (0,)))
+    res.case_index = c
+    res.task_id = task.task_id  # the executor returns results by the map's task ids
+    return res
+
+
+def _prepare_case(settings: OptimiseSettings, inputs, book: _BookReturns, source: str, field: str, factors):
+    """One case's payload, its tasks (one per family) and its field name in messages; checks the case's
+    names against the book and the run."""
     from stressgrid import liquidity
-    from stressgrid import portfolios
 
     from stressgrid.core import ConfigError
 
-    from stressgrid.core.executor import TaskFailure
-    if pnl is None:
-        raise ConfigError(f"{source}, field '{field}': needs the position-level P&L, which is not kept for "
-                          "scenarios x positions over 20 million; run fewer scenarios or positions")
     scen = inputs.scenarios
     fam = np.asarray(scen.family)
     names = list(dict.fromkeys(scen.family))
@@ -477,11 +532,6 @@ def _case_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, exe
         for g in d:
             if g not in set(pos[lvl]):
                 raise ConfigError(f"{source}, field '{field}.group_bounds.{lvl}': no {lvl} {g!r} in the book")
-
-    nav, unit, exposure, priced, model = position_exposures(inputs, source)
-    safe = np.where(priced, exposure, 1.0)
-    R = np.where(priced[None, :], pnl / safe[None, :], 0.0)
-    w0 = np.where(priced, exposure / nav, 0.0)
 
     targets = settings.families or [f for f in names if f != settings.base_family]
     tasks, fams = [], []
@@ -505,7 +555,7 @@ def _case_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, exe
     groups = {"asset_class": pos["asset_class"].to_numpy(), "sleeve": pos["sleeve"].to_numpy()}
     budget = None
     if settings.objective == "risk_parity":
-        budget = position_budgets(settings.risk_budget or RiskBudgetSettings(), ids, groups, priced, source, field)
+        budget = position_budgets(settings.risk_budget or RiskBudgetSettings(), ids, groups, book.priced, source, field)
     loadings, fnames, fbudget = None, (), None
     if factors is not None:
         loadings, fnames = factors.loadings, factors.names
@@ -526,36 +576,34 @@ def _case_tables(settings: OptimiseSettings, inputs, pnl: np.ndarray | None, exe
                 raise ConfigError(f"{source}, field '{field}.{key}': no budget for factor(s) {', '.join(missing)}; give "
                                   "every factor a budget, or none for equal budgets")
             fbudget = np.array([given[k] for k in fnames], float)
-    tradable = priced & ~np.isin(np.asarray(ids, dtype=object), settings.exclude)
-    payload = _Payload(R, scen.weights, w0, tuple(fams), base, settings, ids, groups,
-                       unit, pos["adv"].to_numpy(float), nav, model, budget, fc, adv_mult, tradable,
+    tradable = book.priced & ~np.isin(np.asarray(ids, dtype=object), settings.exclude)
+    payload = _Payload(book.returns, scen.weights, book.w0, tuple(fams), base, settings, ids, groups,
+                       book.unit, pos["adv"].to_numpy(float), book.nav, book.model, budget, fc, adv_mult, tradable,
                        loadings, tuple(fnames), fbudget)
-    try:
-        results = executor.map(payload, tasks, fn=_optimise_task, cpu_only=True)
-    except TaskFailure as exc:
-        from stressgrid.core import InfeasibleError, TaskError
+    return payload, tasks, field
 
-        where = "" if field == "optimise" else f" ({field}, case {settings.case})"
-        msg = f"re-optimisation of family {fams[exc.task.task_id]!r}{where}: {exc.reason}"
-        if exc.reason.startswith("InfeasibleError"):
-            raise InfeasibleError(msg + f" (or set {field}.fallback: current)") from None
-        raise TaskError(msg) from None
-    results = sorted(results, key=lambda r: r.task_id)
+
+def _case_tables(pl: _Payload, results: list, inputs, book: _BookReturns) -> tuple[dict[str, pd.DataFrame], dict]:
+    """One case's tables from its tasks' results."""
+    from stressgrid import portfolios
+
+    nav, ids, pos = book.nav, pl.ids, inputs.book.positions
     res = portfolios.ReoptimisationResult.concat(results)
     summary = res.summary.copy()
     for col in ("cvar_before", "cvar_after", "var_before", "var_after", "base_cvar_before", "base_cvar_after",
                 "base_var_before", "base_var_after"):
         summary[col] = summary[col] * nav  # base currency, like every other risk table
     summary["cost"] = summary["cost"] * nav
-    _thin_tails(summary, R @ w0, scen.weights, fam, settings.alpha, inputs.batch.risk.min_tail_scenarios)
+    _thin_tails(summary, book.returns @ book.w0, inputs.scenarios.weights, np.asarray(inputs.scenarios.family),
+                pl.settings.alpha, inputs.batch.risk.min_tail_scenarios)
     w = res.weights.rename(columns={"position": "position_id"})  # the results schema's position key
     w.insert(3, "asset_class", w["position_id"].map(dict(zip(ids, pos["asset_class"]))))
     w.insert(4, "sleeve", w["position_id"].map(dict(zip(ids, pos["sleeve"]))))
     contrib = res.contributions.rename(columns={"group": "group_name"})
     contrib["cvar_contribution"] = contrib["cvar_contribution"] * nav
     tables = {"reoptimisation": summary, "reoptimisation_weights": w, "reoptimisation_contributions": contrib}
-    if loadings is not None:
+    if pl.loadings is not None:
         tables["reoptimisation_exposures"] = pd.concat([r.exposures for r in results], ignore_index=True)
-    notes = {"nav": nav, "weights": "exposure / NAV", "unpriced_or_zero_exposure": [ids[i] for i in np.flatnonzero(~priced)]}
+    notes = {"nav": nav, "weights": "exposure / NAV",
+             "unpriced_or_zero_exposure": [ids[i] for i in np.flatnonzero(~book.priced)]}
     return tables, notes
-

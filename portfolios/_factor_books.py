@@ -4,7 +4,14 @@ batch's ``optimise:`` section) can run them per scenario family.
 
 * :class:`FactorTargetBook`: the book nearest the current one whose factor exposures ``B^T w`` are within
   ``tolerance`` of a target (:class:`FactorTargeting`); when the desk constraints do not allow it, the
-  closest exposures, with status ``target_missed`` and the constraint families that bind.
+  closest exposures, with status ``target_missed`` and the constraint families that bind.  "Nearest" is
+  the least tracking error against the current book on the family's scenarios, ``(w - w0)' S (w - w0)``
+  with ``S = Sigma + 0.01 diag(Sigma) + 0.001 mean(diag(Sigma)) I`` (the small terms make the choice
+  unique where the scenarios do not: a family with fewer scenarios than positions, a position that does
+  not move, such as one on a factor held flat, costs a thousandth of the average position variance to
+  trade), or least squares in the weights (``nearest="weights"``).  Weights in the tracking-error sense
+  matter for options: an option's weight is its premium, so its loadings per unit weight are levered,
+  and the least change in weights would trade options first.
 * :class:`FactorRiskParityBook`: risk budgeting over the factors of the book's systematic risk (Roncalli
   and Weisang, "Risk parity portfolios with risk factors", Quantitative Finance 16(3), 2016).  In each
   scenario the factor returns are the cross-sectional regression of the positions' returns on their
@@ -80,6 +87,7 @@ class FactorTargetBook:
     constraints : :class:`Constraints` (bounds, gross, groups, turnover, caps, frozen).
     tolerance : the largest distance ``|B^T w - target|_inf`` that counts as on target.
     factor_names : ``[K]`` names for messages.  hints : family -> what to relax, for messages.
+    nearest : ``"tracking_error"`` (default) or ``"weights"`` (module docstring).
 
     Attributes
     ----------
@@ -88,13 +96,27 @@ class FactorTargetBook:
     """
 
     def __init__(self, loadings, target, constraints: Constraints | None = None, tolerance: float = 0.0,
-                 factor_names: Sequence[str] | None = None, hints: Mapping[str, str] | None = None):
+                 factor_names: Sequence[str] | None = None, hints: Mapping[str, str] | None = None,
+                 nearest: str = "tracking_error"):
         self.loadings = loadings
         self.target = target
         self.constraints = constraints
         self.tolerance = tolerance
         self.factor_names = factor_names
         self.hints = hints
+        self.nearest = nearest
+
+    def _distance(self, R: np.ndarray, p: np.ndarray | None) -> np.ndarray | None:
+        """``G`` with ``G'G = S`` (module docstring), or None for least squares in the weights."""
+        if self.nearest == "weights":
+            return None
+        if self.nearest != "tracking_error":
+            raise ConfigError(f"nearest: expected tracking_error or weights (got {self.nearest!r})")
+        cov = weighted_covariance(R, p)
+        d = np.diag(cov)
+        scale = max(float(d.mean()), 1e-300)
+        S = (cov + np.diag(0.01 * d + 1e-3 * scale)) / scale  # scaled to order 1: the same argmin, solved well
+        return np.linalg.cholesky(S).T
 
     def fit(self, returns, sample_weight=None, current_weights=None) -> "FactorTargetBook":
         R = check_returns(returns)
@@ -102,7 +124,9 @@ class FactorTargetBook:
         t = np.asarray(self.target, float)
         names = list(self.factor_names) if self.factor_names is not None else [f"factor_{j}" for j in range(B.shape[1])]
         cs = self.constraints if self.constraints is not None else Constraints(budget=None, lower=-1.0, upper=1.0)
-        ft = FactorTargeting(t, constraints=cs, tolerance=self.tolerance).fit(B, current_weights)
+        p = check_sample_weight(sample_weight, R.shape[0])
+        ft = FactorTargeting(t, constraints=cs, tolerance=self.tolerance, distance=self._distance(R, p)).fit(
+            B, current_weights)
         self._finish(ft, B, t, names, cs, current_weights)
         return self
 
@@ -126,7 +150,7 @@ class FactorRiskParityBook(FactorTargetBook):
     ----------
     loadings : ``[N, K]``, of full column rank.
     risk_budget : ``[K]`` relative budgets (default equal).
-    constraints, factor_names, hints : as :class:`FactorTargetBook`.
+    constraints, factor_names, hints, nearest : as :class:`FactorTargetBook`.
 
     Attributes
     ----------
@@ -137,8 +161,9 @@ class FactorRiskParityBook(FactorTargetBook):
     """
 
     def __init__(self, loadings, risk_budget=None, constraints: Constraints | None = None,
-                 factor_names: Sequence[str] | None = None, hints: Mapping[str, str] | None = None):
-        super().__init__(loadings, None, constraints, 0.0, factor_names, hints)
+                 factor_names: Sequence[str] | None = None, hints: Mapping[str, str] | None = None,
+                 nearest: str = "tracking_error"):
+        super().__init__(loadings, None, constraints, 0.0, factor_names, hints, nearest)
         self.risk_budget = risk_budget
 
     def fit(self, returns, sample_weight=None, current_weights=None) -> "FactorRiskParityBook":
@@ -170,7 +195,7 @@ class FactorRiskParityBook(FactorTargetBook):
         y = s * y
         y *= np.sqrt(v0 / float(y @ omega @ y))
         cs = self.constraints if self.constraints is not None else Constraints(budget=None, lower=-1.0, upper=1.0)
-        ft = FactorTargeting(y, constraints=cs).fit(B, w0)
+        ft = FactorTargeting(y, constraints=cs, distance=self._distance(R, p)).fit(B, w0)
         self._finish(ft, B, y, names, cs, w0)
         ye = ft.exposures_
         v = float(ye @ omega @ ye)

@@ -192,8 +192,8 @@ class FactorTargeting:
     """Weights whose factor exposures come closest to a target, under weight bounds and constraints.
 
     Stage 1: ``e* = argmin |B^T w - target|_2^2`` over the constraint set (unique in exposure space);
-    stage 2: ``min |w - w_ref|_2^2`` subject to ``B^T w = e*`` and the constraints, with ``w_ref`` the
-    current book (or zero).  Both are QPs in cvxpy (CLARABEL), built once per shape with the target and
+    stage 2: ``min |G (w - w_ref)|_2^2`` subject to ``B^T w = e*`` and the constraints, with ``w_ref`` the
+    current book (or zero) and ``G`` the identity or a given ``distance`` matrix.  Both are QPs in cvxpy (CLARABEL), built once per shape with the target and
     the current book as parameters.
 
     Parameters
@@ -204,6 +204,8 @@ class FactorTargeting:
     tolerance : a band ``|B^T w - target|_inf <= tolerance`` counts as on target.  When stage 1 reaches the
         band, stage 2 is the book nearest the reference inside the band (less trading than pinning the
         exposures); when it does not, stage 2 pins the closest exposures as above.
+    distance : ``G [M, N]``, the metric of "nearest" in stage 2 (default the identity: least squares in the
+        weights); e.g. the Cholesky factor of a covariance, for the least tracking error.
 
     Attributes
     ----------
@@ -213,12 +215,14 @@ class FactorTargeting:
     """
 
     def __init__(self, target_exposures, constraints: Constraints | None = None,
-                 exclude: Sequence[int] | None = None, solver: str | None = None, tolerance: float = 0.0):
+                 exclude: Sequence[int] | None = None, solver: str | None = None, tolerance: float = 0.0,
+                 distance=None):
         self.target_exposures = target_exposures
         self.constraints = constraints
         self.exclude = exclude
         self.solver = solver
         self.tolerance = tolerance
+        self.distance = distance
         self._built = None
 
     def _constraints(self, n: int) -> Constraints:
@@ -245,14 +249,17 @@ class FactorTargeting:
             raise ConfigError(f"target_exposures: expected {k} finite numbers, one per factor (got {self.target_exposures!r})")
         cs = self._constraints(n)
         system = compile_constraints(cs, n, current_weights)
-        key = (n, k, system.A.shape, system.n_x)
+        G = None if self.distance is None else np.asarray(self.distance, float)
+        if G is not None and (G.ndim != 2 or G.shape[1] != n or not np.all(np.isfinite(G))):
+            raise ConfigError(f"distance: expected a finite [M, {n}] matrix (got shape {G.shape})")
+        key = (n, k, system.A.shape, system.n_x, None if G is None else G.shape)
         if self._built is None or self._built[0] != key:
-            self._built = (key, _TargetingProblem(system, k))
+            self._built = (key, _TargetingProblem(system, k, None if G is None else G.shape[0]))
         P = self._built[1]
-        P.load(system, B, t)
+        P.load(system, B, t, G)
         solver = self.solver or "CLARABEL"
         opts = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12} if solver == "CLARABEL" else {}
-        P.stage1.solve(solver=solver, **opts)
+        _solve(P.stage1, solver, opts)
         if P.stage1.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             diag = diagnose_infeasibility(cs, n, current_weights)
             raise InfeasibleError(
@@ -266,7 +273,7 @@ class FactorTargeting:
         stage2 = P.stage2_band if in_band else P.stage2
         P.e.value = B.T @ w1
         P.tol.value = tol
-        stage2.solve(solver=solver, **opts)
+        _solve(stage2, solver, opts)
         ok = stage2.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and P.x.value is not None
         self.weights_ = np.asarray(P.x.value[:n], float) if ok else w1
         self.exposures_ = B.T @ self.weights_
@@ -276,13 +283,27 @@ class FactorTargeting:
         return self
 
 
+def _solve(problem: cp.Problem, solver: str, opts: dict) -> None:
+    """Solve at the tight tolerances ``opts``; where the solver cannot certify them (status
+    optimal_inaccurate), solve again at 1e-9, which it certifies."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        problem.solve(solver=solver, **opts)
+        if problem.status == cp.OPTIMAL_INACCURATE and opts:
+            problem.solve(solver=solver, **{k: max(v, 1e-9) for k, v in opts.items()})
+
+
 class _TargetingProblem:
     """The two QPs of :class:`FactorTargeting`, with loadings, target, current book and bounds as parameters."""
 
-    def __init__(self, system, k: int):
+    def __init__(self, system, k: int, m: int | None = None):
         n = system.n
         self.x = cp.Variable(system.n_x)
         w = self.x[:n]
+        self.G = None if m is None else cp.Parameter((m, n))
+        self.Gref = None if m is None else cp.Parameter(m)  # G w_ref, a parameter of its own (DPP)
         self.B = cp.Parameter((n, k))
         self.t = cp.Parameter(k)
         self.e = cp.Parameter(k)
@@ -301,13 +322,16 @@ class _TargetingProblem:
             cons.append(expr >= self.par[name] if name.endswith("lo") else expr <= self.par[name])
         expo = self.B.T @ w
         self.stage1 = cp.Problem(cp.Minimize(cp.sum_squares(expo - self.t)), cons)
-        self.stage2 = cp.Problem(cp.Minimize(cp.sum_squares(w - self.wref)), cons + [expo == self.e])
-        self.stage2_band = cp.Problem(cp.Minimize(cp.sum_squares(w - self.wref)),
-                                      cons + [cp.abs(expo - self.t) <= self.tol])
+        near = cp.sum_squares(w - self.wref) if self.G is None else cp.sum_squares(self.G @ w - self.Gref)
+        self.stage2 = cp.Problem(cp.Minimize(near), cons + [expo == self.e])
+        self.stage2_band = cp.Problem(cp.Minimize(near), cons + [cp.abs(expo - self.t) <= self.tol])
 
-    def load(self, system, B, t) -> None:
+    def load(self, system, B, t, G=None) -> None:
         self.B.value = B
         self.t.value = t
         self.wref.value = np.zeros(system.n) if system.current is None else system.current
+        if self.G is not None:
+            self.G.value = G
+            self.Gref.value = G @ self.wref.value
         for name, idx in self.idx.items():
             self.par[name].value = getattr(system, name)[idx]

@@ -156,8 +156,8 @@ def _exposures(res, case):
     return ex[ex.case_name == case].set_index("factor").loc[FACTORS]
 
 
-def test_target_hit_exactly_and_the_band_trades_less(run):
-    _, res = run
+def test_target_hit_exactly_and_the_band_is_nearer(run):
+    inputs, res = run
     s = res.tables["reoptimisation"].set_index("case_name")
     assert list(res.tables["reoptimisation"].case_name) == ["target", "band", "long_only", "frp", "herc"]
     assert list(s.loc[["target", "band"], "method"]) == ["factor_target"] * 2
@@ -168,8 +168,21 @@ def test_target_hit_exactly_and_the_band_trades_less(run):
     np.testing.assert_allclose(e.exposure_after, t, atol=1e-7)
     band = _exposures(res, "band")
     assert np.all(np.abs(band.exposure_after - t) <= 0.05 + 1e-7)
-    assert s.loc["band", "turnover"] < s.loc["target", "turnover"] - 1e-3
+    # "nearest" is the least tracking error against the current book on the family's scenarios (plus 1%
+    # of each position's own variance), recomputed here from the run's P&L: the band is nearer
+    fam = np.asarray(inputs.scenarios.family) == "hist_10d"
     w = res.tables["reoptimisation_weights"]
+    ids = list(inputs.book.positions["id"])
+    cur = w[w.case_name == "target"].set_index("position_id").loc[ids, "weight_current"].to_numpy()
+    R = res.pnl[fam] / (cur * NAV)
+    cov = np.cov(R.T, ddof=0)
+    S = cov + np.diag(0.01 * np.diag(cov) + 1e-3 * np.diag(cov).mean())
+
+    def distance(case):
+        d = w[w.case_name == case].set_index("position_id").loc[ids, "weight_new"].to_numpy() - cur
+        return d @ S @ d
+
+    assert distance("band") < distance("target") - 1e-5
     for case in ("target", "band"):
         new = w[w.case_name == case].weight_new
         assert new.between(-0.3 - 1e-9, 0.3 + 1e-9).all()
@@ -218,6 +231,16 @@ def test_herc_keeps_signs_and_gross(run):
     assert set(res.tables["reoptimisation"].query("case_name == 'herc'").method) == {"herc"}
     assert np.array_equal(np.sign(w.weight_new), np.sign(w.weight_current))
     assert np.abs(w.weight_new).sum() == pytest.approx(np.abs(w.weight_current).sum(), rel=1e-12)
+
+
+def test_ray_gives_the_same_cases(ray_session, run):
+    """Every (case, family) is one task of one map: on Ray, results come back by task and are the same."""
+    from stressgrid.grid import RayExecutor
+
+    inputs, res = run
+    again = execute(inputs, RayExecutor(workers=2))
+    for t in ("reoptimisation", "reoptimisation_weights", "reoptimisation_exposures", "factor_exposures"):
+        pd.testing.assert_frame_equal(again.tables[t], res.tables[t], check_exact=False, rtol=1e-7, atol=1e-9)
 
 
 def test_tables_follow_the_schema_and_the_report_shows_them(run, tmp_path):

@@ -101,3 +101,21 @@ def test_factor_books_run_per_family(data):
         budget=None, lower=-1, upper=1))}, alpha=0.95)
     np.testing.assert_allclose(B.T @ res.weights.weight_new.to_numpy(), [0.3, -0.2, 0.1], atol=1e-7)
     assert res.summary.status.iloc[0] == "optimal"
+
+
+def test_nearest_by_tracking_error_leaves_a_levered_instrument_alone(data):
+    """A column that is 20x another (an option's return per unit of premium): least squares in the
+    weights trades the levered one, least tracking error does not prefer it."""
+    R, _, B = data
+    R2 = np.column_stack([R, 20 * R[:, 0]])
+    B2 = np.vstack([B, 20 * B[0]])
+    w0 = np.append(np.full(len(B), 0.05), 0.001)
+    t = B2.T @ w0 + np.array([0.05, 0.0, 0.0])
+    cs = Constraints(budget=None, lower=-1, upper=1)
+    by_w = FactorTargetBook(B2, t, cs, nearest="weights").fit(R2, current_weights=w0)
+    by_te = FactorTargetBook(B2, t, cs).fit(R2, current_weights=w0)
+    np.testing.assert_allclose(B2.T @ by_te.weights_, t, atol=1e-7)
+    d_w, d_te = by_w.weights_ - w0, by_te.weights_ - w0
+    cov = np.cov(R2.T, ddof=0)
+    assert d_te @ cov @ d_te < d_w @ cov @ d_w
+    assert abs(d_te[-1] * 20) < abs(d_w[-1] * 20)
