@@ -298,7 +298,9 @@ class Batch(_Strict):
 
 
 def _kind_tags() -> set[str]:
-    models = typing.get_args(typing.get_args(ScenarioSpec)[0])
+    from stressgrid.monitoring import Rule
+
+    models = typing.get_args(typing.get_args(ScenarioSpec)[0]) + typing.get_args(typing.get_args(Rule)[0])
     return {a for m in models for a in typing.get_args(m.model_fields["kind"].annotation)}
 
 

@@ -8,6 +8,7 @@ The tables are written under the results schema's names (:func:`output_table`): 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -31,9 +32,9 @@ def output_table(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def book_pnl_history(inputs, days: int) -> pd.DataFrame:
-    """Daily P&L ``[T, N]`` of today's book under each of the last ``days`` trading days' factor moves
-    up to the as-of date (columns: position ids; index: the day), through the kernels."""
+def _daily_replay(inputs, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(moves [T, F], pnl [T, N])``: each of the last ``days`` trading days' factor moves up to the as-of date
+    (columns: the snapshot's factors) and today's book's P&L under them (columns: position ids)."""
     from stressgrid import kernels
     from stressgrid import scenarios
     from stressgrid.scenarios import RollingSpec
@@ -44,19 +45,91 @@ def book_pnl_history(inputs, days: int) -> pd.DataFrame:
     s = scenarios.generate(spec, inputs.history, inputs.market.factors, seed=0, market=inputs.market).reorder(inputs.market.factors)
     pnl = kernels.revalue(inputs.prepared, inputs.market.levels, s.shocks, inputs.market.is_log)
     dates = pd.to_datetime(s.info.set_index("scenario").loc[list(s.names), "end"].to_numpy())  # the day of the move
-    return pd.DataFrame(pnl, index=dates, columns=list(inputs.book.positions["id"])).iloc[-days:]
+    moves = pd.DataFrame(s.shocks, index=dates, columns=list(inputs.market.factors)).iloc[-days:]
+    return moves, pd.DataFrame(pnl, index=dates, columns=list(inputs.book.positions["id"])).iloc[-days:]
+
+
+def book_pnl_history(inputs, days: int) -> pd.DataFrame:
+    """Daily P&L ``[T, N]`` of today's book under each of the last ``days`` trading days' factor moves
+    up to the as-of date (columns: position ids; index: the day), through the kernels."""
+    return _daily_replay(inputs, days)[1]
+
+
+class _Families(Mapping):
+    """Scenario family name -> :class:`monitoring.StressFamily` (the book revalued over the family, as the run
+    values it: at the family's horizon), computed when a rule asks for it."""
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+        scen = inputs.scenarios
+        self.names = list(dict.fromkeys(scen.family)) if scen is not None else []
+        self.done: dict = {}
+
+    def __getitem__(self, name: str):
+        from stressgrid import kernels
+        from stressgrid.monitoring import StressFamily
+
+        if name not in self.names:
+            raise KeyError(name)
+        if name not in self.done:
+            inputs, scen = self.inputs, self.inputs.scenarios
+            rows = np.flatnonzero(np.asarray(scen.family) == name)
+            book = inputs.books[inputs.family_books.get(name, 0)] if inputs.books else inputs.prepared
+            shocks = scen.shocks[rows]
+            pnl = kernels.revalue(book, inputs.market.levels, shocks, inputs.market.is_log)
+            self.done[name] = StressFamily(pnl, shocks, np.asarray(scen.weights)[rows], int(book.horizon_days))
+        return self.done[name]
+
+    def __contains__(self, name) -> bool:  # without revaluing the family
+        return name in self.names
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _trade_cost(inputs):
+    """``cost(trade_values [N]) -> base currency`` of the liquidity model (the batch's ``liquidity.params``,
+    else the defaults), built on its first call."""
+    model: list = []
+
+    def cost(trades: np.ndarray) -> float:
+        from stressgrid import liquidity
+
+        if not model:
+            if inputs.batch.liquidity is not None:
+                from ._liquidity import build_model
+
+                m, _ = build_model(inputs.batch.liquidity, inputs, f"batch {inputs.batch.name!r}")
+            else:
+                m = liquidity.model_from_market(inputs.book, inputs.market, inputs.prepared, inputs.history,
+                                                inputs.batch.base_currency, nav=inputs.batch.nav)
+            model.append((m, liquidity.cost_fn(m)))
+        m, fn = model[0]
+        return float(fn(np.asarray(trades, dtype=float) / m.nav)) * m.nav
+
+    return cost
 
 
 def monitoring_tables(settings, inputs, executor) -> tuple[dict[str, pd.DataFrame], dict, object]:
     """Tables of the monitoring section, notes for the manifest, and the adapted book (None when no
     rule changed it)."""
+    from stressgrid import liquidity
     from stressgrid import monitoring
 
-    pnl_hist = book_pnl_history(inputs, settings.var_backtest.window + PNL_HISTORY_DAYS)
+    families = _Families(inputs)
+    if settings.rules:  # what the rules need of the market and the batch, before the long parts run
+        monitoring.check_rules(settings.rules, inputs.market, inputs.batch.base_currency, inputs.book.positions, list(families))
+    moves, pnl_hist = _daily_replay(inputs, settings.var_backtest.window + PNL_HISTORY_DAYS)
     specs = [s.model_dump(mode="json", exclude_none=True) for s in inputs.batch.scenarios]
+    unit = liquidity.unit_values(inputs.book, inputs.market, inputs.prepared, inputs.batch.base_currency)
     res = monitoring.run_monitoring(
         settings, inputs.history, book_pnl_history=pnl_hist, executor=executor, positions=inputs.book.positions,
         nav=inputs.batch.nav, scenario_specs=specs, as_of=inputs.market.as_of,
+        market=inputs.market, base_ccy=inputs.batch.base_currency, unit_values=unit, trade_cost=_trade_cost(inputs),
+        daily_moves=moves, stress=families,
     )
     tables = {k: output_table(k, v) for k, v in res.items() if isinstance(v, pd.DataFrame)}
     notes = {"book_pnl_history_days": int(len(pnl_hist)), "first_day": str(pnl_hist.index[0].date()),
@@ -73,14 +146,15 @@ def monitoring_tables(settings, inputs, executor) -> tuple[dict[str, pd.DataFram
 
 def rerun_adapted(inputs, adapted, executor) -> dict[str, pd.DataFrame]:
     """The stress batch on the book (and scenario specs) the rules produced: its risk metrics and
-    positions, in tables ``adapted_risk_metrics`` and ``adapted_positions``."""
+    positions (an overlay's hedge among them, held 0 before), in tables ``adapted_risk_metrics`` and
+    ``adapted_positions``."""
     from stressgrid import kernels
     from stressgrid.core import Book, concat_scenarios
 
     from ._run import execute
 
     positions, specs = adapted
-    batch = inputs.batch.model_copy(update={"monitoring": None, "liquidity": None, "optimise": None})
+    batch = inputs.batch.model_copy(update={"monitoring": None, "liquidity": None, "optimise": None, "factor_model": None})
     book = inputs.book if positions is None else Book(positions.reset_index(drop=True), f"{inputs.book.source} (adapted by the monitoring rules)")
     prepared = inputs.prepared if positions is None else kernels.prepare(
         book.positions, inputs.market.factors, batch.base_currency, inputs.market.as_of, levels=inputs.market.levels)
@@ -111,6 +185,7 @@ def rerun_adapted(inputs, adapted, executor) -> dict[str, pd.DataFrame]:
     out = {"adapted_risk_metrics": res.tables["risk_metrics"]}
     pos = book.positions[["id", "type", "underlying", "quantity", "asset_class", "sleeve"]].copy()
     before = inputs.book.positions.set_index("id")["quantity"]
-    pos.insert(4, "quantity_before", pos["id"].map(before).to_numpy())
+    # a position a rule added (an overlay) was not held: 0 before
+    pos.insert(4, "quantity_before", pos["id"].map(before).fillna(0.0).to_numpy(dtype=float))
     out["adapted_positions"] = output_table("adapted_positions", pos)
     return out

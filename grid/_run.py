@@ -191,6 +191,10 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
         raise DataError("\n".join(f"{source}, field 'market.as_of': {line}" for line in str(exc).splitlines())) from None
     book.check_dates(market.as_of)
     prepared = kernels.prepare(book.positions, market.factors, base, market.as_of, levels=market.levels)
+    if batch.monitoring is not None and batch.monitoring.rules:  # an overlay's hedge must be priceable here
+        from stressgrid.monitoring import check_rules
+
+        check_rules(batch.monitoring.rules, market, base, book.positions, [s.name for s in batch.scenarios])
     timings["load_inputs"] = time.perf_counter() - t0
     if on_loaded is not None:
         on_loaded()

@@ -4,7 +4,9 @@
   GARCH-DCC covariance forecasts behind one estimator interface, by name from the batch file;
 * walk-forward validation (one grid task per forecast date) and the champion-challenger decision;
 * a rebalancing backtest of the portfolios each forecast builds, net of trading costs;
-* daily regime signals with thresholds, and declared rules that adapt the book and the stress batch;
+* daily regime signals with thresholds, and declared rules that adapt the book and the stress batch
+  (cut, tighten, stress, boost, re-weight toward liquidity, vol-target, buy a convexity overlay), each
+  with its impact on the book's risk and its cost;
 * VaR and ES backtests (Kupiec, Christoffersen, Basel traffic light, Acerbi-Szekely, McNeil-Frey).
 
 Everything takes plain inputs (a :class:`core.History`, DataFrames, numpy arrays) and knows nothing of
@@ -36,14 +38,23 @@ from ._forecast import (
 )
 from ._portfolio import PORTFOLIO_METHODS, gmv_weights, min_variance_weights, portfolio_weights, risk_parity_weights
 from ._returns import DEFAULT_FACTORS, asset_returns, default_factors
+from ._overlay import Hedge, hedge_carry, hedge_factors, hedge_pnl, price_hedge, size_to_cvar
 from ._rules import (
+    IMPACT_COLUMNS,
+    RISK_CONFIDENCE,
+    Boost,
     DeleverCluster,
+    Overlay,
+    OverlayTarget,
+    ReweightLiquid,
     Rule,
     RuleOutcome,
     StressedCorrelation,
+    StressFamily,
     TightenAdvCaps,
     VolTarget,
     apply_rules,
+    check_rules,
     correlated_cluster,
     exposure_signs,
 )
@@ -80,6 +91,7 @@ __all__ = [
     "BASEL_PLUS_FACTOR",
     "BacktestResult",
     "BacktestSettings",
+    "Boost",
     "CostFn",
     "CovarianceForecaster",
     "DCCGarch",
@@ -89,17 +101,24 @@ __all__ = [
     "EWMACov",
     "FORECASTERS",
     "ForecasterSpec",
+    "Hedge",
     "HierarchicalCov",
+    "IMPACT_COLUMNS",
     "LOSSES",
     "LedoitWolfCov",
     "MonitoringResult",
     "MonitoringSettings",
+    "Overlay",
+    "OverlayTarget",
     "PORTFOLIO_METHODS",
+    "RISK_CONFIDENCE",
+    "ReweightLiquid",
     "Rule",
     "RuleOutcome",
     "SIGNALS",
     "SampleCov",
     "SignalThresholds",
+    "StressFamily",
     "StressedCorrelation",
     "TightenAdvCaps",
     "VarBacktestSettings",
@@ -115,6 +134,7 @@ __all__ = [
     "average_correlation",
     "basel_zone",
     "champion_challenger",
+    "check_rules",
     "christoffersen",
     "correlated_cluster",
     "default_factors",
@@ -123,6 +143,9 @@ __all__ = [
     "ewma_vol",
     "exposure_signs",
     "gmv_weights",
+    "hedge_carry",
+    "hedge_factors",
+    "hedge_pnl",
     "kupiec_pof",
     "make_forecaster",
     "mcneil_frey",
@@ -131,6 +154,7 @@ __all__ = [
     "performance",
     "plan_walk_forward",
     "portfolio_weights",
+    "price_hedge",
     "proportional_costs",
     "rebalance_backtest",
     "register_forecaster",
@@ -139,6 +163,7 @@ __all__ = [
     "run_walk_forward",
     "signal_history",
     "simulate_z2",
+    "size_to_cvar",
     "transition_counts",
     "var_backtest",
     "walk_forward",

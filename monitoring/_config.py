@@ -15,6 +15,8 @@
       rules:
         - {kind: delever_cluster, when: [avg_corr, avg_corr_jump], factor: 0.5}
         - {kind: vol_target, when: [vol_of_vol], target_vol: 0.10}
+        - {kind: boost, when: [dispersion], sleeves: [trend], factor: 1.5}
+        - {kind: overlay, when: [vol_of_vol], instrument: put, underlying: EQ.SPX, strike: 0.9, expiry_days: 90, budget: 0.002}
       var_backtest: {window: 250, alpha: [0.99, 0.975], method: historical}
 """
 
@@ -161,6 +163,13 @@ def run_monitoring(
     scenario_specs: list | None = None,
     as_of=None,
     cost_fn=None,
+    *,
+    market=None,
+    base_ccy: str | None = None,
+    unit_values=None,
+    trade_cost=None,
+    daily_moves: pd.DataFrame | None = None,
+    stress=None,
 ) -> MonitoringResult:
     """Run every part of the monitoring section.
 
@@ -175,12 +184,15 @@ def run_monitoring(
     as_of : the market date (``settings.as_of`` wins; default the history's last date)
     cost_fn : ``cost_fn(trade_weights [K]) -> fraction of NAV`` for the rebalancing backtest (the
         liquidity model's); default: ``backtest.cost_bps`` proportional costs
+    market, base_ccy, unit_values, trade_cost, daily_moves, stress : for the rules that price or size
+        positions and for each fired rule's impact (:func:`apply_rules`)
 
     Returns
     -------
     :class:`MonitoringResult` with the tables ``walk_forward``, ``champion_challenger``,
-    ``rebalance_backtest``, ``signals``, ``signal_history``, ``rules_fired``, ``var_backtest``,
-    ``var_series`` (a table is absent when its part did not run: no book P&L, backtest disabled).
+    ``rebalance_backtest``, ``signals``, ``signal_history``, ``rules_fired``, ``rules_impact`` (one row per
+    fired rule), ``var_backtest``, ``var_series`` (a table is absent when its part did not run: no book,
+    no book P&L, backtest disabled).
     """
     if not isinstance(settings, MonitoringSettings):
         from pydantic import ValidationError
@@ -213,8 +225,11 @@ def run_monitoring(
     out["signal_history"] = signal_history(history, s.signals, None, as_of_ts)
 
     if positions is not None:
-        outcome = apply_rules(positions, out["signals"], s.rules, history, as_of_ts, book_pnl_history, nav, scenario_specs)
+        outcome = apply_rules(positions, out["signals"], s.rules, history, as_of_ts, book_pnl_history, nav, scenario_specs,
+                              market=market, base_ccy=base_ccy, unit_values=unit_values, trade_cost=trade_cost,
+                              daily_moves=daily_moves, stress=stress)
         out["rules_fired"] = outcome.log
+        out["rules_impact"] = outcome.impact
         out.positions, out.scenario_specs = outcome.positions, outcome.scenario_specs
 
     if book_pnl_history is not None and s.var_backtest.enabled:

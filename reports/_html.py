@@ -23,7 +23,7 @@ from ._terminal import TERMINAL_SMALL_FAMILY, caveats, horizon_explained, plural
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
 
 #: monitoring tables, rendered as plain tables when present
-MONITORING_TABLES = ("var_backtest", "signals", "rules_fired", "walk_forward", "champion_challenger")
+MONITORING_TABLES = ("var_backtest", "signals", "rules_fired", "rules_impact", "walk_forward", "champion_challenger")
 #: section id -> title, in page order (a section whose tables are absent is left out)
 REPORT_SECTIONS = {
     "headline": "Headline",

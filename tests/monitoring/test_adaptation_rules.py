@@ -78,6 +78,10 @@ def test_delever_from_factor_history_uses_signed_exposures():
     # a put is short its underlying; an explicit exposure column wins
     b = book.assign(type=["option", "equity", "equity", "bond", "fx_forward"], option_type=["put", None, None, None, None])
     assert list(exposure_signs(b))[:2] == [-1, 1]
+    # a VIX put is short its vol level, a VIX call long it
+    v = book.assign(type=["vix_option", "vix_option", "equity", "bond", "fx_forward"],
+                    option_type=["put", "call", None, None, None])
+    assert list(exposure_signs(v))[:2] == [-1, 1]
     assert list(exposure_signs(book.assign(exposure=[-2.0, 1, 1, 1, 1]))) == [-1, 1, 1, 1, 1]
 
 

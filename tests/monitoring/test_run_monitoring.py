@@ -21,8 +21,18 @@ def test_the_documented_section_validates():
     block = re.search(r"```yaml\n(monitoring:.*?)```", text, re.S).group(1)
     s = MonitoringSettings.model_validate(yaml.safe_load(block)["monitoring"])
     assert [f.key for f in s.forecasters] == ["sample", "ewma", "ledoit_wolf", "ewma97", "dcc"]
-    assert s.var_backtest.alpha == [0.99, 0.975] and len(s.rules) == 4
+    assert s.var_backtest.alpha == [0.99, 0.975]
+    assert [r.kind for r in s.rules] == ["delever_cluster", "tighten_adv_caps", "stressed_correlation", "vol_target",
+                                         "boost", "reweight_liquid", "overlay"]
     assert s.signals.avg_corr.threshold == 0.6
+    # the overlay example of the rules section
+    from pydantic import TypeAdapter
+
+    from stressgrid.monitoring import Rule
+
+    block = re.search(r"```yaml\n(- kind: overlay.*?)```", text, re.S).group(1)
+    overlay = TypeAdapter(Rule).validate_python(yaml.safe_load(block)[0])
+    assert overlay.instrument == "put" and overlay.strike == 0.9 and overlay.budget == 0.002
 
 
 def test_settings_errors_name_the_field():
@@ -54,7 +64,7 @@ def test_run_monitoring_on_the_bundled_history(history):
                          "quantity": [100.0, 1e6]})
     out = run_monitoring(settings, history, book_pnl_history=pnl, positions=book, nav=1.5e6)
     assert set(out) == {"walk_forward", "champion_challenger", "rebalance_backtest", "signals", "signal_history",
-                        "rules_fired", "var_backtest", "var_series"}
+                        "rules_fired", "rules_impact", "var_backtest", "var_series"}
     wf = out["walk_forward"]
     assert set(wf.forecaster) == {"sample", "ewma", "ledoit_wolf"}
     assert wf.date.min() >= pd.Timestamp("2014-01-01") and wf.end.max() <= pd.Timestamp("2016-12-30")

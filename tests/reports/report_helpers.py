@@ -222,6 +222,13 @@ def add_synthetic_tables(run_dir: Path, seed: int = 3) -> None:
     pd.DataFrame({"date": dates, "signal": "vol_regime", "value": rng.normal(size=5)}).pipe(_write, run_dir, "signals")
     pd.DataFrame({"date": dates[:2], "rule": ["vix_above_30", "drawdown_5pct"], "signal": [["vix"], ["drawdown", "vol_regime"]],
                   "action": ["de-risk 20%", "alert"]}).pipe(_write, run_dir, "rules_fired")
+    pd.DataFrame({"rule": [0, 1], "kind": ["boost", "overlay"], "position_id": [None, "OVERLAY_1"],
+                  "gross_before": [1e8, 1.2e8], "gross_after": [1.2e8, 1.21e8], "vol_before": [0.10, 0.12],
+                  "vol_after": [0.12, 0.11], "var_before": [0.015, 0.018], "var_after": [0.018, 0.016],
+                  "cvar_before": [0.02, 0.024], "cvar_after": [0.024, 0.021], "confidence": [0.99, 0.99],
+                  "history_days": [1250, 1250], "trade_cost": [2.0e4, 1.0e3], "premium": [None, 5e5],
+                  "carry_cost": [None, 8e4], "carry_days": [None, 20], "bound": ["gross", None]}
+                 ).astype({"position_id": "string", "bound": "string", "carry_days": "Int64"}).pipe(_write, run_dir, "rules_impact")
     pd.DataFrame({"date": dates, "forecaster": "ewma", "qlike": rng.uniform(0.1, 0.3, 5)}).pipe(_write, run_dir, "walk_forward")
     pd.DataFrame({"forecaster": ["ewma", "garch"], "role": ["champion", "challenger"], "metric": ["qlike", "qlike"],
                   "value": [0.21, 0.24]}).pipe(_write, run_dir, "champion_challenger")
