@@ -12,7 +12,7 @@ from stressgrid.grid._coverage import coverage_tables
 def demo_coverage(demo_batch_path):
     b, digest = load_batch(demo_batch_path)
     b = b.model_copy(update={"scenarios": [s for s in b.scenarios if s.name == "crisis"], "liquidity": None,
-                             "optimise": None, "monitoring": None})
+                             "optimise": None, "factor_model": None, "monitoring": None})
     return coverage_tables(prepare_inputs(b, digest))["coverage"]
 
 

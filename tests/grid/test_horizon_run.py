@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _batch(tmp_path: Path, stream: bool) -> Path:
     spec = yaml.safe_load((ROOT / "examples" / "demo_batch.yaml").read_text())
-    for section in ("liquidity", "optimise", "monitoring", "limits"):
+    for section in ("liquidity", "factor_model", "optimise", "monitoring", "limits"):
         spec.pop(section, None)
     window = dict(horizon_days=10, start="2016-06-01", end="2018-12-31")
     spec["scenarios"] = [dict(kind="rolling", name="at_horizon", **window),

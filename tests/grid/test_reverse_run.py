@@ -24,7 +24,7 @@ NAV = 250e6
 
 def _batch(tmp_path: Path, stream: bool = False) -> Path:
     spec = yaml.safe_load((ROOT / "examples" / "demo_batch.yaml").read_text())
-    for section in ("liquidity", "optimise", "monitoring", "limits"):
+    for section in ("liquidity", "factor_model", "optimise", "monitoring", "limits"):
         spec.pop(section, None)
     book = pd.read_csv(ROOT / "examples" / "demo_book.csv")
     book[book["sleeve"] == "short_vol"].to_csv(tmp_path / "strangle.csv", index=False)

@@ -29,7 +29,7 @@ def _batch(d: Path, stream, chunk: int = 1500, families=("crisis", "boot_10d", "
     spec = yaml.safe_load((ROOT / "examples" / "demo_batch.yaml").read_text())
     spec["scenarios"] = [s for s in spec["scenarios"]
                          if s.get("name") in families or (s["kind"] == "historical" and "crisis" in families)]
-    for k in ("liquidity", "optimise", "monitoring"):
+    for k in ("liquidity", "factor_model", "optimise", "monitoring"):
         spec.pop(k, None)
     spec["book"] = str(ROOT / "examples" / "demo_book.csv")
     spec.setdefault("execution", {}).update({"chunk_size": chunk, "stream": stream})

@@ -30,7 +30,7 @@ VIEWS = [{"of": "IR.USD.10Y", "mean": "+20bp"}, {"of": "EQ.SPX", "vol": "x1.2"},
 
 def _batch(tmp_path: Path, scenarios: list, stream="auto") -> Path:
     spec = yaml.safe_load((ROOT / "examples" / "demo_batch.yaml").read_text())
-    for section in ("liquidity", "optimise", "monitoring", "limits"):
+    for section in ("liquidity", "factor_model", "optimise", "monitoring", "limits"):
         spec.pop(section, None)
     spec["book"] = str(ROOT / "examples" / "demo_book.csv")
     spec["nav"] = NAV

@@ -176,7 +176,7 @@ def test_the_reverse_stress_chart_has_no_overlapping_labels(tmp_path):
     book = pd.read_csv(root / "examples" / "demo_book.csv")
     book[(book["sleeve"] == "short_vol") | (book["id"] == "ES_H9")].to_csv(tmp_path / "book.csv", index=False)
     spec = yaml.safe_load((root / "examples" / "demo_batch.yaml").read_text())
-    for section in ("liquidity", "optimise", "monitoring", "limits"):
+    for section in ("liquidity", "factor_model", "optimise", "monitoring", "limits"):
         spec.pop(section, None)
     spec.update(book="book.csv", scenarios=[dict(kind="reverse", name="reverse", loss=["1%", "5m"],
                                                  within={"probability": 0.01}, window={"end": "2018-12-31"})])
