@@ -583,6 +583,44 @@ def _prepare_case(settings: OptimiseSettings, inputs, book: _BookReturns, source
     return payload, tasks, field
 
 
+def check_sections(batch, positions: pd.DataFrame, priced: np.ndarray, history, source: str) -> None:
+    """What the optimise and factor_model sections name, checked against the book, the scenario families
+    and the history before any scenario is drawn (so ``stressgrid validate`` reports it): families,
+    positions, groups, risk-budget names, and each factor's series.  Raises :class:`core.ConfigError`."""
+    from stressgrid.core import ConfigError
+
+    names = [s.name for s in batch.scenarios]
+    ids = tuple(positions["id"])
+    held = np.asarray(priced, bool) & (positions["quantity"].to_numpy(float) != 0)
+    groups = {"asset_class": positions["asset_class"].to_numpy(), "sleeve": positions["sleeve"].to_numpy()}
+    cases = batch.optimise or []
+    for i, st in enumerate(cases):
+        field = "optimise" if len(cases) == 1 else f"optimise[{i}]"
+        for key, val in (("families", st.families or []), ("base_family", [st.base_family] if st.base_family else [])):
+            for f in val:
+                if f not in names:
+                    raise ConfigError(f"{source}, field '{field}.{key}': no scenario family {f!r} (families: {', '.join(names)})")
+        for key in ("frozen", "exclude"):
+            for k in getattr(st, key):
+                if k not in ids:
+                    raise ConfigError(f"{source}, field '{field}.{key}': no position {k!r} in the book")
+        for lvl, d in st.group_bounds.items():
+            if lvl not in groups:
+                raise ConfigError(f"{source}, field '{field}.group_bounds': level {lvl!r} must be asset_class or sleeve")
+            for g in d:
+                if g not in set(groups[lvl]):
+                    raise ConfigError(f"{source}, field '{field}.group_bounds.{lvl}': no {lvl} {g!r} in the book")
+        if st.objective == "risk_parity":
+            position_budgets(st.risk_budget or RiskBudgetSettings(), ids, groups, held, source, field)
+    fm = batch.factor_model
+    if fm is not None:
+        for name, combo in fm.combos().items():
+            missing = [f for f in combo if f not in history.levels.columns]
+            if missing:
+                raise ConfigError(f"{source}, field 'factor_model.factors.{name}': no history for {', '.join(missing)}; "
+                                  "add its series to the history (--history or history:) or choose another factor")
+
+
 def _case_tables(pl: _Payload, results: list, inputs, book: _BookReturns) -> tuple[dict[str, pd.DataFrame], dict]:
     """One case's tables from its tasks' results."""
     from stressgrid import portfolios

@@ -195,6 +195,10 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
         from stressgrid.monitoring import check_rules
 
         check_rules(batch.monitoring.rules, market, base, book.positions, [s.name for s in batch.scenarios])
+    if batch.optimise or batch.factor_model is not None:  # names in the optimise and factor_model sections
+        from ._optimise import check_sections
+
+        check_sections(batch, book.positions, prepared.priced, history, source)
     timings["load_inputs"] = time.perf_counter() - t0
     if on_loaded is not None:
         on_loaded()

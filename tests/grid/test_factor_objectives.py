@@ -272,7 +272,7 @@ def test_bad_settings_are_one_line_exit_2_at_validate(tmp_path, rest, match):
 def test_a_factor_without_history_and_an_undated_family_are_one_line(tmp_path):
     (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
     (tmp_path / "b.yaml").write_text(_batch(FACTOR_MODEL.replace("CMD.WTI", "EQ.NOPE")))
-    res = CliRunner().invoke(main, ["run", str(tmp_path / "b.yaml"), "--out", str(tmp_path / "out"), "--serial"])
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
     assert res.exit_code == 2, res.output
     lines = [x for x in res.output.splitlines() if x.strip()]
     assert len(lines) == 1 and "field 'factor_model.factors.oil': no history for EQ.NOPE" in lines[0], res.output

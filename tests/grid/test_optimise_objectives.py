@@ -169,12 +169,13 @@ def test_bad_settings_are_one_line_exit_2_at_validate(tmp_path, optimise, match)
 def test_budgets_checked_against_the_book_one_line_exit_2(tmp_path, budgets, match):
     (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
     (tmp_path / "b.yaml").write_text(_batch(f"families: [boot]\nobjective: risk_parity\nrisk_budget: {budgets}"))
-    res = CliRunner().invoke(main, ["run", str(tmp_path / "b.yaml"), "--out", str(tmp_path / "out"), "--serial"])
-    assert res.exit_code == 2, res.output
-    lines = [x for x in res.output.splitlines() if x.strip()]
     import re
 
-    assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(match, lines[0]), res.output
+    for cmd in (["validate"], ["run", "--out", str(tmp_path / "out"), "--serial"]):  # caught before any scenario
+        res = CliRunner().invoke(main, [cmd[0], str(tmp_path / "b.yaml"), *cmd[1:]])
+        assert res.exit_code == 2, res.output
+        lines = [x for x in res.output.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(match, lines[0]), res.output
     with pytest.raises(ConfigError, match=match):
         execute(section_inputs(tmp_path, _batch(f"families: [boot]\nobjective: risk_parity\nrisk_budget: {budgets}")),
                 SerialExecutor())

@@ -116,10 +116,15 @@ def test_ray_gives_the_same_reoptimisation(ray_session, run):
     (("frozen: [ES_M7]", "frozen: [XX]"), r"field 'optimise.frozen': no position 'XX'"),
     (("{sleeve: {trend:", "{desk: {trend:"), r"level 'desk' must be asset_class or sleeve"),
 ])
-def test_bad_settings_are_named(tmp_path, edit, match):
-    inputs = _inputs(tmp_path, BATCH.replace(*edit))
-    with pytest.raises(ConfigError, match=match):
-        execute(inputs, SerialExecutor())
+def test_bad_settings_are_named(tmp_path, edit, match, run):
+    with pytest.raises(ConfigError, match=match):  # when the inputs are prepared, before any scenario is drawn
+        _inputs(tmp_path, BATCH.replace(*edit))
+    from stressgrid.grid._optimise import optimise_tables
+
+    inputs, res = run  # and by the section itself, for a caller that skips the preparation's checks
+    bad = inputs.batch.model_copy(update={"optimise": [inputs.batch.optimise[0].model_copy(update={"frozen": ["XX"]})]})
+    with pytest.raises(ConfigError, match=r"field 'optimise.frozen': no position 'XX'"):
+        optimise_tables(bad.optimise, inputs, res.pnl, SerialExecutor(), "batch 'x'")
 
 
 def test_bad_scale_bounds_at_load(tmp_path):
