@@ -2,7 +2,9 @@
 
 * :mod:`forecasters <monitoring._forecast>`: sample, EWMA, Ledoit-Wolf, denoised, hierarchical and
   GARCH-DCC covariance forecasts behind one estimator interface, by name from the batch file;
-* walk-forward validation (one grid task per forecast date) and the champion-challenger decision;
+* walk-forward validation (one grid task per forecast date) and the champion-challenger decision, on
+  statistical losses or on the rebalanced portfolios' results, with a correlation drift alert and the
+  equity-bond regime view;
 * a rebalancing backtest of the portfolios each forecast builds, net of trading costs;
 * daily regime signals with thresholds, and declared rules that adapt the book and the stress batch
   (cut, tighten, stress, boost, re-weight toward liquidity, vol-target, buy a convexity overlay), each
@@ -14,10 +16,13 @@ Ray or files; :func:`run_monitoring` runs the batch file's ``monitoring`` sectio
 """
 
 from ._backtest import BacktestResult, CostFn, performance, proportional_costs, rebalance_backtest
+from ._champion import PORTFOLIO_METRICS, choose_champion, correlation_drift, regime_view
 from ._config import (
     BacktestSettings,
+    DriftSettings,
     MonitoringResult,
     MonitoringSettings,
+    RegimeViewSettings,
     VarBacktestSettings,
     WalkForwardSettings,
     run_monitoring,
@@ -88,6 +93,12 @@ from ._walkforward import (
 )
 
 __all__ = [
+    "DriftSettings",
+    "PORTFOLIO_METRICS",
+    "RegimeViewSettings",
+    "choose_champion",
+    "correlation_drift",
+    "regime_view",
     "BASEL_PLUS_FACTOR",
     "BacktestResult",
     "BacktestSettings",

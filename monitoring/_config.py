@@ -38,7 +38,8 @@ from ._returns import asset_returns, default_factors
 from ._rules import Rule, apply_rules
 from ._signals import SignalThresholds, evaluate_signals, signal_history
 from ._var_backtest import model_var_series, var_backtest
-from ._walkforward import champion_challenger, run_walk_forward
+from ._champion import choose_champion, correlation_drift, regime_view
+from ._walkforward import run_walk_forward
 
 __all__ = [
     "WalkForwardSettings",
@@ -116,6 +117,29 @@ class VarBacktestSettings(_Strict):
         return sorted(set(v), reverse=True)
 
 
+class DriftSettings(_Strict):
+    """``drift``: the correlation drift of each forecaster: the RMS pairwise correlation error per
+    walk-forward step and its mean over the last ``window`` steps (a limit on ``correlation_drift``
+    puts the champion's latest value into ``breaches``)."""
+
+    window: int = Field(default=6, ge=1)
+
+
+class RegimeViewSettings(_Strict):
+    """``regime_view``: the equity-bond allocation at ``target_vol`` under the historical correlation and
+    the forecaster's risk-off and risk-on predictions (default forecaster: the champion); a date is
+    risk-off when ``vol_factor`` (implied vol, decimal) is at or above ``risk_off_level``, or where the
+    history has none, when the equity's realised 20-day vol is."""
+
+    enabled: bool = True
+    equity: str = "EQ.SPX"
+    bond: str = "IR.USD.10Y"
+    target_vol: float = Field(default=0.10, gt=0.0, le=1.0)
+    forecaster: Optional[str] = None
+    vol_factor: str = "VOL.SPX.ATM"
+    risk_off_level: float = Field(default=0.20, gt=0.0)  # VIX 20: about its long-run mean
+
+
 class MonitoringSettings(_Strict):
     """The batch file's ``monitoring`` section (module docstring; docs/monitoring.md lists every key)."""
 
@@ -126,7 +150,16 @@ class MonitoringSettings(_Strict):
     walk_forward: WalkForwardSettings = WalkForwardSettings()
     champion: str = "sample"
     margin: float = Field(default=0.05, ge=0.0, lt=1.0)
-    metric: Literal["cov_error", "corr_error", "qlike", "gmv_variance"] = "gmv_variance"
+    #: a statistical loss of the walk-forward, or a result of the rebalanced portfolios (champion_method)
+    metric: Literal["cov_error", "corr_error", "qlike", "gmv_variance", "sharpe", "max_drawdown", "turnover",
+                    "information_ratio"] = "gmv_variance"
+    #: a challenger is promoted only when its test's p-value is below this (1: the margin alone decides)
+    significance: float = Field(default=0.10, gt=0.0, le=1.0)
+    #: the rebalanced portfolio whose results the table reports and a portfolio metric compares
+    champion_method: Optional[Literal["min_variance", "risk_parity"]] = None
+    bootstrap_reps: int = Field(default=999, ge=99)
+    drift: DriftSettings = DriftSettings()
+    regime_view: RegimeViewSettings = RegimeViewSettings()
     backtest: BacktestSettings = BacktestSettings()
     signals: SignalThresholds = SignalThresholds()
     rules: list[Rule] = []
@@ -142,6 +175,14 @@ class MonitoringSettings(_Strict):
             raise ValueError(f"champion {self.champion!r} is not one of the forecasters ({', '.join(labels)})")
         if self.backtest.enabled and self.backtest.benchmark not in labels:
             raise ValueError(f"backtest benchmark {self.backtest.benchmark!r} is not one of the forecasters ({', '.join(labels)})")
+        if self.metric in ("sharpe", "max_drawdown", "turnover", "information_ratio") and not self.backtest.enabled:
+            raise ValueError(f"metric {self.metric} is a result of the rebalanced portfolios; enable backtest")
+        if self.champion_method is not None and self.champion_method not in self.backtest.methods:
+            raise ValueError(f"champion_method {self.champion_method!r} is not one of backtest.methods "
+                             f"({', '.join(self.backtest.methods)})")
+        if self.regime_view.forecaster is not None and self.regime_view.forecaster not in labels:
+            raise ValueError(f"regime_view.forecaster {self.regime_view.forecaster!r} is not one of the forecasters "
+                             f"({', '.join(labels)})")
         return self
 
 
@@ -151,6 +192,16 @@ class MonitoringResult(dict):
 
     positions: pd.DataFrame | None = None
     scenario_specs: list | None = None
+
+
+def _regime_level(history: History, view: "RegimeViewSettings", as_of) -> pd.Series:
+    """The level that classes a date risk-off or risk-on: the implied vol where the history has it, else
+    the equity's realised 20-day vol (annualised), up to ``as_of``."""
+    lv = history.levels.loc[:as_of]
+    implied = lv[view.vol_factor].dropna() if view.vol_factor in lv.columns else pd.Series(dtype=float)
+    eq = lv[view.equity].dropna() if view.equity in lv.columns else pd.Series(dtype=float)
+    realised = np.log(eq).diff().rolling(20).std() * np.sqrt(252)
+    return implied.combine_first(realised).dropna()
 
 
 def run_monitoring(
@@ -189,7 +240,8 @@ def run_monitoring(
 
     Returns
     -------
-    :class:`MonitoringResult` with the tables ``walk_forward``, ``champion_challenger``,
+    :class:`MonitoringResult` with the tables ``walk_forward``, ``champion_challenger`` (:func:`choose_champion`),
+    ``correlation_drift``, ``regime_view`` (when the equity and bond factors are monitored),
     ``rebalance_backtest``, ``signals``, ``signal_history``, ``rules_fired``, ``rules_impact`` (one row per
     fired rule), ``var_backtest``, ``var_series`` (a table is absent when its part did not run: no book,
     no book P&L, backtest disabled).
@@ -213,13 +265,23 @@ def run_monitoring(
     wf = s.walk_forward
     end = min(pd.Timestamp(wf.end), as_of_ts) if wf.end else as_of_ts
     methods = tuple(s.backtest.methods) if s.backtest.enabled else ()
+    view = s.regime_view
     res = run_walk_forward(returns, s.forecasters, wf.train_days, wf.horizon_days, wf.roll_days, wf.start, end,
-                           executor=executor, methods=methods)
+                           executor=executor, methods=methods, keep_forecasts=view.enabled)
     out["walk_forward"] = res.errors
-    out["champion_challenger"] = champion_challenger(res.errors, s.champion, s.margin, s.metric)
+    backtest = None
     if s.backtest.enabled:
         costs = cost_fn or proportional_costs(s.backtest.cost_bps, list(returns.columns))
-        out["rebalance_backtest"] = rebalance_backtest(returns, res.weights, costs, s.backtest.benchmark).summary
+        backtest = rebalance_backtest(returns, res.weights, costs, s.backtest.benchmark)
+        out["rebalance_backtest"] = backtest.summary
+    out["champion_challenger"] = choose_champion(
+        res.errors, backtest, s.champion, s.metric, s.margin, s.significance, s.champion_method,
+        s.backtest.benchmark if s.backtest.enabled else None, s.bootstrap_reps, wf.horizon_days)
+    out["correlation_drift"] = correlation_drift(res.errors, returns.shape[1], s.champion, s.drift.window)
+    if view.enabled and view.equity in returns.columns and view.bond in returns.columns:
+        out["regime_view"] = regime_view(res.forecasts, returns, view.forecaster or s.champion, view.equity, view.bond,
+                                         wf.horizon_days, _regime_level(history, view, as_of_ts), view.risk_off_level,
+                                         view.target_vol)
 
     out["signals"] = evaluate_signals(history, s.signals, as_of_ts)
     out["signal_history"] = signal_history(history, s.signals, None, as_of_ts)

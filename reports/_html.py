@@ -23,7 +23,8 @@ from ._terminal import TERMINAL_SMALL_FAMILY, caveats, horizon_explained, plural
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
 
 #: monitoring tables, rendered as plain tables when present
-MONITORING_TABLES = ("var_backtest", "signals", "rules_fired", "rules_impact", "walk_forward", "champion_challenger")
+MONITORING_TABLES = ("var_backtest", "signals", "rules_fired", "rules_impact", "walk_forward", "champion_challenger",
+                     "correlation_drift", "regime_view")
 #: section id -> title, in page order (a section whose tables are absent is left out)
 REPORT_SECTIONS = {
     "headline": "Headline",
@@ -410,8 +411,20 @@ def _sec_monitoring(run: RunDir) -> str:
     out = ""
     for name in MONITORING_TABLES:
         df = run.get(name)
-        if df is not None:
-            out += f'<h3 id="monitoring-{name}">{_e(name.replace("_", " "))}</h3>' + _table(df)
+        if df is None:
+            continue
+        note = ""
+        if name == "correlation_drift" and {"date", "forecaster", "rolling_error"} <= set(df.columns):
+            # the latest step of each forecaster; the table has every step
+            df = df.sort_values("date").groupby("forecaster", sort=False).tail(1)
+            note = ("<p class='sub'>The latest walk-forward step of each forecaster: the root-mean-square error of "
+                    "its predicted pairwise correlations, and its mean over the last steps (a limit on "
+                    "correlation_drift checks the champion's). correlation_drift.parquet has every step.</p>")
+        elif name == "regime_view":
+            note = ("<p class='sub'>The equity-bond allocation at the target volatility: equal risk contribution "
+                    "(erc) and minimum variance (minvar) weights, as fractions of NAV, under the historical "
+                    "correlation and the forecaster's predictions on risk-off and risk-on dates.</p>")
+        out += f'<h3 id="monitoring-{name}">{_e(name.replace("_", " "))}</h3>' + note + _table(df)
     return out
 
 

@@ -55,6 +55,8 @@ METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "liquidation_cost": (("book", "asset_class", "sleeve", "position"), ("nav", "currency")),
     "days_to_liquidate": (("book", "asset_class", "sleeve", "position"), ("days",)),
     "cost_bps": (("book", "asset_class", "sleeve", "position"), ("bps",)),
+    # the monitoring champion's latest rolling RMS error of its predicted pairwise correlations
+    "correlation_drift": (("book",), ("correlation",)),
 }
 _WITH_CONFIDENCE = {"var", "cvar", "la_var", "la_cvar"}
 
@@ -90,7 +92,7 @@ class Limit(_Strict):
     scope: str = "book"
     family: str = "*"
     max: float
-    units: Optional[Literal["nav", "currency", "days", "bps"]] = None
+    units: Optional[Literal["nav", "currency", "days", "bps", "correlation"]] = None
     name: Optional[str] = None
 
     @field_validator("confidence")
@@ -165,7 +167,7 @@ class Limit(_Strict):
             conf = f"{self.confidence * 100:g}" if self.confidence is not None else ""
             fam = "" if self.family == "*" else f" in {self.family}"
             shown = {"nav": f"{self.max * 100:g}% NAV", "currency": f"{self.max:,.0f}",
-                     "days": f"{self.max:g} days", "bps": f"{self.max:g}bp"}[self.units]
+                     "days": f"{self.max:g} days", "bps": f"{self.max:g}bp", "correlation": f"{self.max:g}"}[self.units]
             self.name = f"{self.metric}{conf} {self.scope}{fam} <= {shown}"
         return self
 
@@ -379,6 +381,24 @@ def _liquidity_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.S
     return out
 
 
+def _drift_values(run: RunDir, lim: Limit) -> list[tuple[Optional[str], pd.Series]]:
+    """(None, Series forecaster -> the latest rolling error) of the monitoring champion, from
+    ``correlation_drift.parquet``."""
+    if lim.family != "*":
+        raise ConfigError(f"limit {lim.name!r}, field 'family': correlation_drift is not per scenario family "
+                          f"(got {lim.family!r}; leave family out)")
+    d = run.get("correlation_drift")
+    if d is None:
+        raise DataError(f"limit {lim.name!r}: metric correlation_drift needs correlation_drift.parquet, which run "
+                        f"directory {run.path} does not have (the batch has no monitoring section)")
+    champ = d[(d["role"] == "champion") & d["rolling_error"].notna()].sort_values("date")
+    if champ.empty:
+        raise DataError(f"limit {lim.name!r}: correlation_drift.parquet has no rolling error yet (fewer walk-forward "
+                        "steps than monitoring.drift.window)")
+    last = champ.iloc[-1]
+    return [(None, pd.Series({str(last["forecaster"]): float(last["rolling_error"])}))]
+
+
 def evaluate_limits(run_dir: str | Path | RunDir, limits: Limits, nav: float | None = None) -> pd.DataFrame:
     """Evaluate every limit on a run directory.
 
@@ -406,8 +426,9 @@ def evaluate_limits(run_dir: str | Path | RunDir, limits: Limits, nav: float | N
         if lim.units == "nav" and nav is None:
             raise ConfigError(f"limit {lim.name!r}, field 'units': nav needs the book's NAV: give 'nav:' (base currency) "
                               f"in the limits file, or units: currency (got no nav)")
-        money = lim.metric not in ("days_to_liquidate", "cost_bps")
-        pieces = _money_values(run, lim) if money else _liquidity_values(run, lim)
+        money = lim.metric not in ("days_to_liquidate", "cost_bps", "correlation_drift")
+        pieces = (_money_values(run, lim) if money else _drift_values(run, lim) if lim.metric == "correlation_drift"
+                  else _liquidity_values(run, lim))
         for fam, values in pieces:
             for group, v in _select_groups(values, lim).items():
                 value = v / nav if lim.units == "nav" else v

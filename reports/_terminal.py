@@ -360,6 +360,8 @@ def _fmt_limit_value(value: float, units: str) -> str:
         return money(value)
     if units == "days":
         return f"{value:,.2f}d"
+    if units == "correlation":
+        return f"{value:.3f}"
     return f"{value:,.1f}bp"
 
 

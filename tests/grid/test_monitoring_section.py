@@ -20,6 +20,7 @@ BATCH = section_batch("mon", "2015-03-29", """\
 monitoring:
   forecasters: [sample, ewma]
   walk_forward: {train_days: 250, horizon_days: 20, roll_days: 60, start: 2016-01-01}
+  drift: {window: 2}
   signals: {avg_corr: {threshold: 0.10}}      # low on purpose: it fires on 2017-03-29 (0.15)
   rules:
     - {kind: delever_cluster, when: [avg_corr], factor: 0.5, min_corr: 0.3}
@@ -132,3 +133,26 @@ def test_var_backtest_counts_exceptions_of_the_book(run):
     t = len(vs) - 1
     var, _ = var_cvar(pnl[t - 250:t], 0.99)
     assert vs["var"].iloc[t] == pytest.approx(var, rel=1e-12)
+
+
+def test_drift_limit_and_regime_view_through_the_run(run, tmp_path):
+    """The champion's correlation drift goes into breaches through a limit, like any other; the regime view
+    and the portfolio columns of the champion table are written and shown in the report."""
+    inputs, res, _ = run
+    cc = res.tables["champion_challenger"]
+    assert {"sharpe", "max_drawdown", "turnover", "information_ratio", "p_value", "significance"} <= set(cc.columns)
+    bt = res.tables["rebalance_backtest"]
+    first = bt[bt.method == cc.method.iloc[0]].set_index("forecaster")
+    np.testing.assert_allclose(cc.set_index("forecaster")["sharpe"], first.loc[cc.forecaster, "sharpe"].to_numpy())
+    drift = res.tables["correlation_drift"]
+    champ = drift[(drift.role == "champion") & drift.rolling_error.notna()].sort_values("date")
+    write_outputs(res, tmp_path)
+    lim = reports.parse_limits({"limits": [{"metric": "correlation_drift", "max": 0.0001}]})
+    b = reports.evaluate_limits(tmp_path, lim)
+    assert b.breached.all() and b.value.iloc[0] == pytest.approx(champ.rolling_error.iloc[-1])
+    html = reports.render_report(tmp_path, breaches=b)
+    assert 'id="monitoring-correlation_drift"' in html and "correlation_drift book" in html
+    # the default monitoring factors include EQ.SPX and IR.USD.10Y: the regime view is on
+    view = res.tables["regime_view"].set_index("regime")
+    assert list(view.index) == ["historical", "risk_off", "risk_on", "latest"]
+    assert view.loc["latest", "forecaster"] == "sample" and 'id="monitoring-regime_view"' in html

@@ -64,7 +64,7 @@ def test_run_monitoring_on_the_bundled_history(history):
                          "quantity": [100.0, 1e6]})
     out = run_monitoring(settings, history, book_pnl_history=pnl, positions=book, nav=1.5e6)
     assert set(out) == {"walk_forward", "champion_challenger", "rebalance_backtest", "signals", "signal_history",
-                        "rules_fired", "rules_impact", "var_backtest", "var_series"}
+                        "rules_fired", "rules_impact", "var_backtest", "var_series", "correlation_drift", "regime_view"}
     wf = out["walk_forward"]
     assert set(wf.forecaster) == {"sample", "ewma", "ledoit_wolf"}
     assert wf.date.min() >= pd.Timestamp("2014-01-01") and wf.end.max() <= pd.Timestamp("2016-12-30")

@@ -232,6 +232,11 @@ def add_synthetic_tables(run_dir: Path, seed: int = 3) -> None:
     pd.DataFrame({"date": dates, "forecaster": "ewma", "qlike": rng.uniform(0.1, 0.3, 5)}).pipe(_write, run_dir, "walk_forward")
     pd.DataFrame({"forecaster": ["ewma", "garch"], "role": ["champion", "challenger"], "metric": ["qlike", "qlike"],
                   "value": [0.21, 0.24]}).pipe(_write, run_dir, "champion_challenger")
+    pd.DataFrame({"date": pd.to_datetime(["2016-01-29", "2016-02-29"] * 2), "forecaster": ["sample"] * 2 + ["ewma"] * 2,
+                  "role": ["champion"] * 2 + ["challenger"] * 2, "error": [0.21, 0.25, 0.23, 0.2],
+                  "rolling_error": [np.nan, 0.23, np.nan, 0.215], "window_steps": 2}).pipe(_write, run_dir, "correlation_drift")
+    pd.DataFrame({"regime": ["historical", "risk_off", "risk_on", "latest"], "correlation": [-0.2, 0.3, -0.4, -0.1],
+                  "erc_equity": [0.3, 0.25, 0.35, 0.3], "erc_bond": [0.9, 0.7, 1.0, 0.9]}).pipe(_write, run_dir, "regime_view")
 
     pd.DataFrame({"family": fams, "base": fams[0], "parameter": "horizon_days", "value": ["10"] * len(fams),
                   "value_number": [10.0] * len(fams)}).pipe(_write, run_dir, "sweeps")

@@ -258,3 +258,21 @@ def test_on_a_real_run_cvar_matches_rockafellar_uryasev_from_the_scenarios(linea
             assert row["value_currency"] == pytest.approx(ref, rel=1e-9)
             assert row["value"] == pytest.approx(ref / 500e6, rel=1e-9)
             assert row["breached"] == (ref / 500e6 > row["threshold"])
+
+
+def test_correlation_drift_limit_reads_the_champions_latest_rolling_error(known):
+    drift = pd.DataFrame({"date": pd.to_datetime(["2016-01-29", "2016-02-29", "2016-03-31"] * 2),
+                          "forecaster": ["sample"] * 3 + ["ewma"] * 3, "role": ["champion"] * 3 + ["challenger"] * 3,
+                          "error": [0.2, 0.3, 0.4, 0.1, 0.1, 0.1], "rolling_error": [np.nan, 0.25, 0.35, np.nan, 0.1, 0.1],
+                          "window_steps": 2})
+    _write(known, correlation_drift=drift)
+    t = _eval(known, {"metric": "correlation_drift", "max": 0.3})
+    assert len(t) == 1 and t.group_name.iloc[0] == "sample" and t.units.iloc[0] == "correlation"
+    assert t.value.iloc[0] == pytest.approx(0.35) and t.breached.iloc[0] and t.headroom.iloc[0] == pytest.approx(-0.05)
+    assert t.limit_name.iloc[0] == "correlation_drift book <= 0.3"
+    assert not _eval(known, {"metric": "correlation_drift", "max": 0.35}).breached.iloc[0]
+    with pytest.raises(ConfigError, match="correlation_drift is not per scenario family"):
+        _eval(known, {"metric": "correlation_drift", "max": 0.3, "family": "crisis"})
+    (known / "correlation_drift.parquet").unlink()
+    with pytest.raises(DataError, match="needs correlation_drift.parquet"):
+        _eval(known, {"metric": "correlation_drift", "max": 0.3})
