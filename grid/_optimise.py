@@ -41,6 +41,7 @@ SIGNED_OBJECTIVES = ("risk_parity", "hrp", "herc")
 FACTOR_OBJECTIVES = ("factor_target", "factor_risk_parity")
 #: what to relax, per constraint family, in the batch's words
 BATCH_HINTS = {
+    "budget": "widen optimise.net_bounds",
     "gross": "raise optimise.max_gross_multiple",
     "bounds": "widen optimise.weight_bounds or scale_bounds, or set signs: free",
     "groups": "widen optimise.group_bounds",
@@ -141,8 +142,11 @@ class OptimiseSettings(_Strict):
     factor_risk_budget: Optional[FactorRiskBudgetSettings] = None  # factor_risk_parity (default equal)
     #: every position's weight (fraction of NAV) in [low, high], on top of the other bounds
     weight_bounds: Optional[tuple[float, float]] = None
-    #: keep: no position changes side (default); free: a position may change side within weight_bounds
-    signs: Literal["keep", "free"] = "keep"
+    #: keep: no position changes side (default); free: a position may change side within weight_bounds;
+    #: or the list of the position ids that may (the others keep their side)
+    signs: Union[Literal["keep", "free"], list[str]] = "keep"
+    #: the book's net exposure, sum of weights (fractions of NAV), in [low, high]
+    net_bounds: Optional[tuple[float, float]] = None
     exclude: list[str] = []  # position ids held at zero (illiquid or excluded names)
     #: factor objectives: the book nearest the current one by tracking error on the family's scenarios, or
     #: by least squares in the weights
@@ -178,7 +182,9 @@ class OptimiseSettings(_Strict):
             lo, hi = self.weight_bounds
             if not (np.isfinite(lo) and np.isfinite(hi) and lo <= 0.0 <= hi and lo < hi):
                 raise ValueError(f"weight_bounds {list(self.weight_bounds)} must satisfy low <= 0 <= high, low < high")
-        if self.signs == "free" and self.objective in SIGNED_OBJECTIVES:
+        if self.net_bounds is not None and not self.net_bounds[0] <= self.net_bounds[1]:
+            raise ValueError(f"net_bounds {list(self.net_bounds)} must satisfy low <= high")
+        if self.signs != "keep" and self.objective in SIGNED_OBJECTIVES:
             raise ValueError(f"objective {self.objective} keeps the signs of the book; signs: free applies to "
                              "min_cvar, max_return and the factor objectives")
         if self.exclude and self.objective in SIGNED_OBJECTIVES:
@@ -186,7 +192,7 @@ class OptimiseSettings(_Strict):
                              "max_return and the factor objectives")
         if self.nearest != "tracking_error" and self.objective not in FACTOR_OBJECTIVES:
             raise ValueError(f"nearest applies to the factor objectives (got objective {self.objective})")
-        if self.signs == "free" and self.scale_bounds is not None:
+        if self.signs != "keep" and self.scale_bounds is not None:
             raise ValueError("signs: free cannot take scale_bounds (multiples of each position's size); "
                              "use weight_bounds")
         if self.objective in SIGNED_OBJECTIVES + FACTOR_OBJECTIVES and self.turnover_penalty:
@@ -199,7 +205,7 @@ class OptimiseSettings(_Strict):
         """The scale bounds in force: the given ones, the min_cvar/max_return default, or None."""
         if self.scale_bounds is not None:
             return self.scale_bounds
-        if self.objective in SIGNED_OBJECTIVES + FACTOR_OBJECTIVES or self.signs == "free":
+        if self.objective in SIGNED_OBJECTIVES + FACTOR_OBJECTIVES or self.signs != "keep":
             return None
         return DEFAULT_SCALE_BOUNDS
 
@@ -240,11 +246,12 @@ def _constraints(pl: _Payload, family: str):
         lo, hi = st.bounds
         a, b = pl.w0 * lo, pl.w0 * hi
         lower, upper = np.minimum(a, b), np.maximum(a, b)
-    elif st.signs == "free":  # either side, within weight_bounds (or the gross bound)
-        lower, upper = np.full(len(pl.w0), -np.inf), np.full(len(pl.w0), np.inf)
-    else:  # the signs of the current book only
+    else:  # the signs of the current book, except where free: either side (within weight_bounds or the gross)
         lower = np.where(pl.w0 > 0, 0.0, np.where(pl.w0 < 0, -np.inf, 0.0))
         upper = np.where(pl.w0 < 0, 0.0, np.where(pl.w0 > 0, np.inf, 0.0))
+        free = (np.ones(len(pl.w0), bool) if st.signs == "free" else
+                np.isin(np.asarray(pl.ids, dtype=object), [] if st.signs == "keep" else st.signs))
+        lower, upper = np.where(free, -np.inf, lower), np.where(free, np.inf, upper)
     if st.weight_bounds is not None:
         lower, upper = np.maximum(lower, st.weight_bounds[0]), np.minimum(upper, st.weight_bounds[1])
     lower = np.where(pl.tradable, lower, 0.0)  # unpriced, zero-exposure and excluded positions stay at zero
@@ -261,7 +268,8 @@ def _constraints(pl: _Payload, family: str):
     # risk parity and HRP set the gross exposure themselves
     max_gross = None if signed else st.max_gross_multiple * float(np.abs(pl.w0).sum())
     return portfolios.Constraints(
-        budget=None, max_gross=max_gross, lower=lower, upper=upper,
+        budget=None, net_bounds=None if st.net_bounds is None else tuple(st.net_bounds), max_gross=max_gross,
+        lower=lower, upper=upper,
         groups={lvl: pl.groups[lvl] for lvl in gb} or None, group_bounds=gb or None,
         max_turnover=st.max_turnover, turnover_penalty=st.turnover_penalty, max_position=max_position,
         frozen=frozen or None,
@@ -522,8 +530,8 @@ def _prepare_case(settings: OptimiseSettings, inputs, book: _BookReturns, source
                 raise ConfigError(f"{source}, field '{field}.{key}': no scenario family {f!r} (families: {', '.join(names)})")
     pos = inputs.book.positions
     ids = tuple(pos["id"])
-    for key in ("frozen", "exclude"):
-        for k in getattr(settings, key):
+    for key in ("frozen", "exclude", "signs"):
+        for k in (getattr(settings, key) if isinstance(getattr(settings, key), list) else []):
             if k not in ids:
                 raise ConfigError(f"{source}, field '{field}.{key}': no position {k!r} in the book")
     for lvl, d in settings.group_bounds.items():
@@ -600,8 +608,8 @@ def check_sections(batch, positions: pd.DataFrame, priced: np.ndarray, history, 
             for f in val:
                 if f not in names:
                     raise ConfigError(f"{source}, field '{field}.{key}': no scenario family {f!r} (families: {', '.join(names)})")
-        for key in ("frozen", "exclude"):
-            for k in getattr(st, key):
+        for key in ("frozen", "exclude", "signs"):
+            for k in (getattr(st, key) if isinstance(getattr(st, key), list) else []):
                 if k not in ids:
                     raise ConfigError(f"{source}, field '{field}.{key}': no position {k!r} in the book")
         for lvl, d in st.group_bounds.items():

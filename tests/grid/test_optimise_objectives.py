@@ -205,3 +205,34 @@ def test_sleeves_scaled_as_a_whole_through_the_run(tmp_path):
         for sleeve in ("trend", "value"):
             on = g.sleeve.to_numpy() == sleeve
             np.testing.assert_allclose(ratio[on], ratio[on][0], rtol=1e-12)
+
+
+def test_net_bounds_and_signs_free_per_position(tmp_path):
+    """min_cvar with the book's net exposure in [0.2, 0.3] of NAV and only HD_US free to change side."""
+    inputs = section_inputs(tmp_path, _batch("""
+families: [boot]
+objective: min_cvar
+net_bounds: [0.2, 0.3]
+signs: [HD_US]
+weight_bounds: [-0.2, 0.2]
+max_gross_multiple: 2
+"""))
+    res = execute(inputs, SerialExecutor())
+    assert res.tables["reoptimisation"].status.iloc[0] == "optimal"
+    w = res.tables["reoptimisation_weights"].set_index("position_id")
+    assert 0.2 - 1e-8 <= w.weight_new.sum() <= 0.3 + 1e-8
+    assert w.weight_new.between(-0.2 - 1e-9, 0.2 + 1e-9).all()
+    others = w.drop(index="HD_US")
+    held = others.weight_current != 0
+    assert (np.sign(others.weight_new[held]) * np.sign(others.weight_current[held]) >= 0).all()  # no side change
+    # a net bound that the other constraints cannot meet names it
+    bad = section_inputs(tmp_path, _batch("""
+families: [boot]
+objective: min_cvar
+net_bounds: [5, 6]
+fallback: current
+"""))
+    msg = execute(bad, SerialExecutor()).tables["reoptimisation"].message.iloc[0]
+    assert "budget" in msg, msg
+    with pytest.raises(ConfigError, match=r"field 'optimise.signs': no position 'XX' in the book"):
+        section_inputs(tmp_path, _batch("families: [boot]\nobjective: min_cvar\nsigns: [XX]\nweight_bounds: [-1, 1]"))
