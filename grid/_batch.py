@@ -433,7 +433,8 @@ def _inside(base: Path, path: Path, p: Path, field_: str, allow_outside: bool) -
 def load_batch(path: str | Path, allow_outside_paths: bool = True) -> tuple[Batch, str]:
     """Read and validate a batch file.
 
-    Returns the batch, with ``book`` and ``history.path`` made relative to the batch file's folder,
+    Returns the batch, with ``book``, ``history.path`` and a forecaster's ``tree_file`` made relative to the
+    batch file's folder,
     and the SHA-256 of the file's bytes.  Every problem the batch's structure has is reported at once,
     one a line.  ``allow_outside_paths=False`` (the command line's default) refuses a book or history
     path outside the batch file's folder.
@@ -447,6 +448,15 @@ def load_batch(path: str | Path, allow_outside_paths: bool = True) -> tuple[Batc
         raise ConfigError(f"batch file {p}: expected a mapping of keys (name, book, scenarios, ...), got {type(raw).__name__}")
     origins: list[int] = []
     points: list[SweepPoint] = []
+    mon = raw.get("monitoring")
+    if isinstance(mon, dict) and isinstance(mon.get("forecasters"), list):
+        # a forecaster's file setting (the tic tree) is read from the batch file's folder, like the book
+        base = p.resolve().parent
+        fcs = [{**f, "tree_file": str(_inside(base, Path(f["tree_file"]), p, f"monitoring.forecasters[{i}].tree_file",
+                                              allow_outside_paths))}
+               if isinstance(f, dict) and isinstance(f.get("tree_file"), str) else f
+               for i, f in enumerate(mon["forecasters"])]
+        raw = {**raw, "monitoring": {**mon, "forecasters": fcs}}
     if isinstance(raw.get("scenarios"), list):
         expanded, origins, points = expand_sweeps(raw["scenarios"], f"batch file {p}")
         raw = {**raw, "scenarios": expanded}

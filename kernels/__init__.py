@@ -7,7 +7,8 @@ refuse to run without float64).  The package registers a pricer for every instru
 parametric vol surface (option), and the surface's forward ATM variance and Black-76 with a vol-of-vol
 (vix_future, vix_option).  ``docs/kernels.md`` describes the models.  :func:`sensitivities` and
 :func:`position_sensitivities` give each position's Greeks, theta and rate convexity per curve by
-automatic differentiation.
+automatic differentiation.  :func:`fit_lstm` trains the small LSTM of the ``ml_lstm`` correlation
+forecaster (optax, imported on the first call), with :func:`lstm_predict_numpy` its numpy twin.
 """
 
 from . import _pricers  # noqa: F401  (registers the pricers)
@@ -15,6 +16,7 @@ from ._common import CURVE_TENORS, DEFAULT_TENORS, curve_factors, curve_tenors
 from ._credit import CdsBook, jump_to_default_pnl
 from ._horizon import age, horizon_date
 from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
+from ._lstm import LSTMParams, fit_lstm, lstm_init, lstm_predict, lstm_predict_numpy
 from ._forwards import CommodityFutureBook, futures_price
 from ._options import T0_YEARS, VOL_FLOOR, VOL_PARAMS, OptionBook, black, black_numpy, option_values_numpy, surface_vol
 from ._rates import CashflowBook, RateFutureBook, bond_cashflows, cashflow_values_numpy, coupon_schedule, rate_future_price
@@ -84,6 +86,11 @@ __all__ = [
     "linear_pnl",
     "linear_pnl_numpy",
     "linear_pnl_one",
+    "LSTMParams",
+    "fit_lstm",
+    "lstm_init",
+    "lstm_predict",
+    "lstm_predict_numpy",
     "prepare",
     "register",
     "required_factors",

@@ -41,6 +41,8 @@ from ._forecast import (
     make_forecaster,
     register_forecaster,
 )
+from ._tic import TICCov, correlation_matrix_distance, tic_correlation
+from ._ml import GBMCorrelation, LSTMCorrelation, market_features
 from ._portfolio import PORTFOLIO_METHODS, gmv_weights, min_variance_weights, portfolio_weights, risk_parity_weights
 from ._returns import DEFAULT_FACTORS, asset_returns, default_factors
 from ._overlay import Hedge, hedge_carry, hedge_factors, hedge_pnl, price_hedge, size_to_cvar
@@ -111,6 +113,9 @@ __all__ = [
     "DenoisedCov",
     "EWMACov",
     "FORECASTERS",
+    "GBMCorrelation",
+    "LSTMCorrelation",
+    "market_features",
     "ForecasterSpec",
     "Hedge",
     "HierarchicalCov",
@@ -131,6 +136,7 @@ __all__ = [
     "SignalThresholds",
     "StressFamily",
     "StressedCorrelation",
+    "TICCov",
     "TightenAdvCaps",
     "VarBacktestSettings",
     "VolTarget",
@@ -148,6 +154,7 @@ __all__ = [
     "check_rules",
     "christoffersen",
     "correlated_cluster",
+    "correlation_matrix_distance",
     "default_factors",
     "evaluate_signals",
     "ewma_covariance",
@@ -175,6 +182,7 @@ __all__ = [
     "signal_history",
     "simulate_z2",
     "size_to_cvar",
+    "tic_correlation",
     "transition_counts",
     "var_backtest",
     "walk_forward",

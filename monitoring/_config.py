@@ -33,6 +33,7 @@ from stressgrid.core import ConfigError, History
 
 from ._backtest import proportional_costs, rebalance_backtest
 from ._forecast import ForecasterSpec
+from ._ml import market_features
 from ._portfolio import PORTFOLIO_METHODS
 from ._returns import asset_returns, default_factors
 from ._rules import Rule, apply_rules
@@ -266,8 +267,10 @@ def run_monitoring(
     end = min(pd.Timestamp(wf.end), as_of_ts) if wf.end else as_of_ts
     methods = tuple(s.backtest.methods) if s.backtest.enabled else ()
     view = s.regime_view
+    # market levels for the forecasters that read them (ml_gbm, ml_lstm), each row from history up to its date
+    features = market_features(history, returns.index) if any(f.build().uses_features for f in s.forecasters) else None
     res = run_walk_forward(returns, s.forecasters, wf.train_days, wf.horizon_days, wf.roll_days, wf.start, end,
-                           executor=executor, methods=methods, keep_forecasts=view.enabled)
+                           executor=executor, methods=methods, keep_forecasts=view.enabled, features=features)
     out["walk_forward"] = res.errors
     backtest = None
     if s.backtest.enabled:

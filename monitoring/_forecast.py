@@ -106,13 +106,19 @@ class CovarianceForecaster:
 
     #: registry name; set by subclasses
     name: str = ""
+    #: True for a forecaster that also reads market features (``fit(returns, features)``; its ``_fit``
+    #: takes ``(x, features)``); the walk-forward then hands it the feature rows of the training window
+    uses_features: bool = False
 
     covariance_: np.ndarray
     columns_: list[str]
     details_: dict
 
-    def fit(self, returns: pd.DataFrame | np.ndarray) -> "CovarianceForecaster":
+    def fit(self, returns: pd.DataFrame | np.ndarray, features: pd.DataFrame | np.ndarray | None = None) -> "CovarianceForecaster":
         """Estimate on ``returns [T, K]`` (rows in time order, the last row the latest day).
+
+        ``features [T, F]`` (rows aligned with the returns', NaN where missing) are market features known
+        on each row's date; only a forecaster with ``uses_features`` reads them, the others ignore them.
 
         Raises
         ------
@@ -122,7 +128,7 @@ class CovarianceForecaster:
         x, cols = _as_array(returns)
         self.columns_ = cols
         self.details_ = {}
-        cov = self._fit(x)
+        cov = self._fit(x, features) if self.uses_features else self._fit(x)
         self.covariance_ = (cov + cov.T) / 2.0
         return self
 
@@ -330,6 +336,17 @@ def register_forecaster(name: str, cls: type[CovarianceForecaster]) -> None:
     if not (isinstance(cls, type) and issubclass(cls, CovarianceForecaster)):
         raise ConfigError(f"forecaster {name!r}: {cls!r} is not a CovarianceForecaster subclass")
     FORECASTERS[name] = cls
+
+
+from ._tic import TICCov  # noqa: E402  (theory-implied correlation; it subclasses CovarianceForecaster above)
+
+register_forecaster(TICCov.name, TICCov)
+
+
+from ._ml import GBMCorrelation, LSTMCorrelation  # noqa: E402  (learned correlation forecasters, docs/monitoring.md)
+
+register_forecaster(GBMCorrelation.name, GBMCorrelation)
+register_forecaster(LSTMCorrelation.name, LSTMCorrelation)
 
 
 class ForecasterSpec(BaseModel):

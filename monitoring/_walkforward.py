@@ -43,6 +43,7 @@ from scipy.stats import norm
 from stressgrid.core import ConfigError, DataError
 
 from ._forecast import CovarianceForecaster, ForecasterSpec, cov_to_corr, make_forecaster
+from ._ml import align_features
 from ._portfolio import PORTFOLIO_METHODS, gmv_weights, portfolio_weights
 from ._tasks import run_tasks
 
@@ -78,7 +79,9 @@ class WalkForwardPayload:
     values : float ``[T, K]`` daily returns; dates : ``[T]`` datetime64; columns : ``K`` names;
     forecasters : ``(label, spec)`` pairs; train, horizon, roll : rows; methods : long-only portfolio
     methods whose weights each step computes (from the forecast over ``roll`` days, the holding
-    period); keep_forecasts : keep each forecast matrix in the result.
+    period); keep_forecasts : keep each forecast matrix in the result; features : float ``[T, F]`` market
+    features (rows aligned with ``values``, NaN where missing) or None, with ``feature_names``: a step
+    hands a forecaster that uses features (``uses_features``) the rows of its training window only.
     """
 
     values: np.ndarray
@@ -90,6 +93,8 @@ class WalkForwardPayload:
     roll: int
     methods: tuple[str, ...] = PORTFOLIO_METHODS
     keep_forecasts: bool = False
+    features: np.ndarray | None = None
+    feature_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -183,10 +188,12 @@ def _step(payload: WalkForwardPayload, task: WalkForwardTask) -> WalkForwardStep
     p = payload
     # the forecasters see the training window only: rows strictly before the first evaluated day
     window = pd.DataFrame(p.values[t - p.train:t], columns=list(p.columns))
+    feats = None if p.features is None else pd.DataFrame(p.features[t - p.train:t], columns=list(p.feature_names))
     fitted: list[tuple[str, CovarianceForecaster, float]] = []
     for label, spec in p.forecasters:
         s0 = time.perf_counter()
-        fc = make_forecaster(spec).fit(window)
+        fc = make_forecaster(spec)
+        fc = fc.fit(window, feats) if fc.uses_features else fc.fit(window)
         fitted.append((label, fc, time.perf_counter() - s0))
     forecasts = {label: fc.forecast(p.horizon) for label, fc, _ in fitted}
     holding = {label: (fc.forecast(p.roll) if p.roll != p.horizon else forecasts[label]) for label, fc, _ in fitted}
@@ -262,6 +269,7 @@ def run_walk_forward(
     methods: Sequence[str] = PORTFOLIO_METHODS,
     keep_forecasts: bool = False,
     on_result: Callable[[WalkForwardStep], None] | None = None,
+    features: pd.DataFrame | None = None,
 ) -> WalkForwardResult:
     """Walk-forward evaluation of ``forecasters`` on ``returns``.
 
@@ -277,6 +285,10 @@ def run_walk_forward(
         ``grid.RayExecutor``): each step is one task; the numbers do not depend on the executor
     methods : long-only portfolios to build at each step for the rebalancing backtest
     keep_forecasts : keep every forecast matrix (``result.forecasts``)
+    features : market features ``[dates, F]`` (DatetimeIndex; NaN where missing), read on the returns'
+        dates (a date they lack is NaN) by the forecasters that use them (``ml_gbm``, ``ml_lstm``), each
+        step handing over the rows of its training window only; None: those forecasters use only
+        features of the returns
 
     Returns
     -------
@@ -288,8 +300,12 @@ def run_walk_forward(
             raise ConfigError(f"backtest, field 'methods': unknown method {m!r}; expected {', '.join(PORTFOLIO_METHODS)}")
     specs = _labelled(forecasters)
     tasks = plan_walk_forward(returns.index, train, horizon, roll, start, end)
+    uses = features is not None and any(make_forecaster(spec).uses_features for _, spec in specs)
+    feats = align_features(features, returns.index) if uses else None
     payload = WalkForwardPayload(returns.to_numpy(dtype=float), returns.index.to_numpy(), tuple(map(str, returns.columns)),
-                                 specs, int(train), int(horizon), int(roll), tuple(methods), keep_forecasts)
+                                 specs, int(train), int(horizon), int(roll), tuple(methods), keep_forecasts,
+                                 None if feats is None else feats.to_numpy(dtype=float),
+                                 () if feats is None else tuple(map(str, feats.columns)))
     dates = returns.index
 
     def what(task) -> str:

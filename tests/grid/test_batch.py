@@ -61,3 +61,32 @@ def test_duplicate_family_names(tmp_path):
     body = BASE + "  - kind: historical\n    events: [lehman_2008]\n"
     with pytest.raises(ConfigError, match="family name 'historical' is used twice"):
         load_batch(_batch(tmp_path, body))
+
+
+def test_a_tic_tree_file_is_read_from_the_batch_files_folder(tmp_path, monkeypatch):
+    """A forecaster's tree_file, like the book, is relative to the batch file, not to where the command runs."""
+    import textwrap
+
+    from stressgrid.grid import load_batch
+
+    d = tmp_path / "b"
+    d.mkdir()
+    (d / "book.csv").write_text("id,type,underlying,quantity\nA,equity,EQ.SPX,1\n")
+    (d / "tree.csv").write_text("factor,class\nEQ.SPX,equity\nIR.USD.10Y,rates\n")
+    (d / "batch.yaml").write_text(textwrap.dedent("""\
+        name: t
+        book: book.csv
+        scenarios: [{kind: historical, name: crisis, events: [gfc_2008]}]
+        monitoring:
+          factors: [EQ.SPX, IR.USD.10Y]
+          forecasters: [sample, {name: tic, tree_file: tree.csv}]
+        """))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    batch, _ = load_batch(d / "batch.yaml")
+    spec = batch.monitoring.forecasters[1]
+    assert spec.params["tree_file"] == str((d / "tree.csv").resolve())
+    with pytest.raises(ConfigError, match=r"monitoring.forecasters\[1\].tree_file': '../tree.csv' is outside"):
+        (d / "batch.yaml").write_text((d / "batch.yaml").read_text().replace("tree.csv", "../tree.csv"))
+        load_batch(d / "batch.yaml", allow_outside_paths=False)
