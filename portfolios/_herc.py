@@ -33,7 +33,7 @@ from scipy.spatial.distance import squareform
 from stressgrid.core.errors import ConfigError, DataError
 from stressgrid.core.measures import var_cvar
 
-from ._hrp import LINKAGES
+from ._hrp import LINKAGES, correlation_tree
 from ._risk import weighted_covariance
 from ._validate import check_alpha, check_choice, check_returns, check_sample_weight
 
@@ -200,13 +200,7 @@ class HERC:
             self.order_, self.linkage_, self.status_ = np.zeros(1, int), None, "optimal"
             return self
 
-        corr = np.clip(cov / np.outer(sd, sd), -1.0, 1.0)
-        dist = np.sqrt(np.clip(0.5 * (1.0 - corr), 0.0, None))
-        np.fill_diagonal(dist, 0.0)
-        condensed = squareform(dist, checks=False)
-        Z = sch.linkage(condensed, method=self.linkage)
-        if self.optimal_ordering:
-            Z = sch.optimal_leaf_ordering(Z, condensed)
+        dist, Z = correlation_tree(cov, sd, self.linkage, self.optimal_ordering)
         if rule == "gap":
             k = gap_mean(dist, Z)
         elif rule == "gap_std":

@@ -27,6 +27,19 @@ LINKAGES = ("single", "complete", "average", "ward", "weighted")
 RISKS = ("variance", "cvar")
 
 
+def correlation_tree(cov: np.ndarray, sd: np.ndarray, linkage: str, optimal_ordering: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The correlation distance ``sqrt((1 - rho) / 2)`` ``[N, N]`` of a covariance (``sd`` its volatilities)
+    and scipy's linkage matrix on it, with optimal leaf ordering when asked (Lopez de Prado 2016, step 1)."""
+    corr = np.clip(cov / np.outer(sd, sd), -1.0, 1.0)
+    dist = np.sqrt(np.clip(0.5 * (1.0 - corr), 0.0, None))
+    np.fill_diagonal(dist, 0.0)
+    condensed = squareform(dist, checks=False)
+    Z = sch.linkage(condensed, method=linkage)
+    if optimal_ordering:
+        Z = sch.optimal_leaf_ordering(Z, condensed)
+    return dist, Z
+
+
 class HRP:
     """Hierarchical risk parity, long-only, weights summing to 1.
 
@@ -64,13 +77,7 @@ class HRP:
         if n == 1:
             self.weights_, self.order_, self.linkage_, self.status_ = np.ones(1), np.zeros(1, int), None, "optimal"
             return self
-        corr = np.clip(cov / np.outer(sd, sd), -1.0, 1.0)
-        dist = np.sqrt(np.clip(0.5 * (1.0 - corr), 0.0, None))
-        np.fill_diagonal(dist, 0.0)
-        condensed = squareform(dist, checks=False)
-        Z = sch.linkage(condensed, method=self.linkage)
-        if self.optimal_ordering:
-            Z = sch.optimal_leaf_ordering(Z, condensed)
+        _, Z = correlation_tree(cov, sd, self.linkage, self.optimal_ordering)
         order = sch.leaves_list(Z)
 
         if self.risk_measure == "variance":

@@ -455,29 +455,36 @@ class SignedHRP:
 
     def fit(self, returns, sample_weight=None, current_weights=None) -> "SignedHRP":
         """Compute the weights from scenario returns per unit weight ``[S, N]`` and the current book ``[N]``."""
-        R = check_returns(returns)
-        S, n = R.shape
-        p = check_sample_weight(sample_weight, S)
-        s = _signs(current_weights, n)
-        w0 = np.asarray(current_weights, float)
-        G = _gross(self.gross, w0)
-        held = s != 0
-        h = HRP(linkage=self.linkage, optimal_ordering=self.optimal_ordering, risk_measure=self.risk_measure,
-                alpha=self.alpha).fit(R[:, held] * s[held], sample_weight=p)
-        y = np.zeros(n)
-        y[held] = G * h.weights_ / h.weights_.sum()
-        w = s * y
-        self.status_, self.diagnosis_ = _checked(self.constraints, s, w, w0, G, "HRP takes no constraints")
-        if self.risk_measure == "variance":
-            cov = weighted_covariance(R, p)
-            rc = vol_contributions(cov, w)
-        else:
-            rc = cvar_contributions(R * w, check_alpha(self.alpha), p)
-        self.risk_share_ = rc / rc.sum() if rc.sum() != 0 else np.zeros(n)
-        self.risk_budget_ = None
-        self.order_ = np.flatnonzero(held)[h.order_]
-        self.weights_ = w
+        model = HRP(linkage=self.linkage, optimal_ordering=self.optimal_ordering, risk_measure=self.risk_measure,
+                    alpha=self.alpha)
+        _fit_signed_tree(self, model, "HRP", returns, sample_weight, current_weights)
         return self
+
+
+def _fit_signed_tree(est, model, name: str, returns, sample_weight, current_weights):
+    """Fit a long-only tree method ``model`` (HRP, HERC) on the sign-adjusted returns of the positions
+    held, scale to ``est.gross`` and set ``est``'s attributes; returns the fitted model and the held mask."""
+    R = check_returns(returns)
+    S, n = R.shape
+    p = check_sample_weight(sample_weight, S)
+    s = _signs(current_weights, n)
+    w0 = np.asarray(current_weights, float)
+    G = _gross(est.gross, w0)
+    held = s != 0
+    h = model.fit(R[:, held] * s[held], sample_weight=p)
+    y = np.zeros(n)
+    y[held] = G * h.weights_ / h.weights_.sum()
+    w = s * y
+    est.status_, est.diagnosis_ = _checked(est.constraints, s, w, w0, G, f"{name} takes no constraints")
+    if est.risk_measure == "cvar":
+        rc = cvar_contributions(R * w, check_alpha(est.alpha), p)
+    else:  # variance or vol: the Euler shares of the volatility
+        rc = vol_contributions(weighted_covariance(R, p), w)
+    est.risk_share_ = rc / rc.sum() if rc.sum() != 0 else np.zeros(n)
+    est.risk_budget_ = None
+    est.order_ = np.flatnonzero(held)[h.order_]
+    est.weights_ = w
+    return h, held
 
 
 class SignedHERC:
@@ -514,28 +521,10 @@ class SignedHERC:
 
     def fit(self, returns, sample_weight=None, current_weights=None) -> "SignedHERC":
         """Compute the weights from scenario returns per unit weight ``[S, N]`` and the current book ``[N]``."""
-        R = check_returns(returns)
-        S, n = R.shape
-        p = check_sample_weight(sample_weight, S)
-        s = _signs(current_weights, n)
-        w0 = np.asarray(current_weights, float)
-        G = _gross(self.gross, w0)
-        held = s != 0
-        h = HERC(linkage=self.linkage, optimal_ordering=self.optimal_ordering, risk_measure=self.risk_measure,
-                 alpha=self.alpha, n_clusters=self.n_clusters).fit(R[:, held] * s[held], sample_weight=p)
-        y = np.zeros(n)
-        y[held] = G * h.weights_ / h.weights_.sum()
-        w = s * y
-        self.status_, self.diagnosis_ = _checked(self.constraints, s, w, w0, G, "HERC takes no constraints")
-        if self.risk_measure == "cvar":
-            rc = cvar_contributions(R * w, check_alpha(self.alpha), p)
-        else:
-            rc = vol_contributions(weighted_covariance(R, p), w)
-        self.risk_share_ = rc / rc.sum() if rc.sum() != 0 else np.zeros(n)
-        self.risk_budget_ = None
-        self.order_ = np.flatnonzero(held)[h.order_]
-        self.labels_ = np.full(n, -1)
+        model = HERC(linkage=self.linkage, optimal_ordering=self.optimal_ordering, risk_measure=self.risk_measure,
+                     alpha=self.alpha, n_clusters=self.n_clusters)
+        h, held = _fit_signed_tree(self, model, "HERC", returns, sample_weight, current_weights)
+        self.labels_ = np.full(len(held), -1)
         self.labels_[held] = h.labels_
         self.n_clusters_ = h.n_clusters_
-        self.weights_ = w
         return self
