@@ -24,7 +24,7 @@ def _ship_this_module():
 @pytest.fixture(scope="module")
 def one_task(demo_batch_path):
     batch, digest = load_batch(demo_batch_path)
-    batch = batch.model_copy(update={"liquidity": None, "optimise": None, "monitoring": None,
+    batch = batch.model_copy(update={"liquidity": None, "optimise": None, "factor_model": None, "monitoring": None,
                                      "execution": batch.execution.model_copy(update={"chunk_size": None})})
     return prepare_inputs(batch, digest)
 

@@ -78,7 +78,7 @@ def test_zero_shock_gives_zero_pnl(demo_inputs):
     s = demo_inputs.scenarios
     zero = ScenarioSet(("calm",), s.factors, np.zeros((1, len(s.factors))), np.ones(1), ("z",), np.ones((1, len(s.factors)), bool))
     # the kernels only: the demo's liquidity, optimise and monitoring sections name its families
-    batch = demo_inputs.batch.model_copy(update={"liquidity": None, "optimise": None, "monitoring": None})
+    batch = demo_inputs.batch.model_copy(update={"liquidity": None, "optimise": None, "factor_model": None, "monitoring": None})
     res = execute(replace(demo_inputs, batch=batch, scenarios=zero), SerialExecutor())
     assert np.array_equal(res.pnl, np.zeros_like(res.pnl))
 

@@ -75,10 +75,10 @@ def test_executors_follow_the_protocol():
 
 def test_each_section_is_enabled_by_its_key_only(linear_batch_path):
     batch, _ = load_batch(linear_batch_path)
-    assert [s.name for s in SECTIONS] == ["liquidity", "optimise", "monitoring"]
+    assert [s.name for s in SECTIONS] == ["liquidity", "factor_model", "optimise", "monitoring"]
     assert not any(s.enabled(batch) for s in SECTIONS)
     for s in SECTIONS:
         other = [t for t in SECTIONS if t is not s]
-        on = type("B", (), {"liquidity": None, "optimise": None, "monitoring": None})()
+        on = type("B", (), {"liquidity": None, "factor_model": None, "optimise": None, "monitoring": None})()
         setattr(on, s.name, object())
         assert s.enabled(on) and not any(t.enabled(on) for t in other)

@@ -16,7 +16,7 @@ from stressgrid.grid._run import AUTO_POSITION_CELLS, MAX_POSITION_CELLS, keeps_
 def _with(inputs, chunk=512, scenario_pnl=False):
     b = inputs.batch
     batch = b.model_copy(update={
-        "liquidity": None, "optimise": None, "monitoring": None,
+        "liquidity": None, "optimise": None, "factor_model": None, "monitoring": None,
         "execution": b.execution.model_copy(update={"chunk_size": chunk}),
         "outputs": b.outputs.model_copy(update={"scenario_pnl": scenario_pnl}),
     })
@@ -104,7 +104,7 @@ def test_second_pass_on_ray_gives_identical_numbers(ray_session, inputs, summari
 
 
 def test_which_runs_gather_the_position_pnl(inputs):
-    b = inputs.batch.model_copy(update={"liquidity": None, "optimise": None})
+    b = inputs.batch.model_copy(update={"liquidity": None, "optimise": None, "factor_model": None})
     auto = b.model_copy(update={"outputs": b.outputs.model_copy(update={"scenario_pnl": "auto"})})
     assert keeps_positions(auto, 1000, AUTO_POSITION_CELLS // 1000) == (True, True)
     assert keeps_positions(auto, 1000, AUTO_POSITION_CELLS // 1000 + 1) == (False, False)
