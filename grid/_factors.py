@@ -78,6 +78,9 @@ class FittedFactors:
     loadings: np.ndarray
     method: str
     family: str
+    #: factors on which no position's least-squares loading is significant (|t| < 2; empty when the
+    #: family's windows overlap and no t-statistic is reported)
+    weak: tuple[str, ...] = ()
 
 
 def position_exposures(inputs, source: str):
@@ -168,6 +171,7 @@ def factor_model_tables(settings: FactorModelSettings, inputs, pnl: np.ndarray |
             groups = list(dict.fromkeys(labels[priced]))
             ys.append((level, groups, np.column_stack([P[:, (labels == g) & priced].sum(axis=1) for g in groups]) / nav))
     fnames = list(settings.factors)
+    weak: tuple[str, ...] = ()
     cv = TimeSeriesSplit(n_splits=settings.cv_folds)
     frames = []
     loadings = np.zeros((len(ids), k))
@@ -175,6 +179,8 @@ def factor_model_tables(settings: FactorModelSettings, inputs, pnl: np.ndarray |
         for method in METHODS:
             m = portfolios.FactorExposureModel(alpha=settings.alpha, method=method, cv=cv, tol=1e-8).fit(Y, F)
             t = m.t_stats_ if not overlapping else np.full_like(m.loadings_, np.nan)
+            if level == "position" and method == "ols" and not overlapping:
+                weak = tuple(f for f, col in zip(fnames, np.abs(t).T) if not np.nanmax(col, initial=0.0) >= 2.0)
             frames.append(pd.DataFrame({
                 "family": settings.family, "level": level, "name": np.repeat(labels, k),
                 "factor": np.tile(fnames, len(labels)), "method": method, "loading": m.loadings_.ravel(),
@@ -191,5 +197,6 @@ def factor_model_tables(settings: FactorModelSettings, inputs, pnl: np.ndarray |
              "factors": {k_: v for k_, v in settings.combos().items()}, "method": settings.method,
              "t_stats": ("not reported: the family's windows overlap (use a rolling family with step >= horizon_days)"
                          if overlapping else "least squares, homoskedastic standard errors"),
-             "unpriced_or_zero_exposure": [ids[i] for i in np.flatnonzero(~priced)]}
-    return {"factor_exposures": table}, notes, FittedFactors(tuple(fnames), loadings, settings.method, settings.family)
+             "unpriced_or_zero_exposure": [ids[i] for i in np.flatnonzero(~priced)],
+             "weak_factors": list(weak)}
+    return {"factor_exposures": table}, notes, FittedFactors(tuple(fnames), loadings, settings.method, settings.family, weak)

@@ -235,6 +235,7 @@ class _Payload:
     loadings: np.ndarray | None = None  # [N, K] from the factor_model section
     factor_names: tuple[str, ...] = ()
     factor_budget: np.ndarray | None = None  # [K] for objective factor_risk_parity
+    weak: tuple[str, ...] = ()  # factors no position loads on significantly (FittedFactors.weak)
 
 
 def _constraints(pl: _Payload, family: str):
@@ -564,9 +565,9 @@ def _prepare_case(settings: OptimiseSettings, inputs, book: _BookReturns, source
     budget = None
     if settings.objective == "risk_parity":
         budget = position_budgets(settings.risk_budget or RiskBudgetSettings(), ids, groups, book.priced, source, field)
-    loadings, fnames, fbudget = None, (), None
+    loadings, fnames, fbudget, weak = None, (), None, ()
     if factors is not None:
-        loadings, fnames = factors.loadings, factors.names
+        loadings, fnames, weak = factors.loadings, factors.names, factors.weak
     if settings.objective in FACTOR_OBJECTIVES:
         if factors is None:
             raise ConfigError(f"{source}, field '{field}.objective': {settings.objective} needs the factor_model section "
@@ -587,7 +588,7 @@ def _prepare_case(settings: OptimiseSettings, inputs, book: _BookReturns, source
     tradable = book.priced & ~np.isin(np.asarray(ids, dtype=object), settings.exclude)
     payload = _Payload(book.returns, scen.weights, book.w0, tuple(fams), base, settings, ids, groups,
                        book.unit, pos["adv"].to_numpy(float), book.nav, book.model, budget, fc, adv_mult, tradable,
-                       loadings, tuple(fnames), fbudget)
+                       loadings, tuple(fnames), fbudget, weak)
     return payload, tasks, field
 
 
@@ -642,6 +643,16 @@ def _case_tables(pl: _Payload, results: list, inputs, book: _BookReturns) -> tup
     summary["cost"] = summary["cost"] * nav
     _thin_tails(summary, book.returns @ book.w0, inputs.scenarios.weights, np.asarray(inputs.scenarios.family),
                 pl.settings.alpha, inputs.batch.risk.min_tail_scenarios)
+    if pl.settings.objective in FACTOR_OBJECTIVES and pl.weak:
+        # a factor no position loads on significantly: its exposure (and risk share) rests on noise
+        listed = (set(pl.settings.factor_target.exposures) if pl.settings.objective == "factor_target"
+                  else set(pl.factor_names))
+        weak = [f for f in pl.weak if f in listed]
+        if weak:
+            note = (f"weak factor{'s' if len(weak) > 1 else ''} {', '.join(weak)}: no position's least-squares "
+                    "loading is significant (|t| < 2 in factor_exposures); the exposure to it rests on noise")
+            old = summary["message"].where(summary["message"].notna(), None)
+            summary["message"] = [f"{m}; {note}" if m else note for m in old]
     w = res.weights.rename(columns={"position": "position_id"})  # the results schema's position key
     w.insert(3, "asset_class", w["position_id"].map(dict(zip(ids, pos["asset_class"]))))
     w.insert(4, "sleeve", w["position_id"].map(dict(zip(ids, pos["sleeve"]))))

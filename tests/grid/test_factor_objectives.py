@@ -302,3 +302,28 @@ def test_the_factor_allocation_example_runs_as_a_user_runs_it(tmp_path):
     assert len(excluded) and (excluded.weight_new.abs() <= 1e-9).all()
     assert w[w.case_name == "case4_factor_risk_parity"].weight_new.abs().max() <= 0.5 + 1e-9
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_a_factor_no_position_loads_on_is_named_in_the_message(tmp_path):
+    """A factor of pure noise (a seeded random walk in the user's history, held by no position): its
+    least-squares t-statistics stay below 2, and the factor objectives say their exposure to it rests on
+    noise rather than report it silently."""
+    book = pd.read_csv(DATA / "linear_book.csv")
+    from stressgrid.core import BUNDLED_HISTORY
+
+    dates = pd.read_parquet(BUNDLED_HISTORY)["date"]
+    dates = dates[(dates >= "2014-01-01") & (dates <= "2017-03-29")]
+    rng = np.random.default_rng(11)
+    pd.DataFrame({"date": pd.to_datetime(dates).dt.strftime("%Y-%m-%d"),
+                  "NOISE": 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(len(dates))))}).to_csv(
+        tmp_path / "noise.csv", index=False)
+    text = _batch(FACTOR_MODEL.replace("    rates: {IR.USD.10Y: -7}\n", "    rates: {IR.USD.10Y: -7}\n    noise: EQ.NOISE\n")
+                  + "optimise:\n  - {objective: factor_risk_parity, families: [hist_10d], signs: free, "
+                    "weight_bounds: [-1, 1], max_gross_multiple: 10}\n")
+    text = text.replace("market:\n", "history:\n  - {path: noise.csv, columns: {NOISE: EQ.NOISE}}\n  - bundled\nmarket:\n")
+    res = execute(section_inputs(tmp_path, text, book), SerialExecutor())
+    fe = res.tables["factor_exposures"]
+    t = fe[(fe.level == "position") & (fe.method == "ols") & (fe.factor == "noise")].t_stat.abs()
+    assert len(t) and t.max() < 2
+    msg = res.tables["reoptimisation"].message.iloc[0]
+    assert "weak factor noise" in msg and "equity" not in msg.split("weak factor")[1], msg
