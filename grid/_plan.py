@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Task", "plan_tasks", "auto_chunk_size", "auto_block_size", "BLOCK_CELLS", "TASK_CELLS", "TARGET_TASKS", "tail_chunk_size"]
+from stressgrid import kernels
+
+__all__ = ["Task", "plan_tasks", "auto_chunk_size", "auto_block_size", "TASK_CELLS", "TARGET_TASKS", "tail_chunk_size"]
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,6 @@ class Task:
         return self.stop - self.start
 
 
-#: scenario x position cells a kernel call works on at once: small enough for the caches, large enough
-#: that the call overhead is small (measured with 490 and 4,900 positions: one process per core was
-#: fastest near 2**20 cells, and two processes slowed each other least there)
-BLOCK_CELLS = 2**20
 #: scenario x position cells per task, at least and at most: at least about 30 ms of kernel time on one
 #: core for a mixed book, so that a task's round trip (a few milliseconds) stays a few percent of it,
 #: and at most about four times that
@@ -41,10 +39,9 @@ TARGET_TASKS = 16
 
 
 def auto_block_size(n_positions: int, n_factors: int) -> int:
-    """Scenarios per kernel call: the largest power of two with ``block x max(positions, factors)`` at
-    most :data:`BLOCK_CELLS`, within [256, 16384]."""
-    width = max(n_positions, n_factors, 1)
-    return int(np.clip(2 ** int(np.floor(np.log2(max(BLOCK_CELLS // width, 1)))), 256, 16384))
+    """Scenarios per block of a task: one more than the kernels' call size (:func:`kernels.call_rows`, a
+    power of two less one), so that a block is one call."""
+    return kernels.call_rows(n_positions, n_factors) + 1
 
 
 def auto_chunk_size(n_positions: int, n_factors: int, n_scenarios: int | None = None) -> int:

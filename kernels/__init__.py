@@ -34,6 +34,7 @@ from ._revalue import (
     revalue_groups,
     revalue_numpy,
     shocked_levels,
+    call_rows,
 )
 from ._sensitivity import Sensitivities, position_sensitivities, revalue_sensitivity, sensitivities, sensitivity_pnl
 from ._stream import StreamResult, revalue_stream
@@ -99,6 +100,7 @@ __all__ = [
     "place",
     "position_sensitivities",
     "revalue_groups",
+    "call_rows",
     "preferred_order",
     "revalue_numpy",
     "revalue_sensitivity",

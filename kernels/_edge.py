@@ -11,7 +11,8 @@ A kernel is two pure functions of one instrument (a row of the struct-of-arrays 
 The batched P&L evaluates ``state`` on the base levels and every scenario's levels *in one array*
 (``[1 + S, F]``), so the base and a zero-shocked scenario go through the identical compiled code
 and a zero shock gives exactly zero P&L, bit for bit.  The compiled program depends only on the
-shapes of the book and the scenario chunk: once per instrument type and chunk shape.
+shapes of the book and the scenario chunk: once per instrument type and chunk shape (one shape per
+book: :func:`kernels.call_rows`).
 
 The batched kernels of the two heaviest types (bonds and swaps, options) are written by hand over
 the whole book instead (``_flows.py``, ``_options.py``): their arrays hold the scenarios on the

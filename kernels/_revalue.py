@@ -11,10 +11,11 @@ import pandas as pd
 
 from stressgrid.core import DataError, fx_factor
 
+from . import _tuning as tuning
 from ._x64 import require_x64
 from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
 
-__all__ = ["PreparedBook", "Pricer", "PRICERS", "register", "required_factors", "prepare", "check_levels", "revalue", "revalue_numpy", "shocked_levels", "preferred_order"]
+__all__ = ["PreparedBook", "Pricer", "PRICERS", "register", "required_factors", "prepare", "check_levels", "revalue", "revalue_numpy", "call_rows", "shocked_levels", "preferred_order"]
 
 
 def _registered_pricer(types: tuple[str, ...]) -> "Pricer":
@@ -40,9 +41,11 @@ class Pricer:
     rows : arrays -> the struct-of-arrays with one row per instrument that ``pnl_one`` is vmapped
         over, where ``arrays`` also carry data of the whole book (e.g. the packed cash flows of
         ``_flows.py``); optional, default the arrays themselves
-    pnl_into : (arrays, base[F], new[S, F], out[S, n]) -> out: ``pnl`` written into ``out``, for
-        kernels that can write it without an intermediate array (the option kernel, whose values are
-        held scenario-contiguous, writes a Fortran-ordered ``out`` in one pass); optional
+    pnl_into : (arrays, base[F], new[S, F], out[m, n]) -> out: ``pnl`` of the first ``m <= S`` rows
+        written into ``out``, for kernels that can write it without an intermediate array (the option
+        kernel, whose values are held scenario-contiguous, writes a Fortran-ordered ``out`` in one
+        pass); when ``m < S``, row ``m`` of ``new`` must be the base levels (the padding of a
+        fixed-size call), as the kernel takes its values as the base; optional
     mark : (arrays, L[S, F]) -> ``[S, n]`` numpy: each position's mark in base currency, such that the
         P&L between two books of the same positions at the same levels (today's and the one valued at
         a horizon, :func:`kernels.age`) is the difference of their marks (the value; for futures settled
@@ -208,47 +211,83 @@ def shocked_levels(base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray) -> 
     return new
 
 
+def call_rows(n_positions: int, n_factors: int) -> int:
+    """Scenarios of one compiled kernel call for a book of ``n_positions`` on ``n_factors`` factors.
+
+    The largest power of two ``B`` with ``B x max(positions, factors)`` at most
+    :data:`kernels._tuning.CALL_CELLS`, within :data:`kernels._tuning.CALL_ROWS`, less one: the base
+    levels, which the batched kernels evaluate after the scenarios, then take the last column of the
+    last pass of their compiled loop instead of a pass of their own (``kernels._edge.blocks_with_base``).
+
+    :func:`revalue` and :func:`revalue_groups` run every call at this size (fewer scenarios are padded
+    with unshocked rows, more are split), so that a book's kernels compile once per process, whatever
+    the sizes of the scenario sets a run revalues, instead of once per size: compiling is most of the
+    kernels' time in a run of a few thousand scenarios.
+    """
+    width = max(int(n_positions), int(n_factors), 1)
+    lo, hi = tuning.CALL_ROWS
+    return int(np.clip(2 ** int(np.floor(np.log2(max(tuning.CALL_CELLS // width, 1)))), lo, hi)) - 1
+
+
+def _calls(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray):
+    """``(a, b, base, new)`` of each fixed-size call over rows ``[a, b)`` of ``shocks``: the shocked
+    levels of those rows, then unshocked rows (exactly the base levels) up to :func:`call_rows`."""
+    require_x64("stressgrid.kernels.revalue")
+    shocks = np.asarray(shocks, dtype=float)
+    S, F = shocks.shape
+    P = call_rows(book.n, F)
+    base_j = jnp.asarray(base)
+    for a in range(0, S, P):
+        b = min(a + P, S)
+        rows = shocks[a:b] if b - a == P else np.concatenate([shocks[a:b], np.zeros((P - (b - a), F))])
+        yield a, b, base_j, jnp.asarray(shocked_levels(base, rows, is_log))
+
+
 def revalue_groups(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Full-revaluation P&L per instrument group: ``[(columns, pnl [S, len(columns)]), ...]`` in the
     book's group order; positions without a pricer are in no group (their P&L is 0).
 
     For callers that only aggregate the P&L (totals, sums by group): it skips the copy of every group
-    into the book's column order that :func:`revalue` makes.
+    into the book's column order that :func:`revalue` makes.  The kernels run in calls of
+    :func:`call_rows` scenarios; a set that fills one call returns the kernels' arrays without a copy.
     """
-    require_x64("stressgrid.kernels.revalue")
-    new = jnp.asarray(shocked_levels(base, shocks, is_log))
-    base_j = jnp.asarray(base)
-    # dispatch every group first (JAX runs them asynchronously unless async dispatch is off), then wait
-    pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups]
-    if book.offset is None:
-        return [(np.asarray(cols), np.asarray(pnl)) for cols, pnl in pending]
-    return [(np.asarray(cols), np.asarray(pnl) + book.offset[cols]) for cols, pnl in pending]
+    parts: list[list] = [[] for _ in book.groups]
+    for a, b, base_j, new in _calls(book, base, shocks, is_log):
+        # dispatch every group first (JAX runs them asynchronously unless async dispatch is off), then wait
+        pending = [g.pricer.pnl(g.arrays, base_j, new) for g in book.groups]
+        for part, pnl in zip(parts, pending):
+            part.append(np.asarray(pnl)[: b - a])
+    out = []
+    for g, part in zip(book.groups, parts):
+        pnl = part[0] if len(part) == 1 else (np.concatenate(part) if part else np.zeros((0, len(g.columns))))
+        out.append((np.asarray(g.columns), pnl if book.offset is None else pnl + book.offset[g.columns]))
+    return out
 
 
 def revalue(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Full-revaluation P&L ``[S, n]`` (base currency); unpriced positions are 0 (see ``book.priced``).
 
     ``out``, if given, is a float array ``[S, n]`` (e.g. rows of a larger chunk) that receives the
-    P&L and is returned.
+    P&L and is returned.  The kernels run in calls of :func:`call_rows` scenarios.
     """
     if out is None:
-        out = np.empty((shocks.shape[0], book.n))
-    new = jnp.asarray(shocked_levels(base, shocks, is_log))
-    base_j = jnp.asarray(base)
+        out = np.empty((np.shape(shocks)[0], book.n))
     covered = np.zeros(book.n, dtype=bool)
-    direct = [g for g in book.groups if g.pricer.pnl_into is not None]
-    # dispatch the other groups first (JAX runs them asynchronously unless async dispatch is off)
-    pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups if g.pricer.pnl_into is None]
-    for g in direct:
-        if _contiguous(g.columns):  # straight into out's columns
-            g.pricer.pnl_into(g.arrays, base_j, new, out[:, g.columns[0] : g.columns[-1] + 1])
-        else:  # into an array of out's memory order, then copied to the scattered columns
-            tmp = np.empty((out.shape[0], len(g.columns)), order="F" if out.strides[0] == out.itemsize else "C")
-            place(out, g.columns, g.pricer.pnl_into(g.arrays, base_j, new, tmp))
+    for g in book.groups:
         covered[g.columns] = True
-    for cols, pnl in pending:
-        place(out, cols, np.asarray(pnl))
-        covered[cols] = True
+    direct = [g for g in book.groups if g.pricer.pnl_into is not None]
+    for a, b, base_j, new in _calls(book, base, shocks, is_log):
+        rows = out[a:b]
+        # dispatch the other groups first (JAX runs them asynchronously unless async dispatch is off)
+        pending = [(g.columns, g.pricer.pnl(g.arrays, base_j, new)) for g in book.groups if g.pricer.pnl_into is None]
+        for g in direct:  # the rows of ``new`` after b - a are unshocked: pnl_into takes the first as the base
+            if _contiguous(g.columns):  # straight into out's columns
+                g.pricer.pnl_into(g.arrays, base_j, new, rows[:, g.columns[0] : g.columns[-1] + 1])
+            else:  # into an array of out's memory order, then copied to the scattered columns
+                tmp = np.empty((b - a, len(g.columns)), order="F" if out.strides[0] == out.itemsize else "C")
+                place(rows, g.columns, g.pricer.pnl_into(g.arrays, base_j, new, tmp))
+        for cols, pnl in pending:
+            place(rows, cols, np.asarray(pnl)[: b - a])
     if not covered.all():
         out[:, ~covered] = 0.0
     if book.offset is not None:

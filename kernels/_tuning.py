@@ -15,6 +15,12 @@ from __future__ import annotations
 #: scenarios per pass of the compiled loops (the levels are padded to a multiple of it); the grid
 #: sizes its blocks to whole passes of it (``grid._worker.KERNEL_PASS``)
 SCENARIO_BLOCK = 64
+#: scenario x position cells of one kernel call: small enough for the caches, large enough that the
+#: call overhead is small (measured with 490 and 4,900 positions: one process per core was fastest
+#: near 2**20 cells, and two processes slowed each other least there)
+CALL_CELLS = 2**20
+#: bounds of the scenarios of one call (powers of two)
+CALL_ROWS = (256, 16384)
 #: instruments per tile of the transposing subtraction into a C-ordered output (0: one untiled pass)
 TRANSPOSE_TILE = 64
 

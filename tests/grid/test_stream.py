@@ -216,9 +216,12 @@ def test_stream_checkpoints_round_trip_and_reject_bad_part_names(runs, tmp_path)
 
 def test_a_streamed_run_reproduces_the_numbers_recorded_before_streaming(tmp_path):
     """tests/data/recorded/ holds the numbers of tests/data/recorded_batch.yaml from the code before
-    streamed runs existed (tools/record_batch.py): every scenario's P&L equal, VaR, CVaR and the other
-    metrics to 1e-12, the Euler contributions to 1e-10 of the family's CVaR (sums in another order).
-    That code revalued every family at the as-of date, so the families with a horizon are asked to."""
+    streamed runs existed (tools/record_batch.py): every scenario's P&L, VaR, CVaR and the other metrics
+    to 1e-12, the Euler contributions to 1e-10 of the family's CVaR (sums in another order).
+    That code revalued every family at the as-of date, so the families with a horizon are asked to.
+    The P&L was equal bit for bit until the kernels ran every call at one size
+    (``kernels.call_rows``): the CDS kernel's sums over its premium dates round differently at that
+    size (6e-13 of the book's P&L at most).  Split-independence bit for bit is tested elsewhere."""
     rec = ROOT / "tests" / "data" / "recorded"
     spec = yaml.safe_load((ROOT / "tests" / "data" / "recorded_batch.yaml").read_text())
     spec["book"] = str(ROOT / "examples" / "demo_book.csv")
@@ -233,7 +236,7 @@ def test_a_streamed_run_reproduces_the_numbers_recorded_before_streaming(tmp_pat
     now = _read(tmp_path / "out", "scenarios")
     then = pd.read_parquet(rec / "scenarios.parquet")
     assert list(now["scenario"]) == list(then["scenario"].astype(str))
-    np.testing.assert_array_equal(now["pnl"].to_numpy(), then["pnl"].to_numpy())
+    np.testing.assert_allclose(now["pnl"].to_numpy(), then["pnl"].to_numpy(), rtol=1e-12, atol=0)
     key = ["family", "metric", "confidence"]
     a = _read(tmp_path / "out", "risk_metrics").sort_values(key).reset_index(drop=True)
     b = pd.read_parquet(rec / "risk_metrics.parquet").sort_values(key).reset_index(drop=True)

@@ -287,3 +287,27 @@ def test_options_and_bonds_stream_in_fortran_order(demo):
     np.testing.assert_array_equal(np.concatenate([p for _, p in got.results]), want)
     twin = kernels.revalue_numpy(prepared, snap.levels, sh, snap.is_log)
     assert np.max(np.abs(want - twin) / (np.abs(twin).max(axis=0) + 1.0)) < 1e-10
+
+
+def test_sets_of_any_size_compile_once_and_give_the_same_rows_bit_for_bit(demo):
+    """Every kernel call has one size per book (``kernels.call_rows``): sets of 5 to 20,000 scenarios
+    compile each instrument type once, and a scenario's P&L is the same bits whichever set it is in."""
+    from stressgrid.kernels import _flows, _options
+
+    _, snap, prepared = demo
+    P = kernels.call_rows(prepared.n, len(snap.factors))
+    assert P == 8191  # 2**13 - 1: 49 positions on 95 factors
+    sh = _shocks(snap, 20_000, 1.0, 11)
+    before = (_options._option_values._cache_size(), _flows._states._cache_size())
+    whole = kernels.revalue(prepared, snap.levels, sh, snap.is_log)
+    grown = (_options._option_values._cache_size() - before[0], _flows._states._cache_size() - before[1])
+    for a, b in [(0, 5), (0, 700), (8000, 8500), (7000, 16382), (19_999, 20_000)]:
+        part = kernels.revalue(prepared, snap.levels, sh[a:b], snap.is_log)
+        np.testing.assert_array_equal(part, whole[a:b])
+        groups = kernels.revalue_groups(prepared, snap.levels, sh[a:b], snap.is_log)
+        for cols, pnl in groups:
+            np.testing.assert_array_equal(pnl, whole[a:b][:, cols])
+    # at most one program per kernel, for all six sizes
+    assert grown[0] <= 1 and grown[1] <= 1
+    assert (_options._option_values._cache_size(), _flows._states._cache_size()) == (before[0] + grown[0], before[1] + grown[1])
+    assert kernels.revalue(prepared, snap.levels, sh[:0], snap.is_log).shape == (0, prepared.n)
