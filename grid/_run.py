@@ -202,13 +202,18 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     timings["load_inputs"] = time.perf_counter() - t0
     if on_loaded is not None:
         on_loaded()
-    t0 = time.perf_counter()
-    sens = kernels.sensitivities(prepared, market.levels)
-    timings["sensitivities"] = time.perf_counter() - t0
-    # the share of gross exposure on proxied and flat factors, checked against its limit before any work
-    staged = RunInputs(batch, batch_hash, history, book, market, None, prepared, sens=sens, flat=flat)
-    shares = exposure_shares(staged)
-    check_unmodelled_share(replace(staged, exposure_share=shares), shares, batch.market.max_unmodelled_share)
+    # the sensitivities compile their derivative programs on a thread of their own (XLA compiles
+    # without the interpreter lock) while the scenarios are generated here
+    sens_thread = _Background(kernels.sensitivities, prepared, market.levels)
+
+    def sensitivities_and_shares():
+        """The sensitivities, and the share of gross exposure on proxied and flat factors checked
+        against its limit: before any task runs."""
+        sens, timings["sensitivities"] = sens_thread.result()
+        staged = RunInputs(batch, batch_hash, history, book, market, None, prepared, sens=sens, flat=flat)
+        shares = exposure_shares(staged)
+        check_unmodelled_share(replace(staged, exposure_share=shares), shares, batch.market.max_unmodelled_share)
+        return sens, shares
 
     t0 = time.perf_counter()
     # one child seed per batch-file entry; every point of a sweep shares its entry's seed, so the points
@@ -246,6 +251,7 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     if streamed:
         sources = _family_sources(batch, moving, market, children, origins, generate)
         timings["generate_scenarios"] = time.perf_counter() - t0
+        sens, shares = sensitivities_and_shares()
         return RunInputs(batch, batch_hash, history, book, market, None, prepared, timings, sens, {}, flat, shares,
                          estimate, sources, books=books, family_books=family_books, design_tables=design())
     sets = [generate(spec, children[o]) for spec, o in zip(batch.scenarios, origins)]
@@ -260,8 +266,37 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
             r = s.reorder(market.factors)
             family_paths[s.family[0]] = (np.flatnonzero(fam == s.family[0]), r.paths)
     timings["generate_scenarios"] = time.perf_counter() - t0
+    sens, shares = sensitivities_and_shares()
     return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares,
                      estimate, books=books, family_books=family_books, design_tables=design())
+
+
+class _Background:
+    """``fn(*args)`` on a thread of its own; :meth:`result` waits for it and returns ``(value, seconds)``,
+    or raises what it raised.  The thread is a daemon: an error in the caller meanwhile does not wait
+    for it."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self._out: tuple | None = None
+        self._err: BaseException | None = None
+
+        def run():
+            t0 = time.perf_counter()
+            try:
+                self._out = (fn(*args), time.perf_counter() - t0)
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._err = exc
+
+        self._thread = threading.Thread(target=run, name="stressgrid-sensitivities", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if self._err is not None:
+            raise self._err
+        return self._out
 
 
 def explain_rows(inputs: RunInputs, families: list[str], family_codes: np.ndarray) -> tuple:
