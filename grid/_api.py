@@ -110,6 +110,25 @@ class _Preparing:
         return self._value
 
 
+def worker_preload(batch: Batch) -> tuple[str, ...]:
+    """The modules the tasks of ``batch`` import, which each Ray worker imports in the background as it
+    starts (``stressgrid.cluster.connect``'s ``preload``): the grid's task functions, and the
+    optimisers, forecasters and their libraries where the batch has those sections."""
+    names = ["stressgrid.grid"]
+    if batch.optimise:
+        names += ["stressgrid.portfolios", "cvxpy"]
+    if batch.monitoring is not None:
+        names.append("stressgrid.monitoring")
+        kinds = {f.name for f in batch.monitoring.forecasters}
+        if "ml_gbm" in kinds:
+            names.append("sklearn.ensemble")
+        if "ml_lstm" in kinds:
+            names.append("optax")
+    if batch.liquidity is not None:
+        names.append("stressgrid.liquidity")
+    return tuple(names)
+
+
 def run_batch(
     batch: str | Path | Batch,
     out: str | Path | None = None,
@@ -186,7 +205,7 @@ def run_batch(
                                                              on_loaded=loaded))
         preparing.wait_loaded()
         t0 = time.perf_counter()
-        with connect(address, num_cpus=n_workers) as started:
+        with connect(address, num_cpus=n_workers, preload=worker_preload(b)) as started:
             ray_start = time.perf_counter() - t0
             gpus = gpu_request(b.execution.gpu, b.execution.gpu_per_task)
             inputs = preparing.result()

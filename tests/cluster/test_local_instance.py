@@ -188,3 +188,41 @@ def test_the_watchdog_ends_the_instance_when_its_driver_is_killed(tmp_path):
         if proc.poll() is None:
             proc.kill()
         _kill_leftovers(started)
+
+
+def test_the_workers_start_with_the_instance_and_preload_the_sections_modules(tmp_path):
+    """The embedded instance starts its workers at once, before any task of the run: a task submitted
+    after they are up starts at once, and finds the preloaded modules imported."""
+    code = textwrap.dedent("""
+        import json, os, sys, threading, time
+        import psutil
+        from stressgrid.cluster import connect
+        with connect(None, num_cpus=2, preload=("stressgrid.portfolios",)):
+            import ray
+            t0 = time.monotonic()
+            def workers():
+                return [p for p in psutil.Process().children(recursive=True)
+                        if p.name().startswith("ray::") and not p.name().endswith("Agent")]
+            while len(workers()) < 2 and time.monotonic() - t0 < 120:
+                time.sleep(0.2)
+            up = len(workers())
+
+            @ray.remote(num_cpus=1)
+            def probe():
+                for t in threading.enumerate():
+                    if t.name == "stressgrid-preload":
+                        t.join()
+                return os.getpid(), "stressgrid.portfolios" in sys.modules, "optax" in sys.modules
+            got = ray.get([probe.remote() for _ in range(2)])
+            pids = {p.pid for p in workers()}
+        print(json.dumps({"up": up, "preloaded": [g[1] for g in got], "optax": [g[2] for g in got],
+                          "in_started_workers": all(g[0] in pids for g in got)}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=_env(),
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["up"] >= 2 and got["in_started_workers"]
+    assert got["preloaded"] == [True, True] and got["optax"] == [False, False]  # only what was asked for

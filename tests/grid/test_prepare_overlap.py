@@ -30,7 +30,7 @@ def spy(monkeypatch):
     seen = {"connect": 0}
 
     @contextlib.contextmanager
-    def fake_connect(address=None, num_cpus=None):
+    def fake_connect(address=None, num_cpus=None, preload=()):
         seen["connect"] += 1
         yield False
 
@@ -65,7 +65,7 @@ def test_the_cluster_starts_while_the_inputs_are_prepared(tmp_path, spy, monkeyp
         return real(*a, **kw)
 
     @contextlib.contextmanager
-    def connect(address=None, num_cpus=None):
+    def connect(address=None, num_cpus=None, preload=()):
         spy["connect"] += 1
         asked.set()
         yield False
@@ -79,3 +79,14 @@ def test_the_cluster_starts_while_the_inputs_are_prepared(tmp_path, spy, monkeyp
     assert spy["connect"] == 1 and released == [True]
     for name in ("risk_metrics", "contributions", "scenarios"):
         assert res[name].equals(ref[name])
+
+
+def test_the_workers_preload_what_the_batch_sections_import(demo_batch_path, tmp_path):
+    from stressgrid.cluster._setup import PRELOADABLE
+    from stressgrid.grid import load_batch
+    from stressgrid.grid._api import worker_preload
+
+    demo = worker_preload(load_batch(demo_batch_path)[0])
+    assert set(demo) == {"stressgrid.grid", "stressgrid.portfolios", "cvxpy", "stressgrid.monitoring",
+                         "sklearn.ensemble", "optax", "stressgrid.liquidity"} and set(demo) <= set(PRELOADABLE)
+    assert worker_preload(load_batch(_batch(tmp_path, str(ROOT / "tests" / "data" / "linear_book.csv")))[0]) == ("stressgrid.grid",)

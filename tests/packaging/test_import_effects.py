@@ -103,15 +103,29 @@ def test_kernels_refuse_to_run_in_float32(tmp_path):
     assert "refused:" in out and "configure_process" in out
 
 
-def test_the_worker_setup_hook_names_configure_process():
-    import importlib
-
+def test_the_worker_setup_hook_configures_the_process_and_preloads_only_what_it_may(tmp_path):
+    """Ray runs the hook in every worker as it starts: the kernels' process set-up, then the modules of
+    STRESSGRID_PRELOAD imported on a thread, and only those of the allowed list."""
     from stressgrid.cluster import runtime_env
-    from stressgrid.kernels import configure_process
 
-    hook = runtime_env()["worker_process_setup_hook"]
-    module, _, name = hook.rpartition(".")
-    assert getattr(importlib.import_module(module), name) is configure_process
+    env = runtime_env(preload=("stressgrid.portfolios", "cvxpy"))
+    hook = env["worker_process_setup_hook"]
+    assert env["env_vars"]["STRESSGRID_PRELOAD"] == "stressgrid.portfolios,cvxpy"
+    assert "STRESSGRID_PRELOAD" not in runtime_env()["env_vars"]
+    out = _fresh(f"""
+        import importlib, json, os, sys, threading
+        os.environ["STRESSGRID_PRELOAD"] = "stressgrid.portfolios,antigravity,os.path"
+        module, _, name = {hook!r}.rpartition(".")
+        getattr(importlib.import_module(module), name)()
+        for t in threading.enumerate():
+            if t.name == "stressgrid-preload":
+                t.join()
+        from stressgrid.kernels import x64_enabled
+        print(json.dumps({{"x64": x64_enabled(), "portfolios": "stressgrid.portfolios" in sys.modules,
+                          "other": "antigravity" in sys.modules}}))
+    """, cwd=tmp_path)
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got == {"x64": True, "portfolios": True, "other": False}
 
 
 def test_only_stressgrid_is_importable_from_another_folder(tmp_path):
