@@ -212,6 +212,8 @@ def _jit(name: str):
     if name not in _JIT:
         _JIT["predict"] = jax.jit(_predict)
         _JIT["train"] = jax.jit(_train, static_argnames=("epochs", "learning_rate", "weight_decay"))
+        # one program for the initial weights (op by op, each of its draws compiled a program of its own)
+        _JIT["init"] = jax.jit(lstm_init, static_argnums=(1, 2, 3, 4))
     return _JIT[name]
 
 
@@ -238,7 +240,7 @@ def fit_lstm(seq: np.ndarray, pair: np.ndarray, y: np.ndarray, hidden: int = 16,
     if pad:
         seq, pair, y, w = (np.concatenate([a, np.zeros((pad,) + a.shape[1:])]) for a in (seq, pair, y, w))
     with _on_cpu():
-        params = lstm_init(jax.random.PRNGKey(int(seed)), seq.shape[2], pair.shape[2], int(hidden), int(head))
+        params = _jit("init")(jax.random.PRNGKey(int(seed)), seq.shape[2], pair.shape[2], int(hidden), int(head))
         p, last = _jit("train")(params, *(jnp.asarray(a) for a in (seq, pair, y, w)), epochs=int(epochs),
                                 learning_rate=float(learning_rate), weight_decay=float(weight_decay))
         return LSTMParams(*(np.asarray(a, dtype=float) for a in p)), float(last)
