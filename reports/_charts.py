@@ -145,14 +145,19 @@ def scenario_bar_data(run: RunDir) -> pd.DataFrame:
     return run.smallest("scenarios", 20, "pnl", columns=["scenario", "family", "pnl"])
 
 
+#: the unit the histogram's weights are summed in (a family's weights sum to 1: far from int64's bound)
+_MASS_UNIT = float(2**52)
+
+
 def weighted_histogram(run: RunDir, family: str, bins: int = 60, unit: float = 1.0) -> tuple[np.ndarray, np.ndarray] | None:
     """The probability-weighted histogram of the book P&L (divided by ``unit``, e.g. 1e6 for millions) of
     one family's scenarios, read piece by piece, columns ``pnl`` and ``weight`` only.
 
     Returns ``(edges [bins + 1], mass [bins])``: ``bins`` equal bins from the smallest to the largest P&L,
     each closed on the left and the last also on the right, and the sum of the weights in each, the same
-    as ``numpy.histogram(pnl / unit, bins, weights=weight)`` on the whole family; None when the family has
-    no scenario with a P&L.
+    as ``numpy.histogram(pnl / unit, bins, weights=weight)`` on the whole family (each weight to 2**-52,
+    summed exactly, so that the result does not depend on how the table is split); None when the family
+    has no scenario with a P&L.
     """
     lo, hi = np.inf, -np.inf
     for piece in run.scan("scenarios", columns=["pnl"], families=[family]):
@@ -163,13 +168,14 @@ def weighted_histogram(run: RunDir, family: str, bins: int = 60, unit: float = 1
     if not np.isfinite(lo):
         return None
     edges = np.histogram_bin_edges(np.array([lo, hi]), bins)
-    mass = np.zeros(bins)
+    # the weights summed in integer units of 2**-52: exact, so the same whichever pieces the table is in
+    mass = np.zeros(bins, dtype=np.int64)
     for piece in run.scan("scenarios", columns=["pnl", "weight"], families=[family]):
         v, w = piece["pnl"].to_numpy(float) / unit, piece["weight"].to_numpy(float)
         keep = np.isfinite(v)
         idx = np.minimum(np.searchsorted(edges, v[keep], side="right") - 1, bins - 1)
-        mass += np.bincount(idx, weights=w[keep], minlength=bins)
-    return edges, mass
+        np.add.at(mass, idx, np.rint(w[keep] * _MASS_UNIT).astype(np.int64))
+    return edges, mass / _MASS_UNIT
 
 
 @_with_rc
@@ -212,7 +218,7 @@ def chart_distributions(run: RunDir) -> str | None:
     colors = ["#ef6c00", "#6a1b9a", "#1565c0", "#00838f"]
     for ax, fam in zip(axes, fams):
         edges, mass = hists[fam]
-        ax.hist(edges[:-1], bins=edges, weights=mass, color="#90a4ae")  # one value per bin, weighted by its mass
+        ax.stairs(mass, edges, fill=True, color="#90a4ae")  # the histogram as one patch, not a bar per bin
         r = rm[rm["family"] == fam]
         for a, col in zip(run.confidences, colors):
             for metric, ls in (("var", "--"), ("cvar", "-")):
