@@ -222,7 +222,8 @@ def call_rows(n_positions: int, n_factors: int) -> int:
     :func:`revalue` and :func:`revalue_groups` run every call at this size (fewer scenarios are padded
     with unshocked rows, more are split), so that a book's kernels compile once per process, whatever
     the sizes of the scenario sets a run revalues, instead of once per size: compiling is most of the
-    kernels' time in a run of a few thousand scenarios.
+    kernels' time in a run of a few thousand scenarios.  A larger set of ``2^k - 1`` rows (below the
+    upper bound) is one call of its own size: its caller chose that size for its calls.
     """
     width = max(int(n_positions), int(n_factors), 1)
     lo, hi = tuning.CALL_ROWS
@@ -236,6 +237,10 @@ def _calls(book: PreparedBook, base: np.ndarray, shocks: np.ndarray, is_log: np.
     shocks = np.asarray(shocks, dtype=float)
     S, F = shocks.shape
     P = call_rows(book.n, F)
+    if P < S < tuning.CALL_ROWS[1] and (S + 1) & S == 0:
+        # a set already sized as a call (2^k - 1 rows, as revalue_stream's chunks are): one call as it is;
+        # a 2,000-option book revalued 2,047 rows 25-30% faster in one call than in four of 511
+        P = S
     base_j = jnp.asarray(base)
     for a in range(0, S, P):
         b = min(a + P, S)
