@@ -461,6 +461,14 @@ def settled_option_value(o: SettledOptionBook, L):
 settled_option_pnl_one, settled_option_pnl = make_kernel(settled_option_value)
 
 
+def settled_option_pnl_into(o: SettledOptionBook, base, new, out: np.ndarray) -> np.ndarray:
+    """:func:`settled_option_pnl` of the first ``len(out)`` rows of ``new`` written into ``out``: so that
+    a book aged past an expiry keeps the memory order the option kernel writes fastest
+    (:func:`kernels.preferred_order`)."""
+    out[:] = np.asarray(settled_option_pnl(o, base, new))[: out.shape[0]]
+    return out
+
+
 def settled_option_pnl_numpy(o: SettledOptionBook, base: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Numpy twin of :func:`settled_option_pnl`, ``[S, n]``."""
     return numpy_pnl(settled_option_value, value_diff, o, base, new)

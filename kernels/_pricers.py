@@ -32,6 +32,7 @@ from ._options import (
     settled_option_mark,
     settled_option_pnl,
     settled_option_pnl_numpy,
+    settled_option_pnl_into,
     settled_option_pnl_one,
 )
 from ._rates import (
@@ -114,7 +115,7 @@ OPTION = Pricer(("option",), option_factors, option_build, option_pnl, option_pn
                 pnl_into=option_pnl_into, mark=option_mark, age=_option_age)
 #: options that expired inside a horizon, held as their payoff (no position has this type)
 SETTLED_OPTION = Pricer(("option:settled",), option_factors, settled_option_build, settled_option_pnl, settled_option_pnl_numpy,
-                        settled_option_pnl_one, mark=settled_option_mark)
+                        settled_option_pnl_one, pnl_into=settled_option_pnl_into, mark=settled_option_mark)
 CASHFLOW = Pricer(("bond", "swap"), rates_factors, cashflow_build, cashflow_pnl, cashflow_pnl_numpy, cashflow_pnl_one,
                   rows=lambda b: b.rows(), pnl_into=cashflow_pnl_into, mark=cashflow_mark, age=_cashflow_age)
 RATE_FUTURE = Pricer(("rate_future",), rates_factors, rate_future_build, rate_future_pnl, rate_future_pnl_numpy, rate_future_pnl_one,

@@ -109,6 +109,26 @@ def test_a_year_expires_every_option_of_the_demo(demo):
     assert ("option:settled",) in types and ("option",) not in types
 
 
+def test_options_that_expire_keep_the_fortran_order_and_its_numbers(demo):
+    """Aged past some expiries, an options-only book splits into live and settled options; both groups
+    write straight into a Fortran-ordered P&L (the order the option kernel writes fastest), with the
+    same numbers as a C-ordered one and the numpy twins."""
+    book, snap, _ = demo
+    opts = book.positions[book.positions["type"] == "option"].reset_index(drop=True)
+    prepared = kernels.prepare(opts, snap.factors, "USD", snap.as_of, levels=snap.levels)
+    expiries = pd.to_datetime(opts["expiry"])
+    days = next(d for d in range(1, 600) if 0 < (expiries <= snap.as_of + pd.offsets.BDay(d)).sum() < len(opts))
+    aged = kernels.age(prepared, opts, "USD", snap.as_of, days, snap.levels)
+    assert sorted(g.pricer.types for g in aged.groups) == [("option",), ("option:settled",)]
+    assert kernels.preferred_order(aged) == "F"
+    sh = _demo_shocks(snap, S=40)
+    f = kernels.revalue(aged, snap.levels, sh, snap.is_log, out=np.empty((40, aged.n), order="F"))
+    c = kernels.revalue(aged, snap.levels, sh, snap.is_log, out=np.empty((40, aged.n), order="C"))
+    np.testing.assert_array_equal(f, c)
+    twin = kernels.revalue_numpy(aged, snap.levels, sh, snap.is_log)
+    assert np.max(np.abs(f - twin) / (np.abs(twin).max(axis=0) + 1.0)) < 1e-10
+
+
 # --------------------------------------------------------------------------------------------------
 # closed forms per instrument
 # --------------------------------------------------------------------------------------------------
