@@ -157,6 +157,8 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
                               f"{eff:,.0f} effective scenarios of {n:,} ({eff / n:.0%}): its VaR and CVaR rest on fewer "
                               "scenarios than its size says (scenarios.weight)")
 
+    print_sections(run, console)
+
     for line in caveats(run):
         console.print(f"[yellow]note:[/] {_esc(line)}")
     for line in tail_warnings(run):
@@ -170,6 +172,104 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     counts = manifest.get("counts", {})
     console.print(f"{plural(counts.get('scenarios'), 'scenario')} x {plural(counts.get('positions'), 'position')} in "
                   f"{plural(counts.get('tasks'), 'task')} of {counts.get('chunk_size')}; outputs in {_esc(run.path)}/")
+
+
+#: rows of a section's table the terminal shows at most (the report and the Parquet table have all)
+TERMINAL_SECTION_ROWS = 20
+
+
+def print_sections(run_dir: str | Path | RunDir, console=None) -> None:
+    """The sections' results in brief, each where its table is in the run: liquidity-adjusted risk,
+    factor exposures by sleeve, re-optimisation per case and family, the champion forecaster, the rules
+    that fired and the regime view.  Each is a few rows; the HTML report and the tables have the rest."""
+    from rich.table import Table
+
+    run = open_run(run_dir)
+    console = _console(console)
+    ccy = run.manifest.get("base_currency", "")
+
+    def table(title: str, columns: list[str], left: tuple[str, ...]) -> Table:
+        t = Table(title=title, title_justify="left")
+        for c in columns:
+            t.add_column(c, justify="left" if c in left else "right")
+        return t
+
+    def more(n: int, name: str) -> None:
+        if n > TERMINAL_SECTION_ROWS:
+            console.print(f"({n - TERMINAL_SECTION_ROWS} more rows in {name}.parquet and the report)")
+
+    la = run.get("la_risk")
+    if la is not None and len(la):
+        a = float(la["alpha"].max())
+        rows = la[la["alpha"] == a]
+        t = table(f"Liquidity-adjusted risk at {a:.0%} ({ccy}, losses positive)",
+                  ["family", "VaR", "CVaR", "LA-VaR", "LA-CVaR", "exit cost in the tail"], ("family",))
+        for _, r in rows.head(TERMINAL_SECTION_ROWS).iterrows():
+            t.add_row(_esc(r["family"]), money(r["var"]), money(r["cvar"]), money(r["la_var"]), money(r["la_cvar"]),
+                      money(r["exit_cost_tail"]))
+        console.print(t)
+        more(len(rows), "la_risk")
+
+    fx = run.get("factor_exposures")
+    if fx is not None and len(fx):
+        level = "sleeve" if (fx["level"] == "sleeve").any() else str(fx["level"].iloc[0])
+        rows = fx[fx["level"] == level]
+        fam, method = str(rows["family"].iloc[0]), rows["method"].iloc[0]
+        rows = rows[(rows["family"] == fam) & (rows["method"] == method)]
+        wide = rows.pivot_table(index="name", columns="factor", values="loading", sort=False)
+        r2 = rows.groupby("name", sort=False)["r2"].first()
+        t = table(f"Factor exposures by {level.replace('_', ' ')} ({_esc(fam)}, {_esc(method)}; loadings on "
+                  "each factor's move)", [level.replace("_", " "), *map(str, wide.columns), "R²"], (level.replace("_", " "),))
+        for name, r in wide.head(TERMINAL_SECTION_ROWS).iterrows():
+            t.add_row(_esc(name), *[f"{v:.3f}" for v in r], f"{r2[name]:.2f}")
+        console.print(t)
+        more(len(wide), "factor_exposures")
+
+    ro = run.get("reoptimisation")
+    if ro is not None and len(ro):
+        t = table(f"Re-optimised under each family ({ccy}; CVaR at the case's confidence, losses positive)",
+                  ["case", "family", "status", "CVaR before", "CVaR after", "turnover", "cost"], ("case", "family", "status"))
+        case = ro["case_name"] if "case_name" in ro.columns else ro["method"]
+        for (_, r), c in zip(ro.head(TERMINAL_SECTION_ROWS).iterrows(), case):
+            status = _esc(r["status"]) + (" [yellow](thin tail)[/]" if bool(r.get("thin_tail", False)) else "")
+            t.add_row(_esc(c), _esc(r["family"]), status, money(r["cvar_before"]), money(r["cvar_after"]),
+                      f"{r['turnover']:.1%}", money(r["cost"]))
+        console.print(t)
+        more(len(ro), "reoptimisation")
+
+    cc = run.get("champion_challenger")
+    if cc is not None and len(cc) and "role" in cc.columns:
+        champ = cc[cc["role"] == "champion"]
+        if len(champ):
+            r = champ.iloc[0]
+            over = f" over {int(r['steps'])} walk-forward steps" if "steps" in cc.columns and pd.notna(r["steps"]) else ""
+            line = f"forecasters: champion {_esc(r['forecaster'])} on {_esc(r['metric'])}{over}"
+            if "decision" in cc.columns:
+                promoted = cc[cc["decision"] == "promote"]
+                line += (f"; {_esc(promoted['forecaster'].iloc[0])} promoted to champion" if len(promoted)
+                         else "; kept: no challenger beat it by the margin and the significance asked for")
+            console.print(line + " (champion_challenger.parquet)")
+
+    fired = run.get("rules_fired")
+    if fired is not None and len(fired):
+        if "fired" in fired.columns:
+            fired = fired[fired["fired"].astype(bool)]
+        for _, r in fired.head(TERMINAL_SECTION_ROWS).iterrows():
+            kind = f" ({_esc(r['kind'])})" if "kind" in fired.columns else ""
+            console.print(f"rule {_esc(r['rule'])}{kind} fired: {_esc(r['action'])}")
+        more(len(fired), "rules_fired")
+
+    rv = run.get("regime_view")
+    if rv is not None and len(rv):
+        shown = [(c, head, fmt) for c, head, fmt in (
+            ("regime", "regime", str), ("forecaster", "forecaster", str), ("observations", "observations", lambda v: f"{int(v)}"),
+            ("correlation", "correlation", lambda v: f"{v:+.2f}"), ("equity_vol", "equity vol", lambda v: f"{v:.1%}"),
+            ("bond_vol", "bond vol", lambda v: f"{v:.1%}")) if c in rv.columns]
+        t = table("Regime view: equity-bond correlation and volatilities by regime", [h for _, h, _ in shown],
+                  ("regime", "forecaster"))
+        for _, r in rv.head(TERMINAL_SECTION_ROWS).iterrows():
+            t.add_row(*["" if pd.isna(r[c]) else _esc(fmt(r[c])) for c, _, fmt in shown])
+        console.print(t)
 
 
 def horizon_explained(run_dir: str | Path | RunDir) -> pd.DataFrame | None:
