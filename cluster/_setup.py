@@ -23,7 +23,9 @@ def worker_setup() -> None:
     A worker starts while the driver prepares the run (loads the inputs, computes the sensitivities,
     generates the scenarios), and the modules its first tasks need (the optimisers' cvxpy, the
     forecasters' scikit-learn) take seconds to import: imported meanwhile, they are ready when the
-    tasks come.  A module that fails to import here is left for the task that needs it to report.
+    tasks come.  The thread runs at the lowest scheduling priority, so that on a small machine it takes
+    only the time the driver leaves idle.  A module that fails to import here is left for the task that
+    needs it to report.
     """
     from stressgrid import kernels
 
@@ -34,6 +36,10 @@ def worker_setup() -> None:
 
 
 def _preload(names: list[str]) -> None:
+    try:  # at the lowest priority (Linux sets it per thread): the imports take only CPU time no one else wants
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
     for name in names:
         try:
             importlib.import_module(name)
