@@ -147,6 +147,8 @@ def scenario_bar_data(run: RunDir) -> pd.DataFrame:
 
 #: the unit the histogram's weights are summed in (a family's weights sum to 1: far from int64's bound)
 _MASS_UNIT = float(2**52)
+#: the total weight up to which they are (2**63 / _MASS_UNIT is 2048)
+_MASS_BOUND = 1024.0
 
 
 def weighted_histogram(run: RunDir, family: str, bins: int = 60, unit: float = 1.0) -> tuple[np.ndarray, np.ndarray] | None:
@@ -168,14 +170,19 @@ def weighted_histogram(run: RunDir, family: str, bins: int = 60, unit: float = 1
     if not np.isfinite(lo):
         return None
     edges = np.histogram_bin_edges(np.array([lo, hi]), bins)
-    # the weights summed in integer units of 2**-52: exact, so the same whichever pieces the table is in
+    # the weights summed in integer units of 2**-52: exact, so the same whichever pieces the table is in;
+    # in floating point as well, for a family whose weights do not sum to 1 as they should (a run folder
+    # written elsewhere), where the integers could overflow
     mass = np.zeros(bins, dtype=np.int64)
+    approx = np.zeros(bins)
     for piece in run.scan("scenarios", columns=["pnl", "weight"], families=[family]):
         v, w = piece["pnl"].to_numpy(float) / unit, piece["weight"].to_numpy(float)
-        keep = np.isfinite(v)
+        keep = np.isfinite(v) & np.isfinite(w)
         idx = np.minimum(np.searchsorted(edges, v[keep], side="right") - 1, bins - 1)
-        np.add.at(mass, idx, np.rint(w[keep] * _MASS_UNIT).astype(np.int64))
-    return edges, mass / _MASS_UNIT
+        approx += np.bincount(idx, weights=w[keep], minlength=bins)
+        if np.abs(approx).sum() <= _MASS_BOUND:
+            np.add.at(mass, idx, np.rint(w[keep] * _MASS_UNIT).astype(np.int64))
+    return edges, (mass / _MASS_UNIT if np.abs(approx).sum() <= _MASS_BOUND else approx)
 
 
 @_with_rc

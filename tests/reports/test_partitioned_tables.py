@@ -425,6 +425,23 @@ def test_the_histogram_read_part_by_part_is_numpys(split3):
     assert weighted_histogram(reports.open_run(folder), "nope") is None
 
 
+def test_weights_that_do_not_sum_to_one_still_give_numpys_histogram(linear_run_src, tmp_path):
+    """A run folder from elsewhere whose weights sum to far more than 1 (here 5,000 a scenario): the exact
+    integer sum would overflow, so the histogram is summed in floating point and is still numpy's."""
+    from stressgrid.reports._charts import weighted_histogram
+
+    run = copy_run(linear_run_src, tmp_path / "run")
+    sc = pd.read_parquet(run / "scenarios.parquet")
+    sc["weight"] = 5_000.0
+    sc.to_parquet(run / "scenarios.parquet", index=False)
+    g = sc[sc.family == "hist_10d"]
+    mass, edges = np.histogram(g["pnl"] / 1e6, bins=60, weights=g["weight"])
+    got_edges, got_mass = weighted_histogram(reports.open_run(run), "hist_10d", unit=1e6)
+    np.testing.assert_array_equal(got_edges, edges)
+    np.testing.assert_allclose(got_mass, mass, rtol=1e-12)
+    assert got_mass.min() >= 0
+
+
 # --- the results store -----------------------------------------------------------------------------------
 
 
