@@ -204,12 +204,20 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
         on_loaded()
     # the sensitivities compile their derivative programs on a thread of their own (XLA compiles
     # without the interpreter lock) while the scenarios are generated here
-    sens_thread = _Background(kernels.sensitivities, prepared, market.levels)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def timed_sensitivities():
+        t = time.perf_counter()
+        return kernels.sensitivities(prepared, market.levels), time.perf_counter() - t
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stressgrid-sensitivities")
+    sens_future = pool.submit(timed_sensitivities)
+    pool.shutdown(wait=False)  # the thread ends with its one job
 
     def sensitivities_and_shares():
         """The sensitivities, and the share of gross exposure on proxied and flat factors checked
         against its limit: before any task runs."""
-        sens, timings["sensitivities"] = sens_thread.result()
+        sens, timings["sensitivities"] = sens_future.result()
         staged = RunInputs(batch, batch_hash, history, book, market, None, prepared, sens=sens, flat=flat)
         shares = exposure_shares(staged)
         check_unmodelled_share(replace(staged, exposure_share=shares), shares, batch.market.max_unmodelled_share)
@@ -269,34 +277,6 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     sens, shares = sensitivities_and_shares()
     return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares,
                      estimate, books=books, family_books=family_books, design_tables=design())
-
-
-class _Background:
-    """``fn(*args)`` on a thread of its own; :meth:`result` waits for it and returns ``(value, seconds)``,
-    or raises what it raised.  The thread is a daemon: an error in the caller meanwhile does not wait
-    for it."""
-
-    def __init__(self, fn, *args):
-        import threading
-
-        self._out: tuple | None = None
-        self._err: BaseException | None = None
-
-        def run():
-            t0 = time.perf_counter()
-            try:
-                self._out = (fn(*args), time.perf_counter() - t0)
-            except BaseException as exc:  # re-raised in the caller's thread
-                self._err = exc
-
-        self._thread = threading.Thread(target=run, name="stressgrid-sensitivities", daemon=True)
-        self._thread.start()
-
-    def result(self):
-        self._thread.join()
-        if self._err is not None:
-            raise self._err
-        return self._out
 
 
 def explain_rows(inputs: RunInputs, families: list[str], family_codes: np.ndarray) -> tuple:
