@@ -190,8 +190,8 @@ def print_sections(run_dir: str | Path | RunDir, console=None) -> None:
 
     def table(title: str, columns: list[str], left: tuple[str, ...]) -> Table:
         t = Table(title=title, title_justify="left")
-        for c in columns:
-            t.add_column(c, justify="left" if c in left else "right")
+        for c in columns:  # names wrap on a narrow terminal rather than lose their ends
+            t.add_column(c, justify="left" if c in left else "right", overflow="fold")
         return t
 
     def more(n: int, name: str) -> None:
