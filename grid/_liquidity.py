@@ -61,6 +61,12 @@ class LiquiditySettings(_Strict):
     capacity: Optional[CapacitySettings] = CapacitySettings()
 
 
+def _ages(inputs, family: str) -> bool:
+    """Whether ``family`` is valued at a horizon (its book ages), so its daily paths age day by day."""
+    code = inputs.family_books.get(family, 0)
+    return 0 < code < len(inputs.books) and inputs.books[code].horizon_days > 0
+
+
 def build_model(settings: LiquiditySettings, inputs, source: str):
     """The cost model of the batch's book at its market snapshot."""
     from stressgrid import liquidity
@@ -102,13 +108,20 @@ def liquidity_tables(settings: LiquiditySettings, inputs, pnl: np.ndarray | None
     # drawdowns along the daily paths of the families that have them (worst paths by la_drawdown kept
     # day by day: the book held, the rule traded free, the rule traded at the caps with costs)
     dd, paths_rows, kept = [], [], {}
+    aged = {b.horizon_days: b for b in inputs.books[1:]}  # the book valued at each day, shared by the families' paths
     for f, (rows, paths) in inputs.family_paths.items():
         if rows.size == 0 or rows[-1] >= len(scen) or not np.all(fam[rows] == f) or int(np.sum(fam == f)) != rows.size:
             continue  # paths of a scenario set that has since been replaced
         if paths.shape[0] * paths.shape[1] > MAX_PATH_ROWS:
             notes.setdefault("drawdown_skipped", []).append(f)
+            notes["max_path_rows"] = MAX_PATH_ROWS
             continue
-        pp = liquidity.revalue_paths(inputs.prepared, inputs.market, paths)
+        if _ages(inputs, f):  # the family is valued at its horizon: time passes along its paths too
+            pp = liquidity.revalue_paths(inputs.prepared, inputs.market, paths, positions=inputs.book.positions,
+                                         base_ccy=inputs.batch.base_currency, aged=aged)
+            notes.setdefault("paths_aged", []).append(f)
+        else:
+            pp = liquidity.revalue_paths(inputs.prepared, inputs.market, paths)
         cond = liquidity.Conditions.from_scenarios(scen.subset(rows))
         res = liquidity.liquidity_adjusted_drawdown(model, pp, rule, cond, equity=True)
         names = [scen.names[i] for i in rows]

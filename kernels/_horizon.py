@@ -22,6 +22,12 @@ Conventions (``docs/kernels.md`` lists them with the instruments'):
 The P&L splits into the time component (the P&L at unchanged levels, ``offset`` of the aged book,
 the same for every scenario), the instantaneous market move (today's book under the scenario's
 levels) and the cross term, the rest.
+
+Along a daily path (:func:`revalue_path`) day ``k`` is valued ``k`` business days after the as-of date
+under that day's levels, and an instrument that expires or matures on the path settles on the levels
+of its last day (the first path day on or after its ``expiry``, or ``maturity`` for types without
+one): from then on its P&L stays what it was that day, its settlement and cash converted into the
+base currency at that day's levels and held without interest.
 """
 
 from __future__ import annotations
@@ -33,9 +39,12 @@ import pandas as pd
 
 from stressgrid.core import ConfigError
 
-from ._revalue import PreparedBook, _Group
+from ._revalue import PreparedBook, _Group, revalue
 
-__all__ = ["age", "horizon_date"]
+__all__ = ["age", "horizon_date", "revalue_path", "settlement_days"]
+
+#: instrument types whose last day is their ``expiry`` (the others: ``maturity``, where the book has it)
+EXPIRY_TYPES = ("option", "vix_option", "vix_future")
 
 
 def horizon_date(as_of, days: int) -> pd.Timestamp:
@@ -77,3 +86,52 @@ def age(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, days:
             offset[cols] += pricer.mark(arrays, base[None, :])[0]
     return replace(book, groups=tuple(groups), offset=offset, horizon_days=int(days), at=at,
                    horizon_years=(at - as_of).days / 365.0)
+
+
+def settlement_days(positions: pd.DataFrame, as_of, days: int) -> np.ndarray:
+    """``[n]`` int: the path day (1 to ``days``) on which each position expires or matures, the first
+    business day after ``as_of`` on or after its ``expiry`` (:data:`EXPIRY_TYPES`) or ``maturity``;
+    0 for a position whose last day is not inside the path (or that has none)."""
+    n = len(positions)
+    last = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]")
+    types = positions["type"].to_numpy()
+    for col, sel in (("maturity", ~np.isin(types, EXPIRY_TYPES)), ("expiry", np.isin(types, EXPIRY_TYPES))):
+        if col in positions.columns and sel.any():
+            vals = pd.to_datetime(positions[col], errors="coerce").dt.normalize().to_numpy()
+            last[sel] = vals[sel]
+    dates = pd.DatetimeIndex([horizon_date(as_of, k) for k in range(1, int(days) + 1)])
+    out = np.zeros(n, dtype=np.int64)
+    inside = last.notna().to_numpy() & (last.to_numpy() > np.datetime64(pd.Timestamp(as_of).normalize()))
+    if inside.any() and len(dates):
+        k = dates.searchsorted(pd.DatetimeIndex(last[inside]), side="left") + 1  # first day on or after
+        out[inside] = np.where(k <= len(dates), k, 0)
+    return out
+
+
+def revalue_path(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, base: np.ndarray,
+                 paths: np.ndarray, is_log: np.ndarray, aged: dict | None = None) -> np.ndarray:
+    """Cumulative P&L ``[S, H, n]`` (base currency) of ``book`` (prepared at ``as_of`` from ``positions``)
+    along daily paths ``[S, H, F]`` of cumulative shocks from ``base``: day ``k`` (``1..H``) is the book
+    valued ``k`` business days later (:func:`age`) under the day's levels, its time component included.
+
+    A position that expires or matures on day ``e`` (:func:`settlement_days`) keeps its day-``e`` P&L
+    on every later day.  Each day is one :func:`kernels.revalue` call over the paths' scenarios.
+    ``aged``, if given, maps a day to ``book`` already valued then (:func:`age` with the same arguments);
+    the days it lacks are added to it, for the next paths of the same book.
+    """
+    paths = np.asarray(paths, dtype=float)
+    S, H, F = paths.shape
+    if F != len(book.factors):
+        raise ValueError(f"paths have {F} factors, the book {len(book.factors)}")
+    out = np.empty((S, H, book.n))
+    day = np.empty((S, book.n))
+    aged = {} if aged is None else aged
+    for k in range(1, H + 1):
+        if k not in aged:
+            aged[k] = age(book, positions, base_ccy, as_of, k, base)
+        revalue(aged[k], base, paths[:, k - 1, :], is_log, out=day)
+        out[:, k - 1, :] = day
+    settle = settlement_days(positions, as_of, H)
+    for j in np.flatnonzero((settle > 0) & (settle < H)):
+        out[:, settle[j]:, j] = out[:, settle[j] - 1, j][:, None]
+    return out

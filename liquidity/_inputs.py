@@ -191,13 +191,27 @@ def revalue_paths(
     market: MarketSnapshot,
     paths: np.ndarray,
     chunk: int = 20_000,
+    positions: pd.DataFrame | None = None,
+    base_ccy: str | None = None,
+    aged: dict | None = None,
 ) -> np.ndarray:
     """Cumulative P&L paths ``[S, H, N]`` (base currency) of every position under factor paths
-    ``[S, H, F]`` (cumulative shocks on ``market.factors``), with :func:`kernels.revalue` in chunks."""
+    ``[S, H, F]`` (cumulative shocks on ``market.factors``).
+
+    Without ``positions`` every day revalues the book at the as-of date (:func:`kernels.revalue`, in
+    calls of about ``chunk`` rows).  With
+    the book's ``positions`` and ``base_ccy``, day ``k`` values the book ``k`` business days later, time
+    passing and instruments settling on the path (:func:`kernels.revalue_path`, which takes and fills
+    ``aged``, the book valued at each day, to share between the paths of one book).
+    """
     S, H, F = paths.shape
+    base = np.asarray(market.levels, dtype=float)
+    if positions is not None:
+        if base_ccy is None:
+            raise ValueError("revalue_paths: positions given without base_ccy")
+        return kernels.revalue_path(prepared, positions, base_ccy, market.as_of, base, paths, market.is_log, aged)
     flat = paths.reshape(S * H, F)
     out = np.empty((S * H, prepared.n))
-    base = np.asarray(market.levels, dtype=float)
     for a in range(0, S * H, chunk):
         out[a: a + chunk] = kernels.revalue(prepared, base, flat[a: a + chunk], market.is_log)
     return out.reshape(S, H, prepared.n)

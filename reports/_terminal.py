@@ -323,10 +323,12 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         out.append(f"{len(rejected)} checkpoint(s) in the run directory did not verify on --resume and their tasks "
                    f"ran again (nothing in them was read as code): {'; '.join(rejected[:3])}"
                    f"{' ...' if len(rejected) > 3 else ''}.")
-    if run.has("drawdown_paths") and horizon_explained(run) is not None:
-        out.append("the daily paths of the liquidity drawdowns (la_drawdown, drawdown_paths, capacity) revalue the book "
-                   "at the as-of date: no time passes along a path, while the scenario tables value the families "
-                   "with a horizon at its end (pnl_time).")
+    liq = (manifest.get("notes") or {}).get("liquidity") or {}
+    if liq.get("drawdown_skipped"):
+        limit = liq.get("max_path_rows")
+        out.append(f"the liquidity drawdowns (la_drawdown, drawdown_paths) leave out the daily paths of "
+                   f"{', '.join(map(str, liq['drawdown_skipped']))}: more path rows (scenarios x days) than "
+                   f"{f'{int(limit):,}' if limit else 'the limit'} in a family; their figures are in the scenario tables only.")
     declared: set = set()
     if run.has("coverage"):
         cov = run.table("coverage")

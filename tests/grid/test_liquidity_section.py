@@ -42,8 +42,9 @@ def test_tables_and_schema(costly, tmp_path):
     write_outputs(res, tmp_path)
     assert reports.check_run_dir(tmp_path) == []
     assert res.notes["liquidity"]["nav"] == 50_000_000
-    # hist_10d is valued at its horizon, the paths at the as-of date: the caveats say so
-    assert sum("no time passes along a path" in c for c in reports.caveats(tmp_path)) == 1
+    # hist_10d is valued at its horizon, and so are its daily paths, day by day; the crisis replay is instantaneous
+    assert res.notes["liquidity"]["paths_aged"] == ["hist_10d"]
+    assert not any("drawdown" in c for c in reports.caveats(tmp_path))
 
 
 def test_la_figures_sit_on_the_grids_own(costly):
@@ -92,3 +93,54 @@ def test_unknown_capacity_family(tmp_path):
     batch, digest = load_batch(p)
     with pytest.raises(ConfigError, match=r"field 'liquidity.capacity.family': no scenario family 'nope'"):
         execute(prepare_inputs(batch, digest), SerialExecutor())
+
+
+def test_paths_of_a_horizon_family_age_day_by_day_and_end_on_its_scenarios(tmp_path):
+    """A book with time in it (an option decaying, a bond carrying): each daily path of the rolling 10-day
+    family is valued day by day at the later dates, so its last day is the family's scenario P&L (time
+    included), and its first day differs from the book at the as-of date by one day's time component."""
+    from stressgrid import kernels
+
+    book = pd.read_csv(DATA / "linear_book.csv")
+    extra = pd.DataFrame([
+        dict(id="SPX_P", type="option", underlying="EQ.SPX", quantity=-300.0, multiplier=100, currency="USD",
+             asset_class="equity", sleeve="short_vol", adv=20000.0, bid_ask_bps=300.0, strike=2300.0,
+             expiry="2017-06-16", option_type="put", dividend_yield=0.02),
+        dict(id="UST_5Y", type="bond", underlying="IR.USD.5Y", quantity=2e5, multiplier=100, currency="USD",
+             asset_class="rates", sleeve="carry", adv=1e9, bid_ask_bps=1.0, coupon=0.05, frequency=2, maturity="2022-02-15"),
+    ])
+    flat = "".join(f"\n    VOL.SPX.{k}: no history in this window" for k in ("SKEW", "CURV", "TERM"))
+    text = BATCH.format(params="params: {}").replace(
+        "  as_of: 2017-03-29\n", "  as_of: 2017-03-29\n  flat:" + flat + "\n  overrides: {VOL.SPX.SKEW: 0.0, VOL.SPX.CURV: 0.0, "
+        "VOL.SPX.TERM: 0.0}\n", 1)
+    inputs = section_inputs(tmp_path, text, pd.concat([book, extra], ignore_index=True))
+    res = execute(inputs, SerialExecutor())
+    assert res.notes["liquidity"]["paths_aged"] == ["hist_10d"]
+    dp = res.tables["drawdown_paths"]
+    sc = res.tables["scenarios"].set_index("scenario")
+    hist = dp[dp.family == "hist_10d"]
+    assert len(hist) and (sc.loc[hist.scenario.unique(), "pnl_time"].abs() > 0).all()
+    for scen, g in hist.groupby("scenario"):
+        g = g.sort_values("day")
+        assert g.pnl.iloc[-1] == pytest.approx(sc.loc[scen, "pnl"], rel=1e-9)
+    # day 1 of every path: the book one business day later under the day's levels
+    rows, paths = inputs.family_paths["hist_10d"]
+    day1 = kernels.revalue(kernels.age(inputs.prepared, inputs.book.positions, "USD", inputs.market.as_of, 1,
+                                       inputs.market.levels), inputs.market.levels, paths[:, 0], inputs.market.is_log)
+    at_as_of = kernels.revalue(inputs.prepared, inputs.market.levels, paths[:, 0], inputs.market.is_log)
+    names = np.asarray(inputs.scenarios.names)[rows]
+    for scen, g in hist.groupby("scenario"):
+        k = int(np.flatnonzero(names == scen)[0])
+        assert g.sort_values("day").pnl.iloc[1] == pytest.approx(day1[k].sum(), rel=1e-10)
+        assert abs(day1[k].sum() - at_as_of[k].sum()) > 1.0  # the time component is in it
+
+
+def test_a_family_whose_paths_are_over_the_limit_is_named_in_the_caveats(tmp_path, monkeypatch):
+    from stressgrid.grid import _liquidity
+
+    monkeypatch.setattr(_liquidity, "MAX_PATH_ROWS", 10)
+    inputs, res = _run(tmp_path)
+    assert "la_drawdown" not in res.tables
+    write_outputs(res, tmp_path / "out")
+    said = [c for c in reports.caveats(tmp_path / "out") if "leave out the daily paths" in c]
+    assert len(said) == 1 and "crisis, hist_10d" in said[0] and "10 in a family" in said[0]

@@ -257,3 +257,87 @@ def test_commodity_future_rolls_to_spot_and_rate_future_fixes():
     pnl = kernels.revalue(aged, levels, np.where(ir, 0.01, 0.0)[None, :], log_mask(factors))[0, 1]
     f1 = (math.exp((Y + 0.01) * (t2 - t1)) - 1.0) / (t2 - t1)
     assert pnl == pytest.approx(100.0 * (f0 - f1), rel=1e-10)
+
+
+# --------------------------------------------------------------------------------------------------
+# along a daily path (kernels.revalue_path)
+# --------------------------------------------------------------------------------------------------
+
+
+def _spot_path(factors, spot_moves: np.ndarray, fx_moves: np.ndarray | None = None) -> np.ndarray:
+    """``[S, H, F]`` cumulative shocks moving only the spot (and EURUSD if given)."""
+    S, H = spot_moves.shape
+    paths = np.zeros((S, H, len(factors)))
+    paths[:, :, list(factors).index("EQ.SPX")] = spot_moves
+    if fx_moves is not None:
+        paths[:, :, list(factors).index("FX.EURUSD")] = fx_moves
+    return paths
+
+
+def test_option_expiring_on_day_three_of_a_path_pays_the_day_three_level_then_holds_it():
+    """The issue's reference: an option expiring on day 3 of a 10-day path pays max(S - K, 0) at the day-3
+    level and is worth that cash afterwards; before, it is Black-Scholes at the shorter time."""
+    expiry = AS_OF + pd.offsets.BDay(3)
+    book, factors, levels, prepared = _market([dict(type="option", underlying="EQ.SPX", strike=100.0, expiry=expiry.date(),
+                                                    option_type="call", quantity=10.0)])
+    rng = np.random.default_rng(7)
+    moves = np.cumsum(rng.normal(0.0, 0.03, (5, 10)), axis=1)
+    pnl = kernels.revalue_path(prepared, book.positions, "USD", AS_OF, levels, _spot_path(factors, moves), log_mask(factors))
+    assert pnl.shape == (5, 10, 1)
+    v0 = 10.0 * _bs(100.0, 100.0, _years(AS_OF, expiry), Y, SIGMA)
+    for k in (1, 2):
+        at = AS_OF + pd.offsets.BDay(k)
+        expected = [10.0 * _bs(100.0 * math.exp(m), 100.0, _years(at, expiry), Y, SIGMA) - v0 for m in moves[:, k - 1]]
+        np.testing.assert_allclose(pnl[:, k - 1, 0], expected, rtol=1e-9)
+    settled = 10.0 * np.maximum(100.0 * np.exp(moves[:, 2]) - 100.0, 0.0) - v0
+    for k in range(3, 11):  # day 3 onwards: the day-3 payoff, whatever the spot does later
+        np.testing.assert_allclose(pnl[:, k - 1, 0], settled, rtol=1e-12, atol=1e-10)
+
+
+def test_foreign_bond_that_matures_on_a_path_holds_its_cash_at_the_day_of_maturity():
+    """A EUR bond maturing on day 4: its coupon and face are converted at day 4's EURUSD, and later moves
+    of EURUSD do not change its P&L; before maturity it is the aged book under that day's levels."""
+    mat = AS_OF + pd.offsets.BDay(4)
+    rec = dict(type="bond", underlying="IR.EUR.10Y", coupon=0.05, frequency=2, maturity=mat.date(), quantity=100.0,
+               currency="EUR", asset_class="rates")
+    book, factors, levels, prepared = _market([rec])
+    fx = np.array([[0.0, 0.01, 0.02, 0.03, -0.05, 0.1, 0.2, -0.2]])
+    paths = np.zeros((1, 8, len(factors)))
+    paths[:, :, list(factors).index("FX.EURUSD")] = fx
+    pnl = kernels.revalue_path(prepared, book.positions, "USD", AS_OF, levels, paths, log_mask(factors))[0, :, 0]
+    assert kernels.settlement_days(book.positions, AS_OF, 8).tolist() == [4]
+    v0 = 100.0 * 1.025 * math.exp(-Y * _years(AS_OF, mat)) * 1.1
+    for k in range(1, 4):
+        aged = kernels.age(prepared, book.positions, "USD", AS_OF, k, levels)
+        assert pnl[k - 1] == kernels.revalue(aged, levels, paths[:, k - 1], log_mask(factors))[0, 0]
+    np.testing.assert_allclose(pnl[3:], 100.0 * 1.025 * 1.1 * math.exp(0.03) - v0, rtol=1e-12)
+
+
+def test_demo_path_without_shocks_is_each_days_time_component_and_its_last_day_the_horizon_book(demo):
+    book, snap, prepared = demo
+    H = 10
+    assert not kernels.settlement_days(book.positions, snap.as_of, H).any()  # nothing in the demo book ends in 10 days
+    zero = kernels.revalue_path(prepared, book.positions, "USD", snap.as_of, snap.levels, np.zeros((2, H, len(snap.factors))),
+                                snap.is_log)
+    for k in (1, 5, H):
+        offset = kernels.age(prepared, book.positions, "USD", snap.as_of, k, snap.levels).offset
+        assert np.array_equal(zero[:, k - 1], np.broadcast_to(offset, (2, prepared.n)))
+    # a random path: its last day is the book valued at the horizon under the path's last levels, bit for bit
+    rng = np.random.default_rng(11)
+    paths = np.cumsum(rng.normal(0, 1, (4, H, len(snap.factors))) * np.where(snap.is_log, 0.01, 0.0003), axis=1)
+    pnl = kernels.revalue_path(prepared, book.positions, "USD", snap.as_of, snap.levels, paths, snap.is_log)
+    aged = kernels.age(prepared, book.positions, "USD", snap.as_of, H, snap.levels)
+    assert np.array_equal(pnl[:, -1], kernels.revalue(aged, snap.levels, paths[:, -1], snap.is_log))
+
+
+def test_settlement_days_count_business_days_and_skip_what_ends_outside_the_path():
+    as_of = pd.Timestamp("2019-01-04")  # a Friday: day 1 is Monday 2019-01-07
+    recs = [dict(type="option", underlying="EQ.SPX", strike=100.0, expiry="2019-01-06", option_type="put"),  # Sunday: day 1
+            dict(type="option", underlying="EQ.SPX", strike=100.0, expiry="2019-01-09", option_type="put",
+                 maturity="2019-01-16"),  # an option's day is its expiry, not its underlying future's maturity: day 3
+            dict(type="bond", underlying="IR.USD.10Y", coupon=0.05, frequency=2, maturity="2019-01-18"),  # day 10
+            dict(type="bond", underlying="IR.USD.10Y", coupon=0.05, frequency=2, maturity="2019-01-21"),  # day 11: outside
+            dict(type="equity", underlying="EQ.SPX"),
+            dict(type="option", underlying="EQ.SPX", strike=100.0, expiry="2019-01-04", option_type="put")]  # the as-of date
+    book = book_from_records([{**BASE, "id": f"P{i}", **r} for i, r in enumerate(recs)], source="test")
+    assert kernels.settlement_days(book.positions, as_of, 10).tolist() == [1, 3, 10, 0, 0, 0]
