@@ -117,6 +117,9 @@ def liquidity_tables(settings: LiquiditySettings, inputs, pnl: np.ndarray | None
             notes["max_path_rows"] = MAX_PATH_ROWS
             continue
         if _ages(inputs, f):  # the family is valued at its horizon: time passes along its paths too
+            if paths.shape[1] != inputs.books[inputs.family_books[f]].horizon_days:
+                raise ValueError(f"family {f!r}: {paths.shape[1]} path days for a horizon of "
+                                 f"{inputs.books[inputs.family_books[f]].horizon_days} business days")
             pp = liquidity.revalue_paths(inputs.prepared, inputs.market, paths, positions=inputs.book.positions,
                                          base_ccy=inputs.batch.base_currency, aged=aged)
             notes.setdefault("paths_aged", []).append(f)

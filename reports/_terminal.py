@@ -324,6 +324,8 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
                    f"ran again (nothing in them was read as code): {'; '.join(rejected[:3])}"
                    f"{' ...' if len(rejected) > 3 else ''}.")
     liq = (manifest.get("notes") or {}).get("liquidity") or {}
+    if isinstance(liq.get("la_risk"), str):
+        out.append(f"liquidity-adjusted VaR/CVaR (la_risk): {liq['la_risk']}.")
     if liq.get("drawdown_skipped"):
         limit = liq.get("max_path_rows")
         out.append(f"the liquidity drawdowns (la_drawdown, drawdown_paths) leave out the daily paths of "

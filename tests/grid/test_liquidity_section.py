@@ -144,3 +144,15 @@ def test_a_family_whose_paths_are_over_the_limit_is_named_in_the_caveats(tmp_pat
     write_outputs(res, tmp_path / "out")
     said = [c for c in reports.caveats(tmp_path / "out") if "leave out the daily paths" in c]
     assert len(said) == 1 and "crisis, hist_10d" in said[0] and "10 in a family" in said[0]
+
+
+def test_la_risk_left_out_without_the_position_pnl_is_said_in_the_caveats(tmp_path, monkeypatch):
+    from stressgrid.grid import _run
+
+    monkeypatch.setattr(_run, "MAX_POSITION_CELLS", 10)  # the scenarios x positions over the limit the driver gathers
+    inputs = section_inputs(tmp_path, BATCH.format(params="params: {}") + "outputs: {scenario_pnl: false}\n")
+    res = execute(inputs, SerialExecutor())
+    assert "la_risk" not in res.tables and "la_drawdown" in res.tables
+    write_outputs(res, tmp_path / "out")
+    said = [c for c in reports.caveats(tmp_path / "out") if c.startswith("liquidity-adjusted VaR/CVaR")]
+    assert len(said) == 1 and "not computed" in said[0]
