@@ -222,7 +222,9 @@ def test_groups_scaled_as_a_whole_meet_their_budgets(long_short):
     sk = RiskBudgeting(risk_measure=RiskMeasure.VARIANCE, risk_budget=np.array([1, 2, 1, 3.0]),
                        solver_params=TIGHT).fit(R @ W).weights_
     mult = np.array([ratio[groups == g][0] for g in "abcd"])
-    np.testing.assert_allclose(mult / mult.sum(), sk / sk.sum(), atol=1e-6)
+    # skfolio 1.12 (cvxpy 1.9, Clarabel 0.11) stops with its own group shares up to 4e-6 from the budgets,
+    # where the shares above meet them to 1e-8: the peer is compared at its accuracy
+    np.testing.assert_allclose(mult / mult.sum(), sk / sk.sum(), atol=1e-5)
 
 
 def test_groups_scaled_as_a_whole_name_the_constraints_they_break(long_short):
