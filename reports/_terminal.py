@@ -324,6 +324,14 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
                    f"ran again (nothing in them was read as code): {'; '.join(rejected[:3])}"
                    f"{' ...' if len(rejected) > 3 else ''}.")
     liq = (manifest.get("notes") or {}).get("liquidity") or {}
+    explained = horizon_explained(run) if run.has("drawdown_paths") else None
+    if explained is not None:  # a run written before paths aged day by day: which paths stayed at the as-of date
+        on_paths = set(run.table("drawdown_paths", columns=["family"])["family"].astype(str))
+        stale = [f for f in explained["family"].astype(str) if f in on_paths and f not in liq.get("paths_aged", [])]
+        if stale:
+            out.append(f"the daily paths of {', '.join(stale)} in the liquidity drawdowns (la_drawdown, drawdown_paths, "
+                       "capacity) revalue the book at the as-of date: no time passes along a path, while the scenario "
+                       "tables value these families at their horizon (pnl_time); a run of this version ages them.")
     if isinstance(liq.get("la_risk"), str):
         out.append(f"liquidity-adjusted VaR/CVaR (la_risk): {liq['la_risk']}.")
     if liq.get("drawdown_skipped"):

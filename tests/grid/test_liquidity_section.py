@@ -156,3 +156,19 @@ def test_la_risk_left_out_without_the_position_pnl_is_said_in_the_caveats(tmp_pa
     write_outputs(res, tmp_path / "out")
     said = [c for c in reports.caveats(tmp_path / "out") if c.startswith("liquidity-adjusted VaR/CVaR")]
     assert len(said) == 1 and "not computed" in said[0]
+
+
+def test_a_run_written_before_paths_aged_keeps_its_caveat(costly, tmp_path):
+    """Re-read later (report, compare), a run folder whose horizon family's paths were valued at the as-of
+    date (no ``paths_aged`` in its notes, as runs before this version) still says so."""
+    import json
+
+    inputs, res = costly
+    write_outputs(res, tmp_path)
+    assert not any("no time passes along a path" in c for c in reports.caveats(tmp_path))
+    path = tmp_path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["notes"]["liquidity"]["paths_aged"]
+    path.write_text(json.dumps(manifest))
+    said = [c for c in reports.caveats(tmp_path) if "no time passes along a path" in c]
+    assert len(said) == 1 and said[0].startswith("the daily paths of hist_10d in the liquidity drawdowns")
