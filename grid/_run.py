@@ -888,6 +888,23 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
     return manifest
 
 
+def settling_inside(inputs: RunInputs) -> dict[str, list[str]]:
+    """Family -> ids of the positions whose expiry or maturity falls inside the family's horizon
+    (:func:`kernels.settlement_days`), for the families valued at a horizon: their scenario P&L settles
+    those positions on the horizon's levels, their daily paths on the positions' last day."""
+    out: dict[str, list[str]] = {}
+    ids = inputs.book.positions["id"].astype(str).to_numpy()
+    by_days: dict[int, list[str]] = {}
+    for fam, code in inputs.family_books.items():
+        days = inputs.books[code].horizon_days if 0 < code < len(inputs.books) else 0
+        if days > 0:
+            if days not in by_days:
+                by_days[days] = list(ids[kernels.settlement_days(inputs.book.positions, inputs.market.as_of, days) > 0])
+            if by_days[days]:
+                out[fam] = by_days[days]
+    return out
+
+
 def build_manifest(result: RunResult) -> dict:
     """The run's manifest (``manifest.json``): batch and its hash, versions, seeds, market dates, counts,
     caveats (uncovered and filled factors) and timings."""
@@ -902,6 +919,10 @@ def build_manifest(result: RunResult) -> dict:
             filled[f] = {r.factor: int(r.filled) for r in g.itertuples() if r.filled > 0}
     from stressgrid.reports import SCHEMA_VERSION
 
+    notes = dict(result.notes)
+    settling = settling_inside(inputs)
+    if settling:
+        notes["horizon"] = {"settle_inside": settling}
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "batch": {"name": inputs.batch.name, "sha256": inputs.batch_hash, "book": str(inputs.book.source)},
@@ -916,7 +937,7 @@ def build_manifest(result: RunResult) -> dict:
         "base_currency": inputs.batch.base_currency,
         **({"nav": inputs.batch.nav} if inputs.batch.nav is not None else {}),
         **({"nav": result.notes["liquidity"]["nav"]} if "liquidity" in result.notes and inputs.batch.nav is None else {}),
-        **({"notes": result.notes} if result.notes else {}),
+        **({"notes": notes} if notes else {}),
         "counts": {"positions": int(inputs.prepared.n), "priced": int(inputs.prepared.priced.sum()),
                    "scenarios": inputs.n_scenarios, "factors": len(inputs.market.factors), "tasks": len(result.tasks),
                    "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers,

@@ -323,6 +323,14 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         out.append(f"{len(rejected)} checkpoint(s) in the run directory did not verify on --resume and their tasks "
                    f"ran again (nothing in them was read as code): {'; '.join(rejected[:3])}"
                    f"{' ...' if len(rejected) > 3 else ''}.")
+    settle = (((manifest.get("notes") or {}).get("horizon") or {}).get("settle_inside")) or {}
+    if settle:
+        ids = list(dict.fromkeys(i for v in settle.values() for i in v))
+        verb = "expires or matures" if len(ids) == 1 else "expire or mature"
+        out.append(f"{plural(len(ids), 'position')} {verb} inside the horizon of {', '.join(settle)}: "
+                   f"{', '.join(ids[:6])}{f' and {len(ids) - 6} more' if len(ids) > 6 else ''}. The scenario tables "
+                   "settle them on the horizon's levels, moves after their last day included; the daily paths of the "
+                   "liquidity drawdowns settle them on their last day (docs/kernels.md, time over a horizon).")
     liq = (manifest.get("notes") or {}).get("liquidity") or {}
     explained = horizon_explained(run) if run.has("drawdown_paths") else None
     if explained is not None:  # a run written before paths aged day by day: which paths stayed at the as-of date

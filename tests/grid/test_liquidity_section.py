@@ -44,7 +44,7 @@ def test_tables_and_schema(costly, tmp_path):
     assert res.notes["liquidity"]["nav"] == 50_000_000
     # hist_10d is valued at its horizon, and so are its daily paths, day by day; the crisis replay is instantaneous
     assert res.notes["liquidity"]["paths_aged"] == ["hist_10d"]
-    assert not any("drawdown" in c for c in reports.caveats(tmp_path))
+    assert not any("drawdown" in c or "inside the horizon" in c for c in reports.caveats(tmp_path))
 
 
 def test_la_figures_sit_on_the_grids_own(costly):
@@ -172,3 +172,38 @@ def test_a_run_written_before_paths_aged_keeps_its_caveat(costly, tmp_path):
     path.write_text(json.dumps(manifest))
     said = [c for c in reports.caveats(tmp_path) if "no time passes along a path" in c]
     assert len(said) == 1 and said[0].startswith("the daily paths of hist_10d in the liquidity drawdowns")
+
+
+def test_an_option_expiring_inside_the_horizon_settles_on_its_day_on_the_paths_and_is_named(tmp_path):
+    """A put expiring on day 5 of the 10-day family: each kept path's last day differs from the scenario's
+    P&L by exactly the payoff on day 5's spot less the payoff on day 10's (the scenario settles it on the
+    horizon's levels), and the caveats name the position and the families."""
+    book = pd.read_csv(DATA / "linear_book.csv")
+    extra = pd.DataFrame([dict(id="SPX_WEEKLY", type="option", underlying="EQ.SPX", quantity=-100.0, multiplier=100,
+                               currency="USD", asset_class="equity", sleeve="short_vol", adv=20000.0, bid_ask_bps=300.0,
+                               strike=2350.0, expiry="2017-04-05", option_type="put", dividend_yield=0.02)])
+    flat = "".join(f"\n    VOL.SPX.{k}: no history in this window" for k in ("SKEW", "CURV", "TERM"))
+    text = BATCH.format(params="params: {}").replace(
+        "  as_of: 2017-03-29\n", "  as_of: 2017-03-29\n  flat:" + flat + "\n  overrides: {VOL.SPX.SKEW: 0.0, VOL.SPX.CURV: 0.0, "
+        "VOL.SPX.TERM: 0.0}\n", 1)
+    inputs = section_inputs(tmp_path, text, pd.concat([book, extra], ignore_index=True))
+    res = execute(inputs, SerialExecutor())
+    rows, paths = inputs.family_paths["hist_10d"]
+    names = list(np.asarray(inputs.scenarios.names)[rows])
+    spx = list(inputs.market.factors).index("EQ.SPX")
+    s0 = inputs.market.levels[spx]
+    sc = res.tables["scenarios"].set_index("scenario")["pnl"]
+    dp = res.tables["drawdown_paths"]
+    kept = dp[dp.family == "hist_10d"].groupby("scenario")
+    assert len(kept) > 0
+    moved = 0
+    for scen, g in kept:
+        k = names.index(scen)
+        s5, s10 = s0 * np.exp(paths[k, 4, spx]), s0 * np.exp(paths[k, 9, spx])
+        expected = -100.0 * 100 * (max(2350.0 - s5, 0.0) - max(2350.0 - s10, 0.0))
+        assert g.sort_values("day").pnl.iloc[-1] - sc[scen] == pytest.approx(expected, rel=1e-9, abs=1e-6)
+        moved += abs(expected) > 1000.0
+    assert moved > 0  # the spot moved the payoff between day 5 and day 10 on some kept path
+    write_outputs(res, tmp_path / "out")
+    said = [c for c in reports.caveats(tmp_path / "out") if "inside the horizon of" in c]
+    assert len(said) == 1 and said[0].startswith("1 position expires or matures inside the horizon of hist_10d: SPX_WEEKLY.")
