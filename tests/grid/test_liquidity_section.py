@@ -95,6 +95,16 @@ def test_unknown_capacity_family(tmp_path):
         execute(prepare_inputs(batch, digest), SerialExecutor())
 
 
+def _with_options(directory, book: pd.DataFrame, extra: pd.DataFrame):
+    """The section batch's inputs for ``book`` plus the SPX options and bonds of ``extra``: the SPX vol
+    surface's shape factors have no history in the test window and are held flat at 0 on purpose."""
+    flat = "".join(f"\n    VOL.SPX.{k}: no history in this window" for k in ("SKEW", "CURV", "TERM"))
+    text = BATCH.format(params="params: {}").replace(
+        "  as_of: 2017-03-29\n", "  as_of: 2017-03-29\n  flat:" + flat + "\n  overrides: {VOL.SPX.SKEW: 0.0, VOL.SPX.CURV: 0.0, "
+        "VOL.SPX.TERM: 0.0}\n", 1)
+    return section_inputs(directory, text, pd.concat([book, extra], ignore_index=True))
+
+
 def test_paths_of_a_horizon_family_age_day_by_day_and_end_on_its_scenarios(tmp_path):
     """A book with time in it (an option decaying, a bond carrying): each daily path of the rolling 10-day
     family is valued day by day at the later dates, so its last day is the family's scenario P&L (time
@@ -109,11 +119,7 @@ def test_paths_of_a_horizon_family_age_day_by_day_and_end_on_its_scenarios(tmp_p
         dict(id="UST_5Y", type="bond", underlying="IR.USD.5Y", quantity=2e5, multiplier=100, currency="USD",
              asset_class="rates", sleeve="carry", adv=1e9, bid_ask_bps=1.0, coupon=0.05, frequency=2, maturity="2022-02-15"),
     ])
-    flat = "".join(f"\n    VOL.SPX.{k}: no history in this window" for k in ("SKEW", "CURV", "TERM"))
-    text = BATCH.format(params="params: {}").replace(
-        "  as_of: 2017-03-29\n", "  as_of: 2017-03-29\n  flat:" + flat + "\n  overrides: {VOL.SPX.SKEW: 0.0, VOL.SPX.CURV: 0.0, "
-        "VOL.SPX.TERM: 0.0}\n", 1)
-    inputs = section_inputs(tmp_path, text, pd.concat([book, extra], ignore_index=True))
+    inputs = _with_options(tmp_path, book, extra)
     res = execute(inputs, SerialExecutor())
     assert res.notes["liquidity"]["paths_aged"] == ["hist_10d"]
     dp = res.tables["drawdown_paths"]
@@ -182,11 +188,7 @@ def test_an_option_expiring_inside_the_horizon_settles_on_its_day_on_the_paths_a
     extra = pd.DataFrame([dict(id="SPX_WEEKLY", type="option", underlying="EQ.SPX", quantity=-100.0, multiplier=100,
                                currency="USD", asset_class="equity", sleeve="short_vol", adv=20000.0, bid_ask_bps=300.0,
                                strike=2350.0, expiry="2017-04-05", option_type="put", dividend_yield=0.02)])
-    flat = "".join(f"\n    VOL.SPX.{k}: no history in this window" for k in ("SKEW", "CURV", "TERM"))
-    text = BATCH.format(params="params: {}").replace(
-        "  as_of: 2017-03-29\n", "  as_of: 2017-03-29\n  flat:" + flat + "\n  overrides: {VOL.SPX.SKEW: 0.0, VOL.SPX.CURV: 0.0, "
-        "VOL.SPX.TERM: 0.0}\n", 1)
-    inputs = section_inputs(tmp_path, text, pd.concat([book, extra], ignore_index=True))
+    inputs = _with_options(tmp_path, book, extra)
     res = execute(inputs, SerialExecutor())
     rows, paths = inputs.family_paths["hist_10d"]
     names = list(np.asarray(inputs.scenarios.names)[rows])
