@@ -9,7 +9,7 @@ from ._finish import BREACH_EXIT_CODE, DEFAULT_STORE, default_store, finish_run,
 from ._charts import MAX_BAR_FAMILIES, SMALL_FAMILY, scenario_bar_data
 from ._html import MONITORING_TABLES, REPORT_SECTIONS, headline, render_report, write_report
 from ._limits import BREACH_COLUMNS, METRICS, Limit, Limits, evaluate_limits, load_limits, parse_limits, write_breaches
-from ._rundir import RunDir, open_run
+from ._rundir import RunDir, open_run, publish_run, stage_run
 from ._schema import (
     PART_NAME,
     PARTITIONED_TABLES,
@@ -77,11 +77,13 @@ __all__ = [
     "parse_limits",
     "part_file_name",
     "plural",
+    "publish_run",
     "print_breaches",
     "print_summary",
     "render_report",
     "scenario_bar_data",
     "schema_markdown",
+    "stage_run",
     "table_files",
     "table_names",
     "update_schema_doc",

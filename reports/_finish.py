@@ -65,7 +65,7 @@ def finish_run(run_dir: str | Path, console=None, limits: str | Path | Limits | 
     """
     console = console if console is not None else _console()
     run = open_run(run_dir)
-    problems = check_run_dir(run.path)
+    problems = check_run_dir(run.path, run.parts)
     lim = load_limits(limits) if isinstance(limits, (str, Path)) else limits
     breaches = None
     if lim is not None:

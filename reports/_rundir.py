@@ -11,7 +11,8 @@ piece by piece (:meth:`RunDir.scan`), or the rows with the smallest values of a 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -23,10 +24,11 @@ import pyarrow.parquet as pq
 from pyarrow import fs
 
 from stressgrid.core import DataError
+from stressgrid.core.storage import Location, is_uri, location, stage_dir
 
 from ._schema import PARTITIONED_TABLES, SCHEMA_VERSION, upgrade_table, upgraded_column
 
-__all__ = ["RunDir", "open_run"]
+__all__ = ["RunDir", "open_run", "parts_location", "publish_run", "stage_run"]
 
 _FORMAT = ds.ParquetFileFormat()
 _LOCAL = fs.LocalFileSystem()
@@ -121,12 +123,19 @@ class RunDir:
     directory of an older schema version (``manifest.json`` ``schema_version``) is read under the current
     names (:func:`reports.upgrade_table`), so reports and limits work on the runs of a results store.
 
+    The part files of a per-scenario table may live elsewhere than the run directory: in object storage
+    when the run was written to a URI (``stressgrid run --out s3://...``).  They are then read where they
+    are, through Arrow's file systems, and the run directory is the local staging folder that holds the
+    manifest and the other tables (:func:`stage_run`).
+
     Parameters
     ----------
     path : the run directory
+    parts : where the folders of part files are (a folder or a URI); default :func:`parts_location` of the
+        manifest: the run directory itself unless the manifest's ``storage.parts`` names another place
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, parts: str | Location | None = None):
         self.path = Path(path)
         if not self.path.is_dir():
             raise DataError(f"run directory {self.path}: not found (give the --out directory of 'stressgrid run')")
@@ -139,9 +148,11 @@ class RunDir:
             raise DataError(f"{mpath}: not valid JSON ({exc})") from None
         if not isinstance(self.manifest, dict):
             raise DataError(f"{mpath}: expected a JSON object (got {type(self.manifest).__name__})")
+        self.parts = location(parts, "parts") if parts is not None else parts_location(self.path, self.manifest)
         self._cache: dict[tuple, pd.DataFrame] = {}
-        self._footers: dict[Path, tuple[pq.FileMetaData, pa.Schema]] = {}
-        self._layouts: dict[str, tuple[list[Path], dict[str, str], dict[str, pa.DataType]]] = {}
+        self._footers: dict[PurePosixPath, tuple[pq.FileMetaData, pa.Schema]] = {}
+        self._layouts: dict[str, tuple[list[PurePosixPath], dict[str, str], dict[str, pa.DataType]]] = {}
+        self._folders: dict[str, bool] = {}
         #: scenario -> name of the part file it was found in (by :meth:`smallest`), so that its rows in the
         #: other per-scenario tables are looked up in their part of the same task and family only
         self._found: dict[str, str] = {}
@@ -156,12 +167,22 @@ class RunDir:
         return (self.path / f"{name}.parquet").is_file() or self.is_partitioned(name)
 
     def is_partitioned(self, name: str) -> bool:
-        """Whether table ``name`` is stored as a folder of part files (``<name>/``) rather than one file."""
-        return name in PARTITIONED_TABLES and (self.path / name).is_dir()
+        """Whether table ``name`` is stored as a folder of part files (``<name>/``, in :attr:`parts`) rather
+        than one file."""
+        if name not in PARTITIONED_TABLES:
+            return False
+        if name not in self._folders:
+            self._folders[name] = self.parts.is_dir(name)
+        return self._folders[name]
 
-    def files(self, name: str) -> list[Path]:
+    def _fs(self, path: PurePosixPath):
+        """The file system of a file of :meth:`files`: local for a ``Path``, else that of :attr:`parts`."""
+        return _LOCAL if isinstance(path, Path) else self.parts.filesystem
+
+    def files(self, name: str) -> list[PurePosixPath]:
         """The Parquet files of table ``name`` in the order of its rows: ``[<name>.parquet]``, or the part
-        files ``<name>/part-*.parquet`` sorted by name.
+        files ``<name>/part-*.parquet`` sorted by name (``Path`` objects where they are local, else
+        ``PurePosixPath`` objects within the file system of :attr:`parts`).
 
         Raises
         ------
@@ -173,22 +194,26 @@ class RunDir:
             if single.is_file():
                 raise DataError(f"run directory {self.path}: table {name} is both the file {name}.parquet and the folder "
                                 f"{name}/ (a table is one or the other); remove the one that is stale")
-            parts = sorted((p for p in (self.path / name).glob("part-*.parquet") if p.is_file()), key=lambda p: p.name)
-            if not parts:
-                raise DataError(f"run directory {self.path}: folder {name}/ holds no part files (part-<task>-<family>.parquet)")
-            return parts
+            names = self.parts.files(name, "part-", ".parquet")
+            if not names:
+                shown = self.parts.uri(name) if self.parts.remote else name
+                raise DataError(f"run directory {self.path}: folder {shown}/ holds no part files "
+                                "(part-<task>-<family>.parquet)")
+            if self.parts.remote:
+                return [PurePosixPath(self.parts.path(f"{name}/{n}")) for n in names]
+            return [Path(self.parts.path(f"{name}/{n}")) for n in names]
         if not single.is_file():
             raise DataError(f"run directory {self.path}: has no {name}.parquet")
         return [single]
 
     # --- reading ------------------------------------------------------------------------------------------
 
-    def _footer(self, path: Path) -> tuple[pq.FileMetaData, pa.Schema]:
+    def _footer(self, path: PurePosixPath) -> tuple[pq.FileMetaData, pa.Schema]:
         """The Parquet metadata and the Arrow schema of one file (its footer, read once)."""
         if path not in self._footers:
             try:
-                f = pq.ParquetFile(path)
-                self._footers[path] = (f.metadata, f.schema_arrow)
+                with pq.ParquetFile(str(path), filesystem=self._fs(path)) as f:
+                    self._footers[path] = (f.metadata, f.schema_arrow)
             except (pa.ArrowInvalid, OSError) as exc:
                 raise DataError(f"{path}: cannot be read as Parquet ({exc})") from None
         return self._footers[path]
@@ -251,7 +276,7 @@ class RunDir:
                     break
             if ok:
                 keep.append(g)
-        return [_FORMAT.make_fragment(str(path), filesystem=_LOCAL, row_groups=[g]) for g in keep]
+        return [_FORMAT.make_fragment(str(path), filesystem=self._fs(path), row_groups=[g]) for g in keep]
 
     def _read_piece(self, name: str, piece: ds.Fragment, columns: list[str], expr, rows: np.ndarray | None = None) -> pa.Table:
         """Columns ``columns`` (stored names) of the rows of one row group of one file of table ``name`` that
@@ -367,7 +392,7 @@ class RunDir:
         df = self._frame(name, found, types, paths[0], cols, columns)
         if self.is_partitioned(name) and "scenario" in df.columns:
             for scen, j in zip(df["scenario"].astype(str), best_i[:, 0]):
-                self._found[scen] = Path(pieces[j].path).name
+                self._found[scen] = PurePosixPath(pieces[j].path).name
         return df.reset_index(drop=True)
 
     def rows(self, name: str) -> int:
@@ -421,6 +446,87 @@ class RunDir:
         return sorted(float(a) for a in rm.loc[rm["metric"] == "cvar", "confidence"].dropna().unique())
 
 
+def parts_location(run_dir: str | Path, manifest: dict) -> Location:
+    """Where the folders of part files of the run in ``run_dir`` are: the manifest's ``storage.parts``
+    (a URI, for a run written to one) or else the run directory."""
+    storage = manifest.get("storage") if isinstance(manifest, dict) else None
+    parts = storage.get("parts") if isinstance(storage, dict) else None
+    if parts is None:
+        return Location(run_dir, "run directory")
+    if not is_uri(parts):
+        raise DataError(f"{Path(run_dir) / 'manifest.json'}: storage.parts must be a URI (got {parts!r})")
+    return Location(parts, "the run's part files")
+
+
+#: a table file's name in a manifest's ``files``: no folder, not hidden
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.parquet")
+#: the files of a run directory copied to and from a URI besides its ``*.parquet`` tables
+_SMALL_FILES = ("report.html",)
+
+
+def stage_run(uri: str, stage: str | Path | None = None) -> RunDir:
+    """The run written to ``uri`` (``stressgrid run --out URI``): its manifest and the tables that are single
+    files are copied into a local staging folder (``stage``, default :func:`core.storage.stage_dir`),
+    replacing what an earlier copy left there, and its part files are read at ``uri``.
+
+    Raises
+    ------
+    core.ConfigError when ``uri`` cannot be opened; core.DataError when it holds no run (no manifest.json).
+    """
+    loc = Location(uri, "run")
+    if not loc.is_file("manifest.json"):
+        raise DataError(f"run {uri}: has no manifest.json (give the --out of 'stressgrid run')")
+    raw = loc.read_bytes("manifest.json")
+    try:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{loc.uri('manifest.json')}: not valid JSON ({exc})") from None
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(listed, list):
+        raise DataError(f"{loc.uri('manifest.json')}: has no list of files")
+    names = []
+    for entry in listed:
+        if isinstance(entry, str) and entry.endswith("/"):
+            continue  # a folder of part files, read at the URI
+        if not isinstance(entry, str) or not _PLAIN_NAME.fullmatch(entry):
+            raise DataError(f"{loc.uri('manifest.json')}: files lists {entry!r}, not the name of a table file "
+                            "(NAME.parquet)")
+        names.append(entry)
+    present = set(loc.files(""))
+    lost = [n for n in names if n not in present]
+    if lost:
+        raise DataError(f"run {uri}: manifest.json lists {lost[0]}, which is not there (the run was not copied whole)")
+    dest = Path(stage) if stage is not None else stage_dir(uri)
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in [*dest.glob("*.parquet"), *(dest / n for n in _SMALL_FILES)]:
+        old.unlink(missing_ok=True)
+    for name in names + [n for n in ("breaches.parquet", *_SMALL_FILES) if n in present and n not in names]:
+        (dest / name).write_bytes(loc.read_bytes(name))
+    (dest / "manifest.json").write_bytes(raw)
+    return RunDir(dest, parts=loc)
+
+
+def publish_run(run_dir: str | Path, uri: str, names: Sequence[str] | None = None) -> list[str]:
+    """Copy the files of the run directory ``run_dir`` that are not part files to ``uri``: the tables its
+    manifest lists as files, ``breaches.parquet`` and ``report.html`` where present (or only ``names``
+    of them, e.g. the report written after the run), and ``manifest.json`` last, so that a reader of
+    ``uri`` never finds a manifest without its tables.  Returns the names copied."""
+    run = Path(run_dir)
+    loc = Location(uri)
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    listed = [f for f in manifest.get("files", []) if isinstance(f, str) and not f.endswith("/")]
+    wanted = listed + ["breaches.parquet", *_SMALL_FILES] if names is None else list(names)
+    names = [n for n in dict.fromkeys(wanted) if n != "manifest.json" and (run / n).is_file()]
+    for name in names + ["manifest.json"]:
+        loc.write_bytes(name, (run / name).read_bytes())
+    return names + ["manifest.json"]
+
+
 def open_run(run_dir: str | Path | RunDir) -> RunDir:
-    """A :class:`RunDir` for ``run_dir`` (returned as is when it already is one)."""
-    return run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    """A :class:`RunDir` for ``run_dir`` (returned as is when it already is one); a URI is read through
+    :func:`stage_run`."""
+    if isinstance(run_dir, RunDir):
+        return run_dir
+    if is_uri(str(run_dir)):
+        return stage_run(str(run_dir))
+    return RunDir(run_dir)

@@ -287,7 +287,7 @@ def _check_folder(run: Path, name: str, codes: dict[str, str]) -> list[str]:
     return problems
 
 
-def check_run_dir(run_dir: str | Path) -> list[str]:
+def check_run_dir(run_dir: str | Path, parts=None) -> list[str]:
     """Problems of a run directory against the results schema (empty when it conforms).
 
     Checks every ``*.parquet`` file at the top of the directory and every part file in the folder of a
@@ -295,6 +295,10 @@ def check_run_dir(run_dir: str | Path) -> list[str]:
     holds one family (from its statistics) under the same family code in every table, that no table is
     both a file and a folder, that every table the schema marks ``always`` is present (as a file or a
     folder), and the manifest's keys and types (and that a folder it lists is there).
+
+    ``parts`` (a :class:`core.storage.Location`) is where the folders of part files are when they are not in
+    the run directory (a run written to a URI): there only their presence is checked, not each part (that
+    would read the footer of every part file over the network).
     """
     run = Path(run_dir)
     problems = []
@@ -308,12 +312,19 @@ def check_run_dir(run_dir: str | Path) -> list[str]:
     problems += check_manifest(manifest)
     tables = load_schema()["tables"]
     folders = {p.name for p in run.iterdir() if p.is_dir() and p.name in tables}
+    elsewhere = set()
+    if parts is not None and getattr(parts, "remote", False):
+        listed = manifest.get("files") if isinstance(manifest, dict) else None
+        for entry in listed if isinstance(listed, list) else []:
+            name = entry[:-1] if isinstance(entry, str) and entry.endswith("/") else None
+            if name in PARTITIONED_TABLES and name not in folders and parts.files(name, "part-", ".parquet"):
+                elsewhere.add(name)
     for name, spec in tables.items():
-        if spec["presence"] == "always" and not (run / f"{name}.parquet").is_file() and name not in folders:
+        if spec["presence"] == "always" and not (run / f"{name}.parquet").is_file() and name not in folders | elsewhere:
             problems.append(f"{name}.parquet: missing (the schema says it is always written)")
     for path in sorted(run.glob("*.parquet")):
         problems += _check_file(path, path.stem, path.name)
-        if path.stem in folders:
+        if path.stem in folders | elsewhere:
             problems.append(f"{path.name}: the table is also the folder {path.stem}/ (a table is a file or a folder "
                             f"of part files, never both)")
     codes: dict[str, str] = {}
@@ -325,7 +336,7 @@ def check_run_dir(run_dir: str | Path) -> list[str]:
             if entry[:-1] not in PARTITIONED_TABLES:
                 problems.append(f"manifest.json: files lists the folder {entry}, but only the per-scenario tables "
                                 f"({', '.join(PARTITIONED_TABLES)}) may be stored as a folder")
-            elif entry[:-1] not in folders:
+            elif entry[:-1] not in folders | elsewhere:
                 problems.append(f"manifest.json: files lists the folder {entry}, which the run directory does not have")
     return problems
 

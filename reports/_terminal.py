@@ -171,7 +171,8 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
         console.print(f"time: {parts}")
     counts = manifest.get("counts", {})
     console.print(f"{plural(counts.get('scenarios'), 'scenario')} x {plural(counts.get('positions'), 'position')} in "
-                  f"{plural(counts.get('tasks'), 'task')} of {counts.get('chunk_size')}; outputs in {_esc(run.path)}/")
+                  f"{plural(counts.get('tasks'), 'task')} of {counts.get('chunk_size')}; outputs in {_esc(run.path)}/"
+                  + (f" (part files in {_esc(run.parts.target)})" if run.parts.remote else ""))
 
 
 #: rows of a section's table the terminal shows at most (the report and the Parquet table have all)
