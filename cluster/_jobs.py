@@ -15,6 +15,7 @@ import base64
 import hashlib
 import io
 import secrets
+import shlex
 import shutil
 import tarfile
 import tempfile
@@ -149,7 +150,7 @@ def submit_job(folder: str | Path, address: str, entrypoint: str, name: str, out
     env["env_vars"][PROGRESS_ENV] = "lines"
     try:
         return _submit(
-            client, entrypoint=entrypoint.replace("{out}", remote_out), submission_id=job_id, runtime_env=env,
+            client, entrypoint=entrypoint.replace("{out}", shlex.quote(remote_out)), submission_id=job_id, runtime_env=env,
             metadata={**(metadata or {}), "stressgrid_out": remote_out, "stressgrid_ship_code": "1" if ship_code else "0"},
         )
     except Exception as exc:
@@ -227,10 +228,15 @@ def fetch_run(address: str, job_id: str, out_dir: str | Path, timeout: float = 6
         raise ConfigError(f"job {job_id!r} was not submitted by 'stressgrid submit' (no run directory recorded)")
     if status != "SUCCEEDED":
         raise TaskError(f"job {job_id}: {status}, nothing to fetch (see 'stressgrid logs {job_id}')")
+    from stressgrid.core.storage import is_uri
+
+    if is_uri(meta["stressgrid_out"]):
+        raise ConfigError(f"job {job_id} wrote its run to {meta['stressgrid_out']}: nothing to fetch, read it there "
+                          f"(e.g. 'stressgrid report {meta['stressgrid_out']}')")
     stage = _fetch_stage(meta.get("stressgrid_ship_code") == "1")
     fetch_id = f"{job_id}-fetch-{secrets.token_hex(2)}"
     try:
-        _submit(client, entrypoint=f"python -m stressgrid.cluster._fetch_job {meta['stressgrid_out']} {MAX_FETCH_BYTES}",
+        _submit(client, entrypoint=f"python -m stressgrid.cluster._fetch_job {shlex.quote(meta['stressgrid_out'])} {MAX_FETCH_BYTES}",
                 submission_id=fetch_id, runtime_env=runtime_env(working_dir=str(stage)))
     finally:
         shutil.rmtree(stage, ignore_errors=True)

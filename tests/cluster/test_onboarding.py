@@ -280,3 +280,30 @@ def test_a_head_with_token_authentication_and_another_ray_version(linear_batch_p
                 p.kill()
             except psutil.NoSuchProcess:
                 pass
+
+
+def test_a_job_writing_to_object_storage_gets_its_uri_whole_and_is_not_fetched(tmp_path, monkeypatch):
+    """The run directory goes into the job's shell command quoted: a URI's ``&`` and ``?`` stay in the
+    argument.  Such a run is read at its URI, so fetch says so instead of packing a folder."""
+    import shlex
+
+    sent = {}
+    uri = "s3://bucket/desk/run?endpoint_override=10.0.0.5:9000&scheme=http"
+
+    class Head:
+        def submit_job(self, **kwargs):
+            sent.update(kwargs)
+            return kwargs["submission_id"]
+
+        def get_job_info(self, job_id):
+            return SimpleNamespace(status=SimpleNamespace(value="SUCCEEDED"), message="", start_time=None,
+                                   end_time=None, metadata=sent["metadata"], entrypoint=sent["entrypoint"])
+
+    monkeypatch.setattr(_jobs, "_client", lambda address: Head())
+    (tmp_path / "batch.yaml").write_text("name: x\n")
+    job = _jobs.submit_job(tmp_path, "http://head:8265", "python -m stressgrid.cli run batch.yaml --out {out}", "x",
+                           out=uri)
+    assert shlex.split(sent["entrypoint"])[-2:] == ["--out", uri]
+    with pytest.raises(ConfigError, match=r"wrote its run to s3://bucket/desk/run\?.*stressgrid report s3://"):
+        _jobs.fetch_run("http://head:8265", job, tmp_path / "fetched")
+    assert not (tmp_path / "fetched").exists()
