@@ -16,6 +16,21 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 DEMO_BATCH = EXAMPLES / "demo_batch.yaml"
 
 
+def _where(value: str | None):
+    """A run directory as given on the command line: a URI (``s3://bucket/prefix``) as text, else a ``Path``
+    (a ``click.Path`` of type ``Path`` would collapse the URI's ``//``)."""
+    from stressgrid.core.storage import is_uri
+
+    return value if value is None or is_uri(value) else Path(value)
+
+
+#: the files a run's report writes after the run, copied to the run's URI when it has one
+AFTER_RUN = ("report.html", "breaches.parquet")
+#: the help text of an --out that may be a URI
+OUT_HELP = ("Directory for the Parquet tables and manifest.json, or a URI of object storage (s3://BUCKET/PREFIX, "
+            "gs://..., any file system Arrow opens; credentials from the environment).")
+
+
 def _fail(message: str, code: int) -> None:
     for line in str(message).splitlines() or [""]:  # several problems: one a line
         click.echo(f"error: {line}", err=True)
@@ -152,36 +167,40 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
     lim = reports.load_limits(limits) if limits is not None else (
         reports.parse_limits(batch.limits, f"batch file {batch_path}, limits") if batch.limits is not None else None)
     with progress_bar(console) as advance:
-        run_batch(batch, out, history=history, serial=True if serial else None, address=address, workers=workers,
-                  resume=resume, progress=advance, batch_hash=digest, force=force)
-    code = reports.finish_run(out, console, limits=lim, fail_on_breach=fail_on_breach, html=not no_report)
+        res = run_batch(batch, _where(out), history=history, serial=True if serial else None, address=address,
+                        workers=workers, resume=resume, progress=advance, batch_hash=digest, force=force)
+    code = reports.finish_run(res.run_dir, console, limits=lim, fail_on_breach=fail_on_breach, html=not no_report)
+    if res.uri is not None:
+        reports.publish_run(res.run_dir, res.uri, AFTER_RUN)
+        console.print(f"run written to {res.uri} (local copy: {res.run_dir})")
     if code:
         sys.exit(code)
 
 
 @main.command()
 @click.argument("batch", type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Directory for the Parquet tables and manifest.json.")
+@click.option("--out", "-o", type=click.Path(), required=True, help=OUT_HELP)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out: only the tasks without a checkpoint run.")
 @run_options
 @handle_errors
-def run(batch: Path, out: Path, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report,
+def run(batch: Path, out: str, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report,
         allow_outside_paths, force) -> None:
     """Run the stress batch in BATCH (a YAML file) and write the results to --out.
 
     Each finished task is checkpointed in --out/tasks as it completes, so an interrupted run can be
-    continued with --resume and gives the same numbers as an uninterrupted one.
+    continued with --resume and gives the same numbers as an uninterrupted one.  With a URI as --out the
+    tasks write the per-scenario tables there, the rest is kept in a local staging folder
+    ($STRESSGRID_STAGE, else ~/.cache/stressgrid/runs) and copied to the URI when the run ends.
     """
     _run(batch, out, history, address, workers, serial, quiet, resume, limits, fail_on_breach, no_report,
          allow_outside_paths, force)
 
 
 @main.command()
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
-              help="Directory for the Parquet tables and manifest.json.")
+@click.option("--out", "-o", type=click.Path(), default="runs/demo", show_default=True, help=OUT_HELP)
 @run_options
 @handle_errors
-def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_breach, no_report, allow_outside_paths,
+def demo(out: str, history, address, workers, serial, quiet, limits, fail_on_breach, no_report, allow_outside_paths,
          force) -> None:
     """Run the bundled demo batch (examples/demo_batch.yaml) on the bundled market history."""
     from stressgrid.core import ConfigError
@@ -195,8 +214,9 @@ def demo(out: Path, history, address, workers, serial, quiet, limits, fail_on_br
 @main.command()
 @click.argument("batch", type=click.Path(path_type=Path))
 @click.option("--history", type=click.Path(dir_okay=False), default=None, help="Factor history to validate against instead of the bundled data.")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
-              help="The run directory the batch would write to: its free space is checked against the output size.")
+@click.option("--out", "-o", type=click.Path(), default=None,
+              help="The run directory the batch would write to: its free space is checked against the output size "
+                   "(not for a URI: object storage has no free space to check).")
 @allow_outside_option
 @force_option
 @handle_errors
@@ -206,7 +226,8 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     from stressgrid.grid import load_batch, prepare_inputs
 
     b, digest = load_batch(batch, allow_outside_paths=allow_outside_paths)
-    inputs = prepare_inputs(b, digest, history_path=history, out=out, force=force)
+    where = _where(out)
+    inputs = prepare_inputs(b, digest, history_path=history, out=None if isinstance(where, str) else where, force=force)
     p = inputs.prepared
     click.echo(
         f"ok: batch {b.name!r}: {p.n} positions ({int(p.priced.sum())} priced), "
@@ -347,7 +368,7 @@ def fetch(job: str, address: str, out: Path) -> None:
 
 
 @main.command("report")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path())
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML file to write (default: RUN_DIR/report.html).")
 @click.option("--limits", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -356,31 +377,39 @@ def fetch(job: str, address: str, out: Path) -> None:
               help="Exit with code 5 when a limit is breached (after writing the report).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors and breaches.")
 @handle_errors
-def report(run_dir: Path, out, limits, fail_on_breach: bool, quiet: bool) -> None:
-    """Write the HTML report of RUN_DIR (a directory written by 'stressgrid run') and print its summary.
+def report(run_dir: str, out, limits, fail_on_breach: bool, quiet: bool) -> None:
+    """Write the HTML report of RUN_DIR (a directory written by 'stressgrid run', or the URI of a run written
+    to object storage) and print its summary.
 
     The report is one file that opens offline: headline figures, VaR and CVaR per family, P&L per
     scenario and its distribution, contributions by asset class and sleeve, liquidity, capacity,
-    re-optimisation and monitoring when the run has them, and the limits checked.
+    re-optimisation and monitoring when the run has them, and the limits checked.  For a URI the run's
+    small files are copied into a local staging folder, its part files are read where they are, and the
+    report (and breaches.parquet) are copied back to the URI unless --out names the HTML file.
     """
     from stressgrid import reports
 
-    sys.exit(reports.finish_run(run_dir, _console(quiet), limits, fail_on_breach, html=True, out=out))
+    target = _where(run_dir)
+    run = reports.open_run(target)
+    code = reports.finish_run(run, _console(quiet), limits, fail_on_breach, html=True, out=out)
+    if isinstance(target, str) and (out is None or limits is not None):
+        reports.publish_run(run.path, target, AFTER_RUN)
+    sys.exit(code)
 
 
 @main.command("store")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path())
 @click.argument("store", type=click.Path(file_okay=False, path_type=Path), required=False)
 @click.option("--run-id", default=None, help="Id of the run in the store (default: start time and batch hash).")
 @handle_errors
-def store(run_dir: Path, store, run_id) -> None:
+def store(run_dir: str, store, run_id) -> None:
     """Append RUN_DIR to the results STORE (default $STRESSGRID_STORE, else runs/store).
 
     The run is copied to STORE/run_date=YYYY-MM-DD/batch=NAME/run=RUN_ID/ (tables, manifest, report).
     """
     from stressgrid import reports
 
-    click.echo(f"stored: {reports.store_run(run_dir, store or reports.default_store(), run_id)}")
+    click.echo(f"stored: {reports.store_run(_where(run_dir), store or reports.default_store(), run_id)}")
 
 
 @main.command("runs")
@@ -395,15 +424,15 @@ def runs(store, batch) -> None:
 
 
 @main.command("compare")
-@click.argument("run_a", type=click.Path(path_type=Path))
-@click.argument("run_b", type=click.Path(path_type=Path))
+@click.argument("run_a", type=click.Path())
+@click.argument("run_b", type=click.Path())
 @click.option("--all", "show_all", is_flag=True, help="Show every metric, also those that did not change.")
 @handle_errors
 def compare(run_a: Path, run_b: Path, show_all: bool) -> None:
     """Compare two runs (run directories or stored runs): what changed from RUN_A to RUN_B, and by how much."""
     from stressgrid import reports
 
-    reports.print_comparison(run_a, run_b, show_all, _console(False))
+    reports.print_comparison(_where(run_a), _where(run_b), show_all, _console(False))
 
 
 if __name__ == "__main__":

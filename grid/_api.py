@@ -12,6 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from stressgrid.core import ConfigError
+from stressgrid.core.storage import Location, is_uri, stage_dir
 
 from ._batch import Batch, load_batch
 from ._executor import RayExecutor, SerialExecutor
@@ -36,7 +37,9 @@ class Results:
 
     tables : every table of the run directory, by name (``risk_metrics``, ``contributions``, ...)
     manifest : the manifest (``manifest.json``)
-    run_dir : where the tables were written (None when ``out`` was not given)
+    run_dir : where the tables were written (None when ``out`` was not given; for a URI, the local staging
+        folder that holds the run's copy, :mod:`core.storage`)
+    uri : the URI the run was written to (None for a local ``out``)
     run : the full :class:`RunResult` (inputs, tasks, summaries, the gathered P&L when kept)
     """
 
@@ -44,6 +47,7 @@ class Results:
     manifest: dict
     run_dir: Path | None
     run: RunResult
+    uri: str | None = None
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
@@ -148,7 +152,11 @@ def run_batch(
     Parameters
     ----------
     batch : a batch file (YAML) or a validated :class:`Batch`
-    out : the run directory; None keeps everything in memory (no checkpoints, no ``--resume``)
+    out : the run directory; None keeps everything in memory (no checkpoints, no ``--resume``).  A URI
+        (``s3://bucket/prefix``, ``gs://...``, any file system Arrow opens) writes the run there: the tasks
+        write the per-scenario part files to it, the driver keeps the other files and the checkpoints in a
+        local staging folder (:func:`core.storage.stage_dir`) and copies them to the URI when the run ends
+        (:func:`reports.publish_run`; call it again after writing more files, e.g. the report)
     history : a factor history file that replaces the batch's (the ``--history`` option)
     serial : run every task in this process (default: the batch's ``execution.executor``)
     address : join this Ray cluster instead of starting an embedded local instance
@@ -173,8 +181,21 @@ def run_batch(
     if resume and out is None:
         raise ConfigError("run_batch: resume=True needs the run directory 'out' of the interrupted run")
     b, digest = _load(batch, batch_hash)
+    remote = None
+    if out is not None and is_uri(out):
+        remote = Location(out)
+        remote.check()
+        out = stage_dir(remote.target)
     if out is not None:
         check_out_dir(out)
+    if remote is not None and not resume:
+        from ._stream import STREAM_TABLES, clear_tables
+
+        # a reader of the URI must not take an earlier run's manifest or part files for this run's
+        remote.delete_file("manifest.json")
+        clear_tables(remote, STREAM_TABLES)
+    parts = None if remote is None else remote.target
+    check_out = None if remote is not None else out  # object storage has no free space to check
     use_serial = b.execution.executor == "serial" if serial is None else serial
     n_workers = workers or b.execution.workers
     counts = {"scenarios": 0, "tasks": 0}
@@ -194,15 +215,15 @@ def run_batch(
 
     ray_start = 0.0
     if use_serial:
-        inputs = prepare_inputs(b, digest, history_path=history, out=out, force=force)
-        result = execute(inputs, SerialExecutor(), callbacks(inputs), run_dir=out, resume=resume)
+        inputs = prepare_inputs(b, digest, history_path=history, out=check_out, force=force)
+        result = execute(inputs, SerialExecutor(), callbacks(inputs), run_dir=out, resume=resume, parts=parts)
     else:
         from stressgrid.cluster import connect, gpu_request
 
         # Ray starts while the sensitivities and the scenarios are computed: the inputs are loaded and
         # checked first, so a mistyped book or history fails before any process is started
-        preparing = _Preparing(lambda loaded: prepare_inputs(b, digest, history_path=history, out=out, force=force,
-                                                             on_loaded=loaded))
+        preparing = _Preparing(lambda loaded: prepare_inputs(b, digest, history_path=history, out=check_out,
+                                                             force=force, on_loaded=loaded))
         preparing.wait_loaded()
         t0 = time.perf_counter()
         with connect(address, num_cpus=n_workers, preload=worker_preload(b)) as started:
@@ -213,16 +234,23 @@ def run_batch(
             # once: let Ray queue more so that no worker waits for the driver between tasks
             cap = None if started else n_workers
             result = execute(inputs, RayExecutor(workers=cap, num_gpus=gpus), callbacks(inputs), run_dir=out,
-                             resume=resume)
+                             resume=resume, parts=parts)
     result.timings["start_ray"] = ray_start
     if out is not None:
         manifest = write_outputs(result, out)
     else:
         manifest = build_manifest(result)
+    if remote is not None:
+        manifest["storage"] = {"uri": remote.target, **({"parts": remote.target} if result.streamed_tables else {})}
     result.timings["total"] = time.perf_counter() - t_start
     manifest["timings_seconds"]["total"] = round(result.timings["total"], 4)
     if out is not None:
         import json
 
         (Path(out) / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    return Results(result.tables, manifest, Path(out) if out is not None else None, result)
+    if remote is not None:
+        from stressgrid.reports import publish_run
+
+        publish_run(out, remote.target)
+    return Results(result.tables, manifest, Path(out) if out is not None else None, result,
+                   None if remote is None else remote.target)

@@ -30,6 +30,7 @@ from stressgrid.core import (
     load_history,
     snapshot_from_history,
 )
+from stressgrid.core.storage import location
 
 from ._batch import Batch
 from ._executor import Executor, TaskFailure
@@ -584,6 +585,7 @@ def execute(
     progress: Callable[[ChunkResult], None] | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    parts: str | None = None,
 ) -> RunResult:
     """Plan the scenarios into chunk tasks, run them, reduce their summaries into tables, and add the
     tables of the batch's optional sections (liquidity, optimise, monitoring).
@@ -591,12 +593,13 @@ def execute(
     With ``run_dir``, every finished task is checkpointed there as it completes; ``resume=True`` loads
     the checkpoints of an interrupted run of the same plan and runs only the missing tasks.  A task that
     fails raises :class:`core.TaskError` naming it, its scenarios and the reason; finished tasks stay
-    checkpointed.
+    checkpointed.  ``parts`` is where the tasks of a streamed run write their part files (a URI,
+    :mod:`core.storage`); default ``run_dir``.
     """
     from ._sections import SECTIONS, SectionContext
 
     if inputs.streamed:
-        result = _execute_streamed(inputs, executor, progress, run_dir, resume)
+        result = _execute_streamed(inputs, executor, progress, run_dir, resume, parts)
         result.tables.update(inputs.design_tables)
         return result
     started = datetime.now(timezone.utc)
@@ -624,7 +627,8 @@ def execute(
                      notes, in_driver, plan.block, rejected)
 
 
-def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, resume: bool) -> RunResult:
+def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, resume: bool,
+                      parts: str | None = None) -> RunResult:
     """A streamed run (:mod:`._stream`): tasks draw, revalue and write their rows; the driver merges their
     summaries in task order and writes the tables that do not grow with the scenarios."""
     from ._reduce import contributions_by_task, risk_tables
@@ -637,6 +641,7 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
     started = datetime.now(timezone.utc)
     timings = dict(inputs.timings)
     out = Path(run_dir)
+    where = location(parts if parts is not None else out)
     sources = inputs.sources
     S, N = inputs.n_scenarios, prepared.n
     chunk = chunk_size(inputs)
@@ -651,18 +656,20 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
     payload = StreamPayload(
         prepared, market.levels, market.is_log, block, group_codes, group_names, tuple(pos["id"]), keep_mass,
         None if inputs.sens is None else group_sensitivities(inputs.sens, {"type": group_codes["type"]}),
-        tuple(sources), offsets, tuple(dict.fromkeys(c for src in sources for c in src.info_columns())), str(out),
+        tuple(sources), offsets, tuple(dict.fromkeys(c for src in sources for c in src.info_columns())), str(where),
         want is True or (want == "auto" and S * N <= AUTO_POSITION_CELLS), inputs.books,
         inputs.book_codes([src.name for src in sources]) if len(inputs.books) > 1 else None)
     store = TaskStore(out, _fingerprint(inputs, chunk), resume)
     if not resume:
         clear_tables(out)
+        clear_tables(where)
     else:
         clear_tables(out, [n for n in STREAM_TABLES if (out / f"{n}.parquet").exists()])
     rejected: list[str] = []
     done = store.load(rejected) if resume else {}
+    present = {f"{t}/{n}" for t in STREAM_TABLES for n in where.files(t)} if done else set()  # one listing per table
     for tid, r in sorted(done.items()):
-        lost = [rel for rel in getattr(r, "parts", ()) if not (out / rel).is_file()]
+        lost = [rel for rel in getattr(r, "parts", ()) if rel not in present]
         if not isinstance(r, StreamResult) or lost:
             why = f"its table part {lost[0]} is missing" if lost else "not a checkpoint of a streamed run"
             rejected.append(f"{store._path(tid)}: {why}")

@@ -11,7 +11,8 @@ A streamed run differs from an in-memory one in where the work and the rows are,
 * **Tables.** Each task writes its rows of ``scenarios``, ``breakdown``, ``sensitivity``, ``liquidity``
   and (when asked for) ``scenario_pnl`` as Parquet part files, one per task and family, under
   ``<run>/<table>/part-<task>-<family>.parquet`` (:data:`STREAM_TABLES`).  Read in file-name order the
-  parts give the rows in scenario order.
+  parts give the rows in scenario order.  ``<run>`` is the run directory or, for a run written to a URI
+  (:mod:`core.storage`), that URI: each task writes its parts there itself.
 * **Summaries.** A task returns, per family, the weighted moments, the worst loss and its largest losses
   (:class:`FamilyPartial`, totals only), the same for the delta-gamma-vega P&L, the coverage counts per
   factor, the tail guard's tally of its scenarios' moves (:func:`._guards.guard_tally`), and the
@@ -37,6 +38,7 @@ import pandas as pd
 from stressgrid import kernels
 from stressgrid import scenarios as scenario_kinds
 from stressgrid.core import ConfigError, ScenarioSet
+from stressgrid.core.storage import Location, location
 from stressgrid.kernels import PreparedBook
 
 from ._guards import guard_tally, merge_tallies
@@ -116,14 +118,13 @@ def part_name(task_id: int, family_code: int) -> str:
     return f"part-{task_id:06d}-{family_code:04d}.parquet"
 
 
-def clear_tables(out: Path, names=STREAM_TABLES) -> None:
-    """Remove the tables ``names`` from the run directory ``out``, as files and as folders of parts."""
-    import shutil
-
+def clear_tables(out: str | Path | Location, names=STREAM_TABLES) -> None:
+    """Remove the tables ``names`` from the run directory ``out`` (a folder or a URI), as files and as
+    folders of parts."""
+    out = location(out)
     for name in names:
-        (out / f"{name}.parquet").unlink(missing_ok=True)
-        if (out / name).is_dir():
-            shutil.rmtree(out / name)
+        out.delete_file(f"{name}.parquet")
+        out.delete_dir(name)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class StreamPayload:
 
     sources : the families in batch order; offsets : ``[n_families + 1]`` first global row of each
     info_columns : the union of the families' info columns (every part of ``scenarios`` has them all)
+    out_dir : where the tasks write the part files: the run directory, or a URI (:mod:`core.storage`)
     """
 
     book: PreparedBook
@@ -276,7 +278,7 @@ def _run_stream_chunk(p: StreamPayload, task: Task) -> StreamResult:
 
 
 def _write_parts(p: StreamPayload, task: Task, segs, totals, groups, pnl, sens_groups, market=None) -> list[str]:
-    out = Path(p.out_dir)
+    out = location(p.out_dir)
     written = []
     at = 0
     for code, _, seg in segs:
@@ -300,18 +302,28 @@ def _write_parts(p: StreamPayload, task: Task, segs, totals, groups, pnl, sens_g
         tabs["liquidity"] = sql_names(seg.liquidity_table())
         for table, df in tabs.items():
             rel = f"{table}/{part_name(task.task_id, code)}"
-            write_part(table, df, out / rel)
+            write_part(table, df, out, rel)
             written.append(rel)
     return written
 
 
-def write_part(name: str, df: pd.DataFrame, path: Path) -> None:
-    """Write one part of table ``name`` atomically, every column with the type the results schema declares
-    (so every part of a table has the same Arrow schema whatever its family's data)."""
-    from stressgrid.reports import write_table
+def write_part(name: str, df: pd.DataFrame, out: Location, rel: str) -> None:
+    """Write one part of table ``name`` as file ``rel`` of ``out`` atomically (locally a temporary file
+    renamed into place; in object storage one upload), every column with the type the results schema
+    declares (so every part of a table has the same Arrow schema whatever its family's data)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_table(name, df, path, declared=True)
+    from stressgrid.reports import arrow_table, write_table
+
+    if not out.remote:
+        path = Path(out.path(rel))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_table(name, df, path, declared=True)
+        return
+    sink = pa.BufferOutputStream()
+    pq.write_table(arrow_table(name, df, True), sink)
+    out.write_bytes(rel, sink.getvalue())
 
 
 @dataclass
