@@ -593,8 +593,8 @@ def execute(
     With ``run_dir``, every finished task is checkpointed there as it completes; ``resume=True`` loads
     the checkpoints of an interrupted run of the same plan and runs only the missing tasks.  A task that
     fails raises :class:`core.TaskError` naming it, its scenarios and the reason; finished tasks stay
-    checkpointed.  ``parts`` is where the tasks of a streamed run write their part files (a URI,
-    :mod:`core.storage`); default ``run_dir``.
+    checkpointed.  ``parts`` is where the tasks of a streamed run write their part files and where the
+    checkpoints go (a URI, :mod:`core.storage`); default ``run_dir``.
     """
     from ._sections import SECTIONS, SectionContext
 
@@ -606,7 +606,9 @@ def execute(
     timings = dict(inputs.timings)
     plan = plan_run(inputs)
     t0 = time.perf_counter()
-    results, resumed, in_driver, rejected = run_plan(inputs, plan, executor, progress, run_dir, resume)
+    results, resumed, in_driver, rejected = run_plan(inputs, plan, executor, progress,
+                                                     parts if parts is not None and run_dir is not None else run_dir,
+                                                     resume)
     timings["run_tasks"] = time.perf_counter() - t0
     timings["kernel_seconds_total"] = float(sum(r.seconds for r in results))
     # the first call in each worker process compiles the kernels for the block shape
@@ -659,7 +661,7 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
         tuple(sources), offsets, tuple(dict.fromkeys(c for src in sources for c in src.info_columns())), str(where),
         want is True or (want == "auto" and S * N <= AUTO_POSITION_CELLS), inputs.books,
         inputs.book_codes([src.name for src in sources]) if len(inputs.books) > 1 else None)
-    store = TaskStore(out, _fingerprint(inputs, chunk), resume)
+    store = TaskStore(where, _fingerprint(inputs, chunk), resume)
     if not resume:
         clear_tables(out)
         clear_tables(where)

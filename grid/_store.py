@@ -2,8 +2,9 @@
 
 ``RUN_DIR/tasks/plan.json`` holds the checkpoint format and the fingerprint of the plan (batch hash,
 data, book and chunking); each finished task is written as ``task-NNNNNN.npz`` atomically (a temporary
-file, flushed to disk, renamed into place), so a crash never leaves a half-written result.  The files
-are internal checkpoints, not an output format.
+file, flushed to disk, renamed into place; in object storage one upload), so a crash never leaves a
+half-written result.  The files are internal checkpoints, not an output format.  For a run written to a
+URI (:mod:`core.storage`) they are at the URI, so ``--resume`` works from any machine that reaches it.
 
 A checkpoint holds data only: an uncompressed ``.npz`` of numeric arrays (the task's totals, group
 sums, position P&L and each family's tail) and one ``meta`` entry, the UTF-8 bytes of a JSON object
@@ -21,15 +22,16 @@ with a :class:`ConfigError` that says to run again without ``--resume``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from stressgrid.core import ConfigError
+from stressgrid.core.storage import Location, location
 
 from ._summary import FamilyPartial
 from ._worker import ChunkResult
@@ -50,41 +52,50 @@ class _Malformed(Exception):
 
 
 class TaskStore:
-    def __init__(self, run_dir: str | Path, fingerprint: dict, resume: bool):
-        self.dir = Path(run_dir) / "tasks"
+    """The checkpoints of a run in ``run_dir/tasks`` (``run_dir``: a folder or a URI)."""
+
+    def __init__(self, run_dir: str | Path | Location, fingerprint: dict, resume: bool):
+        self.where = location(run_dir)
+        self.dir = self.where.uri("tasks")  # as messages name it
         self.fingerprint = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
-        plan = self.dir / "plan.json"
+        shown = self.where.uri()
+        plan = self.where.uri("tasks/plan.json")
         if resume:
-            if not plan.exists():
-                raise ConfigError(f"--resume: {Path(run_dir)} holds no interrupted run (no tasks/plan.json)")
+            if not self.where.is_file("tasks/plan.json"):
+                raise ConfigError(f"--resume: {shown} holds no interrupted run (no tasks/plan.json)")
             try:
-                found = json.loads(plan.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
+                found = json.loads(self.where.read_bytes("tasks/plan.json").decode("utf-8"))
+            except (ConfigError, ValueError) as exc:
                 raise ConfigError(f"--resume: {plan} is not readable ({_reason(exc)}); {_RERUN}") from None
             if not isinstance(found, dict) or found.get("format") != FORMAT:
                 raise ConfigError(
                     f"--resume: the checkpoints in {self.dir} were written by an older version of stressgrid "
-                    f"(or {plan.name} is not one of its plans); {_RERUN}"
+                    f"(or plan.json is not one of its plans); {_RERUN}"
                 )
-            if any(self.dir.glob("task-*.pkl")) and not any(self.dir.glob("task-*.npz")):
+            if self._names(".pkl") and not self._names(".npz"):
                 raise ConfigError(
                     f"--resume: the checkpoints in {self.dir} were written by an older version of stressgrid "
                     f"(task-*.pkl) and are not read; {_RERUN}"
                 )
             if found.get("fingerprint") != self.fingerprint:
                 raise ConfigError(
-                    f"--resume: {Path(run_dir)} holds tasks of a different plan (batch, data, book or chunk size "
+                    f"--resume: {shown} holds tasks of a different plan (batch, data, book or chunk size "
                     "changed); run without --resume or choose another --out"
                 )
         else:
-            if self.dir.exists():
-                shutil.rmtree(self.dir)
-            self.dir.mkdir(parents=True)
-            plan.write_text(json.dumps({"format": FORMAT, "fingerprint": self.fingerprint, "inputs": fingerprint},
-                                       indent=2, default=str))
+            self.where.delete_dir("tasks")
+            self.where.write_bytes("tasks/plan.json", json.dumps(
+                {"format": FORMAT, "fingerprint": self.fingerprint, "inputs": fingerprint}, indent=2, default=str).encode())
 
-    def _path(self, task_id: int) -> Path:
-        return self.dir / f"task-{task_id:06d}.npz"
+    def _names(self, suffix: str) -> list[str]:
+        return self.where.files("tasks", "task-", suffix)
+
+    def _name(self, task_id: int) -> str:
+        return f"task-{task_id:06d}.npz"
+
+    def _path(self, task_id: int) -> str:
+        """The checkpoint of task ``task_id`` as messages name it."""
+        return self.where.uri(f"tasks/{self._name(task_id)}")
 
     def load(self, rejected: list[str] | None = None) -> dict[int, ChunkResult]:
         """Every checkpoint of the directory by task id.  A malformed one raises :class:`ConfigError`, or,
@@ -92,13 +103,14 @@ class TaskStore:
         runs again; so are ``task-*.pkl`` files, which are never read."""
         out = {}
         if rejected is not None:
-            rejected += [f"{p}: a pickle, never read" for p in sorted(self.dir.glob("task-*.pkl"))]
-        for p in sorted(self.dir.glob("task-*.npz")):
-            m = _NAME.fullmatch(p.name)
+            rejected += [f"{self.where.uri(f'tasks/{n}')}: a pickle, never read" for n in self._names(".pkl")]
+        for name in self._names(".npz"):
+            p = self.where.uri(f"tasks/{name}")
+            m = _NAME.fullmatch(name)
             try:
-                if m is None or p.name != self._path(int(m.group(1))).name:
+                if m is None or name != self._name(int(m.group(1))):
                     raise _Malformed("not a checkpoint name")
-                r = _read(p)
+                r = _read(self.where.read_bytes(f"tasks/{name}"))
                 if r.task_id != int(m.group(1)):
                     raise _Malformed(f"it holds task {r.task_id}")
             except _Malformed as exc:
@@ -111,9 +123,15 @@ class TaskStore:
         return out
 
     def save(self, result: ChunkResult) -> None:
-        path = self._path(result.task_id)
-        tmp = path.with_name(path.name + ".tmp")
         meta, arrays = _encode(result)
+        rel = f"tasks/{self._name(result.task_id)}"
+        if self.where.remote:
+            buf = io.BytesIO()
+            np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+            self.where.write_bytes(rel, buf.getbuffer())
+            return
+        path = Path(self.where.path(rel))
+        tmp = path.with_name(path.name + ".tmp")
         try:
             with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
                 np.savez(fh, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
@@ -200,14 +218,12 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _read(path: Path) -> ChunkResult:
+def _read(data: bytes) -> ChunkResult:
     try:
-        with open(path, "rb") as fh:
-            if fh.read(4) != b"PK\x03\x04":  # what np.load would otherwise read as .npy or refuse as a pickle
-                raise _Malformed("not an .npz archive")
-            fh.seek(0)
-            with np.load(fh, allow_pickle=False) as z:
-                arrays = {name: z[name] for name in z.files}
+        if data[:4] != b"PK\x03\x04":  # what np.load would otherwise read as .npy or refuse as a pickle
+            raise _Malformed("not an .npz archive")
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
         if not all(isinstance(a, np.ndarray) for a in arrays.values()):
             raise _Malformed("an entry is not a .npy array")
     except _Malformed:

@@ -300,7 +300,7 @@ def test_cli_corrupt_checkpoint_is_reported_and_its_task_runs_again(finished_run
     assert manifest["counts"]["tasks_resumed"] == len(list((out / "tasks").glob("task-*"))) - 1
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / "risk_metrics.parquet"),
                                   pd.read_parquet(out / "risk_metrics.parquet"))
-    _read(path)  # rewritten whole by the task that ran again
+    _read(path.read_bytes())  # rewritten whole by the task that ran again
 
 
 def test_cli_planted_pickle_is_not_executed(finished_run, tmp_path):

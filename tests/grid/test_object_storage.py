@@ -132,20 +132,34 @@ def test_a_run_in_memory_to_s3_replaces_an_earlier_streamed_run(s3, local, tmp_p
     _same(run, reports.open_run(local / "run"))
 
 
-def test_resume_finds_the_parts_in_the_bucket(s3, local, tmp_path):
+@pytest.mark.parametrize("stream", [True, False])
+def test_resume_from_another_machine_reads_the_checkpoints_in_the_bucket(s3, local, tmp_path, monkeypatch, stream):
+    """The checkpoints are at the URI: a driver on another machine (another, empty staging folder)
+    resumes the run, and runs again the tasks whose checkpoint or part is missing there."""
     uri_of, filesystem = s3
-    uri = uri_of("desk/resumed")
-    batch = _batch(tmp_path, True)
+    key = f"desk/resumed-{stream}"
+    uri = uri_of(key)
+    batch = _batch(tmp_path, stream)
     first = run_batch(batch, uri, serial=True)
-    tasks = sorted((first.run_dir / "tasks").glob("task-*.npz"))
-    tasks[0].unlink()  # an interrupted run: task 0 never finished
-    lost = next(k for k in _keys(filesystem, "desk/resumed") if k.startswith("breakdown/part-000002-"))
-    filesystem.delete_file(f"runs/desk/resumed/{lost}")  # a part lost after its task finished
+    assert not (first.run_dir / "tasks").exists()
+    tasks = [k for k in _keys(filesystem, key) if k.startswith("tasks/task-")]
+    assert len(tasks) >= 3 and "tasks/plan.json" in _keys(filesystem, key)
+    filesystem.delete_file(f"runs/{key}/{tasks[0]}")  # an interrupted run: task 0 never finished
+    monkeypatch.setenv("STRESSGRID_STAGE", str(tmp_path / "another-machine"))
+    if not stream:
+        res = run_batch(batch, uri, serial=True, resume=True)
+        assert res.manifest["counts"]["tasks_resumed"] == len(tasks) - 1
+        assert res.run_dir.parent == tmp_path / "another-machine"
+        _same(reports.stage_run(uri, tmp_path / "reader"), reports.open_run(local / "run"),
+              ["risk_metrics", "contributions", "scenarios"])
+        return
+    lost = next(k for k in _keys(filesystem, key) if k.startswith("breakdown/part-000002-"))
+    filesystem.delete_file(f"runs/{key}/{lost}")  # a part lost after its task finished
     res = run_batch(batch, uri, serial=True, resume=True)
     assert res.manifest["counts"]["tasks_resumed"] == len(tasks) - 2
     rejected = res.manifest["checkpoints_rejected"]
     assert len(rejected) == 1 and "task-000002" in rejected[0] and lost in rejected[0]
-    assert lost in _keys(filesystem, "desk/resumed")
+    assert lost in _keys(filesystem, key)
     _same(reports.stage_run(uri, tmp_path / "reader"), reports.open_run(local / "run"))
 
 
