@@ -216,7 +216,7 @@ def demo(out: str, history, address, workers, serial, quiet, limits, fail_on_bre
 @click.option("--history", type=click.Path(dir_okay=False), default=None, help="Factor history to validate against instead of the bundled data.")
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="The run directory the batch would write to: its free space is checked against the output size "
-                   "(not for a URI: object storage has no free space to check).")
+                   "(for a URI: that a file can be written there; object storage has no free space to check).")
 @allow_outside_option
 @force_option
 @handle_errors
@@ -227,6 +227,10 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
 
     b, digest = load_batch(batch, allow_outside_paths=allow_outside_paths)
     where = _where(out)
+    if isinstance(where, str):
+        from stressgrid.core.storage import Location
+
+        Location(where).check()
     inputs = prepare_inputs(b, digest, history_path=history, out=None if isinstance(where, str) else where, force=force)
     p = inputs.prepared
     click.echo(

@@ -275,3 +275,18 @@ def test_a_run_folder_whose_manifest_sends_its_parts_elsewhere(local, tmp_path):
     (run / "manifest.json").write_text(json.dumps(manifest))
     _same(reports.RunDir(run), reports.open_run(local / "run"))
     assert reports.check_run_dir(run, reports.RunDir(run).parts) == []
+
+
+def test_validate_checks_that_the_uri_can_be_written(s3, tmp_path):
+    from click.testing import CliRunner
+
+    from stressgrid.cli import main
+
+    uri_of, filesystem = s3
+    batch = str(_batch(tmp_path, True))
+    ok = CliRunner().invoke(main, ["validate", batch, "--out", uri_of("desk/validated")])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith("ok: batch") and _keys(filesystem, "desk/validated") == []  # no probe left behind
+    missing = uri_of("x").replace("s3://runs/", "s3://no-such-bucket/")
+    bad = CliRunner().invoke(main, ["validate", batch, "--out", missing])
+    assert bad.exit_code == 2 and "error: --out s3://no-such-bucket/x" in bad.output and "cannot be written" in bad.output
