@@ -43,6 +43,8 @@ def test_kuberay_raycluster():
     for c in _containers(spec):
         assert {"name": "JAX_ENABLE_X64", "value": "1"} in c["env"]
         assert "stressgrid" in c["image"]
+        # every pod reaches the object storage a streamed run's workers write to
+        assert {"secretRef": {"name": "stressgrid-s3", "optional": True}} in c["envFrom"]
     gpu = next(g for g in spec["workerGroupSpecs"] if g["groupName"] == "gpu")
     assert gpu["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
@@ -52,6 +54,13 @@ def test_kuberay_rayjob_runs_the_cli():
     assert m["apiVersion"] == "ray.io/v1" and m["kind"] == "RayJob"
     args = shlex.split(m["spec"]["entrypoint"])
     assert args[:4] == ["python", "-m", "stressgrid.cli", "run"] and "--out" in args
+    # the workers write the part files of a streamed run: to object storage, whose credentials every pod has
+    from stressgrid.core.storage import is_uri
+
+    assert is_uri(args[args.index("--out") + 1])
+    spec = m["spec"]["rayClusterSpec"]
+    for c in _containers(spec):
+        assert {"secretRef": {"name": "stressgrid-s3"}} in c["envFrom"]
     renv = yaml.safe_load(m["spec"]["runtimeEnvYAML"])
     env = renv["env_vars"]
     assert env["JAX_ENABLE_X64"] == "1"
