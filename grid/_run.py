@@ -677,15 +677,18 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
             rejected.append(f"{store._path(tid)}: {why}")
             del done[tid]
     merger = StreamMerger(len(tasks), keep_mass)
+    written: list[str] = []  # every part file the tasks say they wrote
 
     def on_result(r) -> None:
         store.save(r)
         merger.add(r)
+        written.extend(r.parts)
         if progress:
             progress(r)
 
     for r in sorted(done.values(), key=lambda r: r.task_id):
         merger.add(r)
+        written.extend(r.parts)
         if progress:
             progress(r)
     todo = [t for t in tasks if t.task_id not in done]
@@ -704,6 +707,7 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
         raise TaskError(f"batch {batch.name!r}: {len(tasks) - merger._next} task(s) returned no result")
     if not merger.float64:
         raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
+    _check_parts(where, written)
     timings["run_tasks"] = time.perf_counter() - t0
     timings["kernel_seconds_total"] = merger.seconds["kernel"]
     timings["compile_seconds_max"] = merger.seconds["compile_max"]
@@ -871,6 +875,21 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
     os.replace(tmp, path)
+
+
+def _check_parts(where, written: list[str]) -> None:
+    """Every part file the tasks wrote must be where the driver reads it: on a cluster whose run directory
+    is a local path, a task on another node writes its parts on that node's disk, and the per-scenario
+    tables would silently lack its rows.  Lists each table's folder once."""
+    from ._stream import STREAM_TABLES
+
+    present = {f"{t}/{n}" for t in STREAM_TABLES for n in where.files(t)}
+    lost = [rel for rel in written if rel not in present]
+    if lost:
+        raise TaskError(
+            f"{len(lost)} of the {len(written)} part files the tasks wrote are not in {where.uri()} (e.g. {lost[0]}): "
+            "the tasks ran on other nodes and wrote them to their own disks.  On a cluster the run directory must be "
+            "a shared file system mounted at the same path on every node, or object storage (--out s3://BUCKET/PREFIX)")
 
 
 def write_outputs(result: RunResult, out_dir: str | Path) -> dict:

@@ -259,3 +259,27 @@ def test_a_streamed_run_reproduces_the_numbers_recorded_before_streaming(tmp_pat
     assert a[key].astype(str).equals(b[key].astype(str))
     scale = a.groupby(["family", "confidence"])["cvar_contribution"].transform(lambda v: v.abs().max())
     assert (np.abs(a["cvar_contribution"] - b["cvar_contribution"]) <= RECORDED_RTOL * scale).all()
+
+
+def test_parts_written_where_the_driver_cannot_read_them_fail_the_run(runs, tmp_path):
+    """On a cluster whose run directory is a local path, a task on another node writes its parts to its own
+    disk: the run must fail naming the cause, not write per-scenario tables without those rows.  Here the
+    parts of the first finished task vanish from the driver's view as soon as it reports."""
+    from stressgrid.core import TaskError
+
+    d, _, _ = runs
+    b, h = load_batch(_batch(d, True))
+    out = tmp_path / "out"
+    inputs = prepare_inputs(b, h, out=out)
+    gone = []
+
+    def elsewhere(r) -> None:
+        if not gone:
+            gone.extend(r.parts)
+            for rel in r.parts:
+                (out / rel).unlink()
+
+    with pytest.raises(TaskError, match=r"part files the tasks wrote are not in .*--out s3://") as err:
+        execute(inputs, SerialExecutor(), elsewhere, run_dir=out)
+    assert gone and all(rel.split("/")[1].startswith("part-000000-") for rel in gone)  # the first task's
+    assert str(err.value).startswith(f"{len(gone)} of the ") and f"{out} (e.g. {gone[0]})" in str(err.value)
