@@ -119,21 +119,32 @@ class RollingSpec(BaseModel):
 def _window_levels(levels: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Rows of ``levels`` from the last trading day on or before ``start`` to ``end`` (forward
     filled inside the window), and which factors were observed at the start and at the end."""
-    before = levels.loc[:start]
-    if before.empty:
+    upto_end = levels.loc[:end]
+    n_before = int(levels.index.searchsorted(start, side="right"))  # rows on or before the start date
+    if n_before == 0:
         return levels.iloc[0:0], np.zeros(levels.shape[1], bool), np.zeros(levels.shape[1], bool)
-    first = before.index[-1]
-    last_obs_start = before.apply(lambda s: s.last_valid_index())
-    last_obs_end = levels.loc[:end].apply(lambda s: s.last_valid_index())
+    first = levels.index[n_before - 1]
+    seen = upto_end.notna().to_numpy()
+    dates = upto_end.index
 
-    def fresh(last: pd.Series, at: pd.Timestamp) -> np.ndarray:
-        return np.array([d is not None and (at - d).days <= MAX_STALE_DAYS for d in last])
+    def last_seen(rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per factor: whether it has an observation in the first ``rows`` rows, and the row of the last."""
+        m = seen[:rows]
+        has = m.any(axis=0)
+        return has, rows - 1 - np.argmax(m[::-1], axis=0)
 
-    ok_start = fresh(last_obs_start, start)
-    ok_end = fresh(last_obs_end, end) & ok_start
-    # start level: last observation on or before the start date
-    filled = levels.loc[:end].ffill().loc[first:end]
-    return filled, ok_start, ok_end
+    def fresh(rows: int, at: pd.Timestamp) -> np.ndarray:
+        has, row = last_seen(rows)
+        return has & np.asarray((at - dates[row]).days <= MAX_STALE_DAYS)
+
+    ok_start = fresh(n_before, start)
+    ok_end = fresh(len(upto_end), end) & ok_start
+    # start level: last observation on or before the start date, then forward filled inside the window
+    has, row = last_seen(n_before)
+    filled = upto_end.iloc[n_before - 1:].copy()
+    start_row = upto_end.to_numpy()[row, np.arange(len(row))]
+    filled.iloc[0] = np.where(has, start_row, np.nan)
+    return filled.ffill(), ok_start, ok_end
 
 
 def propagation_model(history: History, factors: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:

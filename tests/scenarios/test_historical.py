@@ -132,3 +132,33 @@ def test_custom_event_overrides(spec, history, factors):
     # the path ramps linearly to the override
     H = out.paths.shape[1]
     assert np.allclose(out.paths[0, :, -1], 0.005 * np.arange(1, H + 1) / H)
+
+
+def test_a_crisis_window_is_the_forward_filled_history_cut_to_the_window():
+    """The window's levels equal pandas' forward fill of the whole history up to its end, cut from the last
+    trading day on or before its start; a factor is usable at the start (and at the end) when its last
+    observation then is at most MAX_STALE_DAYS old.  Factors with gaps, a late start, one that stops."""
+    from stressgrid.scenarios._historical import MAX_STALE_DAYS, _window_levels
+
+    rng = np.random.default_rng(11)
+    days = pd.bdate_range("2019-01-01", periods=400)
+    levels = pd.DataFrame(rng.lognormal(size=(len(days), 6)), index=days, columns=list("abcdef"))
+    levels[levels > np.exp(1.2)] = np.nan  # gaps everywhere
+    levels.loc[:"2019-09-30", "d"] = np.nan  # starts late
+    levels.loc["2019-06-01":, "e"] = np.nan  # stops
+    levels["f"] = np.nan  # never observed
+    for k in range(40):
+        start = days[rng.integers(0, len(days) - 40)] + pd.Timedelta(days=int(rng.integers(0, 3)))
+        end = start + pd.Timedelta(days=int(rng.integers(1, 80)))
+        window, ok_start, ok_end = _window_levels(levels, start, end)
+        first = levels.loc[:start].index[-1]
+        pd.testing.assert_frame_equal(window, levels.loc[:end].ffill().loc[first:end], check_freq=False)
+
+        def usable(at):
+            last = levels.loc[:at].apply(lambda s: s.last_valid_index())
+            return np.array([d is not None and (at - d).days <= MAX_STALE_DAYS for d in last])
+
+        assert (ok_start == usable(start)).all() and (ok_end == (usable(end) & usable(start))).all()
+        assert not ok_start[5] and not ok_end[5]
+    empty, none_start, none_end = _window_levels(levels, days[0] - pd.Timedelta(days=3), days[10])
+    assert empty.empty and not none_start.any() and not none_end.any()
