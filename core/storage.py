@@ -1,12 +1,13 @@
 """Where a run's files live: a local folder, or a URI of any file system Arrow reads (``s3://``, ``gs://``,
 ``abfs://``, ``hdfs://``, ``file://``).
 
-A run written to a URI keeps a local copy of its small files (the manifest, the tables that do not grow
-with the scenarios, the report and the task checkpoints) in a *staging folder* on the machine that runs
-the driver, and the per-scenario part files that the tasks write go straight to the URI, so that tasks on
-any node of a cluster can write them.  When the run ends, the small files are copied to the URI beside the
-parts (the manifest last, so a reader never sees a manifest without its tables).  Reading a run from a URI
-copies the small files into a staging folder and reads the part files where they are.
+A run written to a URI keeps its small files (the manifest, the tables that do not grow with the
+scenarios, the report) in a *staging folder* on the machine that runs the driver; the per-scenario part
+files that the tasks write go straight to the URI, so that tasks on any node of a cluster can write them,
+and so do the task checkpoints, so that any machine can resume the run.  When the run ends, the small files
+are copied to the URI beside the parts (the manifest last, so a reader never sees a manifest without its
+tables).  Reading a run from a URI copies the small files into a staging folder and reads the part files
+where they are.
 
 Credentials come from the environment the file system reads (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``,
 ``GOOGLE_APPLICATION_CREDENTIALS``, ...), never from the URI: a URI holding a password is refused, as it
@@ -204,16 +205,16 @@ class Location:
 
     def delete_dir(self, rel: str) -> None:
         """Delete folder ``rel`` and everything in it (nothing when it is absent)."""
-        if self.is_dir(rel):
-            try:
-                self.filesystem.delete_dir(self.path(rel))
-            except (OSError, ValueError) as exc:
-                raise self._error("be deleted", rel, exc) from None
+        self._delete(rel, self.is_dir, "delete_dir")
 
     def delete_file(self, rel: str) -> None:
-        if self.is_file(rel):
+        """Delete file ``rel`` (nothing when it is absent)."""
+        self._delete(rel, self.is_file, "delete_file")
+
+    def _delete(self, rel: str, present, method: str) -> None:
+        if present(rel):
             try:
-                self.filesystem.delete_file(self.path(rel))
+                getattr(self.filesystem, method)(self.path(rel))
             except (OSError, ValueError) as exc:
                 raise self._error("be deleted", rel, exc) from None
 
