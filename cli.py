@@ -166,6 +166,8 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
     batch, digest = load_batch(batch_path, allow_outside_paths=allow_outside_paths)
     lim = reports.load_limits(limits) if limits is not None else (
         reports.parse_limits(batch.limits, f"batch file {batch_path}, limits") if batch.limits is not None else None)
+    if lim is not None:  # a mistyped family fails now, not after the run
+        reports.check_limit_families(lim, [s.name for s in batch.scenarios])
     with progress_bar(console) as advance:
         res = run_batch(batch, _where(out), history=history, serial=True if serial else None, address=address,
                         workers=workers, resume=resume, progress=advance, batch_hash=digest, force=force)
@@ -226,6 +228,11 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     from stressgrid.grid import load_batch, prepare_inputs
 
     b, digest = load_batch(batch, allow_outside_paths=allow_outside_paths)
+    if b.limits is not None:
+        from stressgrid import reports
+
+        reports.check_limit_families(reports.parse_limits(b.limits, f"batch file {batch}, limits"),
+                                     [s.name for s in b.scenarios])
     where = _where(out)
     if isinstance(where, str):
         from stressgrid.core.storage import Location

@@ -8,7 +8,8 @@ runs scenarios.  ``reports/schema.json`` documents and versions those files.
 from ._finish import BREACH_EXIT_CODE, DEFAULT_STORE, default_store, finish_run, print_comparison, print_runs
 from ._charts import MAX_BAR_FAMILIES, SMALL_FAMILY, scenario_bar_data
 from ._html import MONITORING_TABLES, REPORT_SECTIONS, headline, render_report, write_report
-from ._limits import BREACH_COLUMNS, METRICS, Limit, Limits, evaluate_limits, load_limits, parse_limits, write_breaches
+from ._limits import (BREACH_COLUMNS, METRICS, Limit, Limits, check_limit_families, evaluate_limits, load_limits,
+                      parse_limits, write_breaches)
 from ._rundir import RunDir, open_run, publish_run, stage_run
 from ._schema import (
     PART_NAME,
@@ -66,6 +67,7 @@ __all__ = [
     "SMALL_FAMILY",
     "arrow_table",
     "caveats",
+    "check_limit_families",
     "check_manifest",
     "check_run_dir",
     "check_table_schema",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,11 @@ from ._schema import write_table
 from ._tables import capacity_scopes, liquidation_groups, liquidation_positions
 
 __all__ = [
+    "FAMILY_METRICS",
     "Limit",
     "Limits",
     "METRICS",
+    "check_limit_families",
     "load_limits",
     "parse_limits",
     "evaluate_limits",
@@ -241,6 +243,24 @@ def _need(run: RunDir, name: str, lim: Limit) -> pd.DataFrame:
         raise DataError(f"limit {lim.name!r}: metric {lim.metric} needs {name}.parquet, which run directory "
                         f"{run.path} does not have (the batch did not ask for it)")
     return df
+
+
+#: the metrics whose ``family`` is a scenario family (for the liquidation metrics it is a liquidity regime)
+FAMILY_METRICS = ("var", "cvar", "worst_loss", "stressed_loss", "la_var", "la_cvar", "drawdown", "la_drawdown")
+
+
+def check_limit_families(limits: Limits, families: Sequence[str]) -> None:
+    """Before a run: every limit on a scenario family names one of the batch's ``families``, so that a
+    mistyped family fails before any work rather than after the run (the same message as then).
+
+    Raises
+    ------
+    core.ConfigError naming the limit, the field and the families there are.
+    """
+    for lim in limits.limits:
+        if lim.metric in FAMILY_METRICS and lim.family != "*" and lim.family not in families:
+            raise ConfigError(f"limit {lim.name!r}, field 'family': no scenario family {lim.family!r} in the batch "
+                              f"(have: {', '.join(map(str, families))})")
 
 
 def _families(available: list[str], lim: Limit, what: str = "scenario family") -> list[str]:

@@ -110,3 +110,24 @@ def test_an_as_of_after_the_history_names_the_field_and_every_stale_factor(workd
     assert len(lines) > 3
     assert all("field 'market.as_of': market snapshot 2026-11-30: factor " in l for l in lines[:-1])
     assert any("EQ.SPX last observed" in l for l in lines)
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_limit_on_a_family_the_batch_lacks_fails_before_any_work(tmp_path, command):
+    """The demo batch with its 10-day CVaR limit mistyped (hist_10x): one error naming the limit, the field,
+    the value and the batch's families, before any scenario is drawn; no run directory is created.  A
+    liquidation limit's family is a liquidity regime (stress), not a scenario family, and passes."""
+    shutil.copy(ROOT / "examples" / "demo_book.csv", tmp_path / "demo_book.csv")
+    text = (ROOT / "examples" / "demo_batch.yaml").read_text()
+    assert "family: hist_10d, max: 12%" in text and "family: stress, max: 5" in text
+    batch = tmp_path / "batch.yaml"
+    batch.write_text(text.replace("family: hist_10d, max: 12%", "family: hist_10x, max: 12%"))
+    args = [command, str(batch)] + (["--out", str(tmp_path / "out"), "--serial"] if command == "run" else [])
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, res.output
+    assert _lines(res) == ["error: limit 'cvar99 book in hist_10x <= 12% NAV', field 'family': no scenario family "
+                           "'hist_10x' in the batch (have: crisis, crisis_amplified, hist_10d, boot_10d, mc_t, "
+                           "mc_garch_dcc, mc_sweep[multiplier=1.5,blend=0.5], mc_sweep[multiplier=1.5,blend=1], "
+                           "mc_sweep[multiplier=2,blend=0.5], mc_sweep[multiplier=2,blend=1], "
+                           "mc_sweep[multiplier=3,blend=0.5], mc_sweep[multiplier=3,blend=1], predictive)"]
+    assert not (tmp_path / "out").exists()
