@@ -417,9 +417,10 @@ def _bounds(parts: list[_Keys], col: int) -> tuple:
     lb, ub, lbn = np.zeros(k), np.zeros(k), np.zeros(k)
     for c, p in enumerate(parts):
         own = cid == c
-        cum = np.empty(k)
-        cum_n = np.empty(k)
-        w = np.empty(k)
+        # zeros: np.where below evaluates both branches, so the keys of the other chunks must hold numbers
+        cum = np.zeros(k)
+        cum_n = np.zeros(k)
+        w = np.zeros(k)
         cum[own], cum_n[own] = (p.cum_units if col == 0 else p.cum_count), p.cum_count
         w[own] = p.units if col == 0 else 1.0
         last = np.maximum.accumulate(np.where(own, ar, -1))
