@@ -154,9 +154,9 @@ def run_batch(
     batch : a batch file (YAML) or a validated :class:`Batch`
     out : the run directory; None keeps everything in memory (no checkpoints, no ``--resume``).  A URI
         (``s3://bucket/prefix``, ``gs://...``, any file system Arrow opens) writes the run there: the tasks
-        write the per-scenario part files to it, the driver keeps the other files and the checkpoints in a
-        local staging folder (:func:`core.storage.stage_dir`) and copies them to the URI when the run ends
-        (:func:`reports.publish_run`; call it again after writing more files, e.g. the report)
+        write the per-scenario part files to it and the driver its checkpoints; the driver keeps the other
+        files in a local staging folder (:func:`core.storage.stage_dir`) and copies them to the URI when the
+        run ends (:func:`reports.publish_run`; call it again after writing more files, e.g. the report)
     history : a factor history file that replaces the batch's (the ``--history`` option)
     serial : run every task in this process (default: the batch's ``execution.executor``)
     address : join this Ray cluster instead of starting an embedded local instance
