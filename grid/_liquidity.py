@@ -108,7 +108,7 @@ def liquidity_tables(settings: LiquiditySettings, inputs, pnl: np.ndarray | None
     # drawdowns along the daily paths of the families that have them (worst paths by la_drawdown kept
     # day by day: the book held, the rule traded free, the rule traded at the caps with costs)
     dd, paths_rows, kept = [], [], {}
-    aged = {b.horizon_days: b for b in inputs.books[1:]}  # the book valued at each day, shared by the families' paths
+    path_books: dict = {}  # the book's days as one book per path length, shared by the families' paths
     for f, (rows, paths) in inputs.family_paths.items():
         if rows.size == 0 or rows[-1] >= len(scen) or not np.all(fam[rows] == f) or int(np.sum(fam == f)) != rows.size:
             continue  # paths of a scenario set that has since been replaced
@@ -121,7 +121,7 @@ def liquidity_tables(settings: LiquiditySettings, inputs, pnl: np.ndarray | None
                 raise ValueError(f"family {f!r}: {paths.shape[1]} path days for a horizon of "
                                  f"{inputs.books[inputs.family_books[f]].horizon_days} business days")
             pp = liquidity.revalue_paths(inputs.prepared, inputs.market, paths, positions=inputs.book.positions,
-                                         base_ccy=inputs.batch.base_currency, aged=aged)
+                                         base_ccy=inputs.batch.base_currency, path_books=path_books)
             notes.setdefault("paths_aged", []).append(f)
         else:
             pp = liquidity.revalue_paths(inputs.prepared, inputs.market, paths)

@@ -33,15 +33,20 @@ base currency at that day's levels and held without interest.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from stressgrid.core import ConfigError
 
-from ._revalue import PreparedBook, _Group, revalue
+from . import _tuning as tuning
+from ._flows import FlowLayout, flow_layout
+from ._rates import CashflowBook
+from ._revalue import PRICERS, PreparedBook, _Group, revalue
+from ._time import curve_grid
 
-__all__ = ["age", "horizon_date", "revalue_path", "settlement_days"]
+__all__ = ["age", "horizon_date", "path_book", "revalue_path", "settlement_days", "stack_arrays"]
 
 #: instrument types whose last day is their ``expiry`` (the others: ``maturity``, where the book has it)
 EXPIRY_TYPES = ("option", "vix_option", "vix_future")
@@ -67,25 +72,96 @@ def age(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, days:
     base = np.asarray(base, dtype=float)
     at = horizon_date(as_of, days)
     as_of = pd.Timestamp(as_of).normalize()
-    idx = {f: i for i, f in enumerate(book.factors)}
+    groups, offset = _aged_groups(book, positions, base_ccy, as_of, at, base, {f: i for i, f in enumerate(book.factors)})
+    return replace(book, groups=tuple(groups), offset=offset, horizon_days=int(days), at=at,
+                   horizon_years=(at - as_of).days / 365.0)
+
+
+def _aged_groups(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of: pd.Timestamp, at: pd.Timestamp,
+                 levels: np.ndarray, idx: dict[str, int]) -> tuple[list[_Group], np.ndarray]:
+    """The groups of ``book`` rebuilt at ``at`` against the factor index ``idx``, and each position's
+    time component ``[n]`` at the unchanged levels ``levels`` (indexed as ``idx`` says; today's groups
+    read ``levels[:F]``)."""
     groups: list[_Group] = []
     offset = np.zeros(book.n)
+    row = levels[None, :]
     for g in book.groups:
         if g.pricer.mark is None:
             raise ConfigError(f"instrument type(s) {', '.join(g.pricer.types)}: the pricer has no mark, so the book cannot "
                               "be valued at a horizon; use revaluation: instantaneous")
         df = positions.iloc[g.columns]
         if g.pricer.age is not None:
-            parts = g.pricer.age(df, idx, base_ccy, as_of, at, base)
+            parts = g.pricer.age(df, idx, base_ccy, as_of, at, levels)
         else:
             parts = [(np.ones(len(df), dtype=bool), g.pricer, g.pricer.build(df, idx, base_ccy, at))]
-        offset[g.columns] -= g.pricer.mark(g.arrays, base[None, :])[0]
+        offset[g.columns] -= g.pricer.mark(g.arrays, row)[0]
         for mask, pricer, arrays in parts:
             cols = g.columns[np.asarray(mask, dtype=bool)]
             groups.append(_Group(pricer, cols, arrays))
-            offset[cols] += pricer.mark(arrays, base[None, :])[0]
-    return replace(book, groups=tuple(groups), offset=offset, horizon_days=int(days), at=at,
-                   horizon_years=(at - as_of).days / 365.0)
+            offset[cols] += pricer.mark(arrays, row)[0]
+    return groups, offset
+
+
+def path_book(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, days: int, base: np.ndarray) -> PreparedBook:
+    """Every day of a ``days``-day path of ``book`` as one book, to revalue a path in one call.
+
+    Its factors are the book's ``F`` factors once per day (``"<factor>@<k>"``, day ``k`` in columns
+    ``(k-1) F`` to ``k F - 1``) and its positions the book's ``n`` once per day (day ``k`` in columns
+    ``(k-1) n`` to ``k n - 1``): position ``(k, j)`` is position ``j`` valued ``k`` business days after
+    ``as_of`` (:func:`age`) on day ``k``'s factors, its ``offset`` the time component of day ``k``.
+    Revalued (:func:`kernels.revalue`) at the base levels repeated ``days`` times under a path's
+    cumulative shocks laid out day after day (``[S, days F]``), its P&L ``[S, days n]`` is the path's
+    ``[S, days, n]``: each pricer's kernel runs once over every day's instruments.
+    """
+    base = np.asarray(base, dtype=float)
+    H, F, n = int(days), len(book.factors), book.n
+    if H < 1:
+        raise ConfigError(f"path of {days} days: must be >= 1")
+    as_of = pd.Timestamp(as_of).normalize()
+    levels = np.tile(base, H)
+    by_pricer: dict[tuple, list[tuple[np.ndarray, NamedTuple]]] = {}
+    offset = np.zeros(H * n)
+    for k in range(1, H + 1):
+        idx = {f: i + (k - 1) * F for i, f in enumerate(book.factors)}
+        groups, off = _aged_groups(book, positions, base_ccy, as_of, horizon_date(as_of, k), levels, idx)
+        offset[(k - 1) * n: k * n] = off
+        for g in groups:
+            by_pricer.setdefault(g.pricer.types, []).append((g.columns + (k - 1) * n, g.arrays))
+    grid = curve_grid(book.factors)
+    groups = []
+    for types, parts in by_pricer.items():
+        arrays = stack_arrays([a for _, a in parts], [len(c) for c, _ in parts])
+        if isinstance(arrays, CashflowBook) and arrays.layout is not None:
+            # one list of curve nodes per currency and block of days (kernels._tuning.PATH_CURVE_DAYS); a
+            # flow's curve is the column of its currency's shortest tenor, on its day
+            lo = np.asarray(arrays.pts.lo)[:, 0]
+            curve = grid.first[lo % F] + lo // F // max(int(tuning.PATH_CURVE_DAYS), 1) * F
+            arrays = arrays._replace(layout=flow_layout(arrays._replace(layout=None), curve_ids=curve))
+        groups.append(_Group(PRICERS[types[0]], np.concatenate([c for c, _ in parts]), arrays))
+    factors = tuple(f"{f}@{k}" for k in range(1, H + 1) for f in book.factors)
+    at = horizon_date(as_of, H)
+    return replace(book, n=H * n, factors=factors, groups=tuple(groups), priced=np.tile(book.priced, H),
+                   ids=tuple(book.ids) * H, offset=offset, horizon_days=H, at=at, horizon_years=(at - as_of).days / 365.0)
+
+
+def stack_arrays(parts: list[NamedTuple], sizes: list[int]) -> NamedTuple:
+    """The struct-of-arrays of one pricer's instruments ``parts`` (``sizes[i]`` instruments each) as one:
+    every per-instrument field concatenated (trailing axes, such as flows or premium periods, padded
+    with zeros, which every builder's padding is: no amount, no period); a field that is one scalar for
+    the whole part is repeated per instrument unless every part has the same.  A packed cash-flow
+    ``layout`` is left as the first part's: the caller packs the stacked flows again."""
+    first = parts[0]
+    if first is None or isinstance(first, FlowLayout):
+        return first
+    if isinstance(first, tuple) and hasattr(first, "_fields"):
+        return type(first)(*(stack_arrays([getattr(p, f) for p in parts], sizes) for f in first._fields))
+    arrs = [np.asarray(p) for p in parts]
+    if all(a.ndim == 0 for a in arrs) and all(np.array_equal(a, arrs[0]) for a in arrs):
+        return first
+    arrs = [np.broadcast_to(a, (m,)) if a.ndim == 0 else a for a, m in zip(arrs, sizes)]
+    width = tuple(max(a.shape[d] for a in arrs) for d in range(1, arrs[0].ndim))
+    pad = [np.pad(a, [(0, 0)] + [(0, w - s) for w, s in zip(width, a.shape[1:])]) for a in arrs]
+    return np.concatenate(pad, axis=0)
 
 
 def settlement_days(positions: pd.DataFrame, as_of, days: int) -> np.ndarray:
@@ -109,28 +185,26 @@ def settlement_days(positions: pd.DataFrame, as_of, days: int) -> np.ndarray:
 
 
 def revalue_path(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, base: np.ndarray,
-                 paths: np.ndarray, is_log: np.ndarray, aged: dict | None = None) -> np.ndarray:
+                 paths: np.ndarray, is_log: np.ndarray, cache: dict | None = None) -> np.ndarray:
     """Cumulative P&L ``[S, H, n]`` (base currency) of ``book`` (prepared at ``as_of`` from ``positions``)
     along daily paths ``[S, H, F]`` of cumulative shocks from ``base``: day ``k`` (``1..H``) is the book
     valued ``k`` business days later (:func:`age`) under the day's levels, its time component included.
 
     A position that expires or matures on day ``e`` (:func:`settlement_days`) keeps its day-``e`` P&L
-    on every later day.  Each day is one :func:`kernels.revalue` call over the paths' scenarios.
-    ``aged``, if given, maps a day to ``book`` already valued then (:func:`age` with the same arguments);
-    the days it lacks are added to it, for the next paths of the same book.
+    on every later day.  Every day is revalued in the same kernel calls, through the :func:`path_book`
+    of ``H`` days; ``cache``, if given, maps ``H`` to that book (made with the same arguments) and
+    receives the books it lacks, for the next paths of the same book.
     """
     paths = np.asarray(paths, dtype=float)
     S, H, F = paths.shape
     if F != len(book.factors):
         raise ValueError(f"paths have {F} factors, the book {len(book.factors)}")
-    out = np.empty((S, H, book.n))
-    day = np.empty((S, book.n))
-    aged = {} if aged is None else aged
-    for k in range(1, H + 1):
-        if k not in aged:
-            aged[k] = age(book, positions, base_ccy, as_of, k, base)
-        revalue(aged[k], base, paths[:, k - 1, :], is_log, out=day)
-        out[:, k - 1, :] = day
+    cache = {} if cache is None else cache
+    if H not in cache:
+        cache[H] = path_book(book, positions, base_ccy, as_of, H, base)
+    base = np.asarray(base, dtype=float)
+    out = revalue(cache[H], np.tile(base, H), paths.reshape(S, H * F), np.tile(np.asarray(is_log, dtype=bool), H))
+    out = out.reshape(S, H, book.n)
     settle = settlement_days(positions, as_of, H)
     for j in np.flatnonzero((settle > 0) & (settle < H)):
         out[:, settle[j]:, j] = out[:, settle[j] - 1, j][:, None]

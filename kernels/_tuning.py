@@ -43,6 +43,12 @@ FORWARD_CAP = 0.25
 SLOPE_CAP = 0.05
 #: most nodes a piece may take; a piece that would need more keeps its dates
 MAX_NODES = 200
+#: consecutive days of a path book (``kernels.path_book``) whose cash flows share one curve's nodes: the
+#: days' flow times differ, so one list for every day has many more nodes per class, and one list per
+#: day many more batches to compile (10,000 demo paths of 20 days: one list per day revalued the bonds
+#: in 0.36 s after 4.1 s of compiling, one for all days in 0.53 s after 1.0 s, blocks of 5 in 0.37 s
+#: after 1.3 s)
+PATH_CURVE_DAYS = 5
 
 # --- option kernel (kernels._options) ---------------------------------------------------------------
 

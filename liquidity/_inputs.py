@@ -190,30 +190,32 @@ def revalue_paths(
     prepared: kernels.PreparedBook,
     market: MarketSnapshot,
     paths: np.ndarray,
-    chunk: int = 20_000,
+    chunk: int | None = None,
     positions: pd.DataFrame | None = None,
     base_ccy: str | None = None,
-    aged: dict | None = None,
+    path_books: dict | None = None,
 ) -> np.ndarray:
     """Cumulative P&L paths ``[S, H, N]`` (base currency) of every position under factor paths
     ``[S, H, F]`` (cumulative shocks on ``market.factors``).
 
-    Without ``positions`` every day revalues the book at the as-of date (:func:`kernels.revalue`, in
-    calls of about ``chunk`` rows).  With
+    Without ``positions`` every day revalues the book at the as-of date (:func:`kernels.revalue` over
+    every path day at once, or in parts of ``chunk`` rows).  With
     the book's ``positions`` and ``base_ccy``, day ``k`` values the book ``k`` business days later, time
-    passing and instruments settling on the path (:func:`kernels.revalue_path`, which takes and fills
-    ``aged``, the book valued at each day, to share between the paths of one book).
+    passing and instruments settling on the path (:func:`kernels.revalue_path`, every day in the same
+    kernel calls; it takes and fills ``path_books``, the book's days as one book per path length, to
+    share between the paths of one book).
     """
     S, H, F = paths.shape
     base = np.asarray(market.levels, dtype=float)
     if positions is not None:
         if base_ccy is None:
             raise ValueError("revalue_paths: positions given without base_ccy")
-        return kernels.revalue_path(prepared, positions, base_ccy, market.as_of, base, paths, market.is_log, aged)
+        return kernels.revalue_path(prepared, positions, base_ccy, market.as_of, base, paths, market.is_log, path_books)
     flat = paths.reshape(S * H, F)
     out = np.empty((S * H, prepared.n))
-    for a in range(0, S * H, chunk):
-        out[a: a + chunk] = kernels.revalue(prepared, base, flat[a: a + chunk], market.is_log)
+    step = S * H if chunk is None else max(int(chunk), 1)
+    for a in range(0, S * H, step):
+        kernels.revalue(prepared, base, flat[a: a + step], market.is_log, out=out[a: a + step])
     return out.reshape(S, H, prepared.n)
 
 

@@ -322,12 +322,71 @@ def test_demo_path_without_shocks_is_each_days_time_component_and_its_last_day_t
     for k in (1, 5, H):
         offset = kernels.age(prepared, book.positions, "USD", snap.as_of, k, snap.levels).offset
         assert np.array_equal(zero[:, k - 1], np.broadcast_to(offset, (2, prepared.n)))
-    # a random path: its last day is the book valued at the horizon under the path's last levels, bit for bit
+    # a random path: its last day is the book valued at the horizon under the path's last levels (the bonds'
+    # flows of every day are packed together, so their sums round differently: 1e-14 of the values here)
     rng = np.random.default_rng(11)
     paths = np.cumsum(rng.normal(0, 1, (4, H, len(snap.factors))) * np.where(snap.is_log, 0.01, 0.0003), axis=1)
     pnl = kernels.revalue_path(prepared, book.positions, "USD", snap.as_of, snap.levels, paths, snap.is_log)
     aged = kernels.age(prepared, book.positions, "USD", snap.as_of, H, snap.levels)
-    assert np.array_equal(pnl[:, -1], kernels.revalue(aged, snap.levels, paths[:, -1], snap.is_log))
+    np.testing.assert_allclose(pnl[:, -1], kernels.revalue(aged, snap.levels, paths[:, -1], snap.is_log), rtol=1e-12, atol=1e-6)
+
+
+def _day_by_day(prepared, positions, as_of, levels, paths, is_log):
+    """The path revalued one day at a time: day ``k`` is the book valued ``k`` business days later
+    (kernels.age) under that day's levels; a position that ends on the path keeps its last day's P&L."""
+    S, H, _ = paths.shape
+    out = np.stack([kernels.revalue(kernels.age(prepared, positions, "USD", as_of, k, levels), levels, paths[:, k - 1], is_log)
+                    for k in range(1, H + 1)], axis=1)
+    for j, e in enumerate(kernels.settlement_days(positions, as_of, H)):
+        if 0 < e < H:
+            out[:, e:, j] = out[:, e - 1, j][:, None]
+    return out
+
+
+def test_every_day_of_a_path_in_one_book_equals_the_book_valued_day_by_day(demo):
+    """The demo book with things ending on a 12-day path (an option on day 3, a commodity option on day 4,
+    an FX forward on day 5, a commodity future on day 6, a bond on day 8, a rate future fixing on day 2): every
+    pricer runs once over all days (kernels.path_book), and each day is the book valued on that day."""
+    book, snap, _ = demo
+    H = 12
+    day = lambda k: (snap.as_of + pd.offsets.BDay(k)).date()  # noqa: E731
+    pos = book.positions.copy()
+    ends = {"SPX_P2400_SV": ("expiry", 3), "WTI_C50_U9": ("expiry", 4), "EURUSD_FWD": ("maturity", 5),
+            "CL_J9": ("maturity", 6), "UST_2Y": ("maturity", 8), "ED_Z9": ("maturity", 2)}
+    for pid, (col, k) in ends.items():
+        pos.loc[pos["id"] == pid, col] = pd.Timestamp(day(k))
+    pos.loc[pos["id"] == "WTI_C50_U9", "maturity"] = pd.Timestamp(day(9))
+    prepared = kernels.prepare(pos, snap.factors, "USD", snap.as_of, levels=snap.levels)
+    settle = kernels.settlement_days(pos, snap.as_of, H)
+    assert sorted(settle[settle > 0].tolist()) == [2, 3, 4, 5, 6, 8]  # the rate future's: its fixing, the period's start
+    rng = np.random.default_rng(5)
+    paths = np.cumsum(rng.normal(0, 1, (6, H, len(snap.factors))) * np.where(snap.is_log, 0.015, 0.0004), axis=1)
+    cache: dict = {}
+    pnl = kernels.revalue_path(prepared, pos, "USD", snap.as_of, snap.levels, paths, snap.is_log, cache)
+    one = cache[H]
+    assert one.n == H * prepared.n and len(one.factors) == H * len(snap.factors)
+    # one group per pricer (the options that expired have their own), not one per day
+    assert len(one.groups) == len({g.pricer.types for g in one.groups}) == len(prepared.groups) + 1
+    ref = _day_by_day(prepared, pos, snap.as_of, snap.levels, paths, snap.is_log)
+    np.testing.assert_allclose(pnl, ref, rtol=1e-12, atol=1e-6)
+    # the cached book is used again (the same object), and gives the same P&L
+    again = kernels.revalue_path(prepared, pos, "USD", snap.as_of, snap.levels, paths, snap.is_log, cache)
+    assert cache[H] is one and np.array_equal(again, pnl)
+
+
+def test_stacked_arrays_pad_their_trailing_axes_with_zeros_and_repeat_scalars():
+    a = kernels.CdsBook(*([np.ones((2, 3))] * 6), kernels._common.CurvePoints(*([np.ones((2, 3))] * 4)),
+                        kernels._common.CurvePoints(*([np.ones((2, 3))] * 4)), *([np.ones(2)] * 6), cash=0.5)
+    b = a._replace(**{f: np.full((1, 1), 2.0) for f in ("t_start", "t_end", "t_mid", "tau", "tau_mid", "mask")},
+                   p_end=kernels._common.CurvePoints(*([np.full((1, 1), 2.0)] * 4)),
+                   **{f: np.full(1, 2.0) for f in ("spread_idx", "recovery", "coupon", "units", "fx_idx", "constituents")},
+                   cash=np.array(0.25))
+    b = b._replace(p_mid=b.p_end)
+    s = kernels.stack_arrays([a, b], [2, 1])
+    assert s.mask.tolist() == [[1, 1, 1], [1, 1, 1], [2, 0, 0]]
+    assert s.p_mid.w_hi.tolist() == [[1, 1, 1], [1, 1, 1], [2, 0, 0]]
+    assert s.units.tolist() == [1, 1, 2] and s.cash.tolist() == [0.5, 0.5, 0.25]
+    assert kernels.stack_arrays([a, a], [2, 2]).cash == 0.5  # the same scalar in every part stays one
 
 
 def test_settlement_days_count_business_days_and_skip_what_ends_outside_the_path():

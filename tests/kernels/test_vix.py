@@ -277,6 +277,29 @@ def test_expiry_inside_the_horizon_settles_on_the_spot_vix():
     assert pnl[2] == pytest.approx(u_o * (vh - v0), rel=1e-11)
 
 
+def test_a_path_in_one_book_equals_the_vix_book_valued_day_by_day():
+    """VIX futures and options, one of each expiring on day 5 of an 8-day path: every day is revalued in one
+    book (kernels.revalue_path) and equals the book valued on that day (kernels.age) under the day's
+    levels; after day 5 the two that expired hold their day-5 P&L."""
+    recs = [dict(FUT, expiry="2019-01-09"), dict(FUT, expiry="2019-02-13"),
+            dict(OPT, expiry="2019-01-09", strike=21.0, option_type="call"),
+            dict(OPT, expiry="2019-03-20", strike=19.0, option_type="put")]
+    book, factors, L, prep = _market(recs, atm=0.2, term=-0.01)
+    H, is_log = 8, log_mask(factors)
+    rng = np.random.default_rng(3)
+    paths = np.zeros((4, H, len(factors)))
+    for name, sd in (("ATM", 0.01), ("TERM", 0.002), ("VOV", 0.02)):
+        paths[:, :, factors.index(f"VOL.SPX.{name}")] = np.cumsum(rng.normal(0.0, sd, (4, H)), axis=1)
+    pnl = kernels.revalue_path(prep, book.positions, "USD", AS_OF, L, paths, is_log)
+    assert kernels.settlement_days(book.positions, AS_OF, H).tolist() == [5, 0, 5, 0]
+    for k in range(1, H + 1):
+        e = min(k, 5)  # the day the first future and the first option expire
+        day = kernels.revalue(kernels.age(prep, book.positions, "USD", AS_OF, e, L), L, paths[:, e - 1], is_log)
+        live = kernels.revalue(kernels.age(prep, book.positions, "USD", AS_OF, k, L), L, paths[:, k - 1], is_log)
+        np.testing.assert_allclose(pnl[:, k - 1, [0, 2]], day[:, [0, 2]], rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(pnl[:, k - 1, [1, 3]], live[:, [1, 3]], rtol=1e-12, atol=1e-9)
+
+
 # --------------------------------------------------------------------------------------------------
 # checks at prepare, FX, liquidity unit values
 # --------------------------------------------------------------------------------------------------
