@@ -13,6 +13,7 @@ point (:func:`core.curves.interp_weights`), so a shocked curve costs two gathers
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -53,8 +54,17 @@ DAYS_PER_YEAR = 365.0
 
 def curve_tenors(currency: str) -> tuple[str, ...]:
     """Tenor strings of ``currency``'s curve grid, increasing."""
-    ten = CURVE_TENORS.get(currency, DEFAULT_TENORS)
-    return tuple(sorted(ten, key=tenor_years))
+    return _grid(tuple(CURVE_TENORS.get(currency, DEFAULT_TENORS)))[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _grid(tenors: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """A tenor grid sorted, and its tenors in years (read-only); keyed by the grid as given, so that an
+    edit of :data:`CURVE_TENORS` is seen."""
+    ordered = tuple(sorted(tenors, key=tenor_years))
+    years = np.array([tenor_years(t) for t in ordered], dtype=float)
+    years.setflags(write=False)
+    return ordered, years
 
 
 def curve_factors(currency: str) -> list[str]:
@@ -74,7 +84,7 @@ class CurvePoints(NamedTuple):
 def curve_points(currency: str, t: np.ndarray, idx: dict[str, int]) -> CurvePoints:
     """Factor columns and weights that interpolate ``currency``'s zero yield at times ``t`` (years)."""
     names = curve_factors(currency)
-    years = np.array([tenor_years(n.split(".")[2]) for n in names])
+    years = _grid(tuple(CURVE_TENORS.get(currency, DEFAULT_TENORS)))[1]
     lo, hi, w_lo, w_hi = interp_weights(years, t)
     cols = np.array([idx[n] for n in names], dtype=np.int64)
     return CurvePoints(cols[lo], cols[hi], w_lo, w_hi)
@@ -91,7 +101,7 @@ def zero_at(levels, pts: CurvePoints):
 
 def year_fraction(as_of: pd.Timestamp, when) -> np.ndarray:
     """Actual/365 Fixed year fraction from ``as_of`` to ``when`` (a date or array of dates)."""
-    d = pd.to_datetime(pd.Series(np.atleast_1d(when))).to_numpy()
+    d = np.asarray(pd.to_datetime(np.atleast_1d(when)))
     return ((d - np.datetime64(pd.Timestamp(as_of).normalize())) / np.timedelta64(1, "D")).astype(float) / DAYS_PER_YEAR
 
 

@@ -78,20 +78,22 @@ def age(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, days:
 
 
 def _aged_groups(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of: pd.Timestamp, at: pd.Timestamp,
-                 levels: np.ndarray, idx: dict[str, int]) -> tuple[list[_Group], np.ndarray]:
+                 levels: np.ndarray, idx: dict[str, int], pack: bool = True,
+                 frames: list[pd.DataFrame] | None = None) -> tuple[list[_Group], np.ndarray]:
     """The groups of ``book`` rebuilt at ``at`` against the factor index ``idx``, and each position's
     time component ``[n]`` at the unchanged levels ``levels`` (indexed as ``idx`` says; today's groups
-    read ``levels[:F]``)."""
+    read ``levels[:F]``); ``pack`` is passed to the pricers' ``age`` hooks.  ``frames``, if given, are
+    the rows of ``positions`` of each group of ``book`` (to share between the days of a path)."""
     groups: list[_Group] = []
     offset = np.zeros(book.n)
     row = levels[None, :]
-    for g in book.groups:
+    for i, g in enumerate(book.groups):
         if g.pricer.mark is None:
             raise ConfigError(f"instrument type(s) {', '.join(g.pricer.types)}: the pricer has no mark, so the book cannot "
                               "be valued at a horizon; use revaluation: instantaneous")
-        df = positions.iloc[g.columns]
+        df = positions.iloc[g.columns] if frames is None else frames[i]
         if g.pricer.age is not None:
-            parts = g.pricer.age(df, idx, base_ccy, as_of, at, levels)
+            parts = g.pricer.age(df, idx, base_ccy, as_of, at, levels, pack=pack)
         else:
             parts = [(np.ones(len(df), dtype=bool), g.pricer, g.pricer.build(df, idx, base_ccy, at))]
         offset[g.columns] -= g.pricer.mark(g.arrays, row)[0]
@@ -121,9 +123,11 @@ def path_book(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of,
     levels = np.tile(base, H)
     by_pricer: dict[tuple, list[tuple[np.ndarray, NamedTuple]]] = {}
     offset = np.zeros(H * n)
+    frames = [positions.iloc[g.columns] for g in book.groups]
     for k in range(1, H + 1):
         idx = {f: i + (k - 1) * F for i, f in enumerate(book.factors)}
-        groups, off = _aged_groups(book, positions, base_ccy, as_of, horizon_date(as_of, k), levels, idx)
+        groups, off = _aged_groups(book, positions, base_ccy, as_of, horizon_date(as_of, k), levels, idx, pack=False,
+                                   frames=frames)
         offset[(k - 1) * n: k * n] = off
         for g in groups:
             by_pricer.setdefault(g.pricer.types, []).append((g.columns + (k - 1) * n, g.arrays))
@@ -131,12 +135,12 @@ def path_book(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of,
     groups = []
     for types, parts in by_pricer.items():
         arrays = stack_arrays([a for _, a in parts], [len(c) for c, _ in parts])
-        if isinstance(arrays, CashflowBook) and arrays.layout is not None:
+        if isinstance(arrays, CashflowBook):
             # one list of curve nodes per currency and block of days (kernels._tuning.PATH_CURVE_DAYS); a
             # flow's curve is the column of its currency's shortest tenor, on its day
             lo = np.asarray(arrays.pts.lo)[:, 0]
             curve = grid.first[lo % F] + lo // F // max(int(tuning.PATH_CURVE_DAYS), 1) * F
-            arrays = arrays._replace(layout=flow_layout(arrays._replace(layout=None), curve_ids=curve))
+            arrays = arrays._replace(layout=flow_layout(arrays, curve_ids=curve))
         groups.append(_Group(PRICERS[types[0]], np.concatenate([c for c, _ in parts]), arrays))
     factors = tuple(f"{f}@{k}" for k in range(1, H + 1) for f in book.factors)
     at = horizon_date(as_of, H)
@@ -149,7 +153,8 @@ def stack_arrays(parts: list[NamedTuple], sizes: list[int]) -> NamedTuple:
     every per-instrument field concatenated (trailing axes, such as flows or premium periods, padded
     with zeros, which every builder's padding is: no amount, no period); a field that is one scalar for
     the whole part is repeated per instrument unless every part has the same.  A packed cash-flow
-    ``layout`` is left as the first part's: the caller packs the stacked flows again."""
+    ``layout`` is left as the first part's (None where the parts were built unpacked): the caller packs
+    the stacked flows."""
     first = parts[0]
     if first is None or isinstance(first, FlowLayout):
         return first

@@ -77,7 +77,7 @@ __all__ = ["OPTION", "SETTLED_OPTION", "CASHFLOW", "RATE_FUTURE", "FX_FORWARD", 
            "VIX_OPTION", "SETTLED_VIX_OPTION"]
 
 
-def _option_age(df, idx, base_ccy, as_of, at, base):
+def _option_age(df, idx, base_ccy, as_of, at, base, pack=True):
     """Options alive at ``at`` on the shorter time to expiry; the others hold their payoff."""
     import pandas as pd
 
@@ -90,7 +90,7 @@ def _option_age(df, idx, base_ccy, as_of, at, base):
     return out
 
 
-def _vix_option_age(df, idx, base_ccy, as_of, at, base):
+def _vix_option_age(df, idx, base_ccy, as_of, at, base, pack=True):
     """VIX options alive at ``at`` on the shorter time to expiry; the others hold their payoff."""
     import pandas as pd
 
@@ -103,11 +103,11 @@ def _vix_option_age(df, idx, base_ccy, as_of, at, base):
     return out
 
 
-def _cashflow_age(df, idx, base_ccy, as_of, at, base):
-    return [(np.ones(len(df), dtype=bool), CASHFLOW, cashflow_age(df, idx, base_ccy, as_of, at, base))]
+def _cashflow_age(df, idx, base_ccy, as_of, at, base, pack=True):
+    return [(np.ones(len(df), dtype=bool), CASHFLOW, cashflow_age(df, idx, base_ccy, as_of, at, base, pack=pack))]
 
 
-def _cds_age(df, idx, base_ccy, as_of, at, base):
+def _cds_age(df, idx, base_ccy, as_of, at, base, pack=True):
     return [(np.ones(len(df), dtype=bool), CDS, cds_age(df, idx, base_ccy, as_of, at, base))]
 
 

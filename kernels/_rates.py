@@ -238,7 +238,9 @@ def rates_factors(df: pd.DataFrame, base_ccy: str) -> list[list[str]]:
     return out
 
 
-def cashflow_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp) -> CashflowBook:
+def cashflow_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp, pack: bool = True) -> CashflowBook:
+    """Bonds and swaps at ``as_of``; ``pack`` False leaves ``layout`` None (for a caller that packs
+    several books' flows together, as :func:`kernels.path_book` does)."""
     flows = []
     for _, row in df.iterrows():
         t, a = bond_cashflows(as_of, row["maturity"], float(row["coupon"]), int(row["frequency"]))
@@ -268,6 +270,8 @@ def cashflow_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: 
         units=(df["quantity"] * df["multiplier"]).to_numpy(dtype=float),
         fx_idx=np.array([fx_index(c, base_ccy, idx) for c in df["currency"]], dtype=np.int64),
     )
+    if not pack:
+        return book
     curve_ids = pd.factorize(pd.Series([_curve_ccy(u) for u in df["underlying"]]))[0]
     return book._replace(layout=flow_layout(book, curve_ids=curve_ids))
 
@@ -305,14 +309,14 @@ def rate_future_build(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_o
 
 
 def cashflow_age(df: pd.DataFrame, idx: dict[str, int], base_ccy: str, as_of: pd.Timestamp, at: pd.Timestamp,
-                 base: np.ndarray) -> CashflowBook:
+                 base: np.ndarray, pack: bool = True) -> CashflowBook:
     """Bonds and swaps valued at the later date ``at``: the flows after ``at`` on the curve (whose zero
     yields keep their tenor, so every time shrinks), and in ``const`` the cash paid since ``as_of``
     per unit of face, held without interest: the bond's coupons and face; for a swap the fixed
     coupons less the floating leg's growth ``exp(z(tau) tau)`` over ``tau = min(at, maturity) - as_of``,
     with ``z`` today's zero yield at ``tau`` (the floating leg, worth par today, accrues at the rate
     fixed today and is worth par again at ``at``; after maturity the swap holds its cash)."""
-    book = cashflow_build(df, idx, base_ccy, at)
+    book = cashflow_build(df, idx, base_ccy, at, pack=pack)
     end = np.datetime64(pd.Timestamp(at).normalize().date(), "D")
     const = np.zeros(len(df))
     for i, (_, row) in enumerate(df.iterrows()):

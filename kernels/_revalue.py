@@ -50,10 +50,11 @@ class Pricer:
         P&L between two books of the same positions at the same levels (today's and the one valued at
         a horizon, :func:`kernels.age`) is the difference of their marks (the value; for futures settled
         daily, ``units x price x FX``); needed to value a book at a horizon
-    age : (positions, idx, base_ccy, as_of, at, base[F]) -> ``[(mask, pricer, arrays), ...]``: the
-        positions valued at the later date ``at``, split into groups (e.g. options that expire before
+    age : (positions, idx, base_ccy, as_of, at, base[F], pack=True) -> ``[(mask, pricer, arrays), ...]``:
+        the positions valued at the later date ``at``, split into groups (e.g. options that expire before
         ``at`` settle into a group of their own; ``mask`` selects the rows of ``positions`` of each);
-        optional, default ``build`` at ``at``
+        with ``pack`` False the arrays may leave a packed layout unbuilt, for a caller that packs the
+        days of a path together (:func:`kernels.path_book`); optional, default ``build`` at ``at``
     """
 
     types: tuple[str, ...]
