@@ -80,8 +80,8 @@ def main(argv=None) -> dict:
     H = scen.paths.shape[1]
     for rep in ("", "_2", "_3"):
         _timed(inputs_t, "revalue_paths_as_of" + rep, lambda: lq.revalue_paths(prepared, market, scen.paths))
-        cache = {H: _timed(inputs_t, "build_path_book" + rep,
-                           lambda: kernels.path_book(prepared, positions, batch.base_currency, market.as_of, H, base))}
+        cache = _timed(inputs_t, "build_path_book" + rep,
+                       lambda: kernels.path_books(prepared, positions, batch.base_currency, market.as_of, H, base))
         pp = _timed(inputs_t, "revalue_paths_aged" + rep, lambda: lq.revalue_paths(
             prepared, market, scen.paths, positions=positions, base_ccy=batch.base_currency, path_books=cache))
     best = {k: min(inputs_t[k + r]["wall_s"] for r in ("_2", "_3")) for k in ("revalue_paths_as_of", "build_path_book",

@@ -14,7 +14,7 @@ forecaster (optax, imported on the first call), with :func:`lstm_predict_numpy` 
 from . import _pricers  # noqa: F401  (registers the pricers)
 from ._common import CURVE_TENORS, DEFAULT_TENORS, curve_factors, curve_tenors
 from ._credit import CdsBook, jump_to_default_pnl
-from ._horizon import age, horizon_date, path_book, revalue_path, settlement_days, stack_arrays
+from ._horizon import age, horizon_date, path_book, path_books, path_days, revalue_path, settlement_days, stack_arrays
 from ._linear import LinearBook, linear_pnl, linear_pnl_numpy, linear_pnl_one
 from ._lstm import LSTMParams, fit_lstm, lstm_init, lstm_predict, lstm_predict_numpy
 from ._forwards import CommodityFutureBook, futures_price
@@ -63,6 +63,8 @@ __all__ = [
     "age",
     "horizon_date",
     "path_book",
+    "path_books",
+    "path_days",
     "stack_arrays",
     "revalue_path",
     "settlement_days",

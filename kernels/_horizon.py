@@ -46,7 +46,7 @@ from ._rates import CashflowBook
 from ._revalue import PRICERS, PreparedBook, _Group, revalue
 from ._time import curve_grid
 
-__all__ = ["age", "horizon_date", "path_book", "revalue_path", "settlement_days", "stack_arrays"]
+__all__ = ["age", "horizon_date", "path_book", "path_books", "path_days", "revalue_path", "settlement_days", "stack_arrays"]
 
 #: instrument types whose last day is their ``expiry`` (the others: ``maturity``, where the book has it)
 EXPIRY_TYPES = ("option", "vix_option", "vix_future")
@@ -104,33 +104,44 @@ def _aged_groups(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_
     return groups, offset
 
 
-def path_book(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, days: int, base: np.ndarray) -> PreparedBook:
-    """Every day of a ``days``-day path of ``book`` as one book, to revalue a path in one call.
+def path_days(n_positions: int, n_factors: int) -> int:
+    """Days of a path that one :func:`path_book` holds: as many as keep a kernel call of the fewest rows
+    (:data:`kernels._tuning.CALL_ROWS`) within :data:`kernels._tuning.CALL_CELLS` cells, so that a call
+    over a path book needs no more memory than a call over the book of one day would at that size; at
+    least 1.  The demo book (49 positions on 95 factors) takes 43 days in one book, a book of 2,000
+    positions 2."""
+    width = max(int(n_positions), int(n_factors), 1)
+    return max(1, int(tuning.CALL_CELLS) // (int(tuning.CALL_ROWS[0]) * width))
 
-    Its factors are the book's ``F`` factors once per day (``"<factor>@<k>"``, day ``k`` in columns
-    ``(k-1) F`` to ``k F - 1``) and its positions the book's ``n`` once per day (day ``k`` in columns
-    ``(k-1) n`` to ``k n - 1``): position ``(k, j)`` is position ``j`` valued ``k`` business days after
-    ``as_of`` (:func:`age`) on day ``k``'s factors, its ``offset`` the time component of day ``k``.
-    Revalued (:func:`kernels.revalue`) at the base levels repeated ``days`` times under a path's
-    cumulative shocks laid out day after day (``[S, days F]``), its P&L ``[S, days n]`` is the path's
-    ``[S, days, n]``: each pricer's kernel runs once over every day's instruments.
+
+def path_book(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, days: int, base: np.ndarray,
+              first: int = 1) -> PreparedBook:
+    """Days ``first`` to ``first + days - 1`` of a path of ``book`` as one book, to revalue them in one call.
+
+    Its factors are the book's ``F`` factors once per day (``"<factor>@<k>"``, the ``i``-th day of the
+    book in columns ``i F`` to ``(i+1) F - 1``) and its positions the book's ``n`` once per day (the
+    ``i``-th day in columns ``i n`` to ``(i+1) n - 1``): position ``(k, j)`` is position ``j`` valued ``k``
+    business days after ``as_of`` (:func:`age`) on day ``k``'s factors, its ``offset`` the time component
+    of day ``k``.  Revalued (:func:`kernels.revalue`) at the base levels repeated ``days`` times under
+    the days' cumulative shocks laid out day after day (``[S, days F]``), its P&L ``[S, days n]`` is
+    the days' ``[S, days, n]``: each pricer's kernel runs once over every day's instruments.
     """
     base = np.asarray(base, dtype=float)
-    H, F, n = int(days), len(book.factors), book.n
-    if H < 1:
-        raise ConfigError(f"path of {days} days: must be >= 1")
+    H, F, n, first = int(days), len(book.factors), book.n, int(first)
+    if H < 1 or first < 1:
+        raise ConfigError(f"path book of {days} days from day {first}: needs at least one day, from day 1")
     as_of = pd.Timestamp(as_of).normalize()
     levels = np.tile(base, H)
     by_pricer: dict[tuple, list[tuple[np.ndarray, NamedTuple]]] = {}
     offset = np.zeros(H * n)
     frames = [positions.iloc[g.columns] for g in book.groups]
-    for k in range(1, H + 1):
-        idx = {f: i + (k - 1) * F for i, f in enumerate(book.factors)}
-        groups, off = _aged_groups(book, positions, base_ccy, as_of, horizon_date(as_of, k), levels, idx, pack=False,
+    for i in range(H):
+        idx = {f: c + i * F for c, f in enumerate(book.factors)}
+        groups, off = _aged_groups(book, positions, base_ccy, as_of, horizon_date(as_of, first + i), levels, idx, pack=False,
                                    frames=frames)
-        offset[(k - 1) * n: k * n] = off
+        offset[i * n: (i + 1) * n] = off
         for g in groups:
-            by_pricer.setdefault(g.pricer.types, []).append((g.columns + (k - 1) * n, g.arrays))
+            by_pricer.setdefault(g.pricer.types, []).append((g.columns + i * n, g.arrays))
     grid = curve_grid(book.factors)
     groups = []
     for types, parts in by_pricer.items():
@@ -142,10 +153,20 @@ def path_book(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of,
             curve = grid.first[lo % F] + lo // F // max(int(tuning.PATH_CURVE_DAYS), 1) * F
             arrays = arrays._replace(layout=flow_layout(arrays, curve_ids=curve))
         groups.append(_Group(PRICERS[types[0]], np.concatenate([c for c, _ in parts]), arrays))
-    factors = tuple(f"{f}@{k}" for k in range(1, H + 1) for f in book.factors)
-    at = horizon_date(as_of, H)
+    factors = tuple(f"{f}@{k}" for k in range(first, first + H) for f in book.factors)
+    last = first + H - 1
+    at = horizon_date(as_of, last)
     return replace(book, n=H * n, factors=factors, groups=tuple(groups), priced=np.tile(book.priced, H),
-                   ids=tuple(book.ids) * H, offset=offset, horizon_days=H, at=at, horizon_years=(at - as_of).days / 365.0)
+                   ids=tuple(book.ids) * H, offset=offset, horizon_days=last, at=at, horizon_years=(at - as_of).days / 365.0)
+
+
+def path_books(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of, days: int,
+               base: np.ndarray) -> dict[tuple[int, int], PreparedBook]:
+    """The :func:`path_book` of each block of :func:`path_days` days of a ``days``-day path, keyed by
+    ``(first day, days)``: one book for the whole path unless the book is large."""
+    D = path_days(book.n, len(book.factors))
+    return {(a, min(D, days - a + 1)): path_book(book, positions, base_ccy, as_of, min(D, days - a + 1), base, first=a)
+            for a in range(1, int(days) + 1, D)}
 
 
 def stack_arrays(parts: list[NamedTuple], sizes: list[int]) -> NamedTuple:
@@ -196,20 +217,28 @@ def revalue_path(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_
     valued ``k`` business days later (:func:`age`) under the day's levels, its time component included.
 
     A position that expires or matures on day ``e`` (:func:`settlement_days`) keeps its day-``e`` P&L
-    on every later day.  Every day is revalued in the same kernel calls, through the :func:`path_book`
-    of ``H`` days; ``cache``, if given, maps ``H`` to that book (made with the same arguments) and
-    receives the books it lacks, for the next paths of the same book.
+    on every later day.  The days are revalued together, through the :func:`path_books` of the path
+    (one book for every day unless the book is large); ``cache``, if given, holds those books (made
+    with the same arguments) and receives the ones it lacks, for the next paths of the same book.
     """
     paths = np.asarray(paths, dtype=float)
     S, H, F = paths.shape
     if F != len(book.factors):
         raise ValueError(f"paths have {F} factors, the book {len(book.factors)}")
     cache = {} if cache is None else cache
-    if H not in cache:
-        cache[H] = path_book(book, positions, base_ccy, as_of, H, base)
+    D = path_days(book.n, F)
+    blocks = [(a, min(D, H - a + 1)) for a in range(1, H + 1, D)]
+    if any(b not in cache for b in blocks):
+        cache.update(path_books(book, positions, base_ccy, as_of, H, base))
     base = np.asarray(base, dtype=float)
-    out = revalue(cache[H], np.tile(base, H), paths.reshape(S, H * F), np.tile(np.asarray(is_log, dtype=bool), H))
-    out = out.reshape(S, H, book.n)
+    is_log = np.asarray(is_log, dtype=bool)
+    out = np.empty((S, H, book.n))
+    for a, m in blocks:
+        day = paths[:, a - 1: a - 1 + m].reshape(S, m * F)
+        if m == H:  # one book for the whole path: straight into out
+            revalue(cache[(a, m)], np.tile(base, m), day, np.tile(is_log, m), out=out.reshape(S, H * book.n))
+        else:
+            out[:, a - 1: a - 1 + m] = revalue(cache[(a, m)], np.tile(base, m), day, np.tile(is_log, m)).reshape(S, m, book.n)
     settle = settlement_days(positions, as_of, H)
     for j in np.flatnonzero((settle > 0) & (settle < H)):
         out[:, settle[j]:, j] = out[:, settle[j] - 1, j][:, None]

@@ -343,10 +343,10 @@ def _day_by_day(prepared, positions, as_of, levels, paths, is_log):
     return out
 
 
-def test_every_day_of_a_path_in_one_book_equals_the_book_valued_day_by_day(demo):
+def _path_case(demo):
     """The demo book with things ending on a 12-day path (an option on day 3, a commodity option on day 4,
-    an FX forward on day 5, a commodity future on day 6, a bond on day 8, a rate future fixing on day 2): every
-    pricer runs once over all days (kernels.path_book), and each day is the book valued on that day."""
+    an FX forward on day 5, a commodity future on day 6, a bond on day 8, a rate future fixing on day 2),
+    random paths, and their P&L valued day by day: ``(positions, paths, reference)``."""
     book, snap, _ = demo
     H = 12
     day = lambda k: (snap.as_of + pd.offsets.BDay(k)).date()  # noqa: E731
@@ -356,22 +356,49 @@ def test_every_day_of_a_path_in_one_book_equals_the_book_valued_day_by_day(demo)
     for pid, (col, k) in ends.items():
         pos.loc[pos["id"] == pid, col] = pd.Timestamp(day(k))
     pos.loc[pos["id"] == "WTI_C50_U9", "maturity"] = pd.Timestamp(day(9))
-    prepared = kernels.prepare(pos, snap.factors, "USD", snap.as_of, levels=snap.levels)
     settle = kernels.settlement_days(pos, snap.as_of, H)
     assert sorted(settle[settle > 0].tolist()) == [2, 3, 4, 5, 6, 8]  # the rate future's: its fixing, the period's start
+    prepared = kernels.prepare(pos, snap.factors, "USD", snap.as_of, levels=snap.levels)
     rng = np.random.default_rng(5)
     paths = np.cumsum(rng.normal(0, 1, (6, H, len(snap.factors))) * np.where(snap.is_log, 0.015, 0.0004), axis=1)
+    return pos, paths, _day_by_day(prepared, pos, snap.as_of, snap.levels, paths, snap.is_log)
+
+
+def test_every_day_of_a_path_in_one_book_equals_the_book_valued_day_by_day(demo):
+    """Every pricer runs once over all days of the path (kernels.path_book), and each day is the book
+    valued on that day, for every instrument type of the demo book with things ending on the path."""
+    _, snap, _ = demo
+    pos, paths, ref = _path_case(demo)
+    H = paths.shape[1]
+    prepared = kernels.prepare(pos, snap.factors, "USD", snap.as_of, levels=snap.levels)
     cache: dict = {}
     pnl = kernels.revalue_path(prepared, pos, "USD", snap.as_of, snap.levels, paths, snap.is_log, cache)
-    one = cache[H]
+    assert list(cache) == [(1, H)]  # the demo book is small: one book for the whole path
+    one = cache[(1, H)]
     assert one.n == H * prepared.n and len(one.factors) == H * len(snap.factors)
     # one group per pricer (the options that expired have their own), not one per day
     assert len(one.groups) == len({g.pricer.types for g in one.groups}) == len(prepared.groups) + 1
-    ref = _day_by_day(prepared, pos, snap.as_of, snap.levels, paths, snap.is_log)
     np.testing.assert_allclose(pnl, ref, rtol=1e-12, atol=1e-6)
     # the cached book is used again (the same object), and gives the same P&L
     again = kernels.revalue_path(prepared, pos, "USD", snap.as_of, snap.levels, paths, snap.is_log, cache)
-    assert cache[H] is one and np.array_equal(again, pnl)
+    assert cache[(1, H)] is one and np.array_equal(again, pnl)
+
+
+def test_a_large_book_revalues_its_path_in_blocks_of_days(demo, monkeypatch):
+    """A book too wide for one path book (here: the kernels' cell budget cut so that 5 days fit) is revalued
+    in blocks of days, each its own path book, to the same P&L as day by day."""
+    from stressgrid.kernels import _tuning
+
+    _, snap, _ = demo
+    pos, paths, ref = _path_case(demo)
+    monkeypatch.setattr(_tuning, "CALL_CELLS", 5 * _tuning.CALL_ROWS[0] * len(snap.factors))
+    assert kernels.path_days(len(pos), len(snap.factors)) == 5
+    prepared = kernels.prepare(pos, snap.factors, "USD", snap.as_of, levels=snap.levels)
+    cache: dict = {}
+    pnl = kernels.revalue_path(prepared, pos, "USD", snap.as_of, snap.levels, paths, snap.is_log, cache)
+    assert sorted(cache) == [(1, 5), (6, 5), (11, 2)]
+    assert cache[(6, 5)].factors[0] == f"{snap.factors[0]}@6" and cache[(11, 2)].horizon_days == 12
+    np.testing.assert_allclose(pnl, ref, rtol=1e-12, atol=1e-6)
 
 
 def test_stacked_arrays_pad_their_trailing_axes_with_zeros_and_repeat_scalars():
