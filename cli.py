@@ -410,28 +410,32 @@ def report(run_dir: str, out, limits, fail_on_breach: bool, quiet: bool) -> None
 
 @main.command("store")
 @click.argument("run_dir", type=click.Path())
-@click.argument("store", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.argument("store", type=click.Path(file_okay=False), required=False)
 @click.option("--run-id", default=None, help="Id of the run in the store (default: start time and batch hash).")
 @handle_errors
 def store(run_dir: str, store, run_id) -> None:
     """Append RUN_DIR to the results STORE (default $STRESSGRID_STORE, else runs/store).
 
-    The run is copied to STORE/run_date=YYYY-MM-DD/batch=NAME/run=RUN_ID/ (tables, manifest, report).
+    The run is copied to STORE/run_date=YYYY-MM-DD/batch=NAME/run=RUN_ID/ (tables with their part files,
+    manifest, report). STORE is a folder or a URI of object storage (s3://BUCKET/PREFIX, gs://...;
+    credentials from the environment).
     """
     from stressgrid import reports
 
-    click.echo(f"stored: {reports.store_run(_where(run_dir), store or reports.default_store(), run_id)}")
+    click.echo(f"stored: {reports.store_run(_where(run_dir), _where(store) or reports.default_store(), run_id)}")
 
 
 @main.command("runs")
-@click.argument("store", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.argument("store", type=click.Path(file_okay=False), required=False)
 @click.option("--batch", default=None, help="Only the runs of this batch.")
 @handle_errors
 def runs(store, batch) -> None:
-    """List the runs in the results STORE (default $STRESSGRID_STORE, else runs/store), oldest first."""
+    """List the runs in the results STORE (default $STRESSGRID_STORE, else runs/store), oldest first.
+
+    STORE is a folder or a URI of object storage."""
     from stressgrid import reports
 
-    reports.print_runs(store, batch, _console(False))
+    reports.print_runs(_where(store), batch, _console(False))
 
 
 @main.command("compare")

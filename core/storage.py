@@ -168,6 +168,30 @@ class Location:
         names = (i.base_name for i in infos if i.type == fs.FileType.File)
         return sorted(n for n in names if n.startswith(prefix) and n.endswith(suffix))
 
+    def dirs(self, rel: str, prefix: str = "") -> list[str]:
+        """The names of the folders directly in folder ``rel`` whose names start with ``prefix``, sorted (none
+        when the folder is absent)."""
+        from pyarrow import fs
+
+        try:
+            infos = self.filesystem.get_file_info(fs.FileSelector(self.path(rel), allow_not_found=True))
+        except (OSError, ValueError) as exc:
+            raise self._error("be listed", rel, exc) from None
+        return sorted(i.base_name for i in infos if i.type == fs.FileType.Directory and i.base_name.startswith(prefix))
+
+    def copy_from(self, source: "Location", src_rel: str, rel: str) -> None:
+        """Copy file ``src_rel`` of ``source`` (any file system) to file ``rel`` here, streamed in blocks
+        (``pyarrow.fs.copy_files``) rather than read whole into memory."""
+        from pyarrow import fs
+
+        try:
+            parent = self.path(rel).rsplit("/", 1)[0]
+            self.filesystem.create_dir(parent, recursive=True)
+            fs.copy_files(source.path(src_rel), self.path(rel), source_filesystem=source.filesystem,
+                          destination_filesystem=self.filesystem)
+        except (OSError, ValueError) as exc:
+            raise self._error(f"receive {source.uri(src_rel)}", rel, exc) from None
+
     def write_bytes(self, rel: str, data) -> None:
         """Write file ``rel`` whole (``data``: bytes or an Arrow buffer): locally through a temporary file
         renamed into place; on an object store as one upload, which readers see whole or not at all."""

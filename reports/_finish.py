@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from stressgrid.core import ConfigError, StressGridError
+from stressgrid.core.storage import is_uri
 
 from ._html import write_report
 from ._limits import Limits, evaluate_limits, load_limits, write_breaches
@@ -29,9 +30,11 @@ BREACH_EXIT_CODE = 5
 DEFAULT_STORE = "runs/store"
 
 
-def default_store() -> Path:
-    """The results store used when none is given: ``$STRESSGRID_STORE``, else ``runs/store``."""
-    return Path(os.environ.get("STRESSGRID_STORE") or DEFAULT_STORE)
+def default_store() -> Path | str:
+    """The results store used when none is given: ``$STRESSGRID_STORE`` (a folder or a URI), else
+    ``runs/store``."""
+    value = os.environ.get("STRESSGRID_STORE") or DEFAULT_STORE
+    return value if is_uri(value) else Path(value)
 
 
 def _console(quiet: bool = False):

@@ -1,4 +1,5 @@
-"""The results store: run directories appended under ``run_date=YYYY-MM-DD/batch=NAME/run=RUN_ID/``.
+"""The results store: run directories appended under ``run_date=YYYY-MM-DD/batch=NAME/run=RUN_ID/``, in a
+local folder or in object storage (a URI).
 
 The partition folders are Hive-style (``key=value``), so a warehouse can load one table of every stored
 run at once, with the partitions as columns, e.g. in DuckDB::
@@ -11,6 +12,8 @@ A per-scenario table that a run wrote as a folder of part files is stored as tha
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -20,13 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stressgrid.core import ConfigError
+from stressgrid.core import ConfigError, DataError
+from stressgrid.core.storage import Location
 
 from ._rundir import RunDir, open_run
 
 __all__ = ["store_run", "list_runs", "compare_runs", "RunComparison", "run_id_of"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: a folder of part files named in a manifest's ``files``: no path, not hidden
+_FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def _safe(text: str) -> str:
@@ -50,17 +56,21 @@ def run_id_of(run_dir: str | Path | RunDir) -> str:
     return f"{_started(run):%Y%m%dT%H%M%SZ}-{_safe(sha)}"
 
 
-def store_run(run_dir: str | Path | RunDir, store_root: str | Path, run_id: str | None = None) -> Path:
-    """Copy a run directory into the results store (``manifest.json``, the Parquet tables, every part file of
-    a table stored as a folder, and ``report.html``; not the task checkpoints).
+def store_run(run_dir: str | Path | RunDir, store_root: str | Path, run_id: str | None = None) -> Path | str:
+    """Copy a run into the results store (``manifest.json``, the Parquet tables, every part file of a table
+    stored as a folder, and ``report.html``; not the task checkpoints).
 
     The run lands in ``store_root/run_date=YYYY-MM-DD/batch=NAME/run=RUN_ID/``, where the date is the
-    run's UTC start date and ``RUN_ID`` defaults to :func:`run_id_of`.  The copy is made in a temporary
-    folder and renamed into place, so a listing never sees half a run.
+    run's UTC start date and ``RUN_ID`` defaults to :func:`run_id_of`.  ``store_root`` is a local folder
+    or a URI of object storage (``s3://BUCKET/PREFIX``, any file system Arrow opens).  The part files are
+    copied wherever the run keeps them (a run written to a URI keeps them there), so a stored run holds
+    all of its tables: its manifest no longer names ``storage.parts``.  In a local store the copy is made
+    in a temporary folder and renamed into place; in object storage the manifest is written last; either
+    way a listing never sees half a run.
 
     Returns
     -------
-    The stored run's directory.
+    The stored run's directory (its URI for a store at a URI).
 
     Raises
     ------
@@ -68,23 +78,70 @@ def store_run(run_dir: str | Path | RunDir, store_root: str | Path, run_id: str 
     """
     run = open_run(run_dir)
     rid = _safe(run_id) if run_id else run_id_of(run)
-    dest = Path(store_root) / f"run_date={_started(run):%Y-%m-%d}" / f"batch={_safe(run.batch_name)}" / f"run={rid}"
+    rel = f"run_date={_started(run):%Y-%m-%d}/batch={_safe(run.batch_name)}/run={rid}"
+    store = Location(store_root, "results store")
+    files = [p for p in sorted(run.path.iterdir()) if p.is_file() and not p.name.startswith(".")
+             and (p.suffix == ".parquet" or p.name in ("manifest.json", "report.html"))]
+    folders = _part_folders(run)
+    text = (run.path / "manifest.json").read_bytes()
+    storage = run.manifest.get("storage")
+    if isinstance(storage, dict) and "parts" in storage:  # the part files are copied beside the manifest
+        manifest = json.loads(text)
+        del manifest["storage"]["parts"]
+        text = json.dumps(manifest, indent=2).encode("utf-8")
+    if not store.remote:
+        return _store_local(run, Path(store_root), rel, rid, files, folders, text)
+    dest = Location(store.uri(rel), "results store")
+    if dest.is_file("manifest.json"):
+        raise ConfigError(f"results store {store.uri()}: run {rid!r} of batch {run.batch_name!r} is already stored at "
+                          f"{dest.uri()}")
+    dest.delete_dir("")  # what an interrupted copy left (no manifest: no listing saw it)
+    try:
+        for f in files:
+            if f.name != "manifest.json":
+                dest.write_bytes(f.name, f.read_bytes())
+        for name, parts in folders.items():
+            for part in parts:
+                dest.copy_from(run.parts, f"{name}/{part}", f"{name}/{part}")
+        dest.write_bytes("manifest.json", text)
+    except BaseException:
+        dest.delete_dir("")
+        raise
+    return dest.uri()
+
+
+def _part_folders(run: RunDir) -> dict[str, list[str]]:
+    """The tables of ``run`` stored as folders of part files: name -> the part files' names.  The names
+    come from the manifest's ``files`` (``NAME/``), checked to be plain names: a manifest is data."""
+    out = {}
+    for entry in run.manifest.get("files", []):
+        if isinstance(entry, str) and entry.endswith("/") and _FOLDER.fullmatch(entry[:-1]) and run.is_partitioned(entry[:-1]):
+            out[entry[:-1]] = run.parts.files(entry[:-1], "part-", ".parquet")
+    return out
+
+
+def _store_local(run: RunDir, root: Path, rel: str, rid: str, files: list[Path], folders: dict, manifest: bytes) -> Path:
+    dest = root / rel
     if dest.exists():
-        raise ConfigError(f"results store {store_root}: run {rid!r} of batch {run.batch_name!r} is already stored at {dest}")
+        raise ConfigError(f"results store {root}: run {rid!r} of batch {run.batch_name!r} is already stored at {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    staged = Location(tmp, "results store")
     try:
-        for p in sorted(run.path.iterdir()):
-            if p.is_file() and not p.name.startswith(".") and (p.suffix == ".parquet" or p.name in ("manifest.json", "report.html")):
-                shutil.copy2(p, tmp / p.name)
-            elif p.is_dir() and run.is_partitioned(p.name):  # a per-scenario table as a folder of part files
-                (tmp / p.name).mkdir()
-                for part in sorted(p.glob("part-*.parquet")):
-                    if part.is_file():
-                        shutil.copy2(part, tmp / p.name / part.name)
+        for f in files:
+            if f.name != "manifest.json":
+                shutil.copy2(f, tmp / f.name)
+        for name, parts in folders.items():
+            (tmp / name).mkdir()
+            for part in parts:
+                if run.parts.remote:
+                    staged.copy_from(run.parts, f"{name}/{part}", f"{name}/{part}")
+                else:
+                    shutil.copy2(Path(run.parts.path(f"{name}/{part}")), tmp / name / part)
+        (tmp / "manifest.json").write_bytes(manifest)
         tmp.rename(dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -97,40 +154,67 @@ _LIST_COLUMNS = ["run_date", "batch", "run_id", "started", "as_of", "batch_sha25
 
 
 def list_runs(store_root: str | Path, batch: str | None = None) -> pd.DataFrame:
-    """The runs in a results store, oldest first.
+    """The runs in a results store (a local folder or a URI), oldest first.
 
     Columns: run_date, batch, run_id, started, as_of, batch_sha256, scenarios, positions,
     stressed_var (the largest VaR at the highest confidence level over the families, base currency) and
-    its family, breaches (breached limit checks; null when no limits were evaluated) and path.
+    its family, breaches (breached limit checks; null when no limits were evaluated) and path (the
+    stored run's folder, or its URI).  Only the manifest, ``risk_metrics`` and ``breaches`` of each run
+    are read; a folder without a manifest (a copy under way or interrupted) is not a stored run.
     """
-    root = Path(store_root)
-    if not root.is_dir():
-        raise ConfigError(f"results store {root}: not found (store runs with 'stressgrid store RUN_DIR {root}')")
+    store = Location(store_root, "results store")
+    if not store.is_dir(""):
+        raise ConfigError(f"results store {store.uri()}: not found (store runs with 'stressgrid store RUN_DIR "
+                          f"{store.uri()}')")
     rows = []
-    pattern = f"run_date=*/batch={_safe(batch) if batch else '*'}/run=*/manifest.json"
-    for mpath in sorted(root.glob(pattern)):
-        run = RunDir(mpath.parent)
-        m = run.manifest
-        rm = run.get("risk_metrics")
-        sv, sv_fam = np.nan, None
-        if rm is not None and (rm["metric"] == "var").any():
-            var = rm[rm["metric"] == "var"]
-            var = var[np.isclose(var["confidence"], var["confidence"].max())]
-            top = var.loc[var["value"].idxmax()]
-            sv, sv_fam = float(top["value"]), str(top["family"])
-        br = run.get("breaches")
-        rows.append(dict(
-            run_date=mpath.parent.parent.parent.name.partition("=")[2],
-            batch=mpath.parent.parent.name.partition("=")[2],
-            run_id=mpath.parent.name.partition("=")[2],
-            started=m.get("started"), as_of=m.get("as_of"), batch_sha256=m.get("batch", {}).get("sha256"),
-            scenarios=m.get("counts", {}).get("scenarios"), positions=m.get("counts", {}).get("positions"),
-            stressed_var=sv, stressed_var_family=sv_fam,
-            breaches=None if br is None else int(br["breached"].sum()), path=str(mpath.parent),
-        ))
+    for d in store.dirs("", "run_date="):
+        for b in store.dirs(d, f"batch={_safe(batch)}" if batch else "batch="):
+            if batch and b != f"batch={_safe(batch)}":
+                continue
+            for r in store.dirs(f"{d}/{b}", "run="):
+                rel = f"{d}/{b}/{r}"
+                if store.is_file(f"{rel}/manifest.json"):
+                    rows.append(_listed(store, rel, d, b, r))
     df = pd.DataFrame(rows, columns=_LIST_COLUMNS)
     df["breaches"] = df["breaches"].astype("Int64")
     return df.sort_values(["started", "batch"], kind="stable").reset_index(drop=True)
+
+
+def _listed(store: Location, rel: str, run_date: str, batch: str, run: str) -> dict:
+    """One row of :func:`list_runs`: the stored run in folder ``rel`` of ``store``."""
+    shown = store.uri(f"{rel}/manifest.json")
+    try:
+        m = json.loads(store.read_bytes(f"{rel}/manifest.json"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{shown}: not valid JSON ({exc})") from None
+    if not isinstance(m, dict):
+        raise DataError(f"{shown}: not a JSON object")
+
+    def table(name: str) -> pd.DataFrame | None:
+        if not store.is_file(f"{rel}/{name}.parquet"):
+            return None
+        try:
+            return pd.read_parquet(io.BytesIO(store.read_bytes(f"{rel}/{name}.parquet")))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{store.uri(f'{rel}/{name}.parquet')}: not a readable Parquet file ({exc})") from None
+
+    rm, br = table("risk_metrics"), table("breaches")
+    sv, sv_fam = np.nan, None
+    if rm is not None and (rm["metric"] == "var").any():
+        var = rm[rm["metric"] == "var"]
+        var = var[np.isclose(var["confidence"], var["confidence"].max())]
+        top = var.loc[var["value"].idxmax()]
+        sv, sv_fam = float(top["value"]), str(top["family"])
+    batch_info = m.get("batch") if isinstance(m.get("batch"), dict) else {}
+    counts = m.get("counts") if isinstance(m.get("counts"), dict) else {}
+    return dict(
+        run_date=run_date.partition("=")[2], batch=batch.partition("=")[2], run_id=run.partition("=")[2],
+        started=m.get("started"), as_of=m.get("as_of"), batch_sha256=batch_info.get("sha256"),
+        scenarios=counts.get("scenarios"), positions=counts.get("positions"),
+        stressed_var=sv, stressed_var_family=sv_fam,
+        breaches=None if br is None else int(br["breached"].sum()),
+        path=store.uri(rel) if store.remote else str(Path(store.target) / rel),
+    )
 
 
 @dataclass

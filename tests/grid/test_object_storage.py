@@ -290,3 +290,97 @@ def test_validate_checks_that_the_uri_can_be_written(s3, tmp_path):
     missing = uri_of("x").replace("s3://runs/", "s3://no-such-bucket/")
     bad = CliRunner().invoke(main, ["validate", batch, "--out", missing])
     assert bad.exit_code == 2 and "error: --out s3://no-such-bucket/x" in bad.output and "cannot be written" in bad.output
+
+
+# --------------------------------------------------------------------------------------------------
+# the results store in object storage (stressgrid store / runs with a URI)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_store_in_s3_holds_and_lists_runs_as_a_local_store_does(s3, local, tmp_path):
+    """The same streamed run stored in a folder and in a bucket: the same listing (but the path), the same
+    files with the part files, and the stored run reads back as the run itself."""
+    uri_of, filesystem = s3
+    store_uri = uri_of("store-a")
+    folder = reports.store_run(local / "run", tmp_path / "store", run_id="r1")
+    stored = reports.store_run(local / "run", store_uri, run_id="r1")
+    rel = Path(folder).relative_to(tmp_path / "store").as_posix()
+    assert stored == Location(store_uri).uri(rel) and rel.endswith("/run=r1")
+    here = sorted(p.relative_to(folder).as_posix() for p in Path(folder).rglob("*") if p.is_file())
+    assert _keys(filesystem, f"store-a/{rel}") == here and any(k.startswith("scenario_pnl/part-") for k in here)
+    a, b = reports.list_runs(tmp_path / "store"), reports.list_runs(store_uri)
+    pd.testing.assert_frame_equal(a.drop(columns="path"), b.drop(columns="path"))
+    assert b["path"].tolist() == [stored] and len(b) == 1 and b["stressed_var"].notna().all()
+    assert reports.list_runs(store_uri, batch="nothing").empty
+    run = reports.open_run(stored)
+    assert run.is_partitioned("scenario_pnl") and run.parts.remote
+    _same(run, reports.open_run(local / "run"))
+    with pytest.raises(ConfigError, match="already stored"):
+        reports.store_run(local / "run", store_uri, run_id="r1")
+    with pytest.raises(ConfigError, match="results store .*: not found"):
+        reports.list_runs(uri_of("no-store-here"))
+
+
+def test_a_run_written_to_s3_is_stored_with_its_part_files(s3, local, tmp_path):
+    """A run written to a URI keeps its part files there; stored (in a folder or a bucket), it gets a copy of
+    them and its manifest no longer sends a reader to the URI, so a later run at that URI, which removes
+    the part folders, leaves the stored run whole."""
+    uri_of, filesystem = s3
+    uri = uri_of("desk/to-store")
+    run_batch(_batch(tmp_path, True), uri, serial=True)
+    folder = Path(reports.store_run(uri, tmp_path / "store", run_id="from-s3"))
+    in_bucket = reports.store_run(uri, uri_of("store-b"), run_id="from-s3")
+    for where in (folder, in_bucket):
+        run = reports.open_run(where)
+        assert run.is_partitioned("scenario_pnl") and "parts" not in run.manifest["storage"]
+        assert run.manifest["storage"]["uri"] == uri  # where the run was written is kept
+    run_batch(_batch(tmp_path, False), uri, serial=True)  # the part folders at the URI are removed
+    assert not any(k.startswith("scenario_pnl/") for k in _keys(filesystem, "desk/to-store"))
+    for where in (folder, in_bucket):
+        run = reports.open_run(where)
+        assert run.parts.uri() == (str(folder) if where == folder else in_bucket)
+        assert reports.check_run_dir(run.path, run.parts) == []
+        _same(run, reports.open_run(local / "run"))
+
+
+def test_an_interrupted_copy_is_not_listed_and_is_replaced(s3, local, tmp_path):
+    """A copy cut short leaves tables and no manifest: no listing sees it, and storing the run again
+    replaces it.  A damaged manifest in the store is named."""
+    uri_of, filesystem = s3
+    store_uri = uri_of("store-c")
+    date = reports.list_runs(reports.store_run(local / "run", tmp_path / "s", run_id="x").parent.parent.parent)["run_date"][0]
+    rel = f"run_date={date}/batch=demo/run=half"
+    filesystem.create_dir(f"runs/store-c/{rel}/scenario_pnl")
+    for name in ("risk_metrics.parquet", "scenario_pnl/part-99999.parquet"):
+        with filesystem.open_output_stream(f"runs/store-c/{rel}/{name}") as out:
+            out.write(b"not parquet")
+    assert reports.list_runs(store_uri).empty
+    dest = reports.store_run(local / "run", store_uri, run_id="half")
+    assert dest == Location(store_uri).uri(rel)
+    assert not any("part-99999" in k for k in _keys(filesystem, f"store-c/{rel}"))  # nothing of the cut copy is left
+    assert reports.check_run_dir(reports.open_run(dest).path, reports.open_run(dest).parts) == []
+    listed = reports.list_runs(store_uri)  # reads the new risk_metrics, not the bytes left before
+    assert listed["path"].tolist() == [dest] and listed["stressed_var"].notna().all()
+    broken = f"runs/store-c/run_date={date}/batch=demo/run=broken"
+    filesystem.create_dir(broken)
+    with filesystem.open_output_stream(f"{broken}/manifest.json") as out:
+        out.write(b"{not json")
+    with pytest.raises(DataError, match=r"run=broken/manifest.json\S*: not valid JSON"):
+        reports.list_runs(store_uri)
+
+
+def test_the_command_line_stores_in_and_lists_a_bucket(s3, local, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from stressgrid.cli import main
+
+    uri_of, _ = s3
+    store_uri = uri_of("store-d")
+    res = CliRunner().invoke(main, ["store", str(local / "run"), store_uri, "--run-id", "cli"])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == f"stored: {reports.list_runs(store_uri)['path'].iloc[0]}"
+    monkeypatch.setenv("STRESSGRID_STORE", store_uri)  # the default store may be a URI too
+    listed = CliRunner().invoke(main, ["runs"], terminal_width=200)
+    assert listed.exit_code == 0 and "cli" in listed.output and "Runs in s3://runs/store-d" in listed.output
+    again = CliRunner().invoke(main, ["store", str(local / "run"), "--run-id", "cli"])
+    assert again.exit_code == 2 and "already stored" in again.output
