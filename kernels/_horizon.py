@@ -164,9 +164,13 @@ def path_books(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_of
                base: np.ndarray) -> dict[tuple[int, int], PreparedBook]:
     """The :func:`path_book` of each block of :func:`path_days` days of a ``days``-day path, keyed by
     ``(first day, days)``: one book for the whole path unless the book is large."""
-    D = path_days(book.n, len(book.factors))
-    return {(a, min(D, days - a + 1)): path_book(book, positions, base_ccy, as_of, min(D, days - a + 1), base, first=a)
-            for a in range(1, int(days) + 1, D)}
+    return {(a, m): path_book(book, positions, base_ccy, as_of, m, base, first=a)
+            for a, m in _blocks(path_days(book.n, len(book.factors)), days)}
+
+
+def _blocks(per_book: int, days: int) -> list[tuple[int, int]]:
+    """``(first day, days)`` of each block of at most ``per_book`` days of a ``days``-day path."""
+    return [(a, min(per_book, int(days) - a + 1)) for a in range(1, int(days) + 1, per_book)]
 
 
 def stack_arrays(parts: list[NamedTuple], sizes: list[int]) -> NamedTuple:
@@ -218,16 +222,16 @@ def revalue_path(book: PreparedBook, positions: pd.DataFrame, base_ccy: str, as_
 
     A position that expires or matures on day ``e`` (:func:`settlement_days`) keeps its day-``e`` P&L
     on every later day.  The days are revalued together, through the :func:`path_books` of the path
-    (one book for every day unless the book is large); ``cache``, if given, holds those books (made
-    with the same arguments) and receives the ones it lacks, for the next paths of the same book.
+    (one book for every day unless the book is large); ``cache``, if given, holds those books by
+    ``(first day, days)`` (made with the same arguments) and receives the ones it lacks, for the next
+    paths of the same book.
     """
     paths = np.asarray(paths, dtype=float)
     S, H, F = paths.shape
     if F != len(book.factors):
         raise ValueError(f"paths have {F} factors, the book {len(book.factors)}")
     cache = {} if cache is None else cache
-    D = path_days(book.n, F)
-    blocks = [(a, min(D, H - a + 1)) for a in range(1, H + 1, D)]
+    blocks = _blocks(path_days(book.n, F), H)
     if any(b not in cache for b in blocks):
         cache.update(path_books(book, positions, base_ccy, as_of, H, base))
     base = np.asarray(base, dtype=float)
