@@ -28,7 +28,7 @@ from stressgrid.core.storage import Location, is_uri, location, stage_dir
 
 from ._schema import PARTITIONED_TABLES, SCHEMA_VERSION, upgrade_table, upgraded_column
 
-__all__ = ["RunDir", "open_run", "parts_location", "publish_run", "stage_run"]
+__all__ = ["RunDir", "manifest_schema_version", "open_run", "parts_location", "publish_run", "stage_run"]
 
 _FORMAT = ds.ParquetFileFormat()
 _LOCAL = fs.LocalFileSystem()
@@ -423,8 +423,7 @@ class RunDir:
     def schema_version(self) -> int:
         """The results schema version the run directory follows (the current one when the manifest does
         not say)."""
-        v = self.manifest.get("schema_version", SCHEMA_VERSION)
-        return v if isinstance(v, int) and not isinstance(v, bool) else SCHEMA_VERSION
+        return manifest_schema_version(self.manifest)
 
     @property
     def base_currency(self) -> str:
@@ -444,6 +443,12 @@ class RunDir:
         """Confidence levels of VaR and CVaR in the run, ascending."""
         rm = self.table("risk_metrics")
         return sorted(float(a) for a in rm.loc[rm["metric"] == "cvar", "confidence"].dropna().unique())
+
+
+def manifest_schema_version(manifest: dict) -> int:
+    """The results schema version a run's ``manifest`` says it follows (the current one when it does not)."""
+    v = manifest.get("schema_version", SCHEMA_VERSION) if isinstance(manifest, dict) else SCHEMA_VERSION
+    return v if isinstance(v, int) and not isinstance(v, bool) else SCHEMA_VERSION
 
 
 def parts_location(run_dir: str | Path, manifest: dict) -> Location:

@@ -26,7 +26,8 @@ import pandas as pd
 from stressgrid.core import ConfigError, DataError
 from stressgrid.core.storage import Location
 
-from ._rundir import RunDir, open_run
+from ._rundir import RunDir, manifest_schema_version, open_run
+from ._schema import upgrade_table
 
 __all__ = ["store_run", "list_runs", "compare_runs", "RunComparison", "run_id_of"]
 
@@ -194,9 +195,10 @@ def _listed(store: Location, rel: str, run_date: str, batch: str, run: str) -> d
         if not store.is_file(f"{rel}/{name}.parquet"):
             return None
         try:
-            return pd.read_parquet(io.BytesIO(store.read_bytes(f"{rel}/{name}.parquet")))
+            df = pd.read_parquet(io.BytesIO(store.read_bytes(f"{rel}/{name}.parquet")))
         except (OSError, ValueError) as exc:
             raise DataError(f"{store.uri(f'{rel}/{name}.parquet')}: not a readable Parquet file ({exc})") from None
+        return upgrade_table(name, df, manifest_schema_version(m))  # a run stored before a schema change
 
     rm, br = table("risk_metrics"), table("breaches")
     sv, sv_fam = np.nan, None

@@ -398,3 +398,8 @@ def test_a_run_directory_of_version_1_is_read_under_the_new_names(linear_run_src
     cmp = reports.compare_runs(linear_run, linear_run_src)
     assert (cmp.metrics["change"].fillna(0) == 0).all() and set(cmp.positions["status"]) == {"unchanged"}
     assert "VaR 99%" in reports.render_report(linear_run)
+    # the results store lists it with its stressed VaR, read under the new metric names
+    for run, name in ((linear_run, "old"), (linear_run_src, "new")):
+        reports.store_run(run, linear_run.parent / "store", run_id=name)
+    listed = reports.list_runs(linear_run.parent / "store").set_index("run_id")
+    assert listed.loc["old", "stressed_var"] == listed.loc["new", "stressed_var"] > 0
