@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import NamedTuple
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -180,18 +181,19 @@ def stack_arrays(parts: list[NamedTuple], sizes: list[int]) -> NamedTuple:
     the whole part is repeated per instrument unless every part has the same.  A packed cash-flow
     ``layout`` is left as the first part's (None where the parts were built unpacked): the caller packs
     the stacked flows."""
-    first = parts[0]
-    if first is None or isinstance(first, FlowLayout):
-        return first
-    if isinstance(first, tuple) and hasattr(first, "_fields"):
-        return type(first)(*(stack_arrays([getattr(p, f) for p in parts], sizes) for f in first._fields))
-    arrs = [np.asarray(p) for p in parts]
-    if all(a.ndim == 0 for a in arrs) and all(np.array_equal(a, arrs[0]) for a in arrs):
-        return first
-    arrs = [np.broadcast_to(a, (m,)) if a.ndim == 0 else a for a, m in zip(arrs, sizes)]
-    width = tuple(max(a.shape[d] for a in arrs) for d in range(1, arrs[0].ndim))
-    pad = [np.pad(a, [(0, 0)] + [(0, w - s) for w, s in zip(width, a.shape[1:])]) for a in arrs]
-    return np.concatenate(pad, axis=0)
+
+    def cat(*leaves):
+        if isinstance(leaves[0], FlowLayout):
+            return leaves[0]
+        arrs = [np.asarray(a) for a in leaves]
+        if all(a.ndim == 0 for a in arrs) and all(np.array_equal(a, arrs[0]) for a in arrs):
+            return leaves[0]
+        arrs = [np.broadcast_to(a, (m,)) if a.ndim == 0 else a for a, m in zip(arrs, sizes)]
+        width = tuple(max(a.shape[d] for a in arrs) for d in range(1, arrs[0].ndim))
+        return np.concatenate([np.pad(a, [(0, 0)] + [(0, w - n) for w, n in zip(width, a.shape[1:])]) for a in arrs])
+
+    # the fields are walked as a pytree; a packed layout is one leaf, left to the caller
+    return jax.tree.map(cat, *parts, is_leaf=lambda x: isinstance(x, FlowLayout))
 
 
 def settlement_days(positions: pd.DataFrame, as_of, days: int) -> np.ndarray:
