@@ -199,3 +199,19 @@ def test_coupon_schedule_matches_pandas_month_offsets():
         t, a = bond_cashflows(AS_OF, mat, 0.04, f)
         np.testing.assert_array_equal(t, np.array([(d - AS_OF).days for d in want[::-1]]) / 365.0)
         assert a[-1] == pytest.approx(1 + 0.04 / f) and np.all(a[:-1] == 0.04 / f)
+
+
+def test_a_curve_grid_edited_after_first_use_is_the_one_read(monkeypatch):
+    """The tenor grids are cached by their tenors, so an edit of CURVE_TENORS (before preparing a book) is
+    seen: EUR's default grid (3M, 2Y, 10Y), then a grid of 1Y and 5Y; 3 years interpolates between them."""
+    from stressgrid.kernels import _common
+
+    idx = {f"IR.EUR.{t}": i for i, t in enumerate(("3M", "2Y", "10Y", "1Y", "5Y"))}
+    before = _common.curve_points("EUR", np.array([3.0]), idx)
+    assert (before.lo[0], before.hi[0]) == (idx["IR.EUR.2Y"], idx["IR.EUR.10Y"])
+    np.testing.assert_allclose(before.w_hi, [(3.0 - 2.0) / (10.0 - 2.0)], rtol=1e-15)
+    monkeypatch.setitem(_common.CURVE_TENORS, "EUR", ("5Y", "1Y"))  # given out of order
+    assert _common.curve_tenors("EUR") == ("1Y", "5Y")
+    after = _common.curve_points("EUR", np.array([3.0]), idx)
+    assert (after.lo[0], after.hi[0]) == (idx["IR.EUR.1Y"], idx["IR.EUR.5Y"])
+    np.testing.assert_allclose(after.w_hi, [(3.0 - 1.0) / (5.0 - 1.0)], rtol=1e-15)
