@@ -39,6 +39,7 @@ from stressgrid.core import Book, MarketSnapshot, factor_spec, log_mask
 
 from ._revalue import PreparedBook, prepare, required_factors, shocked_levels
 from ._time import theta
+from ._tuning import ONCE_COMPILER_OPTIONS
 
 __all__ = [
     "Sensitivities",
@@ -84,9 +85,10 @@ def curve_directions(factors) -> tuple[tuple[str, ...], np.ndarray]:
     return curves, E
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jax.jit, static_argnums=0, compiler_options=ONCE_COMPILER_OPTIONS)
 def _group_derivatives(pnl_one, arrays, base: jnp.ndarray, price_cols: jnp.ndarray, curve_dirs: jnp.ndarray):
-    # jitted with the kernel as a static argument: compiled once per kernel and book shape, not per call.
+    # jitted with the kernel as a static argument: compiled once per kernel and book shape, not per call;
+    # without XLA's costly passes (it runs once per batch: kernels._tuning.ONCE_COMPILER_OPTIONS).
     # One Hessian-vector product per direction: the unit vector of each price factor (its gamma is the
     # product's own entry) and each curve's indicator e (its convexity is e' H e).
     d_new = jax.grad(pnl_one, argnums=2)

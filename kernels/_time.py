@@ -48,6 +48,7 @@ from ._linear import LinearBook
 from ._options import OptionBook, option_value_one
 from ._rates import CashflowBook, RateFutureBook, cashflow_value_one, rate_future_price
 from ._revalue import PreparedBook
+from ._tuning import ONCE_COMPILER_OPTIONS
 from ._vix import VixFutureBook, VixOptionBook, vix_future_value, vix_option_value
 
 __all__ = ["CurveGrid", "ThetaRule", "THETA_RULES", "curve_grid", "roll", "shift", "theta_one", "theta"]
@@ -219,9 +220,10 @@ def theta_one(rule: ThetaRule, inst: NamedTuple, L, grid: CurveGrid):
     return dv if rule.carry is None else dv + rule.carry(inst, L, grid)
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jax.jit, static_argnums=0, compiler_options=ONCE_COMPILER_OPTIONS)
 def _group_theta(rule: ThetaRule, rows, base, grid: CurveGrid):
-    # jitted with the rule as a static argument: compiled once per arrays type and book shape
+    # jitted with the rule as a static argument: compiled once per arrays type and book shape, without
+    # XLA's costly passes (kernels._tuning.ONCE_COMPILER_OPTIONS)
     return jax.vmap(lambda inst: theta_one(rule, inst, base, grid))(rows)
 
 
