@@ -80,38 +80,25 @@ def _load(batch: str | Path | Batch, batch_hash: str | None) -> tuple[Batch, str
 
 
 class _Preparing:
-    """``prepare(loaded)`` run on a thread of its own (daemon: an interrupted run does not wait for it);
-    ``prepare`` calls ``loaded()`` once its inputs are loaded and checked."""
+    """``prepare(loaded)`` run on a thread of its own (:class:`._background.Background`); ``prepare`` calls
+    ``loaded()`` once its inputs are loaded and checked."""
 
     def __init__(self, prepare: Callable):
         import threading
 
+        from ._background import Background
+
         self._loaded = threading.Event()
-        self._done = threading.Event()
-        self._value = self._error = None
-
-        def body() -> None:
-            try:
-                self._value = prepare(self._loaded.set)
-            except BaseException as exc:  # re-raised in the caller's thread
-                self._error = exc
-            finally:
-                self._done.set()
-                self._loaded.set()
-
-        threading.Thread(target=body, name="stressgrid-prepare", daemon=True).start()
+        self._job = Background(lambda: prepare(self._loaded.set), "stressgrid-prepare", after=self._loaded.set)
 
     def wait_loaded(self) -> None:
         """Wait until the inputs are loaded; raise now if loading them failed."""
         self._loaded.wait()
-        if self._done.is_set() and self._error is not None:
-            raise self._error
+        if self._job.failed():
+            self._job.result()
 
     def result(self):
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
+        return self._job.result()
 
 
 def worker_preload(batch: Batch) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ The tables are written under the results schema's names (:func:`output_table`): 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -113,9 +114,27 @@ def _trade_cost(inputs):
     return cost
 
 
-def monitoring_tables(settings, inputs, executor) -> tuple[dict[str, pd.DataFrame], dict, object]:
+def start_walk_forward(settings, inputs, executor):
+    """The section's walk-forward started on a thread of its own (:class:`._background.Background`), its
+    steps as tasks on ``executor``, or None where that gains nothing: a serial executor, or one that runs
+    one task at a time.  It reads only the history, so it runs while the driver reduces the stress run and
+    computes the liquidity, factor model and optimise sections."""
+    from stressgrid import monitoring
+
+    from ._background import Background
+    from ._executor import SerialExecutor
+
+    if isinstance(executor, SerialExecutor) or (executor.concurrency or 1) < 2:
+        return None
+    own = copy.copy(executor)  # its counters are its own: the driver's thread maps on the run's executor
+    return Background(lambda: monitoring.monitoring_walk_forward(settings, inputs.history, inputs.market.as_of, own),
+                      "stressgrid-walk-forward")
+
+
+def monitoring_tables(settings, inputs, executor, walk_forward=None) -> tuple[dict[str, pd.DataFrame], dict, object]:
     """Tables of the monitoring section, notes for the manifest, and the adapted book (None when no
-    rule changed it)."""
+    rule changed it).  ``walk_forward``: the :func:`start_walk_forward` of the same settings and inputs,
+    or None (the walk-forward runs here)."""
     from stressgrid import liquidity
     from stressgrid import monitoring
 
@@ -129,7 +148,7 @@ def monitoring_tables(settings, inputs, executor) -> tuple[dict[str, pd.DataFram
         settings, inputs.history, book_pnl_history=pnl_hist, executor=executor, positions=inputs.book.positions,
         nav=inputs.batch.nav, scenario_specs=specs, as_of=inputs.market.as_of,
         market=inputs.market, base_ccy=inputs.batch.base_currency, unit_values=unit, trade_cost=_trade_cost(inputs),
-        daily_moves=moves, stress=families,
+        daily_moves=moves, stress=families, walk_forward=None if walk_forward is None else walk_forward.result(),
     )
     tables = {k: output_table(k, v) for k, v in res.items() if isinstance(v, pd.DataFrame)}
     notes = {"book_pnl_history_days": int(len(pnl_hist)), "first_day": str(pnl_hist.index[0].date()),

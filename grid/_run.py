@@ -613,10 +613,14 @@ def execute(
     timings["kernel_seconds_total"] = float(sum(r.seconds for r in results))
     # the first call in each worker process compiles the kernels for the block shape
     timings["compile_seconds_max"] = float(max(r.compile_seconds for r in results))
+    shared: dict = {}
+    for section in SECTIONS:
+        if section.enabled(inputs.batch):
+            section.start(inputs, executor, shared)
     tables, pnl = reduce_run(inputs, plan, results, executor, timings)
     tables.update(inputs.design_tables)
     notes: dict = {}
-    ctx = SectionContext(inputs, pnl, executor, f"batch {inputs.batch.name!r}")
+    ctx = SectionContext(inputs, pnl, executor, f"batch {inputs.batch.name!r}", shared)
     for section in SECTIONS:
         if section.enabled(inputs.batch):
             out = section.run(ctx)

@@ -43,10 +43,19 @@ class Section(Protocol):
 
     def enabled(self, batch) -> bool: ...
 
+    def start(self, inputs, executor, shared: dict) -> None:
+        """Start, before the stress run is reduced, what needs neither its P&L nor another section (on
+        a thread of its own, its tasks on the executor); leave what :meth:`run` collects in ``shared``."""
+
     def run(self, ctx: SectionContext) -> SectionOutput: ...
 
 
-class LiquiditySection:
+class _Nothing:
+    def start(self, inputs, executor, shared: dict) -> None:
+        """Nothing to start before the run is reduced."""
+
+
+class LiquiditySection(_Nothing):
     """Days to liquidate, exit costs, liquidity-adjusted VaR/CVaR and drawdowns, capacity."""
 
     name = "liquidity"
@@ -62,7 +71,7 @@ class LiquiditySection:
         return SectionOutput(tables, notes, {"liquidity": time.perf_counter() - t0})
 
 
-class FactorModelSection:
+class FactorModelSection(_Nothing):
     """Exposures of positions and groups on the declared factors, fitted on a dated family."""
 
     name = "factor_model"
@@ -79,7 +88,7 @@ class FactorModelSection:
         return SectionOutput(tables, notes, {"factor_model": time.perf_counter() - t0})
 
 
-class OptimiseSection:
+class OptimiseSection(_Nothing):
     """The book re-optimised under each stress family, one task per family."""
 
     name = "optimise"
@@ -105,12 +114,21 @@ class MonitoringSection:
     def enabled(self, batch) -> bool:
         return batch.monitoring is not None
 
+    def start(self, inputs, executor, shared: dict) -> None:
+        """The walk-forward, on a parallel executor (``grid._monitoring.start_walk_forward``)."""
+        from ._monitoring import start_walk_forward
+
+        shared["walk_forward"] = start_walk_forward(inputs.batch.monitoring, inputs, executor)
+
     def run(self, ctx: SectionContext) -> SectionOutput:
         from ._monitoring import monitoring_tables, rerun_adapted
 
         t0 = time.perf_counter()
-        tables, notes, adapted = monitoring_tables(ctx.inputs.batch.monitoring, ctx.inputs, ctx.executor)
+        started = ctx.shared.get("walk_forward")
+        tables, notes, adapted = monitoring_tables(ctx.inputs.batch.monitoring, ctx.inputs, ctx.executor, started)
         out = SectionOutput(tables, notes, {"monitoring": time.perf_counter() - t0})
+        if started is not None:  # it ran beside the sections before this one
+            out.timings["monitoring_walk_forward"] = started.seconds
         if adapted is not None:
             t0 = time.perf_counter()
             out.tables.update(rerun_adapted(ctx.inputs, adapted, ctx.executor))

@@ -25,6 +25,7 @@ from ._config import (
     RegimeViewSettings,
     VarBacktestSettings,
     WalkForwardSettings,
+    monitoring_walk_forward,
     run_monitoring,
 )
 from ._forecast import (
@@ -169,6 +170,7 @@ __all__ = [
     "mcneil_frey",
     "min_variance_weights",
     "model_var_series",
+    "monitoring_walk_forward",
     "performance",
     "plan_walk_forward",
     "portfolio_weights",

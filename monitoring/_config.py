@@ -40,7 +40,7 @@ from ._rules import Rule, apply_rules
 from ._signals import SignalThresholds, evaluate_signals, signal_history
 from ._var_backtest import model_var_series, var_backtest
 from ._champion import choose_champion, correlation_drift, regime_view
-from ._walkforward import run_walk_forward
+from ._walkforward import WalkForwardResult, run_walk_forward
 
 __all__ = [
     "WalkForwardSettings",
@@ -49,6 +49,7 @@ __all__ = [
     "MonitoringSettings",
     "MonitoringResult",
     "run_monitoring",
+    "monitoring_walk_forward",
 ]
 
 
@@ -205,6 +206,47 @@ def _regime_level(history: History, view: "RegimeViewSettings", as_of) -> pd.Ser
     return implied.combine_first(realised).dropna()
 
 
+def _checked(settings: MonitoringSettings | Mapping) -> MonitoringSettings:
+    if isinstance(settings, MonitoringSettings):
+        return settings
+    from pydantic import ValidationError
+
+    try:
+        return MonitoringSettings.model_validate(dict(settings))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"monitoring, field '{loc}': {err['msg'].removeprefix('Value error, ')}") from None
+
+
+def _setup(s: MonitoringSettings, history: History, as_of) -> tuple:
+    """``(as_of_ts, returns)``: the monitoring date and the monitored assets' daily returns up to it."""
+    end_date = s.as_of or as_of
+    as_of_ts = pd.Timestamp(end_date) if end_date is not None else history.levels.index[-1]
+    return as_of_ts, asset_returns(history, s.factors or default_factors(history), end=as_of_ts)
+
+
+def _walk_forward(s: MonitoringSettings, history: History, as_of_ts, returns: pd.DataFrame, executor) -> WalkForwardResult:
+    wf = s.walk_forward
+    end = min(pd.Timestamp(wf.end), as_of_ts) if wf.end else as_of_ts
+    methods = tuple(s.backtest.methods) if s.backtest.enabled else ()
+    # market levels for the forecasters that read them (ml_gbm, ml_lstm), each row from history up to its date
+    features = market_features(history, returns.index) if any(f.build().uses_features for f in s.forecasters) else None
+    return run_walk_forward(returns, s.forecasters, wf.train_days, wf.horizon_days, wf.roll_days, wf.start, end,
+                            executor=executor, methods=methods, keep_forecasts=s.regime_view.enabled, features=features)
+
+
+def monitoring_walk_forward(settings: MonitoringSettings | Mapping, history: History, as_of=None,
+                            executor=None) -> WalkForwardResult:
+    """The walk-forward evaluation of the ``monitoring`` section alone, as :func:`run_monitoring` runs it.
+
+    Pass the result to :func:`run_monitoring` (``walk_forward=``) with the same settings, history and
+    ``as_of``.  It reads neither the book nor the stress run, so a caller can run it while other work goes
+    on (the grid does, on Ray)."""
+    s = _checked(settings)
+    return _walk_forward(s, history, *_setup(s, history, as_of), executor)
+
+
 def run_monitoring(
     settings: MonitoringSettings | Mapping,
     history: History,
@@ -222,6 +264,7 @@ def run_monitoring(
     trade_cost=None,
     daily_moves: pd.DataFrame | None = None,
     stress=None,
+    walk_forward: WalkForwardResult | None = None,
 ) -> MonitoringResult:
     """Run every part of the monitoring section.
 
@@ -238,6 +281,8 @@ def run_monitoring(
         liquidity model's); default: ``backtest.cost_bps`` proportional costs
     market, base_ccy, unit_values, trade_cost, daily_moves, stress : for the rules that price or size
         positions and for each fired rule's impact (:func:`apply_rules`)
+    walk_forward : the result of :func:`monitoring_walk_forward` for the same settings, history and
+        ``as_of``, computed beforehand (None: computed here)
 
     Returns
     -------
@@ -247,30 +292,12 @@ def run_monitoring(
     fired rule), ``var_backtest``, ``var_series`` (a table is absent when its part did not run: no book,
     no book P&L, backtest disabled).
     """
-    if not isinstance(settings, MonitoringSettings):
-        from pydantic import ValidationError
-
-        try:
-            settings = MonitoringSettings.model_validate(dict(settings))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(x) for x in err["loc"])
-            raise ConfigError(f"monitoring, field '{loc}': {err['msg'].removeprefix('Value error, ')}") from None
-    s = settings
-    end_date = s.as_of or as_of
-    as_of_ts = pd.Timestamp(end_date) if end_date is not None else history.levels.index[-1]
+    s = _checked(settings)
+    as_of_ts, returns = _setup(s, history, as_of)
     out = MonitoringResult()
-
-    factors = s.factors or default_factors(history)
-    returns = asset_returns(history, factors, end=as_of_ts)
     wf = s.walk_forward
-    end = min(pd.Timestamp(wf.end), as_of_ts) if wf.end else as_of_ts
-    methods = tuple(s.backtest.methods) if s.backtest.enabled else ()
     view = s.regime_view
-    # market levels for the forecasters that read them (ml_gbm, ml_lstm), each row from history up to its date
-    features = market_features(history, returns.index) if any(f.build().uses_features for f in s.forecasters) else None
-    res = run_walk_forward(returns, s.forecasters, wf.train_days, wf.horizon_days, wf.roll_days, wf.start, end,
-                           executor=executor, methods=methods, keep_forecasts=view.enabled, features=features)
+    res = walk_forward if walk_forward is not None else _walk_forward(s, history, as_of_ts, returns, executor)
     out["walk_forward"] = res.errors
     backtest = None
     if s.backtest.enabled:

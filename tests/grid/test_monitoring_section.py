@@ -156,3 +156,38 @@ def test_drift_limit_and_regime_view_through_the_run(run, tmp_path):
     view = res.tables["regime_view"].set_index("regime")
     assert list(view.index) == ["historical", "risk_off", "risk_on", "latest"]
     assert view.loc["latest", "forecaster"] == "sample" and 'id="monitoring-regime_view"' in html
+
+
+def test_on_ray_the_walk_forward_runs_beside_the_other_sections_with_the_same_tables(ray_session, run):
+    """On a parallel executor the walk-forward starts before the run is reduced, its steps on the workers
+    while the driver computes the other sections; every table is the serial run's."""
+    from stressgrid.grid import RayExecutor
+
+    inputs, serial, _ = run
+    res = execute(inputs, RayExecutor())
+    assert res.timings["monitoring_walk_forward"] > 0  # started beside the other sections
+    assert "monitoring_walk_forward" not in serial.timings  # a serial run has nothing to run beside it
+    assert set(res.tables) == set(serial.tables)
+    for name in res.tables:
+        timed = [c for c in res.tables[name].columns if c == "seconds"]  # the fits' own timings
+        pd.testing.assert_frame_equal(res.tables[name].drop(columns=timed), serial.tables[name].drop(columns=timed),
+                                      check_exact=True, obj=name)
+
+
+def test_a_failed_walk_forward_started_early_fails_the_run_with_its_error(ray_session, run, monkeypatch):
+    """The walk-forward's error, raised on its own thread, is raised by the run (not lost with the thread)."""
+    from stressgrid import monitoring
+    from stressgrid.core import TaskError
+    from stressgrid.grid import RayExecutor
+
+    inputs, _, _ = run
+    calls = []
+
+    def fails(*args, **kwargs):
+        calls.append(args)
+        raise TaskError("walk-forward step 2016-01-04 failed: ValueError: broken")
+
+    monkeypatch.setattr(monitoring, "monitoring_walk_forward", fails)
+    with pytest.raises(TaskError, match="2016-01-04 failed: ValueError: broken"):
+        execute(inputs, RayExecutor())
+    assert len(calls) == 1
