@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+from contextvars import ContextVar
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,8 @@ _GAIN, _LOSS = "#2e7d32", "#c62828"
 #: metric names of risk_metrics as a reader writes them
 _SHOWN = {"var": "VaR", "cvar": "CVaR"}
 _counter = itertools.count()
+#: the chart being drawn, the start of its SVG ids (unique in a report whose charts come from two processes)
+_drawing: ContextVar[str] = ContextVar("drawing", default="chart")
 
 
 def _figure(width: float, height: float):
@@ -69,7 +72,7 @@ def _svg(fig) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # drop the XML declaration and DOCTYPE (inline SVG needs neither)
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
-    prefix = f"c{next(_counter)}-"
+    prefix = f"{_drawing.get()}{next(_counter)}-"
     ids = set(re.findall(r'\bid="([^"]+)"', text))
 
     def sub(m: re.Match) -> str:
@@ -82,8 +85,12 @@ def _with_rc(fn):
     def wrapper(*args, **kwargs):
         import matplotlib
 
-        with matplotlib.rc_context(_RC):
-            return fn(*args, **kwargs)
+        token = _drawing.set(fn.__name__.removeprefix("chart_").replace("_", "-"))
+        try:
+            with matplotlib.rc_context(_RC):
+                return fn(*args, **kwargs)
+        finally:
+            _drawing.reset(token)
 
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     return wrapper
@@ -440,3 +447,8 @@ def chart_reverse(run: RunDir, max_panels: int = 4, n_factors: int = 12) -> str 
     for ax in axes[len(rev):]:
         ax.set_visible(False)
     return _svg(fig)
+
+
+#: the charts a second process may draw (``reports._chart_child``): each a function of the run alone
+IN_CHILD = ("chart_scenario_pnl", "chart_distributions", "chart_contributions", "chart_drawdown_paths",
+            "chart_capacity", "chart_reoptimisation")

@@ -231,3 +231,49 @@ def test_the_capacity_headline_has_two_significant_digits_rounded_down(full_run,
         assert "below 1x" in h["capacity"]["note"]
     html = reports.render_report(full_run, limits=reports.parse_limits({"limits": [{"metric": "days_to_liquidate", "max": days}]}))
     assert re.search(r'id="headline-capacity">.*?<div class="v">' + re.escape(text) + "</div>", html)
+
+
+def _same_ids(svg: str) -> str:
+    """The SVG with each chart's id prefix (its name and a per-process counter) made the same."""
+    return re.sub(r'\b(scenario-pnl|distributions|contributions|drawdown-paths|capacity|reoptimisation)\d+-', r"\1-", svg)
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@pytest.mark.skipif(_cpus() < 2, reason="the report draws in one process on a machine with one CPU")
+def test_charts_drawn_in_a_second_process_are_the_charts_drawn_here(full_run_src):
+    from stressgrid.reports import _charts, _html
+
+    run = reports.RunDir(full_run_src)
+    charts = _html._Charts(run)
+    try:
+        assert charts._proc is not None
+        charts.draw_here()
+        drawn = {n: charts(n) for n in _charts.IN_CHILD}
+    finally:
+        charts.close()
+    assert set(charts._drawn) == set(_html.CHILD_CHARTS)  # those came from the second process
+    for name in _charts.IN_CHILD:
+        here = getattr(_charts, name)(run)
+        assert here is not None and drawn[name] is not None, name
+        assert _same_ids(drawn[name]) == _same_ids(here), name
+
+
+@pytest.mark.skipif(_cpus() < 2, reason="the report draws in one process on a machine with one CPU")
+def test_a_chart_the_second_process_does_not_deliver_is_drawn_here(full_run_src, monkeypatch):
+    from stressgrid.reports import _charts, _html
+
+    # the second process refuses chart_reverse (not one it draws) and exits with an error: nothing comes back
+    monkeypatch.setattr(_html, "CHILD_CHARTS", ("chart_distributions", "chart_reverse"))
+    run = reports.RunDir(full_run_src)
+    charts = _html._Charts(run)
+    try:
+        svg = charts("chart_distributions")
+    finally:
+        charts.close()
+    assert charts._drawn == {}
+    assert _same_ids(svg) == _same_ids(_charts.chart_distributions(run))
