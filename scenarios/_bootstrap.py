@@ -13,7 +13,6 @@ from typing import Literal, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from arch.bootstrap import StationaryBootstrap
 from pydantic import BaseModel, ConfigDict, Field
 
 from stressgrid.core import ConfigError, History, ScenarioSet
@@ -110,6 +109,8 @@ def bootstrap_block(spec: BootstrapSpec, fitted: FittedBootstrap, block_index: i
     Returns shocks ``[BLOCK_SIZE, F]`` and paths ``[BLOCK_SIZE, H, F]`` (None unless ``spec.paths``), and
     with ``guard_rows`` the block's ``GuardRows`` (None without a guard) third.
     """
+    from arch.bootstrap import StationaryBootstrap  # imported on first use: arch takes 1.5 s to import
+
     rng = np.random.default_rng(block_seed(seed, block_index))
     bs = StationaryBootstrap(spec.block_length, fitted.moves, seed=rng)
     H = spec.horizon_days
