@@ -159,6 +159,23 @@ def _textbook_dcc_loglik(a, b, e, qbar):
     return -0.5 * total
 
 
+def test_dcc_filter_is_the_textbook_recursion_bit_for_bit():
+    """Q_{t+1} = (1-a-b) Qbar + a e_t e_t' + b Q_t (Engle 2002, eq. 26) one day at a time, Q_1 = Qbar."""
+    from stressgrid.scenarios._montecarlo import _dcc_filter
+
+    rng = np.random.default_rng(3)
+    e = rng.standard_normal((300, 6))
+    qbar = np.corrcoef(e, rowvar=False)
+    a, b = 0.037, 0.921
+    q = [qbar]
+    for t in range(len(e)):
+        q.append((1 - a - b) * qbar + a * np.outer(e[t], e[t]) + b * q[-1])
+    got = _dcc_filter(e, a, b, qbar)
+    assert got.shape == (301, 6, 6)
+    assert np.array_equal(got, np.array(q))
+    assert np.array_equal(_dcc_filter(e, a, b, qbar, e[:, :, None] * e[:, None, :]), got)
+
+
 def _simulate_dcc(a, b, qbar, T, seed):
     """Standardised residuals of a DCC(1,1) with correlation targeting at ``qbar``."""
     rng = np.random.default_rng(seed)
