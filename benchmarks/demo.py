@@ -7,7 +7,9 @@ with an empty compilation cache (``STRESSGRID_COMPILE_CACHE`` set to a new folde
 sensitivities' derivatives and the forecasters' programs compile), then again with the cache the
 first run filled.  The script prints the wall time of the command and the manifest's timings of each
 run (``timings_seconds``: the steps overlap where the run overlaps them; ``start_ray`` runs while the
-sensitivities and the scenarios are computed, and the sensitivities while the scenarios are drawn),
+sensitivities and the scenarios are computed, and the sensitivities while the scenarios are drawn; on Ray
+``monitoring_walk_forward`` runs beside liquidity, factor model and optimise, and ``monitoring`` is the
+rest of that section; in process the walk-forward is inside ``monitoring``),
 and writes them to ``--out`` (default ``benchmarks/results/demo.json``).  No assertion on timings: the
 numbers are for people to read, next to the machine's load average at the start and the end.
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: the manifest's timings, in the order of a run
 STEPS = ("load_inputs", "sensitivities", "generate_scenarios", "start_ray", "run_tasks", "liquidity", "factor_model",
-         "optimise", "monitoring", "rerun_adapted_book", "write", "total")
+         "optimise", "monitoring_walk_forward", "monitoring", "rerun_adapted_book", "write", "total")
 
 
 def run_once(mode: str, cache: Path, folder: Path) -> dict:
@@ -66,7 +68,7 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     for r in rows:
-        cells = " ".join(f"{r['timings'].get(s, float('nan')):>10.1f}" for s in STEPS)
+        cells = " ".join(f"{r['timings'][s]:>10.1f}" if s in r["timings"] else f"{'-':>10}" for s in STEPS)
         print(f"{r['mode'] + ' ' + r['cache']:14} {r['wall_seconds']:>6.1f} {cells}")
     print(f"seconds; wall: the command from start to exit (imports, report and shutdown included); the others from "
           f"manifest.json. Load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in load_start)} at the start, "
