@@ -64,7 +64,8 @@ def main() -> None:
                 r["cache"] = state
                 rows.append(r)
     load_end = os.getloadavg()
-    head = f"{'run':14} {'wall':>6} " + " ".join(f"{s.replace('_', ' ')[:10]:>10}" for s in STEPS)
+    short = {"monitoring_walk_forward": "walk-fwd", "generate_scenarios": "scenarios", "rerun_adapted_book": "rerun"}
+    head = f"{'run':14} {'wall':>6} " + " ".join(f"{short.get(s, s.replace('_', ' '))[:10]:>10}" for s in STEPS)
     print(head)
     print("-" * len(head))
     for r in rows:
