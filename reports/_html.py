@@ -517,12 +517,17 @@ def _sec_run(run: RunDir) -> str:
 #: P&L distributions and capacity curves take about as long as its other four charts (1.7 and 0.4 s against
 #: 3.1 s), and the second process spends about 1.6 s starting
 CHILD_CHARTS = ("chart_distributions", "chart_capacity")
+#: the fewest panels of the distributions chart (families of more than ``SMALL_FAMILY`` scenarios) for which
+#: a second process is started: below, the charts are quicker than its start (the demo has 11; the test
+#: runs' reports, with one, took 13% longer with it)
+CHILD_MIN_PANELS = 6
 
 
 class _Charts:
     """``charts(name)``: the SVG of chart ``name`` of the run (``reports._charts``), drawn here, or by a second
-    process started at once for :data:`CHILD_CHARTS` when this machine has two or more CPUs and the run
-    is a folder.  Whatever goes wrong in the second process, the chart is drawn here instead."""
+    process started at once for :data:`CHILD_CHARTS` when this machine has two or more CPUs, the run is a
+    folder and its distributions chart has at least :data:`CHILD_MIN_PANELS` panels.  Whatever goes wrong
+    in the second process, the chart is drawn here instead."""
 
     def __init__(self, run: RunDir):
         self.run = run
@@ -532,6 +537,8 @@ class _Charts:
         if len(os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)) < 2:
             return
         if not Path(run.path).is_dir() or os.environ.get("STRESSGRID_REPORT_PROCESSES") == "1":
+            return
+        if int((run.family_sizes() > _charts.SMALL_FAMILY).sum()) < CHILD_MIN_PANELS:
             return
         import subprocess
         import sys

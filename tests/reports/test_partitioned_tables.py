@@ -89,7 +89,8 @@ def _html(run: Path, **kw) -> str:
     run folder's name)."""
     text = reports.render_report(run, **kw)
     text = re.sub(r"on \d{4}-\d\d-\d\d \d\d:\d\d UTC", "", text)
-    return re.sub(r'\bc\d+-', "c-", text).replace(f"from {run.name}/", "from RUN/")
+    ids = r"\b(chart|scenario-pnl|distributions|contributions|drawdown-paths|capacity|reoptimisation)\d+-"
+    return re.sub(ids, r"\1-", text).replace(f"from {run.name}/", "from RUN/")
 
 
 # --- reading ---------------------------------------------------------------------------------------------

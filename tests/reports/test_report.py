@@ -245,10 +245,12 @@ def _cpus() -> int:
 
 
 @pytest.mark.skipif(_cpus() < 2, reason="the report draws in one process on a machine with one CPU")
-def test_charts_drawn_in_a_second_process_are_the_charts_drawn_here(full_run_src):
+def test_charts_drawn_in_a_second_process_are_the_charts_drawn_here(full_run_src, monkeypatch):
     from stressgrid.reports import _charts, _html
 
     run = reports.RunDir(full_run_src)
+    assert _html._Charts(run)._proc is None  # one distribution panel: quicker without a second process
+    monkeypatch.setattr(_html, "CHILD_MIN_PANELS", 1)
     charts = _html._Charts(run)
     try:
         assert charts._proc is not None
@@ -269,6 +271,7 @@ def test_a_chart_the_second_process_does_not_deliver_is_drawn_here(full_run_src,
 
     # the second process refuses chart_reverse (not one it draws) and exits with an error: nothing comes back
     monkeypatch.setattr(_html, "CHILD_CHARTS", ("chart_distributions", "chart_reverse"))
+    monkeypatch.setattr(_html, "CHILD_MIN_PANELS", 1)
     run = reports.RunDir(full_run_src)
     charts = _html._Charts(run)
     try:
