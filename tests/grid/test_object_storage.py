@@ -198,6 +198,12 @@ def test_bad_uris_are_refused_before_any_work(s3, tmp_path):
         reports.open_run(uri_of("nothing/here"))
 
 
+def test_a_store_that_cannot_be_opened_is_named_as_given(local, tmp_path):
+    with pytest.raises(ConfigError, match=r"^results store nosuch://bucket/store: cannot be opened as a file system") as exc:
+        reports.store_run(local / "run", "nosuch://bucket/store", run_id="r1")
+    assert "run_date=" not in str(exc.value)  # not the run's folder inside the store
+
+
 def test_a_password_never_reaches_an_error_message():
     with pytest.raises(ConfigError) as err:
         Location("s3://key:hunter2@bucket/x")
