@@ -575,6 +575,8 @@ class _Charts:
         except (subprocess.TimeoutExpired, ValueError):
             self.close()
             return {}
+        if not isinstance(drawn, dict):
+            return {}
         return {k: v for k, v in drawn.items() if k in CHILD_CHARTS and (v is None or isinstance(v, str))}
 
     def close(self) -> None:

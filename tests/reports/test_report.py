@@ -280,3 +280,24 @@ def test_a_chart_the_second_process_does_not_deliver_is_drawn_here(full_run_src,
         charts.close()
     assert charts._drawn == {}
     assert _same_ids(svg) == _same_ids(_charts.chart_distributions(run))
+
+
+@pytest.mark.parametrize("sent", ['[1, 2]', '{"chart_distributions": 3}', 'not json'])
+def test_what_the_second_process_sends_that_is_not_charts_is_drawn_here(full_run_src, sent):
+    from stressgrid.reports import _charts, _html
+
+    class Sent:  # a finished second process that wrote ``sent``
+        returncode = 0
+
+        def communicate(self, timeout=None):
+            return sent, None
+
+        def poll(self):
+            return 0
+
+    run = reports.RunDir(full_run_src)
+    charts = _html._Charts(run)
+    charts._proc = Sent()
+    svg = charts("chart_distributions")
+    assert charts._drawn == {}
+    assert _same_ids(svg) == _same_ids(_charts.chart_distributions(run))
