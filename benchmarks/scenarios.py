@@ -8,7 +8,10 @@ Run:  python benchmarks/scenarios.py [--n 1000000] [--factors 50] [--out FILE]
   2 processes, against a plain-numpy baseline that draws the same law in one call (no blocks, no
   seeds per block);
 * GARCH(1,1)-t fitting time per factor (arch), and simulation throughput of the GARCH-t (constant and
-  DCC correlation), FHS and stationary-bootstrap generators on the demo-sized factor set.
+  DCC correlation), FHS and stationary-bootstrap generators on the demo-sized factor set;
+* the DCC path update (``_dcc_innovations``, in place) against the recursion written as in the paper
+  (new arrays each day) on the same draws of one block, best of three each, with the ratio; and a
+  family's last block cut to half its rows against the whole block.
 
 Numbers are printed and written as JSON to ``--out``.
 """
@@ -156,6 +159,52 @@ def bench_garch(history) -> dict:
     return res
 
 
+def _dcc_textbook(dcc, nu, n):
+    """The DCC path recursion as [E02] writes it, each day's arrays new: the baseline of the in-place update."""
+    from stressgrid.scenarios._montecarlo import _psd_factors, _t_marginals
+
+    a, b, qbar, qnext = dcc
+    B, H, K = n.shape
+    z = np.empty_like(n)
+    q = np.broadcast_to(qnext, (B, K, K)).copy()
+    for t in range(H):
+        d = 1.0 / np.sqrt(np.einsum("bii->bi", q))
+        r = q * d[:, :, None] * d[:, None, :]
+        zt = _t_marginals(np.einsum("bij,bj->bi", _psd_factors(r), n[:, t, :]), nu)
+        z[:, t, :] = zt
+        q = (1 - a - b) * qbar + a * zt[:, :, None] * zt[:, None, :] + b * q
+    return z
+
+
+def bench_dcc_paths(history) -> dict:
+    from stressgrid.scenarios._montecarlo import _dcc_innovations
+
+    factors = [f for f in history.factors if f.startswith(("EQ.", "FX.", "CMD.", "IR.USD", "VOL."))]
+    spec = TypeAdapter(scenarios.ScenarioSpec).validate_python(dict(
+        kind="montecarlo", model="garch_t", correlation="dcc", name="dcc", window=WINDOW,
+        n_scenarios=BLOCK_SIZE, horizon_days=10))
+    fitted = scenarios.fit(spec, history, factors)
+    n = np.random.default_rng(1).standard_normal((BLOCK_SIZE, 10, len(fitted.garch.nu)))
+
+    def best(f):
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            out = f()
+            times.append(time.perf_counter() - t0)
+        return min(times), out
+
+    t_plain, z_plain = best(lambda: _dcc_textbook(fitted.dcc, fitted.garch.nu, n))
+    t_new, z_new = best(lambda: _dcc_innovations(fitted.dcc, fitted.garch.nu, n))
+    t_whole, _ = best(lambda: scenarios.generate_block(spec, fitted, 0, np.random.SeedSequence(1)))
+    t_half, _ = best(lambda: scenarios.generate_block(spec, fitted, 0, np.random.SeedSequence(1), rows=BLOCK_SIZE // 2))
+    return {"factors": len(fitted.garch.nu), "paths": BLOCK_SIZE, "days": 10,
+            "textbook_update_s": round(t_plain, 3), "in_place_update_s": round(t_new, 3),
+            "in_place_speedup": round(t_plain / t_new, 2), "same_bits": bool(np.array_equal(z_plain, z_new)),
+            "whole_block_s": round(t_whole, 3), "half_block_s": round(t_half, 3),
+            "half_block_ratio": round(t_half / t_whole, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -166,6 +215,7 @@ def main() -> None:
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__}}
     out["montecarlo_student_t_instantaneous"] = bench_mc(history, a.n, a.factors)
     out["garch_and_paths"] = bench_garch(history)
+    out["dcc_paths"] = bench_dcc_paths(history)
     print(json.dumps(out, indent=2))
     with open(a.out, "w") as fh:
         json.dump(out, fh, indent=2)

@@ -192,15 +192,17 @@ def fit(spec, history: History, factors: Sequence[str], market=None):
 
 
 def generate_block(spec, fitted, block_index: int, seed: np.random.SeedSequence | int | None,
-                   guard_rows: bool = False):
+                   guard_rows: bool = False, rows: int | None = None):
     """Block ``block_index`` (scenarios ``[b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE)``) of a random family:
     ``(shocks [BLOCK_SIZE, F], paths [BLOCK_SIZE, H, F] or None)`` on ``fitted.factors``, bit-identical
     to the same rows of :func:`generate` with the same ``seed``; with ``guard_rows``, the tail guard's
-    judgement of each scenario third (``GuardRows``: implausible, multiple, worst; None without a guard)."""
+    judgement of each scenario third (``GuardRows``: implausible, multiple, worst; None without a guard).
+    ``rows``: only the block's first ``rows`` scenarios, with the same bits (every random number of the
+    block is still drawn)."""
     if isinstance(spec, BootstrapSpec):
-        return bootstrap_block(spec, fitted, block_index, seed, guard_rows)
+        return bootstrap_block(spec, fitted, block_index, seed, guard_rows, rows)
     if isinstance(spec, MonteCarloSpec):
-        return montecarlo_block(spec, fitted, block_index, seed, guard_rows)
+        return montecarlo_block(spec, fitted, block_index, seed, guard_rows, rows)
     raise ConfigError(f"scenario kind {getattr(spec, 'kind', spec)!r} is not random; use generate()")
 
 
@@ -217,7 +219,8 @@ def draw_range(spec, fitted, seed, info: dict, start: int, stop: int) -> Scenari
     (:func:`family_info`), without the history: what a grid task draws for its share of the family.
     Equal, row for row, to the same rows of :func:`generate` with the same seed (without the daily paths)."""
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
-                          lambda b: generate_block(spec, fitted, b, seed, guard_rows=True), info, start, stop,
+                          lambda b, rows: generate_block(spec, fitted, b, seed, guard_rows=True, rows=rows), info,
+                          start, stop,
                           fitted.amplifier, keep_paths=False)
 
 

@@ -98,28 +98,34 @@ def fit_bootstrap(spec: BootstrapSpec, history: History, factors: Sequence[str],
 
 
 def bootstrap_block(spec: BootstrapSpec, fitted: FittedBootstrap, block_index: int,
-                    seed: np.random.SeedSequence | int | None, guard_rows: bool = False) -> tuple:
-    """Block ``block_index`` of the family: ``BLOCK_SIZE`` resampled paths.
+                    seed: np.random.SeedSequence | int | None, guard_rows: bool = False,
+                    rows: int | None = None) -> tuple:
+    """Block ``block_index`` of the family: ``BLOCK_SIZE`` resampled paths, or the first ``rows`` of them
+    (the family's share of its last block; the resamples are drawn in order, so they are the whole
+    block's first rows).
 
     Each path is the first ``horizon_days`` indices of one stationary-bootstrap resample of the
     window (``StationaryBootstrap.update_indices``, seeded with this block's generator); the daily
     moves along it are cumulated (log-returns and absolute changes both add over days).  The tail guard
     (``fitted.guard``) judges, and with ``cap`` clips, the resampled paths before the ``amplify`` stress.
 
-    Returns shocks ``[BLOCK_SIZE, F]`` and paths ``[BLOCK_SIZE, H, F]`` (None unless ``spec.paths``), and
-    with ``guard_rows`` the block's ``GuardRows`` (None without a guard) third.
+    Returns shocks ``[rows, F]`` and paths ``[rows, H, F]`` (None unless ``spec.paths``), and with
+    ``guard_rows`` the block's ``GuardRows`` (None without a guard) third.
     """
     from arch.bootstrap import StationaryBootstrap  # imported on first use: arch takes 1.5 s to import
 
+    n_rows = BLOCK_SIZE if rows is None else int(rows)
+    if not 0 < n_rows <= BLOCK_SIZE:
+        raise ValueError(f"rows must be in [1, {BLOCK_SIZE}], got {rows}")
     rng = np.random.default_rng(block_seed(seed, block_index))
     bs = StationaryBootstrap(spec.block_length, fitted.moves, seed=rng)
     H = spec.horizon_days
-    idx = np.empty((BLOCK_SIZE, H), dtype=np.int64)
-    for i in range(BLOCK_SIZE):
+    idx = np.empty((n_rows, H), dtype=np.int64)
+    for i in range(n_rows):
         idx[i] = bs.update_indices()[:H]
-    cum = np.cumsum(fitted.moves[idx], axis=1)  # [B, H, K]
+    cum = np.cumsum(fitted.moves[idx], axis=1)  # [rows, H, K]
     F = len(fitted.factors)
-    paths = np.zeros((BLOCK_SIZE, H, F))
+    paths = np.zeros((n_rows, H, F))
     paths[:, :, fitted.index] = cum
     rows = None
     if fitted.guard is not None:
@@ -138,8 +144,8 @@ def bootstrap_scenarios(spec: BootstrapSpec, history: History, factors: Sequence
     fitted = fit_bootstrap(spec, history, factors, as_of, levels)
     info = bootstrap_info(spec, fitted, history.source)
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
-                          lambda b: bootstrap_block(spec, fitted, b, seed, guard_rows=True), info, start, stop,
-                          fitted.amplifier)
+                          lambda b, rows: bootstrap_block(spec, fitted, b, seed, guard_rows=True, rows=rows), info,
+                          start, stop, fitted.amplifier)
 
 
 def bootstrap_info(spec: BootstrapSpec, fitted, source: str) -> dict:

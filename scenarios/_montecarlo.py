@@ -242,6 +242,33 @@ def _t_marginals(u_normal: np.ndarray, nu: np.ndarray) -> np.ndarray:
     return stdtrit(nu, u) * np.sqrt((nu - 2.0) / nu)
 
 
+def _dcc_innovations(dcc: tuple, nu: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Standardised t innovations ``z [B, H, K]`` of DCC(1,1) paths from standard normals ``n [B, H, K]``:
+    on each day ``R_t`` is ``Q_t`` scaled to unit diagonal, ``z_t`` takes the Gaussian copula of
+    ``L_t n_t`` (``L_t L_t' = R_t``) with each factor's t margin (:func:`_t_marginals`), and
+    ``Q_{t+1} = (1-a-b) Qbar + a z_t z_t' + b Q_t`` from ``Q_1 = Q_{T+1}`` of the fit [E02].
+
+    The ``[B, K, K]`` updates run in place in two buffers, each product and sum in the textbook order."""
+    a, b, qbar, qnext = dcc
+    B, H, K = n.shape
+    z = np.empty_like(n)
+    q = np.broadcast_to(qnext, (B, K, K)).copy()
+    r = np.empty_like(q)
+    base = (1 - a - b) * qbar
+    for t in range(H):
+        d = 1.0 / np.sqrt(np.einsum("bii->bi", q))
+        np.multiply(q, d[:, :, None], out=r)
+        r *= d[:, None, :]
+        zt = _t_marginals(np.einsum("bij,bj->bi", _psd_factors(r), n[:, t, :]), nu)
+        z[:, t, :] = zt
+        # (base + (a z) z') + b q, as the expression (1 - a - b) Qbar + a z z' + b Q was evaluated
+        np.multiply((a * zt)[:, :, None], zt[:, None, :], out=r)
+        r += base
+        q *= b
+        q += r
+    return z
+
+
 @dataclass
 class FittedMonteCarlo:
     """What every block of a Monte Carlo family reads (computed once, without randomness).
@@ -376,8 +403,13 @@ def _has_extras(a: AmplifySpec) -> bool:
 
 
 def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index: int,
-                     seed: np.random.SeedSequence | int | None, guard_rows: bool = False) -> tuple:
-    """Block ``block_index`` of the family: ``BLOCK_SIZE`` scenarios from ``block_seed(seed, block_index)``.
+                     seed: np.random.SeedSequence | int | None, guard_rows: bool = False,
+                     rows: int | None = None) -> tuple:
+    """Block ``block_index`` of the family: ``BLOCK_SIZE`` scenarios from ``block_seed(seed, block_index)``,
+    or its first ``rows`` of them (the family's share of its last block): every random number of the
+    whole block is drawn, in the same order, and only the first ``rows`` scenarios are computed from
+    them past the products with a covariance factor, which gives them the same bits as the whole block's
+    first rows.
 
     * ``gaussian`` / ``student_t``: daily moves ``m + w L z`` with ``z ~ N(0, I)`` and ``w`` the t mixing
       factor (1 for Gaussian).  Without ``paths`` one draw is scaled to the horizon (``sqrt(H)`` on the
@@ -392,43 +424,38 @@ def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index
     The tail guard (``fitted.guard``) judges, and with ``cap`` clips, the model's cumulative moves before
     the ``amplify`` stress maps them.
 
-    Returns shocks ``[BLOCK_SIZE, F]`` and paths ``[BLOCK_SIZE, H, F]`` (None unless ``spec.paths``), and
-    with ``guard_rows`` the block's ``GuardRows`` (None without a guard) third.
+    Returns shocks ``[rows, F]`` and paths ``[rows, H, F]`` (None unless ``spec.paths``), and with
+    ``guard_rows`` the block's ``GuardRows`` (None without a guard) third.
     """
     rng = np.random.default_rng(block_seed(seed, block_index))
     B, H, K, F = BLOCK_SIZE, spec.horizon_days, len(fitted.index), len(fitted.factors)
+    n_rows = B if rows is None else int(rows)
+    if not 0 < n_rows <= B:
+        raise ValueError(f"rows must be in [1, {B}], got {rows}")
     if spec.model in ("gaussian", "student_t"):
         nu = fitted.dof if spec.model == "student_t" else None
+        # the products with a factor of the covariance are taken over the whole block, then cut: a matrix
+        # product's rounding may depend on the number of rows it is given (the BLAS picks its kernels by shape)
         if spec.paths:
-            z = rng.standard_normal((B * H, K))
-            w = mvt_scale_draws(rng, B * H, nu)
-            daily = (z @ fitted.chol.T) * w[:, None] + fitted.mean
-            cum = np.cumsum(daily.reshape(B, H, K), axis=1)
+            z = rng.standard_normal((B * H, K)) @ fitted.chol.T
+            w = mvt_scale_draws(rng, B * H, nu)[: n_rows * H]
+            daily = z[: n_rows * H] * w[:, None] + fitted.mean
+            cum = np.cumsum(daily.reshape(n_rows, H, K), axis=1)
         else:
-            z = rng.standard_normal((B, K))
-            w = mvt_scale_draws(rng, B, nu) * np.sqrt(H)
-            cum = ((z @ fitted.chol.T) * w[:, None] + H * fitted.mean)[:, None, :]
+            z = rng.standard_normal((B, K)) @ fitted.chol.T
+            w = mvt_scale_draws(rng, B, nu)[:n_rows] * np.sqrt(H)
+            cum = (z[:n_rows] * w[:, None] + H * fitted.mean)[:, None, :]
     else:
         g = fitted.garch
         Kg = len(g.nu)  # the factors GARCH was fitted on (fewer than K when some are derived)
         if spec.model == "fhs":
-            rows = rng.integers(0, len(g.std_resid), size=(B, H))
-            z = g.std_resid[rows]
+            days = rng.integers(0, len(g.std_resid), size=(B, H))[:n_rows]
+            z = g.std_resid[days]
         elif fitted.dcc is None:
-            n = rng.standard_normal((B, H, Kg)) @ fitted.corr_chol.T
-            z = _t_marginals(n, g.nu)
+            n = rng.standard_normal((B, H, Kg)) @ fitted.corr_chol.T  # over the whole block, as above
+            z = _t_marginals(n[:n_rows], g.nu)
         else:
-            a, b, qbar, qnext = fitted.dcc
-            n = rng.standard_normal((B, H, Kg))
-            z = np.empty_like(n)
-            q = np.broadcast_to(qnext, (B, Kg, Kg)).copy()
-            for t in range(H):
-                d = 1.0 / np.sqrt(np.einsum("bii->bi", q))
-                r = q * d[:, :, None] * d[:, None, :]
-                L = _psd_factors(r)
-                zt = _t_marginals(np.einsum("bij,bj->bi", L, n[:, t, :]), g.nu)
-                z[:, t, :] = zt
-                q = (1 - a - b) * qbar + a * zt[:, :, None] * zt[:, None, :] + b * q
+            z = _dcc_innovations(fitted.dcc, g.nu, rng.standard_normal((B, H, Kg))[:n_rows])
         daily = garch_paths(g, z)
         if spec.mean == "zero":
             daily = daily - g.mu * g.scale
@@ -439,16 +466,16 @@ def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index
             full[..., dep] = daily @ coef
             daily = full
         cum = np.cumsum(daily, axis=1)
-    paths = np.zeros((B, cum.shape[1], F))
+    paths = np.zeros((n_rows, cum.shape[1], F))
     paths[:, :, fitted.index] = cum
-    rows = None
+    judged = None
     if fitted.guard is not None:
-        paths, rows = fitted.guard.apply(paths)
+        paths, judged = fitted.guard.apply(paths)
     if fitted.amplifier is not None:
         paths = fitted.amplifier.apply_moves(paths)
     shocks = paths[:, -1, :].copy()
     if guard_rows:
-        return shocks, (paths if spec.paths else None), rows
+        return shocks, (paths if spec.paths else None), judged
     return shocks, (paths if spec.paths else None)
 
 
@@ -459,5 +486,6 @@ def montecarlo_scenarios(spec: MonteCarloSpec, history: History, factors: Sequen
     """Scenarios ``[start, stop)`` (default all) of a Monte Carlo family."""
     fitted = fitted or fit_montecarlo(spec, history, factors, as_of, levels)
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
-                          lambda b: montecarlo_block(spec, fitted, b, seed, guard_rows=True), fitted.info, start, stop,
+                          lambda b, rows: montecarlo_block(spec, fitted, b, seed, guard_rows=True, rows=rows),
+                          fitted.info, start, stop,
                           fitted.amplifier)

@@ -1,7 +1,8 @@
 """Assembling seeded random families block by block.
 
 A random family of ``n`` scenarios is ``ceil(n / BLOCK_SIZE)`` blocks; block ``b`` draws only from
-``block_seed(seed, b)`` and always draws a full block (the last one is cut after drawing), so the
+``block_seed(seed, b)`` and always draws the random numbers of a full block; the last block computes
+scenarios from them only for the family's rows in it (a number that depends on ``n`` alone), so the
 scenarios of any range ``[start, stop)`` do not depend on how a run splits the family.
 """
 
@@ -18,7 +19,7 @@ from ._common import BLOCK_SIZE
 
 __all__ = ["assemble_range"]
 
-BlockFn = Callable[[int], tuple[np.ndarray, np.ndarray | None]]
+BlockFn = Callable[[int, int], tuple[np.ndarray, np.ndarray | None]]
 
 
 def assemble_range(
@@ -37,7 +38,8 @@ def assemble_range(
 
     Parameters
     ----------
-    block : ``b -> (shocks [BLOCK_SIZE, F], paths [BLOCK_SIZE, H, F] or None)``, already amplified, or
+    block : ``(b, rows) -> (shocks [rows, F], paths [rows, H, F] or None)``, the first ``rows`` scenarios of
+        block ``b`` (``BLOCK_SIZE`` but in the family's last block), already amplified, or
         ``(shocks, paths, guard rows)`` for a family with a tail guard (``scenarios._guard.GuardRows``, or None):
         the info columns ``implausible``, ``tail_multiple`` and ``tail_factor`` are then added per scenario
     covered : bool ``[F]``
@@ -52,7 +54,7 @@ def assemble_range(
     b0, b1 = start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE
     shocks, paths, guards = [], [], []
     for b in range(b0, b1 + 1):
-        out = block(b)
+        out = block(b, min(BLOCK_SIZE, n_scenarios - b * BLOCK_SIZE))
         s, p = out[0], out[1]
         g = out[2] if len(out) > 2 else None
         lo = max(start - b * BLOCK_SIZE, 0)

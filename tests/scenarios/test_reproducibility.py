@@ -63,3 +63,58 @@ def test_predictive_draws_reproducible(spec, history, factors, market):
     one = scenarios.generate(s, history, factors, np.random.SeedSequence(7), market)
     two = scenarios.generate(s, history, factors, np.random.SeedSequence(7), market)
     assert np.array_equal(one.shocks, two.shocks)
+
+
+CUT_CASES = CASES + [
+    dict(kind="montecarlo", model="garch_t", correlation="constant", n_scenarios=BLOCK_SIZE + 7, horizon_days=2),
+    dict(kind="montecarlo", model="student_t", n_scenarios=BLOCK_SIZE + 9, horizon_days=3, paths=True,
+         guard={"max_multiple": 1.5, "cap": True}),
+]
+
+
+@pytest.mark.parametrize("case", CUT_CASES, ids=lambda c: "-".join(str(c.get(k)) for k in ("model", "correlation", "paths")))
+def test_a_cut_block_equals_the_whole_blocks_first_rows(spec, history, factors, market, case):
+    """The family's last block computes its own rows only: they have the bits of the whole block's first rows."""
+    s = spec(dict(case, name="f", window=W))
+    seed = np.random.SeedSequence(11).spawn(2)[1]
+    fitted = scenarios.fit(s, history, factors, market)
+    last = scenarios.n_blocks(s.n_scenarios) - 1
+    whole = scenarios.generate_block(s, fitted, last, seed, guard_rows=True)
+    for rows in (1, 7, 300):
+        cut = scenarios.generate_block(s, fitted, last, seed, guard_rows=True, rows=rows)
+        assert cut[0].shape == (rows, whole[0].shape[1])
+        assert np.array_equal(cut[0], whole[0][:rows])
+        if whole[1] is not None:
+            assert np.array_equal(cut[1], whole[1][:rows])
+        if whole[2] is not None:
+            assert np.array_equal(cut[2].rows(0, rows).multiple, whole[2].rows(0, rows).multiple)
+            assert np.array_equal(cut[2].rows(0, rows).implausible, whole[2].rows(0, rows).implausible)
+    for bad in (0, BLOCK_SIZE + 1):
+        with pytest.raises(ValueError, match="rows must be in"):
+            scenarios.generate_block(s, fitted, last, seed, rows=bad)
+
+
+def test_dcc_paths_follow_the_textbook_recursion():
+    """The in-place DCC path update gives the bits of the recursion written as in [E02]: ``R_t`` from ``Q_t``,
+    ``z_t`` from the Gaussian copula of ``L_t n_t``, ``Q_{t+1} = (1-a-b) Qbar + a z_t z_t' + b Q_t``."""
+    from stressgrid.scenarios._montecarlo import _dcc_innovations, _t_marginals
+
+    rng = np.random.default_rng(5)
+    K, B, H = 6, 50, 4
+    x = rng.standard_normal((200, K)) @ rng.standard_normal((K, K))
+    qbar = np.corrcoef(x, rowvar=False)
+    qnext = 0.7 * qbar + 0.3 * np.eye(K)
+    a, b = 0.04, 0.9
+    nu = np.linspace(4.0, 9.0, K)
+    n = rng.standard_normal((B, H, K))
+    z = np.empty_like(n)
+    q = np.broadcast_to(qnext, (B, K, K)).copy()
+    for t in range(H):
+        d = 1.0 / np.sqrt(np.einsum("bii->bi", q))
+        r = q * d[:, :, None] * d[:, None, :]
+        zt = _t_marginals(np.einsum("bij,bj->bi", np.linalg.cholesky(r), n[:, t, :]), nu)
+        z[:, t, :] = zt
+        q = (1 - a - b) * qbar + a * zt[:, :, None] * zt[:, None, :] + b * q
+    assert np.array_equal(_dcc_innovations((a, b, qbar, qnext), nu, n), z)
+    # a changed recursion is seen: b applied to the new shock instead of the old state
+    assert not np.array_equal(_dcc_innovations((a, b, qbar, qnext), nu, n[:, ::-1]), z)
