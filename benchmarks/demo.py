@@ -1,6 +1,6 @@
 """Where `stressgrid demo` spends its time: cold and warm, on the embedded Ray instance and in process.
 
-Run:  python benchmarks/demo.py [--modes ray serial] [--out FILE]
+Run:  python benchmarks/demo.py [--modes ray serial] [--cold-only] [--drop PART ...] [--out FILE]
 
 Each mode runs the demo as a user runs it, ``stressgrid demo --quiet`` in a fresh process, twice: first
 with an empty compilation cache (``STRESSGRID_COMPILE_CACHE`` set to a new folder: every kernel, the
@@ -17,6 +17,14 @@ A second table gives the CPU time of each kind of process the command ran (sampl
 the command and every process it started: the driver, the Ray workers, Ray's own daemons, the
 report's chart process) and the floor it sets: the CPU seconds divided by the machine's CPUs, the
 shortest wall time the same work could take if every core were busy all along.
+
+``--drop`` measures what parts of the demo cost: each PART is a section of the demo batch
+(``monitoring``, ``optimise``, ``liquidity``, ``factor_model``), a scenario family by name
+(``mc_garch_dcc``), ``forecaster:NAME`` (one of the monitoring section's forecasters, ``ml_lstm``) or
+``report`` (``--no-report``); a PART may join several with ``+`` (``factor_model+optimise``: the
+``factor_target`` case reads the factor model).  The script then runs the whole demo and, for each
+PART, the demo batch without it (``stressgrid run`` on a copy of the batch, its ``limits`` left out
+whenever anything is dropped, since they name sections and families), and prints each run's row.
 """
 
 from __future__ import annotations
@@ -69,6 +77,8 @@ def _watch(proc: subprocess.Popen, every: float = 0.2) -> dict:
             try:
                 t = p.cpu_times()
                 kind = _kind(p.cmdline(), p.pid == proc.pid)
+                if kind == "other" and p.pid in seen:  # an exiting process's command line reads empty
+                    kind = seen[p.pid][0]
                 seen[p.pid] = (kind, t.user + t.system)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 pass
@@ -79,17 +89,49 @@ def _watch(proc: subprocess.Popen, every: float = 0.2) -> dict:
     return {k: round(v, 1) for k, v in sorted(out.items())}
 
 
-def run_once(mode: str, cache: Path, folder: Path) -> dict:
+def batch_without(drop: str, folder: Path) -> tuple[list[str], bool]:
+    """The command-line arguments that run the demo batch without the parts in ``drop`` (``a+b``), and
+    whether the report is drawn."""
+    import yaml
+
+    parts = [p for p in drop.split("+") if p]
+    doc = yaml.safe_load((ROOT / "examples" / "demo_batch.yaml").read_text())
+    doc["book"] = str(ROOT / "examples" / "demo_book.csv")
+    doc.pop("limits", None)
+    report = True
+    for part in parts:
+        if part == "report":
+            report = False
+        elif part.startswith("forecaster:"):
+            name = part.split(":", 1)[1]
+            doc["monitoring"]["forecasters"] = [f for f in doc["monitoring"]["forecasters"]
+                                                if (f if isinstance(f, str) else f.get("name")) != name]
+        elif part in doc:
+            del doc[part]
+        elif any(sp["name"] == part for sp in doc["scenarios"]):
+            doc["scenarios"] = [sp for sp in doc["scenarios"] if sp["name"] != part]
+            for case in doc.get("optimise", []):
+                case["families"] = [f for f in case["families"] if f != part]
+        else:
+            raise SystemExit(f"--drop {part}: not a section, scenario family or forecaster of the demo batch")
+    path = folder / f"demo-without-{drop.replace(':', '-').replace('+', '-')}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return ["run", str(path), "--allow-outside-paths"], report
+
+
+def run_once(mode: str, cache: Path, folder: Path, drop: str | None = None) -> dict:
     exe = Path(sys.executable).with_name("stressgrid")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "stressgrid.cli"]
     out = folder / "demo"
     shutil.rmtree(out, ignore_errors=True)
+    args, report = (["demo"], True) if drop is None else batch_without(drop, folder)
+    args += [] if report else ["--no-report"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     env["STRESSGRID_COMPILE_CACHE"] = str(cache)
     t0 = time.perf_counter()
     err = folder / "stderr.txt"
     with open(err, "w") as fh:
-        proc = subprocess.Popen(cmd + ["demo", "--out", str(out), "--quiet"] + (["--serial"] if mode == "serial" else []),
+        proc = subprocess.Popen(cmd + args + ["--out", str(out), "--quiet"] + (["--serial"] if mode == "serial" else []),
                                 stdout=subprocess.DEVNULL, stderr=fh, env=env, cwd=folder)
         cpu = _watch(proc)
         proc.wait()
@@ -97,36 +139,45 @@ def run_once(mode: str, cache: Path, folder: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"stressgrid demo ({mode}) failed:\n{err.read_text()[-3000:]}")
     timings = json.loads((out / "manifest.json").read_text())["timings_seconds"]
-    return dict(mode=mode, wall_seconds=round(wall, 2), timings=timings, cpu_seconds=cpu)
+    return dict(mode=mode, wall_seconds=round(wall, 2), timings=timings, cpu_seconds=cpu, without=drop)
+
+
+def _label(r: dict) -> str:
+    return f"{r['mode']} {r['cache']}" + (f" -{r['without']}" if r.get("without") else "")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--modes", nargs="+", choices=("ray", "serial"), default=["ray", "serial"])
+    ap.add_argument("--cold-only", action="store_true", help="only the runs with an empty compilation cache")
+    ap.add_argument("--drop", nargs="+", default=[], metavar="PART",
+                    help="also run the demo without each PART (see the module's description)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "demo.json")
     a = ap.parse_args()
     load_start = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in a.modes:
-            cache = Path(tmp) / f"cache-{mode}"
-            for state in ("cold", "warm"):
-                r = run_once(mode, cache, Path(tmp))
-                r["cache"] = state
-                rows.append(r)
+            for drop in [None] + a.drop:
+                cache = Path(tmp) / f"cache-{mode}-{len(rows)}"
+                for state in ("cold",) if a.cold_only else ("cold", "warm"):
+                    r = run_once(mode, cache, Path(tmp), drop)
+                    r["cache"] = state
+                    rows.append(r)
     load_end = os.getloadavg()
     short = {"monitoring_walk_forward": "walk-fwd", "generate_scenarios": "scenarios", "rerun_adapted_book": "rerun"}
-    head = f"{'run':14} {'wall':>6} " + " ".join(f"{short.get(s, s.replace('_', ' '))[:10]:>10}" for s in STEPS)
+    w = max([14] + [len(_label(r)) for r in rows])
+    head = f"{'run':{w}} {'wall':>6} " + " ".join(f"{short.get(s, s.replace('_', ' '))[:10]:>10}" for s in STEPS)
     print(head)
     print("-" * len(head))
     for r in rows:
         cells = " ".join(f"{r['timings'][s]:>10.1f}" if s in r["timings"] else f"{'-':>10}" for s in STEPS)
-        print(f"{r['mode'] + ' ' + r['cache']:14} {r['wall_seconds']:>6.1f} {cells}")
+        print(f"{_label(r):{w}} {r['wall_seconds']:>6.1f} {cells}")
     print(f"seconds; wall: the command from start to exit (imports, report and shutdown included); the others from "
           f"manifest.json. Load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in load_start)} at the start, "
           f"{' '.join(f'{x:.2f}' for x in load_end)} at the end; {os.cpu_count()} CPUs")
     kinds = list(KINDS)
-    head = f"{'run':14} {'wall':>6} " + " ".join(f"{k:>13}" for k in kinds) + f" {'CPU total':>10} {'floor':>6}"
+    head = f"{'run':{w}} {'wall':>6} " + " ".join(f"{k:>13}" for k in kinds) + f" {'CPU total':>10} {'floor':>6}"
     print()
     print(head)
     print("-" * len(head))
@@ -135,7 +186,7 @@ def main() -> None:
         c = r["cpu_seconds"]
         total = sum(c.values())
         r["cpu_floor_seconds"] = round(total / cpus, 1)
-        print(f"{r['mode'] + ' ' + r['cache']:14} {r['wall_seconds']:>6.1f} "
+        print(f"{_label(r):{w}} {r['wall_seconds']:>6.1f} "
               + " ".join(f"{c.get(k, 0.0):>13.1f}" for k in kinds) + f" {total:>10.1f} {total / cpus:>6.1f}")
     print(f"CPU seconds (user + system) of each kind of process; floor: CPU total / {cpus} CPUs, the wall time "
           "of the same work with every core busy all along")
