@@ -127,13 +127,13 @@ def bootstrap_block(spec: BootstrapSpec, fitted: FittedBootstrap, block_index: i
     F = len(fitted.factors)
     paths = np.zeros((n_rows, H, F))
     paths[:, :, fitted.index] = cum
-    rows = None
+    judged = None
     if fitted.guard is not None:
-        paths, rows = fitted.guard.apply(paths)
+        paths, judged = fitted.guard.apply(paths)
     if fitted.amplifier is not None:
         paths = fitted.amplifier.apply_moves(paths)
     if guard_rows:
-        return paths[:, -1, :].copy(), (paths if spec.paths else None), rows
+        return paths[:, -1, :].copy(), (paths if spec.paths else None), judged
     return paths[:, -1, :].copy(), (paths if spec.paths else None)
 
 

@@ -463,7 +463,9 @@ def montecarlo_block(spec: MonteCarloSpec, fitted: FittedMonteCarlo, block_index
             keep, dep, coef = fitted.derived
             full = np.empty(daily.shape[:2] + (K,))
             full[..., keep] = daily
-            full[..., dep] = daily @ coef
+            # the product over the whole block's rows (zeros past the cut), as the covariance products above
+            whole = daily if n_rows == B else np.concatenate([daily, np.zeros((B - n_rows,) + daily.shape[1:])])
+            full[..., dep] = (whole @ coef)[:n_rows]
             daily = full
         cum = np.cumsum(daily, axis=1)
     paths = np.zeros((n_rows, cum.shape[1], F))

@@ -94,6 +94,27 @@ def test_a_cut_block_equals_the_whole_blocks_first_rows(spec, history, factors, 
             scenarios.generate_block(s, fitted, last, seed, rows=bad)
 
 
+@pytest.mark.parametrize("model", ["garch_t", "fhs"])
+def test_a_cut_block_with_derived_factors_equals_the_whole_blocks_first_rows(spec, history, factors, model):
+    """Factors that move exactly with others (a proxy without residual) are derived from the fitted ones by a
+    matrix product: in a cut block it runs over the whole block's rows too, so the cut rows keep their bits."""
+    from dataclasses import replace
+
+    lv = history.levels.copy()
+    dup = [f"EQ.DUP{k}" for k in range(3)]
+    for k, name in enumerate(dup):  # log moves: (k + 2) x SPX's plus AAPL's
+        lv[name] = lv["EQ.SPX"] ** (k + 2) * lv["EQ.AAPL"]
+    h = replace(history, levels=lv)
+    s = spec(dict(kind="montecarlo", model=model, name="f", window=W, n_scenarios=BLOCK_SIZE + 7, horizon_days=3,
+                  **({"correlation": "dcc"} if model == "garch_t" else {})))
+    fitted = scenarios.fit(s, h, factors + dup)
+    assert fitted.derived is not None and fitted.info["derived_factors"] == ",".join(dup)
+    seed = np.random.SeedSequence(3)
+    whole = scenarios.generate_block(s, fitted, 1, seed)
+    for rows in (1, 123, 1001):
+        assert np.array_equal(scenarios.generate_block(s, fitted, 1, seed, rows=rows)[0], whole[0][:rows])
+
+
 def test_dcc_paths_follow_the_textbook_recursion():
     """The in-place DCC path update gives the bits of the recursion written as in [E02]: ``R_t`` from ``Q_t``,
     ``z_t`` from the Gaussian copula of ``L_t n_t``, ``Q_{t+1} = (1-a-b) Qbar + a z_t z_t' + b Q_t``."""
