@@ -81,7 +81,7 @@ def store_run(run_dir: str | Path | RunDir, store_root: str | Path, run_id: str 
     rid = _safe(run_id) if run_id else run_id_of(run)
     rel = f"run_date={_started(run):%Y-%m-%d}/batch={_safe(run.batch_name)}/run={rid}"
     store = Location(store_root, "results store")
-    store.filesystem  # a store that cannot be opened is named as given, before the run's folder in it
+    store.check()  # a store that cannot be opened or written is named as given, before the run's folder in it
     files = [p for p in sorted(run.path.iterdir()) if p.is_file() and not p.name.startswith(".")
              and (p.suffix == ".parquet" or p.name in ("manifest.json", "report.html"))]
     folders = _part_folders(run)

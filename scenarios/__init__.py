@@ -219,9 +219,8 @@ def draw_range(spec, fitted, seed, info: dict, start: int, stop: int) -> Scenari
     (:func:`family_info`), without the history: what a grid task draws for its share of the family.
     Equal, row for row, to the same rows of :func:`generate` with the same seed (without the daily paths)."""
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
-                          lambda b, rows: generate_block(spec, fitted, b, seed, guard_rows=True, rows=rows), info,
-                          start, stop,
-                          fitted.amplifier, keep_paths=False)
+                          lambda b, rows: generate_block(spec, fitted, b, seed, guard_rows=True, rows=rows),
+                          info, start, stop, fitted.amplifier, keep_paths=False)
 
 
 def generate_range(spec, history: History, factors: Sequence[str], seed, start: int, stop: int,

@@ -489,5 +489,4 @@ def montecarlo_scenarios(spec: MonteCarloSpec, history: History, factors: Sequen
     fitted = fitted or fit_montecarlo(spec, history, factors, as_of, levels)
     return assemble_range(spec.name, spec.n_scenarios, fitted.factors, fitted.covered,
                           lambda b, rows: montecarlo_block(spec, fitted, b, seed, guard_rows=True, rows=rows),
-                          fitted.info, start, stop,
-                          fitted.amplifier)
+                          fitted.info, start, stop, fitted.amplifier)
