@@ -39,6 +39,19 @@ def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
+def _checked_timestamp(loader: _UniqueKeyLoader, node: yaml.ScalarNode):
+    """A date or time as YAML reads it, with an impossible one (``2018-02-30``) an error at its line
+    rather than the calendar's ``ValueError``."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"invalid date {node.value!r}: {exc}", node.start_mark) from None
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _checked_timestamp)
+
+
 def read_yaml(path: str | Path, what: str):
     """The YAML file ``path`` as plain data; ``what`` names it in errors (``batch file``, ``limits file``)."""
     p = Path(path)
@@ -48,6 +61,6 @@ def read_yaml(path: str | Path, what: str):
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
-        if problem.startswith("duplicate key "):
+        if problem.startswith(("duplicate key ", "invalid date ")):
             raise ConfigError(f"{what} {p}{where}: {problem}") from None
         raise ConfigError(f"{what} {p}{where}: malformed YAML ({problem})") from None

@@ -56,6 +56,15 @@ def test_a_duplicate_key_is_an_error_with_both_lines(workdir):
     assert "line 8, column 1: duplicate key 'seed' (first at line 3)" in line
 
 
+@pytest.mark.parametrize("value, problem", [("2017-02-30", "day is out of range for month"),
+                                            ("2017-13-01", "month must be in 1..12")])
+def test_an_impossible_date_is_an_error_at_its_line(workdir, value, problem):
+    res = _validate(_batch(workdir, GOOD.replace("2017-03-29", value)))
+    assert res.exit_code == 2
+    [line] = _lines(res)
+    assert f"line 5, column 10: invalid date '{value}': {problem}" in line
+
+
 def test_three_faults_give_three_lines(workdir):
     body = GOOD.replace("seed: 1", "seed: -1").replace("name: t", "name: t\n    base_currency: usd") + "colour: blue\n"
     res = _validate(_batch(workdir, body))
