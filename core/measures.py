@@ -21,11 +21,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["var_cvar", "tail_weights", "cvar_contributions"]
+__all__ = ["var_cvar", "tail_weights", "cvar_contributions", "level_label"]
 
 _TOL = 1e-12
 #: relative distance from the VaR within which losses are tied with it
 TIE_RTOL = 1e-10
+
+
+def level_label(alpha: float) -> str:
+    """A confidence level as a percentage with the digits it needs: ``0.95`` -> ``95%``, ``0.975`` ->
+    ``97.5%``, ``0.999`` -> ``99.9%`` (never two levels shown alike)."""
+    return f"{round(float(alpha) * 100.0, 9):g}%"
 
 
 def near(loss: np.ndarray, level: float) -> np.ndarray:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stressgrid.core.measures import level_label
+
 from ._factors import position_exposures
 from ._plan import Task
 
@@ -433,7 +435,7 @@ def _thin_tails(summary: pd.DataFrame, pnl: np.ndarray, weights: np.ndarray, fam
     summary["tail_scenarios"] = summary["family"].map(counts).astype(np.int64)
     summary["thin_tail"] = summary["tail_scenarios"] < min_tail
     note = summary["tail_scenarios"].map(
-        lambda k: f"thin tail: the CVaR at {alpha:.0%} rests on {k} scenario{'' if k == 1 else 's'}, fewer than "
+        lambda k: f"thin tail: the CVaR at {level_label(alpha)} rests on {k} scenario{'' if k == 1 else 's'}, fewer than "
                   f"risk.min_tail_scenarios ({min_tail}); the optimum fits those scenarios")
     old = summary["message"].where(summary["message"].notna(), None)
     summary["message"] = [(f"{n}; {m}" if m else n) if thin else m

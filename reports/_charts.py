@@ -14,6 +14,8 @@ from contextvars import ContextVar
 import numpy as np
 import pandas as pd
 
+from stressgrid.core.measures import level_label
+
 from ._rundir import RunDir
 
 __all__ = [
@@ -239,7 +241,7 @@ def chart_distributions(run: RunDir) -> str | None:
                 v = r.loc[(r["metric"] == metric) & np.isclose(r["confidence"].astype(float), a), "value"]
                 if len(v):
                     x = -float(v.iloc[0]) / 1e6
-                    ax.axvline(x, color=col, ls=ls, lw=1.2, label=f"{_SHOWN[metric]} {a:.0%}: {-x:,.1f}m")
+                    ax.axvline(x, color=col, ls=ls, lw=1.2, label=f"{_SHOWN[metric]} {level_label(a)}: {-x:,.1f}m")
         ax.set_title(f"{fam} ({sizes[fam]} scenarios)", loc="left")  # more than SMALL_FAMILY: always plural
         ax.set_xlabel(f"book P&L (millions {run.base_currency})")
         ax.set_ylabel("probability")
@@ -281,7 +283,7 @@ def chart_contributions(run: RunDir) -> str | None:
         ax.axvline(0, color="black", lw=0.8)
         ax.grid(axis="y", visible=False)
         ax.set_title(f"by {level.replace('_', ' ')}", loc="left")
-        ax.set_xlabel(f"CVaR {a:.0%} contribution (millions {run.base_currency})")
+        ax.set_xlabel(f"CVaR {level_label(a)} contribution (millions {run.base_currency})")
     _legend_outside(fig, axes[1], min(len(fams), 6))
     return _svg(fig)
 
@@ -310,7 +312,7 @@ def _contribution_heatmap(run: RunDir, wides: dict, fams: list[str], a: float, n
                 ax.text(j, i, f"{v:,.1f}", ha="center", va="center", fontsize=7,
                         color="white" if abs(v) > 0.6 * vmax else "black")
         ax.set_title(f"by {level.replace('_', ' ')}", loc="left")
-        cb = fig.colorbar(im, ax=ax, label=f"CVaR {a:.0%} contribution (m {run.base_currency})", shrink=0.9)
+        cb = fig.colorbar(im, ax=ax, label=f"CVaR {level_label(a)} contribution (m {run.base_currency})", shrink=0.9)
         cb.solids.set_rasterized(False)  # matplotlib rasterizes long colour bars; keep the SVG pure vector
     return _svg(fig)
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from stressgrid.core import ConfigError, StressGridError
 from stressgrid.core.storage import is_uri
+from stressgrid.core.measures import level_label
 
 from ._html import write_report
 from ._limits import Limits, evaluate_limits, load_limits, write_breaches
@@ -142,7 +143,7 @@ def print_comparison(run_a: str | Path, run_b: str | Path, show_all: bool = Fals
             t.add_column(c, justify="left" if c in ("family", "metric") else "right")
         for _, r in changed.iterrows():
             fmt = (lambda v: "" if pd.isna(v) else f"{v:,.0f}") if r["metric"] == "scenarios" else (lambda v: "" if pd.isna(v) else money(v))
-            t.add_row(_esc(r["family"]), _esc(r["metric"]), "" if pd.isna(r["confidence"]) else f"{r['confidence']:.0%}",
+            t.add_row(_esc(r["family"]), _esc(r["metric"]), "" if pd.isna(r["confidence"]) else level_label(r['confidence']),
                       fmt(r["value_a"]), fmt(r["value_b"]), fmt(r["change"]),
                       "" if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1%}")
         console.print(t)

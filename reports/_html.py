@@ -11,6 +11,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from stressgrid.core.measures import level_label
+
 from . import _charts
 from ._charts import sig2
 from ._limits import Limits, evaluate_limits
@@ -147,7 +149,7 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     var = rm[(rm["metric"] == "var") & np.isclose(rm["confidence"].astype(float), a)]
     if len(var):
         top = var.loc[var["value"].idxmax()]
-        out.append(dict(key="stressed_var", label=f"Stressed VaR {a:.0%}", value=float(top["value"]),
+        out.append(dict(key="stressed_var", label=f"Stressed VaR {level_label(a)}", value=float(top["value"]),
                         text=_money(top["value"]), detail=f"largest over families: {top['family']}"))
     worst = rm[rm["metric"] == "worst"]
     if len(worst):
@@ -159,7 +161,7 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
         top_a = la["alpha"].max()
         r = la[la["alpha"] == top_a]
         r = r.loc[r["la_cvar"].idxmax()]
-        out.append(dict(key="la_cvar", label=f"LA CVaR {top_a:.0%}", value=float(r["la_cvar"]), text=_money(r["la_cvar"]),
+        out.append(dict(key="la_cvar", label=f"LA CVaR {level_label(top_a)}", value=float(r["la_cvar"]), text=_money(r["la_cvar"]),
                         detail=f"{r['family']}; CVaR without costs {_money(r['cvar'])}"))
     dd = run.get("la_drawdown")
     if dd is not None and len(dd):
@@ -244,7 +246,7 @@ def _risk_table(run: RunDir) -> str:
         for a in run.confidences:
             for m, shown in (("var", "VaR"), ("cvar", "CVaR")):
                 v = g.loc[(g.metric == m) & np.isclose(g.confidence.astype(float), a), "value"]
-                row[f"{shown} {a:.0%}"] = float(v.iloc[0]) if len(v) else np.nan
+                row[f"{shown} {level_label(a)}"] = float(v.iloc[0]) if len(v) else np.nan
         w = g[g.metric == "worst"]
         row["worst scenario"] = str(w["scenario"].iloc[0]) if len(w) else ""
         row["worst loss"] = float(w["value"].iloc[0]) if len(w) else np.nan
@@ -303,7 +305,7 @@ def _sec_distribution(run: RunDir, chart: Callable[[str], str | None]) -> str:
 def _sec_contributions(run: RunDir, chart: Callable[[str], str | None]) -> str:
     a = max(run.confidences)
     out = _figure("contributions", chart("chart_contributions"),
-                  f"Euler contributions to CVaR {a:.0%} (Tasche 1999): the contributions of a family add up to its CVaR; "
+                  f"Euler contributions to CVaR {level_label(a)} (Tasche 1999): the contributions of a family add up to its CVaR; "
                   "negative: a hedge.")
     ct = run.table("contributions")
     ct = ct[np.isclose(ct["confidence"], a) & ct["level"].isin(["asset_class", "sleeve"])]
@@ -312,7 +314,7 @@ def _sec_contributions(run: RunDir, chart: Callable[[str], str | None]) -> str:
         wide = wide.reindex([f for f in run.families if f in wide.index])
         wide["CVaR"] = wide.sum(axis=1)
         wide = wide.reset_index()
-        out += (f"<h3>CVaR {a:.0%} contribution by {level.replace('_', ' ')} ({_e(run.base_currency)})</h3>"
+        out += (f"<h3>CVaR {level_label(a)} contribution by {level.replace('_', ' ')} ({_e(run.base_currency)})</h3>"
                 + _table(wide, {c: _money for c in wide.columns[1:]}, left=("family",)))
     return out
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from stressgrid.core.measures import level_label
+
 from ._reverse import probability, reverse_stress
 from ._rundir import RunDir, open_run
 
@@ -74,8 +76,8 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     t.add_column("scenarios", justify="right")
     confs = run.confidences
     for a in confs:
-        t.add_column(f"VaR {a:.0%}", justify="right")
-        t.add_column(f"CVaR {a:.0%}", justify="right")
+        t.add_column(f"VaR {level_label(a)}", justify="right")
+        t.add_column(f"CVaR {level_label(a)}", justify="right")
     t.add_column("worst scenario")
     t.add_column("worst loss", justify="right")
     for fam, g in rm.groupby("family", sort=False):
@@ -203,7 +205,7 @@ def print_sections(run_dir: str | Path | RunDir, console=None) -> None:
     if la is not None and len(la):
         a = float(la["alpha"].max())
         rows = la[la["alpha"] == a]
-        t = table(f"Liquidity-adjusted risk at {a:.0%} ({ccy}, losses positive)",
+        t = table(f"Liquidity-adjusted risk at {level_label(a)} ({ccy}, losses positive)",
                   ["family", "VaR", "CVaR", "LA-VaR", "LA-CVaR", "exit cost in the tail"], ("family",))
         for _, r in rows.head(TERMINAL_SECTION_ROWS).iterrows():
             t.add_row(_esc(r["family"]), money(r["var"]), money(r["cvar"]), money(r["la_var"]), money(r["la_cvar"]),
@@ -419,7 +421,7 @@ def thin_tail_warning(thin: dict[str, list[tuple[float, int]]], min_tail: int | 
     """One line naming the families whose CVaR rests on too few scenarios (``thin``: family -> [(confidence,
     tail scenarios), ...]; ``min_tail``: the batch's ``risk.min_tail_scenarios`` when known)."""
     below = f"fewer than {min_tail}" if min_tail is not None else "too few"
-    parts = [f"{f} (" + ", ".join(f"{a:.0%}: {k}" for a, k in sorted(v, reverse=True)) + ")" for f, v in thin.items()]
+    parts = [f"{f} (" + ", ".join(f"{level_label(a)}: {k}" for a, k in sorted(v, reverse=True)) + ")" for f, v in thin.items()]
     return (f"CVaR rests on {below} tail scenarios (risk.min_tail_scenarios) in {plural(len(parts), 'family')}: "
             + ", ".join(parts[:6]) + (f" and {len(parts) - 6} more (risk_metrics.thin_tail)" if len(parts) > 6 else ""))
 
@@ -463,7 +465,7 @@ def tail_warnings(run_dir: str | Path | RunDir) -> list[str]:
     if ro is not None and "thin_tail" in ro.columns:
         thin = ro[_flag(ro["thin_tail"])]
         if len(thin):
-            parts = [f"{f} ({plural(int(k), 'scenario')} at {a:.0%})" for f, k, a in
+            parts = [f"{f} ({plural(int(k), 'scenario')} at {level_label(a)})" for f, k, a in
                      zip(thin["family"], thin["tail_scenarios"], thin["alpha"])]
             parts = list(dict.fromkeys(parts))
             out.append("re-optimisation on a thin tail (fewer scenarios than risk.min_tail_scenarios): "

@@ -121,6 +121,19 @@ def test_run_serial_writes_outputs(workdir):
     assert pd.read_parquet(out / "risk_metrics.parquet")["value"].notna().all()
 
 
+def test_confidence_levels_are_shown_with_the_digits_they_need(workdir):
+    # 97.5% was shown as 98%, and 99.5% and 99.9% both as 100%
+    out = workdir / "out"
+    extra = ("  - {kind: rolling, name: hist_10d, horizon_days: 10, start: 2007-03-29, end: 2017-03-29}\n"
+             "risk: {confidence: [0.975, 0.995, 0.999]}\n")
+    res = CliRunner().invoke(main, ["run", str(_write_batch(workdir, extra)), "--out", str(out), "--serial"])
+    assert res.exit_code == 0, res.output
+    for label in ("VaR 97.5%", "CVaR 97.5%", "VaR 99.5%", "CVaR 99.9%"):
+        assert label in res.output, label
+        assert label in (out / "report.html").read_text()
+    assert "98%" not in res.output and "100%" not in res.output
+
+
 def test_fail_on_breach_exits_5_after_writing_everything(workdir):
     limits = "limits:\n  limits:\n    - {metric: worst_loss, scope: book, max: 1.0, units: currency}\n"
     out = workdir / "out"

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from stressgrid.core import cvar_contributions, var_cvar
+from stressgrid.core.measures import level_label
 
 
 @pytest.mark.parametrize("alpha", [0.9, 0.95, 0.975, 0.99])
@@ -83,3 +84,9 @@ def test_contributions_do_not_follow_the_last_bit_of_a_tie_at_the_var():
     np.testing.assert_allclose(out[0], out[1], rtol=1e-12)
     np.testing.assert_allclose(out[0], (np.array([4.0, 4.0, 4.0]) + 0.5 * np.array([1.0, 2.0, 3.0])
                                         + 0.5 * np.array([3.0, 2.5, 0.5])) / 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("alpha, label", [(0.95, "95%"), (0.99, "99%"), (0.975, "97.5%"), (0.995, "99.5%"),
+                                          (0.999, "99.9%"), (0.9995, "99.95%"), (0.5, "50%")])
+def test_a_confidence_level_keeps_the_digits_it_needs(alpha, label):
+    assert level_label(alpha) == label
