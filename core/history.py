@@ -71,12 +71,35 @@ def _read(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(path)
+            return _index_as_column(pd.read_parquet(path))
         if suffix in (".csv", ".txt"):
             return pd.read_csv(path)
     except Exception as exc:  # the reader's own message names the problem
         raise DataError(f"history file {path}: cannot be read ({type(exc).__name__}: {exc})") from None
     raise DataError(f"history file {path}: unsupported extension {suffix!r}; expected .csv or .parquet")
+
+
+def _index_as_column(df: pd.DataFrame) -> pd.DataFrame:
+    """A frame read from Parquet with its dates as a column: pandas writes a named index (``Date``) or a
+    date index into the file's metadata and reads it back as the index, not as a column."""
+    if isinstance(df.index, pd.RangeIndex) and df.index.name is None:
+        return df
+    if df.index.name is None and isinstance(df.index, pd.DatetimeIndex):
+        return df.rename_axis("date").reset_index()
+    return df.reset_index() if all(n is not None for n in df.index.names) else df
+
+
+def _names(columns) -> str:
+    """The first columns of a table, and how many more there are."""
+    columns = [str(c) for c in columns]
+    more = f" and {len(columns) - 8} more" if len(columns) > 8 else ""
+    return ", ".join(columns[:8]) + more
+
+
+KIND_WORDS = {"rate": "rate", "spread": "credit spread", "basis": "futures basis", "vol": "implied volatility"}
+#: the median absolute level, read as a decimal, above which a column of this kind must have been given
+#: in percent or basis points (100% for a rate, a spread or a basis; 300% for an implied volatility)
+PLAUSIBLE_MEDIAN = {"rate": 1.0, "spread": 1.0, "basis": 1.0, "vol": 3.0}
 
 
 def load_history(
@@ -119,16 +142,18 @@ def frame_to_history(raw: pd.DataFrame, source: str, mapping: Mapping[str, str] 
     for col, unit in units.items():
         if col not in raw.columns:
             raise ConfigError(f"history file {source}, field 'units': no column {col!r} (columns: "
-                              f"{', '.join(map(str, raw.columns[:8]))})")
+                              f"{_names(raw.columns)})")
         if unit not in UNITS:
             raise ConfigError(f"history file {source}, field 'units.{col}': unknown unit {unit!r}; expected one of "
                               f"{', '.join(UNITS)}")
     for col, name in mapping.items():
         if col not in raw.columns:
             raise ConfigError(f"history file {source}, field 'columns': no column {col!r} to map to {name} "
-                              f"(columns: {', '.join(map(str, raw.columns[:8]))})")
+                              f"(columns: {_names(raw.columns)})")
     if date_column not in raw.columns:
-        raise DataError(f"history file {source}: no {date_column!r} column (columns: {', '.join(map(str, raw.columns[:8]))})")
+        raise DataError(f"history file {source}: no {date_column!r} column (columns: {_names(raw.columns)})")
+    if not len(raw):
+        raise DataError(f"history file {source}: no rows of data below its header (columns: {_names(raw.columns)})")
     with warnings.catch_warnings():  # mixed formats are parsed one by one; a bad one is reported below
         warnings.simplefilter("ignore", UserWarning)
         dates = pd.to_datetime(raw[date_column], errors="coerce")
@@ -180,6 +205,15 @@ def frame_to_history(raw: pd.DataFrame, source: str, mapping: Mapping[str, str] 
         inf = np.flatnonzero(np.isinf(v))
         if len(inf):
             raise DataError(f"history file {source}, column {col!r}, row {inf[0] + 1}: value is infinite")
+        bound = PLAUSIBLE_MEDIAN.get(spec.kind)
+        seen = np.abs(v[~np.isnan(v)])
+        if bound is not None and len(seen) and float(np.median(seen)) > bound:
+            m = float(np.median(seen))
+            read = f"read in {unit}" if unit != "decimal" else "read as a decimal"
+            fix = (f"check the column's unit under history.units (got {unit!r})" if unit != "decimal" else
+                   f"if the column is in percent or basis points, say so under history.units, e.g. units: {{{col}: percent}}")
+            raise ConfigError(f"history file {source}, column {col!r} ({name}): its median level, {read}, is {m:.4g} "
+                              f"({m:.0%}), not a plausible {KIND_WORDS[spec.kind]}; {fix}")
         if spec.is_log:
             nonpos = np.flatnonzero(v <= 0)
             if len(nonpos):

@@ -228,6 +228,48 @@ def _chain(series: list[tuple[str, pd.Series]], is_log: bool) -> tuple[pd.Series
     return out, notes
 
 
+#: two sources' levels of one factor whose median ratio on shared dates is beyond this factor (either
+#: way) cannot be the same quantity in the same unit: a rate in percent read as a decimal is 100 times
+#: too large, one in percent declared as basis points 100 times too small
+SCALE_RATIO = 10.0
+#: shared dates needed before two sources' scales are compared, and the smallest level (in absolute
+#: value) of the lower source that enters the ratio (rates near zero give meaningless ratios)
+SCALE_MIN_DATES, SCALE_MIN_LEVEL = 20, 1e-3
+
+
+def _observed(h: History, f: str) -> pd.Series:
+    """Factor ``f``'s levels as source ``h`` observed them: without the dates it interpolated."""
+    s = h.levels[f].dropna()
+    p = h.provenance.get(f)
+    if p is not None and p.source == "interpolated":
+        return s.iloc[:0]
+    if p is not None and p.interpolated is not None:
+        s = s.drop(s.index.intersection(p.interpolated))
+    return s
+
+
+def _check_scales(f: str, sources: list[History]) -> None:
+    """A factor's level in a source is within :data:`SCALE_RATIO` of its level in every later source on
+    their shared dates (median ratio), or the batch stops naming the column and the likely unit."""
+    for i, hi in enumerate(sources):
+        a = _observed(hi, f)
+        for lo in sources[i + 1:]:
+            b = _observed(lo, f)
+            both = a.index.intersection(b.index)
+            x, y = a.loc[both].to_numpy(), b.loc[both].to_numpy()
+            keep = (np.abs(y) > SCALE_MIN_LEVEL) & (x != 0)
+            if keep.sum() < SCALE_MIN_DATES:
+                continue
+            ratio = float(np.median(x[keep] / y[keep]))
+            if 1.0 / SCALE_RATIO <= abs(ratio) <= SCALE_RATIO:
+                continue
+            col = next((c for c, name in hi.mapping.items() if name == f), f)
+            hint = ("a price in another unit or of another instrument: check the column and its mapping"
+                    if factor_spec(f).is_log else "check the column's unit under history.units (decimal, percent or bp)")
+            raise DataError(f"history file {hi.source}, column {col!r} ({f}): its levels are {ratio:.3g} times those of "
+                            f"{lo.source} on {int(keep.sum())} shared dates (median); {hint}")
+
+
 def merge_histories(histories: list[History]) -> History:
     """Merge histories given in order of precedence (first wins); see the module's description.
 
@@ -251,6 +293,7 @@ def merge_histories(histories: list[History]) -> History:
             chained[f] = snap[f] = pd.Series(np.nan, index=index)
             prov[f] = Provenance("history", "no observation in any source")
             continue
+        _check_scales(f, srcs)
         s, notes = _chain(have, factor_spec(f).is_log)
         chained[f] = s.reindex(index)
         first = srcs[0].snapshot[f].reindex(index)

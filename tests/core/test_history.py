@@ -66,3 +66,53 @@ def test_parquet_and_missing_file(tmp_path):
         load_history(tmp_path / "nope.csv")
     with pytest.raises(DataError, match="unsupported extension"):
         load_history(_write(tmp_path, "x", "h.xlsx"))
+
+
+def test_a_header_without_rows_is_an_error(tmp_path):
+    # it used to load as a history with no dates, and every factor came from the bundled history
+    p = _write(tmp_path, "date,EQ.SPX,IR.USD.10Y\n")
+    with pytest.raises(DataError, match=r"h.csv: no rows of data below its header \(columns: date, EQ.SPX, IR.USD.10Y\)"):
+        load_history(p)
+
+
+def test_parquet_with_its_dates_as_the_index(tmp_path):
+    # pandas writes a DataFrame's index into the file and reads it back as the index
+    df = pd.DataFrame({"EQ.SPX": [1.0, 2.0, 3.0]}, index=pd.date_range("2020-01-01", periods=3, name="Date"))
+    df.to_parquet(tmp_path / "named.parquet")
+    h = load_history(tmp_path / "named.parquet", date_column="Date")
+    assert h.levels["EQ.SPX"].tolist() == [1.0, 2.0, 3.0]
+    assert list(h.levels.index) == list(df.index)
+    df.rename_axis(None).to_parquet(tmp_path / "unnamed.parquet")
+    assert load_history(tmp_path / "unnamed.parquet").levels["EQ.SPX"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_long_column_list_says_how_many_more(tmp_path):
+    cols = [f"EQ.S{i}" for i in range(11)]
+    p = _write(tmp_path, "day," + ",".join(cols) + "\n2020-01-02," + ",".join(["1"] * 11) + "\n")
+    with pytest.raises(DataError, match=r"\(columns: day, EQ.S0, .*, EQ.S6 and 4 more\)"):
+        load_history(p)
+
+
+@pytest.mark.parametrize("column, factor, values, units, match", [
+    # a 10-year yield in percent, read as a decimal: 237% (the user's GFC P&L on a bond was 1,000 times too small)
+    ("ust10y", "IR.USD.10Y", [2.41, 2.37, 2.33], None, r"column 'ust10y' \(IR.USD.10Y\): its median level, read as a "
+     r"decimal, is 2.37 \(237%\), not a plausible rate; if the column is in percent or basis points, say so under "
+     r"history.units, e.g. units: \{ust10y: percent\}"),
+    ("vix", "VOL.SPX.ATM", [16.2, 17.5, 25.4], None, r"column 'vix' \(VOL.SPX.ATM\): .* is 17.5 \(1750%\), not a plausible "
+     r"implied volatility"),
+    ("cdx", "CR.CDX_IG", [88.0, 90.0, 95.0], None, r"not a plausible credit spread"),
+    # basis points declared as percent
+    ("ust10y", "IR.USD.10Y", [241.0, 237.0, 233.0], {"ust10y": "percent"}, r"read in percent, is 2.37 \(237%\), not a "
+     r"plausible rate; check the column's unit under history.units \(got 'percent'\)"),
+])
+def test_a_level_no_rate_spread_or_vol_can_have_names_the_unit(tmp_path, column, factor, values, units, match):
+    rows = "".join(f"2020-01-0{i + 2},{v}\n" for i, v in enumerate(values))
+    p = _write(tmp_path, f"date,{column}\n{rows}")
+    with pytest.raises(ConfigError, match=match):
+        load_history(p, mapping={column: factor}, units=units)
+
+
+def test_plausible_levels_load(tmp_path):
+    # a negative rate, a high-yield spread, a vol of 80%, an emerging-market rate of 45%: all as decimals
+    p = _write(tmp_path, "date,IR.EUR.2Y,CR.HY,VOL.SPX.ATM,IR.TRY.1Y\n2020-01-02,-0.006,0.09,0.8,0.45\n")
+    assert load_history(p).levels.iloc[0].tolist() == [-0.006, 0.09, 0.8, 0.45]

@@ -222,3 +222,24 @@ def test_an_unknown_rate_quote_is_one_clear_error(tmp_path):
     eq = _write(tmp_path, "e.csv", pd.DataFrame({"date": ["2016-06-01"], "EQ.SPX": [2000.0]}))
     with pytest.raises(ConfigError, match="field 'kind': par, but the source has no IR"):
         load_source(SourceSpec(path=eq, kind="par"))
+
+
+def test_a_unit_that_puts_a_source_far_from_the_next_is_one_clear_error(tmp_path, bundled):
+    # the 10-year yield in percent declared as basis points: 0.024% against the bundled 2.4%, which a
+    # range check cannot tell from a yield near zero; the bundled history on the shared dates can
+    frame = _user_frame(bundled, "2016-01-01", "2016-12-31", shift=0.0)
+    path = _write(tmp_path, "u.csv", frame)
+    cols = {"SPX": "EQ.SPX", "UST2Y": "IR.USD.2Y", "UST10Y": "IR.USD.10Y"}
+    wrong = load_source(SourceSpec(path=path, columns=cols, units={"UST2Y": "percent", "UST10Y": "bp"}))
+    with pytest.raises(DataError, match=r"u.csv, column 'UST10Y' \(IR.USD.10Y\): its levels are 0.01 times those of "
+                                        r"bundled on \d+ shared dates \(median\); check the column's unit"):
+        merge_histories([wrong, bundled])
+    # a price 100 times the bundled one (cents, or another instrument) stops the batch too
+    cents = frame.assign(SPX=frame["SPX"] * 100)
+    path2 = _write(tmp_path, "c.csv", cents)
+    with pytest.raises(DataError, match=r"column 'SPX' \(EQ.SPX\): its levels are 110 times .* another instrument"):
+        merge_histories([load_source(SourceSpec(path=path2, columns=cols, units={"UST2Y": "percent", "UST10Y": "percent"})),
+                         bundled])
+    # the right units: 1.1 times the bundled SPX and 50bp above its yields merge
+    right = load_source(SourceSpec(path=path, columns=cols, units={"UST2Y": "percent", "UST10Y": "percent"}))
+    assert merge_histories([right, bundled]).levels["IR.USD.10Y"].notna().any()
