@@ -70,10 +70,17 @@ def force_option(fn):
                         help="Run even when the estimated memory or output size exceeds what this machine or --out has.")(fn)
 
 
+def validate_force_option(fn):
+    return click.option("--force", is_flag=True,
+                        help="Pass the batch when the estimated memory or output size exceeds what this machine or --out "
+                             "has, as 'run --force' would run it.")(fn)
+
+
 def run_options(fn):
     """Options shared by the commands that run a batch."""
     fn = click.option("--history", type=click.Path(dir_okay=False), default=None,
-                      help="Factor history (CSV or Parquet: a 'date' column and one column per factor) instead of the bundled data.")(fn)
+                      help="Factor history (CSV or Parquet: a 'date' column and one column per factor name), merged over the "
+                           "bundled history; it replaces the batch's history section.")(fn)
     fn = click.option("--address", default=None,
                       help="Join an existing Ray cluster: auto, HOST:PORT or ray://HOST:10001. Default: start an embedded local instance.")(fn)
     fn = click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -156,6 +163,14 @@ def main() -> None:
     """stressgrid: scenario and stress testing for multi-asset portfolios, on a laptop or a Ray cluster."""
 
 
+def _history_note(batch, history) -> str | None:
+    """The note that ``--history`` replaces the batch's own history section, when it has one."""
+    if history is None or batch.history is None:
+        return None
+    named = ", ".join("bundled" if h == "bundled" else str(h.spec().label) for h in batch.history)
+    return f"note: --history {history} replaces the batch's history section ({named}); the bundled history follows it"
+
+
 def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, resume: bool = False,
          limits: Path | None = None, fail_on_breach: bool = False, no_report: bool = False,
          allow_outside_paths: bool = False, force: bool = False) -> None:
@@ -168,6 +183,8 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
         reports.parse_limits(batch.limits, f"batch file {batch_path}, limits") if batch.limits is not None else None)
     if lim is not None:  # a mistyped family fails now, not after the run
         reports.check_limit_families(lim, [s.name for s in batch.scenarios])
+    if (note := _history_note(batch, history)) is not None:
+        console.print(note, markup=False, highlight=False)
     with progress_bar(console) as advance:
         res = run_batch(batch, _where(out), history=history, serial=True if serial else None, address=address,
                         workers=workers, resume=resume, progress=advance, batch_hash=digest, force=force)
@@ -215,12 +232,12 @@ def demo(out: str, history, address, workers, serial, quiet, limits, fail_on_bre
 
 @main.command()
 @click.argument("batch", type=click.Path(path_type=Path))
-@click.option("--history", type=click.Path(dir_okay=False), default=None, help="Factor history to validate against instead of the bundled data.")
+@click.option("--history", type=click.Path(dir_okay=False), default=None, help="Factor history to validate against, merged over the bundled history, in place of the batch's history section.")
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="The run directory the batch would write to: its free space is checked against the output size "
                    "(for a URI: that a file can be written there; object storage has no free space to check).")
 @allow_outside_option
-@force_option
+@validate_force_option
 @handle_errors
 def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     """Check BATCH, its book, market data and scenarios without running it, and print the memory and
@@ -233,6 +250,8 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
 
         reports.check_limit_families(reports.parse_limits(b.limits, f"batch file {batch}, limits"),
                                      [s.name for s in b.scenarios])
+    if (note := _history_note(b, history)) is not None:
+        click.echo(note)
     where = _where(out)
     if isinstance(where, str):
         from stressgrid.core.storage import Location
@@ -242,7 +261,7 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     p = inputs.prepared
     click.echo(
         f"ok: batch {b.name!r}: {p.n} positions ({int(p.priced.sum())} priced), "
-        f"{inputs.n_scenarios} scenarios in {len(b.scenarios)} families, {len(inputs.market.factors)} factors, "
+        f"{inputs.n_scenarios} scenarios in {len(b.scenarios)} famil{'y' if len(b.scenarios) == 1 else 'ies'}, {len(inputs.market.factors)} factors, "
         f"as of {inputs.market.as_of.date()}"
     )
     est = inputs.estimate

@@ -111,6 +111,33 @@ def test_unknown_factor_in_a_history_file(workdir):
     assert "column 'SPX'" in _error(res)
 
 
+def test_history_option_says_it_replaces_the_batchs_history(workdir):
+    rows = "date,SPX\n2017-03-28,2358.57\n2017-03-29,2361.13\n"
+    (workdir / "mine.csv").write_text(rows)
+    extra = "history: {path: mine.csv, columns: {SPX: EQ.SPX}}\n"
+    path = _write_batch(workdir, extra)
+    # the file named on the command line is merged over the bundled history, and the batch's own is not read
+    (workdir / "other.csv").write_text("date,EQ.SPX\n2017-03-28,2358.57\n2017-03-29,2361.13\n")
+    res = CliRunner().invoke(main, ["validate", str(path), "--history", str(workdir / "other.csv")])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == (f"note: --history {workdir / 'other.csv'} replaces the batch's history section "
+                                          f"({workdir / 'mine.csv'}, bundled); the bundled history follows it")
+    assert "note: --history" not in CliRunner().invoke(main, ["validate", str(path)]).output
+    assert "it replaces the batch's history section" in " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
+
+
+def test_a_yield_in_percent_without_its_unit_stops_the_batch(workdir):
+    # read as a decimal, 2.40 is a yield of 240%: the batch used to run on it without a word
+    (workdir / "mine.csv").write_text("date,SPX,UST10Y\n2017-03-28,2358.57,2.42\n2017-03-29,2361.13,2.40\n")
+    path = _write_batch(workdir, "history: {path: mine.csv, columns: {SPX: EQ.SPX, UST10Y: IR.USD.10Y}}\n")
+    res = CliRunner().invoke(main, ["validate", str(path)])
+    assert res.exit_code == 2
+    assert "column 'UST10Y' (IR.USD.10Y): its median level, read as a decimal, is 2.41 (241%)" in _error(res)
+    ok = path.read_text().replace("UST10Y: IR.USD.10Y}", "UST10Y: IR.USD.10Y}, units: {UST10Y: percent}")
+    path.write_text(ok)
+    assert CliRunner().invoke(main, ["validate", str(path)]).exit_code == 0
+
+
 def test_run_serial_writes_outputs(workdir):
     out = workdir / "out"
     res = CliRunner().invoke(main, ["run", str(_write_batch(workdir)), "--out", str(out), "--serial"])
