@@ -33,7 +33,7 @@ from .factors import factor_spec
 from .history import History, frame_to_history, load_history
 
 __all__ = ["UNITS", "RATE_KINDS", "par_to_zero", "SourceSpec", "load_source", "merge_histories", "complete_curves", "Provenance", "ProxySpec",
-           "apply_proxies", "fit_proxy", "proxy_noise", "default_proxies", "MIN_PROXY_OVERLAP"]
+           "apply_proxies", "fit_proxy", "proxy_noise", "default_proxies", "MIN_PROXY_OVERLAP", "check_near_misses"]
 
 #: how a source's rate columns may be quoted
 RATE_KINDS = ("zero", "par")
@@ -268,6 +268,30 @@ def _check_scales(f: str, sources: list[History]) -> None:
                     if factor_spec(f).is_log else "check the column's unit under history.units (decimal, percent or bp)")
             raise DataError(f"history file {hi.source}, column {col!r} ({f}): its levels are {ratio:.3g} times those of "
                             f"{lo.source} on {int(keep.sum())} shared dates (median); {hint}")
+
+
+def check_near_misses(sources: list[History], needed: Iterable[str], used: Iterable[str] = ()) -> None:
+    """A factor of a user's source that no position needs (nor ``used``, e.g. as a proxy) and that is one
+    or two characters from a needed factor no user source has is a typo (``EQ.APPL`` for ``EQ.AAPL``):
+    left alone, the needed factor would quietly take the bundled history's levels instead of the user's."""
+    import difflib
+
+    needed = list(dict.fromkeys(needed))
+    mine = {f for h in sources if h.source != "bundled" for f in h.levels.columns}
+    wanted = [f for f in needed if f not in mine]
+    spare = set(needed) | set(used)
+    for h in sources:
+        if h.source == "bundled":
+            continue
+        for f in h.levels.columns:
+            if f in spare:
+                continue
+            close = difflib.get_close_matches(f, wanted, n=1, cutoff=0.8)
+            if close and factor_spec(close[0]).kind == factor_spec(f).kind:
+                col = next((c for c, name in h.mapping.items() if name == f), None)
+                field = f"field 'columns.{col}'" if col is not None else f"column {f!r}"
+                raise ConfigError(f"history file {h.source}, {field}: no position needs {f}, and the book's {close[0]} "
+                                  f"is in none of your sources; did you mean {close[0]}? (got {f!r})")
 
 
 def merge_histories(histories: list[History]) -> History:

@@ -143,7 +143,8 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     kernels.configure_process()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    from stressgrid.core.sources import ProxySpec, apply_proxies, complete_curves, default_proxies, load_source, merge_histories
+    from stressgrid.core.sources import (ProxySpec, apply_proxies, check_near_misses, complete_curves, default_proxies,
+                                         load_source, merge_histories)
 
     from ._coverage import check_coverage, check_unmodelled_share, exposure_shares, resolve_flat
     from ._resources import check_resources, estimate_resources
@@ -157,7 +158,9 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     curve = [f for f in factors if f not in batch.market.overrides]
     # each source completes its own curves first, so that a day's curve comes whole from one source;
     # then the merged history fills what is still missing from the tenors of other sources
-    history = merge_histories([complete_curves(load_source(s), curve) for s in batch.history_sources(history_path)])
+    loaded = [load_source(s) for s in batch.history_sources(history_path)]
+    check_near_misses(loaded, factors, {p.factor for p in (batch.proxies or {}).values()} | set(batch.proxies or {}))
+    history = merge_histories([complete_curves(h, curve) for h in loaded])
     history = complete_curves(history, curve)
     source = f"batch {batch.name!r}"
     from ._stream import wants_stream

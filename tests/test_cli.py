@@ -138,6 +138,14 @@ def test_a_yield_in_percent_without_its_unit_stops_the_batch(workdir):
     assert CliRunner().invoke(main, ["validate", str(path)]).exit_code == 0
 
 
+def test_a_history_column_mapped_one_letter_off_the_books_factor_stops_the_batch(workdir):
+    (workdir / "mine.csv").write_text("date,spx\n2017-03-28,2358.57\n2017-03-29,2361.13\n")
+    path = _write_batch(workdir, "history: {path: mine.csv, columns: {spx: EQ.SPY}}\n")
+    res = CliRunner().invoke(main, ["validate", str(path)])
+    assert res.exit_code == 2
+    assert "field 'columns.spx': no position needs EQ.SPY, and the book's EQ.SPX is in none of your sources" in _error(res)
+
+
 def test_run_serial_writes_outputs(workdir):
     out = workdir / "out"
     res = CliRunner().invoke(main, ["run", str(_write_batch(workdir)), "--out", str(out), "--serial"])

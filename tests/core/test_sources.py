@@ -243,3 +243,24 @@ def test_a_unit_that_puts_a_source_far_from_the_next_is_one_clear_error(tmp_path
     # the right units: 1.1 times the bundled SPX and 50bp above its yields merge
     right = load_source(SourceSpec(path=path, columns=cols, units={"UST2Y": "percent", "UST10Y": "percent"}))
     assert merge_histories([right, bundled]).levels["IR.USD.10Y"].notna().any()
+
+
+def test_a_mapping_one_letter_off_a_factor_the_book_needs_is_an_error(tmp_path):
+    from stressgrid.core.sources import check_near_misses
+
+    path = tmp_path / "u.csv"
+    path.write_text("date,aapl_px,spx\n2018-12-27,156.15,2488.83\n2018-12-28,156.23,2485.74\n")
+    typo = load_source(SourceSpec(path=path, columns={"aapl_px": "EQ.APPL", "spx": "EQ.SPX"}))
+    bundled = SourceSpec(bundled=True)
+    needed = ["EQ.AAPL", "EQ.SPX", "IR.USD.10Y"]
+    # the user's Apple marks would be ignored and the bundled history's taken instead
+    with pytest.raises(ConfigError, match=r"u.csv, field 'columns.aapl_px': no position needs EQ.APPL, and the book's "
+                                          r"EQ.AAPL is in none of your sources; did you mean EQ.AAPL\? \(got 'EQ.APPL'\)"):
+        check_near_misses([typo, load_source(bundled)], needed)
+    # used as a proxy, or with EQ.AAPL given too, or far from any needed factor: no error
+    check_near_misses([typo], needed, used={"EQ.APPL"})
+    path.write_text("date,aapl_px,appl,spx\n2018-12-27,156.15,1.0,2488.83\n")
+    check_near_misses([load_source(SourceSpec(path=path, columns={"aapl_px": "EQ.AAPL", "appl": "EQ.APPL", "spx": "EQ.SPX"}))],
+                      needed)
+    path.write_text("date,x\n2018-12-27,1.0\n")
+    check_near_misses([load_source(SourceSpec(path=path, columns={"x": "EQ.TSLA"}))], needed)
