@@ -83,7 +83,8 @@ class Limit(_Strict):
         (days_to_liquidate, cost_bps, liquidation_cost), a liquidity regime: the ``scope`` column of
         ``liquidation.parquet`` or ``capacity.parquet``
     max : the threshold, in ``units``; for units ``nav`` a fraction (0.08) or a percentage ("8%"); for
-        units ``bps`` a number or "25bp"
+        units ``currency`` a number or an amount ("2m", "800k", "1bn"); for units ``bps`` a number or "25bp".
+        A bare number above 1 for a metric in units of NAV needs ``units`` (it would be over 100% of NAV)
     units : ``nav`` (fraction of the book's NAV; default for money metrics), ``currency`` (base currency),
         ``days`` (days_to_liquidate) or ``bps`` (cost_bps)
     name : shown in reports; default built from the other fields, e.g. ``cvar99 book <= 8% NAV``
@@ -124,13 +125,15 @@ class Limit(_Strict):
         m = data["max"]
         if isinstance(m, str):
             text = m.strip().replace("_", "")
-            match = re.fullmatch(r"([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(%|bps?|d|days)?", text)
+            match = re.fullmatch(r"([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(%|bps?|d|days|k|m|bn)?", text)
             if not match:
-                raise ValueError(f"max: expected a number, a percentage such as 8% or basis points such as 25bp (got {m!r})")
+                raise ValueError(f"max: expected a number, a percentage such as 8%, an amount such as 2m or basis points "
+                                 f"such as 25bp (got {m!r})")
             x, suffix = float(match.group(1)), match.group(2)
             units = data.get("units")
             allowed = METRICS.get(data.get("metric"), ((), ("nav", "currency", "days", "bps")))[1]
-            wanted = {"%": "nav", "bp": "bps", "bps": "bps", "d": "days", "days": "days"}.get(suffix)
+            wanted = {"%": "nav", "bp": "bps", "bps": "bps", "d": "days", "days": "days", "k": "currency", "m": "currency",
+                      "bn": "currency"}.get(suffix)
             if wanted and wanted not in allowed:
                 raise ValueError(f"max: metric {data.get('metric')} is in units {' or '.join(allowed)}, "
                                  f"not {wanted} (got {m!r})")
@@ -142,11 +145,21 @@ class Limit(_Strict):
                 if units not in (None, "bps"):
                     raise ValueError(f"max: basis points need units bps (got {m!r} with units {units!r})")
                 data["units"] = "bps"
+            elif suffix in ("k", "m", "bn"):
+                if units not in (None, "currency"):
+                    raise ValueError(f"max: an amount is in the base currency, but units is {units!r} (got {m!r})")
+                data["units"], x = "currency", x * {"k": 1e3, "m": 1e6, "bn": 1e9}[suffix]
             elif suffix in ("d", "days"):
                 if units not in (None, "days"):
                     raise ValueError(f"max: days need units days (got {m!r} with units {units!r})")
                 data["units"] = "days"
             data["max"] = x
+        elif (isinstance(m, (int, float)) and not isinstance(m, bool) and data.get("units") is None and abs(m) > 1
+              and METRICS.get(data.get("metric"), ((), ("",)))[1][0] == "nav"):
+            # read as a share of NAV, 500000 would be a limit of 50,000,000% that no loss can breach
+            raise ValueError(f"max: a bare number is a fraction of NAV for metric {data.get('metric')}, and {m!r} would be "
+                             f"{m * 100:,.0f}% of NAV; give a percentage (8%), a fraction (0.08), an amount (2m) or "
+                             f"units: currency (got {m!r})")
         return data
 
     @model_validator(mode="after")

@@ -198,6 +198,12 @@ def test_a_metric_whose_table_is_absent_is_a_data_error(known):
     ({"metric": "cvar", "confidence": 0.99, "max": 0.08, "maximum": 1}, "field 'limits\\[0\\].maximum': unknown key"),
     ({"metric": "cvar", "confidence": 0.99}, "field 'limits\\[0\\].max': missing"),
     ({"metric": "days_to_liquidate", "max": 5, "units": "nav"}, "metric days_to_liquidate is in units days"),
+    # read as a fraction of NAV, a loss limit of 500,000 could never be breached
+    ({"metric": "var", "confidence": 0.99, "max": 500000}, "max: a bare number is a fraction of NAV for metric var, and "
+     "500000 would be 50,000,000% of NAV; give a percentage \(8%\), a fraction \(0.08\), an amount \(2m\) or units: "
+     "currency \(got 500000\)"),
+    ({"metric": "cvar", "confidence": 0.99, "max": "2m", "units": "nav"}, "an amount is in the base currency, but units is 'nav'"),
+    ({"metric": "days_to_liquidate", "max": "2m"}, "metric days_to_liquidate is in units days, not currency"),
 ])
 def test_bad_limits_name_the_field_and_value(entry, message):
     with pytest.raises(ConfigError, match=message):
@@ -276,3 +282,16 @@ def test_correlation_drift_limit_reads_the_champions_latest_rolling_error(known)
     (known / "correlation_drift.parquet").unlink()
     with pytest.raises(DataError, match="needs correlation_drift.parquet"):
         _eval(known, {"metric": "correlation_drift", "max": 0.3})
+
+
+@pytest.mark.parametrize("entry, units, value", [
+    ({"metric": "var", "confidence": 0.99, "max": "2m"}, "currency", 2e6),
+    ({"metric": "worst_loss", "max": "800k"}, "currency", 8e5),
+    ({"metric": "stressed_loss", "max": "1.5bn"}, "currency", 1.5e9),
+    ({"metric": "var", "confidence": 0.99, "max": 500000, "units": "currency"}, "currency", 5e5),
+    ({"metric": "drawdown", "max": 1.2, "units": "nav"}, "nav", 1.2),   # over 100% of NAV when said so
+    ({"metric": "days_to_liquidate", "max": 5}, "days", 5.0),
+])
+def test_amounts_and_explicit_units_are_read_as_written(entry, units, value):
+    [lim] = reports.parse_limits({"nav": NAV, "limits": [entry]}, "limits file L").limits
+    assert (lim.units, lim.max) == (units, value)
