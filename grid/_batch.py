@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError,
+                      field_validator, model_validator)
 
 from stressgrid.core.yamlfile import read_yaml
 from stressgrid.core import ConfigError
@@ -79,7 +79,12 @@ def _history_item(v):
 #: ``history``: one source (merged over the bundled history), or a list of sources in order of
 #: precedence, where ``bundled`` names the bundled history (left out: not used)
 HistoryField = Annotated[
-    list[Annotated[Union[HistorySettings, Literal["bundled"]], BeforeValidator(_history_item)]],
+    # tagged, so that a bad source reports its own errors only, not also that it is not the word 'bundled'
+    # (the tags are the names :func:`_loc` leaves out of a field's path)
+    list[Annotated[Union[Annotated[HistorySettings, Tag("HistorySettings")],
+                         Annotated[Literal["bundled"], Tag("literal['bundled']")]],
+                   Discriminator(lambda v: "literal['bundled']" if isinstance(v, str) else "HistorySettings"),
+                   BeforeValidator(_history_item)]],
     BeforeValidator(_history_list),
 ]
 

@@ -65,6 +65,18 @@ def test_an_impossible_date_is_an_error_at_its_line(workdir, value, problem):
     assert f"line 5, column 10: invalid date '{value}': {problem}" in line
 
 
+def test_a_bad_history_source_gives_its_own_error_only(workdir):
+    # it also said "field 'history': Input should be 'bundled'", the other member of the source union
+    res = _validate(_batch(workdir, GOOD + "history: {path: h.csv, units: {y: percnt}}\n"))
+    assert res.exit_code == 2
+    [line] = _lines(res)
+    assert line.endswith("field 'history.units.y': Input should be 'decimal', 'percent' or 'bp' (got 'percnt')"), line
+    res = _validate(_batch(workdir, GOOD + "history: [bundled, nope, {path: h.csv, colour: 1}]\n"))
+    assert [l.split("field ")[1] for l in _lines(res)] == [
+        "'history[1]': a history source is a mapping with 'path', or the word 'bundled' (got 'nope')",
+        "'history[2].colour': unknown key"]
+
+
 def test_three_faults_give_three_lines(workdir):
     body = GOOD.replace("seed: 1", "seed: -1").replace("name: t", "name: t\n    base_currency: usd") + "colour: blue\n"
     res = _validate(_batch(workdir, body))
