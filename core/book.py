@@ -370,10 +370,34 @@ def _format_errors(source: str, row: int, pid: object, exc: ValidationError) -> 
 MAX_BOOK_ERRORS = 20
 
 
+def _check_header(columns: list[str], source: str) -> None:
+    """Unknown and missing columns, one line each for the whole file (a misspelled header made two
+    problems on every row)."""
+    import difflib
+
+    required = [n for n, f in Position.model_fields.items() if f.is_required()]
+    problems = []
+    for c in columns:
+        if c not in _COLUMNS:
+            close = difflib.get_close_matches(c, [k for k in _COLUMNS if k not in columns], n=1, cutoff=0.75)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(f"portfolio file {source}, header: unknown column {c!r}; {hint}"
+                            f"known: {', '.join(_COLUMNS)} (got {c!r})")
+    missing = [c for c in required if c not in columns]
+    if missing:
+        problems.append(f"portfolio file {source}, header: no column {', '.join(repr(c) for c in missing)}, which every "
+                        f"position needs (columns: {', '.join(columns)})")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
 def book_from_records(records: list[dict], source: str = "<records>") -> Book:
     """Validate position records (dicts of column -> value) into a :class:`Book`."""
     if not records:
         raise ConfigError(f"portfolio file {source}: no positions")
+    # column names as written, less surrounding spaces ("quantity " in a hand-edited header)
+    records = [{str(k).strip(): v for k, v in rec.items()} for rec in records]
+    _check_header(list(dict.fromkeys(k for rec in records for k in rec)), source)
     rows = []
     problems: list[str] = []
     seen: dict[str, int] = {}

@@ -42,8 +42,11 @@ def test_bad_position_names_id_and_field(change, match):
 def test_missing_and_type_specific_fields():
     rec = dict(GOOD)
     del rec["adv"]
-    with pytest.raises(ConfigError, match=r"field 'adv': missing"):
+    with pytest.raises(ConfigError, match=r"header: no column 'adv', which every position needs"):
         book_from_records([rec])
+    # the column is there, the cell is empty
+    with pytest.raises(ConfigError, match=r"position 'ES' \(row 1\), field 'adv': missing"):
+        book_from_records([{**GOOD, "adv": ""}])
     opt = {**GOOD, "id": "P1", "type": "option", "strike": 2000, "option_type": "put"}
     with pytest.raises(ConfigError, match=r"'expiry' is required for type option"):
         book_from_records([opt])
@@ -123,3 +126,17 @@ def test_vix_future_on_an_equity_and_expired_vix_option():
     book = book_from_records([VIX_FUT, VIX_OPT])
     with pytest.raises(ConfigError, match=r"position 'VX', field 'expiry': 2019-02-13 is not after the as-of date 2019-03-01"):
         book.check_dates(pd.Timestamp("2019-03-01"))
+
+
+def test_a_misspelled_header_is_two_lines_for_the_whole_file_and_spaces_around_a_name_are_dropped():
+    # it was two problems on every row: 1,000 lines for a book of 500 positions
+    rows = [{**{("quantitiy" if k == "quantity" else k): v for k, v in GOOD.items()}, "id": f"P{i}"} for i in range(500)]
+    with pytest.raises(ConfigError) as exc:
+        book_from_records(rows, source="b.csv")
+    lines = str(exc.value).splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("portfolio file b.csv, header: unknown column 'quantitiy'; did you mean 'quantity'? known: id, ")
+    assert lines[0].endswith("(got 'quantitiy')")
+    assert lines[1].startswith("portfolio file b.csv, header: no column 'quantity', which every position needs")
+    spaced = [{(k + " " if k == "quantity" else k): v for k, v in GOOD.items()}]
+    assert book_from_records(spaced).positions["quantity"].tolist() == [float(GOOD["quantity"])]
