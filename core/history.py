@@ -156,7 +156,10 @@ def frame_to_history(raw: pd.DataFrame, source: str, mapping: Mapping[str, str] 
         raise DataError(f"history file {source}: no rows of data below its header (columns: {_names(raw.columns)})")
     with warnings.catch_warnings():  # mixed formats are parsed one by one; a bad one is reported below
         warnings.simplefilter("ignore", UserWarning)
-        dates = pd.to_datetime(raw[date_column], errors="coerce")
+        column = raw[date_column]
+        if pd.api.types.is_string_dtype(column) or column.dtype == object:  # " 2018-12-31" from a hand-edited file
+            column = column.map(lambda x: x.strip() if isinstance(x, str) else x)
+        dates = pd.to_datetime(column, errors="coerce")
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_localize(None)
     # a year outside 1900-2199 is a typo or a number read as a date
@@ -176,8 +179,8 @@ def frame_to_history(raw: pd.DataFrame, source: str, mapping: Mapping[str, str] 
     if len(down):
         i = down[0] + 1
         raise DataError(
-            f"history file {source}, column {date_column!r}, row {i + 1}: date {dates.iloc[i].date()} "
-            f"comes after {dates.iloc[i - 1].date()}; dates must be sorted ascending"
+            f"history file {source}, column {date_column!r}, row {i + 1}: date {dates.iloc[i].date()} is earlier than "
+            f"row {i}'s {dates.iloc[i - 1].date()}; dates must be sorted ascending"
         )
     columns = {}
     for col in raw.columns:

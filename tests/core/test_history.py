@@ -33,7 +33,7 @@ def _write(tmp_path, text, name="h.csv"):
     "text, match",
     [
         ("date,EQ.SPX\n2020-01-02,100\nnot-a-date,101\n", r"column 'date', row 2: 'not-a-date' is not a date"),
-        ("date,EQ.SPX\n2020-01-03,100\n2020-01-02,101\n", r"row 2: date 2020-01-02 comes after 2020-01-03"),
+        ("date,EQ.SPX\n2020-01-03,100\n2020-01-02,101\n", r"row 2: date 2020-01-02 is earlier than row 1's 2020-01-03; dates must be sorted ascending"),
         ("date,EQ.SPX\n2020-01-02,100\n2020-01-02,101\n", r"row 2: duplicate date 2020-01-02"),
         ("date,EQ.SPX\n2020-01-02,100\n2020-01-03,abc\n", r"column 'EQ.SPX', row 2: 'abc' is not a number"),
         ("date,EQ.SPX\n2020-01-02,100\n2020-01-03,-5\n", r"column 'EQ.SPX', row 2 \(2020-01-03\): price -5.0 is not positive"),
@@ -116,3 +116,8 @@ def test_plausible_levels_load(tmp_path):
     # a negative rate, a high-yield spread, a vol of 80%, an emerging-market rate of 45%: all as decimals
     p = _write(tmp_path, "date,IR.EUR.2Y,CR.HY,VOL.SPX.ATM,IR.TRY.1Y\n2020-01-02,-0.006,0.09,0.8,0.45\n")
     assert load_history(p).levels.iloc[0].tolist() == [-0.006, 0.09, 0.8, 0.45]
+
+
+def test_spaces_around_a_date_are_dropped(tmp_path):
+    p = _write(tmp_path, "date,EQ.SPX\n 2020-01-02,100\n2020-01-03 ,101\n")
+    assert list(load_history(p).levels.index) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-03")]
