@@ -366,8 +366,13 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         flat = cov[cov["source"] == "flat"]
         if len(flat):
             declared = set(flat["factor"])
-            out.append(f"{plural(len(flat), 'factor')} {'is' if len(flat) == 1 else 'are'} held flat on purpose (market.flat; each reason is in the coverage "
-                       f"table): {_shorten(sorted(declared))}.")
+            # the default proxies hold some kinds flat by rule (a futures basis); the others were named in market.flat
+            by_rule = flat["detail"].astype(str).str.startswith("default map")
+            for part, why in ((flat[~by_rule], "on purpose (market.flat"), (flat[by_rule], "by the default proxies' rule "
+                                                                            "(default_proxies")):
+                if len(part):
+                    out.append(f"{plural(len(part), 'factor')} {'is' if len(part) == 1 else 'are'} held flat {why}; each "
+                               f"reason is in the coverage table): {_shorten(sorted(set(part['factor'])))}.")
     unc = manifest.get("uncovered_factors") or {}
     if unc:
         sizes = run.family_sizes()
