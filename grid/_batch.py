@@ -149,7 +149,7 @@ class RiskSettings(_Strict):
             raise ValueError("give at least one confidence level")
         for a in v:
             if not 0.5 <= a < 1.0:
-                raise ValueError(f"confidence level {a!r} must be in [0.5, 1)")
+                raise ValueError(f"a confidence level must be in [0.5, 1) (got {a!r})")
         return sorted(set(v))
 
 

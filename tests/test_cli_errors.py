@@ -77,6 +77,13 @@ def test_a_bad_history_source_gives_its_own_error_only(workdir):
         "'history[2].colour': unknown key"]
 
 
+def test_a_confidence_level_out_of_range_names_it(workdir):
+    res = _validate(_batch(workdir, GOOD + "risk: {confidence: [0.95, 1.5]}\n"))
+    assert res.exit_code == 2
+    [line] = _lines(res)
+    assert line.endswith("field 'risk.confidence': a confidence level must be in [0.5, 1) (got 1.5)"), line
+
+
 def test_three_faults_give_three_lines(workdir):
     body = GOOD.replace("seed: 1", "seed: -1").replace("name: t", "name: t\n    base_currency: usd") + "colour: blue\n"
     res = _validate(_batch(workdir, body))
