@@ -280,14 +280,17 @@ def check_near_misses(sources: list[History], needed: Iterable[str], used: Itera
     mine = {f for h in sources if h.source != "bundled" for f in h.levels.columns}
     wanted = [f for f in needed if f not in mine]
     spare = set(needed) | set(used)
+    # any tenor of a curve the book needs completes the needed tenors (complete_curves)
+    curves = {factor_spec(f).currency for f in needed if factor_spec(f).kind == "rate"}
     for h in sources:
         if h.source == "bundled":
             continue
         for f in h.levels.columns:
-            if f in spare:
+            spec = factor_spec(f)
+            if f in spare or (spec.kind == "rate" and spec.currency in curves):
                 continue
             close = difflib.get_close_matches(f, wanted, n=1, cutoff=0.8)
-            if close and factor_spec(close[0]).kind == factor_spec(f).kind:
+            if close and factor_spec(close[0]).kind == spec.kind:
                 col = next((c for c, name in h.mapping.items() if name == f), None)
                 field = f"field 'columns.{col}'" if col is not None else f"column {f!r}"
                 raise ConfigError(f"history file {h.source}, {field}: no position needs {f}, and the book's {close[0]} "

@@ -264,3 +264,10 @@ def test_a_mapping_one_letter_off_a_factor_the_book_needs_is_an_error(tmp_path):
                       needed)
     path.write_text("date,x\n2018-12-27,1.0\n")
     check_near_misses([load_source(SourceSpec(path=path, columns={"x": "EQ.TSLA"}))], needed)
+    # a tenor the book does not price on, one letter from one it does, completes the curve: no error
+    path.write_text("date,y5\n2018-12-27,0.025\n")
+    check_near_misses([load_source(SourceSpec(path=path, columns={"y5": "IR.USD.5Y"}))], needed + ["IR.USD.2Y"])
+    # a currency typo is caught
+    path.write_text("date,y10\n2018-12-27,0.025\n")
+    with pytest.raises(ConfigError, match=r"did you mean IR.USD.10Y\?"):
+        check_near_misses([load_source(SourceSpec(path=path, columns={"y10": "IR.UDS.10Y"}))], needed)
