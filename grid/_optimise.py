@@ -171,7 +171,7 @@ class OptimiseSettings(_Strict):
         if self.scale_bounds is not None:
             lo, hi = self.scale_bounds
             if not 0.0 <= lo <= 1.0 <= hi:
-                raise ValueError(f"scale_bounds {list(self.scale_bounds)} must satisfy 0 <= low <= 1 <= high")
+                raise ValueError(f"scale_bounds must satisfy 0 <= low <= 1 <= high (got {list(self.scale_bounds)})")
         if self.objective == "max_return" and self.cvar_budget is None:
             raise ValueError("objective max_return needs cvar_budget (CVaR as a fraction of NAV)")
         for key, objectives in (("risk_budget", ("risk_parity",)), ("hrp", ("hrp",)), ("herc", ("herc",)),
@@ -183,9 +183,13 @@ class OptimiseSettings(_Strict):
         if self.weight_bounds is not None:
             lo, hi = self.weight_bounds
             if not (np.isfinite(lo) and np.isfinite(hi) and lo <= 0.0 <= hi and lo < hi):
-                raise ValueError(f"weight_bounds {list(self.weight_bounds)} must satisfy low <= 0 <= high, low < high")
+                raise ValueError(f"weight_bounds must satisfy low <= 0 <= high, low < high (got {list(self.weight_bounds)})")
         if self.net_bounds is not None and not self.net_bounds[0] <= self.net_bounds[1]:
-            raise ValueError(f"net_bounds {list(self.net_bounds)} must satisfy low <= high")
+            raise ValueError(f"net_bounds must satisfy low <= high (got {list(self.net_bounds)})")
+        for lvl, d in self.group_bounds.items():  # a reversed pair failed only inside the grid task (exit 4)
+            for g, (lo, hi) in d.items():
+                if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+                    raise ValueError(f"group_bounds.{lvl}.{g} must satisfy low <= high (got {[lo, hi]})")
         if self.signs != "keep" and self.objective in SIGNED_OBJECTIVES:
             raise ValueError(f"objective {self.objective} keeps the signs of the book; signs: free applies to "
                              "min_cvar, max_return and the factor objectives")

@@ -146,7 +146,11 @@ def test_risk_parity_through_run_batch(tmp_path):
     ("objective: factor_target\nfactor_target: {exposures: {equity: 0.5}}",
      r"field 'optimise': objective factor_target needs the factor_model section"),
     ("objective: risk_parity\nsigns: free", r"objective risk_parity keeps the signs of the book"),
-    ("objective: min_cvar\nweight_bounds: [0.1, 0.5]", r"weight_bounds \[0.1, 0.5\] must satisfy low <= 0 <= high"),
+    ("objective: min_cvar\nweight_bounds: [0.1, 0.5]", r"weight_bounds must satisfy low <= 0 <= high, low < high \(got \[0.1, 0.5\]\)"),
+    # a reversed group bound failed inside the grid task, exit 4, after the scenarios were drawn
+    ("objective: min_cvar\ngroup_bounds: {sleeve: {trend: [1.5, 0.2]}}",
+     r"field 'optimise': group_bounds.sleeve.trend must satisfy low <= high \(got \[1.5, 0.2\]\)"),
+    ("objective: min_cvar\nscale_bounds: [2, 0]", r"scale_bounds must satisfy 0 <= low <= 1 <= high \(got \[2.0, 0.0\]\)"),
 ])
 def test_bad_settings_are_one_line_exit_2_at_validate(tmp_path, optimise, match):
     (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
