@@ -43,6 +43,10 @@ class CapacityLimitSettings(_Strict):
     scope: str = "stress"
 
 
+#: the liquidity states the capacity table is computed in (uniform base and stress conditions)
+CAPACITY_SCOPES = ("base", "stress")
+
+
 class CapacitySettings(_Strict):
     """``liquidity.capacity``: the AUM grid, the family whose paths drive the drawdowns, the limits."""
 
@@ -59,6 +63,32 @@ class LiquiditySettings(_Strict):
     unwind_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     rule: RuleSettings = RuleSettings()
     capacity: Optional[CapacitySettings] = CapacitySettings()
+
+
+def check_liquidity(settings: LiquiditySettings, families: list[str], source: str) -> None:
+    """What the section's settings say on their own, checked before any scenario is drawn (``validate``
+    included): the cost parameters, the deleverage rule, the capacity family and the scopes of its limits."""
+    from stressgrid import liquidity
+
+    from stressgrid.core import ConfigError
+
+    liquidity.LiquidityParams.from_dict(settings.params, source=f"{source}, liquidity.params")
+    r = settings.rule
+    try:
+        liquidity.DeleverageRule(drawdown_steps=tuple(r.drawdown_steps), max_leverage=r.max_leverage,
+                                 vol_target=r.vol_target, redemption=r.redemption)
+    except ConfigError as exc:  # named as the batch writes it
+        raise ConfigError(str(exc).replace("deleverage rule, field '", f"{source}, field 'liquidity.rule.", 1)) from None
+    cap = settings.capacity
+    if cap is None:
+        return
+    if cap.family is not None and cap.family not in families:
+        raise ConfigError(f"{source}, field 'liquidity.capacity.family': no scenario family {cap.family!r} "
+                          f"(families: {', '.join(families)}) (got {cap.family!r})")
+    for i, lim in enumerate(cap.limits):
+        if lim.scope not in CAPACITY_SCOPES:
+            raise ConfigError(f"{source}, field 'liquidity.capacity.limits[{i}].scope': the capacity table's scopes are "
+                              f"{', '.join(CAPACITY_SCOPES)} (got {lim.scope!r})")
 
 
 def _ages(inputs, family: str) -> bool:

@@ -203,6 +203,10 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
         from ._optimise import check_sections
 
         check_sections(batch, book.positions, prepared.priced, history, source)
+    if batch.liquidity is not None:  # its parameters, rule and capacity names: before any scenario is drawn
+        from ._liquidity import check_liquidity
+
+        check_liquidity(batch.liquidity, [s.name for s in batch.scenarios], source)
     timings["load_inputs"] = time.perf_counter() - t0
     if on_loaded is not None:
         on_loaded()

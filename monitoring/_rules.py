@@ -822,6 +822,13 @@ def check_rules(rules: Sequence, market: MarketSnapshot, base_ccy: str, position
     :class:`ConfigError` naming ``monitoring.rules[k]`` and the field."""
     ids = set(positions["id"].astype(str)) if positions is not None else set()
     for k, rule in enumerate(_parse(rules)):
+        if isinstance(rule, Boost) and positions is not None:  # a mistyped sleeve failed only when the rule fired
+            for field, col, names in (("sleeves", "sleeve", rule.sleeves), ("asset_classes", "asset_class", rule.asset_classes)):
+                have = list(dict.fromkeys(positions[col].astype(str))) if col in positions.columns else []
+                unknown = [n for n in names if n not in have]
+                if names and unknown:
+                    raise ConfigError(f"monitoring.rules[{k}], field '{field}': no position in {col.replace('_', ' ')} "
+                                      f"{unknown[0]!r} (the book's: {', '.join(have)})")
         if not isinstance(rule, Overlay):
             continue
         hedge = price_hedge(rule, k, market, base_ccy, positions)

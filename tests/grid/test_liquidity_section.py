@@ -209,3 +209,28 @@ def test_an_option_expiring_inside_the_horizon_settles_on_its_day_on_the_paths_a
     write_outputs(res, tmp_path / "out")
     said = [c for c in reports.caveats(tmp_path / "out") if "inside the horizon of" in c]
     assert len(said) == 1 and said[0].startswith("1 position expires or matures inside the horizon of hist_10d: SPX_WEEKLY.")
+
+
+@pytest.mark.parametrize("section, message", [
+    ("params: {equity: {stress_adv_mult: -0.5}}", r"liquidity.params, field 'equity.stress_adv_mult': Input should be greater than 0"),
+    ("params: {equities: {participation_cap: 0.1}}", r"liquidity.params: unknown field 'equities'"),
+    ("rule: {drawdown_steps: [[-0.03, 0.5]]}", r"field 'liquidity.rule.drawdown_steps': drawdown trigger must be > 0 .*\(got -0.03\)"),
+    ("capacity: {family: crisiss}", r"field 'liquidity.capacity.family': no scenario family 'crisiss' .*\(got 'crisiss'\)"),
+    ("capacity: {limits: [{metric: days_to_liquidate, max: 5, scope: stres}]}",
+     r"field 'liquidity.capacity.limits\[0\].scope': the capacity table's scopes are base, stress \(got 'stres'\)"),
+])
+def test_validate_catches_what_the_section_would_refuse_later(tmp_path, section, message):
+    # each passed validate (exit 0) and stopped the run only when the section ran, after every scenario
+    from click.testing import CliRunner
+
+    from stressgrid.cli import main
+
+    (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
+    text = section_batch("liq", "2014-03-29").replace("book: linear_book.csv", "book: book.csv")
+    (tmp_path / "b.yaml").write_text(text + "liquidity:\n  " + section + "\n")
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
+    assert res.exit_code == 2, res.output
+    [line] = [x for x in res.output.splitlines() if x.strip()]
+    import re
+
+    assert line.startswith("error: ") and re.search(message, line), line

@@ -192,3 +192,15 @@ def test_bad_rules_that_add_are_named():
             apply_rules(book, ["dispersion"], [rule], unit_values=UNIT)
     with pytest.raises(ConfigError, match=r"rules\[0\] \(boost\): the gross cap needs each position's unit value"):
         apply_rules(book, ["dispersion"], [_boost(sleeves=["trend"], factor=1.5)])
+
+
+def test_a_boost_naming_no_sleeve_of_the_book_is_caught_before_the_run():
+    # check_rules runs in validate and before any scenario; the typo used to surface only when the rule fired
+    from stressgrid.monitoring import check_rules
+
+    with pytest.raises(ConfigError, match=r"rules\[1\], field 'sleeves': no position in sleeve 'trendd' "
+                                          r"\(the book's: trend, value, carry\)"):
+        check_rules([_boost(sleeves=["trend"], factor=1.1), _boost(sleeves=["trendd"], factor=1.2)], None, "USD", _book())
+    with pytest.raises(ConfigError, match=r"rules\[0\], field 'asset_classes': no position in asset class 'fx'"):
+        check_rules([_boost(asset_classes=["fx"], factor=1.2)], None, "USD", _book())
+    check_rules([_boost(sleeves=["value"], asset_classes=["equity"], factor=1.2)], None, "USD", _book())
