@@ -71,6 +71,8 @@ class RunInputs:
     family_books: dict = field(default_factory=dict)
     #: tables that describe how scenarios were designed (``reverse_shocks``), written with the results
     design_tables: dict = field(default_factory=dict)
+    #: when the run began: before its inputs were read (the manifest's ``started``)
+    started: datetime | None = None
 
     def book_codes(self, families: list[str]) -> np.ndarray:
         """int ``[len(families)]``: the index into ``books`` of each family's book."""
@@ -143,6 +145,7 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     kernels.configure_process()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    started = datetime.now(timezone.utc)
     from stressgrid.core.sources import (ProxySpec, apply_proxies, check_near_misses, complete_curves, default_proxies,
                                          load_source, merge_histories)
 
@@ -269,7 +272,7 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
         timings["generate_scenarios"] = time.perf_counter() - t0
         sens, shares = sensitivities_and_shares()
         return RunInputs(batch, batch_hash, history, book, market, None, prepared, timings, sens, {}, flat, shares,
-                         estimate, sources, books=books, family_books=family_books, design_tables=design())
+                         estimate, sources, books=books, family_books=family_books, design_tables=design(), started=started)
     sets = [generate(spec, children[o]) for spec, o in zip(batch.scenarios, origins)]
     try:
         scen = concat_scenarios(sets).reorder(market.factors)
@@ -284,7 +287,7 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     timings["generate_scenarios"] = time.perf_counter() - t0
     sens, shares = sensitivities_and_shares()
     return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares,
-                     estimate, books=books, family_books=family_books, design_tables=design())
+                     estimate, books=books, family_books=family_books, design_tables=design(), started=started)
 
 
 def explain_rows(inputs: RunInputs, families: list[str], family_codes: np.ndarray) -> tuple:
@@ -609,7 +612,7 @@ def execute(
         result = _execute_streamed(inputs, executor, progress, run_dir, resume, parts)
         result.tables.update(inputs.design_tables)
         return result
-    started = datetime.now(timezone.utc)
+    started = inputs.started or datetime.now(timezone.utc)
     timings = dict(inputs.timings)
     plan = plan_run(inputs)
     t0 = time.perf_counter()
@@ -651,7 +654,7 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
     if run_dir is None:
         raise ConfigError(f"batch {batch.name!r}: a streamed run (execution.stream) has its tasks write the "
                           "per-scenario tables: give it a run directory")
-    started = datetime.now(timezone.utc)
+    started = inputs.started or datetime.now(timezone.utc)
     timings = dict(inputs.timings)
     out = Path(run_dir)
     where = location(parts if parts is not None else out)

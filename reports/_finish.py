@@ -138,7 +138,7 @@ def print_comparison(run_a: str | Path, run_b: str | Path, show_all: bool = Fals
     if changed.empty:
         console.print("risk metrics: no change")
     else:
-        t = Table(title="Risk metrics, A -> B (losses positive)", title_justify="left")
+        t = Table(title="Risk metrics, A -> B (losses positive, but mean: gains positive)", title_justify="left")
         for c in ("family", "metric", "confidence", "A", "B", "change", "change %"):
             t.add_column(c, justify="left" if c in ("family", "metric") else "right")
         for _, r in changed.iterrows():

@@ -97,7 +97,8 @@ def parse_shock(value: float | str, factor: str) -> float:
 
     * a number is already in the convention: a log-return for prices, a decimal change otherwise
       (0.01 = 100bp);
-    * ``"-30%"`` on a price factor is a simple return, converted to ``log(1 - 0.30)``;
+    * ``"-30%"`` on a price factor is a simple return, converted to ``log(1 - 0.30)``; ``"-50bp"`` too
+      (a fall of 0.5%);
     * ``"+100bp"`` is 0.01 and ``"+2%"`` is 0.02 on a rate, spread, vol or basis factor.
 
     Raises ``ValueError`` with the accepted forms (pydantic turns it into a field error).

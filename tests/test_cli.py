@@ -153,6 +153,12 @@ def test_run_serial_writes_outputs(workdir):
     assert "gfc_2008" in res.output and "VaR 99%" in res.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["scenarios"] == 2
+    # 'started' is before the inputs were read (it was stamped after the scenarios were generated)
+    from datetime import datetime
+
+    t = manifest["timings_seconds"]
+    span = (datetime.fromisoformat(manifest["finished"]) - datetime.fromisoformat(manifest["started"])).total_seconds()
+    assert span >= t["load_inputs"] + t["generate_scenarios"] + t["run_tasks"]
     assert pd.read_parquet(out / "risk_metrics.parquet")["value"].notna().all()
 
 

@@ -356,3 +356,19 @@ def test_propagation_leaves_factors_without_history_uncovered(spec, history, mar
     s = scenarios.generate(_hyp(spec, shocks={"EQ.SPX": "-10%", "CR.CDX_IG": "+40bp"},
                                 propagate={"window": {"end": "2017-03-29"}}), history, factors, market=levels)
     assert s.shocks[0, 2] == pytest.approx(0.004) and s.covered[0, 2] and s.info.loc[0, "not_in_model"] == "CR.CDX_IG"
+
+
+def test_shock_forms_in_each_convention():
+    import math
+
+    from stressgrid.scenarios._common import parse_shock
+
+    # a price: '%' and 'bp' are simple returns, stored as log-returns; a number is the log-return itself
+    assert parse_shock("-30%", "EQ.SPX") == math.log1p(-0.30)
+    assert parse_shock("-50bp", "EQ.SPX") == parse_shock("-0.5%", "EQ.SPX") == math.log1p(-0.005)
+    assert parse_shock(-0.1, "EQ.SPX") == -0.1
+    # a rate: 'bp' and '%' are absolute changes of the decimal level
+    assert parse_shock("+100bp", "IR.USD.10Y") == 0.01
+    assert parse_shock("+2%", "IR.USD.10Y") == 0.02
+    with pytest.raises(ValueError, match="a fall of 100% or more"):
+        parse_shock("-100%", "EQ.SPX")
