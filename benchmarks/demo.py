@@ -22,7 +22,8 @@ shortest wall time the same work could take if every core were busy all along.
 (``monitoring``, ``optimise``, ``liquidity``, ``factor_model``), a scenario family by name
 (``mc_garch_dcc``), ``forecaster:NAME`` (one of the monitoring section's forecasters, ``ml_lstm``) or
 ``report`` (``--no-report``); a PART may join several with ``+`` (``factor_model+optimise``: the
-``factor_target`` case reads the factor model).  The script then runs the whole demo and, for each
+``factor_target`` case reads the factor model).  ``everything-but:FAMILY`` keeps one family and no
+section (``everything-but:crisis``, the crisis replays alone): what any run of the demo book costs.  The script then runs the whole demo and, for each
 PART, the demo batch without it (``stressgrid run`` on a copy of the batch, its ``limits`` left out
 whenever anything is dropped, since they name sections and families), and prints each run's row.
 """
@@ -44,6 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("load_inputs", "sensitivities", "generate_scenarios", "start_ray", "run_tasks", "liquidity", "factor_model",
          "optimise", "monitoring_walk_forward", "monitoring", "rerun_adapted_book", "write", "total")
 
+
+#: the demo batch's sections (``--drop everything-but:FAMILY`` leaves them all out)
+SECTIONS = ("liquidity", "factor_model", "optimise", "monitoring")
 
 #: the process kinds of the CPU table
 KINDS = ("driver", "ray worker", "ray daemons", "chart process", "other")
@@ -102,6 +106,13 @@ def batch_without(drop: str, folder: Path) -> tuple[list[str], bool]:
     for part in parts:
         if part == "report":
             report = False
+        elif part.startswith("everything-but:"):  # one family and no section: what any run costs
+            name = part.split(":", 1)[1]
+            doc["scenarios"] = [sp for sp in doc["scenarios"] if sp["name"] == name]
+            if not doc["scenarios"]:
+                raise SystemExit(f"--drop {part}: no scenario family {name!r} in the demo batch")
+            for section in SECTIONS:
+                doc.pop(section, None)
         elif part.startswith("forecaster:"):
             name = part.split(":", 1)[1]
             doc["monitoring"]["forecasters"] = [f for f in doc["monitoring"]["forecasters"]
