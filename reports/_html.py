@@ -20,7 +20,8 @@ from ._reverse import probability, reverse_stress
 from ._rundir import RunDir, open_run
 from ._schema import SCHEMA_VERSION
 from ._tables import NO_SCOPE, capacity_scopes, liquidation_groups, liquidation_positions
-from ._terminal import TERMINAL_SMALL_FAMILY, caveats, horizon_explained, plural, tail_warnings, worst_sensitivity
+from ._terminal import (TERMINAL_SMALL_FAMILY, caveats, designed_families, horizon_explained, plural, tail_warnings,
+                        worst_sensitivity)
 
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
 
@@ -147,6 +148,8 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     out: list[dict] = []
     a = max(run.confidences)
     var = rm[(rm["metric"] == "var") & np.isclose(rm["confidence"].astype(float), a)]
+    # over the families that are distributions: the VaR of a reverse stress test is the loss it was asked for
+    var = var[~var["family"].astype(str).isin(designed_families(run))]
     if len(var):
         top = var.loc[var["value"].idxmax()]
         out.append(dict(key="stressed_var", label=f"Stressed VaR {level_label(a)}", value=float(top["value"]),

@@ -422,6 +422,16 @@ VIEWS_CONCENTRATED = 0.25
 DESIGNED_KINDS = ("hypothetical", "reverse")
 
 
+def designed_families(run: RunDir, families: list[str] | None = None) -> set[str]:
+    """The families among ``families`` (default: all) whose scenarios are written by hand or solved for
+    (:data:`DESIGNED_KINDS`): a list of stresses, not draws from a distribution."""
+    fams = run.families if families is None else list(families)
+    if not fams or not run.has("scenarios"):
+        return set()
+    kinds = run.table("scenarios", columns=["family", "kind"], families=fams)
+    return set(kinds.loc[kinds["kind"].isin(DESIGNED_KINDS), "family"].astype(str))
+
+
 def thin_tail_warning(thin: dict[str, list[tuple[float, int]]], min_tail: int | None = None) -> str:
     """One line naming the families whose CVaR rests on too few scenarios (``thin``: family -> [(confidence,
     tail scenarios), ...]; ``min_tail``: the batch's ``risk.min_tail_scenarios`` when known)."""
@@ -460,9 +470,8 @@ def tail_warnings(run_dir: str | Path | RunDir) -> list[str]:
         thin = rm[(rm["metric"] == "cvar") & _flag(rm["thin_tail"])]
         found = {f: [(float(a), int(k)) for a, k in zip(g["confidence"], g["tail_scenarios"])]
                  for f, g in thin.groupby("family", sort=False)}
-        if found and run.has("scenarios"):  # a list of designed stresses is not a distribution: no warning
-            kinds = run.table("scenarios", columns=["family", "kind"], families=list(found))
-            designed = set(kinds.loc[kinds["kind"].isin(DESIGNED_KINDS), "family"].astype(str))
+        if found:  # a list of designed stresses is not a distribution: no warning
+            designed = designed_families(run, list(found))
             found = {f: v for f, v in found.items() if f not in designed}
         if found:
             out.append(thin_tail_warning(found))

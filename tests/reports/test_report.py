@@ -131,6 +131,20 @@ def test_headline_figures_against_the_scenarios_table(linear_run_src):
     assert set(h) == {"stressed_var", "worst_scenario"}
 
 
+def test_the_stressed_var_headline_leaves_out_designed_families(linear_run):
+    # a reverse stress test's VaR is the loss it was asked for: it must not become the run's stressed VaR
+    sc = pd.read_parquet(linear_run / "scenarios.parquet")
+    rm = pd.read_parquet(linear_run / "risk_metrics.parquet")
+    h = {x["key"]: x for x in reports.headline(linear_run)}
+    top = h["stressed_var"]["detail"].split(": ")[1]
+    sc.loc[sc["family"] == top, "kind"] = "reverse"
+    sc.to_parquet(linear_run / "scenarios.parquet")
+    rest = rm[(rm["metric"] == "var") & np.isclose(rm["confidence"], 0.99) & (rm["family"] != top)]
+    h2 = {x["key"]: x for x in reports.headline(linear_run)}
+    assert h2["stressed_var"]["value"] == rest["value"].max() < h["stressed_var"]["value"]
+    assert top not in h2["stressed_var"]["detail"]
+
+
 @pytest.mark.parametrize("limits, text, value", [
     # synthetic capacity (report_helpers): days = ceil(1.5 m s), cost = 8 sqrt(m) s bp, s = 1 (base) or 2 (stress)
     ([{"metric": "days_to_liquidate", "family": "base", "max": 5}], "2x AUM", 2.0),  # base: 6 days at 4x
