@@ -369,8 +369,9 @@ def expand_sweeps(entries: list, where: str = "batch file") -> tuple[list, list[
                 raise ConfigError(f"{field}: {key!r} cannot be swept (name, kind and sweep are fixed per entry)")
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"{where}, field '{at}.{key}': expected a non-empty list of values, got {values!r}")
-            if len(set(map(repr, values))) != len(values):
-                raise ConfigError(f"{where}, field '{at}.{key}': a value is listed twice ({values!r})")
+            if len(set(map(_fmt, values))) != len(values):  # 2 and 2.0 name the same point
+                raise ConfigError(f"{where}, field '{at}.{key}': a value is listed twice; each value names its point "
+                                  f"(got {values!r})")
         keys = list(sweep)
         labels = _short_labels(keys)
         base = {k: v for k, v in entry.items() if k != "sweep"}

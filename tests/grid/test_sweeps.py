@@ -109,6 +109,7 @@ def test_a_batch_without_sweeps_keeps_its_seeds(linear_batch_path):
     ("sweep: {amplify.vol.multiplier: []}", r"non-empty list"),
     ("sweep: {name: [a, b]}", r"'name' cannot be swept"),
     ("sweep: {amplify.vol.multiplier: [2, 2]}", r"listed twice"),
+    ("sweep: {amplify.vol.multiplier: [2, 2.0]}", r"a value is listed twice; each value names its point \(got \[2, 2.0\]\)"),
     ("sweep: {amplify.vol.multiplier: [2, -1]}",
      r"field 'scenarios\[1\] \(sweep point mc\[multiplier=-1\]\)\.amplify\.vol\.multiplier'"),
     ("sweep: {n_scenarios: [10, 0]}", r"scenarios\[1\] \(sweep point mc\[n_scenarios=0\]\)\.n_scenarios'"),
