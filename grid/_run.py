@@ -198,10 +198,15 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
         raise DataError("\n".join(f"{source}, field 'market.as_of': {line}" for line in str(exc).splitlines())) from None
     book.check_dates(market.as_of)
     prepared = kernels.prepare(book.positions, market.factors, base, market.as_of, levels=market.levels)
-    if batch.monitoring is not None and batch.monitoring.rules:  # an overlay's hedge must be priceable here
-        from stressgrid.monitoring import check_rules
+    if batch.monitoring is not None:  # the walk-forward has dates to step through; an overlay's hedge is priceable
+        from stressgrid.monitoring import check_rules, check_walk_forward
 
-        check_rules(batch.monitoring.rules, market, base, book.positions, [s.name for s in batch.scenarios])
+        try:
+            check_walk_forward(batch.monitoring, history, market.as_of)
+        except ConfigError as exc:  # named as the batch writes it
+            raise ConfigError(str(exc).replace("walk_forward: ", f"{source}, field 'monitoring.walk_forward': ", 1)) from None
+        if batch.monitoring.rules:
+            check_rules(batch.monitoring.rules, market, base, book.positions, [s.name for s in batch.scenarios])
     if batch.optimise or batch.factor_model is not None:  # names in the optimise and factor_model sections
         from ._optimise import check_sections
 

@@ -25,6 +25,7 @@ from ._config import (
     RegimeViewSettings,
     VarBacktestSettings,
     WalkForwardSettings,
+    check_walk_forward,
     monitoring_walk_forward,
     run_monitoring,
 )
@@ -171,6 +172,7 @@ __all__ = [
     "min_variance_weights",
     "model_var_series",
     "monitoring_walk_forward",
+    "check_walk_forward",
     "performance",
     "plan_walk_forward",
     "portfolio_weights",

@@ -40,7 +40,7 @@ from ._rules import Rule, apply_rules
 from ._signals import SignalThresholds, evaluate_signals, signal_history
 from ._var_backtest import model_var_series, var_backtest
 from ._champion import choose_champion, correlation_drift, regime_view
-from ._walkforward import WalkForwardResult, run_walk_forward
+from ._walkforward import WalkForwardResult, plan_walk_forward, run_walk_forward
 
 __all__ = [
     "WalkForwardSettings",
@@ -234,6 +234,16 @@ def _walk_forward(s: MonitoringSettings, history: History, as_of_ts, returns: pd
     features = market_features(history, returns.index) if any(f.build().uses_features for f in s.forecasters) else None
     return run_walk_forward(returns, s.forecasters, wf.train_days, wf.horizon_days, wf.roll_days, wf.start, end,
                             executor=executor, methods=methods, keep_forecasts=s.regime_view.enabled, features=features)
+
+
+def check_walk_forward(settings: MonitoringSettings | Mapping, history: History, as_of=None) -> None:
+    """Raise the :class:`ConfigError` the walk-forward would raise for want of dates (``train_days`` longer
+    than the history, a ``start`` too late), before anything is computed: its plan only."""
+    s = _checked(settings)
+    as_of_ts, returns = _setup(s, history, as_of)
+    wf = s.walk_forward
+    end = min(pd.Timestamp(wf.end), as_of_ts) if wf.end else as_of_ts
+    plan_walk_forward(returns.index, wf.train_days, wf.horizon_days, wf.roll_days, wf.start, end)
 
 
 def monitoring_walk_forward(settings: MonitoringSettings | Mapping, history: History, as_of=None,

@@ -152,7 +152,8 @@ def plan_walk_forward(dates: Sequence, train: int, horizon: int, roll: int, star
         span = f"{idx[0].date()}..{idx[-1].date()}" if T else "empty"
         raise ConfigError(
             f"walk_forward: no forecast date fits: {T} days of returns ({span}) with train_days={train}, "
-            f"horizon_days={horizon}, start={start}, end={end}; need train_days + horizon_days <= {T} "
+            f"horizon_days={horizon}, start={start}, end={None if end is None else pd.Timestamp(end).date()}; "
+            f"need train_days + horizon_days <= {T} "
             f"within the dates"
         )
     return [WalkForwardTask(i, r) for i, r in enumerate(rows)]

@@ -191,3 +191,19 @@ def test_a_failed_walk_forward_started_early_fails_the_run_with_its_error(ray_se
     with pytest.raises(TaskError, match="2016-01-04 failed: ValueError: broken"):
         execute(inputs, RayExecutor())
     assert len(calls) == 1
+
+
+def test_a_walk_forward_longer_than_the_history_stops_the_batch_at_validate(tmp_path):
+    # it passed validate and stopped the run only when the walk-forward was planned, after the scenarios
+    from click.testing import CliRunner
+
+    from section_helpers import DATA
+    from stressgrid.cli import main
+
+    (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
+    (tmp_path / "b.yaml").write_text(BATCH.replace("train_days: 250", "train_days: 20000"))
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
+    assert res.exit_code == 2, res.output
+    [line] = [x for x in res.output.splitlines() if x.strip()]
+    assert line.startswith("error: batch 'mon', field 'monitoring.walk_forward': no forecast date fits: "), line
+    assert "with train_days=20000, horizon_days=20, start=2016-01-01, end=2017-03-29;" in line
