@@ -198,23 +198,7 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
         raise DataError("\n".join(f"{source}, field 'market.as_of': {line}" for line in str(exc).splitlines())) from None
     book.check_dates(market.as_of)
     prepared = kernels.prepare(book.positions, market.factors, base, market.as_of, levels=market.levels)
-    if batch.monitoring is not None:  # the walk-forward has dates to step through; an overlay's hedge is priceable
-        from stressgrid.monitoring import check_rules, check_walk_forward
-
-        try:
-            check_walk_forward(batch.monitoring, history, market.as_of)
-        except ConfigError as exc:  # named as the batch writes it
-            raise ConfigError(str(exc).replace("walk_forward: ", f"{source}, field 'monitoring.walk_forward': ", 1)) from None
-        if batch.monitoring.rules:
-            check_rules(batch.monitoring.rules, market, base, book.positions, [s.name for s in batch.scenarios])
-    if batch.optimise or batch.factor_model is not None:  # names in the optimise and factor_model sections
-        from ._optimise import check_sections
-
-        check_sections(batch, book.positions, prepared.priced, history, source)
-    if batch.liquidity is not None:  # its parameters, rule and capacity names: before any scenario is drawn
-        from ._liquidity import check_liquidity
-
-        check_liquidity(batch.liquidity, [s.name for s in batch.scenarios], source)
+    _check_sections(batch, book, market, prepared, history, source)
     timings["load_inputs"] = time.perf_counter() - t0
     if on_loaded is not None:
         on_loaded()
@@ -293,6 +277,42 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     sens, shares = sensitivities_and_shares()
     return RunInputs(batch, batch_hash, history, book, market, scen, prepared, timings, sens, family_paths, flat, shares,
                      estimate, books=books, family_books=family_books, design_tables=design(), started=started)
+
+
+def _check_sections(batch: Batch, book: Book, market: MarketSnapshot, prepared, history: History, source: str) -> None:
+    """What the sections ask of the book, the market and the history, before any scenario is drawn: every
+    section's first problem at once, one a line (each check stops at its own first)."""
+    base = batch.base_currency
+    names = [s.name for s in batch.scenarios]
+    checks = []
+    if batch.monitoring is not None:  # the walk-forward has dates to step through; an overlay's hedge is priceable
+        from stressgrid.monitoring import check_rules, check_walk_forward
+
+        def walk_forward():
+            try:
+                check_walk_forward(batch.monitoring, history, market.as_of)
+            except ConfigError as exc:  # named as the batch writes it
+                raise ConfigError(str(exc).replace("walk_forward: ", f"{source}, field 'monitoring.walk_forward': ", 1)) from None
+
+        checks.append(walk_forward)
+        if batch.monitoring.rules:
+            checks.append(lambda: check_rules(batch.monitoring.rules, market, base, book.positions, names))
+    if batch.optimise or batch.factor_model is not None:  # names in the optimise and factor_model sections
+        from ._optimise import check_sections
+
+        checks.append(lambda: check_sections(batch, book.positions, prepared.priced, history, source))
+    if batch.liquidity is not None:  # its parameters, rule and capacity names
+        from ._liquidity import check_liquidity
+
+        checks.append(lambda: check_liquidity(batch.liquidity, names, source))
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def explain_rows(inputs: RunInputs, families: list[str], family_codes: np.ndarray) -> tuple:

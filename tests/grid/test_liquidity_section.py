@@ -234,3 +234,20 @@ def test_validate_catches_what_the_section_would_refuse_later(tmp_path, section,
     import re
 
     assert line.startswith("error: ") and re.search(message, line), line
+
+
+def test_each_sections_problem_is_reported_at_once(tmp_path):
+    from click.testing import CliRunner
+
+    from stressgrid.cli import main
+
+    (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
+    text = section_batch("liq", "2014-03-29")
+    (tmp_path / "b.yaml").write_text(text + "liquidity:\n  capacity: {family: crisiss}\n"
+                                     "optimise: {families: [crisiss], base_family: hist_10d}\n")
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
+    assert res.exit_code == 2, res.output
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 2, lines
+    assert "field 'optimise.families': no scenario family 'crisiss'" in lines[0]
+    assert "field 'liquidity.capacity.family': no scenario family 'crisiss'" in lines[1]
