@@ -385,9 +385,10 @@ def _sec_reoptimisation(run: RunDir, chart: Callable[[str], str | None]) -> str:
     ro = run.get("reoptimisation")
     out = ""
     if ro is not None:
-        money_cols = [c for c in ro.columns if c.startswith(("cvar", "var", "base_cvar")) or c == "cost"]
+        money_cols = [c for c in ro.columns if c.startswith(("cvar", "var", "base_cvar", "base_var")) or c == "cost"]
+        share = {c: (lambda v: _num(v, "{:.2%}")) for c in ro.columns if c.startswith("expected_return")}  # of NAV
         out += "<h3>Tail risk before and after</h3>" + _table(
-            ro, {**{c: _money for c in money_cols}, "turnover": lambda v: _num(v, "{:.1%}")},
+            ro, {**{c: _money for c in money_cols}, **share, "turnover": lambda v: _num(v, "{:.1%}")},
             left=("family", "method", "case_name", "status", "message"))
     ex = run.get("reoptimisation_exposures")
     if ex is not None and not ex.empty:
