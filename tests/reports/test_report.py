@@ -315,3 +315,17 @@ def test_what_the_second_process_sends_that_is_not_charts_is_drawn_here(full_run
     svg = charts("chart_distributions")
     assert charts._drawn == {}
     assert _same_ids(svg) == _same_ids(_charts.chart_distributions(run))
+
+
+def test_the_reoptimisation_table_shows_money_in_millions_and_returns_in_percent(full_run):
+    # base_var read 6.565e+06 and the expected return -0.08301, with no unit
+    ro = pd.read_parquet(full_run / "reoptimisation.parquet")
+    ro["base_var_before"] = 6_565_432.0
+    ro["expected_return_before"] = -0.08301
+    ro.to_parquet(full_run / "reoptimisation.parquet")
+    text = reports.render_report(full_run)
+    part = text[text.index("Tail risk before and after"):]
+    part = part[:part.index("</table>")]
+    assert ">6.57m<" in part
+    assert ">-8.30%<" in part
+    assert "e+06" not in part

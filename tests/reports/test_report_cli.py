@@ -97,6 +97,8 @@ def test_store_runs_and_compare_commands(main, linear_run, tmp_path):
     rm.to_parquet(b / "risk_metrics.parquet", index=False)
     r = _invoke(main, "compare", linear_run, b)
     assert r.exit_code == 0 and "+10.0%" in r.stdout and "crisis" in r.stdout
+    # mean is gains positive in risk_metrics: the title says so
+    assert "(losses positive, but mean: gains positive)" in " ".join(r.stdout.split())
 
 
 def test_summary_shows_each_familys_var_recomputed_from_the_scenarios(linear_run_src):
