@@ -422,11 +422,20 @@ VIEWS_CONCENTRATED = 0.25
 DESIGNED_KINDS = ("hypothetical", "reverse")
 
 
+#: a family of more scenarios than this is taken as a distribution without reading its kind: hand-written
+#: stresses and reverse solutions come in handfuls, and a large family's scenarios are not read for it
+DESIGNED_MAX = 1000
+
+
 def designed_families(run: RunDir, families: list[str] | None = None) -> set[str]:
     """The families among ``families`` (default: all) whose scenarios are written by hand or solved for
-    (:data:`DESIGNED_KINDS`): a list of stresses, not draws from a distribution."""
-    fams = run.families if families is None else list(families)
-    if not fams or not run.has("scenarios"):
+    (:data:`DESIGNED_KINDS`): a list of stresses, not draws from a distribution.  Only families of at
+    most :data:`DESIGNED_MAX` scenarios are read."""
+    if not run.has("scenarios"):
+        return set()
+    sizes = run.family_sizes()
+    fams = [f for f in (run.families if families is None else families) if int(sizes.get(f, 0)) <= DESIGNED_MAX]
+    if not fams:
         return set()
     kinds = run.table("scenarios", columns=["family", "kind"], families=fams)
     return set(kinds.loc[kinds["kind"].isin(DESIGNED_KINDS), "family"].astype(str))

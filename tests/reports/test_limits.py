@@ -200,8 +200,8 @@ def test_a_metric_whose_table_is_absent_is_a_data_error(known):
     ({"metric": "days_to_liquidate", "max": 5, "units": "nav"}, "metric days_to_liquidate is in units days"),
     # read as a fraction of NAV, a loss limit of 500,000 could never be breached
     ({"metric": "var", "confidence": 0.99, "max": 500000}, "max: a bare number is a fraction of NAV for metric var, and "
-     "500000 would be 50,000,000% of NAV; give a percentage \(8%\), a fraction \(0.08\), an amount \(2m\) or units: "
-     "currency \(got 500000\)"),
+     r"500000 would be 50,000,000% of NAV; give a percentage \(8%\), a fraction \(0.08\), an amount \(2m\) or units: "
+     r"currency \(got 500000\)"),
     ({"metric": "cvar", "confidence": 0.99, "max": "2m", "units": "nav"}, "an amount is in the base currency, but units is 'nav'"),
     ({"metric": "days_to_liquidate", "max": "2m"}, "metric days_to_liquidate is in units days, not currency"),
 ])
