@@ -33,8 +33,10 @@ from .factors import factor_spec
 from .history import History, frame_to_history, load_history
 
 __all__ = ["UNITS", "RATE_KINDS", "par_to_zero", "SourceSpec", "load_source", "merge_histories", "complete_curves", "Provenance", "ProxySpec",
-           "apply_proxies", "fit_proxy", "proxy_noise", "default_proxies", "MIN_PROXY_OVERLAP", "check_near_misses"]
+           "apply_proxies", "fit_proxy", "proxy_noise", "default_proxies", "MIN_PROXY_OVERLAP", "check_near_misses", "DEFAULT_MAP"]
 
+#: how the default proxies' reasons begin in the coverage table (the report tells their flat factors by it)
+DEFAULT_MAP = "default map: "
 #: how a source's rate columns may be quoted
 RATE_KINDS = ("zero", "par")
 #: units a source's column may be given in, and the factor by which each is turned into a decimal
@@ -629,25 +631,25 @@ def default_proxies(factors: Iterable[str], history: History, levels: Mapping[st
         spec = factor_spec(f)
         parts = f.split(".")
         if spec.kind == "basis":
-            flat[f] = "default map: a futures basis is held at its level (the future keeps its carry over spot)"
+            flat[f] = DEFAULT_MAP + "a futures basis is held at its level (the future keeps its carry over spot)"
             continue
         if f not in levels:  # a proxy gives moves, not a level: without one the coverage check asks for it
             continue
         if spec.kind == "rate" and spec.currency != "USD" and usd:
             t, proxy = min(usd, key=lambda u: abs(u[0] - spec.tenor_years))
             tenor = "same tenor" if abs(t - spec.tenor_years) < 1e-9 else f"nearest tenor {proxy.split('.')[-1]}"
-            out[f] = ProxySpec(proxy, 1.0, rule=f"default map: the USD curve's {tenor}, beta 1 assumed (parallel co-movement)")
+            out[f] = ProxySpec(proxy, 1.0, rule=DEFAULT_MAP + f"the USD curve's {tenor}, beta 1 assumed (parallel co-movement)")
         elif spec.kind == "vol" and len(parts) == 3 and parts[2] in VOL_SHAPES:
             atm = f"{parts[0]}.{parts[1]}.ATM"
             lv, la = levels.get(f), levels.get(atm)
             if has(atm) and lv is not None and la:
                 out[f] = ProxySpec(atm, float(lv) / float(la),
-                                   rule=f"default map: the smile scales with its ATM level ({lv:.4g} / {la:.4g} at the as-of date)")
+                                   rule=DEFAULT_MAP + f"the smile scales with its ATM level ({lv:.4g} / {la:.4g} at the as-of date)")
         elif spec.kind == "spread" and index is not None and f not in CREDIT_INDICES:
             lv, li = levels.get(f), levels.get(index)
             if lv is not None and li:
                 out[f] = ProxySpec(index, float(lv) / float(li),
-                                   rule=f"default map: spreads move in proportion to their level ({lv:.4g} / {li:.4g} at the as-of date)")
+                                   rule=DEFAULT_MAP + f"spreads move in proportion to their level ({lv:.4g} / {li:.4g} at the as-of date)")
     out.update(_fitted_extensions(factors, history, out, flat))
     return out, flat
 
@@ -683,5 +685,5 @@ def _fitted_extensions(factors, history: History, taken: Mapping[str, ProxySpec]
                 best = (c, r2, days)
         if best is not None:
             out[f] = ProxySpec(best[0], None, backward_only=True,
-                               rule=f"default map: of the {kind} factors observed earlier, the one that fits best")
+                               rule=DEFAULT_MAP + f"of the {kind} factors observed earlier, the one that fits best")
     return out

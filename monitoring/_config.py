@@ -226,9 +226,14 @@ def _setup(s: MonitoringSettings, history: History, as_of) -> tuple:
     return as_of_ts, asset_returns(history, s.factors or default_factors(history), end=as_of_ts)
 
 
+def _last_forecast(s: MonitoringSettings, as_of_ts) -> pd.Timestamp:
+    """The walk-forward's last forecast date: its ``end``, never after the monitoring date."""
+    return min(pd.Timestamp(s.walk_forward.end), as_of_ts) if s.walk_forward.end else as_of_ts
+
+
 def _walk_forward(s: MonitoringSettings, history: History, as_of_ts, returns: pd.DataFrame, executor) -> WalkForwardResult:
     wf = s.walk_forward
-    end = min(pd.Timestamp(wf.end), as_of_ts) if wf.end else as_of_ts
+    end = _last_forecast(s, as_of_ts)
     methods = tuple(s.backtest.methods) if s.backtest.enabled else ()
     # market levels for the forecasters that read them (ml_gbm, ml_lstm), each row from history up to its date
     features = market_features(history, returns.index) if any(f.build().uses_features for f in s.forecasters) else None
@@ -242,8 +247,7 @@ def check_walk_forward(settings: MonitoringSettings | Mapping, history: History,
     s = _checked(settings)
     as_of_ts, returns = _setup(s, history, as_of)
     wf = s.walk_forward
-    end = min(pd.Timestamp(wf.end), as_of_ts) if wf.end else as_of_ts
-    plan_walk_forward(returns.index, wf.train_days, wf.horizon_days, wf.roll_days, wf.start, end)
+    plan_walk_forward(returns.index, wf.train_days, wf.horizon_days, wf.roll_days, wf.start, _last_forecast(s, as_of_ts))
 
 
 def monitoring_walk_forward(settings: MonitoringSettings | Mapping, history: History, as_of=None,

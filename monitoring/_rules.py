@@ -660,19 +660,26 @@ def _range(f: np.ndarray) -> str:
     return f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g}"
 
 
-def _boost(book: _Book, rule: Boost, k: int) -> tuple[str, str, list[str]]:
-    sel = np.ones(len(book.pos), dtype=bool)
+def _boost_selection(positions: pd.DataFrame, rule: Boost, k: int) -> np.ndarray:
+    """bool ``[n]``: the positions in the boost's sleeves and asset classes; a name no position carries is
+    an error naming the rule's field."""
+    sel = np.ones(len(positions), dtype=bool)
     for field, col, names in (("sleeves", "sleeve", rule.sleeves), ("asset_classes", "asset_class", rule.asset_classes)):
         if not names:
             continue
-        if col not in book.pos.columns:
+        if col not in positions.columns:
             raise ConfigError(f"monitoring.rules[{k}], field '{field}': the positions have no '{col}' column")
-        have = book.pos[col].astype(str).to_numpy()
+        have = positions[col].astype(str).to_numpy()
         unknown = [n for n in names if n not in set(have)]
         if unknown:
             raise ConfigError(f"monitoring.rules[{k}], field '{field}': no position in {col.replace('_', ' ')} {unknown[0]!r} "
                               f"(the book's: {', '.join(dict.fromkeys(have))})")
         sel &= np.isin(have, names)
+    return sel
+
+
+def _boost(book: _Book, rule: Boost, k: int) -> tuple[str, str, list[str]]:
+    sel = _boost_selection(book.pos, rule, k)
     rows = np.flatnonzero(sel & (book.qty() != 0))
     if not len(rows):
         return "none", "no position held is in the sleeves and asset classes named", []
@@ -823,12 +830,7 @@ def check_rules(rules: Sequence, market: MarketSnapshot, base_ccy: str, position
     ids = set(positions["id"].astype(str)) if positions is not None else set()
     for k, rule in enumerate(_parse(rules)):
         if isinstance(rule, Boost) and positions is not None:  # a mistyped sleeve failed only when the rule fired
-            for field, col, names in (("sleeves", "sleeve", rule.sleeves), ("asset_classes", "asset_class", rule.asset_classes)):
-                have = list(dict.fromkeys(positions[col].astype(str))) if col in positions.columns else []
-                unknown = [n for n in names if n not in have]
-                if names and unknown:
-                    raise ConfigError(f"monitoring.rules[{k}], field '{field}': no position in {col.replace('_', ' ')} "
-                                      f"{unknown[0]!r} (the book's: {', '.join(have)})")
+            _boost_selection(positions, rule, k)
         if not isinstance(rule, Overlay):
             continue
         hedge = price_hedge(rule, k, market, base_ccy, positions)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from stressgrid.core.measures import level_label
+from stressgrid.core.sources import DEFAULT_MAP
 
 from ._reverse import probability, reverse_stress
 from ._rundir import RunDir, open_run
@@ -367,7 +368,7 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
         if len(flat):
             declared = set(flat["factor"])
             # the default proxies hold some kinds flat by rule (a futures basis); the others were named in market.flat
-            by_rule = flat["detail"].astype(str).str.startswith("default map")
+            by_rule = flat["detail"].astype(str).str.startswith(DEFAULT_MAP)
             for part, why in ((flat[~by_rule], "on purpose (market.flat"), (flat[by_rule], "by the default proxies' rule "
                                                                             "(default_proxies")):
                 if len(part):

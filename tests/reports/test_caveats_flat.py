@@ -3,6 +3,7 @@
 import pandas as pd
 
 from stressgrid import reports
+from stressgrid.core.sources import DEFAULT_MAP
 
 
 def test_flat_factors_are_split_by_who_held_them(linear_run):
@@ -10,7 +11,8 @@ def test_flat_factors_are_split_by_who_held_them(linear_run):
     cov = pd.read_parquet(path)
     a, b = cov.index[:2]
     cov.loc[a, ["source", "detail"]] = ["flat", "no data for it in our history"]
-    cov.loc[b, ["source", "detail"]] = ["flat", "default map: a futures basis is held at its level"]
+    # a reason as the default proxies write it (core.sources.default_proxies)
+    cov.loc[b, ["source", "detail"]] = ["flat", DEFAULT_MAP + "a futures basis is held at its level"]
     cov.to_parquet(path)
     said = [c for c in reports.caveats(linear_run) if "held flat" in c]
     assert said == [
