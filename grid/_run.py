@@ -984,7 +984,7 @@ def build_manifest(result: RunResult) -> dict:
             uncovered[f] = {r.factor: int(r.no_data) for r in g.itertuples() if r.no_data > 0}
         if (g["filled"] > 0).any():
             filled[f] = {r.factor: int(r.filled) for r in g.itertuples() if r.filled > 0}
-    from stressgrid.reports import SCHEMA_VERSION
+    from stressgrid.reports import DESIGNED_KINDS, SCHEMA_VERSION
 
     notes = dict(result.notes)
     settling = settling_inside(inputs)
@@ -1010,6 +1010,8 @@ def build_manifest(result: RunResult) -> dict:
                    "chunk_size": result.tasks[0].size if result.tasks else 0, "workers": result.workers,
                    "tasks_resumed": result.resumed_tasks, "gpus_per_task": result.gpus_per_task,
                    "tasks_in_driver": result.tasks_in_driver, "block_size": result.block_size},
+        # lists of stresses, not distributions: the stressed VaR leaves them out (reports.stressed_var)
+        "designed_families": [sp.name for sp in inputs.batch.scenarios if sp.kind in DESIGNED_KINDS],
         "unpriced_types": list(inputs.prepared.unpriced_types),
         "checkpoints_rejected": list(result.rejected_checkpoints),  # on --resume: did not verify, ran again
         "uncovered_factors": uncovered,  # family -> factor -> scenarios in which it had no data

@@ -20,7 +20,7 @@ from ._reverse import probability, reverse_stress
 from ._rundir import RunDir, open_run
 from ._schema import SCHEMA_VERSION
 from ._tables import NO_SCOPE, capacity_scopes, liquidation_groups, liquidation_positions
-from ._terminal import (TERMINAL_SMALL_FAMILY, caveats, designed_families, horizon_explained, plural, tail_warnings,
+from ._terminal import (TERMINAL_SMALL_FAMILY, caveats, designed_families, horizon_explained, plural, stressed_var, tail_warnings,
                         worst_sensitivity)
 
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
@@ -146,14 +146,12 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     rm = run.table("risk_metrics")
     ccy = run.base_currency
     out: list[dict] = []
-    a = max(run.confidences)
-    var = rm[(rm["metric"] == "var") & np.isclose(rm["confidence"].astype(float), a)]
     # over the families that are distributions: the VaR of a reverse stress test is the loss it was asked for
-    var = var[~var["family"].astype(str).isin(designed_families(run))]
-    if len(var):
-        top = var.loc[var["value"].idxmax()]
-        out.append(dict(key="stressed_var", label=f"Stressed VaR {level_label(a)}", value=float(top["value"]),
-                        text=_money(top["value"]), detail=f"largest over families: {top['family']}"))
+    top = stressed_var(rm, designed_families(run))
+    if top is not None:
+        value, family, a = top
+        out.append(dict(key="stressed_var", label=f"Stressed VaR {level_label(a)}", value=value,
+                        text=_money(value), detail=f"largest over families: {family}"))
     worst = rm[rm["metric"] == "worst"]
     if len(worst):
         w = worst.loc[worst["value"].idxmax()]

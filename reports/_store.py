@@ -28,6 +28,7 @@ from stressgrid.core.storage import Location
 
 from ._rundir import RunDir, manifest_schema_version, open_run
 from ._schema import upgrade_table
+from ._terminal import designed_families, stressed_var
 
 __all__ = ["store_run", "list_runs", "compare_runs", "RunComparison", "run_id_of"]
 
@@ -159,7 +160,8 @@ def list_runs(store_root: str | Path, batch: str | None = None) -> pd.DataFrame:
     """The runs in a results store (a local folder or a URI), oldest first.
 
     Columns: run_date, batch, run_id, started, as_of, batch_sha256, scenarios, positions,
-    stressed_var (the largest VaR at the highest confidence level over the families, base currency) and
+    stressed_var (the largest VaR at the highest confidence level over the families that are distributions,
+    as the report's headline: hypothetical and reverse families are lists of stresses; base currency) and
     its family, breaches (breached limit checks; null when no limits were evaluated) and path (the
     stored run's folder, or its URI).  Only the manifest, ``risk_metrics`` and ``breaches`` of each run
     are read; a folder without a manifest (a copy under way or interrupted) is not a stored run.
@@ -203,11 +205,9 @@ def _listed(store: Location, rel: str, run_date: str, batch: str, run: str) -> d
 
     rm, br = table("risk_metrics"), table("breaches")
     sv, sv_fam = np.nan, None
-    if rm is not None and (rm["metric"] == "var").any():
-        var = rm[rm["metric"] == "var"]
-        var = var[np.isclose(var["confidence"], var["confidence"].max())]
-        top = var.loc[var["value"].idxmax()]
-        sv, sv_fam = float(top["value"]), str(top["family"])
+    top = None if rm is None else stressed_var(rm, _designed(store, rel, m))
+    if top is not None:
+        sv, sv_fam = top[0], top[1]
     batch_info = m.get("batch") if isinstance(m.get("batch"), dict) else {}
     counts = m.get("counts") if isinstance(m.get("counts"), dict) else {}
     return dict(
@@ -218,6 +218,18 @@ def _listed(store: Location, rel: str, run_date: str, batch: str, run: str) -> d
         breaches=None if br is None else int(br["breached"].sum()),
         path=store.uri(rel) if store.remote else str(Path(store.target) / rel),
     )
+
+
+def _designed(store: Location, rel: str, manifest: dict) -> set[str]:
+    """The families of stored run ``rel`` that are lists of stresses (the report's stressed VaR leaves them
+    out): from its manifest, or, for a run written before the manifest listed them, from its scenarios when
+    the store is a local folder (in object storage such a run's listing takes every family)."""
+    listed = manifest.get("designed_families")
+    if isinstance(listed, list):
+        return {str(f) for f in listed}
+    if store.remote:
+        return set()
+    return designed_families(RunDir(Path(store.target) / rel))
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from stressgrid.core.measures import level_label
@@ -431,7 +432,11 @@ DESIGNED_MAX = 1000
 def designed_families(run: RunDir, families: list[str] | None = None) -> set[str]:
     """The families among ``families`` (default: all) whose scenarios are written by hand or solved for
     (:data:`DESIGNED_KINDS`): a list of stresses, not draws from a distribution.  Only families of at
-    most :data:`DESIGNED_MAX` scenarios are read."""
+    most :data:`DESIGNED_MAX` scenarios are read, and none when the manifest lists these families
+    (``designed_families``; a run written before the manifest carried the list is read)."""
+    listed = run.manifest.get("designed_families")
+    if isinstance(listed, list):
+        return {str(f) for f in listed} & set(run.families if families is None else families)
     if not run.has("scenarios"):
         return set()
     sizes = run.family_sizes()
@@ -440,6 +445,21 @@ def designed_families(run: RunDir, families: list[str] | None = None) -> set[str
         return set()
     kinds = run.table("scenarios", columns=["family", "kind"], families=fams)
     return set(kinds.loc[kinds["kind"].isin(DESIGNED_KINDS), "family"].astype(str))
+
+
+def stressed_var(risk_metrics: pd.DataFrame, designed: set[str]) -> tuple[float, str, float] | None:
+    """``(value, family, confidence)``: the largest VaR at the highest confidence level of ``risk_metrics``
+    over the families not in ``designed`` (lists of stresses, :func:`designed_families`), or None when no
+    such family has a VaR."""
+    var = risk_metrics[risk_metrics["metric"] == "var"]
+    if not len(var):
+        return None
+    a = float(var["confidence"].astype(float).max())
+    var = var[np.isclose(var["confidence"].astype(float), a) & ~var["family"].astype(str).isin(designed)]
+    if not len(var):
+        return None
+    top = var.loc[var["value"].idxmax()]
+    return float(top["value"]), str(top["family"]), a
 
 
 def thin_tail_warning(thin: dict[str, list[tuple[float, int]]], min_tail: int | None = None) -> str:

@@ -4,6 +4,7 @@ closer, both tails are found, and the worst loss within a bound sits on the boun
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,11 @@ def test_terminal_and_report_show_each_solution(run):
 
     from stressgrid import reports
 
-    _, _, tmp = run
+    _, sc, tmp = run
+    # the manifest lists the families that are lists of stresses, as their scenarios' kind says
+    manifest = json.loads((tmp / "out" / "manifest.json").read_text())
+    assert manifest["designed_families"] == ["rev", "rev_all"] == sorted(sc.loc[sc["kind"] == "reverse", "family"].unique())
+    assert "stressed_var" not in {h["key"] for h in reports.headline(tmp / "out")}
     buf = io.StringIO()
     reports.print_summary(tmp / "out", console=Console(file=buf, width=220))
     text = buf.getvalue()

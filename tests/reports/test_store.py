@@ -52,6 +52,39 @@ def test_store_layout_and_listing(linear_run, tmp_path):
     assert reports.list_runs(store, batch="none").empty
 
 
+def test_the_listing_leaves_designed_families_out_of_the_stressed_var(linear_run, tmp_path):
+    # as the report's headline: a reverse stress test's VaR is the loss it was asked for
+    rm = pd.read_parquet(linear_run / "risk_metrics.parquet")
+    var99 = rm[(rm.metric == "var") & np.isclose(rm.confidence, 0.99)].set_index("family")["value"]
+    top, second = var99.sort_values(ascending=False).index[:2]
+    assert var99[top] > var99[second]
+    # a run whose manifest lists its designed families
+    listed = copy_run(linear_run, tmp_path / "listed")
+    m = json.loads((listed / "manifest.json").read_text())
+    m["designed_families"] = [str(top)]
+    (listed / "manifest.json").write_text(json.dumps(m))
+    _restart(listed, "2026-03-02T10:00:00+00:00")
+    # a run written before the manifest listed them: its scenarios' kinds are read
+    older = copy_run(linear_run, tmp_path / "older")
+    sc = pd.read_parquet(older / "scenarios.parquet")
+    sc.loc[sc["family"] == top, "kind"] = "reverse"
+    sc.to_parquet(older / "scenarios.parquet")
+    m = json.loads((older / "manifest.json").read_text())
+    assert m.pop("designed_families") == []
+    (older / "manifest.json").write_text(json.dumps(m))
+    _restart(older, "2026-03-03T10:00:00+00:00")
+    store = tmp_path / "store"
+    for run in (listed, older):
+        reports.store_run(run, store)
+    runs = reports.list_runs(store)
+    assert runs["stressed_var"].tolist() == [var99[second]] * 2
+    assert runs["stressed_var_family"].tolist() == [second] * 2
+    # and the report's headline agrees
+    for run in (listed, older):
+        h = {x["key"]: x for x in reports.headline(run)}
+        assert h["stressed_var"]["value"] == var99[second]
+
+
 def test_a_run_is_never_stored_twice(linear_run, tmp_path):
     reports.store_run(linear_run, tmp_path / "s")
     with pytest.raises(ConfigError, match="already stored"):
