@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from stressgrid.core import ConfigError, DataError
+from stressgrid.core.measures import level_label
 from stressgrid.core.storage import Location
 
 from ._rundir import RunDir, manifest_schema_version, open_run
@@ -242,7 +243,8 @@ class RunComparison:
         (change / |A|; null when A is 0 or missing): every risk measure (level ``book``) and the CVaR
         contributions by asset class and sleeve (metric ``cvar_contribution``)
     positions : position_id, status (added, removed, changed, unchanged), quantity_a, quantity_b
-    info : key, value_a, value_b, same: batch, batch hash, as-of date, history, code version, counts, seed
+    info : key, value_a, value_b, same: batch, batch hash, as-of date, history, code version, counts, seed,
+        confidence levels and families
     """
 
     metrics: pd.DataFrame
@@ -290,8 +292,11 @@ def compare_runs(run_a: str | Path | RunDir, run_b: str | Path | RunDir) -> RunC
 
     info_keys = ["batch.name", "batch.sha256", "as_of", "history.source", "history.last", "versions.stressgrid",
                  "seeds.root", "counts.scenarios", "counts.positions", "base_currency", "started"]
-    info = pd.DataFrame([(k, pick(a.manifest, k), pick(b.manifest, k)) for k in info_keys],
-                        columns=["key", "value_a", "value_b"])
+    rows = [(k, pick(a.manifest, k), pick(b.manifest, k)) for k in info_keys]
+    # what the metrics are measured at and over: a level or a family on one side only has no change to show
+    rows += [("confidence", ", ".join(level_label(x) for x in a.confidences), ", ".join(level_label(x) for x in b.confidences)),
+             ("families", ", ".join(a.families), ", ".join(b.families))]
+    info = pd.DataFrame(rows, columns=["key", "value_a", "value_b"])
     info["same"] = [x == y for x, y in zip(info["value_a"], info["value_b"])]
     for c in ("value_a", "value_b"):
         info[c] = info[c].map(lambda v: None if v is None else str(v))

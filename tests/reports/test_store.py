@@ -146,3 +146,27 @@ def test_compare_runs_metric_by_metric_and_position_by_position(linear_run, tmp_
     assert (st.drop([first, second, "NEW_POS"]) == "unchanged").all()
     info = c.info.set_index("key")
     assert not info.loc["batch.sha256", "same"] and info.loc["batch.name", "same"] and info.loc["as_of", "same"]
+    assert info.loc["confidence", "same"] and info.loc["families", "same"]
+
+
+def test_compare_says_when_the_confidence_levels_or_families_differ(linear_run, tmp_path):
+    # a level or a family on one side only has no change to show: the inputs table must say why
+    b = copy_run(linear_run, tmp_path / "b")
+    rm = pd.read_parquet(b / "risk_metrics.parquet")
+    rm.loc[np.isclose(rm["confidence"], 0.95), "confidence"] = 0.975
+    rm = rm[rm["family"] != "crisis"]
+    rm.to_parquet(b / "risk_metrics.parquet", index=False)
+    info = reports.compare_runs(linear_run, b).info.set_index("key")
+    a_fams = list(dict.fromkeys(pd.read_parquet(linear_run / "risk_metrics.parquet")["family"]))
+    assert info.loc["confidence", "value_a"] == "95%, 99%" and info.loc["confidence", "value_b"] == "97.5%, 99%"
+    assert info.loc["families", "value_a"] == ", ".join(a_fams)
+    assert info.loc["families", "value_b"] == ", ".join(f for f in a_fams if f != "crisis")
+    assert not info.loc["confidence", "same"] and not info.loc["families", "same"]
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    reports.print_comparison(linear_run, b, console=Console(file=buf, width=200))
+    text = buf.getvalue()
+    assert "Inputs that differ" in text and "97.5%, 99%" in text
