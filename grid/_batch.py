@@ -315,7 +315,7 @@ def _loc(loc: tuple) -> str:
     for x in loc:
         if isinstance(x, int):
             parts.append(f"[{x}]")
-        elif x in tags or str(x).startswith("function-") or x in ("HistorySettings", "literal['bundled']"):
+        elif x in tags or "[" in str(x) or x in ("HistorySettings",):
             continue  # discriminator tags add nothing for the user
         else:
             parts.append(("." if parts else "") + str(x))
@@ -418,6 +418,32 @@ def _error_line(p: Path, raw: dict, points: list, err: dict) -> str:
     return f"batch file {p}, field '{loc}': {msg}{shown}"
 
 
+def _one_branch(errors: list[dict]) -> list[dict]:
+    """The errors of a field that takes one of several forms (``within: {probability: 0.01}`` or a list of
+    them), less those that only say the value is not of another form, when one of its forms has a problem
+    of its own: ``within: {probability: 0.7}`` is out of range, not "not a list"."""
+    def branch(x) -> bool:  # pydantic names a form by its type: list[...], function-after[...], float, WithinSpec
+        return isinstance(x, str) and ("[" in x or x in ("float", "int", "str", "bool") or x[:1].isupper())
+
+    def mismatch(e: dict) -> bool:  # the value is not of this form at all
+        return e["type"].endswith("_type") and len(e["loc"]) > 1 and branch(e["loc"][-1])
+
+    keep, merged = [], {}
+    for e in errors:
+        parent, n = e["loc"][:-1], len(e["loc"]) - 1
+        if not mismatch(e):
+            keep.append(e)
+        elif not any(len(f["loc"]) > n and f["loc"][:n] == parent and f["loc"][n] != e["loc"][-1]
+                     and branch(f["loc"][n]) and not mismatch(f) for f in errors):
+            # no form fits: one line for the field, naming every form it may take
+            if parent in merged:
+                merged[parent]["msg"] += ", or " + e["msg"].removeprefix("Input should be ")
+            else:
+                merged[parent] = {**e, "loc": parent}
+                keep.append(merged[parent])
+    return keep
+
+
 def join_errors(lines: list[str]) -> str:
     """Problems one a line (the command line prefixes each with ``error:``), at most :data:`MAX_ERRORS`."""
     lines = list(dict.fromkeys(lines))
@@ -469,7 +495,7 @@ def load_batch(path: str | Path, allow_outside_paths: bool = True) -> tuple[Batc
     try:
         batch = Batch.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(join_errors([_error_line(p, raw, points, e) for e in exc.errors()])) from None
+        raise ConfigError(join_errors([_error_line(p, raw, points, e) for e in _one_branch(exc.errors())])) from None
     except ConfigError as exc:  # a factor-name check inside a validator
         raise ConfigError(f"batch file {p}: {exc}") from None
     base = p.resolve().parent

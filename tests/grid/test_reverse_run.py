@@ -191,6 +191,13 @@ def test_terminal_and_report_show_each_solution(run):
     ("loss: -3m", r"^error: batch file .*batch\.yaml, field 'scenarios\[0\]\.loss.*'-3m' must be a positive amount"),
     ("loss: 'limit:nope'", r"^error: scenario family 'r', field 'loss': 'limit:nope' names no book-level loss limit of "
                            r"the batch .*the batch has: none\)$"),
+    # a field of two forms (one bound or a list of them): the form given is the one whose problem is told
+    ("within: {probability: 0.7}", r"^error: batch file .*, field 'scenarios\[0\]\.within\.probability': Input should be "
+                                   r"less than 0\.5 \(got 0\.7\)$"),
+    ("within: [{distance: 3}, {distance: -1}]", r"^error: batch file .*, field 'scenarios\[0\]\.within\[1\]\.distance': "
+                                                r"Input should be greater than 0 \(got -1\)$"),
+    ("within: 5", r"^error: batch file .*, field 'scenarios\[0\]\.within': Input should be a valid dictionary .*, or a "
+                  r"valid list \(got 5\)$"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, entry, match):
     import re
