@@ -401,6 +401,10 @@ def _error_line(p: Path, raw: dict, points: list, err: dict) -> str:
         j = err["loc"][1]
         fam = raw["scenarios"][j].get("name") if isinstance(raw["scenarios"][j], dict) else None
         point = next((pt for pt in points if pt.family == fam), None)
+        rest = loc[len(f"scenarios[{j}]."):]
+        if point is not None and rest in point.values and err["type"] == "extra_forbidden":
+            # a swept key the entry does not take: one line for the sweep, not one per point
+            return f"batch file {p}, field 'scenarios[{point.entry}].sweep.{rest}': not a key of this kind of entry"
         if point is not None:  # name the batch-file entry and the sweep point, not the expanded index
             loc = loc.replace(f"scenarios[{j}]", f"scenarios[{point.entry}] (sweep point {fam})", 1)
     msg = err["msg"].removeprefix("Value error, ")

@@ -114,6 +114,9 @@ def test_a_batch_without_sweeps_keeps_its_seeds(linear_batch_path):
      r"field 'scenarios\[1\] \(sweep point mc\[multiplier=-1\]\)\.amplify\.vol\.multiplier'"),
     ("sweep: {n_scenarios: [10, 0]}", r"scenarios\[1\] \(sweep point mc\[n_scenarios=0\]\)\.n_scenarios'"),
     ("sweep: {model.dof: [3]}", r"'model' in 'model.dof' is a str"),
+    # a key the entry does not take: one line for the sweep, not one per point
+    ("sweep: {amplify.vol.multipler: [1.5, 2, 3]}",
+     r"^batch file .*, field 'scenarios\[1\]\.sweep\.amplify\.vol\.multipler': not a key of this kind of entry$"),
 ])
 def test_bad_sweeps_name_the_entry_and_the_point(tmp_path, sweep, match):
     body = SWEEP.split("    sweep:")[0] + "    " + sweep + "\n"
