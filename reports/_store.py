@@ -165,7 +165,8 @@ def list_runs(store_root: str | Path, batch: str | None = None) -> pd.DataFrame:
     as the report's headline: hypothetical and reverse families are lists of stresses; base currency) and
     its family, breaches (breached limit checks; null when no limits were evaluated) and path (the
     stored run's folder, or its URI).  Only the manifest, ``risk_metrics`` and ``breaches`` of each run
-    are read; a folder without a manifest (a copy under way or interrupted) is not a stored run.
+    are read (and the kinds of the small families of a run whose manifest does not list its hypothetical
+    and reverse families, one written before it did); a folder without a manifest (a copy under way or interrupted) is not a stored run.
     """
     store = Location(store_root, "results store")
     if not store.is_dir(""):
