@@ -178,9 +178,12 @@ def run_batch(
     if remote is not None and not resume:
         from ._stream import STREAM_TABLES, clear_tables
 
-        # a reader of the URI must not take an earlier run's manifest or part files for this run's
+        # a reader of the URI must not take an earlier run's manifest, part files, breaches or report for
+        # this run's (its other tables are read only where the new manifest lists them)
         remote.delete_file("manifest.json")
         clear_tables(remote, STREAM_TABLES)
+        for name in ("breaches.parquet", "report.html"):
+            remote.delete_file(name)
     parts = None if remote is None else remote.target
     check_out = None if remote is not None else out  # object storage has no free space to check
     use_serial = b.execution.executor == "serial" if serial is None else serial

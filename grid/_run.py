@@ -633,6 +633,8 @@ def execute(
     """
     from ._sections import SECTIONS, SectionContext
 
+    if run_dir is not None:
+        retire_manifest(run_dir)
     if inputs.streamed:
         result = _execute_streamed(inputs, executor, progress, run_dir, resume, parts)
         result.tables.update(inputs.design_tables)
@@ -931,6 +933,23 @@ def _check_parts(where, written: list[str]) -> None:
             "a shared file system mounted at the same path on every node, or object storage (--out s3://BUCKET/PREFIX)")
 
 
+def retire_manifest(run_dir: str | Path) -> None:
+    """Remove the manifest an earlier run left in ``run_dir`` before this run writes anything there: until
+    this run's manifest is written, the folder is not a run that ``report`` or ``store`` would read (an
+    interrupted run never passes for the finished one it was overwriting)."""
+    Path(run_dir, "manifest.json").unlink(missing_ok=True)
+
+
+def stale_files(out: Path, written: set[str]) -> list[Path]:
+    """The files of an earlier run in ``out`` that this run does not write: its tables (as files) that are
+    not in ``written``, its ``breaches.parquet`` (this run's limits are evaluated after it) and its
+    ``report.html``.  Files of other names are the user's and are left alone."""
+    from stressgrid.reports import table_names
+
+    names = [f"{n}.parquet" for n in table_names() if n not in written] + ["breaches.parquet", "report.html"]
+    return [out / n for n in dict.fromkeys(names) if (out / n).is_file()]
+
+
 def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
     """Write the Parquet tables and ``manifest.json`` into ``out_dir`` (each file atomically).
 
@@ -944,8 +963,11 @@ def write_outputs(result: RunResult, out_dir: str | Path) -> dict:
 
     from ._stream import STREAM_TABLES, clear_tables
 
-    # a table is a file or a folder of parts, never both: drop what an earlier run in ``out`` left
+    # a table is a file or a folder of parts, never both: drop what an earlier run in ``out`` left, and
+    # the tables this run does not write, which a reader would take for this run's
     clear_tables(out, [n for n in STREAM_TABLES if n not in result.streamed_tables])
+    for path in stale_files(out, set(result.tables) | set(result.streamed_tables)):
+        path.unlink(missing_ok=True)
     t0 = time.perf_counter()
     for name, df in result.tables.items():
         write_table(name, df, out / f"{name}.parquet")  # atomic; the schema version in the file's metadata
