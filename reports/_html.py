@@ -15,7 +15,7 @@ from stressgrid.core.measures import level_label
 
 from . import _charts
 from ._charts import sig2
-from ._limits import Limits, evaluate_limits
+from ._limits import Limit, Limits, evaluate_limits
 from ._reverse import probability, reverse_stress
 from ._rundir import RunDir, open_run
 from ._schema import SCHEMA_VERSION
@@ -187,7 +187,7 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
         out.append(dict(key="days_to_liquidate", label="Days to liquidate", value=float(days.max()),
                         text=f"{days.max():,.1f}", detail=detail))
     if book is not None and len(book):
-        out.append(_capacity(book, limits))
+        out.append(_capacity(book, limits.limits if limits is not None else _limits_of(breaches)))
     if breaches is not None:
         n = int(breaches["breached"].sum())
         out.append(dict(key="breaches", label="Limit breaches", value=float(n), text=str(n),
@@ -197,9 +197,20 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     return out
 
 
-def _capacity(book: pd.DataFrame, limits: Limits | None) -> dict:
-    """Capacity from the book rows of the capacity table (with a ``scope`` column)."""
-    checks = [lim for lim in (limits.limits if limits else [])
+def _limits_of(breaches: pd.DataFrame | None) -> list[Limit]:
+    """The book-level liquidity limits an evaluated limits table was checked against (the report of a run
+    whose limits file is not given again: ``stressgrid report RUN_DIR``), one per family checked."""
+    if breaches is None or not len(breaches):
+        return []
+    rows = breaches[(breaches["scope"] == "book") & breaches["metric"].isin(["days_to_liquidate", "cost_bps"])]
+    rows = rows.drop_duplicates(["limit_name", "family"])
+    return [Limit(metric=r.metric, scope="book", family=str(r.family), max=float(r.threshold), units=str(r.units),
+                  name=str(r.limit_name)) for r in rows.itertuples()]
+
+
+def _capacity(book: pd.DataFrame, limits: list[Limit]) -> dict:
+    """Capacity from the book rows of the capacity table (with a ``scope`` column) and the limits given."""
+    checks = [lim for lim in limits
               if lim.scope == "book" and lim.metric in ("days_to_liquidate", "cost_bps")]
     mults = np.sort(book["aum_multiple"].unique())
     if not checks:
@@ -216,7 +227,7 @@ def _capacity(book: pd.DataFrame, limits: Limits | None) -> dict:
             first_bad = min(first_bad, float(bad.min()))
     # capacity: the largest multiple tested below the first one at which a limit is breached
     within = mults[mults < first_bad]
-    names = ", ".join(lim.name for lim in checks)
+    names = ", ".join(dict.fromkeys(lim.name for lim in checks))
     below = "Below 1x: the book as sized cannot be liquidated within these limits at that stress."
     if not len(within):
         return dict(key="capacity", label="Capacity", value=0.0, text=f"below {sig2(mults[0])}x",

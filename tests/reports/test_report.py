@@ -159,8 +159,13 @@ def test_the_stressed_var_headline_leaves_out_designed_families(linear_run):
     ([{"metric": "days_to_liquidate", "max": 100}], "8x AUM", 8.0),
 ])
 def test_capacity_is_the_largest_multiple_before_a_limit_breaks(full_run_src, limits, text, value):
-    h = {x["key"]: x for x in reports.headline(full_run_src, limits=reports.parse_limits({"limits": limits}))}
+    parsed = reports.parse_limits({"limits": limits})
+    h = {x["key"]: x for x in reports.headline(full_run_src, limits=parsed)}
     assert h["capacity"]["text"] == text and h["capacity"]["value"] == value
+    # the report of a run whose limits file is not given again (stressgrid report RUN_DIR) reads the limits
+    # from the evaluated breaches table and gives the same capacity
+    again = {x["key"]: x for x in reports.headline(full_run_src, breaches=reports.evaluate_limits(full_run_src, parsed))}
+    assert {k: again["capacity"][k] for k in ("text", "value", "detail")} == {k: h["capacity"][k] for k in ("text", "value", "detail")}
 
 
 def test_liquidity_headline_figures(full_run_src):
