@@ -72,9 +72,14 @@ def finish_run(run_dir: str | Path, console=None, limits: str | Path | Limits | 
     problems = check_run_dir(run.path, run.parts)
     lim = load_limits(limits) if isinstance(limits, (str, Path)) else limits
     breaches = None
+    nav_note = None
     if lim is not None:
         breaches = evaluate_limits(run, lim)
         write_breaches(breaches, run.path)
+        run_nav = run.manifest.get("nav")
+        if lim.nav is not None and isinstance(run_nav, (int, float)) and not np.isclose(lim.nav, run_nav, rtol=1e-9):
+            nav_note = (f"the limits file's nav ({money(lim.nav)}) is not the run's ({money(run_nav)}); limits in % of "
+                        f"NAV are checked against the limits file's")
     elif run.has("breaches"):
         breaches = run.table("breaches")
     elif fail_on_breach:
@@ -86,6 +91,8 @@ def finish_run(run_dir: str | Path, console=None, limits: str | Path | Limits | 
         console.print(f"[yellow]note:[/] the run directory does not follow the results schema: {_esc(shown)}")
     if breaches is not None:
         print_breaches(breaches, console)
+    if nav_note is not None:
+        console.print(f"[yellow]note:[/] {_esc(nav_note)}")
     if html:
         with console.status("writing the HTML report"):
             path = write_report(run, out, limits=lim, breaches=breaches)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import click
 import numpy as np
@@ -130,3 +131,18 @@ def test_finish_run_returns_the_breach_code_after_writing_everything(linear_run,
     assert code == reports.BREACH_EXIT_CODE
     assert (linear_run / "report.html").is_file()
     assert pd.read_parquet(linear_run / "breaches.parquet")["breached"].all()
+
+
+def test_a_limits_file_whose_nav_is_not_the_runs_is_said(linear_run):
+    from rich.console import Console
+
+    m = json.loads((linear_run / "manifest.json").read_text())
+    m["nav"] = 2.5e8
+    (linear_run / "manifest.json").write_text(json.dumps(m))
+    lim = {"limits": [{"metric": "worst_loss", "max": "50%"}]}
+    for nav, said in ((5e8, True), (2.5e8, False), (None, False)):
+        buf = io.StringIO()
+        reports.finish_run(linear_run, Console(file=buf, width=200), reports.parse_limits({**lim, **({"nav": nav} if nav else {})}),
+                           html=False)
+        note = "the limits file's nav (500.00m) is not the run's (250.00m)"
+        assert (note in buf.getvalue()) == said, buf.getvalue()
