@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from stressgrid.core import ConfigError, StressGridError
-from stressgrid.core.storage import is_uri
 from stressgrid.core.measures import level_label
+from stressgrid.core.storage import is_uri
 
 from ._html import write_report
 from ._limits import Limits, evaluate_limits, load_limits, write_breaches
@@ -115,12 +115,13 @@ def print_runs(store: str | Path | None = None, batch: str | None = None, consol
         console.print(f"no runs in {root}" + (f" for batch {batch!r}" if batch else ""))
         return
     t = Table(title=f"Runs in {root}", title_justify="left")
-    for c in ("run date", "batch", "run id", "as of", "scenarios", "positions", "stressed VaR", "family", "breaches"):
-        t.add_column(c, justify="right" if c in ("scenarios", "positions", "stressed VaR", "breaches") else "left")
+    for c in ("run date", "batch", "run id", "as of", "scenarios", "positions", "stressed VaR", "level", "family", "breaches"):
+        t.add_column(c, justify="right" if c in ("scenarios", "positions", "stressed VaR", "level", "breaches") else "left")
     for _, r in df.iterrows():
         t.add_row(r["run_date"], r["batch"], r["run_id"], str(r["as_of"]), str(r["scenarios"]), str(r["positions"]),
-                  "" if pd.isna(r["stressed_var"]) else money(r["stressed_var"]), str(r["stressed_var_family"] or ""),
-                  "" if pd.isna(r["breaches"]) else str(r["breaches"]))
+                  "" if pd.isna(r["stressed_var"]) else money(r["stressed_var"]),
+                  "" if pd.isna(r["stressed_var_confidence"]) else level_label(r["stressed_var_confidence"]),
+                  str(r["stressed_var_family"] or ""), "" if pd.isna(r["breaches"]) else str(r["breaches"]))
     console.print(t)
 
 

@@ -154,7 +154,7 @@ def _store_local(run: RunDir, root: Path, rel: str, rid: str, files: list[Path],
 
 
 _LIST_COLUMNS = ["run_date", "batch", "run_id", "started", "as_of", "batch_sha256", "scenarios", "positions",
-                 "stressed_var", "stressed_var_family", "breaches", "path"]
+                 "stressed_var", "stressed_var_confidence", "stressed_var_family", "breaches", "path"]
 
 
 def list_runs(store_root: str | Path, batch: str | None = None) -> pd.DataFrame:
@@ -162,8 +162,8 @@ def list_runs(store_root: str | Path, batch: str | None = None) -> pd.DataFrame:
 
     Columns: run_date, batch, run_id, started, as_of, batch_sha256, scenarios, positions,
     stressed_var (the largest VaR at the highest confidence level over the families that are distributions,
-    as the report's headline: hypothetical and reverse families are lists of stresses; base currency) and
-    its family, breaches (breached limit checks; null when no limits were evaluated) and path (the
+    as the report's headline: hypothetical and reverse families are lists of stresses; base currency), that
+    level (stressed_var_confidence) and its family, breaches (breached limit checks; null when no limits were evaluated) and path (the
     stored run's folder, or its URI).  Only the manifest, ``risk_metrics`` and ``breaches`` of each run
     are read (and the kinds of the small families of a run whose manifest does not list its hypothetical
     and reverse families, one written before it did); a folder without a manifest (a copy under way or interrupted) is not a stored run.
@@ -206,17 +206,17 @@ def _listed(store: Location, rel: str, run_date: str, batch: str, run: str) -> d
         return upgrade_table(name, df, manifest_schema_version(m))  # a run stored before a schema change
 
     rm, br = table("risk_metrics"), table("breaches")
-    sv, sv_fam = np.nan, None
+    sv, sv_fam, sv_conf = np.nan, None, np.nan
     top = None if rm is None else stressed_var(rm, _designed(store, rel, m))
     if top is not None:
-        sv, sv_fam = top[0], top[1]
+        sv, sv_fam, sv_conf = top
     batch_info = m.get("batch") if isinstance(m.get("batch"), dict) else {}
     counts = m.get("counts") if isinstance(m.get("counts"), dict) else {}
     return dict(
         run_date=run_date.partition("=")[2], batch=batch.partition("=")[2], run_id=run.partition("=")[2],
         started=m.get("started"), as_of=m.get("as_of"), batch_sha256=batch_info.get("sha256"),
         scenarios=counts.get("scenarios"), positions=counts.get("positions"),
-        stressed_var=sv, stressed_var_family=sv_fam,
+        stressed_var=sv, stressed_var_confidence=sv_conf, stressed_var_family=sv_fam,
         breaches=None if br is None else int(br["breached"].sum()),
         path=store.uri(rel) if store.remote else str(Path(store.target) / rel),
     )

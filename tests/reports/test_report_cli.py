@@ -82,6 +82,9 @@ def test_store_runs_and_compare_commands(main, linear_run, tmp_path):
     assert r.exit_code == 0 and r.stdout.startswith("stored: ")
     r = _invoke(main, "runs", store)
     assert r.exit_code == 0 and "linear" in r.stdout and "2512" in r.stdout
+    row = next(x for x in r.stdout.splitlines() if "linear" in x)
+    listed = reports.list_runs(store).iloc[0]
+    assert f"{listed['stressed_var'] / 1e6:,.2f}m" in row and " 99% " in row  # the figure and its level
     assert _invoke(main, "store", linear_run, store).exit_code == 2
     r = _invoke(main, "runs", tmp_path / "missing")
     assert r.exit_code == 2 and "not found" in r.stderr

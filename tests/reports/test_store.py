@@ -47,6 +47,7 @@ def test_store_layout_and_listing(linear_run, tmp_path):
     var99 = rm[(rm.metric == "var") & (rm.confidence == 0.99)]
     assert runs["stressed_var"].iloc[0] == var99["value"].max()
     assert runs["stressed_var_family"].iloc[0] == var99.loc[var99["value"].idxmax(), "family"]
+    assert runs["stressed_var_confidence"].tolist() == [0.99, 0.99]
     assert runs["breaches"].isna().all()
     assert reports.list_runs(store, batch="linear")["run_id"].tolist() == ["20260302T235959Z-abababab"]
     assert reports.list_runs(store, batch="none").empty
