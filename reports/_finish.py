@@ -42,8 +42,9 @@ def _console(quiet: bool = False):
     from rich.console import Console
 
     console = Console(quiet=quiet, highlight=False)
-    if not console.is_terminal:
-        console = Console(quiet=quiet, highlight=False, width=140)
+    if not console.is_terminal:  # output to a file or a pipe: the width COLUMNS asks for, else 140
+        cols = os.environ.get("COLUMNS", "")
+        console = Console(quiet=quiet, highlight=False, width=int(cols) if cols.isdigit() and int(cols) >= 40 else 140)
     return console
 
 

@@ -74,13 +74,13 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     rm = run.table("risk_metrics")
     ccy = manifest.get("base_currency", "")
     t = Table(title=f"Risk by scenario family ({ccy}, losses positive)", title_justify="left")
-    t.add_column("family")
+    t.add_column("family", overflow="fold")
     t.add_column("scenarios", justify="right")
     confs = run.confidences
     for a in confs:
         t.add_column(f"VaR {level_label(a)}", justify="right")
         t.add_column(f"CVaR {level_label(a)}", justify="right")
-    t.add_column("worst scenario")
+    t.add_column("worst scenario", overflow="fold")
     t.add_column("worst loss", justify="right")
     for fam, g in rm.groupby("family", sort=False):
         cells = [_esc(fam), f"{int(g.loc[g.metric == 'scenarios', 'value'].iloc[0])}"]
@@ -100,7 +100,7 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     if bd is not None and len(bd):
         wide = bd.pivot_table(index="scenario", columns="group_name", values="pnl", sort=False)
         t2 = Table(title=f"Scenario P&L by asset class ({ccy})", title_justify="left")
-        t2.add_column("scenario")
+        t2.add_column("scenario", overflow="fold")
         for c in wide.columns:
             t2.add_column(_esc(c), justify="right")
         t2.add_column("total", justify="right")
@@ -122,7 +122,7 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     if ex is not None:
         t4 = Table(title=f"P&L explained at the horizon, worst scenario of each family ({ccy})", title_justify="left")
         for c in ("family", "days", "scenario", "P&L", "time", "market", "cross"):
-            t4.add_column(c, justify="left" if c in ("family", "scenario") else "right")
+            t4.add_column(c, justify="left" if c in ("family", "scenario") else "right", overflow="fold")
         for _, r in ex.iterrows():
             t4.add_row(_esc(r["family"]), str(int(r["days"])), _esc(r["scenario"]), money(r["pnl"]), money(r["pnl_time"]),
                        money(r["pnl_market"]), money(r["pnl_cross"]))
@@ -132,7 +132,8 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     if rev is not None and len(rev):
         t5 = Table(title=f"Reverse stress tests: the most plausible moves that cost the loss ({ccy})", title_justify="left")
         for c in ("scenario", "loss", "distance", "tail prob.", "largest moves (share of the distance)"):
-            t5.add_column(c, justify="left" if c in ("scenario", "largest moves (share of the distance)") else "right")
+            t5.add_column(c, justify="left" if c in ("scenario", "largest moves (share of the distance)") else "right",
+                          overflow="fold")
         for _, r in rev.iterrows():
             if not bool(r["converged"]):
                 t5.add_row(_esc(r["scenario"]), money(r["loss"]), "", "", "[red]did not converge: not a solution[/]")
@@ -147,7 +148,7 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
         t6 = Table(title=f"Views by entropy pooling: the families' scenario probabilities ({ccy} for the P&L)",
                    title_justify="left")
         for c in ("family", "view", "prior", "posterior", "effective scenarios"):
-            t6.add_column(c, justify="left" if c in ("family", "view") else "right")
+            t6.add_column(c, justify="left" if c in ("family", "view") else "right", overflow="fold")
         for _, r in views.iterrows():
             fmt = money if "pnl" in str(r["statistic"]) else (lambda x: f"{x:.4g}")
             t6.add_row(_esc(r["family"]), _esc(r["view"]) + ("" if bool(r["holds"]) else " [red](not met)[/]"),
