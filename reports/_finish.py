@@ -156,6 +156,21 @@ def print_comparison(run_a: str | Path, run_b: str | Path, show_all: bool = Fals
                       fmt(r["value_a"]), fmt(r["value_b"]), fmt(r["change"]),
                       "" if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1%}")
         console.print(t)
+    contrib = m[m["level"] != "book"]
+    changed = contrib if show_all else contrib[~np.isclose(contrib["value_a"].fillna(np.inf), contrib["value_b"].fillna(np.inf),
+                                                           rtol=1e-12, atol=0) | contrib["value_a"].isna() | contrib["value_b"].isna()]
+    if len(contrib) and changed.empty:
+        console.print("CVaR contributions: no change")
+    elif len(changed):
+        t = Table(title="CVaR contributions by asset class and sleeve, A -> B (losses positive)", title_justify="left")
+        for c in ("family", "confidence", "level", "group", "A", "B", "change", "change %"):
+            t.add_column(c, justify="right" if c in ("confidence", "A", "B", "change", "change %") else "left", overflow="fold")
+        for _, r in changed.iterrows():
+            fmt = lambda v: "" if pd.isna(v) else money(v)  # noqa: E731
+            t.add_row(_esc(r["family"]), "" if pd.isna(r["confidence"]) else level_label(r["confidence"]), _esc(r["level"]),
+                      _esc(r["group_name"]), fmt(r["value_a"]), fmt(r["value_b"]), fmt(r["change"]),
+                      "" if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1%}")
+        console.print(t)
     pos = cmp.positions[cmp.positions["status"] != "unchanged"]
     if pos.empty:
         console.print("positions: no change")

@@ -291,7 +291,7 @@ def compare_runs(run_a: str | Path | RunDir, run_b: str | Path | RunDir) -> RunC
             cur = cur.get(part) if isinstance(cur, dict) else None
         return cur
 
-    info_keys = ["batch.name", "batch.sha256", "as_of", "history.source", "history.last", "versions.stressgrid",
+    info_keys = ["batch.name", "batch.sha256", "batch.book", "as_of", "history.source", "history.last", "versions.stressgrid",
                  "seeds.root", "counts.scenarios", "counts.positions", "base_currency", "started"]
     rows = [(k, pick(a.manifest, k), pick(b.manifest, k)) for k in info_keys]
     # what the metrics are measured at and over: a level or a family on one side only has no change to show

@@ -91,6 +91,7 @@ def test_store_runs_and_compare_commands(main, linear_run, tmp_path):
 
     same = _invoke(main, "compare", linear_run, linear_run)
     assert same.exit_code == 0 and "risk metrics: no change" in same.stdout and "positions: no change" in same.stdout
+    assert "CVaR contributions: no change" in same.stdout
     b = tmp_path / "b"
     b.mkdir()
     for p in linear_run.iterdir():
@@ -99,8 +100,18 @@ def test_store_runs_and_compare_commands(main, linear_run, tmp_path):
     rm = pd.read_parquet(b / "risk_metrics.parquet")
     rm.loc[(rm.metric == "cvar") & (rm.confidence == 0.99) & (rm.family == "crisis"), "value"] *= 1.1
     rm.to_parquet(b / "risk_metrics.parquet", index=False)
+    ct = pd.read_parquet(b / "contributions.parquet")
+    one = (ct.level == "sleeve") & (ct.family == "crisis") & (ct.confidence == 0.99)
+    sleeve = ct.loc[one, "group_name"].iloc[0]
+    ct.loc[one & (ct.group_name == sleeve), "cvar_contribution"] *= 1.25
+    ct.to_parquet(b / "contributions.parquet", index=False)
     r = _invoke(main, "compare", linear_run, b)
     assert r.exit_code == 0 and "+10.0%" in r.stdout and "crisis" in r.stdout
+    # the one contribution that changed, and only it
+    rows = [x for x in r.stdout.splitlines() if "+25.0%" in x]
+    assert len(rows) == 1 and sleeve in rows[0] and "sleeve" in rows[0] and "CVaR contributions by asset class" in r.stdout
+    shown = [x for x in _invoke(main, "compare", linear_run, b, "--all").stdout.splitlines() if " sleeve " in x]
+    assert len(shown) == (ct.level == "sleeve").sum()  # every contribution
     # mean is gains positive in risk_metrics: the title says so
     assert "(losses positive, but mean: gains positive)" in " ".join(r.stdout.split())
 
