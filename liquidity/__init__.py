@@ -18,7 +18,7 @@ Everything works on plain numpy arrays; :func:`model_from_market` builds the mod
 snapshot and the history.  ``docs/liquidity.md`` describes the model, its parameters and their sources.
 """
 
-from ._capacity import CAPACITY_METRICS, Limit, binding_aum, capacity_curve, days_capacity
+from ._capacity import CAPACITY_METRICS, DEFAULT_AUM_MULTIPLES, Limit, binding_aum, capacity_curve, days_capacity
 from ._drawdown import DeleverageRule, DrawdownResult, drawdown_table, liquidity_adjusted_drawdown
 from ._inputs import daily_vols, market_inputs, model_from_market, path_vol_multiplier, revalue_paths, unit_values
 from ._model import BASE, Conditions, LiquidityModel
@@ -30,6 +30,7 @@ from ._var import LARisk, exit_cost, la_risk_table, la_var_cvar, marked_unit_val
 __all__ = [
     "BASE",
     "CAPACITY_METRICS",
+    "DEFAULT_AUM_MULTIPLES",
     "ClassParams",
     "Conditions",
     "DEFAULT_CLASS_PARAMS",

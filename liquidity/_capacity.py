@@ -28,7 +28,11 @@ from ._params import LiquidityParams
 from ._schedule import liquidation_schedule
 from ._var import _check_pnl, marked_unit_value
 
-__all__ = ["capacity_curve", "Limit", "binding_aum", "days_capacity", "CAPACITY_METRICS"]
+__all__ = ["capacity_curve", "Limit", "binding_aum", "days_capacity", "CAPACITY_METRICS", "DEFAULT_AUM_MULTIPLES"]
+
+#: the default grid of AUM multiples: 20 points spaced evenly in log from 0.25 to 20, the one nearest 1
+#: (0.9975) replaced by 1, the book as sized
+DEFAULT_AUM_MULTIPLES: tuple[float, ...] = tuple(1.0 if abs(m - 1.0) < 0.01 else float(m) for m in np.geomspace(0.25, 20.0, 20))
 
 #: metrics of the capacity table that a :class:`Limit` can bound
 CAPACITY_METRICS = ("days_to_liquidate", "cost_bps", "la_cvar", "la_cvar_nav", "la_drawdown", "la_drawdown_nav")
@@ -66,7 +70,8 @@ def capacity_curve(
     Parameters
     ----------
     model : the cost model at today's AUM (multiple 1)
-    aum_multiples : increasing positive multiples (default 20 points, ``geomspace(0.25, 20, 20)``)
+    aum_multiples : increasing positive multiples (default :data:`DEFAULT_AUM_MULTIPLES`: 20 points from
+        0.25 to 20, 1 among them)
     conditions : scope name -> uniform :class:`Conditions` (default ``base`` and ``stress`` from
         ``params``); uniform means no scenario axis
     fraction : share of each position unwound for days and cost (1 full liquidation)
@@ -90,7 +95,7 @@ def capacity_curve(
 
 
 def _capacity_curve(model, aum_multiples, conditions, fraction, pnl, pnl_paths, weights, rule, alpha, params):
-    mult = np.asarray(np.geomspace(0.25, 20.0, 20) if aum_multiples is None else aum_multiples, dtype=float)
+    mult = np.asarray(DEFAULT_AUM_MULTIPLES if aum_multiples is None else aum_multiples, dtype=float)
     if mult.ndim != 1 or not len(mult) or not np.all(np.isfinite(mult) & (mult > 0)) or np.any(np.diff(mult) <= 0):
         raise ConfigError(f"aum_multiples: expected increasing positive numbers (got {mult.tolist()})")
     if not 0.0 < alpha < 1.0:

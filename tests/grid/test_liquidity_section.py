@@ -45,6 +45,12 @@ def test_tables_and_schema(costly, tmp_path):
     # hist_10d is valued at its horizon, and so are its daily paths, day by day; the crisis replay is instantaneous
     assert res.notes["liquidity"]["paths_aged"] == ["hist_10d"]
     assert not any("drawdown" in c or "inside the horizon" in c for c in reports.caveats(tmp_path))
+    # the default grid holds the book as sized: the headline's days to liquidate are read at 1x
+    cap = res.tables["capacity"]
+    one = cap[(cap["aum_multiple"] == 1.0) & (cap["level"] == "book")]
+    h = {x["key"]: x for x in reports.headline(tmp_path)}
+    assert h["days_to_liquidate"]["value"] == one["days_to_liquidate"].max()
+    assert h["days_to_liquidate"]["detail"].startswith("book at its current size")
 
 
 def test_la_figures_sit_on_the_grids_own(costly):

@@ -149,3 +149,14 @@ def test_bad_capacity_inputs_are_rejected():
     with pytest.raises(ConfigError, match="no scope 'crisis'"):
         binding_aum(curve, [Limit("cost_bps", 1.0, "crisis")])
     assert set(CAPACITY_METRICS) <= set(curve.columns)
+
+
+def test_the_default_grid_holds_the_book_as_sized():
+    # 1x is the reference of every capacity statement: the default grid must hold it exactly
+    from stressgrid.liquidity import DEFAULT_AUM_MULTIPLES
+
+    grid = np.asarray(DEFAULT_AUM_MULTIPLES)
+    assert 1.0 in DEFAULT_AUM_MULTIPLES and len(grid) == 20 and grid[0] == 0.25 and grid[-1] == 20.0
+    assert (np.diff(grid) > 0).all()
+    # the other points are those of geomspace(0.25, 20, 20)
+    np.testing.assert_array_equal(grid[grid != 1.0], GRID[np.abs(GRID - 1.0) > 0.01])
