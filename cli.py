@@ -230,6 +230,14 @@ def demo(out: str, history, address, workers, serial, quiet, limits, fail_on_bre
          allow_outside_paths, force)
 
 
+def _size(n: float) -> str:
+    """A number of bytes as a reader takes it in: 1.4 GB, 120 MB, 85 kB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.{1 if n < 10 * scale else 0}f} {unit}"
+    return f"{n:,.0f} bytes"
+
+
 @main.command()
 @click.argument("batch", type=click.Path(path_type=Path))
 @click.option("--history", type=click.Path(dir_okay=False), default=None, help="Factor history to validate against, merged over the bundled history, in place of the batch's history section.")
@@ -265,7 +273,7 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
         f"as of {inputs.market.as_of.date()}"
     )
     est = inputs.estimate
-    click.echo(f"needs: about {est.driver_bytes / 1e9:,.1f} GB of memory in the driver and {est.disk_bytes / 1e9:,.2f} GB "
+    click.echo(f"needs: about {_size(est.driver_bytes)} of memory in the driver and {_size(est.disk_bytes)} "
                f"of tables for {est.total:,} scenarios")
     from stressgrid.grid import not_streamed_because
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -150,7 +152,7 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
         for c in ("family", "view", "prior", "posterior", "effective scenarios"):
             t6.add_column(c, justify="left" if c in ("family", "view") else "right", overflow="fold")
         for _, r in views.iterrows():
-            fmt = money if "pnl" in str(r["statistic"]) else (lambda x: f"{x:.4g}")
+            fmt = view_format(str(r["statistic"]))
             t6.add_row(_esc(r["family"]), _esc(r["view"]) + ("" if bool(r["holds"]) else " [red](not met)[/]"),
                        fmt(r["prior"]), fmt(r["posterior"]),
                        f"{r['effective_scenarios']:,.0f} of {int(r['scenarios']):,}")
@@ -446,6 +448,25 @@ def designed_families(run: RunDir, families: list[str] | None = None) -> set[str
         return set()
     kinds = run.table("scenarios", columns=["family", "kind"], families=fams)
     return set(kinds.loc[kinds["kind"].isin(DESIGNED_KINDS), "family"].astype(str))
+
+
+def view_format(statistic: str) -> Callable[[float], str]:
+    """How a view's prior and posterior read, from the statistic compared (the ``views`` table's
+    ``statistic``): P&L in base currency, a probability in %, a correlation as a number, a rate, spread
+    or basis move in bp, any other factor's move in %."""
+    if "pnl" in statistic:
+        return money
+    if statistic.startswith("P("):
+        return lambda x: f"{x:.2%}"
+    if statistic.startswith("corr("):
+        return lambda x: f"{x:+.3f}"
+    m = re.match(r"(mean|vol)\(([^)]+)\)", statistic)
+    if m is None:
+        return lambda x: f"{x:.4g}"
+    sign = "+" if m.group(1) == "mean" else ""
+    if m.group(2).startswith(("IR.", "CR.", "BASIS.")):
+        return lambda x: f"{x * 1e4:{sign},.1f}bp"
+    return lambda x: f"{x:{sign}.2%}"
 
 
 def stressed_var(risk_metrics: pd.DataFrame, designed: set[str]) -> tuple[float, str, float] | None:

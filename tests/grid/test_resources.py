@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -85,3 +86,5 @@ def test_validate_refuses_a_hundred_million_scenarios_before_drawing_any(tmp_pat
     res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
     assert res.exit_code == 0, res.output
     assert "needs: about" in res.output and "for 1,001 scenarios" in res.output
+    # a small batch's tables read in MB or kB, not as 0.00 GB
+    assert re.search(r"and [\d.,]+ (MB|kB) of tables", res.output) and "0.00 GB" not in res.output, res.output

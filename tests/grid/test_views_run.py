@@ -94,6 +94,9 @@ def test_terminal_and_report_show_the_views(run):
     reports.print_summary(out, console=Console(file=buf, width=200))
     text = buf.getvalue()
     assert "Views by entropy pooling" in text and "mean(IR.USD.10Y) == +20bp" in text and "of 3,000" in text
+    # prior and posterior in the view's units: a rate's mean move in bp
+    line = next(x for x in text.splitlines() if "mean(IR.USD.10Y) == +20bp" in x)
+    assert line.split("│")[4].strip() == "+20.0bp", line
     html = reports.render_report(out)
     assert '<section id="views">' in html and "cvar(pnl, confidence=0.99) == x1.15" in html
 
