@@ -188,7 +188,14 @@ def _run(batch_path: Path, out: Path, history, address, workers, serial, quiet, 
     with progress_bar(console) as advance:
         res = run_batch(batch, _where(out), history=history, serial=True if serial else None, address=address,
                         workers=workers, resume=resume, progress=advance, batch_hash=digest, force=force)
-    code = reports.finish_run(res.run_dir, console, limits=lim, fail_on_breach=fail_on_breach, html=not no_report)
+    try:
+        code = reports.finish_run(res.run_dir, console, limits=lim, fail_on_breach=fail_on_breach, html=not no_report)
+    except KeyboardInterrupt:  # the run is whole: only what follows it is missing
+        where = res.uri or res.run_dir
+        how = (f"'stressgrid report {where} --limits {limits}' writes the report and checks the limits" if limits is not None
+               else f"'stressgrid report {where}' writes the report" + (
+                   "; the batch's limits were not checked: continue with --resume to check them" if lim is not None else ""))
+        _fail(f"interrupted after the run: its tables and manifest are written in {where}; {how}", 130)
     if res.uri is not None:
         reports.publish_run(res.run_dir, res.uri, AFTER_RUN)
         console.print(f"run written to {res.uri} (local copy: {res.run_dir})")

@@ -218,3 +218,22 @@ def test_interrupt_says_how_to_resume(workdir, monkeypatch):
     res = CliRunner().invoke(main, ["run", str(_write_batch(workdir)), "--out", str(workdir / "out"), "--serial"])
     assert res.exit_code == 130
     assert "--resume" in _error(res)
+
+
+def test_an_interrupt_after_the_run_says_the_tables_are_written(workdir, monkeypatch):
+    # Ctrl-C while the summary or the report is written: the run is whole, only what follows it is missing
+    from stressgrid import reports
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reports, "finish_run", interrupted)
+    out = workdir / "out"
+    limits = "limits:\n  limits:\n    - {metric: worst_loss, scope: book, max: 1.0, units: currency}\n"
+    for batch, hint in ((_write_batch(workdir), f"'stressgrid report {out}' writes the report"),
+                        (_write_batch(workdir, limits), "the batch's limits were not checked: continue with --resume")):
+        res = CliRunner().invoke(main, ["run", str(batch), "--out", str(out), "--serial", "--quiet"])
+        assert res.exit_code == 130
+        err = " ".join(_error(res).split())
+        assert err.startswith("error: interrupted after the run: its tables and manifest are written") and hint in err, err
+        assert (out / "manifest.json").is_file() and reports.check_run_dir(out) == []
