@@ -98,12 +98,9 @@ def run_options(fn):
 
 
 def _console(quiet: bool):
-    from rich.console import Console
+    from stressgrid import reports
 
-    console = Console(quiet=quiet, highlight=False)
-    if not console.is_terminal:
-        console = Console(quiet=quiet, highlight=False, width=140)
-    return console
+    return reports.terminal_console(quiet)
 
 
 @contextlib.contextmanager
@@ -121,13 +118,15 @@ def progress_bar(console):
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks {task.fields[tasks]}"),
+    bar = Progress(TextColumn("{task.fields[phase]}"), BarColumn(), MofNCompleteColumn(), TextColumn("tasks {task.fields[tasks]}"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
     with bar:
-        tid = bar.add_task("run", total=None, tasks="0")
+        # until the first task ends, the inputs are loaded, the scenarios drawn and the workers started
+        tid = bar.add_task("run", total=None, tasks="0", phase="starting: inputs, scenarios, workers")
 
         def advance(p) -> None:
-            bar.update(tid, completed=p.scenarios_done, total=p.scenarios_total, tasks=f"{p.tasks_done}/{p.tasks_total}")
+            bar.update(tid, completed=p.scenarios_done, total=p.scenarios_total, tasks=f"{p.tasks_done}/{p.tasks_total}",
+                       phase="scenarios")
 
         yield advance
 

@@ -5,7 +5,7 @@ writes; a per-scenario table may be a folder of part files, one per grid task an
 runs scenarios.  ``reports/schema.json`` documents and versions those files.
 """
 
-from ._finish import BREACH_EXIT_CODE, DEFAULT_STORE, default_store, finish_run, print_comparison, print_runs
+from ._finish import BREACH_EXIT_CODE, DEFAULT_STORE, default_store, finish_run, print_comparison, print_runs, terminal_console
 from ._charts import MAX_BAR_FAMILIES, SMALL_FAMILY, scenario_bar_data
 from ._html import MONITORING_TABLES, REPORT_SECTIONS, headline, render_report, write_report
 from ._limits import (BREACH_COLUMNS, METRICS, Limit, Limits, check_limit_families, evaluate_limits, load_limits,
@@ -41,6 +41,7 @@ __all__ = [
     "default_store",
     "print_comparison",
     "print_runs",
+    "terminal_console",
     "RunComparison",
     "compare_runs",
     "finish_run",

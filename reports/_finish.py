@@ -21,7 +21,7 @@ from ._limits import Limits, evaluate_limits, load_limits, write_breaches
 from ._rundir import open_run
 from ._schema import check_run_dir
 from ._store import compare_runs, list_runs, store_run
-from ._terminal import money, plural, print_breaches, print_summary, _esc
+from ._terminal import money, terminal_console, plural, print_breaches, print_summary, _esc
 
 __all__ = ["BREACH_EXIT_CODE", "DEFAULT_STORE", "default_store", "finish_run", "print_runs", "print_comparison"]
 
@@ -36,16 +36,6 @@ def default_store() -> Path | str:
     ``runs/store``."""
     value = os.environ.get("STRESSGRID_STORE") or DEFAULT_STORE
     return value if is_uri(value) else Path(value)
-
-
-def _console(quiet: bool = False):
-    from rich.console import Console
-
-    console = Console(quiet=quiet, highlight=False)
-    if not console.is_terminal:  # output to a file or a pipe: the width COLUMNS asks for, else 140
-        cols = os.environ.get("COLUMNS", "")
-        console = Console(quiet=quiet, highlight=False, width=int(cols) if cols.isdigit() and int(cols) >= 40 else 140)
-    return console
 
 
 def finish_run(run_dir: str | Path, console=None, limits: str | Path | Limits | None = None,
@@ -68,7 +58,7 @@ def finish_run(run_dir: str | Path, console=None, limits: str | Path | Limits | 
     -------
     The exit code: 0, or :data:`BREACH_EXIT_CODE` with ``fail_on_breach`` and a breach.
     """
-    console = console if console is not None else _console()
+    console = console if console is not None else terminal_console()
     run = open_run(run_dir)
     problems = check_run_dir(run.path, run.parts)
     lim = load_limits(limits) if isinstance(limits, (str, Path)) else limits
@@ -111,7 +101,7 @@ def print_runs(store: str | Path | None = None, batch: str | None = None, consol
 
     root = store or default_store()
     df = list_runs(root, batch)
-    console = console if console is not None else _console()
+    console = console if console is not None else terminal_console()
     if df.empty:
         console.print(f"no runs in {root}" + (f" for batch {batch!r}" if batch else ""))
         return
@@ -131,7 +121,7 @@ def print_comparison(run_a: str | Path, run_b: str | Path, show_all: bool = Fals
     from rich.table import Table
 
     cmp = compare_runs(run_a, run_b)
-    console = console if console is not None else _console()
+    console = console if console is not None else terminal_console()
     diff = cmp.info[~cmp.info["same"]]
     if len(diff):
         t = Table(title="Inputs that differ", title_justify="left")

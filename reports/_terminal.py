@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -46,13 +47,20 @@ def _shorten(items: list[str], n: int = 6) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more (manifest.json)" if len(items) > n else "")
 
 
-def _console(console):
-    if console is not None:
-        return console
+def terminal_console(quiet: bool = False):
+    """The console the commands print to: the terminal's width, or for output to a file or a pipe the width
+    ``COLUMNS`` gives, else 140; nothing but errors with ``quiet``."""
     from rich.console import Console
 
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=140)
+    console = Console(quiet=quiet, highlight=False)
+    if not console.is_terminal:  # output to a file or a pipe: the width COLUMNS asks for, else 140
+        cols = os.environ.get("COLUMNS", "")
+        console = Console(quiet=quiet, highlight=False, width=int(cols) if cols.isdigit() and int(cols) >= 40 else 140)
+    return console
+
+
+def _console(console):
+    return console if console is not None else terminal_console()
 
 
 def print_summary(run_dir: str | Path | RunDir, console=None) -> None:

@@ -116,6 +116,7 @@ def test_a_batch_above_the_tables_cap_runs_in_every_terminal_mode(tmp_path):
     assert code == 0, text
     assert "Traceback" not in text and "VaR 99%" in text
     assert f"{n}/{n}" in text  # the bar reached the end (rich's completed/total column)
+    assert "starting: inputs, scenarios, workers" in text  # what it does before the first task ends
     _outputs(tmp_path / "tty", n, table=False)
 
     a = pd.read_parquet(tmp_path / "plain" / "risk_metrics.parquet")

@@ -160,3 +160,13 @@ def test_a_limits_file_whose_nav_is_not_the_runs_is_said(linear_run):
                            html=False)
         note = "the limits file's nav (500.00m) is not the run's (250.00m)"
         assert (note in buf.getvalue()) == said, buf.getvalue()
+
+
+def test_output_to_a_file_takes_the_width_columns_gives(monkeypatch):
+    # under pytest standard output is not a terminal: the width is COLUMNS, else 140
+    monkeypatch.setenv("COLUMNS", "200")
+    assert reports.terminal_console().width == 200
+    monkeypatch.setenv("COLUMNS", "x")
+    assert reports.terminal_console().width == 140
+    monkeypatch.delenv("COLUMNS")
+    assert reports.terminal_console().width == 140 and reports.terminal_console(quiet=True).quiet
