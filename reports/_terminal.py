@@ -181,7 +181,7 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     tm = manifest.get("timings_seconds", {})
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items() if k != "total")
     if "total" in tm:
-        console.print(f"time: {tm['total']:.1f}s total ({parts})")
+        console.print(f"time: {tm['total']:.1f}s total (its steps, some of which run at once: {parts})")
     else:
         console.print(f"time: {parts}")
     counts = manifest.get("counts", {})
