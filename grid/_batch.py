@@ -228,6 +228,8 @@ class Batch(_Strict):
     #: from: every point of a sweep draws from that entry's seed (common random numbers)
     _origins: list[int] = PrivateAttr(default_factory=list)
     _sweeps: list[SweepPoint] = PrivateAttr(default_factory=list)
+    #: the batch file it was read from (None for a batch built in memory)
+    _path: Optional[str] = PrivateAttr(default=None)
 
     def history_sources(self, override: str | Path | None = None) -> list:
         """The history sources in order of precedence (:class:`stressgrid.core.sources.SourceSpec`).
@@ -252,6 +254,12 @@ class Batch(_Strict):
     @property
     def sweep_points(self) -> list[SweepPoint]:
         return list(self._sweeps)
+
+    @property
+    def source(self) -> str:
+        """How messages name the batch: ``batch file PATH``, as the errors found while reading it do, or
+        ``batch 'NAME'`` for a batch built in memory."""
+        return f"batch file {self._path}" if self._path else f"batch {self.name!r}"
 
     @field_validator("base_currency")
     @classmethod
@@ -516,5 +524,6 @@ def load_batch(path: str | Path, allow_outside_paths: bool = True) -> tuple[Batc
         parse_limits(batch.limits, f"batch file {p}, limits")  # validated here, used after the run
     out = batch.model_copy(update=updates)
     out._origins = origins
+    out._path = str(p)
     out._sweeps = points
     return out, hashlib.sha256(data).hexdigest()

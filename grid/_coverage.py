@@ -117,7 +117,7 @@ def check_unmodelled_share(inputs, shares: np.ndarray, limit: float | None) -> N
     total = sum(x[0] for x in un)
     if total > limit + 1e-12:
         top = ", ".join(f"{f} ({src}) {x:.1%}" for x, f, src in sorted(un, reverse=True)[:5])
-        raise ConfigError(f"batch {inputs.batch.name!r}, field 'market.max_unmodelled_share': {total:.1%} of the book's "
+        raise ConfigError(f"{inputs.batch.source}, field 'market.max_unmodelled_share': {total:.1%} of the book's "
                           f"gross exposure rests on proxied or flat factors, over the limit of {limit:.1%} (largest: {top}); "
                           "give those factors history, or raise the limit")
 

@@ -103,7 +103,7 @@ def _trade_cost(inputs):
             if inputs.batch.liquidity is not None:
                 from ._liquidity import build_model
 
-                m, _ = build_model(inputs.batch.liquidity, inputs, f"batch {inputs.batch.name!r}")
+                m, _ = build_model(inputs.batch.liquidity, inputs, inputs.batch.source)
             else:
                 m = liquidity.model_from_market(inputs.book, inputs.market, inputs.prepared, inputs.history,
                                                 inputs.batch.base_currency, nav=inputs.batch.nav)

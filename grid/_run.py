@@ -165,7 +165,7 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     check_near_misses(loaded, factors, {p.factor for p in (batch.proxies or {}).values()} | set(batch.proxies or {}))
     history = merge_histories([complete_curves(h, curve) for h in loaded])
     history = complete_curves(history, curve)
-    source = f"batch {batch.name!r}"
+    source = batch.source
     from ._stream import wants_stream
 
     counted = estimate_resources(batch, history, len(book.positions), factors, streamed=False)
@@ -266,7 +266,7 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     try:
         scen = concat_scenarios(sets).reorder(market.factors)
     except ValueError as exc:
-        raise ConfigError(f"batch {batch.name!r}, scenarios: {exc}") from None
+        raise ConfigError(f"{batch.source}, scenarios: {exc}") from None
     fam = np.asarray(scen.family)
     family_paths = {}
     for s in sets:
@@ -388,7 +388,7 @@ def limit_losses(batch: Batch) -> dict[str, float]:
         return {}
     from stressgrid.reports import parse_limits
 
-    lims = parse_limits(batch.limits, f"batch {batch.name!r}, limits")
+    lims = parse_limits(batch.limits, f"{batch.source}, limits")
     nav = lims.nav or batch.nav
     out = {}
     for lim in lims.limits:
@@ -419,9 +419,9 @@ def _family_sources(batch: Batch, history: History, market: MarketSnapshot, chil
     names = [s.name for s in out]
     dup = pd.Index(names)[pd.Index(names).duplicated()]
     if len(dup):
-        raise ConfigError(f"batch {batch.name!r}, scenarios: duplicate family name {dup[0]!r}")
+        raise ConfigError(f"{batch.source}, scenarios: duplicate family name {dup[0]!r}")
     if not out:
-        raise ConfigError(f"batch {batch.name!r}, scenarios: no scenarios")
+        raise ConfigError(f"{batch.source}, scenarios: no scenarios")
     return out
 
 
@@ -457,7 +457,7 @@ def keeps_positions(batch: Batch, n_scenarios: int, n_positions: int) -> tuple[b
     cells = n_scenarios * n_positions
     want = batch.outputs.scenario_pnl
     if want is True and cells > MAX_POSITION_CELLS:
-        raise ConfigError(f"batch {batch.name!r}, field 'outputs.scenario_pnl': true asks for {n_scenarios:,} scenarios x "
+        raise ConfigError(f"{batch.source}, field 'outputs.scenario_pnl': true asks for {n_scenarios:,} scenarios x "
                           f"{n_positions:,} positions = {cells:,} rows, over the limit of {MAX_POSITION_CELLS:,}; "
                           "use auto or false, or fewer scenarios")
     table = want is True or (want == "auto" and cells <= AUTO_POSITION_CELLS)
@@ -657,7 +657,7 @@ def execute(
     tables, pnl = reduce_run(inputs, plan, results, executor, timings)
     tables.update(inputs.design_tables)
     notes: dict = {}
-    ctx = SectionContext(inputs, pnl, executor, f"batch {inputs.batch.name!r}", shared)
+    ctx = SectionContext(inputs, pnl, executor, inputs.batch.source, shared)
     for section in SECTIONS:
         if section.enabled(inputs.batch):
             out = section.run(ctx)
@@ -679,7 +679,7 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
                           run_stream_chunk, run_stream_rows)
     batch, prepared, pos, market = inputs.batch, inputs.prepared, inputs.book.positions, inputs.market
     if run_dir is None:
-        raise ConfigError(f"batch {batch.name!r}: a streamed run (execution.stream) has its tasks write the "
+        raise ConfigError(f"{batch.source}: a streamed run (execution.stream) has its tasks write the "
                           "per-scenario tables: give it a run directory")
     started = inputs.started or datetime.now(timezone.utc)
     timings = dict(inputs.timings)
@@ -745,7 +745,7 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
         raise TaskError(f"task {t.task_id} (scenarios {t.start}..{t.stop - 1}: {first} .. {last}) failed: {exc.reason}; "
                         f"{len(store.load())} finished task(s) are kept: rerun with --resume after fixing it") from None
     if not merger.complete:
-        raise TaskError(f"batch {batch.name!r}: {len(tasks) - merger._next} task(s) returned no result")
+        raise TaskError(f"{batch.source}: {len(tasks) - merger._next} task(s) returned no result")
     if not merger.float64:
         raise RuntimeError("a worker computed in float32; JAX float64 was not enabled in that process")
     _check_parts(where, written)

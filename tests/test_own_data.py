@@ -117,7 +117,8 @@ def test_a_factor_without_history_must_be_declared_flat(tmp_path):
     res = CliRunner().invoke(main, ["validate", str(_batch(tmp_path, flat=False))])
     assert res.exit_code == 2
     err = res.output.strip().splitlines()[-1]
-    assert err.startswith("error: batch 'own_data', field 'market': 3 factor(s)")
+    # named by its file, as the errors found while reading the file are
+    assert err.startswith(f"error: batch file {_batch(tmp_path, flat=False)}, field 'market': 3 factor(s)"), err
     assert "VOL.SPX.SKEW" in err and "VOL.SPX.TERM" in err and "VOL.SPX.CURV" in err and "market.flat" in err
 
 

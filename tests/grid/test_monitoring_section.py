@@ -205,5 +205,5 @@ def test_a_walk_forward_longer_than_the_history_stops_the_batch_at_validate(tmp_
     res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
     assert res.exit_code == 2, res.output
     [line] = [x for x in res.output.splitlines() if x.strip()]
-    assert line.startswith("error: batch 'mon', field 'monitoring.walk_forward': no forecast date fits: "), line
+    assert line.startswith(f"error: batch file {tmp_path / 'b.yaml'}, field 'monitoring.walk_forward': no forecast date fits: "), line
     assert "with train_days=20000, horizon_days=20, start=2016-01-01, end=2017-03-29;" in line
