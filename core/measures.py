@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["var_cvar", "tail_weights", "cvar_contributions", "level_label"]
+__all__ = ["var_cvar", "tail_weights", "cvar_contributions", "level_label", "running_sum"]
 
+#: a cumulative probability within this of the confidence level reaches it (:func:`running_sum` keeps
+#: the arithmetic's error well under it)
 _TOL = 1e-12
+#: rows summed by np.cumsum at a time in :func:`running_sum`
+_BLOCK = 1024
 #: relative distance from the VaR within which losses are tied with it
 TIE_RTOL = 1e-10
 
@@ -37,6 +41,36 @@ def level_label(alpha: float) -> str:
 def near(loss: np.ndarray, level: float) -> np.ndarray:
     """Losses tied with ``level``: within :data:`TIE_RTOL` of it, relative to its size."""
     return np.abs(loss - level) <= TIE_RTOL * abs(level)
+
+
+def running_sum(x: np.ndarray) -> np.ndarray:
+    """The running sums of ``x`` along its first axis, within about ``2e-13`` of the total at every row.
+
+    ``np.cumsum`` adds one term at a time, and its error grows with the number of terms: over 100,000
+    equal probabilities of ``1e-5`` the sum of the first 95,000 falls about ``2e-12`` short of 0.95, and
+    a VaR read off it would be the next scenario's loss.  Here ``np.cumsum`` runs within blocks of
+    :data:`_BLOCK` rows (error at most ``_BLOCK * eps`` of a block's sum), and the blocks' totals are
+    added with a compensated sum (Neumaier, 1974), so the error no longer grows with the rows.
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.shape[0]
+    if n <= 4 * _BLOCK:  # at most 4096 * eps ~ 1e-12 of the total: np.cumsum is exact enough
+        return np.cumsum(x, axis=0)
+    pad = (-n) % _BLOCK
+    blocks = np.concatenate([x, np.zeros((pad,) + x.shape[1:])]).reshape((-1, _BLOCK) + x.shape[1:])
+    inner = np.cumsum(blocks, axis=1)
+    totals = inner[:, -1]
+    offsets = np.empty_like(totals)
+    acc = np.zeros(x.shape[1:])
+    comp = np.zeros(x.shape[1:])
+    for i, t in enumerate(totals):
+        offsets[i] = acc + comp
+        big = np.abs(acc) >= np.abs(t)
+        new = acc + t
+        comp = comp + np.where(big, (acc - new) + t, (t - new) + acc)
+        acc = new
+    out = inner + np.expand_dims(offsets, 1)
+    return out.reshape((-1,) + x.shape[1:])[:n]
 
 
 def _check(pnl: np.ndarray, weights: np.ndarray | None, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +97,7 @@ def tail_weights(pnl: np.ndarray, alpha: float, weights: np.ndarray | None = Non
     pnl, w = _check(pnl, weights, alpha)
     loss = -pnl
     order = np.argsort(loss, kind="stable")
-    cum = np.cumsum(w[order])
+    cum = running_sum(w[order])
     k = int(np.searchsorted(cum, alpha - _TOL, side="left"))
     k = min(k, len(loss) - 1)
     var = float(loss[order[k]])

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from stressgrid.core import ConfigError
+from stressgrid.core.measures import running_sum
 
 from ._drawdown import DeleverageRule, _check_paths, _prepare_paths, _simulate, _single_blas_thread
 from ._inputs import path_vol_multiplier
@@ -46,7 +47,7 @@ def _cvar_of_losses(loss: np.ndarray, alpha: float, weights: np.ndarray | None) 
     S = loss.shape[0]
     w = np.full(S, 1.0 / S) if weights is None else np.asarray(weights, dtype=float)
     order = np.argsort(loss, axis=0, kind="stable")
-    cum = np.cumsum(w[order], axis=0)
+    cum = running_sum(w[order])
     k = np.minimum(np.argmax(cum >= alpha - 1e-12, axis=0), S - 1)
     cols = np.arange(loss.shape[1])
     var = loss[order[k, cols], cols]

@@ -158,6 +158,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scipy import optimize, special
 
 from stressgrid.core import ConfigError, factor_spec
+from stressgrid.core.measures import running_sum
 
 from ._common import parse_amount, parse_shock
 
@@ -752,7 +753,7 @@ def _corr(x, y, q) -> float:
 def _quantile(x, q, prob) -> float:
     """Lower ``prob``-quantile: the smallest scenario value ``v`` with ``P(X <= v) >= prob``."""
     order = np.argsort(x, kind="stable")
-    cum = np.cumsum(q[order])
+    cum = running_sum(q[order])
     i = int(np.searchsorted(cum, prob * (1 - 1e-12), side="left"))
     return float(x[order][min(i, len(x) - 1)])
 

@@ -29,6 +29,44 @@ def test_var_is_the_order_statistic():
     assert cvar == pytest.approx(98.0)
 
 
+@pytest.mark.parametrize("n", [100_000, 300_000, 2_000_000])
+@pytest.mark.parametrize("alpha", ["0.9", "0.95", "0.975", "0.99", "0.999"])
+def test_var_is_the_order_statistic_of_a_large_family(n, alpha):
+    # the smallest k with k / n >= alpha, in exact rational arithmetic: a sum of n equal probabilities
+    # added one by one falls short of alpha by more than the tolerance, and read the (k+1)-th loss
+    from fractions import Fraction
+
+    k = -(-Fraction(alpha) * n // 1)
+    rng = np.random.default_rng(n)
+    pnl = rng.standard_normal(n)
+    loss = np.sort(-pnl)
+    var, cvar = var_cvar(pnl, float(alpha))
+    assert var == loss[int(k) - 1]
+    # CVaR: the mean of the n - k worst losses (n * (1 - alpha) is a whole number here)
+    assert cvar == pytest.approx(loss[int(k):].mean(), rel=1e-12)
+    # the liquidity module's column-wise estimator agrees (two columns: the book and its double)
+    from stressgrid.liquidity._capacity import _cvar_of_losses
+
+    both = _cvar_of_losses(np.column_stack([-pnl, -2 * pnl]), float(alpha), None)
+    assert both == pytest.approx([cvar, 2 * cvar], rel=1e-12)
+
+
+def test_running_sums_stay_exact_over_many_rows():
+    import math
+
+    from stressgrid.core.measures import running_sum
+
+    rng = np.random.default_rng(3)
+    x = rng.dirichlet(np.ones(1_000_003))
+    got = running_sum(x)
+    for i in (0, 1023, 1024, 500_000, 999_999, 1_000_002):
+        assert abs(got[i] - math.fsum(x[:i + 1])) <= 1e-15
+    two = running_sum(np.column_stack([x, 3 * x]))
+    np.testing.assert_array_equal(two[:, 0], got)
+    assert abs(two[-1, 1] - 3 * math.fsum(x)) <= 1e-14
+    np.testing.assert_array_equal(running_sum(x[:100]), np.cumsum(x[:100]))
+
+
 def test_weights_equal_duplicated_scenarios():
     rng = np.random.default_rng(1)
     pnl = rng.normal(size=40)

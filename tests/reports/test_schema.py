@@ -364,6 +364,32 @@ def test_the_documented_query_is_the_weighted_estimator_with_its_tie_rule(tmp_pa
         assert got.loc[(r.family, r.confidence), r.metric] == pytest.approx(r.value, rel=1e-9, abs=1e-6), tuple(r)
 
 
+def test_the_documented_query_reads_a_large_family_in_parts_to_the_order_statistic(tmp_path):
+    """300,000 equal probabilities in two part files: the query's VaR is the smallest loss whose rank k has
+    k / n >= a (exact rational arithmetic), as core.var_cvar's; a running sum that adds one probability at
+    a time falls short of a and takes the next loss."""
+    from fractions import Fraction
+
+    from stressgrid.core import var_cvar
+
+    n = 300_000
+    pnl = np.random.default_rng(5).normal(0, 1e6, n)
+    (tmp_path / "scenarios").mkdir()
+    for i, part in enumerate(np.array_split(np.arange(n), 2)):
+        pd.DataFrame({"scenario": [f"s{j}" for j in part], "family": "big", "weight": np.full(len(part), 1.0 / n),
+                      "pnl": pnl[part]}).to_parquet(tmp_path / "scenarios" / f"part-{i:06d}-0000.parquet", index=False)
+    pd.DataFrame([dict(family="big", metric="cvar", confidence=a, value=0.0) for a in (0.95, 0.99)]).to_parquet(
+        tmp_path / "risk_metrics.parquet", index=False)
+    query = _var_cvar_query().replace("RUN/scenarios.parquet", "RUN/scenarios/*.parquet").replace("RUN/", f"{tmp_path}/")
+    got = duckdb.sql(query).df().set_index("confidence")
+    loss = np.sort(-pnl)
+    for a in (0.95, 0.99):
+        k = int(-(-Fraction(str(a)) * n // 1))
+        var, cvar = var_cvar(pnl, a)
+        assert got.loc[a, "var"] == loss[k - 1] == var
+        assert got.loc[a, "cvar"] == pytest.approx(cvar, rel=1e-9)
+
+
 def _as_version_1(run: Path) -> None:
     """Rewrite a run directory as schema version 1 wrote it: the old names, metric names and joined text."""
     old = {"group_name": "group", "limit_name": "limit", "window_start": "start", "window_end": "end"}
