@@ -35,3 +35,18 @@ def test_the_guides_have_one_liners():
 @pytest.mark.parametrize("where, code", ONE_LINERS, ids=[w for w, _ in ONE_LINERS])
 def test_each_one_liner_is_valid_python(where, code):
     compile(code, where, "exec")
+
+
+@pytest.mark.slow
+def test_the_liquidity_guides_example_runs_as_written(monkeypatch):
+    # the block under "## Example" in docs/liquidity.md, from the repository's root
+    text = (ROOT / "docs" / "liquidity.md").read_text(encoding="utf-8")
+    block = re.search(r"```python\n(.*?)```", text[text.index("## Example"):], re.S).group(1)
+    monkeypatch.chdir(ROOT)
+    names: dict = {}
+    exec(compile(block, "docs/liquidity.md", "exec"), names)
+    pnl, pp, table, curve = names["pnl"], names["pp"], names["table"], names["curve"]
+    assert pnl.shape == pp[:, -1].shape and pp.shape[0] == len(names["scen"].names)
+    assert set(table["scope"]) >= {"base", "stress"} and 1.0 in set(curve["aum_multiple"])
+    risk = names["risk"]
+    assert (risk["la_cvar"] >= risk["cvar"]).all()
