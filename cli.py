@@ -281,11 +281,14 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     est = inputs.estimate
     click.echo(f"needs: about {_size(est.driver_bytes)} of memory in the driver and {_size(est.disk_bytes)} "
                f"of tables for {est.total:,} scenarios")
-    from stressgrid.grid import not_streamed_because
+    from stressgrid.grid import not_streamed_because, position_table_note
 
     why = not_streamed_because(b, inputs.n_scenarios, p.n, len(inputs.market.factors))
     if why:
         click.echo(f"note: {why}")
+    unwritten = position_table_note(b, inputs.n_scenarios, p.n, inputs.streamed)
+    if unwritten:
+        click.echo(f"note: {unwritten}")
     if inputs.streamed:
         click.echo("streamed: the tasks draw the random families' scenarios and write the per-scenario tables "
                    "as folders of part files (scenarios/, breakdown/, ...); the driver keeps summaries and the tail")

@@ -171,6 +171,8 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     counted = estimate_resources(batch, history, len(book.positions), factors, streamed=False)
     streamed = wants_stream(batch, counted.total, len(book.positions), len(factors), source)
     estimate = estimate_resources(batch, history, len(book.positions), factors, streamed=streamed) if streamed else counted
+    if not streamed:  # outputs.scenario_pnl: true over the driver's limit is refused before any work
+        keeps_positions(batch, counted.total, len(book.positions))
     check_resources(estimate, source, None if out is None else Path(out), force)
     if batch.proxies:
         for f in batch.proxies:
@@ -459,10 +461,24 @@ def keeps_positions(batch: Batch, n_scenarios: int, n_positions: int) -> tuple[b
     if want is True and cells > MAX_POSITION_CELLS:
         raise ConfigError(f"{batch.source}, field 'outputs.scenario_pnl': true asks for {n_scenarios:,} scenarios x "
                           f"{n_positions:,} positions = {cells:,} rows, over the limit of {MAX_POSITION_CELLS:,}; "
-                          "use auto or false, or fewer scenarios")
+                          "use auto or false, fewer scenarios, or execution.stream: true (a streamed run's tasks write it in "
+                          "parts, at any size)")
     table = want is True or (want == "auto" and cells <= AUTO_POSITION_CELLS)
     sections = batch.liquidity is not None or batch.optimise is not None or batch.factor_model is not None
     return table or (sections and cells <= MAX_POSITION_CELLS), table
+
+
+def position_table_note(batch: Batch, n_scenarios: int, n_positions: int, streamed: bool) -> str | None:
+    """Why the scenario x position table (``scenario_pnl``) is not written when ``outputs.scenario_pnl`` is
+    ``auto`` and the batch is over its size; None when it is written, or ``false`` asked for none."""
+    rows = n_scenarios * n_positions
+    if batch.outputs.scenario_pnl != "auto" or rows <= AUTO_POSITION_CELLS:
+        return None
+    how = "at any size in this streamed run" if streamed else (f"up to {MAX_POSITION_CELLS:,} rows, or at any size "
+                                                                "with execution.stream: true")
+    return (f"the scenario x position table (scenario_pnl) is not written: {n_scenarios:,} scenarios x {n_positions:,} "
+            f"positions = {rows:,} rows, and outputs.scenario_pnl: auto writes it up to {AUTO_POSITION_CELLS:,} rows "
+            f"(true writes it {how}); the other tables hold every scenario")
 
 
 def _fingerprint(inputs: RunInputs, chunk: int) -> dict:
@@ -1009,6 +1025,9 @@ def build_manifest(result: RunResult) -> dict:
     from stressgrid.reports import DESIGNED_KINDS, SCHEMA_VERSION
 
     notes = dict(result.notes)
+    unwritten = position_table_note(inputs.batch, inputs.n_scenarios, int(inputs.prepared.n), inputs.streamed)
+    if unwritten is not None:
+        notes["outputs"] = {"scenario_pnl": unwritten}
     settling = settling_inside(inputs)
     if settling:
         notes["horizon"] = {"settle_inside": settling}

@@ -347,6 +347,9 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
                    f"{', '.join(ids[:6])}{f' and {len(ids) - 6} more' if len(ids) > 6 else ''}. The scenario tables "
                    "settle them on the horizon's levels, moves after their last day included; the daily paths of the "
                    "liquidity drawdowns settle them on their last day (docs/kernels.md, time over a horizon).")
+    unwritten = ((manifest.get("notes") or {}).get("outputs") or {}).get("scenario_pnl")
+    if isinstance(unwritten, str):
+        out.append(unwritten[:1].upper() + unwritten[1:] + ".")
     liq = (manifest.get("notes") or {}).get("liquidity") or {}
     explained = horizon_explained(run) if run.has("drawdown_paths") else None
     if explained is not None:  # a run written before paths aged day by day: which paths stayed at the as-of date
