@@ -134,7 +134,8 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
       family whose VaR it is in ``detail``);
     * ``worst_scenario``: the largest loss of any scenario of the run;
     * ``la_cvar`` (when ``la_risk`` is present): the largest liquidity-adjusted CVaR at the highest alpha;
-    * ``la_drawdown`` (when ``la_drawdown`` is present): the largest liquidity-adjusted drawdown;
+    * ``la_drawdown`` (when ``la_drawdown`` is present): the largest liquidity-adjusted drawdown, with the plain
+      drawdown of the same path (traded at once and free) and, when another path's is larger, the largest one;
     * ``days_to_liquidate`` (when ``capacity`` or ``liquidation`` is present): of the book at its current size;
     * ``capacity`` (when ``capacity`` is present): the largest AUM multiple tested below the first multiple at
       which a book-level ``days_to_liquidate`` or ``cost_bps`` limit is breached (needs such limits;
@@ -167,8 +168,13 @@ def headline(run_dir: str | Path | RunDir, breaches: pd.DataFrame | None = None,
     dd = run.get("la_drawdown")
     if dd is not None and len(dd):
         r = dd.loc[dd["la_drawdown"].idxmax()]
+        plain = dd.loc[dd["drawdown"].idxmax()]
+        # the plain drawdown trades the same path at once and for free; the largest of those may be another path's
+        largest = "" if plain["scenario"] == r["scenario"] and plain["family"] == r["family"] else (
+            f"; the largest so traded: {_money(plain['drawdown'])}, {plain['scenario']} ({plain['family']})")
         out.append(dict(key="la_drawdown", label="LA drawdown", value=float(r["la_drawdown"]), text=_money(r["la_drawdown"]),
-                        detail=f"{r['scenario']} ({r['family']}); without costs {_money(r['drawdown'])}"))
+                        detail=f"{r['scenario']} ({r['family']}); this path traded at once and free: "
+                               f"{_money(r['drawdown'])}{largest}"))
     cap = run.get("capacity")
     lq = run.get("liquidation")
     book = None

@@ -177,6 +177,10 @@ def test_liquidity_headline_figures(full_run_src):
     assert h["la_cvar"]["value"] == la.loc[la.alpha == 0.99, "la_cvar"].max()
     dd = pd.read_parquet(full_run_src / "la_drawdown.parquet")
     assert h["la_drawdown"]["value"] == dd["la_drawdown"].max()
+    # the plain figure beside it is the same path's, and the largest plain one is named when it is another path's
+    r, plain = dd.loc[dd["la_drawdown"].idxmax()], dd.loc[dd["drawdown"].idxmax()]
+    assert f"this path traded at once and free: {r['drawdown'] / 1e6:,.2f}m" in h["la_drawdown"]["detail"]
+    assert ("the largest so traded" in h["la_drawdown"]["detail"]) == (plain["scenario"] != r["scenario"])
     assert h["capacity"]["value"] is None and "no book liquidity limit" in h["capacity"]["detail"]
 
 
