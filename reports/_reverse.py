@@ -30,8 +30,9 @@ def format_move(factor: str, move: float) -> str:
 
 
 def probability(p: float) -> str:
-    """A tail probability as a percentage, or in scientific notation below 0.01%."""
-    return f"{p:.2%}" if p >= 1e-4 else f"{p:.1e}"
+    """A tail probability as a percentage: two decimals, or two significant digits below 0.01% (``0.00071%``),
+    never a bare fraction beside percentages."""
+    return f"{p:.2%}" if p >= 1e-4 else f"{p * 100:.2g}%"
 
 
 def reverse_stress(run_dir: str | Path | RunDir, moves: int = 4) -> pd.DataFrame | None:

@@ -342,3 +342,11 @@ def test_the_reoptimisation_table_shows_money_in_millions_and_returns_in_percent
     assert ">6.57m<" in part
     assert ">-8.30%<" in part
     assert "e+06" not in part
+
+
+@pytest.mark.parametrize("p, shown", [(0.0592, "5.92%"), (0.0013, "0.13%"), (1e-4, "0.01%"), (7.1e-6, "0.00071%"),
+                                      (3e-12, "3e-10%")])
+def test_a_tail_probability_always_reads_as_a_percentage(p, shown):
+    from stressgrid.reports._reverse import probability
+
+    assert probability(p) == shown
