@@ -20,8 +20,8 @@ from ._reverse import probability, reverse_stress
 from ._rundir import RunDir, open_run
 from ._schema import SCHEMA_VERSION
 from ._tables import NO_SCOPE, capacity_scopes, liquidation_groups, liquidation_positions
-from ._terminal import (TERMINAL_SMALL_FAMILY, caveats, designed_families, horizon_explained, plural, stressed_var, tail_warnings,
-                        worst_sensitivity)
+from ._terminal import (TERMINAL_SMALL_FAMILY, caveats, designed_families, horizon_explained, plural, stressed_var,
+                        tail_warnings, view_format, worst_sensitivity)
 
 __all__ = ["write_report", "render_report", "headline", "MONITORING_TABLES", "REPORT_SECTIONS"]
 
@@ -492,15 +492,18 @@ def _sec_views(run: RunDir) -> str:
     views = run.get("views")
     if views is None or not len(views):
         return ""
+    fmts = [view_format(str(st)) for st in views["statistic"]]  # each view in its units (bp, %, currency)
     shown = views[["family", "view", "prior", "posterior", "holds", "scenarios", "effective_scenarios",
-                   "relative_entropy"]].assign(holds=views["holds"].map({True: "yes", False: "no"}))
+                   "relative_entropy"]].assign(
+        holds=views["holds"].map({True: "yes", False: "no"}),
+        prior=[f(v) for f, v in zip(fmts, views["prior"])], posterior=[f(v) for f, v in zip(fmts, views["posterior"])])
     return ("<p class='sub'>Families whose scenario probabilities were set by entropy pooling: the probabilities "
             "closest to the prior (least relative entropy) that meet every view. Every figure of these families "
             "(VaR, CVaR, contributions, drawdowns, re-optimisation) uses them; the effective number of scenarios "
             "is exp of the probabilities' entropy (the family's size when they are equal). Factor moves are in "
-            f"the factor's convention, P&L figures in {_e(run.base_currency)}.</p>"
-            + _table(shown, {"prior": lambda x: f"{x:.4g}", "posterior": lambda x: f"{x:.4g}",
-                             "effective_scenarios": lambda x: f"{x:,.0f}", "relative_entropy": lambda x: f"{x:.3f}"},
+            f"the factor's convention (a rate's, spread's or basis's in bp, another factor's in %), P&L figures in "
+            f"{_e(run.base_currency)}.</p>"
+            + _table(shown, {"effective_scenarios": lambda x: f"{x:,.0f}", "relative_entropy": lambda x: f"{x:.3f}"},
                      left=("family", "view")))
 
 

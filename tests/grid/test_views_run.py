@@ -99,6 +99,7 @@ def test_terminal_and_report_show_the_views(run):
     assert line.split("│")[4].strip() == "+20.0bp", line
     html = reports.render_report(out)
     assert '<section id="views">' in html and "cvar(pnl, confidence=0.99) == x1.15" in html
+    assert ">+20.0bp</td>" in html  # the posterior of the rate view, in bp as in the terminal
 
 
 def test_views_cannot_stream(tmp_path):
