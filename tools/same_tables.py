@@ -2,8 +2,9 @@
 
     python tools/same_tables.py RUN_A RUN_B [--rtol 1e-12]
 
-Every Parquet table of either directory must exist in both with the same columns, types and values
-(exact equality unless ``--rtol`` is given; NaN equals NaN). The manifest is compared without its timings, package versions and
+Every table of either directory, a Parquet file or a folder of part files (``scenarios/``, ...; read as one
+table, as reports read it), must exist in both with the same columns, types and values (exact equality
+unless ``--rtol`` is given; NaN equals NaN). The manifest is compared without its timings, package versions and
 paths. Used to show that a change of code leaves every number of a run unchanged. Exit code 1 on any
 difference, listing each one.
 """
@@ -19,6 +20,8 @@ import pandas as pd
 #: manifest keys that differ between two runs of the same batch by design
 VOLATILE = {"timings_seconds", "versions", "started", "finished", "out", "run_dir", "created", "host", "python",
             "path", "book"}
+#: manifest counts that say how the work was spread (serial or on Ray, how many workers), not what it gave
+VOLATILE_COUNTS = {"workers", "tasks_in_driver", "tasks_resumed", "gpus_per_task"}
 
 
 def _timing(column: str) -> bool:
@@ -26,22 +29,33 @@ def _timing(column: str) -> bool:
     return column == "seconds" or column.endswith("_seconds")
 
 
-def _strip(obj):
+def _strip(obj, parent: str = ""):
     if isinstance(obj, dict):
-        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE}
+        drop = VOLATILE | (VOLATILE_COUNTS if parent == "counts" else set())
+        return {k: _strip(v, k) for k, v in obj.items() if k not in drop}
     if isinstance(obj, list):
         return [_strip(v) for v in obj]
     return obj
 
 
+def tables(run: Path) -> set[str]:
+    """The tables of a run directory: its Parquet files and its folders of part files."""
+    from stressgrid.reports import PARTITIONED_TABLES
+
+    return {p.stem for p in run.glob("*.parquet")} | {n for n in PARTITIONED_TABLES if (run / n).is_dir()}
+
+
 def compare(a: Path, b: Path, rtol: float = 0.0) -> list[str]:
+    from stressgrid.reports import RunDir
+
     problems = []
-    names = sorted({p.name for p in a.glob("*.parquet")} | {p.name for p in b.glob("*.parquet")})
-    for name in names:
-        if not (a / name).exists() or not (b / name).exists():
-            problems.append(f"{name}: only in {'the second' if not (a / name).exists() else 'the first'} run")
+    ra, rb = RunDir(a), RunDir(b)
+    ta, tb = tables(a), tables(b)
+    for name in sorted(ta | tb):
+        if name not in ta or name not in tb:
+            problems.append(f"{name}: only in {'the second' if name not in ta else 'the first'} run")
             continue
-        x, y = pd.read_parquet(a / name), pd.read_parquet(b / name)
+        x, y = ra.table(name), rb.table(name)
         x, y = (t.drop(columns=[c for c in t.columns if _timing(c)]) for t in (x, y))
         try:
             if rtol:
@@ -68,7 +82,7 @@ def main(argv: list[str]) -> int:
         return 2
     a, b = Path(argv[0]), Path(argv[1])
     problems = compare(a, b, rtol)
-    n = len(list(a.glob("*.parquet")))
+    n = len(tables(a) | tables(b))
     for p in problems:
         print(p)
     print(f"{n} tables compared: {'identical' if not problems else f'{len(problems)} differences'}")

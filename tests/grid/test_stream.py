@@ -283,3 +283,25 @@ def test_parts_written_where_the_driver_cannot_read_them_fail_the_run(runs, tmp_
         execute(inputs, SerialExecutor(), elsewhere, run_dir=out)
     assert gone and all(rel.split("/")[1].startswith("part-000000-") for rel in gone)  # the first task's
     assert str(err.value).startswith(f"{len(gone)} of the ") and f"{out} (e.g. {gone[0]})" in str(err.value)
+
+
+def test_the_run_comparison_tool_reads_the_part_folders(runs, tmp_path):
+    # tools/same_tables.py, which shows that a change of code leaves a run's numbers as they were, must see a
+    # difference in a part file, not only in the tables that are single files
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("same_tables", Path(__file__).resolve().parents[2] / "tools" / "same_tables.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    d, _, _ = runs
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(d / "streamed", a)
+    shutil.copytree(d / "streamed", b)
+    assert tool.compare(a, b) == [] and {"scenarios", "breakdown", "scenario_pnl"} <= tool.tables(a)
+    part = sorted((b / "scenarios").glob("part-*.parquet"))[0]
+    df = pd.read_parquet(part)
+    df["pnl"] *= 2
+    df.to_parquet(part, index=False)
+    problems = tool.compare(a, b)
+    assert len(problems) == 1 and problems[0].startswith("scenarios:") and "pnl" in problems[0]
