@@ -80,6 +80,14 @@ def _money(x) -> str:
     return "" if x is None or pd.isna(x) else f"{float(x) / 1e6:,.2f}m"
 
 
+def _amount(x) -> str:
+    """An amount that may be small (a cost): millions, thousands or units, so that 4,863 is not 0.00m."""
+    if x is None or pd.isna(x):
+        return ""
+    x = float(x)
+    return f"{x / 1e6:,.2f}m" if abs(x) >= 1e6 else f"{x / 1e3:,.1f}k" if abs(x) >= 1e3 else f"{x:,.0f}"
+
+
 def _num(x, fmt: str = "{:,.2f}") -> str:
     return "" if x is None or (isinstance(x, float) and np.isnan(x)) or x is pd.NA else fmt.format(x)
 
@@ -341,12 +349,13 @@ def _sec_liquidity(run: RunDir, chart: Callable[[str], str | None]) -> str:
     out = ""
     la = run.get("la_risk")
     if la is not None:
-        out += "<h3>Liquidity-adjusted VaR and CVaR</h3>" + _table(
-            la, {c: _money for c in ("var", "cvar", "la_var", "la_cvar", "exit_cost_mean", "exit_cost_tail")}, left=("family",))
+        out += (f"<h3>Liquidity-adjusted VaR and CVaR (millions {_e(run.base_currency)}, losses positive)</h3>" + _table(
+            la, {"alpha": level_label, **{c: _money for c in ("var", "cvar", "la_var", "la_cvar", "exit_cost_mean", "exit_cost_tail")}},
+            left=("family",)))
     dd = run.get("la_drawdown")
     if dd is not None:
         top = dd.sort_values("la_drawdown", ascending=False).groupby("family", sort=False).head(3)
-        out += ("<h3>Largest liquidity-adjusted drawdowns (3 per family)</h3>"
+        out += (f"<h3>Largest liquidity-adjusted drawdowns (3 per family; millions {_e(run.base_currency)})</h3>"
                 + _table(top, {**{c: _money for c in ("drawdown", "la_drawdown", "static_drawdown", "unwind_cost", "pending_cost")},
                                "holding_end": lambda v: _num(v, "{:.1%}")}, left=("family", "scenario")))
     out += _figure("drawdown-paths", chart("chart_drawdown_paths"),
@@ -445,7 +454,16 @@ def _sec_monitoring(run: RunDir) -> str:
             note = ("<p class='sub'>The equity-bond allocation at the target volatility: equal risk contribution "
                     "(erc) and minimum variance (minvar) weights, as fractions of NAV, under the historical "
                     "correlation and the forecaster's predictions on risk-off and risk-on dates.</p>")
-        out += f'<h3 id="monitoring-{name}">{_e(name.replace("_", " "))}</h3>' + note + _table(df)
+        fmt = None
+        if name == "rules_impact":
+            note = (f"<p class='sub'>Gross exposure and costs in {_e(run.base_currency)} (m: millions, k: thousands); the "
+                    "daily P&L's annualised vol, VaR and CVaR over the history as % of NAV (the book's gross without "
+                    "one).</p>")
+            fmt = {**{c: _amount for c in ("gross_before", "gross_after", "trade_cost", "premium", "carry_cost")},
+                   **{c: (lambda v: _num(v, "{:.2%}")) for c in ("vol_before", "vol_after", "var_before", "var_after",
+                                                                 "cvar_before", "cvar_after")},
+                   "confidence": lambda v: "" if pd.isna(v) else level_label(v)}
+        out += f'<h3 id="monitoring-{name}">{_e(name.replace("_", " "))}</h3>' + note + _table(df, fmt)
     return out
 
 

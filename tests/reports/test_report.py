@@ -350,3 +350,18 @@ def test_a_tail_probability_always_reads_as_a_percentage(p, shown):
     from stressgrid.reports._reverse import probability
 
     assert probability(p) == shown
+
+
+def test_the_liquidity_tables_say_their_units(full_run_src):
+    html = reports.render_report(full_run_src)
+    assert "Liquidity-adjusted VaR and CVaR (millions USD, losses positive)" in html
+    i = html.index("Liquidity-adjusted VaR and CVaR")
+    table = html[i:html.index("</table>", i)]
+    assert ">99%</td>" in table and ">0.99</td>" not in table  # the level as the rest of the report writes it
+
+
+@pytest.mark.parametrize("x, shown", [(4862.5, "4.9k"), (500000.0, "500.0k"), (8.612e8, "861.20m"), (12.0, "12"), (None, "")])
+def test_a_small_amount_is_not_written_as_zero_millions(x, shown):
+    from stressgrid.reports._html import _amount
+
+    assert _amount(x) == shown
