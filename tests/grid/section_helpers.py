@@ -1,13 +1,13 @@
 """The small batch that the grid's section tests (liquidity, optimise, monitoring) build on: the linear
 test book with a NAV, a crisis replay and rolling 10-day windows; each test module adds its section.
-And a run's table read as a user reads it."""
+And a run's table read as a user reads it, and a worker function interrupted as by Ctrl-C."""
 
 import textwrap
 from pathlib import Path
 
 import pandas as pd
 
-from stressgrid.grid import load_batch, prepare_inputs
+from stressgrid.grid import load_batch, prepare_inputs, run_chunk
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -21,6 +21,18 @@ BOOT = """\
     horizon_days: 10
     n_scenarios: 400
 """
+
+
+class Interrupt:
+    """A worker function that is interrupted (as by Ctrl-C) when it reaches task ``at``."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def __call__(self, payload, task):
+        if task.task_id == self.at:
+            raise KeyboardInterrupt
+        return run_chunk(payload, task)
 
 
 def section_batch(name: str, rolling_start: str, rest: str = "") -> str:

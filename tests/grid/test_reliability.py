@@ -15,6 +15,7 @@ import pytest
 
 from stressgrid.core import TaskError
 from stressgrid.grid import RayExecutor, SerialExecutor, execute, load_batch, prepare_inputs, run_chunk
+from section_helpers import Interrupt
 
 
 @pytest.fixture(scope="module")
@@ -36,21 +37,9 @@ def _same_tables(a, b):
             pd.testing.assert_frame_equal(a.tables[k], b.tables[k], check_exact=True)
 
 
-class _Interrupt:
-    """A worker function that is interrupted (as by Ctrl-C) when it reaches task ``at``."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def __call__(self, payload, task):
-        if task.task_id == self.at:
-            raise KeyboardInterrupt
-        return run_chunk(payload, task)
-
-
 def test_interrupted_run_resumes_to_identical_results(inputs, reference, tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        execute(inputs, SerialExecutor(fn=_Interrupt(at=4)), run_dir=tmp_path)
+        execute(inputs, SerialExecutor(fn=Interrupt(at=4)), run_dir=tmp_path)
     assert len(list((tmp_path / "tasks").glob("task-*.npz"))) == 4
     ran = []
     res = execute(inputs, SerialExecutor(fn=lambda p, t: ran.append(t.task_id) or run_chunk(p, t)), run_dir=tmp_path, resume=True)

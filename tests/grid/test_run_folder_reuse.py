@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from stressgrid import reports
 from stressgrid.cli import main
 from stressgrid.core import DataError
-from stressgrid.grid import SerialExecutor, execute, load_batch, prepare_inputs, run_chunk
+from stressgrid.grid import SerialExecutor, execute, load_batch, prepare_inputs
+from section_helpers import Interrupt
 
 
 def _batches(tmp_path, linear_batch_path):
@@ -46,18 +47,6 @@ def test_a_run_removes_the_tables_of_an_earlier_run_that_it_does_not_write(tmp_p
     assert res.exit_code == 2 and "no limits to check" in res.output
 
 
-class _Interrupt:
-    """Interrupted (as by Ctrl-C) when it reaches task ``at``."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def __call__(self, payload, task):
-        if task.task_id == self.at:
-            raise KeyboardInterrupt
-        return run_chunk(payload, task)
-
-
 def test_an_interrupted_run_over_a_finished_one_is_not_read_as_a_run(tmp_path, linear_batch_path):
     first, second = _batches(tmp_path, linear_batch_path)
     out = tmp_path / "out"
@@ -66,7 +55,7 @@ def test_an_interrupted_run_over_a_finished_one_is_not_read_as_a_run(tmp_path, l
     batch, digest = load_batch(second)
     batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": 256})})
     with pytest.raises(KeyboardInterrupt):
-        execute(prepare_inputs(batch, digest), SerialExecutor(fn=_Interrupt(at=1)), run_dir=out)
+        execute(prepare_inputs(batch, digest), SerialExecutor(fn=Interrupt(at=1)), run_dir=out)
     # the first run's manifest went before the second run wrote anything: report and store refuse the folder
     assert not (out / "manifest.json").exists()
     with pytest.raises(DataError, match="has no manifest.json"):
