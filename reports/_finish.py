@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,15 @@ def print_runs(store: str | Path | None = None, batch: str | None = None, consol
     console.print(t)
 
 
+def _row_money(r) -> Callable[[float], str]:
+    """The format of a row of ``compare``: millions, or thousands when both runs' values are under a million,
+    so that the change reads as the difference of the two figures shown (0.21m and 0.19m: a change of -0.01m)."""
+    small = max(abs(r["value_a"]) if pd.notna(r["value_a"]) else 0.0, abs(r["value_b"]) if pd.notna(r["value_b"]) else 0.0) < 1e6
+    if small:
+        return lambda v: "" if pd.isna(v) else f"{v / 1e3:,.1f}k"
+    return lambda v: "" if pd.isna(v) else money(v)
+
+
 def print_comparison(run_a: str | Path, run_b: str | Path, show_all: bool = False, console=None) -> None:
     """Print what changed from ``run_a`` to ``run_b`` (run directories or stored runs), and by how much."""
     from rich.table import Table
@@ -141,7 +151,7 @@ def print_comparison(run_a: str | Path, run_b: str | Path, show_all: bool = Fals
         for c in ("family", "metric", "confidence", "A", "B", "change", "change %"):
             t.add_column(c, justify="left" if c in ("family", "metric") else "right")
         for _, r in changed.iterrows():
-            fmt = (lambda v: "" if pd.isna(v) else f"{v:,.0f}") if r["metric"] == "scenarios" else (lambda v: "" if pd.isna(v) else money(v))
+            fmt = (lambda v: "" if pd.isna(v) else f"{v:,.0f}") if r["metric"] == "scenarios" else _row_money(r)
             t.add_row(_esc(r["family"]), _esc(r["metric"]), "" if pd.isna(r["confidence"]) else level_label(r['confidence']),
                       fmt(r["value_a"]), fmt(r["value_b"]), fmt(r["change"]),
                       "" if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1%}")
@@ -156,7 +166,7 @@ def print_comparison(run_a: str | Path, run_b: str | Path, show_all: bool = Fals
         for c in ("family", "confidence", "level", "group", "A", "B", "change", "change %"):
             t.add_column(c, justify="right" if c in ("confidence", "A", "B", "change", "change %") else "left", overflow="fold")
         for _, r in changed.iterrows():
-            fmt = lambda v: "" if pd.isna(v) else money(v)  # noqa: E731
+            fmt = _row_money(r)
             t.add_row(_esc(r["family"]), "" if pd.isna(r["confidence"]) else level_label(r["confidence"]), _esc(r["level"]),
                       _esc(r["group_name"]), fmt(r["value_a"]), fmt(r["value_b"]), fmt(r["change"]),
                       "" if pd.isna(r["change_pct"]) else f"{r['change_pct']:+.1%}")

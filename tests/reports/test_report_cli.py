@@ -170,3 +170,13 @@ def test_output_to_a_file_takes_the_width_columns_gives(monkeypatch):
     assert reports.terminal_console().width == 140
     monkeypatch.delenv("COLUMNS")
     assert reports.terminal_console().width == 140 and reports.terminal_console(quiet=True).quiet
+
+
+def test_compare_writes_a_small_figure_so_that_its_change_adds_up():
+    # 0.2051m and 0.1949m rounded to 0.21m and 0.19m beside a change of -0.01m; in thousands they add up
+    from stressgrid.reports._finish import _row_money
+
+    fmt = _row_money({"value_a": 205_100.0, "value_b": 194_900.0})
+    assert [fmt(v) for v in (205_100.0, 194_900.0, -10_200.0)] == ["205.1k", "194.9k", "-10.2k"]
+    fmt = _row_money({"value_a": 2.5e6, "value_b": float("nan")})
+    assert [fmt(v) for v in (2.5e6, float("nan"))] == ["2.50m", ""]
