@@ -281,7 +281,8 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     est = inputs.estimate
     click.echo(f"needs: about {_size(est.driver_bytes)} of memory in the driver and {_size(est.disk_bytes)} "
                f"of tables for {est.total:,} scenarios")
-    from stressgrid.grid import not_streamed_because, position_table_note
+    from stressgrid import reports
+    from stressgrid.grid import not_streamed_because, position_table_note, windows_after
 
     why = not_streamed_because(b, inputs.n_scenarios, p.n, len(inputs.market.factors))
     if why:
@@ -289,6 +290,9 @@ def validate(batch: Path, history, out, allow_outside_paths, force) -> None:
     unwritten = position_table_note(b, inputs.n_scenarios, p.n, inputs.streamed)
     if unwritten:
         click.echo(f"note: {unwritten}")
+    late = windows_after(b, inputs.market.as_of)
+    if late:
+        click.echo(f"note: {reports.look_ahead_note(late, str(inputs.market.as_of.date()))}")
     if inputs.streamed:
         click.echo("streamed: the tasks draw the random families' scenarios and write the per-scenario tables "
                    "as folders of part files (scenarios/, breakdown/, ...); the driver keeps summaries and the tail")

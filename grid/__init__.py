@@ -7,7 +7,7 @@ from ._reduce import reduce_results
 from ._store import TaskStore
 from ._summary import FamilyPartial, merge_partials, summarise, tail_metrics
 from ._run import (AUTO_POSITION_CELLS, MAX_POSITION_CELLS, RunInputs, RunPlan, RunResult, build_manifest, execute, plan_run,
-                   position_table_note, prepare_inputs, reduce_run, run_plan, write_outputs)
+                   position_table_note, prepare_inputs, reduce_run, run_plan, windows_after, write_outputs)
 from ._worker import ChunkResult, Payload, run_chunk
 from ._submit import RUN_ENTRYPOINT, StagedBatch, stage_batch, submit_batch
 from ._api import Progress, Results, run_batch
@@ -22,6 +22,7 @@ __all__ = [
     "STREAM_TABLES",
     "not_streamed_because",
     "position_table_note",
+    "windows_after",
     "guard_notes",
     "Batch",
     "ChunkResult",

@@ -481,6 +481,23 @@ def position_table_note(batch: Batch, n_scenarios: int, n_positions: int, stream
             f"(true writes it {how}); the other tables hold every scenario")
 
 
+def windows_after(batch: Batch, as_of) -> dict[str, str]:
+    """Family -> the last date of the history window its model, its amplification or its moves are taken
+    from, for the drawn and rolling families whose window ends after the as-of date: what a forecast made on
+    that date could not have known.  A crisis replay's events are left out: replaying them is their point."""
+    out = {}
+    for sp in batch.scenarios:
+        amplify = getattr(sp, "amplify", None)
+        windows = [getattr(sp, "window", None), getattr(amplify, "window", None) if amplify is not None else None]
+        ends = [w.end for w in windows if w is not None and w.end is not None]
+        if sp.kind == "rolling" and getattr(sp, "end", None) is not None:
+            ends.append(sp.end)
+        late = [e for e in ends if pd.Timestamp(e) > pd.Timestamp(as_of)]
+        if late:
+            out[sp.name] = str(max(late))
+    return out
+
+
 def _fingerprint(inputs: RunInputs, chunk: int) -> dict:
     h = inputs.history.levels
     return {
@@ -1028,6 +1045,9 @@ def build_manifest(result: RunResult) -> dict:
     unwritten = position_table_note(inputs.batch, inputs.n_scenarios, int(inputs.prepared.n), inputs.streamed)
     if unwritten is not None:
         notes["outputs"] = {"scenario_pnl": unwritten}
+    late = windows_after(inputs.batch, inputs.market.as_of)
+    if late:
+        notes["windows"] = {"after_as_of": late}
     settling = settling_inside(inputs)
     if settling:
         notes["horizon"] = {"settle_inside": settling}

@@ -31,8 +31,8 @@ from ._schema import (
     write_table,
 )
 from ._store import RunComparison, compare_runs, list_runs, run_id_of, store_run
-from ._terminal import (caveats, garch_warning, horizon_explained, implausible_warning, plural, print_breaches, print_summary,
-                        tail_warnings, thin_tail_warning, DESIGNED_KINDS)
+from ._terminal import (caveats, garch_warning, horizon_explained, implausible_warning, look_ahead_note, plural, print_breaches,
+                        print_summary, tail_warnings, thin_tail_warning, DESIGNED_KINDS)
 
 __all__ = [
     "BREACH_COLUMNS",
@@ -60,6 +60,7 @@ __all__ = [
     "tail_warnings",
     "thin_tail_warning",
     "DESIGNED_KINDS",
+    "look_ahead_note",
     "PART_NAME",
     "PARTITIONED_TABLES",
     "RunDir",

@@ -322,6 +322,14 @@ def worst_sensitivity(run: RunDir, families: list[str]) -> tuple[str, pd.DataFra
     return None
 
 
+def look_ahead_note(late: dict, as_of: str) -> str:
+    """One sentence on the families whose history window ends after the as-of date (family -> its end)."""
+    items = [f"{f} (to {end})" for f, end in late.items()]
+    return (f"the history windows of {_shorten(items)} end after the as-of date {as_of}: their moves use data a "
+            "forecast made on that date could not have had, as a stressed calibration may mean to, and a backtest "
+            "must not (window.end).")
+
+
 def caveats(run_dir: str | Path | RunDir) -> list[str]:
     """The caveats of a run, one sentence each: unpriced positions, coverage, factors held flat on purpose
     or for want of data, factors filled."""
@@ -347,6 +355,9 @@ def caveats(run_dir: str | Path | RunDir) -> list[str]:
                    f"{', '.join(ids[:6])}{f' and {len(ids) - 6} more' if len(ids) > 6 else ''}. The scenario tables "
                    "settle them on the horizon's levels, moves after their last day included; the daily paths of the "
                    "liquidity drawdowns settle them on their last day (docs/kernels.md, time over a horizon).")
+    late = ((manifest.get("notes") or {}).get("windows") or {}).get("after_as_of") or {}
+    if isinstance(late, dict) and late:
+        out.append(look_ahead_note(late, str(manifest.get("as_of"))))
     unwritten = ((manifest.get("notes") or {}).get("outputs") or {}).get("scenario_pnl")
     if isinstance(unwritten, str):
         out.append(unwritten[:1].upper() + unwritten[1:] + ".")
