@@ -67,28 +67,33 @@ class LiquiditySettings(_Strict):
 
 def check_liquidity(settings: LiquiditySettings, families: list[str], source: str) -> None:
     """What the section's settings say on their own, checked before any scenario is drawn (``validate``
-    included): the cost parameters, the deleverage rule, the capacity family and the scopes of its limits."""
+    included): the cost parameters, the deleverage rule, the capacity family and the scopes of its limits.
+    Every problem at once, one a line."""
     from stressgrid import liquidity
 
     from stressgrid.core import ConfigError
 
-    liquidity.LiquidityParams.from_dict(settings.params, source=f"{source}, liquidity.params")
+    problems = []
+    try:
+        liquidity.LiquidityParams.from_dict(settings.params, source=f"{source}, liquidity.params")
+    except ConfigError as exc:
+        problems.append(str(exc))
     r = settings.rule
     try:
         liquidity.DeleverageRule(drawdown_steps=tuple(r.drawdown_steps), max_leverage=r.max_leverage,
                                  vol_target=r.vol_target, redemption=r.redemption)
     except ConfigError as exc:  # named as the batch writes it
-        raise ConfigError(str(exc).replace("deleverage rule, field '", f"{source}, field 'liquidity.rule.", 1)) from None
+        problems.append(str(exc).replace("deleverage rule, field '", f"{source}, field 'liquidity.rule.", 1))
     cap = settings.capacity
-    if cap is None:
-        return
-    if cap.family is not None and cap.family not in families:
-        raise ConfigError(f"{source}, field 'liquidity.capacity.family': no scenario family {cap.family!r} "
-                          f"(families: {', '.join(families)}) (got {cap.family!r})")
-    for i, lim in enumerate(cap.limits):
+    if cap is not None and cap.family is not None and cap.family not in families:
+        problems.append(f"{source}, field 'liquidity.capacity.family': no scenario family {cap.family!r} "
+                        f"(families: {', '.join(families)}) (got {cap.family!r})")
+    for i, lim in enumerate(cap.limits if cap is not None else []):
         if lim.scope not in CAPACITY_SCOPES:
-            raise ConfigError(f"{source}, field 'liquidity.capacity.limits[{i}].scope': the capacity table's scopes are "
-                              f"{', '.join(CAPACITY_SCOPES)} (got {lim.scope!r})")
+            problems.append(f"{source}, field 'liquidity.capacity.limits[{i}].scope': the capacity table's scopes are "
+                            f"{', '.join(CAPACITY_SCOPES)} (got {lim.scope!r})")
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _ages(inputs, family: str) -> bool:

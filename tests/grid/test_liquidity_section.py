@@ -257,3 +257,22 @@ def test_each_sections_problem_is_reported_at_once(tmp_path):
     assert len(lines) == 2, lines
     assert "field 'optimise.families': no scenario family 'crisiss'" in lines[0]
     assert "field 'liquidity.capacity.family': no scenario family 'crisiss'" in lines[1]
+
+
+def test_every_problem_of_the_liquidity_section_is_reported_at_once(tmp_path):
+    from click.testing import CliRunner
+
+    from stressgrid.cli import main
+
+    (tmp_path / "book.csv").write_text((DATA / "linear_book.csv").read_text())
+    text = section_batch("liq", "2014-03-29")
+    (tmp_path / "b.yaml").write_text(text + "liquidity:\n  params: {equities: {participation_cap: 0.1}}\n"
+                                     "  rule: {drawdown_steps: [[-0.03, 0.5]]}\n"
+                                     "  capacity: {family: crisiss, limits: [{metric: days_to_liquidate, max: 5, scope: stres}]}\n")
+    res = CliRunner().invoke(main, ["validate", str(tmp_path / "b.yaml")])
+    assert res.exit_code == 2, res.output
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 4 and all(x.startswith("error: ") for x in lines), lines
+    for said in ("unknown field 'equities'", "field 'liquidity.rule.drawdown_steps'", "field 'liquidity.capacity.family'",
+                 "field 'liquidity.capacity.limits[0].scope'"):
+        assert sum(said in x for x in lines) == 1, (said, lines)
