@@ -47,11 +47,17 @@ def test_a_run_removes_the_tables_of_an_earlier_run_that_it_does_not_write(tmp_p
     assert res.exit_code == 2 and "no limits to check" in res.output
 
 
-def test_an_interrupted_run_over_a_finished_one_is_not_read_as_a_run(tmp_path, linear_batch_path):
+def _first_run(tmp_path, linear_batch_path):
+    """The two batches, and the first one run into ``out``."""
     first, second = _batches(tmp_path, linear_batch_path)
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["run", str(first), "--out", str(out), "--serial", "--quiet", "--no-report"])
     assert res.exit_code == 0, res.output
+    return second, out
+
+
+def test_an_interrupted_run_over_a_finished_one_is_not_read_as_a_run(tmp_path, linear_batch_path):
+    second, out = _first_run(tmp_path, linear_batch_path)
     batch, digest = load_batch(second)
     batch = batch.model_copy(update={"execution": batch.execution.model_copy(update={"chunk_size": 256})})
     with pytest.raises(KeyboardInterrupt):
@@ -68,10 +74,7 @@ def test_an_interrupted_run_over_a_finished_one_is_not_read_as_a_run(tmp_path, l
 
 def test_a_batch_that_fails_to_load_leaves_the_earlier_run_whole(tmp_path, linear_batch_path):
     # nothing is removed before the new batch's inputs are loaded and checked
-    first, second = _batches(tmp_path, linear_batch_path)
-    out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["run", str(first), "--out", str(out), "--serial", "--quiet", "--no-report"])
-    assert res.exit_code == 0, res.output
+    second, out = _first_run(tmp_path, linear_batch_path)
     files = sorted(p.name for p in out.iterdir())
     bad = yaml.safe_load(second.read_text())
     bad["market"]["as_of"] = "1990-01-01"
