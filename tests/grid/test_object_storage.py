@@ -123,10 +123,15 @@ def test_a_run_in_memory_to_s3_replaces_an_earlier_streamed_run(s3, local, tmp_p
     uri_of, filesystem = s3
     uri = uri_of("desk/replaced")
     run_batch(_batch(tmp_path, True), uri, serial=True)
+    # what a report of the earlier run left beside it: never to be read as the new run's
+    for name in ("breaches.parquet", "report.html"):
+        with filesystem.open_output_stream(f"runs/desk/replaced/{name}") as f:
+            f.write(b"earlier run")
     res = run_batch(_batch(tmp_path, False), uri, serial=True)
     assert res.manifest["storage"] == {"uri": uri}
     keys = _keys(filesystem, "desk/replaced")
     assert "scenario_pnl.parquet" in keys and not any(k.startswith("scenario_pnl/") for k in keys)
+    assert "breaches.parquet" not in keys and "report.html" not in keys
     run = reports.open_run(uri)
     assert not run.is_partitioned("scenario_pnl") and reports.check_run_dir(run.path, run.parts) == []
     _same(run, reports.open_run(local / "run"))
