@@ -430,12 +430,26 @@ def _error_line(p: Path, raw: dict, points: list, err: dict) -> str:
     return f"batch file {p}, field '{loc}': {msg}{shown}"
 
 
+def _model_names() -> set[str]:
+    """The names of the pydantic models (the forms a field may take), as pydantic names them in an error's
+    location; a factor or sleeve name used as a key (``EQ.SPX``, ``Trend``) is not one of them."""
+    out, todo = set(), [BaseModel]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub.__name__ not in out:
+                out.add(sub.__name__)
+                todo.append(sub)
+    return out
+
+
 def _one_branch(errors: list[dict]) -> list[dict]:
     """The errors of a field that takes one of several forms (``within: {probability: 0.01}`` or a list of
     them), less those that only say the value is not of another form, when one of its forms has a problem
     of its own: ``within: {probability: 0.7}`` is out of range, not "not a list"."""
+    models = _model_names()
+
     def branch(x) -> bool:  # pydantic names a form by its type: list[...], function-after[...], float, WithinSpec
-        return isinstance(x, str) and ("[" in x or x in ("float", "int", "str", "bool") or x[:1].isupper())
+        return isinstance(x, str) and ("[" in x or x in ("float", "int", "str", "bool") or x in models)
 
     def mismatch(e: dict) -> bool:  # the value is not of this form at all
         return e["type"].endswith("_type") and len(e["loc"]) > 1 and branch(e["loc"][-1])

@@ -90,3 +90,19 @@ def test_a_tic_tree_file_is_read_from_the_batch_files_folder(tmp_path, monkeypat
     with pytest.raises(ConfigError, match=r"monitoring.forecasters\[1\].tree_file': '../tree.csv' is outside"):
         (d / "batch.yaml").write_text((d / "batch.yaml").read_text().replace("tree.csv", "../tree.csv"))
         load_batch(d / "batch.yaml", allow_outside_paths=False)
+
+
+def test_two_bad_values_keyed_by_factor_are_both_reported(tmp_path, linear_batch_path):
+    # a factor name used as a key (EQ.SPX) is not a form of a field: its error is not dropped for another's
+    import yaml
+
+    spec = yaml.safe_load(linear_batch_path.read_text())
+    spec["book"] = str(linear_batch_path.parent / "linear_book.csv")
+    spec["market"]["overrides"] = {"EQ.SPX": [1], "EQ.NDX": "abc"}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError) as exc:
+        load_batch(tmp_path / "b.yaml")
+    lines = str(exc.value).splitlines()
+    assert len(lines) == 2, lines
+    assert any("field 'market.overrides.EQ.SPX': Input should be a valid number" in x for x in lines)
+    assert any("field 'market.overrides.EQ.NDX'" in x and "(got 'abc')" in x for x in lines)
