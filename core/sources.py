@@ -458,11 +458,18 @@ def _move_space(values: np.ndarray, is_log: bool) -> np.ndarray:
 def fit_proxy(history: History, target: str, proxy: str) -> tuple[float, float, int]:
     """``(beta, R^2, days)``: the least-squares slope of the target's daily moves on the proxy's daily
     moves over the days both are observed (with an intercept; R^2 is the squared correlation)."""
-    both = history.levels[[target, proxy]].dropna()
-    if len(both) < MIN_PROXY_OVERLAP + 1:
-        return float("nan"), float("nan"), max(len(both) - 1, 0)
-    y = np.diff(_move_space(both[target].to_numpy(), factor_spec(target).is_log))
-    x = np.diff(_move_space(both[proxy].to_numpy(), factor_spec(proxy).is_log))
+    return _fit_levels(history.levels[target].to_numpy(float), history.levels[proxy].to_numpy(float),
+                       factor_spec(target).is_log, factor_spec(proxy).is_log)
+
+
+def _fit_levels(target: np.ndarray, proxy: np.ndarray, target_log: bool, proxy_log: bool) -> tuple[float, float, int]:
+    """:func:`fit_proxy` on two columns of levels (NaN where a factor is not observed)."""
+    both = ~(np.isnan(target) | np.isnan(proxy))
+    n = int(both.sum())
+    if n < MIN_PROXY_OVERLAP + 1:
+        return float("nan"), float("nan"), max(n - 1, 0)
+    y = np.diff(_move_space(target[both], target_log))
+    x = np.diff(_move_space(proxy[both], proxy_log))
     vx = float(np.var(x))
     if vx == 0:
         return float("nan"), float("nan"), len(x)
@@ -677,10 +684,12 @@ def _fitted_extensions(factors, history: History, taken: Mapping[str, ProxySpec]
         if not same or (first[f] - min(first[c] for c in same)).days < LATE_START_DAYS:
             continue
         best = None
+        target = history.levels[f].to_numpy(float)
         for c in same:
             if first[c] >= first[f]:
                 continue
-            beta, r2, days = fit_proxy(history, f, c)
+            beta, r2, days = _fit_levels(target, history.levels[c].to_numpy(float), factor_spec(f).is_log,
+                                         factor_spec(c).is_log)
             if np.isfinite(r2) and r2 >= MIN_CHOSEN_R2 and (best is None or r2 > best[1]):
                 best = (c, r2, days)
         if best is not None:
