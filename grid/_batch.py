@@ -180,6 +180,11 @@ class OutputSettings(_Strict):
     #: streamed run's tasks write it in parts, as large as the disk allows); ``false`` never.  Without it, tasks
     #: return summaries only, which is what makes large batches cheap to distribute.
     scenario_pnl: TrueFalseOrAuto = "auto"
+    #: the ``sensitivity`` table (full revaluation next to the delta-gamma-vega-theta P&L, per scenario
+    #: and instrument type) and the ``var_sensitivity``/``cvar_sensitivity`` rows of ``risk_metrics``;
+    #: ``false`` leaves them out and compiles only the first derivatives the coverage table needs (on
+    #: two cores about 3 s less for a book of fifty positions)
+    sensitivity: bool = True
 
 
 class SweepPoint(BaseModel):

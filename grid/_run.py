@@ -208,9 +208,11 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
     # without the interpreter lock) while the scenarios are generated here
     from concurrent.futures import ThreadPoolExecutor
 
+    second_order = batch.outputs.sensitivity  # the first derivatives alone give the coverage shares
+
     def timed_sensitivities():
         t = time.perf_counter()
-        return kernels.sensitivities(prepared, market.levels), time.perf_counter() - t
+        return kernels.sensitivities(prepared, market.levels, second_order), time.perf_counter() - t
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stressgrid-sensitivities")
     sens_future = pool.submit(timed_sensitivities)
@@ -223,7 +225,7 @@ def _prepare_inputs(batch: Batch, batch_hash: str, history_path: str | Path | No
         staged = RunInputs(batch, batch_hash, history, book, market, None, prepared, sens=sens, flat=flat)
         shares = exposure_shares(staged)
         check_unmodelled_share(replace(staged, exposure_share=shares), shares, batch.market.max_unmodelled_share)
-        return sens, shares
+        return (sens if second_order else None), shares
 
     t0 = time.perf_counter()
     # one child seed per batch-file entry; every point of a sweep shares its entry's seed, so the points
@@ -635,9 +637,8 @@ def reduce_run(inputs: RunInputs, plan: RunPlan, results: list[ChunkResult], exe
         partials = _sensitivity_partials(results, plan, 1.0 - min(conf))
         tables["risk_metrics"] = pd.concat([tables["risk_metrics"], _sensitivity_metrics(partials, plan.families, conf)],
                                            ignore_index=True)
-    if inputs.sens is not None:
-        tables["jump_to_default"] = pd.DataFrame({"position_id": pos["id"], "type": pos["type"],
-                                                  "pnl": kernels.jump_to_default(prepared, inputs.market.levels)})
+    tables["jump_to_default"] = pd.DataFrame({"position_id": pos["id"], "type": pos["type"],
+                                              "pnl": kernels.jump_to_default(prepared, inputs.market.levels)})
     if batch.sweep_points:
         tables["sweeps"] = _sweep_table(batch)
     from ._coverage import coverage_tables
@@ -822,9 +823,8 @@ def _execute_streamed(inputs: RunInputs, executor: Executor, progress, run_dir, 
         tables["risk_metrics"] = pd.concat([tables["risk_metrics"], _sensitivity_metrics(merger.sens, families, conf)],
                                            ignore_index=True)
     tables["positions"] = _position_table(inputs)
-    if inputs.sens is not None:
-        tables["jump_to_default"] = pd.DataFrame({"position_id": pos["id"], "type": pos["type"],
-                                                  "pnl": kernels.jump_to_default(prepared, market.levels)})
+    tables["jump_to_default"] = pd.DataFrame({"position_id": pos["id"], "type": pos["type"],
+                                              "pnl": kernels.jump_to_default(prepared, market.levels)})
     if batch.sweep_points:
         tables["sweeps"] = _sweep_table(batch)
     from ._coverage import coverage_tables

@@ -86,6 +86,13 @@ def curve_directions(factors) -> tuple[tuple[str, ...], np.ndarray]:
 
 
 @partial(jax.jit, static_argnums=0, compiler_options=ONCE_COMPILER_OPTIONS)
+def _group_gradients(pnl_one, arrays, base: jnp.ndarray):
+    # the first derivatives alone (see _group_derivatives)
+    d_new = jax.grad(pnl_one, argnums=2)
+    return jax.vmap(lambda inst: d_new(inst, base, base))(arrays)
+
+
+@partial(jax.jit, static_argnums=0, compiler_options=ONCE_COMPILER_OPTIONS)
 def _group_derivatives(pnl_one, arrays, base: jnp.ndarray, price_cols: jnp.ndarray, curve_dirs: jnp.ndarray):
     # jitted with the kernel as a static argument: compiled once per kernel and book shape, not per call;
     # without XLA's costly passes (it runs once per batch: kernels._tuning.ONCE_COMPILER_OPTIONS).
@@ -112,12 +119,14 @@ def _group_derivatives(pnl_one, arrays, base: jnp.ndarray, price_cols: jnp.ndarr
     return jax.vmap(one)(arrays)
 
 
-def sensitivities(book: PreparedBook, base: np.ndarray) -> Sensitivities:
+def sensitivities(book: PreparedBook, base: np.ndarray, second_order: bool = True) -> Sensitivities:
     """Delta, DV01, CS01, vega (``grad``), price-factor gammas, theta and rate convexity per curve
     of every position at ``base[F]``.
 
     Computed once per batch (cost ~ a few revaluations per position); pass the result to
-    :func:`sensitivity_pnl` for each chunk of scenarios.
+    :func:`sensitivity_pnl` for each chunk of scenarios.  ``second_order=False`` gives ``grad`` alone
+    (``gamma`` zero, ``theta`` and ``convexity`` None): its derivative programs compile in about half
+    the time, for a caller that needs the first-order exposures only (the grid's coverage shares).
     """
     base = np.asarray(base, dtype=float)
     F = len(base)
@@ -131,12 +140,18 @@ def sensitivities(book: PreparedBook, base: np.ndarray) -> Sensitivities:
         if g.pricer.pnl_one is None:
             continue
         rows = g.pricer.rows(g.arrays) if g.pricer.rows is not None else g.arrays
+        if not second_order:
+            grad[g.columns] = np.asarray(_group_gradients(g.pricer.pnl_one, rows, jnp.asarray(base)))
+            priced[g.columns] = True
+            continue
         gr, ga, cv = _group_derivatives(g.pricer.pnl_one, rows, jnp.asarray(base), jnp.asarray(price_cols), jnp.asarray(E))
         grad[g.columns] = np.asarray(gr)
         if len(price_cols):
             gamma[np.ix_(g.columns, price_cols)] = np.asarray(ga)
         convexity[g.columns] = np.asarray(cv)
         priced[g.columns] = True
+    if not second_order:
+        return Sensitivities(grad, gamma, priced, None, None, curves, E / np.maximum(E.sum(axis=1, keepdims=True), 1.0))
     th = theta(book, base)
     th[~priced] = 0.0
     mean = E / np.maximum(E.sum(axis=1, keepdims=True), 1.0)

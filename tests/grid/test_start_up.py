@@ -1,0 +1,52 @@
+"""What a run does before its first task, kept short: the sensitivities' second derivatives are compiled
+only for the table that reads them (``outputs.sensitivity``)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from stressgrid import kernels
+from stressgrid.grid import run_batch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _batch(tmp_path: Path, **changes) -> Path:
+    spec = yaml.safe_load((ROOT / "tests" / "data" / "linear_batch.yaml").read_text())
+    spec["book"] = str(ROOT / "tests" / "data" / "linear_book.csv")
+    for key, value in changes.items():
+        spec[key] = value
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    p = tmp_path / "batch.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+def test_outputs_sensitivity_false_leaves_out_the_sensitivity_table_only(tmp_path):
+    on = run_batch(_batch(tmp_path / "a"), tmp_path / "on", serial=True)
+    off = run_batch(_batch(tmp_path / "b", outputs={"sensitivity": False}), tmp_path / "off", serial=True)
+    assert "sensitivity" in on.tables and "sensitivity" not in off.tables
+    assert not (tmp_path / "off" / "sensitivity.parquet").exists()
+    metrics = set(off.tables["risk_metrics"]["metric"])
+    assert {"var", "cvar"} <= metrics and not metrics & {"var_sensitivity", "cvar_sensitivity"}
+    assert {"var_sensitivity", "cvar_sensitivity"} <= set(on.tables["risk_metrics"]["metric"])
+    # the same risk numbers, the same coverage shares (from the first derivatives alone), the default loss
+    plain = lambda t: t[t["metric"].isin(["var", "cvar"])].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(plain(on.tables["risk_metrics"]), plain(off.tables["risk_metrics"]), check_dtype=False)
+    np.testing.assert_allclose(off.tables["coverage"]["exposure_share"], on.tables["coverage"]["exposure_share"],
+                               rtol=1e-12, atol=1e-15)
+    assert off.tables["coverage"]["exposure_share"].sum() == pytest.approx(1.0)
+    pd.testing.assert_frame_equal(on.tables["jump_to_default"], off.tables["jump_to_default"])
+
+
+def test_first_derivatives_alone_are_those_of_the_full_sensitivities(demo_prepared):
+    _, snap, prepared = demo_prepared
+    full = kernels.sensitivities(prepared, snap.levels)
+    first = kernels.sensitivities(prepared, snap.levels, second_order=False)
+    np.testing.assert_allclose(first.grad, full.grad, rtol=1e-12, atol=1e-9)
+    assert np.abs(full.grad).sum() > 0 and np.abs(full.gamma).sum() > 0  # the book has options and curves
+    assert not first.gamma.any() and first.theta is None and first.convexity is None
+    np.testing.assert_array_equal(first.priced, full.priced)
