@@ -1,11 +1,14 @@
-"""Where `stressgrid demo` spends its time: cold and warm, on the embedded Ray instance and in process.
+"""Where `stressgrid demo` spends its time: the tour, and the full demo on the embedded Ray instance and in
+process, cold and warm.
 
-Run:  python benchmarks/demo.py [--modes ray serial] [--cold-only] [--drop PART ...] [--out FILE]
+Run:  python benchmarks/demo.py [--modes tour ray serial] [--cold-only] [--repeat N] [--drop PART ...] [--out FILE]
 
-Each mode runs the demo as a user runs it, ``stressgrid demo --quiet`` in a fresh process, twice: first
+Mode ``tour`` runs the tour as a user runs it, ``stressgrid demo --quiet`` (in process, as its batch
+says); modes ``ray`` and ``serial`` run the full demo, ``stressgrid demo --full --quiet`` on the embedded
+instance and with ``--serial``.  Each runs in a fresh process, twice: first
 with an empty compilation cache (``STRESSGRID_COMPILE_CACHE`` set to a new folder: every kernel, the
 sensitivities' derivatives and the forecasters' programs compile), then again with the cache the
-first run filled.  The script prints the wall time of the command and the manifest's timings of each
+first run filled (``--repeat N``: N such pairs).  The script prints the wall time of the command and the manifest's timings of each
 run (``timings_seconds``: the steps overlap where the run overlaps them; ``start_ray`` runs while the
 sensitivities and the scenarios are computed, and the sensitivities while the scenarios are drawn; on Ray
 ``monitoring_walk_forward`` runs beside liquidity, factor model and optimise, and ``monitoring`` is the
@@ -135,7 +138,10 @@ def run_once(mode: str, cache: Path, folder: Path, drop: str | None = None) -> d
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "stressgrid.cli"]
     out = folder / "demo"
     shutil.rmtree(out, ignore_errors=True)
-    args, report = (["demo"], True) if drop is None else batch_without(drop, folder)
+    if mode == "tour":
+        args, report = ["demo"], True
+    else:
+        args, report = (["demo", "--full"], True) if drop is None else batch_without(drop, folder)
     args += [] if report else ["--no-report"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     env["STRESSGRID_COMPILE_CACHE"] = str(cache)
@@ -159,7 +165,8 @@ def _label(r: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--modes", nargs="+", choices=("ray", "serial"), default=["ray", "serial"])
+    ap.add_argument("--modes", nargs="+", choices=("tour", "ray", "serial"), default=["tour", "ray", "serial"])
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each mode and cache state")
     ap.add_argument("--cold-only", action="store_true", help="only the runs with an empty compilation cache")
     ap.add_argument("--drop", nargs="+", default=[], metavar="PART",
                     help="also run the demo without each PART (see the module's description)")
@@ -169,12 +176,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in a.modes:
-            for drop in [None] + a.drop:
-                cache = Path(tmp) / f"cache-{mode}-{len(rows)}"
-                for state in ("cold",) if a.cold_only else ("cold", "warm"):
-                    r = run_once(mode, cache, Path(tmp), drop)
-                    r["cache"] = state
-                    rows.append(r)
+            for drop in [None] + (a.drop if mode != "tour" else []):
+                for _ in range(a.repeat):
+                    cache = Path(tmp) / f"cache-{mode}-{len(rows)}"
+                    for state in ("cold",) if a.cold_only else ("cold", "warm"):
+                        r = run_once(mode, cache, Path(tmp), drop)
+                        r["cache"] = state
+                        rows.append(r)
     load_end = os.getloadavg()
     short = {"monitoring_walk_forward": "walk-fwd", "generate_scenarios": "scenarios", "rerun_adapted_book": "rerun"}
     w = max([14] + [len(_label(r)) for r in rows])

@@ -191,13 +191,59 @@ def test_fail_on_breach_exits_5_after_writing_everything(workdir):
     assert ok.exit_code == 2 and "no limits to check" in ok.output
 
 
+def _stressgrid() -> list[str]:
+    exe = Path(sys.executable).with_name("stressgrid")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cli"]
+
+
+@pytest.mark.slow
+def test_the_tour_as_a_user_runs_it(tmp_path):
+    """`stressgrid demo` in a fresh process: the tour, in this process (no Ray), every family and section it
+    names, the limits and the report; no sensitivity table."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    proc = subprocess.run(_stressgrid() + ["demo", "--out", str(tmp_path / "tour")], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Risk by scenario family" in proc.stdout and "time:" in proc.stdout
+    assert "--full" in proc.stdout  # where the rest of the demo is
+    assert "does not follow the results schema" not in proc.stdout  # the sensitivity table may be left out
+    run = tmp_path / "tour"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["timings_seconds"]["start_ray"] == 0
+    assert set(pd.read_parquet(run / "scenarios.parquet")["family"]) == {"crisis", "crisis_amplified", "mc_t"}
+    for table in ("la_risk", "capacity", "reoptimisation", "jump_to_default", "coverage"):
+        assert (run / f"{table}.parquet").is_file(), table
+    assert not (run / "sensitivity.parquet").exists()
+    assert f"report: {run / 'report.html'}" in proc.stdout.replace("\n", "")
+    assert pd.read_parquet(run / "breaches.parquet")["breached"].any()
+
+
+def test_an_address_runs_a_serial_batch_on_that_cluster(workdir, monkeypatch):
+    """--address names the cluster to run on, even for a batch whose executor is serial (the tour's)."""
+    from stressgrid import grid, reports
+
+    seen = {}
+
+    def fake_run(batch, out, **kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(grid, "run_batch", fake_run)
+    monkeypatch.setattr(reports, "finish_run", lambda *a, **k: 0)
+    CliRunner().invoke(main, ["demo", "--out", str(workdir / "a"), "--address", "auto"])
+    assert seen["serial"] is False and seen["address"] == "auto"
+    CliRunner().invoke(main, ["demo", "--out", str(workdir / "b")])
+    assert seen["serial"] is None and seen["address"] is None  # the batch's executor: serial
+    CliRunner().invoke(main, ["demo", "--out", str(workdir / "c"), "--address", "auto", "--serial"])
+    assert seen["serial"] is True
+
+
 @pytest.mark.slow
 def test_demo_command_as_a_user_runs_it(tmp_path):
-    """`stressgrid demo` in a fresh process: embedded Ray, summary, outputs, timings."""
-    exe = Path(sys.executable).with_name("stressgrid")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cli"]
+    """`stressgrid demo --full` in a fresh process: embedded Ray, summary, outputs, timings."""
+    cmd = _stressgrid()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    proc = subprocess.run(cmd + ["demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    proc = subprocess.run(cmd + ["demo", "--full", "--out", str(tmp_path / "demo")], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Risk by scenario family" in proc.stdout and "time:" in proc.stdout
     manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
@@ -237,3 +283,10 @@ def test_an_interrupt_after_the_run_says_the_tables_are_written(workdir, monkeyp
         err = " ".join(_error(res).split())
         assert err.startswith("error: interrupted after the run: its tables and manifest are written") and hint in err, err
         assert (out / "manifest.json").is_file() and reports.check_run_dir(out) == []
+
+
+def test_the_installed_command_reports_a_bad_batch_in_one_line(tmp_path):
+    proc = subprocess.run(_stressgrid() + ["validate", str(tmp_path / "missing.yaml")], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "missing.yaml" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -29,7 +29,9 @@ fi
 mkdir "$work/elsewhere"
 cd "$work/elsewhere"
 "$work/venv/bin/python" -m stressgrid.cli --help >/dev/null
-"$work/venv/bin/stressgrid" demo --serial --quiet --no-report --out "$work/elsewhere/run" 2>/dev/null
+"$work/venv/bin/stressgrid" demo --quiet --out "$work/elsewhere/tour" 2>/dev/null
+test -s "$work/elsewhere/tour/report.html"
+"$work/venv/bin/stressgrid" demo --full --serial --quiet --no-report --out "$work/elsewhere/run" 2>/dev/null
 test -s "$work/elsewhere/run/risk_metrics.parquet"
 test -s "$work/elsewhere/run/manifest.json"
-echo "wheel check: $(basename "$wheel") installs only 'stressgrid'; 'stressgrid demo' ran from another folder ($(ls "$work/elsewhere/run" | grep -c parquet) tables)"
+echo "wheel check: $(basename "$wheel") installs only 'stressgrid'; from another folder 'stressgrid demo' wrote $(ls "$work/elsewhere/tour" | grep -c parquet) tables and a report, 'stressgrid demo --full' $(ls "$work/elsewhere/run" | grep -c parquet) tables"

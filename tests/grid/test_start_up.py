@@ -50,3 +50,18 @@ def test_first_derivatives_alone_are_those_of_the_full_sensitivities(demo_prepar
     assert np.abs(full.grad).sum() > 0 and np.abs(full.gamma).sum() > 0  # the book has options and curves
     assert not first.gamma.any() and first.theta is None and first.convexity is None
     np.testing.assert_array_equal(first.priced, full.priced)
+
+
+def test_the_tour_values_the_demo_book_on_the_demo_market():
+    """`stressgrid demo` runs the tour; its book and market are the full demo's, so the two agree."""
+    tour = yaml.safe_load((ROOT / "examples" / "tour_batch.yaml").read_text())
+    demo = yaml.safe_load((ROOT / "examples" / "demo_batch.yaml").read_text())
+    for key in ("book", "base_currency", "seed", "nav", "market", "default_proxies", "risk", "liquidity"):
+        assert tour[key] == demo[key], key
+    # the same families, less the crisis library's custom event, the Monte Carlo valued at the as-of date
+    families = {s["name"]: s for s in demo["scenarios"]}
+    for s in tour["scenarios"]:
+        theirs = {k: v for k, v in families[s["name"]].items() if k != "custom"}
+        assert {k: v for k, v in s.items() if k != "revaluation"} == theirs, s["name"]
+    assert [s.get("revaluation") for s in tour["scenarios"]] == [None, None, "instantaneous"]
+    assert tour["execution"]["executor"] == "serial" and tour["outputs"] == {"sensitivity": False}
