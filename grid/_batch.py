@@ -182,8 +182,8 @@ class OutputSettings(_Strict):
     scenario_pnl: TrueFalseOrAuto = "auto"
     #: the ``sensitivity`` table (full revaluation next to the delta-gamma-vega-theta P&L, per scenario
     #: and instrument type) and the ``var_sensitivity``/``cvar_sensitivity`` rows of ``risk_metrics``;
-    #: ``false`` leaves them out and compiles only the first derivatives the coverage table needs (on
-    #: two cores about 3 s less for a book of fifty positions)
+    #: ``false`` leaves them out and compiles only the first derivatives the coverage table needs (the
+    #: demo book's on two cores: 3.2 s of compiling alone against 6.3 s)
     sensitivity: bool = True
 
 
