@@ -83,7 +83,9 @@ def run_options(fn):
                       help="Factor history (CSV or Parquet: a 'date' column and one column per factor name), merged over the "
                            "bundled history; it replaces the batch's history section.")(fn)
     fn = click.option("--address", default=None,
-                      help="Join an existing Ray cluster: auto, HOST:PORT or ray://HOST:10001. Default: start an embedded local instance.")(fn)
+                      help="Join an existing Ray cluster: auto, HOST:PORT or ray://HOST:10001; the batch runs there whatever its "
+                           "executor (--serial wins over it). Default: the batch's executor (ray: an embedded local "
+                           "instance; serial: this process).")(fn)
     fn = click.option("--workers", type=click.IntRange(min=1), default=None,
                       help="Tasks running at once: the CPUs of the embedded instance, or a cap on a cluster (default: every CPU). Results do not depend on it.")(fn)
     fn = click.option("--serial", is_flag=True, help="Run every task in this process, without Ray.")(fn)

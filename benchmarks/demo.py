@@ -172,6 +172,8 @@ def main() -> None:
                     help="also run the demo without each PART (see the module's description)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "demo.json")
     a = ap.parse_args()
+    if a.drop and set(a.modes) == {"tour"}:
+        ap.error("--drop takes parts of the full demo batch: add --modes ray or serial")
     load_start = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -280,8 +280,8 @@ def _check_address(address: str) -> str | None:
         raise ConfigError(
             f"--address {address!r}: nothing answers at {host}:{port} ({reason}): check the host and port (the head's "
             "GCS port, 6379 unless 'ray start --head --port' chose another; ray://HEAD:10001 for Ray Client), that "
-            "the cluster is up and that this machine can reach it; or leave --address out to run on an embedded "
-            "local instance") from None
+            "the cluster is up and that this machine can reach it; or leave --address out to run as the batch says "
+            "(executor: ray, an embedded local instance; serial, in this process)") from None
     return host
 
 
@@ -294,7 +294,7 @@ def join_error(address: str, exc: BaseException) -> ConfigError:
     if "Could not find any running Ray instance" in text:
         return ConfigError(f"--address {address!r}: no Ray cluster runs on this machine: start one with "
                            "'ray start --head', give a cluster's address (HEAD:6379), or leave --address out to run "
-                           "on an embedded local instance")
+                           "as the batch says (executor: ray, an embedded local instance; serial, in this process)")
     if isinstance(exc, ConnectionError):
         return ConfigError(
             f"--address {address!r}: Ray could not join a cluster there ({first_line(text)}): check that it is "

@@ -150,11 +150,11 @@ def sensitivities(book: PreparedBook, base: np.ndarray, second_order: bool = Tru
             gamma[np.ix_(g.columns, price_cols)] = np.asarray(ga)
         convexity[g.columns] = np.asarray(cv)
         priced[g.columns] = True
+    mean = E / np.maximum(E.sum(axis=1, keepdims=True), 1.0)
     if not second_order:
-        return Sensitivities(grad, gamma, priced, None, None, curves, E / np.maximum(E.sum(axis=1, keepdims=True), 1.0))
+        return Sensitivities(grad, gamma, priced, None, None, curves, mean)
     th = theta(book, base)
     th[~priced] = 0.0
-    mean = E / np.maximum(E.sum(axis=1, keepdims=True), 1.0)
     return Sensitivities(grad, gamma, priced, th, convexity, curves, mean)
 
 

@@ -179,9 +179,13 @@ def print_summary(run_dir: str | Path | RunDir, console=None) -> None:
     for line in tail_warnings(run):
         console.print(f"[yellow]warning:[/] {_esc(line)}")
     tm = manifest.get("timings_seconds", {})
-    parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items() if k != "total")
+    # a run in process started no Ray: its zero would read as a step it took
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.1f}s" for k, v in tm.items()
+                      if k != "total" and not (k == "start_ray" and not v))
     if "total" in tm:
-        console.print(f"time: {tm['total']:.1f}s total (its steps, some of which run at once: {parts})")
+        console.print(f"time: {tm['total']:.1f}s in the run, from loading the inputs to writing the tables (the "
+                      f"imports before it and the report after it not counted; its steps, some of which run at once: "
+                      f"{parts})")
     else:
         console.print(f"time: {parts}")
     counts = manifest.get("counts", {})

@@ -207,10 +207,13 @@ def test_the_tour_as_a_user_runs_it(tmp_path):
     assert "Risk by scenario family" in proc.stdout and "time:" in proc.stdout
     assert "--full" in proc.stdout  # where the rest of the demo is
     assert "does not follow the results schema" not in proc.stdout  # the sensitivity table may be left out
+    # the time line says what it counts, and names no Ray start for a run that started none
+    time_line = " ".join(proc.stdout.split("time: ", 1)[1].split("\n\n")[0].split())
+    assert "in the run, from loading the inputs to writing the tables" in time_line and "start ray" not in time_line
     run = tmp_path / "tour"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["timings_seconds"]["start_ray"] == 0
-    assert set(pd.read_parquet(run / "scenarios.parquet")["family"]) == {"crisis", "crisis_amplified", "mc_t"}
+    assert set(pd.read_parquet(run / "scenarios.parquet")["family"]) == {"crisis", "crisis_amplified", "mc_t_instant"}
     for table in ("la_risk", "capacity", "reoptimisation", "jump_to_default", "coverage"):
         assert (run / f"{table}.parquet").is_file(), table
     assert not (run / "sensitivity.parquet").exists()
@@ -248,6 +251,7 @@ def test_demo_command_as_a_user_runs_it(tmp_path):
     assert "Risk by scenario family" in proc.stdout and "time:" in proc.stdout
     manifest = json.loads((tmp_path / "demo" / "manifest.json").read_text())
     assert manifest["counts"]["tasks"] >= 1 and manifest["timings_seconds"]["start_ray"] > 0
+    assert "start ray" in " ".join(proc.stdout.split("time: ", 1)[1].split())
     # it ends with the limits and the HTML report, and says where the report is
     assert f"report: {tmp_path / 'demo' / 'report.html'}" in proc.stdout.replace("\n", "")
     assert (tmp_path / "demo" / "report.html").stat().st_size > 10_000

@@ -58,10 +58,10 @@ def test_the_tour_values_the_demo_book_on_the_demo_market():
     demo = yaml.safe_load((ROOT / "examples" / "demo_batch.yaml").read_text())
     for key in ("book", "base_currency", "seed", "nav", "market", "default_proxies", "risk", "liquidity"):
         assert tour[key] == demo[key], key
-    # the same families, less the crisis library's custom event, the Monte Carlo valued at the as-of date
+    # the same families; the Monte Carlo, valued at the as-of date, under a name of its own
     families = {s["name"]: s for s in demo["scenarios"]}
-    for s in tour["scenarios"]:
-        theirs = {k: v for k, v in families[s["name"]].items() if k != "custom"}
-        assert {k: v for k, v in s.items() if k != "revaluation"} == theirs, s["name"]
-    assert [s.get("revaluation") for s in tour["scenarios"]] == [None, None, "instantaneous"]
+    tour_mc = tour["scenarios"][2]
+    assert tour["scenarios"][:2] == [families["crisis"], families["crisis_amplified"]]
+    assert {**tour_mc, "name": "mc_t"} == {**families["mc_t"], "revaluation": "instantaneous"}
+    assert tour_mc["name"] == "mc_t_instant" and "revaluation" not in families["mc_t"]
     assert tour["execution"]["executor"] == "serial" and tour["outputs"] == {"sensitivity": False}
