@@ -197,3 +197,27 @@ def test_a_late_starting_factor_is_extended_backwards_by_its_best_fitting_peer()
     beta = np.diff(got.iloc[:1001].to_numpy()) / np.diff(lv["CR.CDX_IG"].iloc[:1001].to_numpy())
     assert np.allclose(beta, beta[0]) and beta[0] == pytest.approx(1.2, abs=0.1)
     assert "of the spread factors observed earlier, the one that fits best" in out.provenance["CR.IBM"].detail
+
+
+def test_the_fit_takes_the_days_both_are_observed_as_a_peer_regression_does():
+    """Gaps in either series, a price factor (log moves) on a spread (level moves): the slope and R^2 of
+    scipy's linregress on the days both are observed, one move between consecutive such days."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    n = 900
+    spread = 0.01 + np.cumsum(0.0005 * rng.standard_normal(n))
+    price = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(n) - 3.0 * np.diff(np.r_[0.01, spread])))
+    lv = pd.DataFrame({"CR.CDX_IG": spread, "EQ.SPX": price}, index=pd.bdate_range("2010-01-01", periods=n, name="date"))
+    lv.iloc[rng.choice(n, 120, replace=False), 0] = np.nan
+    lv.iloc[rng.choice(n, 90, replace=False), 1] = np.nan
+    beta, r2, days = fit_proxy(History(lv, "s"), "EQ.SPX", "CR.CDX_IG")
+    both = lv.dropna()
+    ref = stats.linregress(np.diff(both["CR.CDX_IG"].to_numpy()), np.diff(np.log(both["EQ.SPX"].to_numpy())))
+    assert days == len(both) - 1
+    assert beta == pytest.approx(ref.slope, rel=1e-10) and r2 == pytest.approx(ref.rvalue ** 2, rel=1e-10)
+    # too few common days: no fit, and the days there are
+    short = lv.copy()
+    short.iloc[40:, 1] = np.nan
+    b, r, d = fit_proxy(History(short, "s"), "EQ.SPX", "CR.CDX_IG")
+    assert np.isnan(b) and np.isnan(r) and d == len(short.dropna()) - 1

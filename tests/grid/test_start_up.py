@@ -50,6 +50,13 @@ def test_first_derivatives_alone_are_those_of_the_full_sensitivities(demo_prepar
     assert np.abs(full.grad).sum() > 0 and np.abs(full.gamma).sum() > 0  # the book has options and curves
     assert not first.gamma.any() and first.theta is None and first.convexity is None
     np.testing.assert_array_equal(first.priced, full.priced)
+    # closed forms: a stock's delta is its quantity, a future's its quantity times its multiplier (USD book)
+    book, _, _ = demo_prepared
+    pos = book.positions.reset_index(drop=True)
+    col = {f: j for j, f in enumerate(snap.factors)}
+    for pid, expected in (("AAPL_US", 368_900.0), ("ES_H9", 400.0 * 50)):
+        i = int(pos.index[pos["id"] == pid][0])
+        assert first.grad[i, col[pos.loc[i, "underlying"]]] == pytest.approx(expected, rel=1e-12), pid
 
 
 def test_the_tour_values_the_demo_book_on_the_demo_market():
@@ -65,3 +72,27 @@ def test_the_tour_values_the_demo_book_on_the_demo_market():
     assert {**tour_mc, "name": "mc_t"} == {**families["mc_t"], "revaluation": "instantaneous"}
     assert tour_mc["name"] == "mc_t_instant" and "revaluation" not in families["mc_t"]
     assert tour["execution"]["executor"] == "serial" and tour["outputs"] == {"sensitivity": False}
+
+
+def test_a_bad_sensitivity_value_is_one_line_naming_the_field(tmp_path):
+    from stressgrid.core import ConfigError
+    from stressgrid.grid import load_batch
+
+    with pytest.raises(ConfigError) as exc:
+        load_batch(_batch(tmp_path, outputs={"sensitivity": "maybe"}))
+    lines = str(exc.value).splitlines()
+    assert len(lines) == 1 and "field 'outputs.sensitivity'" in lines[0] and "(got 'maybe')" in lines[0], lines
+
+
+def test_a_streamed_run_without_the_sensitivity_table_writes_no_part_of_it(tmp_path):
+    from stressgrid import reports
+
+    spec = yaml.safe_load((ROOT / "tests" / "data" / "linear_batch.yaml").read_text())
+    mc = {"kind": "montecarlo", "name": "mc", "model": "student_t", "n_scenarios": 5000, "horizon_days": 10,
+          "window": {"end": "2017-03-29", "lookback_days": 500}}
+    res = run_batch(_batch(tmp_path, scenarios=spec["scenarios"] + [mc], execution={"stream": True},
+                           outputs={"sensitivity": False}), tmp_path / "out", serial=True)
+    assert (tmp_path / "out" / "scenarios").is_dir()  # a streamed run: its tables are folders of parts
+    assert not (tmp_path / "out" / "sensitivity").exists() and not (tmp_path / "out" / "sensitivity.parquet").exists()
+    assert not set(res.tables["risk_metrics"]["metric"]) & {"var_sensitivity", "cvar_sensitivity"}
+    assert reports.check_run_dir(tmp_path / "out") == []
